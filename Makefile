@@ -1,0 +1,37 @@
+# aicodec developer commands. `make setup` installs and runs the main job; `make test` tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup install run test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,torch]'
+	touch $(STAMP)
+
+## install the lab into .venv and run the main job on the built-in clip
+setup: install run
+
+install: $(STAMP)
+
+## the main job on the built-in default clip
+run: $(STAMP)
+	$(BIN)/aicodec baselines
+
+## the test suite (what CI runs)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## benchmarks: printed figures, not tests
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_metrics.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""Allow ``python -m aicodec``."""
+
+from aicodec.cli import main
+
+main()

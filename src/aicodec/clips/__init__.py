@@ -1,0 +1,6 @@
+"""Clips: video sources as 8-bit YUV 4:2:0 frames with a frame rate and a content hash."""
+
+from aicodec.clips.frames import Frames
+from aicodec.clips.loading import BUILTIN_NAME, Clip, load_clip, parse_fps, parse_size
+
+__all__ = ["BUILTIN_NAME", "Clip", "Frames", "load_clip", "parse_fps", "parse_size"]

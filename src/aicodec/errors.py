@@ -1,0 +1,35 @@
+"""Error types of the lab; the CLI turns each into one clear line and a non-zero exit."""
+
+
+class AicodecError(Exception):
+    """Base of every error the lab reports to its user as one line."""
+
+    exit_code = 2
+
+
+class ConfigError(AicodecError):
+    """A setting or option has a value the lab cannot use."""
+
+
+class ClipError(AicodecError):
+    """A video source cannot become a clip (missing, unreadable, wrong format or size)."""
+
+
+class FFmpegError(AicodecError):
+    """The bundled ffmpeg binary failed or is missing."""
+
+
+class MetricError(AicodecError):
+    """Two clips cannot be compared (different sizes or frame counts)."""
+
+
+class BDRateError(AicodecError):
+    """Rate-distortion curves cannot give a Bjontegaard delta."""
+
+
+class BaselineError(AicodecError):
+    """A standard encoder of the ladder failed or its ladder data is wrong."""
+
+
+class StoreError(AicodecError):
+    """The experiment store cannot be opened or written."""

@@ -1,0 +1,55 @@
+"""The bundled ffmpeg binary (from the imageio-ffmpeg wheel): locate, identify, run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from functools import lru_cache
+
+from aicodec.errors import FFmpegError
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary shipped inside the imageio-ffmpeg wheel."""
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception as exc:  # the wheel raises RuntimeError when its binary is gone
+        raise FFmpegError(f"the bundled ffmpeg binary is unavailable: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_version() -> str:
+    """The version string of the bundled ffmpeg build (it pins every encoder library)."""
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True, check=False
+    )
+    match = re.search(r"ffmpeg version (\S+)", result.stdout)
+    if result.returncode != 0 or not match:
+        raise FFmpegError("the bundled ffmpeg binary does not run")
+    return match.group(1)
+
+
+def last_error_line(stderr: bytes | str) -> str:
+    """The most informative line of ffmpeg's stderr (the last non-empty one)."""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def run_ffmpeg(
+    args: list[str], *, input_bytes: bytes | None = None, timeout_s: float = 3600.0
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the bundled ffmpeg with ``args``; raise FFmpegError on failure or timeout."""
+    command = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", *args]
+    try:
+        result = subprocess.run(
+            command, input=input_bytes, capture_output=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise FFmpegError(f"ffmpeg took longer than {timeout_s:.0f} s") from exc
+    if result.returncode != 0:
+        raise FFmpegError(f"ffmpeg failed: {last_error_line(result.stderr)}")
+    return result

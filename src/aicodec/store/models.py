@@ -1,0 +1,92 @@
+"""Tables of the experiment store (SQLAlchemy 2 declarative models).
+
+Schema changes go through the Alembic migrations in ``migrations/versions``; a new table
+for candidates, runs, scores, model calls or adoptions is a new revision there.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (timezone-aware)."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every store table."""
+
+
+class ClipRecord(Base):
+    """A clip the lab has measured, identified by the content hash of its frames."""
+
+    __tablename__ = "clips"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(Text)
+    start_frame: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    frame_count: Mapped[int] = mapped_column(Integer)
+    fps_num: Mapped[int] = mapped_column(Integer)
+    fps_den: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class BaselineEncode(Base):
+    """One rate point of a standard encoder on a clip, with the lab's own measurements."""
+
+    __tablename__ = "baseline_encodes"
+    __table_args__ = (
+        UniqueConstraint(
+            "clip_id", "encoder", "encoder_version", "settings_hash", "rate_value",
+            name="uq_baseline_encode_point",
+        ),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+    encoder: Mapped[str] = mapped_column(String(64))
+    encoder_version: Mapped[str] = mapped_column(String(128))
+    settings_hash: Mapped[str] = mapped_column(String(64))
+    settings_json: Mapped[str] = mapped_column(Text)
+    rate_option: Mapped[str] = mapped_column(String(32))
+    rate_value: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(Integer)
+    kbps: Mapped[float] = mapped_column(Float)
+    psnr_y: Mapped[float] = mapped_column(Float)
+    psnr_u: Mapped[float] = mapped_column(Float)
+    psnr_v: Mapped[float] = mapped_column(Float)
+    psnr_yuv: Mapped[float] = mapped_column(Float)
+    ssim_y: Mapped[float] = mapped_column(Float)
+    vmaf: Mapped[float | None] = mapped_column(Float, nullable=True)
+    encode_seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class RatePointChoice(Base):
+    """The rate values chosen for an encoder on a clip so its curve covers the anchor's range."""
+
+    __tablename__ = "rate_point_choices"
+    __table_args__ = (
+        UniqueConstraint(
+            "clip_id", "encoder", "encoder_version", "settings_hash", "targets_key",
+            name="uq_rate_point_choice",
+        ),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+    encoder: Mapped[str] = mapped_column(String(64))
+    encoder_version: Mapped[str] = mapped_column(String(128))
+    settings_hash: Mapped[str] = mapped_column(String(64))
+    targets_key: Mapped[str] = mapped_column(String(64))
+    rate_values_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
