@@ -315,12 +315,30 @@ def test_non_finite_psnr(bad: float) -> None:
 
 def test_no_psnr_overlap_names_both_ranges() -> None:
     far = curve([1000, 2000, 4000, 8000], [42.0, 44.0, 46.0, 48.0])
+    result = bd_compare(ANCHOR, far)  # same rates: BD-PSNR is still defined
+    assert result.bd_rate_percent is None and result.bd_psnr_db is not None
+    assert result.overlap_psnr == 0.0
+    assert any("do not overlap in PSNR" in note for note in result.warnings)
     with pytest.raises(BDRateError, match="do not overlap in PSNR") as info:
-        bd_compare(ANCHOR, far)
+        bd_rate(ANCHOR, far)
     assert "anchor 32 to 41 dB" in str(info.value)
     assert "test 42 to 48 dB" in str(info.value)
-    with pytest.raises(BDRateError, match="do not overlap in PSNR"):
-        bd_rate(ANCHOR, far)
+
+
+def test_same_quality_range_at_far_higher_rates_keeps_bd_rate() -> None:
+    # a weak codec: the same PSNR range as the anchor, every rate above the anchor's
+    weak = curve([9000, 18000, 36000, 72000], [32.0, 35.0, 38.0, 41.0])
+    result = bd_compare(ANCHOR, weak)
+    assert result.bd_psnr_db is None
+    assert result.bd_rate_percent == pytest.approx(bd_rate(ANCHOR, weak))
+    assert result.bd_rate_percent > 500
+    assert any("do not overlap in rate" in note for note in result.warnings)
+
+
+def test_curves_sharing_neither_range_are_an_error() -> None:
+    far = curve([10000, 20000, 40000, 80000], [42.0, 44.0, 46.0, 48.0])
+    with pytest.raises(BDRateError, match="do not overlap in PSNR .* BD is undefined"):
+        bd_compare(ANCHOR, far)
 
 
 def test_no_rate_overlap_for_bd_psnr_names_both_ranges() -> None:

@@ -40,10 +40,11 @@ class RDPoint:
 
 @dataclass
 class BDResult:
-    """Test against anchor: BD-rate in percent, BD-PSNR in dB, overlaps as fractions 0..1."""
+    """Test against anchor: BD-rate in percent, BD-PSNR in dB (None where undefined),
+    overlaps as fractions 0..1."""
 
-    bd_rate_percent: float
-    bd_psnr_db: float
+    bd_rate_percent: float | None
+    bd_psnr_db: float | None
     method: str
     overlap_psnr: float
     overlap_rate: float
@@ -239,12 +240,25 @@ def bd_compare(
     method: str = DEFAULT_METHOD,
     min_overlap: float = DEFAULT_MIN_OVERLAP,
 ) -> BDResult:
-    """BD-rate (percent; negative: test needs fewer bits) and BD-PSNR (dB) of test vs anchor."""
+    """BD-rate (percent; negative: test needs fewer bits) and BD-PSNR (dB) of test vs anchor.
+
+    A delta whose domain the curves do not share (PSNR for BD-rate, rate for BD-PSNR) is
+    None with a warning; when neither is defined, BDRateError.
+    """
     _check_options(method, min_overlap)
     anchor_curve = _prepare(anchor, "anchor")
     test_curve = _prepare(test, "test")
-    rate, overlap_psnr, rate_notes = _rate_delta(anchor_curve, test_curve, method, min_overlap)
-    psnr, overlap_rate, psnr_notes = _psnr_delta(anchor_curve, test_curve, method, min_overlap)
+    deltas = []
+    failures: list[str] = []
+    for delta in (_rate_delta, _psnr_delta):
+        try:
+            deltas.append(delta(anchor_curve, test_curve, method, min_overlap))
+        except BDRateError as exc:
+            failures.append(str(exc))
+            deltas.append((None, 0.0, [str(exc)]))
+    if len(failures) == 2:
+        raise BDRateError(failures[0].replace("BD-rate is undefined", "BD is undefined"))
+    (rate, overlap_psnr, rate_notes), (psnr, overlap_rate, psnr_notes) = deltas
     return BDResult(
         bd_rate_percent=rate,
         bd_psnr_db=psnr,

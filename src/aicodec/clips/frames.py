@@ -94,7 +94,8 @@ class Frames:
 
     @classmethod
     def from_i420(cls, data: bytes, width: int, height: int, fps: Fraction) -> Frames:
-        """Split raw planar I420 bytes into planes; the length must be whole frames."""
+        """Split raw planar I420 bytes into three contiguous planes; the length must be whole
+        frames."""
         luma = width * height
         frame = luma * 3 // 2
         if frame == 0 or len(data) % frame:
@@ -104,9 +105,10 @@ class Frames:
         flat = np.frombuffer(data, dtype=np.uint8).reshape(-1, frame)
         count = flat.shape[0]
         quarter = luma // 4
-        y = flat[:, :luma].reshape(count, height, width)
-        u = flat[:, luma : luma + quarter].reshape(count, height // 2, width // 2)
-        v = flat[:, luma + quarter :].reshape(count, height // 2, width // 2)
+        y = np.ascontiguousarray(flat[:, :luma]).reshape(count, height, width)
+        u = np.ascontiguousarray(flat[:, luma : luma + quarter])
+        v = np.ascontiguousarray(flat[:, luma + quarter :])
+        u, v = (plane.reshape(count, height // 2, width // 2) for plane in (u, v))
         return cls(y, u, v, Fraction(fps))
 
     def write_y4m(self, path: Path) -> None:

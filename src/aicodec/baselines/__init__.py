@@ -1,0 +1,23 @@
+"""The standard-encoder ladder: x264, x265, SVT-AV1, libaom, VVenC, MPEG-2 and MJPEG."""
+
+from aicodec.baselines.ladder import EncoderSpec, Ladder, load_ladder
+from aicodec.baselines.runner import (
+    EncoderCurve,
+    LadderProgress,
+    LadderResult,
+    RatePoint,
+    bitrate_kbps,
+    run_ladder,
+)
+
+__all__ = [
+    "EncoderCurve",
+    "EncoderSpec",
+    "Ladder",
+    "LadderProgress",
+    "LadderResult",
+    "RatePoint",
+    "bitrate_kbps",
+    "load_ladder",
+    "run_ladder",
+]

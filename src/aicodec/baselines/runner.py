@@ -1,0 +1,373 @@
+"""Running the ladder on a clip: cached encodes, matched rate points, RD curves and BD-rates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import select
+
+from aicodec.baselines.encoding import encode_and_decode
+from aicodec.baselines.ladder import EncoderSpec, Ladder
+from aicodec.baselines.search import choose_rates
+from aicodec.bdrate import RDPoint, bd_compare
+from aicodec.clips import Clip
+from aicodec.errors import BDRateError
+from aicodec.ffmpeg import ffmpeg_version
+from aicodec.metrics import compare, vmaf
+from aicodec.settings import Settings
+from aicodec.store import BaselineEncode, ClipRecord, RatePointChoice, Store
+
+
+def bitrate_kbps(size_bytes: int, frames: int, fps: float) -> float:
+    """Bitrate of ``size_bytes`` spread over ``frames`` at ``fps`` (kbit/s)."""
+    return 8.0 * size_bytes / (frames / fps) / 1000.0
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One encode of a clip: its rate value, size, quality and speed."""
+
+    rate_value: int
+    bytes: int
+    kbps: float
+    psnr_y: float
+    psnr_u: float
+    psnr_v: float
+    psnr_yuv: float
+    ssim_y: float
+    vmaf: float | None
+    encode_seconds: float
+    frames: int
+
+    @property
+    def encode_fps(self) -> float:
+        """Encoding speed (frames per second, wall clock, including ffmpeg start-up)."""
+        return self.frames / self.encode_seconds if self.encode_seconds > 0 else float("inf")
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready point; VMAF only when measured."""
+        data = asdict(self)
+        data["encode_fps"] = self.encode_fps
+        if self.vmaf is None:
+            del data["vmaf"]
+        return data
+
+
+@dataclass
+class EncoderCurve:
+    """An encoder's RD points on one clip and its BD-rate against the anchor."""
+
+    name: str
+    description: str
+    rate_option: str
+    points: list[RatePoint]
+    bd_rate_vs: dict[str, float | None] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def rd_points(self) -> list[RDPoint]:
+        """The curve as (kbit/s, PSNR-Y dB) points."""
+        return [RDPoint(point.kbps, point.psnr_y) for point in self.points]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready curve."""
+        return {
+            "description": self.description,
+            "rate_option": self.rate_option,
+            "points": [point.to_dict() for point in self.points],
+            "bd_rate_vs": self.bd_rate_vs,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class LadderResult:
+    """The whole ladder on one clip."""
+
+    clip: Clip
+    anchor: str
+    encoder_version: str
+    encoders: dict[str, EncoderCurve]
+    fresh_encodes: int = 0
+    cached_encodes: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready result: ``{"clip", "anchor", "encoders": {NAME: curve}, ...}``."""
+        return {
+            "clip": self.clip.describe(),
+            "anchor": self.anchor,
+            "ffmpeg_version": self.encoder_version,
+            "encoders": {name: curve.to_dict() for name, curve in self.encoders.items()},
+            "fresh_encodes": self.fresh_encodes,
+            "cached_encodes": self.cached_encodes,
+            "bitrate_counts": "bytes of the raw elementary stream (no container), "
+            "encoder-banner SEI removed",
+        }
+
+
+@dataclass(frozen=True)
+class LadderProgress:
+    """What the ladder is doing now, for a progress display."""
+
+    encoder: str
+    encoder_index: int
+    encoder_total: int
+    rate_option: str
+    rate_value: int | None
+    cached: bool
+    finished: bool = False
+
+
+ProgressCallback = Callable[[LadderProgress], None]
+
+
+def record_clip(store: Store, clip: Clip) -> int:
+    """The store id of ``clip``, inserting it on first sight."""
+    frames = clip.frames
+    with store.session() as session:
+        found = session.scalar(
+            select(ClipRecord).where(ClipRecord.content_hash == clip.content_hash)
+        )
+        if found is not None:
+            return found.id
+        record = ClipRecord(
+            content_hash=clip.content_hash,
+            name=clip.name,
+            source=clip.source,
+            start_frame=clip.start,
+            width=frames.width,
+            height=frames.height,
+            frame_count=frames.count,
+            fps_num=frames.fps.numerator,
+            fps_den=frames.fps.denominator,
+        )
+        session.add(record)
+        session.flush()
+        return record.id
+
+
+class _EncoderRun:
+    """Encodes one encoder's points on one clip, through the store's cache."""
+
+    def __init__(
+        self,
+        spec: EncoderSpec,
+        clip: Clip,
+        clip_id: int,
+        store: Store,
+        settings: Settings,
+        ladder: Ladder,
+        report: Callable[[int | None, bool], None],
+    ) -> None:
+        self.spec, self.clip, self.clip_id, self.store = spec, clip, clip_id, store
+        self.settings, self.ladder, self.report = settings, ladder, report
+        self.version = ffmpeg_version()
+        self.settings_hash = spec.settings_hash(ladder.threads)
+        self.encoded_now: set[int] = set()
+        self.cached = 0
+
+    def _key(self):  # type: ignore[no-untyped-def]
+        return (
+            BaselineEncode.clip_id == self.clip_id,
+            BaselineEncode.encoder == self.spec.name,
+            BaselineEncode.encoder_version == self.version,
+            BaselineEncode.settings_hash == self.settings_hash,
+        )
+
+    def point(self, rate: int, with_vmaf: bool = False) -> RatePoint:
+        """The measured point at ``rate``: from the store, else encoded now and stored."""
+        with self.store.session() as session:
+            row = session.scalar(
+                select(BaselineEncode).where(*self._key(), BaselineEncode.rate_value == rate)
+            )
+            if row is not None and (row.vmaf is not None or not with_vmaf):
+                if rate not in self.encoded_now:
+                    self.cached += 1
+                    self.report(rate, True)
+                return _point_from_row(row)
+        self.report(rate, False)
+        frames = self.clip.frames
+        encoded = encode_and_decode(
+            self.spec, frames, rate, self.ladder.threads, self.settings.ffmpeg_timeout_s
+        )
+        self.encoded_now.add(rate)
+        quality = compare(frames, encoded.decoded, settings=self.settings)
+        score = None
+        if with_vmaf:
+            score, _ = vmaf(
+                frames,
+                encoded.decoded,
+                model=self.settings.vmaf_model,
+                threads=self.settings.vmaf_threads,
+            )
+        size = len(encoded.bitstream)
+        point = RatePoint(
+            rate_value=rate,
+            bytes=size,
+            kbps=bitrate_kbps(size, frames.count, float(frames.fps)),
+            psnr_y=quality.psnr_y,
+            psnr_u=quality.psnr_u,
+            psnr_v=quality.psnr_v,
+            psnr_yuv=quality.psnr_yuv,
+            ssim_y=quality.ssim_y,
+            vmaf=score,
+            encode_seconds=encoded.encode_seconds,
+            frames=frames.count,
+        )
+        self._save(point)
+        return point
+
+    def _save(self, point: RatePoint) -> None:
+        """Insert the point, or update the stored one (adding VMAF) in one transaction."""
+        with self.store.session() as session:
+            row = session.scalar(
+                select(BaselineEncode).where(
+                    *self._key(), BaselineEncode.rate_value == point.rate_value
+                )
+            )
+            if row is None:
+                row = BaselineEncode(
+                    clip_id=self.clip_id,
+                    encoder=self.spec.name,
+                    encoder_version=self.version,
+                    settings_hash=self.settings_hash,
+                    settings_json=json.dumps(self.spec.identity(self.ladder.threads)),
+                    rate_option=self.spec.rate_option,
+                )
+                session.add(row)
+            for name in ("rate_value", "frames", "bytes", "kbps", "psnr_y", "psnr_u"):
+                setattr(row, name, getattr(point, name))
+            for name in ("psnr_v", "psnr_yuv", "ssim_y", "vmaf", "encode_seconds"):
+                setattr(row, name, getattr(point, name))
+
+    def rates_for(self, targets: list[float]) -> list[int]:
+        """Rate values matching ``targets`` (PSNR-Y dB): the cached choice, else searched."""
+        key = hashlib.sha256(json.dumps([round(t, 4) for t in targets]).encode()).hexdigest()
+        where = (
+            RatePointChoice.clip_id == self.clip_id,
+            RatePointChoice.encoder == self.spec.name,
+            RatePointChoice.encoder_version == self.version,
+            RatePointChoice.settings_hash == self.settings_hash,
+            RatePointChoice.targets_key == key,
+        )
+        with self.store.session() as session:
+            found = session.scalar(select(RatePointChoice).where(*where))
+            if found is not None:
+                return [int(rate) for rate in json.loads(found.rate_values_json)]
+        spec = self.spec
+        rates = choose_rates(
+            lambda rate: self.point(rate).psnr_y,
+            targets,
+            lo=spec.rate_min,
+            hi=spec.rate_max,
+            start=(spec.rate_min + spec.rate_max) // 2,
+            db_per_step=spec.db_per_step,
+            tolerance_db=self.ladder.target_tolerance_db,
+            max_encodes_per_target=self.ladder.max_search_encodes,
+        )
+        with self.store.session() as session:
+            session.add(
+                RatePointChoice(
+                    clip_id=self.clip_id,
+                    encoder=spec.name,
+                    encoder_version=self.version,
+                    settings_hash=self.settings_hash,
+                    targets_key=key,
+                    rate_values_json=json.dumps(rates),
+                )
+            )
+        return rates
+
+
+def _point_from_row(row: BaselineEncode) -> RatePoint:
+    """A RatePoint from its stored row."""
+    return RatePoint(
+        rate_value=row.rate_value,
+        bytes=row.bytes,
+        kbps=row.kbps,
+        psnr_y=row.psnr_y,
+        psnr_u=row.psnr_u,
+        psnr_v=row.psnr_v,
+        psnr_yuv=row.psnr_yuv,
+        ssim_y=row.ssim_y,
+        vmaf=row.vmaf,
+        encode_seconds=row.encode_seconds,
+        frames=row.frames,
+    )
+
+
+def run_ladder(
+    clip: Clip,
+    store: Store,
+    settings: Settings,
+    ladder: Ladder,
+    *,
+    encoders: list[str] | None = None,
+    with_vmaf: bool = False,
+    progress: ProgressCallback | None = None,
+) -> LadderResult:
+    """Encode ``clip`` with the chosen encoders (the anchor always), matched to the anchor's
+    PSNR-Y range, and compute each encoder's BD-rate against the anchor."""
+    specs = ladder.select(encoders)
+    clip_id = record_clip(store, clip)
+    result = LadderResult(clip, ladder.anchor, ffmpeg_version(), {})
+    targets: list[float] = []
+    for index, spec in enumerate(specs):
+
+        def report(rate: int | None, cached: bool, spec: EncoderSpec = spec, i: int = index):
+            if progress is not None:
+                event = LadderProgress(spec.name, i, len(specs), spec.rate_option, rate, cached)
+                progress(event)
+
+        run = _EncoderRun(spec, clip, clip_id, store, settings, ladder, report)
+        if spec.name == ladder.anchor:
+            rates = sorted(ladder.anchor_rates)
+        else:
+            rates = run.rates_for(targets)
+        points = sorted(
+            (run.point(rate, with_vmaf) for rate in rates), key=lambda point: point.kbps
+        )
+        if spec.name == ladder.anchor:
+            targets = [point.psnr_y for point in points]
+        result.encoders[spec.name] = EncoderCurve(
+            spec.name, spec.description, spec.rate_option, points
+        )
+        result.fresh_encodes += len(run.encoded_now)
+        result.cached_encodes += run.cached
+        if progress is not None:
+            progress(
+                LadderProgress(
+                    spec.name, index, len(specs), spec.rate_option, None, False, finished=True
+                )
+            )
+    _add_bd_rates(result, settings)
+    return result
+
+
+def _add_bd_rates(result: LadderResult, settings: Settings) -> None:
+    """Fill each curve's BD-rate against the anchor (None with a warning when undefined)."""
+    anchor = result.encoders[result.anchor]
+    for curve in result.encoders.values():
+        if curve is anchor:
+            curve.bd_rate_vs[anchor.name] = 0.0
+            continue
+        try:
+            bd = bd_compare(
+                anchor.rd_points(),
+                curve.rd_points(),
+                method=settings.bd_method,
+                min_overlap=settings.bd_min_overlap,
+            )
+        except BDRateError as exc:
+            curve.bd_rate_vs[anchor.name] = None
+            curve.warnings.append(f"BD-rate vs {anchor.name} undefined: {exc}")
+            continue
+        curve.bd_rate_vs[anchor.name] = bd.bd_rate_percent
+        if bd.overlap_psnr < settings.bd_min_overlap:
+            curve.warnings.append(
+                f"its PSNR-Y range overlaps {bd.overlap_psnr:.0%} of the combined range with "
+                f"{anchor.name} (under {settings.bd_min_overlap:.0%}): the BD-rate covers only "
+                "the shared part"
+            )

@@ -1,0 +1,417 @@
+"""The ``aicodec`` command line: parses options, calls the library, renders with Rich."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aicodec import __version__
+from aicodec.errors import AicodecError, ConfigError
+from aicodec.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="aicodec: a lab for autonomous video-codec research with honest measurements.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+T = TypeVar("T")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Store URL or SQLite path [env AICODEC_DB; default experiments.db]."),
+]
+VideoOption = Annotated[
+    Path | None,
+    typer.Option("--video", help="Video file (any format ffmpeg reads); default: built-in clip."),
+]
+StartOption = Annotated[int, typer.Option("--start", help="First frame of the window.")]
+FramesOption = Annotated[
+    int | None, typer.Option("--frames", help="Number of frames in the window (default: all).")
+]
+SizeOption = Annotated[str | None, typer.Option("--size", help="WxH, required for raw .yuv.")]
+FpsOption = Annotated[
+    str | None,
+    typer.Option("--fps", help="Frame rate (30, 29.97, 30000/1001); required for raw .yuv, "
+                 "overrides the file's rate otherwise."),
+]  # fmt: skip
+ConvertOption = Annotated[
+    bool,
+    typer.Option("--convert", help="Convert 10-bit, 4:2:2, 4:4:4 or RGB sources to 8-bit 4:2:0."),
+]
+VmafOption = Annotated[bool, typer.Option("--vmaf", help="Also measure VMAF (vmaf_v0.6.1).")]
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace non-finite floats (infinite PSNR of identical frames) with null for JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as JSON to stdout (non-finite numbers become null)."""
+    sys.stdout.write(json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run a command body; any lab error becomes one red line on stderr and a non-zero exit."""
+    try:
+        return action()
+    except AicodecError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/yellow]; everything finished so far is in the store")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # last line of defence: never a traceback for the user
+        if os.environ.get("AICODEC_DEBUG"):
+            raise
+        err.print(
+            f"[red]internal error:[/red] {type(exc).__name__}: {exc} "
+            "(set AICODEC_DEBUG=1 to see the traceback)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(70) from None
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings from defaults, environment and CLI options; a bad value is a ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"setting {where}: {first['msg']}") from None
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    """A number for a table cell: fixed digits, 'inf' or '-'."""
+    if value is None:
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f}"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out.print(f"aicodec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
+    ] = False,
+) -> None:
+    """aicodec: a lab for autonomous video-codec research with honest measurements."""
+
+
+@app.command("clip")
+def clip_command(
+    video: VideoOption = None,
+    start: StartOption = 0,
+    frames: FramesOption = None,
+    size: SizeOption = None,
+    fps: FpsOption = None,
+    convert: ConvertOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Load a clip and show its size, frame count, frame rate and content hash."""
+
+    def body() -> None:
+        from aicodec.clips import load_clip
+
+        settings = make_settings()
+        clip = load_clip(
+            video, settings, start=start, count=frames, size=size, fps=fps, convert=convert
+        )
+        info = clip.describe()
+        if as_json:
+            print_json(info)
+            return
+        table = Table(title=f"clip {clip.name}", show_header=False)
+        for key, value in info.items():
+            table.add_row(key, str(value))
+        out.print(table)
+
+    guarded(body)
+
+
+@app.command("compare")
+def compare_command(
+    reference: Annotated[Path, typer.Argument(help="The original video.")],
+    distorted: Annotated[Path, typer.Argument(help="The decoded (distorted) video.")],
+    start: StartOption = 0,
+    frames: FramesOption = None,
+    size: SizeOption = None,
+    fps: FpsOption = None,
+    convert: ConvertOption = False,
+    vmaf: VmafOption = False,
+    weights: Annotated[
+        str | None,
+        typer.Option("--weights", help="PSNR-YUV weights Y,U,V [default 6,1,1]."),
+    ] = None,
+    per_frame: Annotated[
+        bool, typer.Option("--per-frame", help="Also print the per-frame table.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure PSNR (Y, U, V, YUV), SSIM-Y and optionally VMAF of DISTORTED against REFERENCE."""
+
+    def body() -> None:
+        from aicodec.clips import load_clip
+        from aicodec.metrics import compare
+
+        overrides: dict[str, object] = {}
+        if weights is not None:
+            overrides["psnr_yuv_weights"] = _parse_weights(weights)
+        settings = make_settings(**overrides)
+        window = dict(start=start, count=frames, size=size, fps=fps, convert=convert)
+        ref = load_clip(reference, settings, **window)  # type: ignore[arg-type]
+        dist = load_clip(distorted, settings, **window)  # type: ignore[arg-type]
+        report = compare(ref.frames, dist.frames, settings=settings, with_vmaf=vmaf)
+        if as_json:
+            print_json(report.to_dict())
+            return
+        _render_quality(report, ref.name, dist.name, per_frame)
+
+    guarded(body)
+
+
+def _parse_weights(text: str) -> tuple[int, int, int]:
+    """Parse ``6,1,1`` into PSNR-YUV weights."""
+    parts = text.split(",")
+    try:
+        values = tuple(int(part) for part in parts)
+    except ValueError:
+        raise ConfigError(f"--weights {text!r} must be three integers like 6,1,1") from None
+    if len(values) != 3 or min(values) < 0 or sum(values) == 0:
+        raise ConfigError(f"--weights {text!r} must be three non-negative integers, not all 0")
+    return values  # type: ignore[return-value]
+
+
+def _render_quality(report: Any, ref_name: str, dist_name: str, per_frame: bool) -> None:
+    """Print the summary (and optionally per-frame) quality tables."""
+    weights = ":".join(str(w) for w in report.weights)
+    table = Table(title=f"{dist_name} against {ref_name}, {report.frames} frames")
+    columns = ["PSNR-Y dB", "PSNR-U dB", "PSNR-V dB", f"PSNR-YUV {weights} dB", "SSIM-Y"]
+    values = [report.psnr_y, report.psnr_u, report.psnr_v, report.psnr_yuv]
+    cells = [fmt(value, 3) for value in values] + [fmt(report.ssim_y, 5)]
+    if report.vmaf is not None:
+        columns.append("VMAF")
+        cells.append(fmt(report.vmaf, 3))
+    for column in columns:
+        table.add_column(column, justify="right")
+    table.add_row(*cells)
+    out.print(table)
+    out.print(
+        "PSNR per plane is 10*log10(255^2 / MSE) with MSE averaged over all frames; "
+        f"PSNR-YUV weights Y:U:V = {weights}; SSIM-Y is the mean over frames "
+        "(11x11 Gaussian window, sigma 1.5)."
+    )
+    if per_frame:
+        frames_table = Table(title="per frame")
+        for column in ["frame", "PSNR-Y", "PSNR-U", "PSNR-V", "PSNR-YUV", "SSIM-Y"]:
+            frames_table.add_column(column, justify="right")
+        for row in report.per_frame:
+            frames_table.add_row(
+                str(row.index),
+                *(fmt(value, 3) for value in (row.psnr_y, row.psnr_u, row.psnr_v, row.psnr_yuv)),
+                fmt(row.ssim_y, 5),
+            )
+        out.print(frames_table)
+
+
+@app.command("bdrate")
+def bdrate_command(
+    anchor: Annotated[Path, typer.Argument(help="Anchor curve: CSV with kbps,psnr or JSON.")],
+    test: Annotated[Path, typer.Argument(help="Test curve: CSV with kbps,psnr or JSON.")],
+    method: Annotated[
+        str | None,
+        typer.Option("--method", help="Interpolation: pchip (JCT-VC/JVET), akima or cubic."),
+    ] = None,
+    min_overlap: Annotated[
+        float | None,
+        typer.Option("--min-overlap", help="Warn below this overlap fraction [default 0.75]."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Bjontegaard delta rate (percent) and delta PSNR (dB) of TEST against ANCHOR."""
+
+    def body() -> None:
+        from aicodec.bdrate import bd_compare, load_curve
+
+        settings = make_settings(bd_method=method, bd_min_overlap=min_overlap)
+        result = bd_compare(
+            load_curve(anchor),
+            load_curve(test),
+            method=settings.bd_method,
+            min_overlap=settings.bd_min_overlap,
+        )
+        for warning in result.warnings:
+            err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+        if as_json:
+            print_json(result.to_dict())
+            return
+        table = Table(title=f"{test.name} against {anchor.name} ({result.method})")
+        for column in ["BD-rate %", "BD-PSNR dB", "PSNR overlap", "rate overlap"]:
+            table.add_column(column, justify="right")
+        table.add_row(
+            fmt(result.bd_rate_percent, 3),
+            fmt(result.bd_psnr_db, 3),
+            f"{result.overlap_psnr:.0%}",
+            f"{result.overlap_rate:.0%}",
+        )
+        out.print(table)
+        out.print("Negative BD-rate: the test needs fewer bits than the anchor for equal PSNR.")
+
+    guarded(body)
+
+
+@app.command("baselines")
+def baselines_command(
+    video: VideoOption = None,
+    start: StartOption = 0,
+    frames: FramesOption = None,
+    size: SizeOption = None,
+    fps: FpsOption = None,
+    convert: ConvertOption = False,
+    encoders: Annotated[
+        str | None,
+        typer.Option("--encoders", help="Comma list, e.g. x264,vvenc (default: whole ladder)."),
+    ] = None,
+    vmaf: VmafOption = False,
+    ladder_file: Annotated[
+        Path | None, typer.Option("--ladder", help="Ladder TOML file [default baselines/].")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Encode a clip with the standard encoders at matched quality and print their RD curves."""
+
+    def body() -> None:
+        from aicodec.baselines import load_ladder, run_ladder
+        from aicodec.clips import load_clip
+        from aicodec.store import Store
+
+        settings = make_settings(db=db, ladder_file=ladder_file)
+        ladder = load_ladder(settings.ladder_file)
+        names = [name.strip() for name in encoders.split(",") if name.strip()] if encoders else None
+        ladder.select(names)  # fail on an unknown name before any work
+        clip = load_clip(
+            video, settings, start=start, count=frames, size=size, fps=fps, convert=convert
+        )
+        store = Store(settings.db)
+        try:
+            result = _run_with_progress(
+                lambda progress: run_ladder(
+                    clip, store, settings, ladder, encoders=names, with_vmaf=vmaf,
+                    progress=progress,
+                )
+            )  # fmt: skip
+        finally:
+            store.close()
+        for curve in result.encoders.values():
+            for warning in curve.warnings:
+                err.print(f"[yellow]warning:[/yellow] {curve.name}: {warning}", soft_wrap=True)
+        if as_json:
+            print_json(result.to_dict())
+            return
+        _render_ladder(result, vmaf)
+
+    guarded(body)
+
+
+def _run_with_progress(work: Callable[[Callable[[Any], None]], T]) -> T:
+    """Run ladder work under a Rich progress bar fed by its progress events."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} encoders"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def on_event(event: Any) -> None:
+            state = "cached" if event.cached else "encoding"
+            rate = "" if event.rate_value is None else f" {event.rate_option} {event.rate_value}"
+            bar.update(
+                task,
+                total=event.encoder_total,
+                completed=event.encoder_index + (1 if event.finished else 0),
+                description=f"{event.encoder}{rate} ({'done' if event.finished else state})",
+            )
+
+        return work(on_event)
+
+
+def _render_ladder(result: Any, with_vmaf: bool) -> None:
+    """Print the RD points of every encoder and their BD-rates against the anchor."""
+    clip = result.clip.frames
+    title = (
+        f"{result.clip.name}: {clip.width}x{clip.height}, {clip.count} frames at "
+        f"{float(clip.fps):.3f} fps ({result.fresh_encodes} encoded, "
+        f"{result.cached_encodes} from the store)"
+    )
+    table = Table(title=title)
+    columns = ["encoder", "rate", "kbps", "PSNR-Y", "PSNR-YUV", "SSIM-Y"]
+    columns += ["VMAF"] if with_vmaf else []
+    columns += ["enc fps"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "encoder" else "right")
+    for curve in result.encoders.values():
+        for index, point in enumerate(curve.points):
+            cells = [
+                curve.name if index == 0 else "",
+                f"{curve.rate_option} {point.rate_value}",
+                fmt(point.kbps, 1),
+                fmt(point.psnr_y, 2),
+                fmt(point.psnr_yuv, 2),
+                fmt(point.ssim_y, 4),
+            ]
+            cells += [fmt(point.vmaf, 2)] if with_vmaf else []
+            cells += [fmt(point.encode_fps, 1)]
+            table.add_row(*cells, end_section=index == len(curve.points) - 1)
+    out.print(table)
+    summary = Table(title=f"BD-rate against {result.anchor} (PSNR-Y, pchip)")
+    summary.add_column("encoder")
+    summary.add_column(f"BD-rate vs {result.anchor}", justify="right")
+    for curve in result.encoders.values():
+        value = curve.bd_rate_vs.get(result.anchor)
+        summary.add_row(curve.name, "undefined" if value is None else f"{value:+.2f} %")
+    out.print(summary)
+    out.print(
+        "kbps counts the raw elementary stream (no container, encoder-banner SEI removed); "
+        "PSNR in dB; BD-rate < 0 means fewer bits than the anchor at equal PSNR-Y."
+    )
+
+
+def main() -> None:
+    """Entry point of the ``aicodec`` console script."""
+    app()

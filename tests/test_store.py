@@ -1,0 +1,102 @@
+"""The experiment store: migrations, reopening, refusal of foreign or newer stores, rollback."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select
+
+from aicodec.errors import StoreError
+from aicodec.settings import Settings, load_settings
+from aicodec.store import ClipRecord, Store, head_revision, normalise_url
+from aicodec.store.models import Base
+
+
+def add_clip(store: Store, content_hash: str = "a" * 64) -> None:
+    with store.session() as session:
+        session.add(
+            ClipRecord(
+                content_hash=content_hash, name="c", source="s", start_frame=0, width=352,
+                height=288, frame_count=30, fps_num=30, fps_den=1,
+            )
+        )  # fmt: skip
+
+
+def test_new_store_is_migrated_to_head_and_matches_the_models(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "new.db"))
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        assert context.get_current_revision() == head_revision()
+        assert compare_metadata(context, Base.metadata) == []
+    store.close()
+
+
+def test_data_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "keep.db"
+    store = Store(str(path))
+    add_clip(store)
+    store.close()
+    again = Store(f"sqlite:///{path}")
+    with again.session() as session:
+        assert session.scalar(select(func.count()).select_from(ClipRecord)) == 1
+    again.close()
+
+
+def test_failed_transaction_writes_nothing(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "tx.db"))
+    add_clip(store)
+    with pytest.raises(StoreError, match="store write failed"):
+        add_clip(store)  # same content hash: unique constraint
+    with pytest.raises(RuntimeError):
+        with store.session() as session:
+            session.add(
+                ClipRecord(
+                    content_hash="b" * 64, name="c", source="s", start_frame=0, width=2,
+                    height=2, frame_count=1, fps_num=1, fps_den=1,
+                )
+            )  # fmt: skip
+            session.flush()
+            raise RuntimeError("crash in the middle of a step")
+    with store.session() as session:
+        hashes = session.scalars(select(ClipRecord.content_hash)).all()
+    assert hashes == ["a" * 64]
+    store.close()
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("my precious notes\n" * 50)
+    with pytest.raises(StoreError, match="not a database"):
+        Store(str(path))
+    assert path.read_text() == "my precious notes\n" * 50
+
+
+def test_a_store_from_newer_code_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "newer.db"
+    store = Store(str(path))
+    add_clip(store)
+    store.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    with pytest.raises(StoreError, match="newer version"):
+        Store(str(path))
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT count(*) FROM clips").fetchone() == (1,)
+
+
+def test_missing_folder_and_driver_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        Store(str(tmp_path / "no" / "such" / "x.db"))
+    with pytest.raises(StoreError, match="cannot open the store"):
+        Store("nosuchdialect://somewhere/x")
+
+
+def test_store_url_comes_from_environment_or_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AICODEC_DB", "/tmp/from-env.db")
+    assert Settings().db == "/tmp/from-env.db"
+    assert load_settings(db="sqlite:///x.db").db == "sqlite:///x.db"
+    assert normalise_url("/tmp/from-env.db") == "sqlite:////tmp/from-env.db"
