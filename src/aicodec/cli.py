@@ -143,12 +143,9 @@ def clip_command(
     """Load a clip and show its size, frame count, frame rate and content hash."""
 
     def body() -> None:
-        from aicodec.clips import load_clip
-
         settings = make_settings()
-        clip = load_clip(
-            video, settings, start=start, count=frames, size=size, fps=fps, convert=convert
-        )
+        clip = load_window(settings, video, start=start, count=frames, size=size, fps=fps,
+                           convert=convert)  # fmt: skip
         info = clip.describe()
         if as_json:
             print_json(info)
@@ -410,6 +407,241 @@ def _render_ladder(result: Any, with_vmaf: bool) -> None:
         "kbps counts the raw elementary stream (no container, encoder-banner SEI removed); "
         "PSNR in dB; BD-rate < 0 means fewer bits than the anchor at equal PSNR-Y."
     )
+
+
+CodecArgument = Annotated[Path, typer.Argument(help="The codec file (Python, in the contract).")]
+QualitiesOption = Annotated[
+    str | None,
+    typer.Option("--qualities", help="Comma list of qualities 0-100 [default 20,40,60,80]."),
+]
+KeepOption = Annotated[
+    Path | None,
+    typer.Option("--keep", help="Write DIR/q{quality}.bin and DIR/q{quality}.y4m per point."),
+]
+
+
+def load_window(settings: Settings, video: Path | None, **window: Any) -> Any:
+    """The clip chosen by the shared clip options."""
+    from aicodec.clips import load_clip
+
+    return load_clip(video, settings, **window)
+
+
+@app.command("validate")
+def validate_command(codec: CodecArgument, as_json: JsonOption = False) -> None:
+    """Check a codec file statically (contract, imports, forbidden names); exit 1 if invalid."""
+
+    def body() -> None:
+        from aicodec.candidates import read_candidate
+        from aicodec.validation import validate_source
+
+        report = validate_source(read_candidate(codec))
+        if as_json:
+            print_json(report.to_dict())
+        elif report.valid:
+            out.print(f"[green]valid[/green] {codec} (code hash {report.code_hash[:16]})")
+        else:
+            table = Table(title=f"{codec}: {len(report.violations)} problem(s)")
+            for column in ("line", "rule", "problem"):
+                table.add_column(column)
+            for violation in report.violations:
+                table.add_row(str(violation.line), violation.rule, violation.message)
+            out.print(table)
+        if not report.valid:
+            raise typer.Exit(1)
+
+    guarded(body)
+
+
+def _with_store(db: str | None, work: Callable[[Any, Settings], T], **overrides: Any) -> T:
+    """Open the store named by ``--db`` (or the settings), run ``work``, close it."""
+    from aicodec.store import Store
+
+    settings = make_settings(db=db, **overrides)
+    store = Store(settings.db)
+    try:
+        return work(store, settings)
+    finally:
+        store.close()
+
+
+def _status(message: str) -> Any:
+    """A transient Rich status line on stderr for long candidate runs."""
+    return err.status(message, spinner="dots")
+
+
+@app.command("run")
+def run_command(
+    codec: CodecArgument,
+    video: VideoOption = None,
+    start: StartOption = 0,
+    frames: FramesOption = None,
+    size: SizeOption = None,
+    fps: FpsOption = None,
+    convert: ConvertOption = False,
+    qualities: QualitiesOption = None,
+    keep: KeepOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a codec in the sandbox: encode per quality, decode each bitstream twice apart."""
+
+    def body() -> None:
+        from aicodec.candidates import read_candidate
+        from aicodec.scoring import parse_qualities, run_and_measure
+
+        source = read_candidate(codec)
+        levels = parse_qualities(qualities)
+
+        def work(store: Any, settings: Settings) -> Any:
+            clip = load_window(settings, video, start=start, count=frames, size=size, fps=fps,
+                               convert=convert)  # fmt: skip
+            with _status(f"running {codec.name} on {clip.name}") as status:
+                return run_and_measure(
+                    source, codec.name, clip, store, settings, levels, keep_dir=keep,
+                    reuse=False, progress=lambda text: status.update(f"{codec.name}: {text}"),
+                )  # fmt: skip
+
+        outcome = _with_store(db, work)
+        if as_json:
+            print_json(outcome.to_dict())
+            return
+        _render_points(outcome, with_vmaf=False, title="sandbox run")
+
+    guarded(body)
+
+
+@app.command("score")
+def score_command(
+    codec: CodecArgument,
+    video: VideoOption = None,
+    start: StartOption = 0,
+    frames: FramesOption = None,
+    size: SizeOption = None,
+    fps: FpsOption = None,
+    convert: ConvertOption = False,
+    qualities: QualitiesOption = None,
+    keep: KeepOption = None,
+    vmaf: VmafOption = False,
+    encoders: Annotated[
+        str | None,
+        typer.Option("--encoders", help="Ladder encoders to compare with (default: all)."),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score a codec: RD points measured by the lab and BD-rate against every encoder."""
+
+    def body() -> None:
+        from aicodec.baselines import load_ladder
+        from aicodec.candidates import read_candidate
+        from aicodec.scoring import parse_qualities, score_candidate
+
+        source = read_candidate(codec)
+        levels = parse_qualities(qualities)
+        names = [name.strip() for name in encoders.split(",")] if encoders else None
+
+        def work(store: Any, settings: Settings) -> Any:
+            ladder = load_ladder(settings.ladder_file)
+            ladder.select(names)
+            clip = load_window(settings, video, start=start, count=frames, size=size, fps=fps,
+                               convert=convert)  # fmt: skip
+            with _status(f"scoring {codec.name} on {clip.name}") as status:
+                return score_candidate(
+                    source, codec.name, clip, store, settings, ladder, levels, encoders=names,
+                    keep_dir=keep, with_vmaf=vmaf,
+                    progress=lambda text: status.update(f"{codec.name}: {text}"),
+                )  # fmt: skip
+
+        outcome = _with_store(db, work)
+        for warning in outcome.warnings:
+            err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+        if as_json:
+            print_json(outcome.to_dict())
+            return
+        _render_points(outcome, with_vmaf=vmaf, title="score")
+        summary = Table(title="BD-rate of the codec against each encoder (PSNR-Y)")
+        summary.add_column("encoder")
+        summary.add_column("BD-rate", justify="right")
+        for name, value in outcome.bd_rate_vs.items():
+            summary.add_row(name, "undefined" if value is None else f"{value:+.2f} %")
+        out.print(summary)
+        out.print("BD-rate < 0: the codec needs fewer bits than that encoder at equal PSNR-Y.")
+
+    guarded(body)
+
+
+def _render_points(outcome: Any, *, with_vmaf: bool, title: str) -> None:
+    """Print a candidate's measured rate points and the isolation in force."""
+    clip = outcome.clip.frames
+    reused = " (stored run reused)" if outcome.reused else ""
+    table = Table(
+        title=f"{title} of {outcome.name} on {outcome.clip.name}: {clip.width}x{clip.height}, "
+        f"{clip.count} frames{reused}"
+    )
+    columns = ["quality", "bytes", "kbps", "PSNR-Y", "PSNR-YUV", "SSIM-Y"]
+    columns += ["VMAF"] if with_vmaf else []
+    columns += ["enc fps", "dec fps"]
+    for column in columns:
+        table.add_column(column, justify="right")
+    for point in outcome.points:
+        cells = [str(point.quality), str(point.bytes), fmt(point.kbps, 1), fmt(point.psnr_y),
+                 fmt(point.psnr_yuv), fmt(point.ssim_y, 4)]  # fmt: skip
+        cells += [fmt(point.vmaf)] if with_vmaf else []
+        cells += [fmt(point.encode_fps, 1), fmt(point.decode_fps, 1)]
+        table.add_row(*cells)
+    out.print(table)
+    out.print(f"isolation: {outcome.isolation}")
+    out.print(
+        "bytes = the whole bitstream the decoder received; kbps = 8*bytes/(frames/fps)/1000; "
+        "every bitstream was decoded twice in separate processes with identical results."
+    )
+
+
+@app.command("decode")
+def decode_command(
+    codec: CodecArgument,
+    bitstream: Annotated[Path, typer.Argument(help="A bitstream the codec's encoder wrote.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The decoded .y4m to write.")],
+    fps: Annotated[
+        str | None, typer.Option("--fps", help="Frame rate when the codec does not return one.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Decode one bitstream with one codec in the sandbox, to a y4m file."""
+
+    def body() -> None:
+        from aicodec.candidates import read_candidate
+        from aicodec.clips import parse_fps
+        from aicodec.errors import ClipError
+        from aicodec.sandbox.execute import decode_bitstream
+        from aicodec.scoring import validate_or_raise
+
+        source = read_candidate(codec)
+        validate_or_raise(source)
+        try:
+            data = bitstream.read_bytes()
+        except OSError as exc:
+            raise ClipError(f"{bitstream}: cannot read the bitstream ({exc.strerror})") from None
+        settings = make_settings()
+        rate = parse_fps(fps) if fps is not None else None
+        with _status(f"decoding {bitstream.name} with {codec.name}"):
+            frames, report = decode_bitstream(source, data, settings, fps=rate)
+        frames.write_y4m(output)
+        info = {
+            "output": str(output), "frames": frames.count, "width": frames.width,
+            "height": frames.height, "fps": float(frames.fps), "bytes": len(data),
+            "decode_seconds": report.call_seconds, "isolation": list(report.isolation),
+        }  # fmt: skip
+        if as_json:
+            print_json(info)
+            return
+        out.print(
+            f"wrote {output}: {frames.count} frames of {frames.width}x{frames.height} at "
+            f"{float(frames.fps):.3f} fps from {len(data)} bytes"
+        )
+
+    guarded(body)
 
 
 def main() -> None:

@@ -33,3 +33,15 @@ class BaselineError(AicodecError):
 
 class StoreError(AicodecError):
     """The experiment store cannot be opened or written."""
+
+
+class SandboxError(AicodecError):
+    """A candidate failed in the sandbox (crash, timeout, limit, refused access, bad output)."""
+
+    exit_code = 1
+
+
+class ValidationError(AicodecError):
+    """A candidate's source breaks the codec contract or the sandbox rules."""
+
+    exit_code = 1

@@ -99,6 +99,11 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def bitrate_kbps(size_bytes: int, frames: int, fps: float) -> float:
+    """Bitrate of ``size_bytes`` spread over ``frames`` at ``fps``: 8 * bytes / seconds (kbit/s)."""
+    return 8.0 * size_bytes / (frames / fps) / 1000.0
+
+
 def psnr_from_mse(mse: float, peak: float = PEAK) -> float:
     """PSNR in dB of a mean squared error (``math.inf`` when the error is zero)."""
     if mse < 0:

@@ -51,6 +51,35 @@ class Settings(BaseSettings):
     ffmpeg_timeout_s: float = Field(
         default=3600.0, description="Wall-clock limit of one ffmpeg call (seconds)."
     )
+    sandbox_isolation: str = Field(
+        default="auto",
+        description="auto (namespaces where unshare works), namespaces, or process.",
+    )
+    sandbox_wall_s: float = Field(default=300.0, gt=0, description="Wall clock per child (s).")
+    sandbox_cpu_s: int = Field(default=300, ge=1, description="CPU time per child (s).")
+    sandbox_memory_bytes: int = Field(
+        default=6 * 1024**3, description="Address-space limit per child (bytes)."
+    )
+    sandbox_max_bitstream_bytes: int = Field(
+        default=256 * 1024**2, description="Largest bitstream an encoder may return (bytes)."
+    )
+    sandbox_output_bytes: int = Field(
+        default=64 * 1024, description="stdout/stderr kept per child (bytes)."
+    )
+    sandbox_flood_bytes: int = Field(
+        default=16 * 1024**2, description="stdout+stderr after which a child is killed (bytes)."
+    )
+    sandbox_open_files: int = Field(default=256, ge=16, description="Open files per child.")
+    sandbox_processes: int = Field(
+        default=512, ge=8, description="Processes and threads of the sandbox user."
+    )
+    sandbox_threads: int = Field(
+        default=1, ge=1, description="Threads for numpy/OpenMP/torch inside a child."
+    )
+    sandbox_user: int = Field(
+        default=65534, description="Unprivileged uid/gid a child runs as when the lab is root."
+    )
+    device: str = Field(default="cpu", description="Device a torch codec may use: cpu or cuda.")
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -6,7 +6,6 @@ from aicodec.baselines.runner import (
     LadderProgress,
     LadderResult,
     RatePoint,
-    bitrate_kbps,
     run_ladder,
 )
 
@@ -17,7 +16,6 @@ __all__ = [
     "LadderProgress",
     "LadderResult",
     "RatePoint",
-    "bitrate_kbps",
     "load_ladder",
     "run_ladder",
 ]

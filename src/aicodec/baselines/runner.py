@@ -16,14 +16,9 @@ from aicodec.bdrate import RDPoint, bd_compare
 from aicodec.clips import Clip
 from aicodec.errors import BDRateError
 from aicodec.ffmpeg import ffmpeg_version
-from aicodec.metrics import compare, vmaf
+from aicodec.metrics import bitrate_kbps, compare, vmaf
 from aicodec.settings import Settings
 from aicodec.store import BaselineEncode, ClipRecord, RatePointChoice, Store
-
-
-def bitrate_kbps(size_bytes: int, frames: int, fps: float) -> float:
-    """Bitrate of ``size_bytes`` spread over ``frames`` at ``fps`` (kbit/s)."""
-    return 8.0 * size_bytes / (frames / fps) / 1000.0
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,22 @@
 """The experiment store: SQLAlchemy over SQLite by default, migrated with Alembic."""
 
 from aicodec.store.db import Store, head_revision, normalise_url
-from aicodec.store.models import BaselineEncode, ClipRecord, RatePointChoice
+from aicodec.store.models import (
+    BaselineEncode,
+    CandidateRecord,
+    ClipRecord,
+    RatePointChoice,
+    RunRecord,
+    ScoreRecord,
+)
 
 __all__ = [
     "BaselineEncode",
+    "CandidateRecord",
     "ClipRecord",
     "RatePointChoice",
+    "RunRecord",
+    "ScoreRecord",
     "Store",
     "head_revision",
     "normalise_url",

@@ -90,3 +90,61 @@ class RatePointChoice(Base):
     targets_key: Mapped[str] = mapped_column(String(64))
     rate_values_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class CandidateRecord(Base):
+    """A codec candidate: its source, code hash, origin and parent."""
+
+    __tablename__ = "candidates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(255))
+    origin: Mapped[str] = mapped_column(String(32))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class RunRecord(Base):
+    """One quality level of a candidate on a clip in the sandbox, with its measurements."""
+
+    __tablename__ = "candidate_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+    quality: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    isolation: Mapped[str] = mapped_column(Text)
+    bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kbps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    encode_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decode_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    encode_wall_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decode_wall_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    deterministic: Mapped[bool | None] = mapped_column(nullable=True)
+    bitstream_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decoded_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    psnr_y: Mapped[float | None] = mapped_column(Float, nullable=True)
+    psnr_u: Mapped[float | None] = mapped_column(Float, nullable=True)
+    psnr_v: Mapped[float | None] = mapped_column(Float, nullable=True)
+    psnr_yuv: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ssim_y: Mapped[float | None] = mapped_column(Float, nullable=True)
+    vmaf: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class ScoreRecord(Base):
+    """A scored candidate on a clip: the qualities used and its BD-rate against each encoder."""
+
+    __tablename__ = "candidate_scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+    qualities: Mapped[str] = mapped_column(String(255))
+    bd_rate_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -1,0 +1,228 @@
+"""Entry point of a sandbox child: ``python -m aicodec.sandbox.child JOB_DIR RESULT_FD``.
+
+Trusted steps first (isolation, privilege drop, limits, reading the input), then the
+guard goes on and the candidate's code runs: its module body, then ``encode`` or
+``decode``. The outcome is written as one JSON object to the inherited result pipe, which
+the candidate cannot reach; outputs are files in the job directory.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import re
+import sys
+import time
+import traceback
+import types
+from fractions import Fraction
+
+import numpy as np
+
+from aicodec.candidates.contract import ALLOWED_IMPORTS
+from aicodec.sandbox import isolation
+from aicodec.sandbox.guard import BLOCKED_IMPORTS, Guard, GuardViolation, python_read_roots
+
+CODEC_FILE = "codec.py"
+JOB_FILE = "job.json"
+FRAMES_FILE = "frames.i420"
+BITSTREAM_FILE = "bitstream.bin"
+DECODED_FILE = "decoded.i420"
+REMOVED_BUILTINS = (
+    "open", "exec", "eval", "compile", "input", "breakpoint", "help", "exit", "quit",
+    "globals", "locals", "vars", "copyright", "credits", "license", "__loader__", "__spec__",
+)  # fmt: skip
+OPTIONAL_MODULES = ("cv2", "torch")
+# Imported before the guard, so codecs find them loaded (numpy loads these lazily).
+PRELOADED_MODULES = ("numpy.random", "numpy.fft", "numpy.linalg", "numpy.polynomial")
+
+
+class CandidateFailure(Exception):
+    """The candidate did something wrong; carries the stage for the report."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+def _restricted_builtins(guard: Guard) -> dict[str, object]:
+    """The candidate's builtins: no file, code or namespace access; a guarded __import__."""
+    table = {name: value for name, value in vars(builtins).items()}
+    for name in REMOVED_BUILTINS:
+        table.pop(name, None)
+    real_import = builtins.__import__
+
+    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
+        if level != 0 or name.split(".")[0] in BLOCKED_IMPORTS:
+            guard.refuse(f"importing {name} is not allowed in a codec")
+        return real_import(name, globals, locals, fromlist, level)
+
+    table["__import__"] = guarded_import
+    return table
+
+
+def _preload(source: str) -> None:
+    """Import allowed modules before the guard is on: all light ones, heavy ones when named."""
+    for module in (*PRELOADED_MODULES, *sorted(ALLOWED_IMPORTS - set(OPTIONAL_MODULES))):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+    for module in OPTIONAL_MODULES:
+        if re.search(rf"^\s*(import|from)\s+{module}\b", source, re.MULTILINE):
+            __import__(module)
+
+
+def _frames_namespace(job: dict[str, object]) -> types.SimpleNamespace:
+    """The encoder's input as a plain namespace of read-only planes (no lab objects)."""
+    width, height, count = int(job["width"]), int(job["height"]), int(job["count"])
+    luma, chroma = width * height, (width // 2) * (height // 2)
+    flat = np.fromfile(FRAMES_FILE, dtype=np.uint8).reshape(count, luma + 2 * chroma)
+    y = flat[:, :luma].reshape(count, height, width).copy()
+    u = flat[:, luma : luma + chroma].reshape(count, height // 2, width // 2).copy()
+    v = flat[:, luma + chroma :].reshape(count, height // 2, width // 2).copy()
+    for plane in (y, u, v):
+        plane.flags.writeable = False
+    fps = Fraction(int(job["fps_num"]), int(job["fps_den"]))
+    return types.SimpleNamespace(y=y, u=u, v=v, fps=fps, count=count, width=width, height=height)
+
+
+def _planes(result: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The decoder's (y, u, v), checked to be uint8 [T, H, W] with 4:2:0 chroma."""
+    if isinstance(result, tuple | list) and len(result) >= 3:
+        planes = tuple(result[:3])
+    elif all(hasattr(result, name) for name in ("y", "u", "v")):
+        planes = (result.y, result.u, result.v)  # type: ignore[attr-defined]
+    else:
+        raise CandidateFailure("decode", f"decode returned {type(result).__name__}, not (y, u, v)")
+    for name, plane in zip("yuv", planes, strict=True):
+        if not isinstance(plane, np.ndarray) or plane.dtype != np.uint8 or plane.ndim != 3:
+            kind = getattr(plane, "dtype", type(plane).__name__)
+            shape = getattr(plane, "shape", "?")
+            raise CandidateFailure("decode", f"plane {name} is {kind} {shape}, not uint8 [T,H,W]")
+    y, u, v = planes
+    expected = (y.shape[0], (y.shape[1] + 1) // 2, (y.shape[2] + 1) // 2)
+    if u.shape != expected or v.shape != expected:
+        raise CandidateFailure(
+            "decode", f"chroma planes {u.shape} and {v.shape} do not match luma {y.shape}"
+        )
+    return y, u, v
+
+
+def _frame_rate(result: object) -> list[int] | None:
+    """The frame rate a decoder returned (4th tuple item or ``fps`` attribute), if any."""
+    value = result[3] if isinstance(result, tuple | list) and len(result) > 3 else None
+    value = getattr(result, "fps", value)
+    try:
+        rate = Fraction(value).limit_denominator(1_000_000) if value is not None else None
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return [rate.numerator, rate.denominator] if rate is not None and rate > 0 else None
+
+
+def _run(job: dict[str, object], guard: Guard, report: dict[str, object]) -> None:
+    """Load the candidate under the guard and run its encode or decode."""
+    role = str(job["role"])
+    with open(CODEC_FILE, encoding="utf-8") as handle:
+        source = handle.read()
+    _preload(source)
+    if role == "encode":
+        frames = _frames_namespace(job)
+    else:
+        with open(BITSTREAM_FILE, "rb") as handle:
+            bitstream = handle.read()
+    code = compile(source, CODEC_FILE, "exec")
+    namespace = {"__name__": "codec", "__builtins__": _restricted_builtins(guard)}
+    guard.allow_code_once(code)
+    guard.install()
+    try:
+        exec(code, namespace)  # the candidate's module body, under the guard
+    except GuardViolation:
+        raise
+    except Exception as exc:
+        raise CandidateFailure("load", f"{type(exc).__name__}: {exc}") from exc
+    function = namespace.get(role)
+    if not callable(function):
+        raise CandidateFailure("load", f"the codec defines no {role} function")
+    started = time.perf_counter()
+    try:
+        if role == "encode":
+            output = function(frames, int(job["quality"]))
+        else:
+            output = function(bitstream)
+    except GuardViolation:
+        raise
+    except Exception as exc:
+        raise CandidateFailure(role, f"{type(exc).__name__}: {exc}") from exc
+    report["call_seconds"] = time.perf_counter() - started
+    if role == "encode":
+        if not isinstance(output, bytes | bytearray | memoryview):
+            raise CandidateFailure("encode", f"encode returned {type(output).__name__}, not bytes")
+        data = bytes(output)
+        if len(data) > int(job["max_bitstream_bytes"]):
+            raise CandidateFailure(
+                "encode", f"bitstream of {len(data)} bytes exceeds {job['max_bitstream_bytes']}"
+            )
+        with open(BITSTREAM_FILE, "wb") as handle:
+            handle.write(data)
+        report["bytes"] = len(data)
+    else:
+        y, u, v = _planes(output)
+        report["fps"] = _frame_rate(output)
+        with open(DECODED_FILE, "wb") as handle:
+            for index in range(y.shape[0]):
+                for plane in (y, u, v):
+                    handle.write(np.ascontiguousarray(plane[index]).tobytes())
+        report["frames"], report["height"], report["width"] = (int(n) for n in y.shape)
+
+
+def main(argv: list[str]) -> int:
+    """Run one job; the exit code is 0 when the report says ok."""
+    job_dir, result_fd = argv[1], int(argv[2])
+    root = argv[3] if len(argv) > 3 else ""
+    report: dict[str, object] = {"status": "error", "stage": "setup"}
+    result = os.fdopen(result_fd, "w")
+    guard: Guard | None = None
+    try:
+        with open(os.path.join(job_dir, JOB_FILE), encoding="utf-8") as handle:
+            job = json.load(handle)
+        layers = ["rlimits", "audit-hook", "scrubbed-env"]
+        if root:
+            isolation.enter_private_root(job_dir, root, tuple(job.get("read_only", ())))
+            job_dir = "/job"
+            layers = ["net-namespace", "mount-namespace", "pid-namespace", "chroot", *layers]
+        else:
+            os.chdir(job_dir)
+        if isolation.drop_privileges(int(job["user"])):
+            layers.append("unprivileged-user")
+        isolation.apply_limits(**job["limits"])
+        report["isolation"] = layers
+        guard = Guard(job_dir, python_read_roots())
+        report["stage"] = str(job["role"])
+        _run(job, guard, report)
+        if guard.refusals:
+            raise GuardViolation(guard.refusals[0])
+        report["status"] = "ok"
+        report.pop("stage", None)
+    except CandidateFailure as failure:
+        report.update(stage=failure.stage, message=str(failure))
+    except GuardViolation as refusal:
+        report.update(status="refused", message=str(refusal))
+    except MemoryError:
+        report.update(message="MemoryError: the memory limit was reached")
+    except BaseException as exc:  # report anything, never let the traceback be the answer
+        report.update(message=f"{type(exc).__name__}: {exc}")
+        report["detail"] = traceback.format_exc(limit=3)[-2000:]
+    if guard is not None and guard.refusals and report["status"] != "refused":
+        report.update(status="refused", message=guard.refusals[0])  # a refusal caught and hidden
+    try:
+        result.write(json.dumps(report))
+        result.flush()
+    except Exception:
+        return 3
+    return 0 if report["status"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,290 @@
+"""The parent side of the sandbox: start a child for one encode or decode, collect the outcome."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from aicodec.clips import Frames
+from aicodec.errors import ConfigError
+from aicodec.sandbox import child, isolation
+from aicodec.settings import Settings
+
+SIGNAL_MEANINGS = {
+    signal.SIGKILL: "killed (memory, time or process limit)",
+    signal.SIGXCPU: "CPU time limit reached",
+    signal.SIGXFSZ: "file size limit reached",
+    signal.SIGSEGV: "crashed (segmentation fault)",
+    signal.SIGABRT: "aborted",
+    signal.SIGBUS: "crashed (bus error)",
+}
+
+
+@dataclass(frozen=True)
+class ChildReport:
+    """How one sandbox child ended: status, failing stage, message, timings, isolation."""
+
+    role: str
+    status: str  # ok, error, refused, timeout, crashed, flood
+    stage: str | None
+    message: str
+    exit_code: int | None
+    wall_seconds: float
+    call_seconds: float | None
+    isolation: tuple[str, ...]
+    stdout: str = ""
+    stderr: str = ""
+    values: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the child finished its job."""
+        return self.status == "ok"
+
+    def describe(self) -> str:
+        """One line: which stage failed and what happened."""
+        if self.ok:
+            return f"{self.role} ok"
+        stage = self.stage or self.role
+        return f"{stage} {self.status}: {self.message}"
+
+
+def isolation_mode(settings: Settings) -> str:
+    """The isolation actually used: ``namespaces`` where allowed (and asked), else ``process``."""
+    wanted = settings.sandbox_isolation
+    if wanted not in ("auto", "namespaces", "process"):
+        raise ConfigError(f"sandbox isolation {wanted!r} is not auto, namespaces or process")
+    if wanted == "process":
+        return "process"
+    if isolation.namespaces_available():
+        return "namespaces"
+    if wanted == "namespaces":
+        raise ConfigError("namespace isolation was asked for but unshare is not available")
+    return "process"
+
+
+def child_environment(settings: Settings, home: str) -> dict[str, str]:
+    """The scrubbed environment of a child: no keys, no tokens, nothing inherited."""
+    threads = str(settings.sandbox_threads)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": home,
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "OMP_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "NUMEXPR_NUM_THREADS": threads,
+    }
+    if settings.device != "cuda":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+class _Drain(threading.Thread):
+    """Reads a child's stdout or stderr, keeping the first ``keep`` bytes and counting all."""
+
+    def __init__(self, stream: IO[bytes], keep: int, on_flood, flood: int) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(daemon=True)
+        self.stream, self.keep, self.on_flood, self.flood = stream, keep, on_flood, flood
+        self.kept = bytearray()
+        self.total = 0
+
+    def run(self) -> None:
+        while chunk := self.stream.read(65536):
+            self.total += len(chunk)
+            if len(self.kept) < self.keep:
+                self.kept += chunk[: self.keep - len(self.kept)]
+            if self.total > self.flood:
+                self.on_flood()
+
+    def text(self) -> str:
+        return self.kept.decode("utf-8", "replace")
+
+
+def _prepare_job(
+    job_dir: Path, source: str, job: dict[str, object], inputs: dict[str, bytes], uid: int
+) -> None:
+    """Write the job directory: the codec, its job description and input files."""
+    job_dir.mkdir(parents=True)
+    (job_dir / child.CODEC_FILE).write_text(source, encoding="utf-8")
+    (job_dir / child.JOB_FILE).write_text(json.dumps(job), encoding="utf-8")
+    for name, data in inputs.items():
+        (job_dir / name).write_bytes(data)
+    job_dir.chmod(0o700)
+    if os.geteuid() == 0:
+        for path in [job_dir, *job_dir.iterdir()]:
+            os.chown(path, uid, uid)
+
+
+def run_child(
+    role: str,
+    source: str,
+    job_dir: Path,
+    settings: Settings,
+    *,
+    inputs: dict[str, bytes],
+    job: dict[str, object],
+    file_limit: int,
+) -> ChildReport:
+    """Run one encode or decode job of ``source`` in a fresh sandbox child at ``job_dir``."""
+    mode = isolation_mode(settings)
+    full_job = {
+        "role": role,
+        "user": settings.sandbox_user,
+        "max_bitstream_bytes": settings.sandbox_max_bitstream_bytes,
+        "limits": {
+            "cpu_s": settings.sandbox_cpu_s,
+            "memory": settings.sandbox_memory_bytes,
+            "file_bytes": file_limit,
+            "open_files": settings.sandbox_open_files,
+            "procs": settings.sandbox_processes,
+        },
+        **job,
+    }
+    _prepare_job(job_dir, source, full_job, inputs, settings.sandbox_user)
+    command = [sys.executable, "-s", "-P", "-m", "aicodec.sandbox.child", str(job_dir)]
+    root = ""
+    if mode == "namespaces":
+        root_dir = job_dir.with_name(job_dir.name + "-root")
+        root_dir.mkdir()
+        root = str(root_dir)
+        command = isolation.unshare_prefix() + command
+    read_fd, write_fd = os.pipe()
+    command += [str(write_fd)] + ([root] if root else [])
+    home = "/job" if root else str(job_dir)
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=child_environment(settings, home), cwd=job_dir, pass_fds=(write_fd,),
+        start_new_session=True,
+    )  # fmt: skip
+    os.close(write_fd)
+    flooded = threading.Event()
+
+    def kill() -> None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def on_flood() -> None:
+        flooded.set()
+        kill()
+
+    keep, flood = settings.sandbox_output_bytes, settings.sandbox_flood_bytes
+    drains = [_Drain(stream, keep, on_flood, flood) for stream in (process.stdout, process.stderr)]  # type: ignore[arg-type]
+    report_chunks: list[bytes] = []
+
+    def read_report() -> None:
+        while chunk := os.read(read_fd, 1 << 16):
+            if sum(map(len, report_chunks)) < (1 << 20):
+                report_chunks.append(chunk)
+
+    reader = threading.Thread(target=read_report, daemon=True)
+    for thread in (*drains, reader):
+        thread.start()
+    timed_out = False
+    try:
+        process.wait(timeout=settings.sandbox_wall_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        kill()
+        process.wait()
+    kill()  # anything the child left behind in its process group
+    wall = time.perf_counter() - started
+    reader.join(timeout=5)
+    for thread in drains:
+        thread.join(timeout=5)
+    os.close(read_fd)
+    ending = "timeout" if timed_out else "flood" if flooded.is_set() else None
+    raw = b"".join(report_chunks)
+    return _report(role, process.returncode, raw, wall, ending, drains, settings)
+
+
+def _report(
+    role: str,
+    code: int | None,
+    raw: bytes,
+    wall: float,
+    ending: str | None,
+    drains: list[_Drain],
+    settings: Settings,
+) -> ChildReport:
+    """Turn a finished child's exit status and JSON report into a ChildReport."""
+    try:
+        data = json.loads(raw.decode("utf-8")) if raw else {}
+    except ValueError:
+        data = {}
+    layers = tuple(str(layer) for layer in data.get("isolation", ()))
+    common = dict(role=role, exit_code=code, wall_seconds=wall, isolation=layers,
+                  stdout=drains[0].text(), stderr=drains[1].text())  # fmt: skip
+    if ending == "timeout":
+        message = f"no result within the {settings.sandbox_wall_s:.0f} s wall-clock limit"
+        return ChildReport(status="timeout", stage=role, message=message, call_seconds=None,
+                           **common)  # type: ignore[arg-type]  # fmt: skip
+    if ending == "flood":
+        message = f"wrote more than {settings.sandbox_flood_bytes} bytes to stdout/stderr"
+        return ChildReport(status="flood", stage=role, message=message, call_seconds=None,
+                           **common)  # type: ignore[arg-type]  # fmt: skip
+    if not data:
+        if code is not None and code < 0:
+            meaning = SIGNAL_MEANINGS.get(-code, f"killed by signal {-code}")
+        else:
+            meaning = f"exited with status {code} without a report"
+        return ChildReport(status="crashed", stage=role, message=meaning, call_seconds=None,
+                           **common)  # type: ignore[arg-type]  # fmt: skip
+    values = {k: v for k, v in data.items() if k in ("bytes", "frames", "height", "width", "fps")}
+    return ChildReport(
+        status=str(data.get("status", "error")),
+        stage=data.get("stage"),
+        message=str(data.get("message", "")),
+        call_seconds=data.get("call_seconds"),
+        values=values,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def encode_in_sandbox(
+    source: str, frames: Frames, quality: int, job_dir: Path, settings: Settings
+) -> tuple[ChildReport, bytes | None]:
+    """Encode ``frames`` at ``quality`` in a child; the bitstream when it succeeded."""
+    job = {
+        "quality": quality,
+        "width": frames.width,
+        "height": frames.height,
+        "count": frames.count,
+        "fps_num": frames.fps.numerator,
+        "fps_den": frames.fps.denominator,
+    }
+    limit = settings.sandbox_max_bitstream_bytes + (1 << 20)
+    report = run_child(
+        "encode", source, job_dir, settings,
+        inputs={child.FRAMES_FILE: frames.i420_bytes()}, job=job, file_limit=limit,
+    )  # fmt: skip
+    if not report.ok:
+        return report, None
+    return report, (job_dir / child.BITSTREAM_FILE).read_bytes()
+
+
+def decode_in_sandbox(
+    source: str, bitstream: bytes, job_dir: Path, settings: Settings, *, max_bytes: int
+) -> tuple[ChildReport, Path | None]:
+    """Decode ``bitstream`` in a child that sees nothing else; the raw I420 output file."""
+    report = run_child(
+        "decode", source, job_dir, settings,
+        inputs={child.BITSTREAM_FILE: bitstream}, job={}, file_limit=max_bytes + (1 << 20),
+    )  # fmt: skip
+    if not report.ok:
+        return report, None
+    return report, job_dir / child.DECODED_FILE

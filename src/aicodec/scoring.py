@@ -1,0 +1,326 @@
+"""Scoring a candidate: sandbox runs measured by the lab's metrics, RD curve and BD-rates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from aicodec.baselines import Ladder, LadderProgress, run_ladder
+from aicodec.baselines.runner import record_clip
+from aicodec.bdrate import RDPoint, bd_compare
+from aicodec.candidates import code_hash
+from aicodec.candidates.contract import QUALITY_MAX, QUALITY_MIN
+from aicodec.candidates.records import record_candidate
+from aicodec.clips import Clip
+from aicodec.errors import BDRateError, ConfigError, SandboxError, ValidationError
+from aicodec.metrics import bitrate_kbps, compare, vmaf
+from aicodec.sandbox.execute import CandidateRun, PointRun, run_candidate
+from aicodec.settings import Settings
+from aicodec.store import RunRecord, ScoreRecord, Store
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    """One rate point of a candidate: size, bitrate, quality and speed."""
+
+    quality: int
+    bytes: int
+    kbps: float
+    psnr_y: float
+    psnr_u: float
+    psnr_v: float
+    psnr_yuv: float
+    ssim_y: float
+    vmaf: float | None
+    encode_seconds: float
+    decode_seconds: float
+    frames: int
+
+    @property
+    def encode_fps(self) -> float:
+        """Encoding speed: frames per second of the encode call in the sandbox."""
+        return self.frames / self.encode_seconds if self.encode_seconds > 0 else float("inf")
+
+    @property
+    def decode_fps(self) -> float:
+        """Decoding speed: frames per second of the decode call in the sandbox."""
+        return self.frames / self.decode_seconds if self.decode_seconds > 0 else float("inf")
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready point; VMAF only when measured."""
+        data: dict[str, object] = {
+            "quality": self.quality, "bytes": self.bytes, "kbps": self.kbps,
+            "psnr_y": self.psnr_y, "psnr_u": self.psnr_u, "psnr_v": self.psnr_v,
+            "psnr_yuv": self.psnr_yuv, "ssim_y": self.ssim_y,
+            "encode_fps": self.encode_fps, "decode_fps": self.decode_fps,
+            "encode_seconds": self.encode_seconds, "decode_seconds": self.decode_seconds,
+        }  # fmt: skip
+        if self.vmaf is not None:
+            data["vmaf"] = self.vmaf
+        return data
+
+
+@dataclass
+class RunOutcome:
+    """A candidate's measured points on a clip, and how they were obtained."""
+
+    candidate_id: int
+    code_hash: str
+    name: str
+    clip: Clip
+    points: list[ScoredPoint]
+    isolation: str
+    reused: bool
+    run: CandidateRun | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready outcome."""
+        return {
+            "candidate": {"id": self.candidate_id, "name": self.name, "code_hash": self.code_hash},
+            "clip": self.clip.describe(),
+            "isolation": self.isolation,
+            "reused": self.reused,
+            "points": [point.to_dict() for point in self.points],
+        }
+
+
+@dataclass
+class ScoreOutcome(RunOutcome):
+    """A scored candidate: its points plus BD-rate against each encoder of the ladder."""
+
+    bd_rate_vs: dict[str, float | None] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready score: ``points`` and ``bd_rate_vs`` (encoder -> percent)."""
+        data = super().to_dict()
+        data["bd_rate_vs"] = self.bd_rate_vs
+        data["warnings"] = self.warnings
+        return data
+
+
+def parse_qualities(text: str | None) -> list[int]:
+    """Parse ``20,40,60,80`` into distinct qualities within the contract's range."""
+    from aicodec.candidates.contract import DEFAULT_QUALITIES
+
+    if text is None:
+        return list(DEFAULT_QUALITIES)
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--qualities {text!r} must be integers like 20,40,60,80") from None
+    if not values or len(set(values)) != len(values):
+        raise ConfigError(f"--qualities {text!r} must list distinct integers")
+    if not all(QUALITY_MIN <= value <= QUALITY_MAX for value in values):
+        raise ConfigError(f"--qualities must lie within {QUALITY_MIN}..{QUALITY_MAX}")
+    return values
+
+
+def validate_or_raise(source: str) -> None:
+    """Static validation; ValidationError with the first violation (rule and line)."""
+    from aicodec.validation import validate_source
+
+    report = validate_source(source)
+    if not report.valid:
+        first = report.violations[0]
+        more = len(report.violations) - 1
+        extra = f" (+{more} more; see aicodec validate)" if more else ""
+        raise ValidationError(f"validate: line {first.line}: [{first.rule}] {first.message}{extra}")
+
+
+def _measure(point: PointRun, clip: Clip, settings: Settings, with_vmaf: bool) -> ScoredPoint:
+    """The lab's own measurements of one decoded point against the source clip."""
+    assert point.decoded is not None and point.bitstream is not None
+    frames = clip.frames
+    quality = compare(frames, point.decoded, settings=settings)
+    score = None
+    if with_vmaf:
+        score, _ = vmaf(
+            frames, point.decoded, model=settings.vmaf_model, threads=settings.vmaf_threads
+        )
+    decode_seconds = [report.call_seconds or 0.0 for report in point.decodes]
+    return ScoredPoint(
+        quality=point.quality,
+        bytes=len(point.bitstream),
+        kbps=bitrate_kbps(len(point.bitstream), frames.count, float(frames.fps)),
+        psnr_y=quality.psnr_y, psnr_u=quality.psnr_u, psnr_v=quality.psnr_v,
+        psnr_yuv=quality.psnr_yuv, ssim_y=quality.ssim_y, vmaf=score,
+        encode_seconds=point.encode.call_seconds or 0.0,
+        decode_seconds=min(decode_seconds) if decode_seconds else 0.0,
+        frames=frames.count,
+    )  # fmt: skip
+
+
+def _store_points(
+    store: Store,
+    candidate_id: int,
+    clip_id: int,
+    run: CandidateRun,
+    scored: dict[int, ScoredPoint],
+) -> None:
+    """Store every point of a run (failed ones with their stage and error) in one transaction."""
+    layers = f"{run.isolation}: {', '.join(run.layers)}"
+    with store.session() as session:
+        for point in run.points:
+            measured = scored.get(point.quality)
+            walls = [report.wall_seconds for report in point.decodes]
+            row = RunRecord(
+                candidate_id=candidate_id, clip_id=clip_id, quality=point.quality,
+                status="ok" if point.ok else "failed", stage=point.failed_stage,
+                error=point.error, isolation=layers,
+                bytes=len(point.bitstream) if point.bitstream is not None else None,
+                encode_wall_seconds=point.encode.wall_seconds,
+                decode_wall_seconds=min(walls) if walls else None,
+                deterministic=point.deterministic,
+                bitstream_sha256=hashlib.sha256(point.bitstream).hexdigest()
+                if point.bitstream is not None else None,
+                decoded_sha256=point.decoded_sha256,
+            )  # fmt: skip
+            if measured is not None:
+                for name in ("kbps", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ssim_y", "vmaf"):
+                    setattr(row, name, getattr(measured, name))
+                row.encode_seconds = measured.encode_seconds
+                row.decode_seconds = measured.decode_seconds
+            session.add(row)
+
+
+def _stored_points(
+    store: Store, candidate_id: int, clip: Clip, clip_id: int, qualities: Sequence[int], vmaf: bool
+) -> tuple[list[ScoredPoint], str] | None:
+    """The latest successful stored run of each quality, if every quality has one."""
+    points: list[ScoredPoint] = []
+    isolation = ""
+    with store.session() as session:
+        for quality in qualities:
+            row = session.scalar(
+                select(RunRecord)
+                .where(
+                    RunRecord.candidate_id == candidate_id,
+                    RunRecord.clip_id == clip_id,
+                    RunRecord.quality == quality,
+                    RunRecord.status == "ok",
+                    RunRecord.psnr_y.is_not(None),
+                )
+                .order_by(RunRecord.id.desc())
+            )
+            if row is None or (vmaf and row.vmaf is None):
+                return None
+            isolation = row.isolation
+            points.append(
+                ScoredPoint(
+                    quality=quality,
+                    bytes=row.bytes or 0,
+                    kbps=row.kbps or 0.0,
+                    psnr_y=row.psnr_y,
+                    psnr_u=row.psnr_u or 0.0,
+                    psnr_v=row.psnr_v or 0.0,
+                    psnr_yuv=row.psnr_yuv or 0.0,
+                    ssim_y=row.ssim_y or 0.0,
+                    vmaf=row.vmaf,
+                    encode_seconds=row.encode_seconds or 0.0,
+                    decode_seconds=row.decode_seconds or 0.0,
+                    frames=clip.frames.count,
+                )  # fmt: skip
+            )
+    return points, isolation
+
+
+def run_and_measure(
+    source: str,
+    name: str,
+    clip: Clip,
+    store: Store,
+    settings: Settings,
+    qualities: Sequence[int],
+    *,
+    keep_dir: Path | None = None,
+    with_vmaf: bool = False,
+    reuse: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> RunOutcome:
+    """Validate, record, run in the sandbox (or reuse stored runs) and measure every point.
+
+    Raises ValidationError or SandboxError (one line: clip, quality, stage, what happened)
+    after storing what happened.
+    """
+    validate_or_raise(source)
+    candidate_id = record_candidate(store, source, name)
+    clip_id = record_clip(store, clip)
+    digest = code_hash(source)
+    if reuse and keep_dir is None:
+        stored = _stored_points(store, candidate_id, clip, clip_id, qualities, with_vmaf)
+        if stored is not None:
+            points, isolation = stored
+            return RunOutcome(candidate_id, digest, name, clip, points, isolation, True)
+    run = run_candidate(source, clip, qualities, settings, keep_dir=keep_dir, progress=progress)
+    scored = {
+        point.quality: _measure(point, clip, settings, with_vmaf)
+        for point in run.points
+        if point.ok
+    }
+    _store_points(store, candidate_id, clip_id, run, scored)
+    if not run.ok:
+        raise SandboxError(f"{name} on {clip.name}, {run.first_error()}")
+    isolation = f"{run.isolation}: {', '.join(run.layers)}"
+    points = [scored[quality] for quality in qualities]
+    return RunOutcome(candidate_id, digest, name, clip, points, isolation, False, run)
+
+
+def score_candidate(
+    source: str,
+    name: str,
+    clip: Clip,
+    store: Store,
+    settings: Settings,
+    ladder: Ladder,
+    qualities: Sequence[int],
+    *,
+    encoders: list[str] | None = None,
+    keep_dir: Path | None = None,
+    with_vmaf: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> ScoreOutcome:
+    """Run and measure a candidate, then its BD-rate against each encoder of the ladder."""
+    outcome = run_and_measure(
+        source, name, clip, store, settings, qualities,
+        keep_dir=keep_dir, with_vmaf=with_vmaf, progress=progress,
+    )  # fmt: skip
+
+    def on_ladder(event: LadderProgress) -> None:
+        if progress is not None and event.rate_value is not None and not event.cached:
+            progress(f"baseline {event.encoder} {event.rate_option} {event.rate_value}")
+
+    baselines = run_ladder(clip, store, settings, ladder, encoders=encoders, progress=on_ladder)
+    curve = [RDPoint(point.kbps, point.psnr_y) for point in outcome.points]
+    result = ScoreOutcome(**vars(outcome))
+    for encoder, anchor in baselines.encoders.items():
+        try:
+            bd = bd_compare(
+                anchor.rd_points(), curve, method=settings.bd_method,
+                min_overlap=settings.bd_min_overlap,
+            )  # fmt: skip
+        except BDRateError as exc:
+            result.bd_rate_vs[encoder] = None
+            result.warnings.append(f"BD-rate vs {encoder} undefined: {exc}")
+            continue
+        result.bd_rate_vs[encoder] = bd.bd_rate_percent
+        if bd.overlap_psnr < settings.bd_min_overlap:
+            result.warnings.append(
+                f"PSNR-Y overlap with {encoder} is {bd.overlap_psnr:.0%}: the BD-rate covers "
+                "only the shared part"
+            )
+    with store.session() as session:
+        session.add(
+            ScoreRecord(
+                candidate_id=outcome.candidate_id,
+                clip_id=record_clip(store, clip),
+                qualities=",".join(str(quality) for quality in qualities),
+                bd_rate_json=json.dumps(result.bd_rate_vs),
+            )
+        )
+    return result
