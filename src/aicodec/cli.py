@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -54,6 +55,10 @@ ConvertOption = Annotated[
     typer.Option("--convert", help="Convert 10-bit, 4:2:2, 4:4:4 or RGB sources to 8-bit 4:2:0."),
 ]
 VmafOption = Annotated[bool, typer.Option("--vmaf", help="Also measure VMAF (vmaf_v0.6.1).")]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option("--device", help="cpu (default) or cuda: the device a torch codec may use."),
+]
 
 
 def _json_safe(value: Any) -> Any:
@@ -76,8 +81,10 @@ def guarded(action: Callable[[], T]) -> T:
     """Run a command body; any lab error becomes one red line on stderr and a non-zero exit."""
     try:
         return action()
+    except typer.Exit:
+        raise
     except AicodecError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]; everything finished so far is in the store")
@@ -86,7 +93,7 @@ def guarded(action: Callable[[], T]) -> T:
         if os.environ.get("AICODEC_DEBUG"):
             raise
         err.print(
-            f"[red]internal error:[/red] {type(exc).__name__}: {exc} "
+            f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))} "
             "(set AICODEC_DEBUG=1 to see the traceback)",
             soft_wrap=True,
         )
@@ -270,7 +277,7 @@ def bdrate_command(
             min_overlap=settings.bd_min_overlap,
         )
         for warning in result.warnings:
-            err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+            err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
         if as_json:
             print_json(result.to_dict())
             return
@@ -334,7 +341,9 @@ def baselines_command(
             store.close()
         for curve in result.encoders.values():
             for warning in curve.warnings:
-                err.print(f"[yellow]warning:[/yellow] {curve.name}: {warning}", soft_wrap=True)
+                err.print(
+                    f"[yellow]warning:[/yellow] {curve.name}: {escape(warning)}", soft_wrap=True
+                )
         if as_json:
             print_json(result.to_dict())
             return
@@ -445,7 +454,7 @@ def validate_command(codec: CodecArgument, as_json: JsonOption = False) -> None:
             for column in ("line", "rule", "problem"):
                 table.add_column(column)
             for violation in report.violations:
-                table.add_row(str(violation.line), violation.rule, violation.message)
+                table.add_row(str(violation.line), violation.rule, escape(violation.message))
             out.print(table)
         if not report.valid:
             raise typer.Exit(1)
@@ -481,6 +490,7 @@ def run_command(
     convert: ConvertOption = False,
     qualities: QualitiesOption = None,
     keep: KeepOption = None,
+    device: DeviceOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -502,7 +512,7 @@ def run_command(
                     reuse=False, progress=lambda text: status.update(f"{codec.name}: {text}"),
                 )  # fmt: skip
 
-        outcome = _with_store(db, work)
+        outcome = _with_store(db, work, device=device)
         if as_json:
             print_json(outcome.to_dict())
             return
@@ -527,6 +537,7 @@ def score_command(
         str | None,
         typer.Option("--encoders", help="Ladder encoders to compare with (default: all)."),
     ] = None,
+    device: DeviceOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -553,9 +564,9 @@ def score_command(
                     progress=lambda text: status.update(f"{codec.name}: {text}"),
                 )  # fmt: skip
 
-        outcome = _with_store(db, work)
+        outcome = _with_store(db, work, device=device)
         for warning in outcome.warnings:
-            err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+            err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
         if as_json:
             print_json(outcome.to_dict())
             return

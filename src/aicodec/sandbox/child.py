@@ -189,7 +189,9 @@ def main(argv: list[str]) -> int:
             job = json.load(handle)
         layers = ["rlimits", "audit-hook", "scrubbed-env"]
         if root:
-            isolation.enter_private_root(job_dir, root, tuple(job.get("read_only", ())))
+            isolation.enter_private_root(
+                job_dir, root, tuple(job.get("read_only", ())), tuple(job.get("devices", ()))
+            )
             job_dir = "/job"
             layers = ["net-namespace", "mount-namespace", "pid-namespace", "chroot", *layers]
         else:

@@ -93,7 +93,15 @@ def _bind(source: str, root: str, *, read_only: bool) -> None:
         _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
 
 
-def enter_private_root(job_dir: str, root: str, extra_read_only: tuple[str, ...] = ()) -> None:
+def gpu_devices() -> list[str]:
+    """The NVIDIA device files a CUDA codec needs (empty where there is no GPU)."""
+    names = sorted(os.listdir("/dev")) if os.path.isdir("/dev") else []
+    return [f"/dev/{name}" for name in names if name.startswith("nvidia")]
+
+
+def enter_private_root(
+    job_dir: str, root: str, extra_read_only: tuple[str, ...] = (), devices: tuple[str, ...] = ()
+) -> None:
     """Build the minimal root at ``root`` (an empty directory), chroot into it, cd /job."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
@@ -101,7 +109,7 @@ def enter_private_root(job_dir: str, root: str, extra_read_only: tuple[str, ...]
     readable += python_dirs() + [path for path in extra_read_only if os.path.exists(path)]
     for path in _top_level(readable):
         _bind(path, root, read_only=True)
-    for device in DEVICES:
+    for device in (*DEVICES, *devices):
         if os.path.exists(device):
             _bind(device, root, read_only=False)
     os.makedirs(root + "/job", exist_ok=True)
@@ -125,7 +133,12 @@ def drop_privileges(uid: int) -> bool:
 
 
 def apply_limits(*, cpu_s: int, memory: int, file_bytes: int, open_files: int, procs: int) -> None:
-    """Lower the child's resource limits (soft and hard, so they cannot be raised again)."""
+    """Lower the child's resource limits (soft and hard, so they cannot be raised again).
+
+    A ``memory`` below 0 leaves the address space unlimited (CUDA reserves tens of GB of it).
+    """
+    if memory < 0:
+        memory = resource.RLIM_INFINITY
     for limit, value in (
         (resource.RLIMIT_CPU, cpu_s),
         (resource.RLIMIT_AS, memory),

@@ -59,6 +59,8 @@ class ChildReport:
 
 def isolation_mode(settings: Settings) -> str:
     """The isolation actually used: ``namespaces`` where allowed (and asked), else ``process``."""
+    if settings.device not in ("cpu", "cuda"):
+        raise ConfigError(f"device {settings.device!r} is not cpu or cuda")
     wanted = settings.sandbox_isolation
     if wanted not in ("auto", "namespaces", "process"):
         raise ConfigError(f"sandbox isolation {wanted!r} is not auto, namespaces or process")
@@ -139,13 +141,15 @@ def run_child(
 ) -> ChildReport:
     """Run one encode or decode job of ``source`` in a fresh sandbox child at ``job_dir``."""
     mode = isolation_mode(settings)
+    cuda = settings.device == "cuda"
     full_job = {
         "role": role,
         "user": settings.sandbox_user,
         "max_bitstream_bytes": settings.sandbox_max_bitstream_bytes,
+        "devices": isolation.gpu_devices() if cuda else [],
         "limits": {
             "cpu_s": settings.sandbox_cpu_s,
-            "memory": settings.sandbox_memory_bytes,
+            "memory": -1 if cuda else settings.sandbox_memory_bytes,
             "file_bytes": file_limit,
             "open_files": settings.sandbox_open_files,
             "procs": settings.sandbox_processes,

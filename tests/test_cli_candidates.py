@@ -1,0 +1,116 @@
+"""validate, run, score and decode from the command line, checked by independent tools."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from aicodec.clips import load_clip
+from aicodec.settings import Settings
+from tests.conftest import run_ffmpeg_cli
+from tests.test_cli import aicodec, assert_one_line_error
+
+ROOT = Path(__file__).resolve().parents[1]
+INTRA = ROOT / "baselines" / "seeds" / "intra_dct.py"
+CODECS = Path(__file__).parent / "codecs"
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four frames of the built-in clip as a y4m source."""
+    path = tmp_path_factory.mktemp("source") / "source.y4m"
+    load_clip(None, Settings(), count=4).frames.write_y4m(path)
+    return path
+
+
+def test_validate_reports_rule_and_line(tmp_path: Path) -> None:
+    ok = aicodec("validate", str(INTRA), "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["valid"] is True
+    hostile = ROOT / "tests" / "hostile_static" / "import_os.py"
+    bad = aicodec("validate", str(hostile), "--json")
+    assert bad.returncode == 1
+    violation = json.loads(bad.stdout)["violations"][0]
+    assert violation["rule"] == "import" and violation["line"] > 0
+    table = aicodec("validate", str(hostile))
+    assert table.returncode == 1 and "import" in table.stdout
+    assert_one_line_error(aicodec("validate", str(tmp_path / "missing.py")), "no such file")
+
+
+def test_score_figures_equal_what_independent_tools_compute(source: Path, tmp_path: Path) -> None:
+    db, kept = tmp_path / "store.db", tmp_path / "kept"
+    args = ["score", str(INTRA), "--video", str(source), "--qualities", "30,50,70,90",
+            "--encoders", "x264", "--db", str(db), "--json"]  # fmt: skip
+    result = aicodec(*args, "--keep", str(kept))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [point["quality"] for point in data["points"]] == [30, 50, 70, 90]
+    assert set(data["bd_rate_vs"]) == {"x264-medium"}
+    for point in data["points"]:
+        keys = {"quality", "bytes", "kbps", "psnr_y", "psnr_yuv", "ssim_y", "encode_fps",
+                "decode_fps"}  # fmt: skip
+        assert keys <= set(point)
+        stream = kept / f"q{point['quality']}.bin"
+        assert point["bytes"] == stream.stat().st_size  # every byte the decoder received
+        assert point["kbps"] == pytest.approx(8 * point["bytes"] / (4 / 30) / 1000)
+        log = run_ffmpeg_cli("-i", str(kept / f"q{point['quality']}.y4m"), "-i", str(source),
+                             "-lavfi", "psnr", "-f", "null", "-")  # fmt: skip
+        ffmpeg_psnr = float(re.search(r"PSNR y:([0-9.]+)", log.stderr).group(1))
+        assert point["psnr_y"] == pytest.approx(ffmpeg_psnr, abs=0.01)
+    assert data["isolation"].split(":")[0] in ("namespaces", "process")
+    again = json.loads(aicodec(*args).stdout)
+    assert again["reused"] is True and again["points"] == data["points"]
+    with sqlite3.connect(db) as connection:
+        runs = connection.execute("SELECT count(*), min(status) FROM candidate_runs").fetchone()
+        hashes = connection.execute("SELECT code_hash FROM candidates").fetchall()
+    assert runs == (4, "ok")
+    assert hashes == [(data["candidate"]["code_hash"],)]
+
+
+def test_decode_reproduces_the_kept_frames(source: Path, tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    run = aicodec("run", str(INTRA), "--video", str(source), "--qualities", "40",
+                  "--keep", str(kept), "--db", str(tmp_path / "s.db"))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "isolation:" in run.stdout
+    out = tmp_path / "out.y4m"
+    result = aicodec("decode", str(INTRA), str(kept / "q40.bin"), "-o", str(out), "--fps", "30",
+                     "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["frames"] == 4
+    decoded = load_clip(out, Settings())
+    assert decoded.content_hash == load_clip(kept / "q40.y4m", Settings()).content_hash
+    assert_one_line_error(
+        aicodec("decode", str(INTRA), str(tmp_path / "none.bin"), "-o", str(out)), "none.bin"
+    )
+
+
+def test_failures_are_one_line_and_stored(source: Path, tmp_path: Path) -> None:
+    db = tmp_path / "store.db"
+    crash = aicodec("run", str(CODECS / "crashes_at_quality_60.py"), "--video", str(source),
+                    "--qualities", "40,60", "--db", str(db))  # fmt: skip
+    assert_one_line_error(crash, "quality 60: encode: encode error: ValueError")
+    assert crash.returncode == 1
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute(
+            "SELECT quality, status, stage FROM candidate_runs ORDER BY quality"
+        ).fetchall()
+    assert rows == [(40, "ok", None), (60, "failed", "encode")]
+    hostile = ROOT / "tests" / "hostile_static" / "exec_string.py"
+    refused = aicodec("score", str(hostile), "--video", str(source), "--db", str(db))
+    assert_one_line_error(refused, "[dynamic-code]")
+    assert_one_line_error(
+        aicodec("run", str(INTRA), "--qualities", "20,200", "--db", str(db)), "0..100"
+    )
+
+
+def test_a_torch_codec_runs_in_the_sandbox(source: Path, tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="torch is an optional extra (pip install aicodec[torch])")
+    result = aicodec("run", str(CODECS / "torch_pool.py"), "--video", str(source),
+                     "--qualities", "50", "--db", str(tmp_path / "t.db"), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    point = json.loads(result.stdout)["points"][0]
+    assert 20 < point["psnr_y"] < 40 and point["bytes"] > 0
