@@ -28,6 +28,7 @@ test: $(STAMP)
 ## benchmarks: printed figures, not tests
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
+	$(BIN)/python benchmarks/bench_sandbox.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -99,6 +99,65 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+MEASURED_FIELDS = (
+    "bytes", "kbps", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ssim_y", "vmaf", "frames",
+    "encode_seconds",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EncodedQuality:
+    """An encoded clip: bytes, kbit/s, PSNR (dB), SSIM-Y, VMAF, frames and encode seconds."""
+
+    bytes: int
+    kbps: float
+    psnr_y: float
+    psnr_u: float
+    psnr_v: float
+    psnr_yuv: float
+    ssim_y: float
+    vmaf: float | None
+    frames: int
+    encode_seconds: float
+
+    @property
+    def encode_fps(self) -> float:
+        """Encoding speed (frames per second)."""
+        return self.frames / self.encode_seconds if self.encode_seconds > 0 else math.inf
+
+    def measured(self) -> dict[str, object]:
+        """The measured fields, JSON-ready (VMAF only when measured), with encode_fps."""
+        data = {name: getattr(self, name) for name in MEASURED_FIELDS}
+        if self.vmaf is None:
+            del data["vmaf"]
+        data["encode_fps"] = self.encode_fps
+        return data
+
+
+def measure_encoding(
+    reference: Frames,
+    decoded: Frames,
+    size_bytes: int,
+    encode_seconds: float,
+    *,
+    settings: Settings,
+    with_vmaf: bool = False,
+) -> dict[str, object]:
+    """The fields of an EncodedQuality for ``decoded`` frames coded in ``size_bytes``."""
+    quality = compare(reference, decoded, settings=settings)
+    score = None
+    if with_vmaf:
+        score, _ = vmaf(reference, decoded, model=settings.vmaf_model,
+                        threads=settings.vmaf_threads)  # fmt: skip
+    return {
+        "bytes": size_bytes,
+        "kbps": bitrate_kbps(size_bytes, reference.count, float(reference.fps)),
+        "psnr_y": quality.psnr_y, "psnr_u": quality.psnr_u, "psnr_v": quality.psnr_v,
+        "psnr_yuv": quality.psnr_yuv, "ssim_y": quality.ssim_y, "vmaf": score,
+        "frames": reference.count, "encode_seconds": encode_seconds,
+    }  # fmt: skip
+
+
 def bitrate_kbps(size_bytes: int, frames: int, fps: float) -> float:
     """Bitrate of ``size_bytes`` spread over ``frames`` at ``fps``: 8 * bytes / seconds (kbit/s)."""
     return 8.0 * size_bytes / (frames / fps) / 1000.0

@@ -18,33 +18,21 @@ from aicodec.candidates.contract import QUALITY_MAX, QUALITY_MIN
 from aicodec.candidates.records import record_candidate
 from aicodec.clips import Clip
 from aicodec.errors import BDRateError, ConfigError, SandboxError, ValidationError
-from aicodec.metrics import bitrate_kbps, compare, vmaf
+from aicodec.metrics import MEASURED_FIELDS, EncodedQuality, measure_encoding
 from aicodec.sandbox.execute import CandidateRun, PointRun, run_candidate
 from aicodec.settings import Settings
 from aicodec.store import RunRecord, ScoreRecord, Store
 
+# measured fields kept in a candidate_runs row (the frame count is the clip's)
+STORED_FIELDS = tuple(name for name in MEASURED_FIELDS if name != "frames")
+
 
 @dataclass(frozen=True)
-class ScoredPoint:
-    """One rate point of a candidate: size, bitrate, quality and speed."""
+class ScoredPoint(EncodedQuality):
+    """One rate point of a candidate; encode and decode seconds are the calls in the sandbox."""
 
     quality: int
-    bytes: int
-    kbps: float
-    psnr_y: float
-    psnr_u: float
-    psnr_v: float
-    psnr_yuv: float
-    ssim_y: float
-    vmaf: float | None
-    encode_seconds: float
     decode_seconds: float
-    frames: int
-
-    @property
-    def encode_fps(self) -> float:
-        """Encoding speed: frames per second of the encode call in the sandbox."""
-        return self.frames / self.encode_seconds if self.encode_seconds > 0 else float("inf")
 
     @property
     def decode_fps(self) -> float:
@@ -53,16 +41,10 @@ class ScoredPoint:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready point; VMAF only when measured."""
-        data: dict[str, object] = {
-            "quality": self.quality, "bytes": self.bytes, "kbps": self.kbps,
-            "psnr_y": self.psnr_y, "psnr_u": self.psnr_u, "psnr_v": self.psnr_v,
-            "psnr_yuv": self.psnr_yuv, "ssim_y": self.ssim_y,
-            "encode_fps": self.encode_fps, "decode_fps": self.decode_fps,
-            "encode_seconds": self.encode_seconds, "decode_seconds": self.decode_seconds,
+        return {
+            "quality": self.quality, **self.measured(),
+            "decode_seconds": self.decode_seconds, "decode_fps": self.decode_fps,
         }  # fmt: skip
-        if self.vmaf is not None:
-            data["vmaf"] = self.vmaf
-        return data
 
 
 @dataclass
@@ -136,24 +118,12 @@ def validate_or_raise(source: str) -> None:
 def _measure(point: PointRun, clip: Clip, settings: Settings, with_vmaf: bool) -> ScoredPoint:
     """The lab's own measurements of one decoded point against the source clip."""
     assert point.decoded is not None and point.bitstream is not None
-    frames = clip.frames
-    quality = compare(frames, point.decoded, settings=settings)
-    score = None
-    if with_vmaf:
-        score, _ = vmaf(
-            frames, point.decoded, model=settings.vmaf_model, threads=settings.vmaf_threads
-        )
-    decode_seconds = [report.call_seconds or 0.0 for report in point.decodes]
-    return ScoredPoint(
-        quality=point.quality,
-        bytes=len(point.bitstream),
-        kbps=bitrate_kbps(len(point.bitstream), frames.count, float(frames.fps)),
-        psnr_y=quality.psnr_y, psnr_u=quality.psnr_u, psnr_v=quality.psnr_v,
-        psnr_yuv=quality.psnr_yuv, ssim_y=quality.ssim_y, vmaf=score,
-        encode_seconds=point.encode.call_seconds or 0.0,
-        decode_seconds=min(decode_seconds) if decode_seconds else 0.0,
-        frames=frames.count,
+    decode_seconds = min(report.call_seconds or 0.0 for report in point.decodes)
+    measured = measure_encoding(
+        clip.frames, point.decoded, len(point.bitstream), point.encode.call_seconds or 0.0,
+        settings=settings, with_vmaf=with_vmaf,
     )  # fmt: skip
+    return ScoredPoint(quality=point.quality, decode_seconds=decode_seconds, **measured)  # type: ignore[arg-type]
 
 
 def _store_points(
@@ -182,10 +152,8 @@ def _store_points(
                 decoded_sha256=point.decoded_sha256,
             )  # fmt: skip
             if measured is not None:
-                for name in ("kbps", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ssim_y", "vmaf"):
+                for name in (*STORED_FIELDS, "decode_seconds"):
                     setattr(row, name, getattr(measured, name))
-                row.encode_seconds = measured.encode_seconds
-                row.decode_seconds = measured.decode_seconds
             session.add(row)
 
 
@@ -211,20 +179,13 @@ def _stored_points(
             if row is None or (vmaf and row.vmaf is None):
                 return None
             isolation = row.isolation
+            fields = {name: getattr(row, name) for name in STORED_FIELDS}
             points.append(
                 ScoredPoint(
                     quality=quality,
-                    bytes=row.bytes or 0,
-                    kbps=row.kbps or 0.0,
-                    psnr_y=row.psnr_y,
-                    psnr_u=row.psnr_u or 0.0,
-                    psnr_v=row.psnr_v or 0.0,
-                    psnr_yuv=row.psnr_yuv or 0.0,
-                    ssim_y=row.ssim_y or 0.0,
-                    vmaf=row.vmaf,
-                    encode_seconds=row.encode_seconds or 0.0,
                     decode_seconds=row.decode_seconds or 0.0,
                     frames=clip.frames.count,
+                    **fields,
                 )  # fmt: skip
             )
     return points, isolation

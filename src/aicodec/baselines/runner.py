@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
@@ -16,39 +16,20 @@ from aicodec.bdrate import RDPoint, bd_compare
 from aicodec.clips import Clip
 from aicodec.errors import BDRateError
 from aicodec.ffmpeg import ffmpeg_version
-from aicodec.metrics import bitrate_kbps, compare, vmaf
+from aicodec.metrics import MEASURED_FIELDS, EncodedQuality, measure_encoding
 from aicodec.settings import Settings
 from aicodec.store import BaselineEncode, ClipRecord, RatePointChoice, Store
 
 
 @dataclass(frozen=True)
-class RatePoint:
-    """One encode of a clip: its rate value, size, quality and speed."""
+class RatePoint(EncodedQuality):
+    """One encode of a clip by a standard encoder at one rate value."""
 
     rate_value: int
-    bytes: int
-    kbps: float
-    psnr_y: float
-    psnr_u: float
-    psnr_v: float
-    psnr_yuv: float
-    ssim_y: float
-    vmaf: float | None
-    encode_seconds: float
-    frames: int
-
-    @property
-    def encode_fps(self) -> float:
-        """Encoding speed (frames per second, wall clock, including ffmpeg start-up)."""
-        return self.frames / self.encode_seconds if self.encode_seconds > 0 else float("inf")
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready point; VMAF only when measured."""
-        data = asdict(self)
-        data["encode_fps"] = self.encode_fps
-        if self.vmaf is None:
-            del data["vmaf"]
-        return data
+        return {"rate_value": self.rate_value, **self.measured()}
 
 
 @dataclass
@@ -188,29 +169,11 @@ class _EncoderRun:
             self.spec, frames, rate, self.ladder.threads, self.settings.ffmpeg_timeout_s
         )
         self.encoded_now.add(rate)
-        quality = compare(frames, encoded.decoded, settings=self.settings)
-        score = None
-        if with_vmaf:
-            score, _ = vmaf(
-                frames,
-                encoded.decoded,
-                model=self.settings.vmaf_model,
-                threads=self.settings.vmaf_threads,
-            )
-        size = len(encoded.bitstream)
-        point = RatePoint(
-            rate_value=rate,
-            bytes=size,
-            kbps=bitrate_kbps(size, frames.count, float(frames.fps)),
-            psnr_y=quality.psnr_y,
-            psnr_u=quality.psnr_u,
-            psnr_v=quality.psnr_v,
-            psnr_yuv=quality.psnr_yuv,
-            ssim_y=quality.ssim_y,
-            vmaf=score,
-            encode_seconds=encoded.encode_seconds,
-            frames=frames.count,
-        )
+        measured = measure_encoding(
+            frames, encoded.decoded, len(encoded.bitstream), encoded.encode_seconds,
+            settings=self.settings, with_vmaf=with_vmaf,
+        )  # fmt: skip
+        point = RatePoint(rate_value=rate, **measured)  # type: ignore[arg-type]
         self._save(point)
         return point
 
@@ -232,9 +195,7 @@ class _EncoderRun:
                     rate_option=self.spec.rate_option,
                 )
                 session.add(row)
-            for name in ("rate_value", "frames", "bytes", "kbps", "psnr_y", "psnr_u"):
-                setattr(row, name, getattr(point, name))
-            for name in ("psnr_v", "psnr_yuv", "ssim_y", "vmaf", "encode_seconds"):
+            for name in ("rate_value", *MEASURED_FIELDS):
                 setattr(row, name, getattr(point, name))
 
     def rates_for(self, targets: list[float]) -> list[int]:
@@ -278,19 +239,8 @@ class _EncoderRun:
 
 def _point_from_row(row: BaselineEncode) -> RatePoint:
     """A RatePoint from its stored row."""
-    return RatePoint(
-        rate_value=row.rate_value,
-        bytes=row.bytes,
-        kbps=row.kbps,
-        psnr_y=row.psnr_y,
-        psnr_u=row.psnr_u,
-        psnr_v=row.psnr_v,
-        psnr_yuv=row.psnr_yuv,
-        ssim_y=row.ssim_y,
-        vmaf=row.vmaf,
-        encode_seconds=row.encode_seconds,
-        frames=row.frames,
-    )
+    fields = {name: getattr(row, name) for name in MEASURED_FIELDS}
+    return RatePoint(rate_value=row.rate_value, **fields)
 
 
 def run_ladder(
