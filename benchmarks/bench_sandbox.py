@@ -26,14 +26,14 @@ from aicodec.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = sorted((ROOT / "baselines" / "seeds").glob("*.py"))
 RUNS = 7
-NOTHING = '''
+NOTHING = """
 def encode(frames, quality):
     return b"x"
 
 
 def decode(bitstream):
     raise ValueError("not used")
-'''
+"""
 
 
 def child_overhead(mode: str) -> float:

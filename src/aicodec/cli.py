@@ -655,6 +655,166 @@ def decode_command(
     guarded(body)
 
 
+@app.command("generate")
+def generate_command(
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--parent",
+            help="Candidate id or codec file (default: best so far, else the motion seed).",
+        ),
+    ] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            help="anthropic, openai, mutation or replay (default: "
+            "anthropic when ANTHROPIC_API_KEY is set, else mutation).",
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", help="How many candidates to make.")] = 1,
+    repairs: Annotated[
+        int, typer.Option("--repairs", help="Times to ask the model to fix a validation error.")
+    ] = 2,
+    max_cost: Annotated[
+        float | None, typer.Option("--max-cost", help="Stop once this many USD are spent.")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Stop once this many tokens are used.")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the mutation provider.")] = 0,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make new candidates from a parent with a model (or the offline mutation search)."""
+
+    def body() -> None:
+        from aicodec.generation import generate_candidates, resolve_parent, select_provider
+
+        def work(store: Any, settings: Settings) -> Any:
+            chosen, reason = select_provider(settings, provider, seed=seed, store=store)
+            origin = resolve_parent(store, parent)
+            with _status(f"generating from {origin.name}") as status:
+                return generate_candidates(
+                    store, settings, chosen, reason, origin, count=n, repairs=repairs,
+                    max_cost=max_cost, max_tokens=max_tokens, progress=status.update,
+                )  # fmt: skip
+
+        overrides = {"model": model} if model else {}
+        outcome = _with_store(db, work, **overrides)
+        err.print(f"provider: {outcome.provider} ({escape(outcome.provider_reason)})")
+        if outcome.stopped:
+            err.print(f"[yellow]stopped:[/yellow] {escape(outcome.stopped)}", soft_wrap=True)
+        if as_json:
+            print_json(outcome.to_dict())
+        else:
+            _render_generation(outcome)
+        if not any(candidate.status == "new" for candidate in outcome.candidates):
+            raise typer.Exit(1)
+
+    guarded(body)
+
+
+def _render_generation(outcome: Any) -> None:
+    """Print each generated candidate's id, validity and fate."""
+    table = Table(
+        title=f"{len(outcome.candidates)} candidate(s) from {outcome.parent.name} by "
+        f"{outcome.provider} ({outcome.model})"
+    )
+    for column in ("id", "status", "valid", "origin", "code hash", "repairs", "reason"):
+        table.add_column(column)
+    for item in outcome.candidates:
+        table.add_row(
+            str(item.candidate_id or "-"), item.status, "yes" if item.valid else "no",
+            item.origin, (item.code_hash or "-")[:12], str(item.repairs),
+            escape(item.reason or ""),
+        )  # fmt: skip
+    out.print(table)
+    out.print(
+        f"{outcome.calls} model call(s), {outcome.input_tokens} input and "
+        f"{outcome.output_tokens} output tokens, {outcome.cost_usd:.4f} USD"
+    )
+
+
+@app.command("logs")
+def logs_command(
+    last: Annotated[int, typer.Option("-n", "--last", help="How many calls to list.")] = 20,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "-q", "--query", help="Only calls whose prompt, answer or error contains TEXT."
+        ),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List and search the model-call log, with token and cost totals per run."""
+
+    def body() -> None:
+        from sqlalchemy import or_, select
+
+        from aicodec.generation import call_totals
+        from aicodec.store import ModelCall
+
+        def work(store: Any, settings: Settings) -> Any:
+            statement = select(ModelCall).order_by(ModelCall.id.desc()).limit(max(last, 0))
+            if query:
+                pattern = f"%{query}%"
+                statement = statement.where(
+                    or_(ModelCall.messages_json.like(pattern),
+                        ModelCall.response_text.like(pattern), ModelCall.error.like(pattern))
+                )  # fmt: skip
+            with store.session() as session:
+                calls = [_call_dict(call) for call in session.scalars(statement)]
+            return calls, call_totals(store)
+
+        calls, totals = _with_store(db, work)
+        if as_json:
+            print_json({"calls": calls, "runs": [_jsonable(total) for total in totals]})
+            return
+        table = Table(title=f"model calls ({len(calls)} shown, newest first)")
+        for column in ("id", "when", "provider", "model", "purpose", "in", "out", "cached",
+                       "USD", "s", "retries", "error"):  # fmt: skip
+            table.add_column(column)
+        for call in calls:
+            table.add_row(
+                str(call["id"]), str(call["created_at"])[:19], call["provider"], call["model"],
+                call["purpose"], str(call["input_tokens"]), str(call["output_tokens"]),
+                str(call["cache_read_tokens"]), f"{call['cost_usd']:.4f}",
+                f"{call['latency_s']:.1f}", str(call["retries"]), escape(call["error"] or ""),
+            )  # fmt: skip
+        out.print(table)
+        runs = Table(title="totals per run")
+        for column in ("run", "calls", "input", "output", "cached", "USD"):
+            runs.add_column(column)
+        for total in totals:
+            runs.add_row(
+                str(total["batch"])[:12], str(total["calls"]), str(total["input_tokens"]),
+                str(total["output_tokens"]), str(total["cache_read_tokens"]),
+                f"{total['cost_usd'] or 0:.4f}",
+            )  # fmt: skip
+        out.print(runs)
+
+    guarded(body)
+
+
+def _call_dict(call: Any) -> dict[str, Any]:
+    """A logged model call as plain values."""
+    names = (
+        "id", "batch", "provider", "model", "purpose", "prompt_hash", "input_tokens",
+        "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "latency_s",
+        "retries", "error", "created_at", "response_text", "system_prompt", "messages_json",
+    )  # fmt: skip
+    return _jsonable({name: getattr(call, name) for name in names})
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """Datetimes as ISO text."""
+    return {key: value.isoformat() if hasattr(value, "isoformat") else value
+            for key, value in row.items()}  # fmt: skip
+
+
 def main() -> None:
     """Entry point of the ``aicodec`` console script."""
     app()

@@ -45,3 +45,11 @@ class ValidationError(AicodecError):
     """A candidate's source breaks the codec contract or the sandbox rules."""
 
     exit_code = 1
+
+
+class ProviderError(AicodecError):
+    """A model provider failed: no key, unreachable, rate-limited past its retries, bad answer."""
+
+
+class GenerationError(AicodecError):
+    """A model's answer could not become a candidate (no code, edits that do not apply)."""

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def _data_dir(name: str) -> Path:
+def data_dir(name: str) -> Path:
     """Locate a data folder shipped with the lab: inside a wheel, else beside ``src/``."""
     packaged = PACKAGE_DIR / "_data" / name
     if packaged.is_dir():
@@ -28,7 +28,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the experiment store (a bare path means a SQLite file).",
     )
     ladder_file: Path = Field(
-        default_factory=lambda: _data_dir("baselines") / "ladder.toml",
+        default_factory=lambda: data_dir("baselines") / "ladder.toml",
         description="TOML file describing the standard-encoder ladder.",
     )
     psnr_yuv_weights: tuple[int, int, int] = Field(
@@ -80,6 +80,27 @@ class Settings(BaseSettings):
         default=65534, description="Unprivileged uid/gid a child runs as when the lab is root."
     )
     device: str = Field(default="cpu", description="Device a torch codec may use: cpu or cuda.")
+    prompts_dir: Path = Field(
+        default_factory=lambda: data_dir("prompts"), description="Prompt templates."
+    )
+    prompt_budget_tokens: int = Field(
+        default=24_000, ge=2_000, description="Largest prompt sent to a model (tokens, estimated)."
+    )
+    provider: str | None = Field(
+        default=None, description="anthropic, openai, mutation or replay (default: by key)."
+    )
+    model: str = Field(default="claude-sonnet-4-5", description="Claude model for anthropic.")
+    max_tokens: int = Field(default=8192, ge=256, description="Longest model answer (tokens).")
+    temperature: float = Field(default=0.7, ge=0.0, le=1.0, description="Sampling temperature.")
+    llm_timeout_s: float = Field(default=180.0, gt=0, description="Timeout of one model call.")
+    llm_max_retries: int = Field(default=6, ge=0, description="Retries of a failed model call.")
+    openai_base_url: str | None = Field(
+        default=None, description="Base URL of an OpenAI-compatible server (…/v1)."
+    )
+    openai_model: str | None = Field(default=None, description="Model name on that server.")
+    replay_db: str | None = Field(
+        default=None, description="Store whose model-call log the replay provider answers from."
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,4 +1,5 @@
 """A tiny torch codec: 2x2 average pooling of luma (a learned-codec stand-in), zlib."""
+
 import struct
 import zlib
 

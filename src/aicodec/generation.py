@@ -1,0 +1,422 @@
+"""Generating candidates: choose a provider, prompt it with the lab's history, keep valid code."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+
+from aicodec.candidates import code_hash, read_candidate
+from aicodec.candidates.records import record_candidate
+from aicodec.errors import GenerationError, ProviderError
+from aicodec.prompting import ParentCodec, generate_prompt, repair_prompt
+from aicodec.providers.base import ModelReply, Prompt, ProviderCallError
+from aicodec.providers.replay import prompt_hash
+from aicodec.settings import Settings, data_dir
+from aicodec.store import (
+    CandidateRecord,
+    ClipRecord,
+    GenerationRecord,
+    ModelCall,
+    RunRecord,
+    ScoreRecord,
+    Store,
+)
+from aicodec.validation import validate_source
+
+SECRET_VARIABLES = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+DEFAULT_SEED = "motion_dct.py"
+FAILURES_SHOWN = 12
+
+
+class ModelProvider(Protocol):
+    """A provider that answers prompts (anthropic, openai, replay)."""
+
+    name: str
+    model: str
+
+    def complete(self, prompt: Prompt) -> ModelReply: ...
+
+
+def scrub(text: str) -> str:
+    """``text`` with any API key of the environment replaced by ***."""
+    for variable in SECRET_VARIABLES:
+        secret = os.environ.get(variable, "")
+        if len(secret) >= 8:
+            text = text.replace(secret, "***")
+    return text
+
+
+def select_provider(
+    settings: Settings, name: str | None, *, seed: int, store: Store
+) -> tuple[Any, str]:
+    """The provider to use and why: --provider, else anthropic with a key, else mutation."""
+    chosen = name or settings.provider
+    if chosen:
+        reason = f"--provider {chosen}"
+    elif os.environ.get("ANTHROPIC_API_KEY"):
+        chosen, reason = "anthropic", "ANTHROPIC_API_KEY is set"
+    else:
+        chosen, reason = "mutation", "no ANTHROPIC_API_KEY: offline mutation search"
+    if chosen == "anthropic":
+        from aicodec.providers.anthropic_provider import AnthropicProvider
+
+        provider = AnthropicProvider(
+            settings.model, api_key=os.environ.get("ANTHROPIC_API_KEY"),
+            base_url=os.environ.get("ANTHROPIC_BASE_URL"), max_tokens=settings.max_tokens,
+            temperature=settings.temperature, timeout_s=settings.llm_timeout_s,
+            max_retries=settings.llm_max_retries,
+        )  # fmt: skip
+    elif chosen == "openai":
+        from aicodec.providers.openai_provider import OpenAIProvider
+
+        if not settings.openai_base_url or not settings.openai_model:
+            raise ProviderError(
+                "the openai provider needs AICODEC_OPENAI_BASE_URL and AICODEC_OPENAI_MODEL "
+                "(e.g. http://127.0.0.1:8000/v1 and the served model's name)"
+            )
+        provider = OpenAIProvider(
+            settings.openai_model, base_url=settings.openai_base_url,
+            api_key=os.environ.get("OPENAI_API_KEY"), max_tokens=settings.max_tokens,
+            temperature=settings.temperature, timeout_s=settings.llm_timeout_s,
+            max_retries=settings.llm_max_retries,
+        )  # fmt: skip
+    elif chosen == "mutation":
+        from aicodec.providers.mutation import MutationProvider
+
+        provider = MutationProvider(seed=seed)
+    elif chosen == "replay":
+        from aicodec.providers.replay import ReplayProvider
+
+        provider = ReplayProvider(Store(settings.replay_db) if settings.replay_db else store)
+    else:
+        raise ProviderError(f"unknown provider {chosen!r}; use anthropic, openai, mutation, replay")
+    return provider, reason
+
+
+def seed_path(name: str = DEFAULT_SEED) -> Path:
+    """A seed codec shipped with the lab."""
+    return data_dir("baselines") / "seeds" / name
+
+
+def best_candidate(store: Store) -> int | None:
+    """The candidate with the lowest mean BD-rate against x264 over its scored clips."""
+    with store.session() as session:
+        scores = session.execute(select(ScoreRecord.candidate_id, ScoreRecord.bd_rate_json)).all()
+    means: dict[int, list[float]] = {}
+    for candidate_id, blob in scores:
+        value = json.loads(blob).get("x264-medium")
+        if value is not None:
+            means.setdefault(candidate_id, []).append(float(value))
+    if not means:
+        return None
+    return min(means, key=lambda key: (sum(means[key]) / len(means[key]), key))
+
+
+def resolve_parent(store: Store, parent: str | None) -> ParentCodec:
+    """The parent codec: a candidate id, a file, or (default) the best so far, else a seed."""
+    if parent is not None and parent.isdigit():
+        with store.session() as session:
+            record = session.get(CandidateRecord, int(parent))
+            if record is None:
+                raise GenerationError(f"no candidate with id {parent} in the store")
+            return ParentCodec(record.id, record.name, record.source)
+    if parent is None:
+        best = best_candidate(store)
+        if best is not None:
+            return resolve_parent(store, str(best))
+        path = seed_path()
+    else:
+        path = Path(parent)
+    source = read_candidate(path)
+    report = validate_source(source)
+    if not report.valid:
+        raise GenerationError(f"the parent {path} is not a valid codec: {report.violations[0]}")
+    origin = "seed" if path.resolve().parent.name == "seeds" else "manual"
+    return ParentCodec(record_candidate(store, source, path.name, origin), path.name, source)
+
+
+def parent_history(store: Store, parent: ParentCodec) -> tuple[list[str], str | None, list[str]]:
+    """Prompt material: the parent's scores, the best codec so far, recent failures."""
+    scores: list[str] = []
+    with store.session() as session:
+        for score in session.scalars(
+            select(ScoreRecord).where(ScoreRecord.candidate_id == parent.id)
+            .order_by(ScoreRecord.id.desc()).limit(6)
+        ):  # fmt: skip
+            clip = session.get(ClipRecord, score.clip_id)
+            rates = ", ".join(
+                f"vs {name} {value:+.1f} %" if value is not None else f"vs {name} undefined"
+                for name, value in json.loads(score.bd_rate_json).items()
+            )
+            scores.append(f"- {clip.name if clip else score.clip_id}: BD-rate {rates}")
+            for run in session.scalars(
+                select(RunRecord)
+                .where(RunRecord.candidate_id == parent.id, RunRecord.clip_id == score.clip_id,
+                       RunRecord.status == "ok")
+                .order_by(RunRecord.quality)
+            ):  # fmt: skip
+                scores.append(
+                    f"  quality {run.quality}: {run.bytes} bytes, {run.kbps:.1f} kbps, "
+                    f"PSNR-Y {run.psnr_y:.2f} dB, SSIM-Y {run.ssim_y:.4f}"
+                )
+        failures = [
+            f"- candidate {run.candidate_id}, quality {run.quality}: {run.error}"
+            for run in session.scalars(
+                select(RunRecord).where(RunRecord.status == "failed")
+                .order_by(RunRecord.id.desc()).limit(FAILURES_SHOWN)
+            )
+        ]  # fmt: skip
+        failures += [
+            f"- generation {record.id} ({record.status}): {record.reason}"
+            for record in session.scalars(
+                select(GenerationRecord).where(GenerationRecord.status.in_(("invalid", "failed")))
+                .order_by(GenerationRecord.id.desc()).limit(FAILURES_SHOWN)
+            )
+        ]  # fmt: skip
+    best_id = best_candidate(store)
+    best = None
+    if best_id is not None and best_id != parent.id:
+        with store.session() as session:
+            record = session.get(CandidateRecord, best_id)
+            best = f"candidate {best_id} ({record.name if record else '?'})"
+    return scores, best, failures
+
+
+@dataclass
+class GeneratedCandidate:
+    """The outcome of one generation attempt."""
+
+    candidate_id: int | None
+    valid: bool
+    code_hash: str | None
+    parent: int | None
+    origin: str
+    status: str  # new, duplicate, invalid, failed
+    reason: str | None = None
+    repairs: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready outcome: id, valid, code_hash, parent, origin, status, reason, repairs."""
+        return {
+            "id": self.candidate_id, "valid": self.valid, "code_hash": self.code_hash,
+            "parent": self.parent, "origin": self.origin, "status": self.status,
+            "reason": self.reason, "repairs": self.repairs,
+        }  # fmt: skip
+
+
+@dataclass
+class GenerationOutcome:
+    """A generate batch: the provider, each candidate's outcome, tokens and cost."""
+
+    provider: str
+    model: str
+    provider_reason: str
+    batch: str
+    parent: ParentCodec
+    candidates: list[GeneratedCandidate] = field(default_factory=list)
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    stopped: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready batch; ``candidates`` as promised by ``aicodec generate --json``."""
+        return {
+            "provider": self.provider, "model": self.model, "why": self.provider_reason,
+            "batch": self.batch, "parent": self.parent.id,
+            "candidates": [candidate.to_dict() for candidate in self.candidates],
+            "calls": self.calls, "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens, "cost_usd": self.cost_usd,
+            "stopped": self.stopped,
+        }  # fmt: skip
+
+
+class _Batch:
+    """One generate invocation: logs every call, tracks the budgets, records outcomes."""
+
+    def __init__(self, store: Store, provider: Any, outcome: GenerationOutcome) -> None:
+        self.store, self.provider, self.outcome = store, provider, outcome
+
+    def call(self, prompt: Prompt) -> tuple[ModelReply, int]:
+        """One logged model call (stored whether it succeeds or fails)."""
+        outcome = self.outcome
+        row = ModelCall(
+            batch=outcome.batch, provider=self.provider.name, model=self.provider.model,
+            purpose=prompt.purpose, prompt_hash=prompt_hash(prompt),
+            system_prompt=scrub(prompt.system), messages_json=scrub(json.dumps(prompt.messages)),
+            input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0,
+            cost_usd=0.0, latency_s=0.0, retries=0,
+        )  # fmt: skip
+        try:
+            reply = self.provider.complete(prompt)
+        except ProviderError as exc:
+            if isinstance(exc, ProviderCallError):
+                row.retries, row.latency_s = exc.failure.retries, exc.failure.latency_s
+            row.error = scrub(str(exc))
+            self._save(row)
+            raise
+        row.model = reply.model
+        row.response_text = scrub(reply.text)
+        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                     "cost_usd", "latency_s", "retries"):  # fmt: skip
+            setattr(row, name, getattr(reply, name))
+        call_id = self._save(row)
+        outcome.calls += 1
+        outcome.input_tokens += reply.input_tokens + reply.cache_read_tokens
+        outcome.output_tokens += reply.output_tokens
+        outcome.cost_usd += reply.cost_usd
+        return reply, call_id
+
+    def _save(self, row: ModelCall) -> int:
+        with self.store.session() as session:
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def record(self, result: GeneratedCandidate, call_id: int | None = None) -> None:
+        """Store the attempt and add it to the outcome."""
+        self.outcome.candidates.append(result)
+        with self.store.session() as session:
+            session.add(
+                GenerationRecord(
+                    batch=self.outcome.batch, provider=self.provider.name,
+                    model=self.provider.model, parent_id=result.parent,
+                    candidate_id=result.candidate_id, model_call_id=call_id,
+                    status=result.status, reason=result.reason, repairs=result.repairs,
+                )
+            )  # fmt: skip
+
+    def keep(
+        self, source: str, origin: str, repairs: int, call_id: int | None, reason: str | None = None
+    ) -> None:
+        """Validate a generated source and store it, or record why it was not kept."""
+        parent = self.outcome.parent
+        report = validate_source(source)
+        digest = code_hash(source)
+        if not report.valid:
+            reason = f"validate: {report.violations[0]}"
+            self.record(GeneratedCandidate(None, False, digest, parent.id, origin, "invalid",
+                                           reason, repairs), call_id)  # fmt: skip
+            return
+        with self.store.session() as session:
+            existing = session.scalar(
+                select(CandidateRecord.id).where(CandidateRecord.code_hash == digest)
+            )
+        if existing is not None:
+            self.record(GeneratedCandidate(existing, True, digest, parent.id, origin, "duplicate",
+                                           f"same code as candidate {existing}", repairs),
+                        call_id)  # fmt: skip
+            return
+        name = f"{origin}-{digest[:12]}.py"
+        new_id = record_candidate(self.store, source, name, origin, parent.id)
+        self.record(GeneratedCandidate(new_id, True, digest, parent.id, origin, "new", reason,
+                                       repairs), call_id)  # fmt: skip
+
+    def over_budget(self, max_cost: float | None, max_tokens: int | None) -> str | None:
+        """Which budget is spent, if any."""
+        outcome = self.outcome
+        if max_cost is not None and outcome.cost_usd >= max_cost:
+            return f"max-cost {max_cost} USD reached ({outcome.cost_usd:.4f} USD spent)"
+        total = outcome.input_tokens + outcome.output_tokens
+        if max_tokens is not None and total >= max_tokens:
+            return f"max-tokens {max_tokens} reached ({total} tokens used)"
+        return None
+
+
+def generate_candidates(
+    store: Store,
+    settings: Settings,
+    provider: Any,
+    provider_reason: str,
+    parent: ParentCodec,
+    *,
+    count: int,
+    repairs: int = 2,
+    max_cost: float | None = None,
+    max_tokens: int | None = None,
+    plan: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> GenerationOutcome:
+    """Make up to ``count`` candidates from ``parent`` with ``provider``; store each attempt."""
+    if count < 1:
+        raise GenerationError("--n must be 1 or more")
+    outcome = GenerationOutcome(
+        provider.name, provider.model, provider_reason, uuid.uuid4().hex, parent
+    )
+    batch = _Batch(store, provider, outcome)
+    if provider.name == "mutation":
+        from aicodec.providers.mutation import describe
+
+        with store.session() as session:
+            rounds = session.scalar(
+                select(func.count(GenerationRecord.id)).where(
+                    GenerationRecord.parent_id == parent.id, GenerationRecord.provider == "mutation"
+                )
+            )
+        for source in provider.propose(parent.source, count, attempt=int(rounds or 0)):
+            batch.keep(source, "mutation", 0, None, reason=describe(parent.source, source))
+        return outcome
+    scores, best, failures = parent_history(store, parent)
+    from aicodec.candidates.edits import extract_candidate
+
+    for index in range(count):
+        outcome.stopped = batch.over_budget(max_cost, max_tokens)
+        if outcome.stopped:
+            break
+        if progress is not None:
+            progress(f"candidate {index + 1}/{count}: asking {provider.name}")
+        prompt = generate_prompt(settings, parent, scores=scores, best=best, failures=failures,
+                                 plan=plan)  # fmt: skip
+        try:
+            _one_candidate(batch, settings, prompt, parent, repairs, extract_candidate)
+        except ProviderError as exc:
+            outcome.stopped = f"provider failed: {scrub(str(exc))}"
+            break
+    return outcome
+
+
+def _one_candidate(
+    batch: _Batch,
+    settings: Settings,
+    prompt: Prompt,
+    parent: ParentCodec,
+    repairs: int,
+    extract: Callable[[str, str | None], str],
+) -> None:
+    """Ask for one candidate, repairing validation errors up to ``repairs`` times."""
+    for attempt in range(repairs + 1):
+        reply, call_id = batch.call(prompt)
+        try:
+            source = extract(reply.text, parent.source)
+        except GenerationError as exc:
+            batch.record(GeneratedCandidate(None, False, None, parent.id, "llm", "failed",
+                                            str(exc), attempt), call_id)  # fmt: skip
+            return
+        report = validate_source(source)
+        if report.valid or attempt == repairs:
+            batch.keep(source, "llm", attempt, call_id)
+            return
+        prompt = repair_prompt(settings, prompt, reply.text, str(report.violations[0]))
+
+
+def call_totals(store: Store) -> list[dict[str, object]]:
+    """Tokens and cost per batch (one generate or evolve run), newest first."""
+    with store.session() as session:
+        rows = session.execute(
+            select(
+                ModelCall.batch, func.count(ModelCall.id), func.sum(ModelCall.input_tokens),
+                func.sum(ModelCall.output_tokens), func.sum(ModelCall.cache_read_tokens),
+                func.sum(ModelCall.cost_usd), func.min(ModelCall.created_at),
+            ).group_by(ModelCall.batch).order_by(func.min(ModelCall.created_at).desc())
+        ).all()  # fmt: skip
+    keys = ("batch", "calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd",
+            "started")  # fmt: skip
+    return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -1,0 +1,1 @@
+"""Model providers: anthropic (Claude), openai-compatible servers, offline mutation, replay."""

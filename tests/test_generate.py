@@ -1,0 +1,105 @@
+"""aicodec generate and logs: provider choice, the offline path, prompts within budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aicodec.errors import GenerationError
+from aicodec.prompting import ParentCodec, estimate_tokens, generate_prompt
+from aicodec.settings import Settings
+from tests.test_cli import assert_one_line_error
+
+SEEDS = Path(__file__).resolve().parents[1] / "baselines" / "seeds"
+
+
+def aicodec_env(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``aicodec ARGS`` with exactly the given extra environment (keys removed)."""
+    removed = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AICODEC_PROVIDER")
+    base = {key: value for key, value in os.environ.items() if key not in removed}
+    return subprocess.run(
+        [sys.executable, "-m", "aicodec", *args], capture_output=True, text=True,
+        env={**base, **(env or {})}, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def test_offline_generation_without_a_key(tmp_path: Path) -> None:
+    db = str(tmp_path / "store.db")
+    result = aicodec_env("generate", "--n", "3", "--db", db, "--json")
+    assert result.returncode == 0, result.stderr
+    assert "provider: mutation (no ANTHROPIC_API_KEY: offline mutation search)" in result.stderr
+    data = json.loads(result.stdout)
+    assert data["provider"] == "mutation" and data["calls"] == 0
+    candidates = data["candidates"]
+    assert len(candidates) == 3 and len({item["code_hash"] for item in candidates}) == 3
+    for item in candidates:
+        assert {"id", "valid", "code_hash", "parent", "origin"} <= set(item)
+        assert item["valid"] and item["origin"] == "mutation" and item["status"] == "new"
+        assert item["parent"] == data["parent"]
+    assert all(" -> " in item["reason"] for item in candidates)  # which parameters changed
+    again = json.loads(aicodec_env("generate", "--n", "3", "--db", db, "--json").stdout)
+    assert {item["status"] for item in again["candidates"]} == {"new"}  # a new round
+    fresh = json.loads(
+        aicodec_env("generate", "--n", "3", "--db", str(tmp_path / "other.db"), "--json").stdout
+    )  # the same seed on an empty store repeats the first round exactly
+    assert [i["code_hash"] for i in fresh["candidates"]] == [i["code_hash"] for i in candidates]
+    other_seed = json.loads(
+        aicodec_env("generate", "--n", "2", "--seed", "7", "--db", db, "--json").stdout
+    )
+    assert {item["status"] for item in other_seed["candidates"]} == {"new"}
+
+
+def test_children_of_a_stored_candidate_and_of_a_file(tmp_path: Path) -> None:
+    db = str(tmp_path / "store.db")
+    first = json.loads(aicodec_env("generate", "--db", db, "--json").stdout)
+    child_id = str(first["candidates"][0]["id"])
+    grand = json.loads(aicodec_env("generate", "--parent", child_id, "--db", db, "--json").stdout)
+    assert grand["parent"] == int(child_id)
+    from_file = aicodec_env("generate", "--parent", str(SEEDS / "intra_dct.py"), "--db", db,
+                            "--json")  # fmt: skip
+    assert json.loads(from_file.stdout)["candidates"][0]["valid"] is True
+    assert_one_line_error(aicodec_env("generate", "--parent", "999", "--db", db), "no candidate")
+    hostile = Path(__file__).parent / "hostile_static" / "import_os.py"
+    assert_one_line_error(
+        aicodec_env("generate", "--parent", str(hostile), "--db", db), "not a valid codec"
+    )
+
+
+def test_anthropic_without_a_key_is_one_line(tmp_path: Path) -> None:
+    result = aicodec_env("generate", "--provider", "anthropic", "--db", str(tmp_path / "s.db"))
+    assert_one_line_error(result, "ANTHROPIC_API_KEY")
+    assert_one_line_error(
+        aicodec_env("generate", "--provider", "openai", "--db", str(tmp_path / "s.db")),
+        "AICODEC_OPENAI_BASE_URL",
+    )
+    assert_one_line_error(
+        aicodec_env("generate", "--provider", "gpt9", "--db", str(tmp_path / "s.db")), "gpt9"
+    )
+
+
+def test_prompt_history_is_trimmed_by_whole_entries_to_fit_the_budget() -> None:
+    source = (SEEDS / "intra_dct.py").read_text()
+    parent = ParentCodec(1, "intra_dct.py", source)
+    failures = [f"- candidate {i}, quality 60: encode error: ValueError number {i}" for i in
+                range(400)]  # fmt: skip
+    roomy = generate_prompt(Settings(), parent, scores=[], best=None, failures=failures[:3])
+    assert "ValueError number 2" in roomy.messages[0]["content"]
+    tight = Settings(prompt_budget_tokens=estimate_tokens(roomy.system) + 7000)
+    prompt = generate_prompt(tight, parent, scores=[], best=None, failures=failures)
+    text = prompt.messages[0]["content"]
+    assert estimate_tokens(prompt.system) + estimate_tokens(text) <= tight.prompt_budget_tokens
+    assert "ValueError number 0\n" in text  # newest kept
+    assert "ValueError number 399" not in text  # oldest left out
+    assert "older entries left out" in text
+    for line in text.splitlines():
+        if line.startswith("- candidate"):
+            assert line.endswith(line.split()[-1]) and "ValueError number" in line  # whole lines
+    with pytest.raises(GenerationError, match="over the"):
+        generate_prompt(Settings(prompt_budget_tokens=2000), parent, scores=[], best=None,
+                        failures=[])  # fmt: skip
+    assert prompt.system.count("encode(frames, quality: int) -> bytes") == 1  # the contract

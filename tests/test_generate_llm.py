@@ -1,0 +1,118 @@
+"""generate driven by the real anthropic client against a fake Messages API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.fake_llm import Reply, Status, fake_llm_fixture
+from tests.test_cli import assert_one_line_error
+from tests.test_generate import aicodec_env
+
+fake_llm = fake_llm_fixture()
+SEED = Path(__file__).resolve().parents[1] / "baselines" / "seeds" / "intra_dct.py"
+KEY = "sk-ant-test-KEY-0123456789"
+PARENT = SEED.read_text()
+BETTER = PARENT.replace('"quant_scale": 1.0', '"quant_scale": 1.15', 1)
+HOSTILE = "import os\n\n" + PARENT
+
+
+def fenced(code: str) -> str:
+    return f"I coarsen the quantiser a little.\n\n```python\n{code}```\n"
+
+
+def env_for(server) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.url,
+            "AICODEC_LLM_MAX_RETRIES": "1"}  # fmt: skip
+
+
+SCRIPT = (
+    Reply(fenced(BETTER), input_tokens=9000, output_tokens=4000, cache_read_tokens=1200),
+    Reply("<<<<<<< SEARCH\nthis line is not in the parent\n=======\nx = 1\n>>>>>>> REPLACE\n"),
+    Reply("I think the codec is already perfect. No changes."),
+    Reply(fenced(HOSTILE)),
+    Reply(fenced(BETTER.replace('"deadzone": 0.15', '"deadzone": 0.25', 1))),
+)
+
+
+def test_generate_with_claude_logs_every_call(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert '"quant_scale": 1.0' in PARENT and '"deadzone": 0.15' in PARENT
+    server = fake_llm(*SCRIPT)
+    db = tmp_path / "store.db"
+    args = ("generate", "--parent", str(SEED), "--n", "4", "--repairs", "1", "--db", str(db))
+    result = aicodec_env(*args, "--json", env=env_for(server))
+    assert result.returncode == 0, result.stderr
+    assert "provider: anthropic (ANTHROPIC_API_KEY is set)" in result.stderr
+    data = json.loads(result.stdout)
+    statuses = [(item["status"], item["repairs"]) for item in data["candidates"]]
+    assert statuses == [("new", 0), ("failed", 0), ("failed", 0), ("new", 1)]
+    reasons = [item["reason"] or "" for item in data["candidates"]]
+    assert "block 1: the SEARCH text is not in the parent" in reasons[1]
+    assert "no python code block" in reasons[2]
+    assert data["calls"] == 5 and data["cost_usd"] > 0
+    # what was sent: the cached system prompt with the contract, the parent in the message
+    first = server.requests[0].body
+    assert first["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert "def encode(frames, quality: int) -> bytes" in first["system"][0]["text"]
+    assert PARENT.splitlines()[0] in first["messages"][0]["content"]
+    repair = server.requests[4].body["messages"]
+    assert [turn["role"] for turn in repair] == ["user", "assistant", "user"]
+    assert "[import]" in repair[2]["content"]
+    # the log: every call, its tokens and cost, never the key
+    logs = json.loads(aicodec_env("logs", "--db", str(db), "--json").stdout)
+    assert len(logs["calls"]) == 5
+    newest_first = [call["purpose"] for call in logs["calls"]]
+    assert newest_first == ["repair", "generate", "generate", "generate", "generate"]
+    assert logs["calls"][-1]["cache_read_tokens"] == 1200
+    assert logs["runs"][0]["calls"] == 5
+    found = json.loads(aicodec_env("logs", "--db", str(db), "-q", "already perfect",
+                                   "--json").stdout)  # fmt: skip
+    assert [call["purpose"] for call in found["calls"]] == ["generate"]
+    assert KEY.encode() not in db.read_bytes()
+    assert "totals per run" in aicodec_env("logs", "--db", str(db)).stdout
+
+    # replay: the recorded answers give the same candidates and decisions in a fresh store
+    fresh = tmp_path / "fresh.db"
+    replay = aicodec_env(*args[:-1], str(fresh), "--provider", "replay", "--json",
+                         env={"AICODEC_REPLAY_DB": str(db)})  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    again = json.loads(replay.stdout)
+    keys = ("status", "repairs", "code_hash", "valid")
+    assert [[item[k] for k in keys] for item in again["candidates"]] == [
+        [item[k] for k in keys] for item in data["candidates"]
+    ]
+
+
+def test_budgets_stop_generation_cleanly(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = fake_llm(*SCRIPT)
+    result = aicodec_env("generate", "--parent", str(SEED), "--n", "4", "--max-tokens", "100",
+                         "--db", str(tmp_path / "s.db"), "--json", env=env_for(server))  # fmt: skip
+    data = json.loads(result.stdout)
+    assert data["calls"] == 1 and len(data["candidates"]) == 1
+    assert data["stopped"].startswith("max-tokens 100 reached")
+    assert "stopped: max-tokens" in result.stderr
+
+
+def test_a_model_that_answers_garbage_or_is_down(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    garbage = fake_llm(*(Reply("no code here, sorry") for _ in range(3)))
+    result = aicodec_env("generate", "--parent", str(SEED), "--n", "3", "--db",
+                         str(tmp_path / "g.db"), "--json", env=env_for(garbage))  # fmt: skip
+    assert result.returncode == 1
+    assert {item["status"] for item in json.loads(result.stdout)["candidates"]} == {"failed"}
+    down = fake_llm(*(Status(529, headers={"retry-after": "0"}) for _ in range(4)))
+    db = tmp_path / "d.db"
+    failed = aicodec_env("generate", "--parent", str(SEED), "--db", str(db), "--json",
+                         env=env_for(down))  # fmt: skip
+    assert failed.returncode == 1
+    data = json.loads(failed.stdout)
+    assert data["stopped"].startswith("provider failed") and KEY not in failed.stdout
+    calls = json.loads(aicodec_env("logs", "--db", str(db), "--json").stdout)["calls"]
+    assert len(calls) == 1 and calls[0]["retries"] == 1 and calls[0]["error"]
+    unauthorised = fake_llm(Status(401))
+    refused = aicodec_env("generate", "--parent", str(SEED), "--db", str(db),
+                          env=env_for(unauthorised))  # fmt: skip
+    assert refused.returncode == 1 and KEY not in refused.stderr + refused.stdout
+    assert_one_line_error(
+        aicodec_env("generate", "--provider", "replay", "--db", str(tmp_path / "empty.db")),
+        "no recorded model answers",
+    )
