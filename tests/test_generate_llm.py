@@ -116,3 +116,17 @@ def test_a_model_that_answers_garbage_or_is_down(fake_llm, tmp_path: Path) -> No
         aicodec_env("generate", "--provider", "replay", "--db", str(tmp_path / "empty.db")),
         "no recorded model answers",
     )
+
+
+def test_generate_with_a_local_openai_compatible_server(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = fake_llm(Reply(fenced(BETTER)))
+    args = ("--base-url", server.openai_url, "--model", "local-coder")
+    result = aicodec_env("generate", "--parent", str(SEED), *args, "--db", str(tmp_path / "o.db"),
+                         "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["provider"] == "openai" and data["model"] == "local-coder"
+    assert [item["status"] for item in data["candidates"]] == ["new"]
+    sent = server.requests[0]
+    assert sent.path == "/v1/chat/completions" and sent.body["model"] == "local-coder"
+    assert sent.body["messages"][0]["role"] == "system"

@@ -682,7 +682,17 @@ def generate_command(
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", help="Stop once this many tokens are used.")
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model name (Claude, or the openai server's).")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="OpenAI-compatible server, e.g. "
+            "http://127.0.0.1:8000/v1 (implies --provider openai).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the mutation provider.")] = 0,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -701,7 +711,13 @@ def generate_command(
                     max_cost=max_cost, max_tokens=max_tokens, progress=status.update,
                 )  # fmt: skip
 
-        overrides = {"model": model} if model else {}
+        overrides: dict[str, object] = {}
+        if base_url:
+            overrides.update(openai_base_url=base_url, provider=provider or "openai")
+            if model:
+                overrides["openai_model"] = model
+        elif model:
+            overrides["model"] = model
         outcome = _with_store(db, work, **overrides)
         err.print(f"provider: {outcome.provider} ({escape(outcome.provider_reason)})")
         if outcome.stopped:
