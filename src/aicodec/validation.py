@@ -722,7 +722,7 @@ def _params_check(
     return params, ranges, violations
 
 
-def _top_assignment(tree: ast.Module, name: str) -> tuple[ast.Name, ast.expr] | None:
+def top_assignment(tree: ast.Module, name: str) -> tuple[ast.Name, ast.expr] | None:
     """The first direct module-level ``NAME = value`` (or ``NAME: T = value``)."""
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
@@ -743,7 +743,7 @@ def _literal_dict(
     found = [binding for binding in bindings if binding.name == name]
     if not found:
         return None, None, False
-    assignment = _top_assignment(tree, name)
+    assignment = top_assignment(tree, name)
     target = assignment[0] if assignment else None
     for binding in found:
         if binding.node is not target:

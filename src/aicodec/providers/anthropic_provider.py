@@ -17,10 +17,10 @@ from aicodec.providers.base import ModelReply, Prompt, call_cost
 from aicodec.providers.retry import (
     Failure,
     MalformedReply,
-    RetryPolicy,
     SdkErrors,
     call_with_retries,
     classify_sdk_error,
+    retry_policy,
 )
 
 ANTHROPIC_ERRORS = SdkErrors(
@@ -62,19 +62,11 @@ class AnthropicProvider:
             )
         if not model:
             raise ProviderError("the anthropic provider needs a model name")
-        if max_retries < 0:
-            raise ProviderError(f"max_retries must be 0 or more, not {max_retries}")
         self.model = model
         self.max_tokens = max_tokens
         self.temperature = temperature
         self._api_key = api_key
-        self._policy = RetryPolicy(
-            max_retries=max_retries,
-            backoff_base_s=backoff_base_s,
-            backoff_max_s=backoff_max_s,
-            sleep=sleep,
-            rng=rng if rng is not None else random.Random(),
-        )
+        self._policy = retry_policy(max_retries, backoff_base_s, backoff_max_s, sleep, rng)
         # max_retries=0: the SDK never retries on its own, our loop does and counts.
         self._client = anthropic.Anthropic(
             api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from aicodec.candidates.contract import PARAM_RANGES_NAME, PARAMS_NAME
 from aicodec.errors import ConfigError, GenerationError
+from aicodec.validation import top_assignment
 
 NO_TUNABLES = "the parent has no PARAMS/PARAM_RANGES to mutate"
 NOTHING_TO_CHANGE = "the parent's PARAM_RANGES leave no parameter that can change"
@@ -143,17 +144,9 @@ def _parse(source: str, who: str) -> ast.Module:
 
 
 def _assigned(tree: ast.Module, name: str) -> ast.expr | None:
-    """The value of the first direct module-level ``NAME = value`` (or ``NAME: T = value``)."""
-    for stmt in tree.body:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-            target, value = stmt.targets[0], stmt.value
-        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-            target, value = stmt.target, stmt.value
-        else:
-            continue
-        if isinstance(target, ast.Name) and target.id == name:
-            return value
-    return None
+    """The value of the first direct module-level ``NAME = value`` (as the validator reads it)."""
+    found = top_assignment(tree, name)
+    return found[1] if found is not None else None
 
 
 def _literal_dict(node: ast.expr, name: str, who: str) -> dict[str, object]:

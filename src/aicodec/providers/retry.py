@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from aicodec.errors import ProviderError
 from aicodec.providers.base import CallFailure, ProviderCallError
 
 T = TypeVar("T")
@@ -44,6 +45,22 @@ class RetryPolicy:
     backoff_max_s: float = 60.0
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
+
+
+def retry_policy(
+    max_retries: int,
+    backoff_base_s: float,
+    backoff_max_s: float,
+    sleep: Callable[[float], None],
+    rng: random.Random | None,
+) -> RetryPolicy:
+    """A checked RetryPolicy (ProviderError for a negative retry count)."""
+    if max_retries < 0:
+        raise ProviderError(f"max_retries must be 0 or more, not {max_retries}")
+    return RetryPolicy(
+        max_retries=max_retries, backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s,
+        sleep=sleep, rng=rng if rng is not None else random.Random(),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
