@@ -187,7 +187,6 @@ def compare_command(
     """Measure PSNR (Y, U, V, YUV), SSIM-Y and optionally VMAF of DISTORTED against REFERENCE."""
 
     def body() -> None:
-        from aicodec.clips import load_clip
         from aicodec.metrics import compare
 
         overrides: dict[str, object] = {}
@@ -195,8 +194,8 @@ def compare_command(
             overrides["psnr_yuv_weights"] = _parse_weights(weights)
         settings = make_settings(**overrides)
         window = dict(start=start, count=frames, size=size, fps=fps, convert=convert)
-        ref = load_clip(reference, settings, **window)  # type: ignore[arg-type]
-        dist = load_clip(distorted, settings, **window)  # type: ignore[arg-type]
+        ref = load_window(settings, reference, **window)
+        dist = load_window(settings, distorted, **window)
         report = compare(ref.frames, dist.frames, settings=settings, with_vmaf=vmaf)
         if as_json:
             print_json(report.to_dict())
@@ -319,16 +318,14 @@ def baselines_command(
 
     def body() -> None:
         from aicodec.baselines import load_ladder, run_ladder
-        from aicodec.clips import load_clip
         from aicodec.store import Store
 
         settings = make_settings(db=db, ladder_file=ladder_file)
         ladder = load_ladder(settings.ladder_file)
         names = [name.strip() for name in encoders.split(",") if name.strip()] if encoders else None
         ladder.select(names)  # fail on an unknown name before any work
-        clip = load_clip(
-            video, settings, start=start, count=frames, size=size, fps=fps, convert=convert
-        )
+        clip = load_window(settings, video, start=start, count=frames, size=size, fps=fps,
+                           convert=convert)  # fmt: skip
         store = Store(settings.db)
         try:
             result = _run_with_progress(
