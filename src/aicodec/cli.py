@@ -828,6 +828,110 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
             for key, value in row.items()}  # fmt: skip
 
 
+@app.command("adopt")
+def adopt_command(
+    candidate: Annotated[int, typer.Argument(help="The candidate's id in the store.")],
+    video: Annotated[
+        list[Path] | None,
+        typer.Option("--video", help="An evaluation clip (repeatable); default: built-in clip."),
+    ] = None,
+    start: StartOption = 0,
+    frames: FramesOption = None,
+    qualities: QualitiesOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Adopt even when the policy says no (recorded).")
+    ] = False,
+    git_repo: Annotated[
+        Path | None,
+        typer.Option(
+            "--git-repo",
+            help="The codec repository (env AICODEC_CODEC_REPO; "
+            "default ./codecs); created when absent or empty.",
+        ),
+    ] = None,  # fmt: skip
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="BD-rate (percent) by which the candidate must beat the best (default 1).",
+        ),
+    ] = None,  # fmt: skip
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Adopt a candidate as the best codec when it beats the current best; commit and tag it."""
+
+    def body() -> None:
+        from aicodec.adoption import (
+            adopt,
+            adopted_decision,
+            candidate_source,
+            check_codec_repo,
+            current_best,
+        )
+        from aicodec.baselines import load_ladder
+        from aicodec.baselines.runner import record_clip
+        from aicodec.errors import SandboxError, ValidationError
+        from aicodec.scoring import parse_qualities, run_and_measure, score_candidate
+
+        levels = parse_qualities(qualities)
+        if len(levels) < 4:
+            raise ConfigError("--qualities needs at least 4 values: BD-rate needs 4 rate points")
+        names = ["x264", "x265", "vvenc"]
+
+        def work(store: Any, settings: Settings) -> Any:
+            repo = git_repo if git_repo is not None else settings.codec_repo
+            source, name = candidate_source(store, candidate)
+            clips = [load_window(settings, path, start=start, count=frames)
+                     for path in (video or [None])]  # fmt: skip
+            clip_ids = [record_clip(store, clip) for clip in clips]
+            if adopted_decision(store, candidate) is not None:
+                return adopt(store, settings, candidate, clip_ids, levels, repo_path=repo)
+            check_codec_repo(repo)
+            ladder = load_ladder(settings.ladder_file)
+            ladder.select(names)
+            best = current_best(store)
+            rival = candidate_source(store, best) if best not in (None, candidate) else None
+            for clip in clips:
+                with _status(f"scoring candidate {candidate} on {clip.name}") as status:
+                    try:
+                        score_candidate(
+                            source, name, clip, store, settings, ladder, levels, encoders=names,
+                            progress=lambda text: status.update(f"{name}: {text}"),
+                        )  # fmt: skip
+                    except (SandboxError, ValidationError) as exc:
+                        err.print(f"[yellow]warning:[/yellow] {escape(str(exc))}", soft_wrap=True)
+                    if rival is None:
+                        continue
+                    try:
+                        run_and_measure(
+                            rival[0], rival[1], clip, store, settings, levels,
+                            progress=lambda text: status.update(f"best {rival[1]}: {text}"),
+                        )  # fmt: skip
+                    except (SandboxError, ValidationError) as exc:
+                        err.print(f"[yellow]warning:[/yellow] {escape(str(exc))}", soft_wrap=True)
+            return adopt(store, settings, candidate, clip_ids, levels, force=force, repo_path=repo)
+
+        decision = _with_store(db, work, adopt_threshold_percent=threshold)
+        if as_json:
+            print_json(decision.to_dict())
+        elif decision.adopted:
+            forced = " [yellow](forced)[/yellow]" if decision.forced else ""
+            out.print(
+                f"[green]adopted[/green]{forced} candidate {decision.candidate_id} as "
+                f"{decision.tag} (commit {decision.commit})",
+                soft_wrap=True,
+            )
+            out.print(escape(decision.reason), soft_wrap=True)
+        else:
+            out.print(f"[yellow]not adopted[/yellow]: candidate {decision.candidate_id}")
+            out.print(escape(decision.reason), soft_wrap=True)
+        if not decision.adopted:
+            raise typer.Exit(1)
+
+    guarded(body)
+
+
 def main() -> None:
     """Entry point of the ``aicodec`` console script."""
     app()

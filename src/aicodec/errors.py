@@ -53,3 +53,7 @@ class ProviderError(AicodecError):
 
 class GenerationError(AicodecError):
     """A model's answer could not become a candidate (no code, edits that do not apply)."""
+
+
+class AdoptionError(AicodecError):
+    """A candidate cannot be adopted: the codec repository is unusable or the request is wrong."""

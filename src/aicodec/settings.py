@@ -101,6 +101,17 @@ class Settings(BaseSettings):
     replay_db: str | None = Field(
         default=None, description="Store whose model-call log the replay provider answers from."
     )
+    adopt_threshold_percent: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="BD-rate (percent) by which a candidate must beat the best to be adopted.",
+    )
+    adopt_max_decode_slowdown: float = Field(
+        default=4.0, gt=0, description="Largest decode time of an adopted codec, times the best's."
+    )
+    codec_repo: Path = Field(
+        default=Path("codecs"), description="Git repository the adopted codecs are committed to."
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -2,6 +2,7 @@
 
 from aicodec.store.db import Store, head_revision, normalise_url
 from aicodec.store.models import (
+    AdoptionRecord,
     BaselineEncode,
     CandidateRecord,
     ClipRecord,
@@ -13,6 +14,7 @@ from aicodec.store.models import (
 )
 
 __all__ = [
+    "AdoptionRecord",
     "BaselineEncode",
     "CandidateRecord",
     "ClipRecord",

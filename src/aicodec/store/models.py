@@ -191,3 +191,23 @@ class GenerationRecord(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     repairs: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class AdoptionRecord(Base):
+    """One adoption decision: adopted or not, against what, why, and the commit and tag made."""
+
+    __tablename__ = "adoptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    compared_with: Mapped[str | None] = mapped_column(Text, nullable=True)
+    adopted: Mapped[bool] = mapped_column()
+    forced: Mapped[bool] = mapped_column()
+    reason: Mapped[str] = mapped_column(Text)
+    bd_rate_vs_best: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    commit: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tag: Mapped[str | None] = mapped_column(Text, nullable=True)
+    clips: Mapped[str] = mapped_column(Text)
+    qualities: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

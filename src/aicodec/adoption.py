@@ -1,0 +1,618 @@
+"""Adopting a candidate as the lab's best codec and committing it to the codec repository.
+
+Policy (the same text is returned in every decision as ``policy``):
+
+A candidate is adopted when it has successful, deterministic stored runs at the evaluation
+qualities on every evaluation clip, its mean BD-rate (PSNR-Y, pchip, from the stored kbps
+and PSNR-Y points) against the current best over those clips is below -threshold (default
+-1 %), and its mean decode time is at most ``adopt_max_decode_slowdown`` (default 4) times
+the best's. The current best is the last adopted candidate. The first adoption, while no
+codec is adopted yet, is measured against the candidate's nearest ancestor (following
+parents) with stored runs on the same clips, else against x264-medium from the candidate's
+stored scores (no decode-time check then); the reason says which.
+
+An adopted (or forced) candidate is committed to a git repository (``codec.py``, the
+source, and ``codec.json``, its figures) and tagged ``v1``, ``v2``, ... Every decision,
+adopted or not, is recorded in the store's ``adoptions`` table. The library never prints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aicodec.bdrate import RDPoint, bd_compare
+from aicodec.errors import AdoptionError, BDRateError
+from aicodec.settings import Settings
+from aicodec.store import (
+    AdoptionRecord,
+    CandidateRecord,
+    ClipRecord,
+    RunRecord,
+    ScoreRecord,
+    Store,
+)
+
+if TYPE_CHECKING:  # GitPython is imported only when a commit is made
+    import git
+
+POLICY = (
+    "A candidate is adopted when it has successful, deterministic stored runs at the evaluation "
+    "qualities on every evaluation clip, its mean BD-rate (PSNR-Y, pchip, from the stored kbps "
+    "and PSNR-Y points) against the current best over those clips is below -threshold (default "
+    "-1 %), and its mean decode time is at most adopt_max_decode_slowdown (default 4) times the "
+    "best's. The current best is the last adopted candidate. The first adoption, while no codec "
+    "is adopted yet, is measured against the candidate's nearest ancestor with stored runs on "
+    "the same clips, else against x264-medium from the candidate's stored scores (no "
+    "decode-time check then)."
+)
+X264 = "x264-medium"
+LADDER_FIGURES = ("x264-medium", "x265-medium", "vvenc-medium")
+TAG_PATTERN = re.compile(r"^v(\d+)$")
+
+
+@dataclass
+class Decision:
+    """Whether a candidate was adopted, against what, why, and the commit and tag made."""
+
+    candidate_id: int
+    adopted: bool
+    forced: bool
+    reason: str
+    bd_rate_vs_best: float | None
+    compared_with: int | str | None
+    per_clip: dict[str, dict[str, Any]]
+    commit: str | None
+    tag: str | None
+    threshold: float
+    clips: list[int] = field(default_factory=list)
+    qualities: list[int] = field(default_factory=list)
+    decode_slowdown: float | None = None
+    policy: str = POLICY
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready decision (per-clip keys are clip ids as text)."""
+        return asdict(self)
+
+
+# --- reading the store ------------------------------------------------------------------------
+
+
+def _finite(value: float | None) -> float | None:
+    """A finite float, else None (infinite PSNR of identical frames, NaN)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _candidate(session: Session, candidate_id: int) -> CandidateRecord:
+    found = session.get(CandidateRecord, candidate_id)
+    if found is None:
+        raise AdoptionError(f"no candidate {candidate_id} in the store")
+    return found
+
+
+def candidate_source(store: Store, candidate_id: int) -> tuple[str, str]:
+    """A stored candidate's source and name; AdoptionError when the id is unknown."""
+    with store.session() as session:
+        found = _candidate(session, candidate_id)
+        return found.source, found.name
+
+
+def _clip_info(session: Session, clip_id: int) -> dict[str, Any]:
+    found = session.get(ClipRecord, clip_id)
+    if found is None:
+        raise AdoptionError(f"no clip {clip_id} in the store")
+    return {
+        "id": found.id, "name": found.name, "content_hash": found.content_hash,
+        "width": found.width, "height": found.height, "frames": found.frame_count,
+        "start": found.start_frame, "fps": f"{found.fps_num}/{found.fps_den}",
+    }  # fmt: skip
+
+
+def _points(
+    session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The latest successful stored run of each quality, or the first problem found."""
+    points: list[dict[str, Any]] = []
+    for quality in qualities:
+        row = session.scalar(
+            select(RunRecord)
+            .where(
+                RunRecord.candidate_id == candidate_id,
+                RunRecord.clip_id == clip_id,
+                RunRecord.quality == quality,
+                RunRecord.status == "ok",
+                RunRecord.psnr_y.is_not(None),
+                RunRecord.kbps.is_not(None),
+            )
+            .order_by(RunRecord.id.desc())
+        )
+        if row is None:
+            return points, f"has no successful stored run at quality {quality} on clip {clip_id}"
+        if row.deterministic is not True:
+            return points, f"is not deterministic at quality {quality} on clip {clip_id}"
+        points.append(
+            {
+                "quality": quality, "kbps": row.kbps, "psnr_y": row.psnr_y, "bytes": row.bytes,
+                "decode_seconds": row.decode_seconds,
+            }
+        )  # fmt: skip
+    return points, None
+
+
+def _ladder_scores(
+    session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]
+) -> dict[str, float | None] | None:
+    """BD-rates vs the ladder from the latest stored score at these qualities, if any."""
+    row = session.scalar(
+        select(ScoreRecord)
+        .where(
+            ScoreRecord.candidate_id == candidate_id,
+            ScoreRecord.clip_id == clip_id,
+            ScoreRecord.qualities == ",".join(str(quality) for quality in qualities),
+        )
+        .order_by(ScoreRecord.id.desc())
+    )
+    if row is None:
+        return None
+    try:
+        data = json.loads(row.bd_rate_json)
+    except ValueError:
+        return None
+    return {str(key): _finite(value) if isinstance(value, int | float) else None
+            for key, value in data.items()}  # fmt: skip
+
+
+def _best(session: Session) -> AdoptionRecord | None:
+    return session.scalar(
+        select(AdoptionRecord)
+        .where(AdoptionRecord.adopted.is_(True))
+        .order_by(AdoptionRecord.id.desc())
+    )
+
+
+def current_best(store: Store) -> int | None:
+    """The last adopted candidate's id, or None while nothing is adopted."""
+    with store.session() as session:
+        found = _best(session)
+        return found.candidate_id if found is not None else None
+
+
+def _per_clip(
+    session: Session, candidate_id: int, clip_ids: Sequence[int], qualities: Sequence[int]
+) -> dict[str, dict[str, Any]]:
+    """Per clip: the clip, the candidate's stored points and its stored ladder BD-rates."""
+    result: dict[str, dict[str, Any]] = {}
+    for clip_id in clip_ids:
+        points, _ = _points(session, candidate_id, clip_id, qualities)
+        result[str(clip_id)] = {
+            "clip": _clip_info(session, clip_id),
+            "points": points,
+            "bd_rate_vs_best": None,
+            "reference_points": None,
+            "bd_rate_vs_ladder": _ladder_scores(session, candidate_id, clip_id, qualities),
+        }
+    return result
+
+
+def adopted_decision(store: Store, candidate_id: int) -> Decision | None:
+    """The earlier decision that adopted this candidate (with its commit and tag), if any."""
+    with store.session() as session:
+        row = session.scalar(
+            select(AdoptionRecord)
+            .where(
+                AdoptionRecord.candidate_id == candidate_id,
+                AdoptionRecord.adopted.is_(True),
+                AdoptionRecord.commit.is_not(None),
+            )
+            .order_by(AdoptionRecord.id.desc())
+        )
+        if row is None:
+            return None
+        clip_ids = [int(value) for value in json.loads(row.clips)]
+        qualities = [int(value) for value in row.qualities.split(",") if value]
+        compared: int | str | None = row.compared_with
+        if compared is not None and compared.isdigit():
+            compared = int(compared)
+        return Decision(
+            candidate_id=candidate_id, adopted=True, forced=row.forced,
+            reason=f"already adopted as {row.tag} (commit {(row.commit or '')[:12]}): "
+            f"{row.reason}",
+            bd_rate_vs_best=row.bd_rate_vs_best, compared_with=compared,
+            per_clip=_per_clip(session, candidate_id, clip_ids, qualities), commit=row.commit,
+            tag=row.tag, threshold=row.threshold, clips=clip_ids, qualities=qualities,
+        )  # fmt: skip
+
+
+# --- the policy -------------------------------------------------------------------------------
+
+
+def _ancestor_with_runs(
+    session: Session, candidate: CandidateRecord, clip_ids: Sequence[int], qualities: Sequence[int]
+) -> int | None:
+    """The nearest ancestor with successful stored runs at the qualities on every clip."""
+    seen = {candidate.id}
+    parent_id = candidate.parent_id
+    while parent_id is not None and parent_id not in seen:
+        seen.add(parent_id)
+        parent = session.get(CandidateRecord, parent_id)
+        if parent is None:
+            return None
+        if all(_points(session, parent.id, clip, qualities)[1] is None for clip in clip_ids):
+            return parent.id
+        parent_id = parent.parent_id
+    return None
+
+
+def _mean_decode(points: list[dict[str, Any]]) -> float:
+    values = [point["decode_seconds"] or 0.0 for point in points]
+    return sum(values) / len(values) if values else 0.0
+
+
+def decide(
+    store: Store,
+    settings: Settings,
+    candidate_id: int,
+    clip_ids: Sequence[int],
+    qualities: Sequence[int],
+) -> Decision:
+    """Apply the adoption policy to the stored runs and scores (no git, nothing written)."""
+    clip_ids = list(dict.fromkeys(int(clip) for clip in clip_ids))
+    qualities = [int(quality) for quality in qualities]
+    if not clip_ids:
+        raise AdoptionError("adoption needs at least one evaluation clip")
+    if len(qualities) < 4:
+        raise AdoptionError("adoption needs at least 4 qualities: BD-rate needs 4 rate points")
+    threshold = settings.adopt_threshold_percent
+    with store.session() as session:
+        candidate = _candidate(session, candidate_id)
+        per_clip = _per_clip(session, candidate_id, clip_ids, qualities)
+        decision = Decision(
+            candidate_id=candidate_id, adopted=False, forced=False, reason="",
+            bd_rate_vs_best=None, compared_with=None, per_clip=per_clip, commit=None, tag=None,
+            threshold=threshold, clips=clip_ids, qualities=qualities,
+        )  # fmt: skip
+        for clip_id in clip_ids:
+            _, problem = _points(session, candidate_id, clip_id, qualities)
+            if problem is not None:
+                decision.reason = f"not adopted: candidate {candidate_id} {problem}"
+                return decision
+        best = _best(session)
+        if best is not None and best.candidate_id == candidate_id:
+            decision.compared_with = candidate_id
+            decision.reason = (
+                f"not adopted: candidate {candidate_id} is already the current best ({best.tag})"
+            )
+            return decision
+        if best is not None:
+            reference: int | None = best.candidate_id
+            label = f"the current best (candidate {reference})"
+        else:
+            reference = _ancestor_with_runs(session, candidate, clip_ids, qualities)
+            label = f"its ancestor (candidate {reference}; no codec adopted yet)"
+        if reference is None:
+            return _against_x264(decision, candidate_id)
+        decision.compared_with = reference
+        return _against_candidate(session, settings, decision, reference, label)
+
+
+def _against_x264(decision: Decision, candidate_id: int) -> Decision:
+    """First adoption without an ancestor: the stored BD-rate vs x264-medium on each clip."""
+    decision.compared_with = X264
+    label = f"{X264} from its stored scores (no codec adopted yet, no ancestor with runs)"
+    values: list[float] = []
+    for clip_key, entry in decision.per_clip.items():
+        ladder = entry["bd_rate_vs_ladder"] or {}
+        value = ladder.get(X264)
+        if value is None:
+            missing = "undefined" if X264 in ladder else "not stored"
+            decision.reason = (
+                f"not adopted: candidate {candidate_id}'s BD-rate vs {X264} on clip {clip_key} "
+                f"at qualities {','.join(map(str, decision.qualities))} is {missing}; "
+                "score it there first"
+            )
+            return decision
+        entry["bd_rate_vs_best"] = value
+        values.append(value)
+    return _conclude(decision, sum(values) / len(values), None, label)
+
+
+def _against_candidate(
+    session: Session, settings: Settings, decision: Decision, reference: int, label: str
+) -> Decision:
+    """BD-rate of the candidate's stored points against the reference candidate's, per clip."""
+    values: list[float] = []
+    mine: list[dict[str, Any]] = []
+    theirs: list[dict[str, Any]] = []
+    for clip_key, entry in decision.per_clip.items():
+        points, problem = _points(session, reference, int(clip_key), decision.qualities)
+        if problem is not None:
+            decision.reason = (
+                f"not adopted: cannot compare with {label}: it {problem}; run it there first"
+            )
+            return decision
+        entry["reference_points"] = points
+        anchor = [RDPoint(point["kbps"], point["psnr_y"]) for point in points]
+        test = [RDPoint(point["kbps"], point["psnr_y"]) for point in entry["points"]]
+        try:
+            result = bd_compare(
+                anchor, test, method=settings.bd_method, min_overlap=settings.bd_min_overlap
+            )
+            value = _finite(result.bd_rate_percent)
+            problem = result.warnings[0] if result.warnings else "no shared PSNR-Y range"
+        except BDRateError as exc:
+            value, problem = None, str(exc)
+        if value is None:
+            decision.reason = (
+                f"not adopted: BD-rate vs {label} is undefined on clip {clip_key}: {problem}"
+            )
+            return decision
+        entry["bd_rate_vs_best"] = value
+        values.append(value)
+        mine += entry["points"]
+        theirs += points
+    best_decode = _mean_decode(theirs)
+    slowdown = _mean_decode(mine) / best_decode if best_decode > 0 else None
+    return _conclude(decision, sum(values) / len(values), slowdown, label, settings)
+
+
+def _conclude(
+    decision: Decision,
+    mean: float,
+    slowdown: float | None,
+    label: str,
+    settings: Settings | None = None,
+) -> Decision:
+    """Apply the threshold and the decode-time limit to the mean BD-rate and the slowdown."""
+    decision.bd_rate_vs_best = mean
+    decision.decode_slowdown = slowdown
+    threshold = decision.threshold
+    clips = len(decision.per_clip)
+    figure = f"mean BD-rate {mean:+.2f} % vs {label} over {clips} clip(s)"
+    if slowdown is None or settings is None:
+        decode = "decode time not compared"
+        decode_ok = True
+    else:
+        limit = settings.adopt_max_decode_slowdown
+        decode = f"decode time {slowdown:.2f}x the reference's (limit {limit:g}x)"
+        decode_ok = slowdown <= limit
+    if mean >= -threshold:
+        decision.reason = f"not adopted: {figure} is not below -{threshold:g} %; {decode}"
+    elif not decode_ok:
+        decision.reason = f"not adopted: {figure} beats -{threshold:g} %, but {decode}"
+    else:
+        decision.adopted = True
+        decision.reason = f"adopted: {figure} beats -{threshold:g} %; {decode}"
+    return decision
+
+
+# --- the codec repository ---------------------------------------------------------------------
+
+
+def _git() -> Any:
+    try:
+        import git
+    except ImportError:  # pragma: no cover - GitPython is a dependency
+        raise AdoptionError("GitPython is not installed: pip install GitPython") from None
+    return git
+
+
+def _open_repo(path: Path, *, create: bool) -> git.Repo | None:
+    """The codec repository at ``path``, created when absent or empty (if ``create``).
+
+    AdoptionError (one line) when the path is a file, a non-empty folder that is not the
+    root of a git repository, a bare repository, or a repository with uncommitted changes.
+    """
+    git = _git()
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise AdoptionError(f"codec repository {path} is a file, not a git repository")
+    if not path.exists() or not any(path.iterdir()):
+        if not create:
+            return None
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            return git.Repo.init(path)
+        except (OSError, git.GitError) as exc:
+            raise AdoptionError(f"cannot create the codec repository {path}: {exc}") from None
+    try:
+        repo = git.Repo(path)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise AdoptionError(
+            f"codec repository {path} exists and is not a git repository; give --git-repo a "
+            "new or empty folder or a clean git repository"
+        ) from None
+    if repo.bare or repo.working_tree_dir is None:
+        raise AdoptionError(f"codec repository {path} is a bare git repository")
+    if Path(repo.working_tree_dir).resolve() != path.resolve():
+        raise AdoptionError(
+            f"codec repository {path} is inside the git repository {repo.working_tree_dir}, "
+            "not the root of one"
+        )
+    if repo.is_dirty(index=True, working_tree=True, untracked_files=True):
+        changed = [item.a_path for item in repo.index.diff(None)] + repo.untracked_files
+        if repo.head.is_valid():
+            changed += [item.a_path for item in repo.index.diff("HEAD")]
+        names = ", ".join(sorted(set(changed))[:3]) or "staged changes"
+        raise AdoptionError(
+            f"codec repository {path} has uncommitted changes ({names}); commit or discard them "
+            "first"
+        )
+    return repo
+
+
+def check_codec_repo(path: Path) -> None:
+    """Refuse early (AdoptionError) a repository path an adoption could not commit to."""
+    _open_repo(Path(path), create=False)
+
+
+def _next_tag(repo: git.Repo) -> str:
+    numbers = [int(match.group(1)) for tag in repo.tags if (match := TAG_PATTERN.match(tag.name))]
+    return f"v{max(numbers, default=0) + 1}"
+
+
+def _actor(repo: git.Repo) -> Any:
+    """The repository's configured identity, else the lab's own."""
+    git = _git()
+    reader = repo.config_reader()
+    name = reader.get_value("user", "name", "aicodec")
+    email = reader.get_value("user", "email", "aicodec@localhost")
+    return git.Actor(str(name), str(email))
+
+
+def _pct(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:+.2f} %"
+
+
+def _ladder_means(decision: Decision) -> dict[str, float | None]:
+    """Mean BD-rate vs each standard encoder over the clips, when every clip has it."""
+    means: dict[str, float | None] = {}
+    for name in LADDER_FIGURES:
+        values = [
+            (entry["bd_rate_vs_ladder"] or {}).get(name) for entry in decision.per_clip.values()
+        ]
+        clean = [value for value in values if value is not None]
+        means[name] = sum(clean) / len(clean) if clean and len(clean) == len(values) else None
+    return means
+
+
+def _message(decision: Decision, candidate: dict[str, Any], tag: str) -> str:
+    """The commit message: headline, BD-rates vs the previous best and the ladder, RD points."""
+    reference = decision.compared_with
+    previous = f"candidate {reference}" if isinstance(reference, int) else str(reference)
+    bd = "n/a" if decision.bd_rate_vs_best is None else f"{decision.bd_rate_vs_best:+.2f} %"
+    lines = [
+        f"adopt candidate {decision.candidate_id}: BD-rate {bd} vs previous best",
+        "",
+        f"Candidate {decision.candidate_id} ({candidate['name']}, origin {candidate['origin']}, "
+        f"parent {candidate['parent']}, code hash {candidate['code_hash'][:16]}) as {tag}.",
+        f"Decision{' (forced)' if decision.forced else ''}: {decision.reason}",
+        "",
+        f"BD-rate (PSNR-Y, pchip; mean over {len(decision.per_clip)} clip(s), "
+        "negative = fewer bits at equal PSNR-Y):",
+        f"  vs previous best ({previous}): {_pct(decision.bd_rate_vs_best)}",
+    ]
+    for name, value in _ladder_means(decision).items():
+        lines.append(f"  vs {name}: {_pct(value)}")
+    for key, entry in decision.per_clip.items():
+        clip = entry["clip"]
+        ladder = entry["bd_rate_vs_ladder"] or {}
+        lines += [
+            "",
+            f"Clip {key}: {clip['name']} ({clip['width']}x{clip['height']}, {clip['frames']} "
+            f"frames from {clip['start']}, content hash {clip['content_hash'][:16]})",
+            f"  BD-rate vs previous best {_pct(entry['bd_rate_vs_best'])}; "
+            + ", ".join(f"vs {name} {_pct(ladder.get(name))}" for name in LADDER_FIGURES),
+        ]
+        for point in entry["points"]:
+            psnr = _finite(point["psnr_y"])
+            psnr_text = "inf" if psnr is None else f"{psnr:.2f}"
+            lines.append(f"  q{point['quality']}: {point['kbps']:.2f} kbps, PSNR-Y {psnr_text} dB")
+    return "\n".join(lines) + "\n"
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, dict):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    return value
+
+
+def _commit(repo: git.Repo, store: Store, decision: Decision) -> tuple[str, str]:
+    """Write codec.py and codec.json, commit them and tag the commit; (sha, tag)."""
+    with store.session() as session:
+        record = _candidate(session, decision.candidate_id)
+        source = record.source
+        candidate = {
+            "id": record.id, "name": record.name, "code_hash": record.code_hash,
+            "parent": record.parent_id, "origin": record.origin,
+        }  # fmt: skip
+    tag = _next_tag(repo)
+    root = Path(str(repo.working_tree_dir))
+    meta = {
+        "candidate": candidate["id"], "name": candidate["name"],
+        "code_hash": candidate["code_hash"], "parent": candidate["parent"],
+        "origin": candidate["origin"], "tag": tag, "clips": decision.clips,
+        "qualities": decision.qualities, "compared_with": decision.compared_with,
+        "bd_rate_vs_best": decision.bd_rate_vs_best,
+        "bd_rate_vs_ladder": _ladder_means(decision),
+        "per_clip": decision.per_clip,
+        "decision": {
+            "adopted": decision.adopted, "forced": decision.forced, "reason": decision.reason,
+            "threshold": decision.threshold, "decode_slowdown": decision.decode_slowdown,
+            "policy": decision.policy,
+        },
+    }  # fmt: skip
+    git = _git()
+    try:
+        (root / "codec.py").write_text(source, encoding="utf-8")
+        (root / "codec.json").write_text(
+            json.dumps(_json_ready(meta), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        )
+        repo.index.add(["codec.py", "codec.json"])
+        actor = _actor(repo)
+        commit = repo.index.commit(
+            _message(decision, candidate, tag), author=actor, committer=actor
+        )
+        repo.create_tag(tag, ref=commit)
+    except (OSError, git.GitError) as exc:
+        raise AdoptionError(f"cannot commit to the codec repository {root}: {exc}") from None
+    return commit.hexsha, tag
+
+
+def _record(store: Store, decision: Decision) -> None:
+    compared = decision.compared_with
+    with store.session() as session:
+        session.add(
+            AdoptionRecord(
+                candidate_id=decision.candidate_id,
+                compared_with=None if compared is None else str(compared),
+                adopted=decision.adopted, forced=decision.forced, reason=decision.reason,
+                bd_rate_vs_best=_finite(decision.bd_rate_vs_best),
+                threshold=decision.threshold, commit=decision.commit, tag=decision.tag,
+                clips=json.dumps(decision.clips),
+                qualities=",".join(str(quality) for quality in decision.qualities),
+            )
+        )  # fmt: skip
+
+
+def adopt(
+    store: Store,
+    settings: Settings,
+    candidate_id: int,
+    clip_ids: Sequence[int],
+    qualities: Sequence[int],
+    *,
+    force: bool = False,
+    repo_path: Path | None = None,
+) -> Decision:
+    """Decide, and commit and tag an adopted (or forced) candidate; record the decision.
+
+    A candidate adopted before is not committed again: its earlier decision comes back.
+    AdoptionError (one line) when the codec repository is unusable.
+    """
+    earlier = adopted_decision(store, candidate_id)
+    if earlier is not None:
+        return earlier
+    decision = decide(store, settings, candidate_id, clip_ids, qualities)
+    if decision.adopted or force:
+        repo = _open_repo(Path(repo_path or settings.codec_repo), create=True)
+        assert repo is not None
+        if not decision.adopted:
+            decision.adopted, decision.forced = True, True
+            decision.reason = f"forced past the policy, which said: {decision.reason}"
+        decision.commit, decision.tag = _commit(repo, store, decision)
+    _record(store, decision)
+    return decision
