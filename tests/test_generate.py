@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aicodec.errors import GenerationError
-from aicodec.prompting import ParentCodec, estimate_tokens, generate_prompt
+from aicodec.prompting import ParentCodec, estimate_tokens, generate_prompt, plan_prompt
 from aicodec.settings import Settings
 from tests.test_cli import assert_one_line_error
 
@@ -103,3 +103,15 @@ def test_prompt_history_is_trimmed_by_whole_entries_to_fit_the_budget() -> None:
         generate_prompt(Settings(prompt_budget_tokens=2000), parent, scores=[], best=None,
                         failures=[])  # fmt: skip
     assert prompt.system.count("encode(frames, quality: int) -> bytes") == 1  # the contract
+
+
+def test_planning_prompt_asks_for_the_plan_sections_within_budget() -> None:
+    history = [f"- candidate {i}: BD-rate vs x264 +{60 + i}.0 %" for i in range(2000)]
+    prompt = plan_prompt(Settings(), history)
+    text = prompt.messages[0]["content"]
+    assert prompt.purpose == "plan"
+    for section in ("ROOT CAUSE:", "HYPOTHESIS:", "PLAN:", "EXPECTED BD-RATE:", "CONFIDENCE:"):
+        assert section in text
+    assert "- candidate 0:" in text and "older entries left out" in text
+    total = estimate_tokens(prompt.system) + estimate_tokens(text)
+    assert total <= Settings().prompt_budget_tokens

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -33,15 +33,6 @@ from aicodec.validation import validate_source
 SECRET_VARIABLES = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 DEFAULT_SEED = "motion_dct.py"
 FAILURES_SHOWN = 12
-
-
-class ModelProvider(Protocol):
-    """A provider that answers prompts (anthropic, openai, replay)."""
-
-    name: str
-    model: str
-
-    def complete(self, prompt: Prompt) -> ModelReply: ...
 
 
 def scrub(text: str) -> str:
