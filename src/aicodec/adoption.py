@@ -19,7 +19,6 @@ adopted or not, is recorded in the store's ``adoptions`` table. The library neve
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,12 +30,13 @@ from sqlalchemy.orm import Session
 
 from aicodec.bdrate import RDPoint, bd_compare
 from aicodec.errors import AdoptionError, BDRateError
+from aicodec.metrics import finite_or_none, json_safe
+from aicodec.scoring import latest_ok_run
 from aicodec.settings import Settings
 from aicodec.store import (
     AdoptionRecord,
     CandidateRecord,
     ClipRecord,
-    RunRecord,
     ScoreRecord,
     Store,
 )
@@ -86,13 +86,6 @@ class Decision:
 # --- reading the store ------------------------------------------------------------------------
 
 
-def _finite(value: float | None) -> float | None:
-    """A finite float, else None (infinite PSNR of identical frames, NaN)."""
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def _candidate(session: Session, candidate_id: int) -> CandidateRecord:
     found = session.get(CandidateRecord, candidate_id)
     if found is None:
@@ -124,18 +117,7 @@ def _points(
     """The latest successful stored run of each quality, or the first problem found."""
     points: list[dict[str, Any]] = []
     for quality in qualities:
-        row = session.scalar(
-            select(RunRecord)
-            .where(
-                RunRecord.candidate_id == candidate_id,
-                RunRecord.clip_id == clip_id,
-                RunRecord.quality == quality,
-                RunRecord.status == "ok",
-                RunRecord.psnr_y.is_not(None),
-                RunRecord.kbps.is_not(None),
-            )
-            .order_by(RunRecord.id.desc())
-        )
+        row = latest_ok_run(session, candidate_id, clip_id, quality)
         if row is None:
             return points, f"has no successful stored run at quality {quality} on clip {clip_id}"
         if row.deterministic is not True:
@@ -168,7 +150,7 @@ def _ladder_scores(
         data = json.loads(row.bd_rate_json)
     except ValueError:
         return None
-    return {str(key): _finite(value) if isinstance(value, int | float) else None
+    return {str(key): finite_or_none(value) if isinstance(value, int | float) else None
             for key, value in data.items()}  # fmt: skip
 
 
@@ -347,7 +329,7 @@ def _against_candidate(
             result = bd_compare(
                 anchor, test, method=settings.bd_method, min_overlap=settings.bd_min_overlap
             )
-            value = _finite(result.bd_rate_percent)
+            value = finite_or_none(result.bd_rate_percent)
             problem = result.warnings[0] if result.warnings else "no shared PSNR-Y range"
         except BDRateError as exc:
             value, problem = None, str(exc)
@@ -514,20 +496,10 @@ def _message(decision: Decision, candidate: dict[str, Any], tag: str) -> str:
             + ", ".join(f"vs {name} {_pct(ladder.get(name))}" for name in LADDER_FIGURES),
         ]
         for point in entry["points"]:
-            psnr = _finite(point["psnr_y"])
+            psnr = finite_or_none(point["psnr_y"])
             psnr_text = "inf" if psnr is None else f"{psnr:.2f}"
             lines.append(f"  q{point['quality']}: {point['kbps']:.2f} kbps, PSNR-Y {psnr_text} dB")
     return "\n".join(lines) + "\n"
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, float):
-        return _finite(value)
-    if isinstance(value, dict):
-        return {str(key): _json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(item) for item in value]
-    return value
 
 
 def _commit(repo: git.Repo, store: Store, decision: Decision) -> tuple[str, str]:
@@ -559,7 +531,7 @@ def _commit(repo: git.Repo, store: Store, decision: Decision) -> tuple[str, str]
     try:
         (root / "codec.py").write_text(source, encoding="utf-8")
         (root / "codec.json").write_text(
-            json.dumps(_json_ready(meta), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+            json.dumps(json_safe(meta), indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
         repo.index.add(["codec.py", "codec.json"])
         actor = _actor(repo)
@@ -580,7 +552,7 @@ def _record(store: Store, decision: Decision) -> None:
                 candidate_id=decision.candidate_id,
                 compared_with=None if compared is None else str(compared),
                 adopted=decision.adopted, forced=decision.forced, reason=decision.reason,
-                bd_rate_vs_best=_finite(decision.bd_rate_vs_best),
+                bd_rate_vs_best=finite_or_none(decision.bd_rate_vs_best),
                 threshold=decision.threshold, commit=decision.commit, tag=decision.tag,
                 clips=json.dumps(decision.clips),
                 qualities=",".join(str(quality) for quality in decision.qualities),

@@ -61,20 +61,11 @@ DeviceOption = Annotated[
 ]
 
 
-def _json_safe(value: Any) -> Any:
-    """Replace non-finite floats (infinite PSNR of identical frames) with null for JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
-
-
 def print_json(data: Any) -> None:
     """Write ``data`` as JSON to stdout (non-finite numbers become null)."""
-    sys.stdout.write(json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
+    from aicodec.metrics import json_safe
+
+    sys.stdout.write(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
 
 
 def guarded(action: Callable[[], T]) -> T:

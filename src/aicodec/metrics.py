@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numba
@@ -51,14 +52,14 @@ class FrameQuality:
         """JSON-safe values (an infinite PSNR becomes None); ``vmaf`` only when computed."""
         out: dict[str, object] = {
             "index": self.index,
-            "psnr_y": _finite(self.psnr_y),
-            "psnr_u": _finite(self.psnr_u),
-            "psnr_v": _finite(self.psnr_v),
-            "psnr_yuv": _finite(self.psnr_yuv),
-            "ssim_y": _finite(self.ssim_y),
+            "psnr_y": finite_or_none(self.psnr_y),
+            "psnr_u": finite_or_none(self.psnr_u),
+            "psnr_v": finite_or_none(self.psnr_v),
+            "psnr_yuv": finite_or_none(self.psnr_yuv),
+            "ssim_y": finite_or_none(self.ssim_y),
         }
         if self.vmaf is not None:
-            out["vmaf"] = _finite(self.vmaf)
+            out["vmaf"] = finite_or_none(self.vmaf)
         return out
 
 
@@ -79,24 +80,37 @@ class QualityReport:
     def to_dict(self) -> dict[str, object]:
         """JSON-safe summary (inf becomes None); the ``vmaf`` key appears only when computed."""
         out: dict[str, object] = {
-            "psnr_y": _finite(self.psnr_y),
-            "psnr_u": _finite(self.psnr_u),
-            "psnr_v": _finite(self.psnr_v),
-            "psnr_yuv": _finite(self.psnr_yuv),
-            "ssim_y": _finite(self.ssim_y),
+            "psnr_y": finite_or_none(self.psnr_y),
+            "psnr_u": finite_or_none(self.psnr_u),
+            "psnr_v": finite_or_none(self.psnr_v),
+            "psnr_yuv": finite_or_none(self.psnr_yuv),
+            "ssim_y": finite_or_none(self.ssim_y),
             "frames": self.frames,
         }
         if self.vmaf is not None:
-            out["vmaf"] = _finite(self.vmaf)
+            out["vmaf"] = finite_or_none(self.vmaf)
         out["psnr_yuv_weights"] = list(self.weights)
         out["per_frame"] = [frame.to_dict() for frame in self.per_frame]
         return out
 
 
-def _finite(value: float) -> float | None:
-    """The value as a plain float, or None when it is infinite or NaN (JSON has neither)."""
+def finite_or_none(value: float | None) -> float | None:
+    """The value as a plain float, or None when missing, infinite or NaN (JSON has neither)."""
+    if value is None:
+        return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (the infinite PSNR of identical frames) as None."""
+    if isinstance(value, float):
+        return finite_or_none(value)
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
 
 
 MEASURED_FIELDS = (

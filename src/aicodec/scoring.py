@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from aicodec.baselines import Ladder, LadderProgress, run_ladder
 from aicodec.baselines.runner import record_clip
@@ -157,6 +158,23 @@ def _store_points(
             session.add(row)
 
 
+def latest_ok_run(
+    session: Session, candidate_id: int, clip_id: int, quality: int
+) -> RunRecord | None:
+    """The newest successful, measured stored run of a candidate on a clip at a quality."""
+    return session.scalar(
+        select(RunRecord)
+        .where(
+            RunRecord.candidate_id == candidate_id,
+            RunRecord.clip_id == clip_id,
+            RunRecord.quality == quality,
+            RunRecord.status == "ok",
+            RunRecord.psnr_y.is_not(None),
+        )
+        .order_by(RunRecord.id.desc())
+    )
+
+
 def _stored_points(
     store: Store, candidate_id: int, clip: Clip, clip_id: int, qualities: Sequence[int], vmaf: bool
 ) -> tuple[list[ScoredPoint], str] | None:
@@ -165,17 +183,7 @@ def _stored_points(
     isolation = ""
     with store.session() as session:
         for quality in qualities:
-            row = session.scalar(
-                select(RunRecord)
-                .where(
-                    RunRecord.candidate_id == candidate_id,
-                    RunRecord.clip_id == clip_id,
-                    RunRecord.quality == quality,
-                    RunRecord.status == "ok",
-                    RunRecord.psnr_y.is_not(None),
-                )
-                .order_by(RunRecord.id.desc())
-            )
+            row = latest_ok_run(session, candidate_id, clip_id, quality)
             if row is None or (vmaf and row.vmaf is None):
                 return None
             isolation = row.isolation
