@@ -105,6 +105,9 @@ def test_failures_are_one_line_and_stored(source: Path, tmp_path: Path) -> None:
     assert_one_line_error(
         aicodec("run", str(INTRA), "--qualities", "20,200", "--db", str(db)), "0..100"
     )
+    huge = tmp_path / "huge.py"
+    huge.write_text("#" * 300_000)
+    assert_one_line_error(aicodec("run", str(huge), "--db", str(db)), "200000-byte limit")
 
 
 def test_a_torch_codec_runs_in_the_sandbox(source: Path, tmp_path: Path) -> None:

@@ -429,10 +429,9 @@ def validate_command(codec: CodecArgument, as_json: JsonOption = False) -> None:
     """Check a codec file statically (contract, imports, forbidden names); exit 1 if invalid."""
 
     def body() -> None:
-        from aicodec.candidates import read_candidate
-        from aicodec.validation import validate_source
+        from aicodec.validation import validate_file
 
-        report = validate_source(read_candidate(codec))
+        report = validate_file(codec)
         if as_json:
             print_json(report.to_dict())
         elif report.valid:

@@ -14,8 +14,15 @@ def code_hash(source: str) -> str:
 
 
 def read_candidate(path: Path) -> str:
-    """A candidate file's source text; ValidationError when missing or not UTF-8 text."""
+    """A candidate file's source text; ValidationError when missing, too large or not UTF-8."""
+    from aicodec.candidates.contract import MAX_SOURCE_BYTES
+
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_SOURCE_BYTES and Path(path).is_file():
+            raise ValidationError(
+                f"{path}: {size} bytes, over the {MAX_SOURCE_BYTES}-byte limit for a codec"
+            )
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValidationError(f"{path}: no such file") from None
