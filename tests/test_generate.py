@@ -115,3 +115,28 @@ def test_planning_prompt_asks_for_the_plan_sections_within_budget() -> None:
     assert "- candidate 0:" in text and "older entries left out" in text
     total = estimate_tokens(prompt.system) + estimate_tokens(text)
     assert total <= Settings().prompt_budget_tokens
+
+
+def test_default_parent_is_the_adopted_codec_before_the_best_scored(tmp_path: Path) -> None:
+    from aicodec.candidates.records import record_candidate
+    from aicodec.generation import resolve_parent
+    from aicodec.store import AdoptionRecord, ClipRecord, ScoreRecord, Store
+
+    store = Store(str(tmp_path / "store.db"))
+    intra = record_candidate(store, (SEEDS / "intra_dct.py").read_text(), "intra_dct.py", "seed")
+    motion = record_candidate(store, (SEEDS / "motion_dct.py").read_text(), "motion_dct.py",
+                              "seed")  # fmt: skip
+    with store.session() as session:
+        clip = ClipRecord(content_hash="c" * 64, name="c", source="c", start_frame=0, width=2,
+                          height=2, frame_count=1, fps_num=1, fps_den=1)  # fmt: skip
+        session.add(clip)
+        session.flush()
+        session.add(ScoreRecord(candidate_id=motion, clip_id=clip.id, qualities="20,40,60,80",
+                                bd_rate_json='{"x264-medium": 70.0}'))  # fmt: skip
+    assert resolve_parent(store, None).id == motion  # best scored, nothing adopted
+    with store.session() as session:
+        session.add(AdoptionRecord(candidate_id=intra, compared_with="x264-medium", adopted=True,
+                                   forced=True, reason="forced", threshold=1.0, clips="[]",
+                                   qualities="20,40,60,80"))  # fmt: skip
+    assert resolve_parent(store, None).id == intra  # the adopted current best comes first
+    store.close()

@@ -111,7 +111,8 @@ def best_candidate(store: Store) -> int | None:
 
 
 def resolve_parent(store: Store, parent: str | None) -> ParentCodec:
-    """The parent codec: a candidate id, a file, or (default) the best so far, else a seed."""
+    """The parent codec: a candidate id, a file, or (default) the adopted current best, else
+    the best scored candidate, else the motion seed."""
     if parent is not None and parent.isdigit():
         with store.session() as session:
             record = session.get(CandidateRecord, int(parent))
@@ -119,7 +120,9 @@ def resolve_parent(store: Store, parent: str | None) -> ParentCodec:
                 raise GenerationError(f"no candidate with id {parent} in the store")
             return ParentCodec(record.id, record.name, record.source)
     if parent is None:
-        best = best_candidate(store)
+        from aicodec.adoption import current_best
+
+        best = current_best(store) or best_candidate(store)
         if best is not None:
             return resolve_parent(store, str(best))
         path = seed_path()
