@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from aicodec.clips import load_clip
+from aicodec.sandbox.execute import work_folder
 from aicodec.sandbox.isolation import namespaces_available
 from aicodec.sandbox.runner import encode_in_sandbox
 from aicodec.settings import Settings
@@ -41,10 +42,9 @@ def child_overhead(mode: str) -> float:
     settings = Settings(sandbox_isolation=mode)
     frames = load_clip(None, settings, count=1).frames
     times = []
-    with tempfile.TemporaryDirectory(prefix="aicodec-bench-") as folder:
-        Path(folder).chmod(0o711)
+    with work_folder() as folder:
         for index in range(RUNS):
-            report, _ = encode_in_sandbox(NOTHING, frames, 50, Path(folder) / str(index), settings)
+            report, _ = encode_in_sandbox(NOTHING, frames, 50, folder / str(index), settings)
             if not report.ok:
                 raise SystemExit(f"overhead probe failed: {report.describe()}")
             times.append(report.wall_seconds)

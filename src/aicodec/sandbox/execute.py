@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -74,6 +75,16 @@ class CandidateRun:
 ProgressCallback = Callable[[str], None]
 
 
+@contextmanager
+def work_folder() -> Iterator[Path]:
+    """A temporary folder for sandbox jobs: the unprivileged child may pass through it to
+    its own job directory (mode 711) but not list it; removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="aicodec-sandbox-") as folder:
+        base = Path(folder)
+        base.chmod(0o711)
+        yield base
+
+
 def _describe(frames: int, width: int, height: int) -> str:
     return f"{frames} frames of {width}x{height}"
 
@@ -128,9 +139,7 @@ def run_candidate(
     mode = isolation_mode(settings)
     points: list[PointRun] = []
     layers: tuple[str, ...] = ()
-    with tempfile.TemporaryDirectory(prefix="aicodec-sandbox-") as folder:
-        base = Path(folder)
-        base.chmod(0o711)
+    with work_folder() as base:
         for quality in qualities:
             if progress is not None:
                 progress(f"quality {quality}: encoding")
@@ -164,9 +173,7 @@ def decode_bitstream(
     source: str, bitstream: bytes, settings: Settings, *, fps: Fraction | None = None
 ) -> tuple[Frames, ChildReport]:
     """Decode one bitstream in the sandbox (as a reader checking a result would)."""
-    with tempfile.TemporaryDirectory(prefix="aicodec-sandbox-") as folder:
-        base = Path(folder)
-        base.chmod(0o711)
+    with work_folder() as base:
         report, path = decode_in_sandbox(
             source, bitstream, base / "decode", settings, max_bytes=settings.max_clip_bytes
         )
