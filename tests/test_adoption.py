@@ -82,7 +82,10 @@ def test_seeds_are_adopted_by_the_policy_or_by_force(source: Path, tmp_path: Pat
     clip = load_clip(source, settings)
     run_and_measure(MOTION.read_text(), "motion_dct.py", clip, store, settings, LEVELS)
     clip_id = record_clip(store, clip)
-    against_parent = decide(store, settings, motion, [clip_id], LEVELS)
+    # (decode-time limit lifted here: the motion decoder is slower, and a busy machine
+    # could push it past 4x; the limit itself is checked just below)
+    roomy = Settings(db=settings.db, adopt_max_decode_slowdown=100)
+    against_parent = decide(store, roomy, motion, [clip_id], LEVELS)
     assert against_parent.compared_with == intra and against_parent.adopted
     assert against_parent.bd_rate_vs_best is not None and against_parent.bd_rate_vs_best < -10
     slow = decide(store, Settings(db=settings.db, adopt_max_decode_slowdown=0.01), motion,

@@ -7,9 +7,11 @@ qualities on every evaluation clip, its mean BD-rate (PSNR-Y, pchip, from the st
 and PSNR-Y points) against the current best over those clips is below -threshold (default
 -1 %), and its mean decode time is at most ``adopt_max_decode_slowdown`` (default 4) times
 the best's. The current best is the last adopted candidate. The first adoption, while no
-codec is adopted yet, is measured against the candidate's nearest ancestor (following
-parents) with stored runs on the same clips, else against x264-medium from the candidate's
-stored scores (no decode-time check then); the reason says which.
+codec is adopted yet, is measured against the seed it descends from (its nearest ancestor
+of origin ``seed`` with stored runs on the same clips, else its oldest ancestor with such
+runs), else against x264-medium from the candidate's stored scores (no decode-time check
+then); the reason says which. Against a codec, the candidate's BD-rate on PSNR-YUV (6:1:1)
+must also not be positive, so a luma gain paid for with chroma is not adopted.
 
 An adopted (or forced) candidate is committed to a git repository (``codec.py``, the
 source, and ``codec.json``, its figures) and tagged ``v1``, ``v2``, ... Every decision,
@@ -50,9 +52,11 @@ POLICY = (
     "and PSNR-Y points) against the current best over those clips is below -threshold (default "
     "-1 %), and its mean decode time is at most adopt_max_decode_slowdown (default 4) times the "
     "best's. The current best is the last adopted candidate. The first adoption, while no codec "
-    "is adopted yet, is measured against the candidate's nearest ancestor with stored runs on "
-    "the same clips, else against x264-medium from the candidate's stored scores (no "
-    "decode-time check then)."
+    "is adopted yet, is measured against the seed it descends from (its nearest ancestor of "
+    "origin seed with stored runs on the same clips, else its oldest ancestor with such runs), "
+    "else against x264-medium from the candidate's stored scores (no decode-time check then). "
+    "Against a codec, its BD-rate on PSNR-YUV (6:1:1) must also not be positive, so that a "
+    "luma gain paid for with chroma is not adopted."
 )
 X264 = "x264-medium"
 LADDER_FIGURES = ("x264-medium", "x265-medium", "vvenc-medium")
@@ -76,6 +80,8 @@ class Decision:
     clips: list[int] = field(default_factory=list)
     qualities: list[int] = field(default_factory=list)
     decode_slowdown: float | None = None
+    bd_rate_yuv_vs_best: float | None = None
+    record_id: int | None = None
     policy: str = POLICY
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,7 +130,8 @@ def _points(
             return points, f"is not deterministic at quality {quality} on clip {clip_id}"
         points.append(
             {
-                "quality": quality, "kbps": row.kbps, "psnr_y": row.psnr_y, "bytes": row.bytes,
+                "quality": quality, "kbps": row.kbps, "psnr_y": row.psnr_y,
+                "psnr_yuv": row.psnr_yuv, "bytes": row.bytes,
                 "decode_seconds": row.decode_seconds,
             }
         )  # fmt: skip
@@ -212,6 +219,7 @@ def adopted_decision(store: Store, candidate_id: int) -> Decision | None:
             bd_rate_vs_best=row.bd_rate_vs_best, compared_with=compared,
             per_clip=_per_clip(session, candidate_id, clip_ids, qualities), commit=row.commit,
             tag=row.tag, threshold=row.threshold, clips=clip_ids, qualities=qualities,
+            record_id=row.id,
         )  # fmt: skip
 
 
@@ -221,18 +229,22 @@ def adopted_decision(store: Store, candidate_id: int) -> Decision | None:
 def _ancestor_with_runs(
     session: Session, candidate: CandidateRecord, clip_ids: Sequence[int], qualities: Sequence[int]
 ) -> int | None:
-    """The nearest ancestor with successful stored runs at the qualities on every clip."""
+    """The seed the candidate descends from: its nearest ancestor of origin ``seed`` with
+    successful stored runs at the qualities on every clip, else its oldest ancestor with them."""
     seen = {candidate.id}
     parent_id = candidate.parent_id
+    oldest: int | None = None
     while parent_id is not None and parent_id not in seen:
         seen.add(parent_id)
         parent = session.get(CandidateRecord, parent_id)
         if parent is None:
-            return None
+            break
         if all(_points(session, parent.id, clip, qualities)[1] is None for clip in clip_ids):
-            return parent.id
+            if parent.origin == "seed":
+                return parent.id
+            oldest = parent.id
         parent_id = parent.parent_id
-    return None
+    return oldest
 
 
 def _mean_decode(points: list[dict[str, Any]]) -> float:
@@ -280,7 +292,7 @@ def decide(
             label = f"the current best (candidate {reference})"
         else:
             reference = _ancestor_with_runs(session, candidate, clip_ids, qualities)
-            label = f"its ancestor (candidate {reference}; no codec adopted yet)"
+            label = f"its seed (candidate {reference}; no codec adopted yet)"
         if reference is None:
             return _against_x264(decision, candidate_id)
         decision.compared_with = reference
@@ -308,11 +320,65 @@ def _against_x264(decision: Decision, candidate_id: int) -> Decision:
     return _conclude(decision, sum(values) / len(values), None, label)
 
 
+def points_bd_rate(
+    settings: Settings,
+    anchor: Sequence[dict[str, Any]],
+    test: Sequence[dict[str, Any]],
+    metric: str = "psnr_y",
+) -> tuple[float | None, str | None]:
+    """BD-rate (percent, on ``metric``: psnr_y or psnr_yuv) of ``test`` points against
+    ``anchor`` points; (None, why) when undefined."""
+    if any(finite_or_none(point.get(metric)) is None for point in (*anchor, *test)):
+        return None, f"a point has no finite {metric}"
+    try:
+        result = bd_compare(
+            [RDPoint(point["kbps"], point[metric]) for point in anchor],
+            [RDPoint(point["kbps"], point[metric]) for point in test],
+            method=settings.bd_method, min_overlap=settings.bd_min_overlap,
+        )  # fmt: skip
+    except BDRateError as exc:
+        return None, str(exc)
+    value = finite_or_none(result.bd_rate_percent)
+    if value is None:
+        return None, result.warnings[0] if result.warnings else "no shared PSNR-Y range"
+    return value, None
+
+
+def bd_rate_between(
+    store: Store,
+    settings: Settings,
+    candidate_id: int,
+    reference_id: int,
+    clip_ids: Sequence[int],
+    qualities: Sequence[int],
+    metric: str = "psnr_y",
+) -> tuple[float | None, str | None]:
+    """Mean BD-rate (percent, on ``metric``) of one candidate's stored points against
+    another's over the clips; (None, why) when a run is missing or a BD-rate is undefined."""
+    values: list[float] = []
+    with store.session() as session:
+        for clip_id in clip_ids:
+            theirs, problem = _points(session, reference_id, clip_id, qualities)
+            if problem is not None:
+                return None, f"candidate {reference_id} {problem}"
+            mine, problem = _points(session, candidate_id, clip_id, qualities)
+            if problem is not None:
+                return None, f"candidate {candidate_id} {problem}"
+            value, problem = points_bd_rate(settings, theirs, mine, metric)
+            if value is None:
+                return None, f"BD-rate undefined on clip {clip_id}: {problem}"
+            values.append(value)
+    if not values:
+        return None, "no clips"
+    return sum(values) / len(values), None
+
+
 def _against_candidate(
     session: Session, settings: Settings, decision: Decision, reference: int, label: str
 ) -> Decision:
     """BD-rate of the candidate's stored points against the reference candidate's, per clip."""
     values: list[float] = []
+    yuv: list[float | None] = []
     mine: list[dict[str, Any]] = []
     theirs: list[dict[str, Any]] = []
     for clip_key, entry in decision.per_clip.items():
@@ -323,27 +389,24 @@ def _against_candidate(
             )
             return decision
         entry["reference_points"] = points
-        anchor = [RDPoint(point["kbps"], point["psnr_y"]) for point in points]
-        test = [RDPoint(point["kbps"], point["psnr_y"]) for point in entry["points"]]
-        try:
-            result = bd_compare(
-                anchor, test, method=settings.bd_method, min_overlap=settings.bd_min_overlap
-            )
-            value = finite_or_none(result.bd_rate_percent)
-            problem = result.warnings[0] if result.warnings else "no shared PSNR-Y range"
-        except BDRateError as exc:
-            value, problem = None, str(exc)
+        value, problem = points_bd_rate(settings, points, entry["points"])
         if value is None:
             decision.reason = (
                 f"not adopted: BD-rate vs {label} is undefined on clip {clip_key}: {problem}"
             )
             return decision
         entry["bd_rate_vs_best"] = value
+        entry["bd_rate_yuv_vs_best"], _ = points_bd_rate(
+            settings, points, entry["points"], "psnr_yuv"
+        )
         values.append(value)
+        yuv.append(entry["bd_rate_yuv_vs_best"])
         mine += entry["points"]
         theirs += points
     best_decode = _mean_decode(theirs)
     slowdown = _mean_decode(mine) / best_decode if best_decode > 0 else None
+    if all(value is not None for value in yuv):
+        decision.bd_rate_yuv_vs_best = sum(yuv) / len(yuv)  # type: ignore[arg-type]
     return _conclude(decision, sum(values) / len(values), slowdown, label, settings)
 
 
@@ -367,13 +430,26 @@ def _conclude(
         limit = settings.adopt_max_decode_slowdown
         decode = f"decode time {slowdown:.2f}x the reference's (limit {limit:g}x)"
         decode_ok = slowdown <= limit
+    yuv = decision.bd_rate_yuv_vs_best
+    if settings is None:
+        colour, colour_ok = "PSNR-YUV not compared", True
+    elif yuv is None:
+        colour, colour_ok = "BD-rate on PSNR-YUV undefined", False
+    else:
+        colour, colour_ok = f"BD-rate on PSNR-YUV (6:1:1) {yuv:+.2f} % (limit 0)", yuv <= 0
+    checks = f"{decode}; {colour}"
     if mean >= -threshold:
-        decision.reason = f"not adopted: {figure} is not below -{threshold:g} %; {decode}"
+        decision.reason = f"not adopted: {figure} is not below -{threshold:g} %; {checks}"
     elif not decode_ok:
         decision.reason = f"not adopted: {figure} beats -{threshold:g} %, but {decode}"
+    elif not colour_ok:
+        decision.reason = (
+            f"not adopted: {figure} beats -{threshold:g} %, but {colour}: the luma gain is "
+            "paid for with chroma"
+        )
     else:
         decision.adopted = True
-        decision.reason = f"adopted: {figure} beats -{threshold:g} %; {decode}"
+        decision.reason = f"adopted: {figure} beats -{threshold:g} %; {checks}"
     return decision
 
 
@@ -502,6 +578,28 @@ def _message(decision: Decision, candidate: dict[str, Any], tag: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _committed_before(repo: git.Repo, code_hash: str) -> tuple[str, str] | None:
+    """(sha, tag) when HEAD already commits this code as a tagged adoption.
+
+    That happens when the lab was killed between the commit and recording the decision;
+    the commit is then taken over instead of being made twice.
+    """
+    if not repo.head.is_valid():
+        return None
+    head = repo.head.commit
+    try:
+        meta = json.loads(head.tree["codec.json"].data_stream.read().decode("utf-8"))
+    except (KeyError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(meta, dict) or meta.get("code_hash") != code_hash:
+        return None
+    tag = next((tag.name for tag in repo.tags if tag.commit == head), None)
+    if tag is None:  # killed between the commit and the tag
+        tag = _next_tag(repo)
+        repo.create_tag(tag, ref=head)
+    return head.hexsha, tag
+
+
 def _commit(repo: git.Repo, store: Store, decision: Decision) -> tuple[str, str]:
     """Write codec.py and codec.json, commit them and tag the commit; (sha, tag)."""
     with store.session() as session:
@@ -511,6 +609,9 @@ def _commit(repo: git.Repo, store: Store, decision: Decision) -> tuple[str, str]
             "id": record.id, "name": record.name, "code_hash": record.code_hash,
             "parent": record.parent_id, "origin": record.origin,
         }  # fmt: skip
+    earlier = _committed_before(repo, candidate["code_hash"])
+    if earlier is not None:
+        return earlier
     tag = _next_tag(repo)
     root = Path(str(repo.working_tree_dir))
     meta = {
@@ -547,17 +648,18 @@ def _commit(repo: git.Repo, store: Store, decision: Decision) -> tuple[str, str]
 def _record(store: Store, decision: Decision) -> None:
     compared = decision.compared_with
     with store.session() as session:
-        session.add(
-            AdoptionRecord(
-                candidate_id=decision.candidate_id,
-                compared_with=None if compared is None else str(compared),
-                adopted=decision.adopted, forced=decision.forced, reason=decision.reason,
-                bd_rate_vs_best=finite_or_none(decision.bd_rate_vs_best),
-                threshold=decision.threshold, commit=decision.commit, tag=decision.tag,
-                clips=json.dumps(decision.clips),
-                qualities=",".join(str(quality) for quality in decision.qualities),
-            )
+        row = AdoptionRecord(
+            candidate_id=decision.candidate_id,
+            compared_with=None if compared is None else str(compared),
+            adopted=decision.adopted, forced=decision.forced, reason=decision.reason,
+            bd_rate_vs_best=finite_or_none(decision.bd_rate_vs_best),
+            threshold=decision.threshold, commit=decision.commit, tag=decision.tag,
+            clips=json.dumps(decision.clips),
+            qualities=",".join(str(quality) for quality in decision.qualities),
         )  # fmt: skip
+        session.add(row)
+        session.flush()
+        decision.record_id = row.id
 
 
 def adopt(

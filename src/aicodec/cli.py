@@ -922,6 +922,304 @@ def adopt_command(
     guarded(body)
 
 
+@app.command("evolve")
+def evolve_command(
+    iterations: Annotated[int, typer.Option("--iterations", "-n", help="Iterations to run.")] = 20,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            help="anthropic, openai, mutation or replay (default: "
+            "anthropic when ANTHROPIC_API_KEY is set, else mutation).",
+        ),
+    ] = None,  # fmt: skip
+    video: Annotated[
+        list[Path] | None,
+        typer.Option("--video", help="A training clip (repeatable); default: built-in clip."),
+    ] = None,
+    holdout: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--holdout",
+            help="A holdout clip (repeatable): never shown to the model; "
+            "adoption is decided on it.",
+        ),
+    ] = None,  # fmt: skip
+    start: StartOption = 0,
+    frames: FramesOption = None,
+    fps: FpsOption = None,
+    qualities: QualitiesOption = None,
+    encoders: Annotated[
+        str | None,
+        typer.Option(
+            "--encoders",
+            help="Ladder encoders to score against "
+            "[env AICODEC_EVOLVE_ENCODERS; default x264,x265,vvenc].",
+        ),
+    ] = None,  # fmt: skip
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--parent",
+            help="Starting codec: candidate id or file (default: the "
+            "adopted best, else the best scored, else the motion seed).",
+        ),
+    ] = None,  # fmt: skip
+    max_cost: Annotated[
+        float | None, typer.Option("--max-cost", help="Stop once the run has spent this many USD.")
+    ] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option("--max-minutes", help="Stop once the run has worked this many minutes."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of parent choice and mutation.")] = 0,
+    git_repo: Annotated[
+        Path | None,
+        typer.Option(
+            "--git-repo",
+            help="Codec repository for adoptions [env AICODEC_CODEC_REPO; default ./codecs].",
+        ),
+    ] = None,  # fmt: skip
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="BD-rate (percent) a codec must beat the best by to be adopted (default 1).",
+        ),
+    ] = None,  # fmt: skip
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model name (Claude, or the openai server's).")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="OpenAI-compatible server (implies --provider openai)."),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the last unfinished run to its planned count."),
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The main job: evolve codecs (plan, parent, generate, score, adopt) for N iterations."""
+
+    def body() -> None:
+        from aicodec.evolution import (
+            ClipSpec,
+            EvolveConfig,
+            EvolveInterrupted,
+            resume_evolution,
+            start_evolution,
+        )
+        from aicodec.scoring import parse_qualities
+
+        given = {"--video": video, "--holdout": holdout, "--parent": parent,
+                 "--qualities": qualities, "--encoders": encoders, "--provider": provider,
+                 "--git-repo": git_repo, "--threshold": threshold, "--fps": fps,
+                 "--frames": frames, "--start": start or None, "--model": model,
+                 "--base-url": base_url}  # fmt: skip
+        overrides: dict[str, object] = {}
+        if base_url:
+            overrides.update(openai_base_url=base_url, provider=provider or "openai")
+            if model:
+                overrides["openai_model"] = model
+        elif model:
+            overrides["model"] = model
+
+        def work(store: Any, settings: Settings) -> Any:
+            with _evolve_progress(iterations) as on_event:
+                if resume:
+                    clash = [name for name, value in given.items()
+                             if value not in (None, []) and name not in SWITCHABLE]  # fmt: skip
+                    if clash:
+                        raise ConfigError(
+                            f"--resume continues a run with its own settings; drop {clash[0]}"
+                        )
+                    return resume_evolution(store, settings, on_event, max_cost=max_cost,
+                                            max_minutes=max_minutes)  # fmt: skip
+                specs = [ClipSpec(str(path) if path else None, start, frames, None, fps)
+                         for path in (video or [None])]  # fmt: skip
+                held = [ClipSpec(str(path), start, frames, None, fps) for path in holdout or []]
+                config = EvolveConfig(
+                    iterations=iterations, videos=specs, holdout=held,
+                    qualities=parse_qualities(qualities),
+                    encoders=[name.strip() for name in
+                              (encoders or settings.evolve_encoders).split(",") if name.strip()],
+                    seed=seed, provider=settings.provider, parent=parent,
+                    planner=settings.evolve_planner, max_cost=max_cost, max_minutes=max_minutes,
+                    git_repo=str(Path(git_repo or settings.codec_repo).resolve()),
+                    islands=settings.evolve_islands, explore=settings.evolve_explore,
+                    top=settings.evolve_top, migrate_every=settings.evolve_migrate_every,
+                    threshold=settings.adopt_threshold_percent,
+                    max_failures_in_row=settings.evolve_max_failures_in_row,
+                    duplicate_tries=settings.evolve_duplicate_tries,
+                )  # fmt: skip
+                return start_evolution(store, settings, config, on_event)
+
+        if provider:
+            overrides.setdefault("provider", provider)
+        try:
+            summary = _with_store(db, work, adopt_threshold_percent=threshold, **overrides)
+        except EvolveInterrupted as exc:
+            where = f" --db {db}" if db else ""
+            err.print(f"[yellow]{escape(str(exc))}[/yellow]; completed iterations are stored. "
+                      f"Resume with: aicodec evolve --resume{where}", soft_wrap=True)  # fmt: skip
+            raise typer.Exit(130) from None
+        if as_json:
+            print_json(summary.to_dict())
+            return
+        _render_summary(summary)
+
+    guarded(body)
+
+
+SWITCHABLE = ("--model", "--base-url")  # options --resume may change (the model's address)
+
+
+class _EvolveDisplay:
+    """Rich progress for evolve: a bar over iterations, the stage, best BD-rate, cost."""
+
+    def __init__(self, total: int) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(), console=err, transient=False,
+        )  # fmt: skip
+        self.task = self.progress.add_task("evolve", total=total, status="")
+
+    def __call__(self, event: Any) -> None:
+        best = "-" if event.best_bd_rate is None else f"{event.best_bd_rate:+.2f} %"
+        status = (f"best vs x264 {best} | adopted {event.adoptions} | "
+                  f"${event.cost_usd:.3f} | {escape(event.message)[:60]}")  # fmt: skip
+        self.progress.update(
+            self.task, total=event.total, description=f"iteration {event.iteration} {event.stage}",
+            status=status,
+        )  # fmt: skip
+        if event.row is not None:
+            self.progress.update(self.task, advance=1)
+            self.progress.console.print(_iteration_line(event.row), soft_wrap=True)
+
+
+def _iteration_line(row: dict[str, Any]) -> str:
+    """One finished iteration as a line: outcome, BD-rates, adoption, time per stage."""
+    seconds = ", ".join(f"{stage} {value:.1f}s" for stage, value in row["stage_seconds"].items())
+    if row["status"] == "scored":
+        outcome = (f"candidate {row['candidate']} BD-rate vs parent "
+                   f"{fmt(row['bd_rate_vs_parent'])} %, "
+                   f"vs x264 {fmt(row['bd_rate'])} %")  # fmt: skip
+    else:
+        outcome = f"[red]{row['status']}[/red] ({row['failure_kind']})"
+    adopted = " [green]adopted[/green]" if row["adopted"] else ""
+    return (f"#{row['iteration']} parent {row['parent']}: {outcome}{adopted}; "
+            f"{escape(row['reason'] or '')[:160]} [dim]({seconds})[/dim]")  # fmt: skip
+
+
+class _evolve_progress:  # noqa: N801 - used as a context manager like a function
+    """Context manager yielding the display's callback (or a no-op when not a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        self.display = _EvolveDisplay(total)
+
+    def __enter__(self) -> Callable[[Any], None]:
+        import signal
+
+        self.previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        self.display.progress.start()
+        return self.display
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        self.display.progress.stop()
+        signal.signal(signal.SIGTERM, self.previous)
+
+
+def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM ends an evolve run the way Ctrl-C does: cleanly, resumable."""
+    raise KeyboardInterrupt
+
+
+def _render_summary(summary: Any) -> None:
+    """The end-of-run summary: counts, failures by kind, adoptions, best codec, cost."""
+    table = Table(title=f"evolve run {summary.run_id}: {summary.status}")
+    table.add_column("figure")
+    table.add_column("value", overflow="fold")
+    failures = ", ".join(f"{kind} {count}" for kind, count in summary.failures.items()) or "none"
+    adoptions = ", ".join(f"candidate {item['candidate']} (iteration {item['iteration']})"
+                          for item in summary.adoptions) or "none"  # fmt: skip
+    rows = [
+        ("provider", summary.provider),
+        ("iterations", f"{summary.completed} of {summary.planned} done, {summary.scored} scored"),
+        ("failures by kind", failures),
+        ("adoptions", adoptions),
+        ("starting codec", f"candidate {summary.start_candidate}, BD-rate vs x264 "
+                           f"{fmt(summary.start_bd_rate_vs_x264)} %"),
+        ("best codec", f"candidate {summary.best_candidate}, BD-rate vs x264 "
+                       f"{fmt(summary.best_bd_rate_vs_x264)} %, vs the start "
+                       f"{fmt(summary.best_vs_start)} %"),
+        ("adopted best", "none" if summary.adopted_best is None else
+         f"candidate {summary.adopted_best}, vs the start {fmt(summary.adopted_vs_start)} %"),
+        ("model cost", f"{summary.cost_usd:.4f} USD"),
+        ("time in iterations", f"{summary.seconds / 60:.1f} min"),
+    ]  # fmt: skip
+    if summary.stop_reason:
+        rows.append(("stopped", summary.stop_reason))
+    for name, value in rows:
+        table.add_row(name, escape(str(value)))
+    out.print(table)
+    out.print("BD-rates: PSNR-Y, pchip, mean over the training clips; negative = fewer bits.")
+
+
+@app.command("history")
+def history_command(
+    run: Annotated[
+        int | None, typer.Option("--run", help="The evolve run's id (default: the last run).")
+    ] = None,
+    plans: Annotated[
+        bool, typer.Option("--plans", help="Show plans, predictions and stage times too.")
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The iterations of an evolve run: parent, origin, status, BD-rate, adoption, reason."""
+
+    def body() -> None:
+        from aicodec.evolution import history
+
+        entries = _with_store(db, lambda store, settings: history(store, run))
+        keys = ("iteration", "parent", "origin", "status", "bd_rate", "adopted", "reason")
+        if as_json:
+            print_json(entries if plans else [{key: entry[key] for key in keys}
+                                              for entry in entries])  # fmt: skip
+            return
+        table = Table(title="evolve history (BD-rate: mean vs x264 on the training clips, %)")
+        columns = ["#", "parent", "candidate", "origin", "status", "BD-rate", "vs parent",
+                   "adopted", "reason"]  # fmt: skip
+        if plans:
+            columns += ["predicted", "confidence", "planner", "hypothesis", "seconds"]
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for entry in entries:
+            cells = [
+                str(entry["iteration"]), str(entry["parent"] or "-"),
+                str(entry["candidate"] or "-"),
+                entry["origin"] or "-", entry["status"] + (f" ({entry['failure_kind']})"
+                                                           if entry["failure_kind"] else ""),
+                fmt(entry["bd_rate"]), fmt(entry["bd_rate_vs_parent"]),
+                "yes" if entry["adopted"] else "no", escape(entry["reason"] or ""),
+            ]  # fmt: skip
+            if plans:
+                seconds = sum(entry["stage_seconds"].values())
+                cells += [fmt(entry["predicted_bd_rate"]), fmt(entry["confidence"]),
+                          entry["planner"] or "-", escape(entry["hypothesis"] or ""),
+                          f"{seconds:.1f}"]  # fmt: skip
+            table.add_row(*cells)
+        out.print(table)
+
+    guarded(body)
+
+
 def main() -> None:
     """Entry point of the ``aicodec`` console script."""
     app()

@@ -57,3 +57,7 @@ class GenerationError(AicodecError):
 
 class AdoptionError(AicodecError):
     """A candidate cannot be adopted: the codec repository is unusable or the request is wrong."""
+
+
+class EvolutionError(AicodecError):
+    """An evolve run cannot start, resume or go on (no run to resume, changed clips, budget)."""

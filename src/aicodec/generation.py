@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,7 @@ def select_provider(
     elif chosen == "mutation":
         from aicodec.providers.mutation import MutationProvider
 
-        provider = MutationProvider(seed=seed)
+        provider = MutationProvider(seed=seed, scale=settings.mutation_scale)
     elif chosen == "replay":
         from aicodec.providers.replay import ReplayProvider
 
@@ -96,10 +96,14 @@ def seed_path(name: str = DEFAULT_SEED) -> Path:
     return data_dir("baselines") / "seeds" / name
 
 
-def best_candidate(store: Store) -> int | None:
-    """The candidate with the lowest mean BD-rate against x264 over its scored clips."""
+def best_candidate(store: Store, clip_ids: Collection[int] | None = None) -> int | None:
+    """The candidate with the lowest mean BD-rate against x264 over its scored clips (only
+    ``clip_ids`` when given)."""
+    statement = select(ScoreRecord.candidate_id, ScoreRecord.bd_rate_json)
+    if clip_ids is not None:
+        statement = statement.where(ScoreRecord.clip_id.in_(list(clip_ids)))
     with store.session() as session:
-        scores = session.execute(select(ScoreRecord.candidate_id, ScoreRecord.bd_rate_json)).all()
+        scores = session.execute(statement).all()
     means: dict[int, list[float]] = {}
     for candidate_id, blob in scores:
         value = json.loads(blob).get("x264-medium")
@@ -136,14 +140,23 @@ def resolve_parent(store: Store, parent: str | None) -> ParentCodec:
     return ParentCodec(record_candidate(store, source, path.name, origin), path.name, source)
 
 
-def parent_history(store: Store, parent: ParentCodec) -> tuple[list[str], str | None, list[str]]:
-    """Prompt material: the parent's scores, the best codec so far, recent failures."""
+def parent_history(
+    store: Store, parent: ParentCodec, clip_ids: Collection[int] | None = None
+) -> tuple[list[str], str | None, list[str]]:
+    """Prompt material: the parent's scores, the best codec so far, recent failures.
+
+    With ``clip_ids``, only scores and runs on those clips are shown (holdout clips never).
+    """
     scores: list[str] = []
+    score_filter = [ScoreRecord.candidate_id == parent.id]
+    failure_filter = [RunRecord.status == "failed"]
+    if clip_ids is not None:
+        score_filter.append(ScoreRecord.clip_id.in_(list(clip_ids)))
+        failure_filter.append(RunRecord.clip_id.in_(list(clip_ids)))
     with store.session() as session:
         for score in session.scalars(
-            select(ScoreRecord).where(ScoreRecord.candidate_id == parent.id)
-            .order_by(ScoreRecord.id.desc()).limit(6)
-        ):  # fmt: skip
+            select(ScoreRecord).where(*score_filter).order_by(ScoreRecord.id.desc()).limit(6)
+        ):
             clip = session.get(ClipRecord, score.clip_id)
             rates = ", ".join(
                 f"vs {name} {value:+.1f} %" if value is not None else f"vs {name} undefined"
@@ -163,7 +176,7 @@ def parent_history(store: Store, parent: ParentCodec) -> tuple[list[str], str | 
         failures = [
             f"- candidate {run.candidate_id}, quality {run.quality}: {run.error}"
             for run in session.scalars(
-                select(RunRecord).where(RunRecord.status == "failed")
+                select(RunRecord).where(*failure_filter)
                 .order_by(RunRecord.id.desc()).limit(FAILURES_SHOWN)
             )
         ]  # fmt: skip
@@ -174,7 +187,7 @@ def parent_history(store: Store, parent: ParentCodec) -> tuple[list[str], str | 
                 .order_by(GenerationRecord.id.desc()).limit(FAILURES_SHOWN)
             )
         ]  # fmt: skip
-    best_id = best_candidate(store)
+    best_id = best_candidate(store, clip_ids)
     best = None
     if best_id is not None and best_id != parent.id:
         with store.session() as session:
@@ -233,6 +246,41 @@ class GenerationOutcome:
         }  # fmt: skip
 
 
+def log_call(store: Store, provider: Any, prompt: Prompt, batch: str) -> tuple[ModelReply, int]:
+    """Ask the provider; the call is stored (prompt, answer or error, tokens, cost) either way.
+
+    Returns the reply and the call's id; ProviderError after logging a failed call.
+    """
+    row = ModelCall(
+        batch=batch, provider=provider.name, model=provider.model,
+        purpose=prompt.purpose, prompt_hash=prompt_hash(prompt),
+        system_prompt=scrub(prompt.system), messages_json=scrub(json.dumps(prompt.messages)),
+        input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0,
+        cost_usd=0.0, latency_s=0.0, retries=0,
+    )  # fmt: skip
+    try:
+        reply = provider.complete(prompt)
+    except ProviderError as exc:
+        if isinstance(exc, ProviderCallError):
+            row.retries, row.latency_s = exc.failure.retries, exc.failure.latency_s
+        row.error = scrub(str(exc))
+        _save_call(store, row)
+        raise
+    row.model = reply.model
+    row.response_text = scrub(reply.text)
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                 "cost_usd", "latency_s", "retries"):  # fmt: skip
+        setattr(row, name, getattr(reply, name))
+    return reply, _save_call(store, row)
+
+
+def _save_call(store: Store, row: ModelCall) -> int:
+    with store.session() as session:
+        session.add(row)
+        session.flush()
+        return row.id
+
+
 class _Batch:
     """One generate invocation: logs every call, tracks the budgets, records outcomes."""
 
@@ -240,40 +288,14 @@ class _Batch:
         self.store, self.provider, self.outcome = store, provider, outcome
 
     def call(self, prompt: Prompt) -> tuple[ModelReply, int]:
-        """One logged model call (stored whether it succeeds or fails)."""
+        """One logged model call; the outcome's tokens and cost grow with it."""
+        reply, call_id = log_call(self.store, self.provider, prompt, self.outcome.batch)
         outcome = self.outcome
-        row = ModelCall(
-            batch=outcome.batch, provider=self.provider.name, model=self.provider.model,
-            purpose=prompt.purpose, prompt_hash=prompt_hash(prompt),
-            system_prompt=scrub(prompt.system), messages_json=scrub(json.dumps(prompt.messages)),
-            input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0,
-            cost_usd=0.0, latency_s=0.0, retries=0,
-        )  # fmt: skip
-        try:
-            reply = self.provider.complete(prompt)
-        except ProviderError as exc:
-            if isinstance(exc, ProviderCallError):
-                row.retries, row.latency_s = exc.failure.retries, exc.failure.latency_s
-            row.error = scrub(str(exc))
-            self._save(row)
-            raise
-        row.model = reply.model
-        row.response_text = scrub(reply.text)
-        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-                     "cost_usd", "latency_s", "retries"):  # fmt: skip
-            setattr(row, name, getattr(reply, name))
-        call_id = self._save(row)
         outcome.calls += 1
         outcome.input_tokens += reply.input_tokens + reply.cache_read_tokens
         outcome.output_tokens += reply.output_tokens
         outcome.cost_usd += reply.cost_usd
         return reply, call_id
-
-    def _save(self, row: ModelCall) -> int:
-        with self.store.session() as session:
-            session.add(row)
-            session.flush()
-            return row.id
 
     def record(self, result: GeneratedCandidate, call_id: int | None = None) -> None:
         """Store the attempt and add it to the outcome."""
@@ -338,12 +360,18 @@ def generate_candidates(
     max_tokens: int | None = None,
     plan: str | None = None,
     progress: Callable[[str], None] | None = None,
+    batch_id: str | None = None,
+    clip_ids: Collection[int] | None = None,
 ) -> GenerationOutcome:
-    """Make up to ``count`` candidates from ``parent`` with ``provider``; store each attempt."""
+    """Make up to ``count`` candidates from ``parent`` with ``provider``; store each attempt.
+
+    ``batch_id`` groups the calls (an evolve run passes its own); ``clip_ids`` limits the
+    scores shown to the model to those clips.
+    """
     if count < 1:
         raise GenerationError("--n must be 1 or more")
     outcome = GenerationOutcome(
-        provider.name, provider.model, provider_reason, uuid.uuid4().hex, parent
+        provider.name, provider.model, provider_reason, batch_id or uuid.uuid4().hex, parent
     )
     batch = _Batch(store, provider, outcome)
     if provider.name == "mutation":
@@ -358,7 +386,7 @@ def generate_candidates(
         for source in provider.propose(parent.source, count, attempt=int(rounds or 0)):
             batch.keep(source, "mutation", 0, None, reason=describe(parent.source, source))
         return outcome
-    scores, best, failures = parent_history(store, parent)
+    scores, best, failures = parent_history(store, parent, clip_ids)
     from aicodec.candidates.edits import extract_candidate
 
     for index in range(count):

@@ -109,6 +109,38 @@ class Settings(BaseSettings):
     adopt_max_decode_slowdown: float = Field(
         default=4.0, gt=0, description="Largest decode time of an adopted codec, times the best's."
     )
+    mutation_scale: float = Field(
+        default=0.1, gt=0, le=1.0,
+        description="Mutation step: standard deviation as a fraction of a parameter's range.",
+    )  # fmt: skip
+    evolve_islands: int = Field(
+        default=2, ge=1, description="Islands of the evolve search; iteration n works on island "
+        "(n - 1) mod islands.",
+    )  # fmt: skip
+    evolve_explore: float = Field(
+        default=0.2, ge=0.0, le=1.0,
+        description="Chance that an iteration's parent is another of its island's top codecs "
+        "instead of the island's best.",
+    )  # fmt: skip
+    evolve_top: int = Field(
+        default=3, ge=2, description="How many of an island's best codecs exploration draws from."
+    )
+    evolve_migrate_every: int = Field(
+        default=5, ge=1, description="Every this many iterations the best codec joins every island."
+    )
+    evolve_max_failures_in_row: int = Field(
+        default=5, ge=1,
+        description="An evolve run stops after this many iterations in a row score nothing.",
+    )  # fmt: skip
+    evolve_duplicate_tries: int = Field(
+        default=3, ge=1, description="Mutation draws per iteration while all are duplicates."
+    )
+    evolve_encoders: str = Field(
+        default="x264,x265,vvenc", description="Ladder encoders evolved codecs are scored against."
+    )
+    evolve_planner: str = Field(
+        default="auto", description="auto (the model plans when there is one), model or rules."
+    )
     codec_repo: Path = Field(
         default=Path("codecs"), description="Git repository the adopted codecs are committed to."
     )

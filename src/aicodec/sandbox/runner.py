@@ -205,6 +205,11 @@ def run_child(
         timed_out = True
         kill()
         process.wait()
+    except BaseException:  # Ctrl-C or another interruption: the child must not outlive it
+        kill()
+        process.wait()
+        os.close(read_fd)
+        raise
     kill()  # anything the child left behind in its process group
     wall = time.perf_counter() - started
     reader.join(timeout=5)

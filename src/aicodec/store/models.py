@@ -211,3 +211,55 @@ class AdoptionRecord(Base):
     clips: Mapped[str] = mapped_column(Text)
     qualities: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class EvolutionRun(Base):
+    """One ``aicodec evolve`` run: its settings (enough to resume it) and how it ended."""
+
+    __tablename__ = "evolution_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # running, interrupted, finished, stopped
+    iterations_planned: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_reason: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int] = mapped_column(Integer)
+    start_parent_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    config_json: Mapped[str] = mapped_column(Text)
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EvolutionIteration(Base):
+    """One iteration of an evolve run: plan and prediction, parent, candidate, outcome."""
+
+    __tablename__ = "evolution_iterations"
+    __table_args__ = (UniqueConstraint("run_id", "number", name="uq_evolution_iteration"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("evolution_runs.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # running, done, failed, interrupted
+    stage: Mapped[str] = mapped_column(String(16))  # plan, parent, generate, score, adopt, end
+    planner: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    plan_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    predicted_bd_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"), nullable=True)
+    parent_rule: Mapped[str | None] = mapped_column(Text, nullable=True)
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"), nullable=True)
+    origin: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    failure_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    bd_rate_vs_parent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    bd_rate_yuv_vs_parent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    bd_rate_vs_x264: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decode_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    adopted: Mapped[bool] = mapped_column(default=False)
+    adoption_id: Mapped[int | None] = mapped_column(ForeignKey("adoptions.id"), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    stage_seconds_json: Mapped[str] = mapped_column(Text, default="{}")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,0 +1,873 @@
+"""The evolve loop: plan, choose a parent, generate, score, decide adoption; resumable.
+
+Every run is an ``evolution_runs`` row holding everything needed to resume it, and every
+iteration an ``evolution_iterations`` row written at each stage. An iteration counts once
+it reaches ``scored`` or ``failed``; one left ``running`` (kill -9, reboot) or
+``interrupted`` (Ctrl-C) is done again by ``--resume``, from its stored candidate when it
+had one (stored runs are reused, adoption is idempotent), else from the start. The library
+never prints; progress goes to a callback.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from aicodec.adoption import adopt, bd_rate_between, check_codec_repo, current_best
+from aicodec.baselines import Ladder, load_ladder
+from aicodec.baselines.runner import record_clip
+from aicodec.clips import Clip, load_clip
+from aicodec.errors import (
+    AdoptionError,
+    ClipError,
+    EvolutionError,
+    GenerationError,
+    ProviderError,
+    SandboxError,
+    ValidationError,
+)
+from aicodec.evolution.parents import IslandRule, Member, choose_parent
+from aicodec.evolution.planner import LabFacts, PastIteration, Plan, parse_plan, rule_plan
+from aicodec.generation import (
+    generate_candidates,
+    log_call,
+    resolve_parent,
+    scrub,
+    select_provider,
+)
+from aicodec.prompting import ParentCodec, plan_prompt
+from aicodec.scoring import ScoreOutcome, score_candidate
+from aicodec.settings import Settings
+from aicodec.store import (
+    CandidateRecord,
+    EvolutionIteration,
+    EvolutionRun,
+    GenerationRecord,
+    RunRecord,
+    ScoreRecord,
+    Store,
+)
+
+X264 = "x264-medium"
+FINISHED = ("scored", "failed")
+UNFINISHED_RUNS = ("running", "interrupted")
+MODEL_PROVIDERS = ("anthropic", "openai", "replay")
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """How to load one clip again (for --resume), and the content hash it must have."""
+
+    path: str | None
+    start: int = 0
+    frames: int | None = None
+    size: str | None = None
+    fps: str | None = None
+    convert: bool = False
+    content_hash: str | None = None
+
+    def load(self, settings: Settings) -> Clip:
+        """The clip; ClipError when it is gone or its frames changed since the run began."""
+        clip = load_clip(
+            Path(self.path) if self.path else None, settings, start=self.start,
+            count=self.frames, size=self.size, fps=self.fps, convert=self.convert,
+        )  # fmt: skip
+        if self.content_hash and clip.content_hash != self.content_hash:
+            raise ClipError(
+                f"clip {self.path} changed since the run began (content hash "
+                f"{clip.content_hash[:12]}, the run has {self.content_hash[:12]})"
+            )
+        return clip
+
+
+@dataclass
+class EvolveConfig:
+    """An evolve run's settings; stored as JSON with the run so --resume repeats them."""
+
+    iterations: int
+    videos: list[ClipSpec]
+    holdout: list[ClipSpec] = field(default_factory=list)
+    qualities: list[int] = field(default_factory=lambda: [20, 40, 60, 80])
+    encoders: list[str] = field(default_factory=lambda: ["x264", "x265", "vvenc"])
+    seed: int = 0
+    provider: str | None = None
+    parent: str | None = None
+    planner: str = "auto"
+    repairs: int = 2
+    max_cost: float | None = None
+    max_minutes: float | None = None
+    git_repo: str = "codecs"
+    islands: int = 2
+    explore: float = 0.2
+    top: int = 3
+    migrate_every: int = 5
+    threshold: float = 1.0
+    max_failures_in_row: int = 5
+    duplicate_tries: int = 3
+
+    def to_json(self) -> str:
+        """The config as stored in the run row."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> EvolveConfig:
+        """The config of a stored run."""
+        data = json.loads(text)
+        data["videos"] = [ClipSpec(**spec) for spec in data["videos"]]
+        data["holdout"] = [ClipSpec(**spec) for spec in data["holdout"]]
+        return cls(**data)
+
+    @property
+    def rule(self) -> IslandRule:
+        """The parent-selection rule."""
+        return IslandRule(self.islands, self.explore, self.top, self.migrate_every)
+
+
+@dataclass(frozen=True)
+class EvolveEvent:
+    """Progress of a run, for the CLI's display."""
+
+    iteration: int
+    total: int
+    stage: str
+    message: str
+    best_bd_rate: float | None
+    adoptions: int
+    cost_usd: float
+    row: dict[str, Any] | None = None  # a finished iteration's history entry
+
+
+@dataclass
+class EvolveSummary:
+    """How a run ended: counts, failures by kind, adoptions, the best codec, cost, time."""
+
+    run_id: int
+    status: str
+    stop_reason: str | None
+    provider: str
+    planned: int
+    completed: int
+    scored: int
+    failures: dict[str, int]
+    adoptions: list[dict[str, Any]]
+    start_candidate: int
+    start_bd_rate_vs_x264: float | None
+    best_candidate: int | None
+    best_bd_rate_vs_x264: float | None
+    best_vs_start: float | None
+    adopted_best: int | None
+    adopted_vs_start: float | None
+    cost_usd: float
+    seconds: float
+    iterations: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return asdict(self)
+
+
+class EvolveInterrupted(Exception):
+    """Raised (after the store is updated) when Ctrl-C stopped a run; says how to resume."""
+
+    def __init__(self, run_id: int, number: int, stage: str) -> None:
+        super().__init__(f"evolve run {run_id} interrupted in iteration {number} ({stage})")
+        self.run_id, self.number, self.stage = run_id, number, stage
+
+
+@dataclass
+class _Clips:
+    training: list[Clip]
+    training_ids: list[int]
+    holdout: list[Clip]
+    holdout_ids: list[int]
+
+
+def _load_clips(store: Store, settings: Settings, config: EvolveConfig) -> _Clips:
+    training = [spec.load(settings) for spec in config.videos]
+    holdout = [spec.load(settings) for spec in config.holdout]
+    shared = {clip.content_hash for clip in training} & {clip.content_hash for clip in holdout}
+    if shared:
+        raise EvolutionError("a --holdout clip is also a --video clip; holdout clips must differ")
+    return _Clips(
+        training, [record_clip(store, clip) for clip in training],
+        holdout, [record_clip(store, clip) for clip in holdout],
+    )  # fmt: skip
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Evolution:
+    """One evolve run being carried out (started or resumed)."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        config: EvolveConfig,
+        run_id: int,
+        on_event: Callable[[EvolveEvent], None] | None,
+    ) -> None:
+        self.store, self.settings, self.config, self.run_id = store, settings, config, run_id
+        self.on_event = on_event
+        self.settings = settings.model_copy(update={"adopt_threshold_percent": config.threshold})
+        self.ladder: Ladder = load_ladder(settings.ladder_file)
+        self.ladder.select(config.encoders)
+        self.clips = _load_clips(store, self.settings, config)
+        with store.session() as session:
+            run = session.get(EvolutionRun, run_id)
+            assert run is not None
+            self.batch, self.start_id = run.batch, run.start_parent_id
+            provider_name = run.provider
+        self.provider, self.provider_reason = select_provider(
+            self.settings, provider_name, seed=config.seed, store=store
+        )
+        self.number, self.stage = 0, "setup"
+
+    # --- progress and row updates -----------------------------------------------------------
+
+    def _emit(self, message: str, row: dict[str, Any] | None = None) -> None:
+        if self.on_event is None:
+            return
+        fitness = [member.fitness for _, member in self._scored()]
+        start = self._fitness(self.start_id)
+        if start is not None:
+            fitness.append(start)
+        self.on_event(
+            EvolveEvent(
+                self.number, self.config.iterations, self.stage, message,
+                min(fitness) if fitness else None, len(self._adoptions()), self._cost(), row,
+            )
+        )  # fmt: skip
+
+    def _update(self, row_id: int, **values: Any) -> None:
+        with self.store.session() as session:
+            row = session.get(EvolutionIteration, row_id)
+            assert row is not None
+            for key, value in values.items():
+                setattr(row, key, value)
+
+    @contextmanager
+    def _stage(self, row_id: int, stage: str) -> Iterator[None]:
+        """Mark the row's stage and add the time spent in it to its stage seconds."""
+        self.stage = stage
+        self._update(row_id, stage=stage)
+        self._emit(stage)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = time.perf_counter() - started
+            with self.store.session() as session:
+                row = session.get(EvolutionIteration, row_id)
+                assert row is not None
+                seconds = json.loads(row.stage_seconds_json or "{}")
+                seconds[stage] = round(seconds.get(stage, 0.0) + spent, 3)
+                row.stage_seconds_json = json.dumps(seconds)
+
+    # --- reading the store ------------------------------------------------------------------
+
+    def _rows(self) -> list[EvolutionIteration]:
+        with self.store.session() as session:
+            rows = session.scalars(
+                select(EvolutionIteration).where(EvolutionIteration.run_id == self.run_id)
+                .order_by(EvolutionIteration.number)
+            ).all()  # fmt: skip
+            session.expunge_all()
+        return list(rows)
+
+    def _scored(self) -> list[tuple[int, Member]]:
+        """The run's codecs that may be parents: scored, and not worse than their parent on
+        PSNR-YUV (a luma gain paid for with chroma does not join an island)."""
+        return [
+            (row.number, Member(row.candidate_id, row.bd_rate_vs_x264))
+            for row in self._rows()
+            if row.status == "scored" and row.candidate_id is not None
+            and row.bd_rate_vs_x264 is not None and row.bd_rate_yuv_vs_parent is not None
+            and row.bd_rate_yuv_vs_parent <= 0
+        ]  # fmt: skip
+
+    def _fitness(self, candidate_id: int) -> float | None:
+        """Mean BD-rate vs x264 of a candidate over the training clips (percent)."""
+        return stored_fitness(
+            self.store, candidate_id, self.clips.training_ids, self.config.qualities
+        )
+
+    def _adoptions(self) -> list[dict[str, Any]]:
+        from aicodec.store import AdoptionRecord
+
+        with self.store.session() as session:
+            found = session.execute(
+                select(EvolutionIteration.number, AdoptionRecord.candidate_id, AdoptionRecord.tag,
+                       AdoptionRecord.commit, AdoptionRecord.bd_rate_vs_best)
+                .join(AdoptionRecord, AdoptionRecord.id == EvolutionIteration.adoption_id)
+                .where(EvolutionIteration.run_id == self.run_id,
+                       EvolutionIteration.adopted.is_(True))
+                .order_by(EvolutionIteration.number)
+            ).all()  # fmt: skip
+        keys = ("iteration", "candidate", "tag", "commit", "bd_rate_vs_previous")
+        return [dict(zip(keys, row, strict=True)) for row in found]
+
+    def _cost(self) -> float:
+        return sum(row.cost_usd or 0.0 for row in self._rows())
+
+    def _minutes(self) -> float:
+        total = 0.0
+        for row in self._rows():
+            total += sum(json.loads(row.stage_seconds_json or "{}").values())
+        return total / 60.0
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def _score(self, source: str, name: str, clips: list[Clip]) -> list[ScoreOutcome]:
+        outcomes = []
+        names = self.config.encoders
+        for clip in clips:
+            outcomes.append(
+                score_candidate(
+                    source, name, clip, self.store, self.settings, self.ladder,
+                    self.config.qualities, encoders=names,
+                    progress=lambda text, clip=clip: self._emit(f"{clip.name}: {text}"),
+                )
+            )  # fmt: skip
+        return outcomes
+
+    def prepare(self) -> None:
+        """Score the starting codec (and the adopted best) on every clip, once."""
+        check_codec_repo(Path(self.config.git_repo))
+        all_clips = self.clips.training + self.clips.holdout
+        for candidate_id in dict.fromkeys([self.start_id, current_best(self.store)]):
+            if candidate_id is None:
+                continue
+            source, name = self._source(candidate_id)
+            try:
+                self._score(source, name, all_clips)
+            except (SandboxError, ValidationError) as exc:
+                raise EvolutionError(
+                    f"the starting codec (candidate {candidate_id}) fails: {exc}"
+                ) from None
+        if self._fitness(self.start_id) is None:
+            raise EvolutionError(
+                f"the starting codec (candidate {self.start_id}) has no BD-rate vs x264 on the "
+                "training clips (its RD curve does not overlap x264's); start from another"
+            )
+
+    def _source(self, candidate_id: int) -> tuple[str, str]:
+        with self.store.session() as session:
+            record = session.get(CandidateRecord, candidate_id)
+            assert record is not None
+            return record.source, record.name
+
+    def run(self) -> EvolveSummary:
+        """Carry out the remaining iterations; the run's summary."""
+        self.prepare()
+        stop: str | None = None
+        for number in range(1, self.config.iterations + 1):
+            rows = {row.number: row for row in self._rows()}
+            row = rows.get(number)
+            if row is not None and row.status in FINISHED:
+                continue
+            stop = self._budget_spent() or self._failing(rows)
+            if stop:
+                break
+            self.number = number
+            self._iteration(number, row)
+        with self.store.session() as session:
+            run = session.get(EvolutionRun, self.run_id)
+            assert run is not None
+            run.status = "stopped" if stop else "finished"
+            run.stop_reason = stop
+            run.finished_at = _now()
+        return summarise(self.store, self.settings, self.run_id)
+
+    def _budget_spent(self) -> str | None:
+        config = self.config
+        cost = self._cost()
+        if config.max_cost is not None and cost >= config.max_cost:
+            return f"max-cost {config.max_cost:g} USD reached ({cost:.4f} USD spent)"
+        minutes = self._minutes()
+        if config.max_minutes is not None and minutes >= config.max_minutes:
+            return f"max-minutes {config.max_minutes:g} reached ({minutes:.1f} minutes spent)"
+        return None
+
+    def _failing(self, rows: dict[int, EvolutionIteration]) -> str | None:
+        streak: list[EvolutionIteration] = []
+        for number in sorted(rows, reverse=True):
+            if rows[number].status != "failed":
+                break
+            streak.append(rows[number])
+        if len(streak) < self.config.max_failures_in_row:
+            return None
+        kinds = Counter(row.failure_kind or "unknown" for row in streak)
+        listed = ", ".join(f"{kind} x{count}" for kind, count in kinds.most_common())
+        return (
+            f"{len(streak)} iterations in a row produced no scored codec ({listed}); the last: "
+            f"{streak[0].reason}"
+        )
+
+    def _iteration(self, number: int, row: EvolutionIteration | None) -> None:
+        """One iteration, from where a crash left it when its row exists."""
+        if row is None:
+            with self.store.session() as session:
+                created = EvolutionIteration(
+                    run_id=self.run_id, number=number, status="running", stage="parent",
+                    adopted=False, cost_usd=0.0, stage_seconds_json="{}",
+                )  # fmt: skip
+                session.add(created)
+                session.flush()
+                row_id = created.id
+            candidate_id = parent_id = None
+        else:
+            row_id, candidate_id, parent_id = row.id, row.candidate_id, row.parent_id
+            self._update(row_id, status="running")
+        try:
+            if candidate_id is None or parent_id is None:
+                parent_id = self._choose(row_id, number)
+                plan = self._plan(row_id, parent_id)
+                candidate_id = self._generate(row_id, parent_id, plan)
+                if candidate_id is None:
+                    return
+            if not self._measure(row_id, candidate_id, parent_id):
+                return
+            self._decide(row_id, candidate_id)
+            self._finish(row_id, "scored")
+        except KeyboardInterrupt:
+            self._interrupt(row_id)
+            raise EvolveInterrupted(self.run_id, number, self.stage) from None
+        except AdoptionError:
+            self._interrupt(row_id)
+            raise
+
+    def _interrupt(self, row_id: int) -> None:
+        self._update(row_id, status="interrupted")
+        with self.store.session() as session:
+            run = session.get(EvolutionRun, self.run_id)
+            assert run is not None
+            run.status = "interrupted"
+
+    def _finish(self, row_id: int, status: str, **values: Any) -> None:
+        self._update(row_id, status=status, stage="end", finished_at=_now(), **values)
+        entry = next(item for item in history(self.store, self.run_id)
+                     if item["iteration"] == self.number)  # fmt: skip
+        self.stage = "end"
+        self._emit(status, entry)
+
+    def _fail(self, row_id: int, kind: str, reason: str, **values: Any) -> None:
+        self._finish(row_id, "failed", failure_kind=kind, reason=scrub(reason)[:4000], **values)
+
+    # --- the stages -------------------------------------------------------------------------
+
+    def _choose(self, row_id: int, number: int) -> int:
+        with self._stage(row_id, "parent"):
+            start = self._fitness(self.start_id)
+            assert start is not None
+            parent_id, why = choose_parent(
+                self.config.rule, self.config.seed, Member(self.start_id, start),
+                self._scored(), number,
+            )  # fmt: skip
+            self._update(row_id, parent_id=parent_id, parent_rule=why)
+        return parent_id
+
+    def _facts(self, parent_id: int) -> LabFacts:
+        scored = sorted(self._scored(), key=lambda item: (item[1].fitness, item[1].candidate_id))
+        best = [(member.candidate_id, member.fitness) for _, member in scored[:3]]
+        if not best:
+            start = self._fitness(self.start_id)
+            best = [(self.start_id, start)] if start is not None else []
+        recent: list[PastIteration] = []
+        with self.store.session() as session:
+            for row in sorted(self._rows(), key=lambda item: -item.number):
+                if row.status not in FINISHED:
+                    continue
+                change = None
+                if row.candidate_id is not None:
+                    change = session.scalar(
+                        select(GenerationRecord.reason).where(
+                            GenerationRecord.candidate_id == row.candidate_id,
+                            GenerationRecord.status == "new",
+                        )
+                    )
+                if change is None and row.plan_json:
+                    change = json.loads(row.plan_json).get("hypothesis")
+                recent.append(
+                    PastIteration(
+                        row.number, row.parent_id, row.candidate_id, row.status,
+                        row.failure_kind, row.reason, change, row.predicted_bd_rate,
+                        row.bd_rate_vs_parent,
+                    )
+                )  # fmt: skip
+            points = []
+            for clip_id in self.clips.training_ids:
+                for quality in self.config.qualities:
+                    run = session.scalar(
+                        select(RunRecord).where(
+                            RunRecord.candidate_id == parent_id, RunRecord.clip_id == clip_id,
+                            RunRecord.quality == quality, RunRecord.status == "ok",
+                        ).order_by(RunRecord.id.desc())
+                    )  # fmt: skip
+                    if run is not None and run.kbps is not None and run.psnr_y is not None:
+                        points.append(
+                            f"clip {clip_id} quality {quality}: {run.kbps:.1f} kbps, "
+                            f"PSNR-Y {run.psnr_y:.2f} dB"
+                        )
+        return LabFacts(parent_id, self._fitness(parent_id), points, best, recent[:12],
+                        self.config.threshold)  # fmt: skip
+
+    def _use_model_planner(self) -> bool:
+        planner = self.config.planner
+        if planner == "rules":
+            return False
+        if planner == "model":
+            return True
+        return self.provider.name in MODEL_PROVIDERS
+
+    def _plan(self, row_id: int, parent_id: int) -> Plan:
+        with self._stage(row_id, "plan"):
+            facts = self._facts(parent_id)
+            cost = 0.0
+            if self._use_model_planner():
+                prompt = plan_prompt(self.settings, facts.history_lines())
+                try:
+                    reply, _ = log_call(self.store, self.provider, prompt, self.batch)
+                    cost = reply.cost_usd
+                    plan = parse_plan(reply.text)
+                except (ProviderError, GenerationError) as exc:
+                    plan = rule_plan(facts)
+                    plan.planner = "rules (model plan unavailable)"
+                    plan.note = scrub(str(exc))[:500]
+            else:
+                plan = rule_plan(facts)
+            self._update(
+                row_id, planner=plan.planner, plan_json=plan.to_json(),
+                predicted_bd_rate=plan.predicted_bd_rate, confidence=plan.confidence,
+                cost_usd=cost,
+            )  # fmt: skip
+        return plan
+
+    def _generate(self, row_id: int, parent_id: int, plan: Plan) -> int | None:
+        """The new candidate's id, or None after recording why there is none."""
+        with self._stage(row_id, "generate"):
+            source, name = self._source(parent_id)
+            parent = ParentCodec(parent_id, name, source)
+            tries = self.config.duplicate_tries if self.provider.name == "mutation" else 1
+            spent = self._row_cost(row_id)
+            last = None
+            for _ in range(tries):
+                remaining = None
+                if self.config.max_cost is not None:
+                    remaining = max(0.0, self.config.max_cost - self._cost())
+                try:
+                    outcome = generate_candidates(
+                        self.store, self.settings, self.provider, self.provider_reason, parent,
+                        count=1, repairs=self.config.repairs, max_cost=remaining,
+                        plan=plan.text(), batch_id=self.batch,
+                        clip_ids=self.clips.training_ids,
+                        progress=lambda text: self._emit(text),
+                    )  # fmt: skip
+                except GenerationError as exc:
+                    self._fail(row_id, "generation", str(exc))
+                    return None
+                spent += outcome.cost_usd
+                self._update(row_id, cost_usd=spent)
+                if outcome.stopped and not outcome.candidates:
+                    kind = "provider" if outcome.stopped.startswith("provider") else "budget"
+                    self._fail(row_id, kind, outcome.stopped)
+                    return None
+                last = outcome.candidates[-1]
+                if last.status != "duplicate":
+                    break
+            assert last is not None
+            if last.status == "new":
+                self._update(row_id, candidate_id=last.candidate_id, origin=last.origin)
+                return last.candidate_id
+            kind = {"duplicate": "duplicate", "invalid": "invalid"}.get(last.status, "no-code")
+            reason = last.reason or last.status
+            if last.status == "duplicate":
+                reason += "; nothing encoded"
+            self._fail(row_id, kind, reason, origin=last.origin)
+            return None
+
+    def _row_cost(self, row_id: int) -> float:
+        with self.store.session() as session:
+            row = session.get(EvolutionIteration, row_id)
+            return float(row.cost_usd or 0.0) if row is not None else 0.0
+
+    def _measure(self, row_id: int, candidate_id: int, parent_id: int) -> bool:
+        """Score on the training clips; BD-rate vs parent and x264. False after a failure."""
+        with self._stage(row_id, "score"):
+            source, name = self._source(candidate_id)
+            try:
+                outcomes = self._score(source, name, self.clips.training)
+            except ValidationError as exc:
+                self._fail(row_id, "invalid", str(exc))
+                return False
+            except SandboxError as exc:
+                self._fail(row_id, f"sandbox-{self._failed_stage(candidate_id)}", str(exc))
+                return False
+            vs_parent, problem = bd_rate_between(
+                self.store, self.settings, candidate_id, parent_id, self.clips.training_ids,
+                self.config.qualities,
+            )  # fmt: skip
+            vs_parent_yuv, _ = bd_rate_between(
+                self.store, self.settings, candidate_id, parent_id, self.clips.training_ids,
+                self.config.qualities, "psnr_yuv",
+            )  # fmt: skip
+            x264 = [outcome.bd_rate_vs.get(X264) for outcome in outcomes]
+            vs_x264 = sum(x264) / len(x264) if all(v is not None for v in x264) else None  # type: ignore[misc, arg-type]
+            seconds = [point.decode_seconds for outcome in outcomes for point in outcome.points]
+            values = dict(bd_rate_vs_parent=vs_parent, bd_rate_yuv_vs_parent=vs_parent_yuv,
+                          bd_rate_vs_x264=vs_x264,
+                          decode_seconds=sum(seconds) / len(seconds))  # fmt: skip
+            if vs_parent is None or vs_x264 is None:
+                why = problem if vs_parent is None else "BD-rate vs x264 undefined"
+                self._fail(row_id, "bd-undefined", f"scored, but {why}", **values)
+                return False
+            self._update(row_id, **values)
+        return True
+
+    def _failed_stage(self, candidate_id: int) -> str:
+        with self.store.session() as session:
+            stage = session.scalar(
+                select(RunRecord.stage).where(
+                    RunRecord.candidate_id == candidate_id, RunRecord.status == "failed"
+                ).order_by(RunRecord.id.desc())
+            )  # fmt: skip
+        return stage or "run"
+
+    def _decide(self, row_id: int, candidate_id: int) -> None:
+        """Apply the adoption policy (on the holdout clips when there are any)."""
+        with self._stage(row_id, "adopt"):
+            evaluation = self.clips.training_ids
+            if self.clips.holdout:
+                reference = current_best(self.store) or self.start_id
+                gain, problem = bd_rate_between(
+                    self.store, self.settings, candidate_id, reference, self.clips.training_ids,
+                    self.config.qualities,
+                )  # fmt: skip
+                if gain is None or gain >= -self.config.threshold:
+                    figure = problem if gain is None else f"{gain:+.2f} %"
+                    self._update(
+                        row_id, adopted=False,
+                        reason=f"not adopted: BD-rate vs candidate {reference} on the training "
+                        f"clips is {figure}, not below -{self.config.threshold:g} %; holdout "
+                        "clips not run",
+                    )  # fmt: skip
+                    return
+                source, name = self._source(candidate_id)
+                try:
+                    self._score(source, name, self.clips.holdout)
+                except (SandboxError, ValidationError) as exc:
+                    self._update(row_id, adopted=False,
+                                 reason=f"not adopted: fails on a holdout clip: {exc}")  # fmt: skip
+                    return
+                evaluation = self.clips.holdout_ids
+            decision = adopt(
+                self.store, self.settings, candidate_id, evaluation, self.config.qualities,
+                repo_path=Path(self.config.git_repo),
+            )  # fmt: skip
+            self._update(row_id, adopted=decision.adopted, adoption_id=decision.record_id,
+                         reason=decision.reason)  # fmt: skip
+
+
+# --- starting, resuming, reading -----------------------------------------------------------
+
+
+def start_evolution(
+    store: Store,
+    settings: Settings,
+    config: EvolveConfig,
+    on_event: Callable[[EvolveEvent], None] | None = None,
+) -> EvolveSummary:
+    """Begin a new run and carry it out."""
+    if config.iterations < 1:
+        raise EvolutionError("--iterations must be 1 or more")
+    if len(config.qualities) < 4:
+        raise EvolutionError("--qualities needs at least 4 values: BD-rate needs 4 rate points")
+    if config.planner not in ("auto", "model", "rules"):
+        raise EvolutionError(f"planner {config.planner!r} is not auto, model or rules")
+    check_codec_repo(Path(config.git_repo))
+    load_ladder(settings.ladder_file).select(config.encoders)
+    clips = _load_clips(store, settings, config)
+    config.videos = [
+        ClipSpec(**{**asdict(spec), "content_hash": clip.content_hash})
+        for spec, clip in zip(config.videos, clips.training, strict=True)
+    ]
+    config.holdout = [
+        ClipSpec(**{**asdict(spec), "content_hash": clip.content_hash})
+        for spec, clip in zip(config.holdout, clips.holdout, strict=True)
+    ]
+    provider, reason = select_provider(settings, config.provider, seed=config.seed, store=store)
+    start = resolve_parent(store, config.parent)
+    assert start.id is not None
+    import uuid
+
+    with store.session() as session:
+        run = EvolutionRun(
+            batch=uuid.uuid4().hex, status="running", iterations_planned=config.iterations,
+            provider=provider.name, provider_reason=reason, seed=config.seed,
+            start_parent_id=start.id, config_json=config.to_json(),
+        )  # fmt: skip
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    return Evolution(store, settings, config, run_id, on_event).run()
+
+
+def unfinished_run(store: Store) -> int:
+    """The id of the last run that did not finish; EvolutionError when there is none."""
+    with store.session() as session:
+        run_id = session.scalar(
+            select(EvolutionRun.id).where(EvolutionRun.status.in_(UNFINISHED_RUNS))
+            .order_by(EvolutionRun.id.desc())
+        )  # fmt: skip
+    if run_id is None:
+        raise EvolutionError(
+            "no unfinished evolve run in the store to resume; start one with aicodec evolve"
+        )
+    return run_id
+
+
+def resume_evolution(
+    store: Store,
+    settings: Settings,
+    on_event: Callable[[EvolveEvent], None] | None = None,
+    *,
+    max_cost: float | None = None,
+    max_minutes: float | None = None,
+) -> EvolveSummary:
+    """Carry the last unfinished run on to its planned iteration count."""
+    run_id = unfinished_run(store)
+    with store.session() as session:
+        run = session.get(EvolutionRun, run_id)
+        assert run is not None
+        config = EvolveConfig.from_json(run.config_json)
+        run.status = "running"
+    if max_cost is not None:
+        config.max_cost = max_cost
+    if max_minutes is not None:
+        config.max_minutes = max_minutes
+    return Evolution(store, settings, config, run_id, on_event).run()
+
+
+def history(store: Store, run_id: int | None = None) -> list[dict[str, Any]]:
+    """A run's iterations (default: the last run) with plan, prediction and outcome."""
+    with store.session() as session:
+        if run_id is None:
+            run_id = session.scalar(select(EvolutionRun.id).order_by(EvolutionRun.id.desc()))
+            if run_id is None:
+                raise EvolutionError("the store holds no evolve run yet; start one with evolve")
+        elif session.get(EvolutionRun, run_id) is None:
+            raise EvolutionError(f"no evolve run {run_id} in the store")
+        rows = session.scalars(
+            select(EvolutionIteration).where(EvolutionIteration.run_id == run_id)
+            .order_by(EvolutionIteration.number)
+        ).all()  # fmt: skip
+        entries = []
+        for row in rows:
+            plan = json.loads(row.plan_json) if row.plan_json else {}
+            entries.append({
+                "iteration": row.number, "parent": row.parent_id, "origin": row.origin,
+                "status": row.status, "bd_rate": row.bd_rate_vs_x264, "adopted": row.adopted,
+                "reason": row.reason, "candidate": row.candidate_id,
+                "bd_rate_vs_parent": row.bd_rate_vs_parent,
+                "bd_rate_yuv_vs_parent": row.bd_rate_yuv_vs_parent,
+                "predicted_bd_rate": row.predicted_bd_rate, "confidence": row.confidence,
+                "failure_kind": row.failure_kind, "planner": row.planner,
+                "hypothesis": plan.get("hypothesis"), "parent_rule": row.parent_rule,
+                "cost_usd": row.cost_usd, "stage_seconds": json.loads(row.stage_seconds_json),
+                "stage": row.stage,
+            })  # fmt: skip
+    return entries
+
+
+def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
+    """A run's summary from the store."""
+    with store.session() as session:
+        run = session.get(EvolutionRun, run_id)
+        if run is None:
+            raise EvolutionError(f"no evolve run {run_id} in the store")
+        config = EvolveConfig.from_json(run.config_json)
+        status, stop, start_id = run.status, run.stop_reason, run.start_parent_id
+        provider = f"{run.provider} ({run.provider_reason})"
+    entries = history(store, run_id)
+    finished = [entry for entry in entries if entry["status"] in FINISHED]
+    scored = [entry for entry in finished if entry["status"] == "scored"]
+    training = [
+        record_clip_id(store, spec.content_hash) for spec in config.videos if spec.content_hash
+    ]
+    training_ids = [clip_id for clip_id in training if clip_id is not None]
+    start_fitness = stored_fitness(store, start_id, training_ids, config.qualities)
+    eligible = [entry for entry in scored if entry["bd_rate_yuv_vs_parent"] is not None
+                and entry["bd_rate_yuv_vs_parent"] <= 0]  # fmt: skip
+    best = min(eligible, key=lambda entry: (entry["bd_rate"], entry["candidate"]), default=None)
+    best_id, best_fitness = start_id, start_fitness
+    if best is not None and (start_fitness is None or best["bd_rate"] < start_fitness):
+        best_id, best_fitness = best["candidate"], best["bd_rate"]
+    adoptions = [
+        {"iteration": entry["iteration"], "candidate": entry["candidate"],
+         "reason": entry["reason"]}
+        for entry in entries if entry["adopted"]
+    ]  # fmt: skip
+    adopted = adoptions[-1]["candidate"] if adoptions else None
+    settings = settings.model_copy(update={"adopt_threshold_percent": config.threshold})
+
+    def versus_start(candidate: int | None) -> float | None:
+        if candidate is None or candidate == start_id:
+            return 0.0 if candidate == start_id else None
+        value, _ = bd_rate_between(store, settings, candidate, start_id, training_ids,
+                                   config.qualities)  # fmt: skip
+        return value
+
+    return EvolveSummary(
+        run_id=run_id, status=status, stop_reason=stop, provider=provider,
+        planned=config.iterations,
+        completed=len(finished), scored=len(scored),
+        failures=dict(Counter(entry["failure_kind"] or "unknown" for entry in finished
+                              if entry["status"] == "failed")),
+        adoptions=adoptions, start_candidate=start_id, start_bd_rate_vs_x264=start_fitness,
+        best_candidate=best_id, best_bd_rate_vs_x264=best_fitness,
+        best_vs_start=versus_start(best_id), adopted_best=adopted,
+        adopted_vs_start=versus_start(adopted),
+        cost_usd=sum(entry["cost_usd"] or 0.0 for entry in entries),
+        seconds=sum(sum(entry["stage_seconds"].values()) for entry in entries),
+        iterations=entries,
+    )  # fmt: skip
+
+
+def record_clip_id(store: Store, content_hash: str) -> int | None:
+    """The store id of the clip with this content hash, if stored."""
+    from aicodec.store import ClipRecord
+
+    with store.session() as session:
+        return session.scalar(select(ClipRecord.id).where(ClipRecord.content_hash == content_hash))
+
+
+def stored_fitness(
+    store: Store, candidate_id: int, clip_ids: Sequence[int], qualities: Sequence[int]
+) -> float | None:
+    """Mean BD-rate vs x264 (percent) of a candidate's latest scores on the clips, if all exist."""
+    values: list[float] = []
+    key = ",".join(map(str, qualities))
+    with store.session() as session:
+        for clip_id in clip_ids:
+            row = session.scalar(
+                select(ScoreRecord).where(
+                    ScoreRecord.candidate_id == candidate_id, ScoreRecord.clip_id == clip_id,
+                    ScoreRecord.qualities == key,
+                ).order_by(ScoreRecord.id.desc())
+            )  # fmt: skip
+            value = json.loads(row.bd_rate_json).get(X264) if row is not None else None
+            if value is None:
+                return None
+            values.append(float(value))
+    return sum(values) / len(values) if values else None

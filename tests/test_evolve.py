@@ -1,0 +1,154 @@
+"""aicodec evolve offline, end to end: real sandbox, real store, real git; kill -9 and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aicodec.clips import load_clip
+from aicodec.settings import Settings
+from tests.test_generate import aicodec_env
+
+REPO = Path(__file__).resolve().parents[1]
+INTRA = REPO / "baselines" / "seeds" / "intra_dct.py"
+QUALITIES = "30,50,70,90"
+SEED = "1"  # a mutation seed whose first children include an adoption on this clip
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four frames of the built-in clip as a y4m file."""
+    path = tmp_path_factory.mktemp("clip") / "source.y4m"
+    load_clip(None, Settings(), count=4).frames.write_y4m(path)
+    return path
+
+
+def evolve_args(source: Path, tmp: Path, iterations: int, *extra: str) -> list[str]:
+    return ["evolve", "--iterations", str(iterations), "--video", str(source), "--qualities",
+            QUALITIES, "--encoders", "x264", "--parent", str(INTRA), "--seed", SEED,
+            "--db", str(tmp / "store.db"), "--git-repo", str(tmp / "codecs"), *extra]  # fmt: skip
+
+
+def git(repo: Path, *args: str) -> list[str]:
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                            check=True)  # fmt: skip
+    return result.stdout.split("\n")[:-1]
+
+
+def rows(db: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
+    with sqlite3.connect(db) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_offline_evolve_adopts_into_git_and_keeps_a_history(source: Path, tmp_path: Path) -> None:
+    result = aicodec_env(*evolve_args(source, tmp_path, 4), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "finished" and summary["completed"] == 4
+    assert "iteration 4" in result.stderr  # the progress display
+    history = json.loads(aicodec_env("history", "--db", str(tmp_path / "store.db"),
+                                     "--json").stdout)  # fmt: skip
+    assert [entry["iteration"] for entry in history] == [1, 2, 3, 4]
+    assert all(set(entry) == {"iteration", "parent", "origin", "status", "bd_rate", "adopted",
+                              "reason"} for entry in history)  # fmt: skip
+    assert {entry["origin"] for entry in history} == {"mutation"}
+    adopted = [entry for entry in history if entry["adopted"]]
+    assert adopted, "this seed's mutations include an adoption; the policy refused them all"
+    assert all(entry["reason"].startswith("adopted: mean BD-rate") for entry in adopted)
+    assert all(entry["reason"].startswith("not adopted") for entry in history
+               if entry["status"] == "scored" and not entry["adopted"])  # fmt: skip
+    # one commit and one tag per adoption, newest first, with the figures in the message
+    repo = tmp_path / "codecs"
+    subjects = git(repo, "log", "--format=%s")
+    assert len(subjects) == len(adopted) == len(summary["adoptions"])
+    assert sorted(git(repo, "tag")) == [f"v{n}" for n in range(1, len(adopted) + 1)]
+    details = json.loads(aicodec_env("history", "--plans", "--db", str(tmp_path / "store.db"),
+                                     "--json").stdout)  # fmt: skip
+    newest = [entry for entry in details if entry["adopted"]][-1]
+    assert subjects[0].startswith(f"adopt candidate {newest['candidate']}: BD-rate")
+    meta = json.loads((repo / "codec.json").read_text())
+    assert meta["candidate"] == newest["candidate"]
+    body = "\n".join(git(repo, "log", "-1", "--format=%B"))
+    assert "vs x264-medium" in body and "q30:" in body and "kbps, PSNR-Y" in body
+    # the first adoption is measured against the seed the run started from
+    first = [entry for entry in details if entry["adopted"]][0]
+    assert f"vs its seed (candidate {summary['start_candidate']}" in first["reason"]
+    # every plan and its prediction sit beside the measured outcome
+    for entry in details:
+        assert entry["planner"] == "rules" and entry["predicted_bd_rate"] is not None
+        assert 0 <= entry["confidence"] <= 1
+        if entry["status"] == "scored":
+            assert entry["bd_rate_vs_parent"] is not None and entry["bd_rate"] is not None
+    # the summary's best is the lowest BD-rate vs x264 of the run, and beats the start
+    scored = [entry["bd_rate"] for entry in details if entry["status"] == "scored"]
+    assert summary["best_bd_rate_vs_x264"] == pytest.approx(min(scored))
+    assert summary["best_vs_start"] < 0
+    # a table for people, too
+    table = aicodec_env("history", "--db", str(tmp_path / "store.db"))
+    assert table.returncode == 0 and "evolve history" in table.stdout
+
+
+def wait_for(db: Path, sql: str, process: subprocess.Popen[bytes], timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "evolve ended before the moment to kill it"
+        try:
+            if db.exists() and rows(db, sql):
+                return
+        except sqlite3.OperationalError:
+            pass  # the schema is being created
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for: {sql}")
+
+
+def test_kill_9_mid_iteration_then_resume_loses_and_repeats_nothing(
+    source: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "store.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aicodec", *evolve_args(source, tmp_path, 4)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    try:
+        wait_for(db, "select 1 from evolution_iterations where number = 3 and stage = 'score' "
+                     "and status = 'running'", process)  # fmt: skip
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    before = rows(db, "select number, status, candidate_id from evolution_iterations "
+                      "order by number")  # fmt: skip
+    assert [(n, s) for n, s, _ in before] == [(1, "scored"), (2, "scored"), (3, "running")]
+    assert rows(db, "select status from evolution_runs") == [("running",)]
+
+    result = aicodec_env("evolve", "--resume", "--db", str(db), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "finished" and summary["completed"] == 4
+    after = rows(db, "select number, status, candidate_id from evolution_iterations "
+                     "order by number")  # fmt: skip
+    assert [n for n, _, _ in after] == [1, 2, 3, 4]
+    assert all(status in ("scored", "failed") for _, status, _ in after)
+    # completed iterations untouched; the killed one went on with its stored candidate
+    assert after[:3] == [(n, status if n < 3 else after[2][1], c) for n, status, c in before]
+    candidates = [c for _, _, c in after if c is not None]
+    assert len(candidates) == len(set(candidates))
+    # no candidate besides the start codec and the iterations' own: nothing half-made counted
+    stored = {c for (c,) in rows(db, "select id from candidates")}
+    assert stored == set(candidates) | {summary["start_candidate"]}
+    # no adoption committed twice: one commit and one tag per adopted iteration
+    adopted = rows(db, "select count(*) from evolution_iterations where adopted")[0][0]
+    commits = git(tmp_path / "codecs", "log", "--format=%H") if adopted else []
+    assert len(commits) == adopted == len(set(commits))
+    assert rows(db, "select count(*) from adoptions where adopted")[0][0] == adopted
+    again = aicodec_env("evolve", "--resume", "--db", str(db))
+    assert again.returncode == 2
+    assert "no unfinished evolve run" in again.stderr

@@ -1,0 +1,184 @@
+"""evolve driven by the real anthropic client against a fake Messages API, then replayed."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from aicodec.candidates import code_hash
+from aicodec.clips import load_clip
+from aicodec.settings import Settings
+from tests.fake_llm import FakeLLM, Reply, fake_llm_fixture
+from tests.test_generate import aicodec_env
+
+fake_llm = fake_llm_fixture()
+SEED = Path(__file__).resolve().parents[1] / "baselines" / "seeds" / "intra_dct.py"
+KEY = "sk-ant-test-EVOLVE-0123456789"
+PARENT = SEED.read_text()
+# coarser chroma quantisation: a real BD-rate gain on the built-in clip, larger for 2.5
+FIRST = PARENT.replace('"chroma_factor": 1.2', '"chroma_factor": 1.5', 1)
+THIRD = PARENT.replace('"chroma_factor": 1.2', '"chroma_factor": 2.5', 1)
+
+PLAN_1 = """Here is my analysis.
+
+ROOT CAUSE: chroma is quantised almost as finely as luma, yet PSNR-Y ignores it.
+HYPOTHESIS: a coarser chroma quantiser saves bits at equal PSNR-Y.
+PLAN: raise chroma_factor from 1.2 to 1.5; keep everything else.
+EXPECTED BD-RATE: -2.5 %
+CONFIDENCE: 0.6
+"""
+PLAN_3 = """ROOT CAUSE: chroma still takes a large share of the bits.
+HYPOTHESIS: an even coarser chroma quantiser (chroma_factor 2.5) saves more bits.
+PLAN: set chroma_factor to 2.5.
+EXPECTED BD-RATE: −3.5 %
+CONFIDENCE: 70 %
+"""
+
+
+def fenced(code: str) -> str:
+    return f"I change the chroma quantiser.\n\n```python\n{code}```\n"
+
+
+SCRIPT = (
+    Reply(PLAN_1, input_tokens=3000, output_tokens=200),
+    Reply(fenced(FIRST), input_tokens=9000, output_tokens=4000),
+    Reply("no idea"),
+    Reply("I would rather not change anything."),
+    Reply(PLAN_3, input_tokens=3000, output_tokens=200),
+    Reply(fenced(THIRD), input_tokens=9000, output_tokens=4000),
+)
+
+
+def evolve_args(video: Path, db: Path, repo: Path) -> list[str]:
+    return ["evolve", "--video", str(video), "--qualities", "30,50,70,90", "--encoders", "x264",
+            "--iterations", "3", "--parent", str(SEED), "--git-repo", str(repo),
+            "--db", str(db), "--json"]  # fmt: skip
+
+
+def env_for(server: FakeLLM, **extra: str) -> dict[str, str]:
+    return {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.url,
+            "AICODEC_LLM_MAX_RETRIES": "0", **extra}  # fmt: skip
+
+
+def history_of(db: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``history --json`` and ``history --plans --json`` of the store's last run."""
+    short = aicodec_env("history", "--db", str(db), "--json")
+    full = aicodec_env("history", "--plans", "--db", str(db), "--json")
+    assert short.returncode == 0 and full.returncode == 0, short.stderr + full.stderr
+    return json.loads(short.stdout), json.loads(full.stdout)
+
+
+def candidate_hashes(db: Path, entries: list[dict[str, Any]]) -> list[str | None]:
+    """The code hash of each iteration's candidate (None where there is none)."""
+    with closing(sqlite3.connect(db)) as connection:
+        found = dict(connection.execute("SELECT id, code_hash FROM candidates").fetchall())
+    return [found[entry["candidate"]] if entry["candidate"] else None for entry in entries]
+
+
+def git(repo: Path, *args: str) -> list[str]:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True, timeout=60)  # fmt: skip
+    return done.stdout.splitlines()
+
+
+def logged_purposes(db: Path) -> list[tuple[str, str]]:
+    """(provider, purpose) of every logged model call, oldest first."""
+    logs = aicodec_env("logs", "--db", str(db), "-n", "50", "--json")
+    assert logs.returncode == 0, logs.stderr
+    return [(call["provider"], call["purpose"]) for call in json.loads(logs.stdout)["calls"]][::-1]
+
+
+def test_evolve_with_claude_then_replay(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert '"chroma_factor": 1.2' in PARENT and FIRST != PARENT and THIRD != PARENT
+    video = tmp_path / "source.y4m"
+    load_clip(None, Settings(), count=4).frames.write_y4m(video)
+    db, repo = tmp_path / "store.db", tmp_path / "codecs"
+    server = fake_llm(*SCRIPT)
+
+    result = aicodec_env(*evolve_args(video, db, repo), env=env_for(server))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "finished" and summary["completed"] == 3
+    assert summary["failures"] == {"no-code": 1} and summary["cost_usd"] > 0
+    assert KEY not in result.stdout + result.stderr
+
+    # what the fake server received: plan, generate per iteration, in order
+    assert server.remaining == 0 and not server.errors
+    sent = [request.body["messages"][0]["content"] for request in server.requests]
+    assert len(sent) == 6
+    assert [text.startswith("# Planning") for text in sent] == [True, False] * 3
+    assert all(request.path == "/v1/messages" for request in server.requests)
+    carried = [{request.headers.get("x-api-key"), request.headers.get("authorization")}
+               for request in server.requests]  # fmt: skip
+    assert all(KEY in found or f"Bearer {KEY}" in found for found in carried)
+    assert "HYPOTHESIS: a coarser chroma quantiser saves bits" in sent[1]  # plan 1 shown
+    assert "failed (no-code)" in sent[4]  # the planner of iteration 3 sees the failure
+    assert PARENT.splitlines()[0] in sent[1]
+    assert logged_purposes(db) == [("anthropic", purpose) for purpose in
+                                   ("plan", "generate") * 3]  # fmt: skip
+
+    # the history: three iterations, the model planned 1 and 3, rules planned 2
+    short, full = history_of(db)
+    assert [entry["iteration"] for entry in short] == [1, 2, 3]
+    keys = {"iteration", "parent", "origin", "status", "bd_rate", "adopted", "reason"}
+    assert all(set(entry) == keys for entry in short)
+    first, second, third = full
+    assert first["planner"] == "model" and third["planner"] == "model"
+    assert (first["predicted_bd_rate"], first["confidence"]) == (-2.5, 0.6)
+    assert (third["predicted_bd_rate"], third["confidence"]) == (-3.5, 0.7)
+    assert first["hypothesis"] == "a coarser chroma quantiser saves bits at equal PSNR-Y."
+    assert second["planner"].startswith("rules") and second["planner"] != "rules"
+    assert second["status"] == "failed" and second["failure_kind"] == "no-code"
+    assert second["candidate"] is None and second["adopted"] is False
+    assert "no python code block" in second["reason"]
+    for entry in (first, third):
+        assert entry["status"] == "scored" and entry["failure_kind"] is None
+        assert entry["bd_rate"] is not None and entry["bd_rate_vs_parent"] is not None
+    assert first["adopted"] is True, first["reason"]
+    assert first["bd_rate_vs_parent"] < -1.0
+    hashes = candidate_hashes(db, full)
+    assert hashes == [code_hash(FIRST), None, code_hash(THIRD)]
+
+    # the first variant is adopted (v1); the third beats it on PSNR-Y only by starving
+    # chroma, so the policy's PSNR-YUV check refuses it
+    assert third["adopted"] is False
+    assert third["bd_rate_vs_parent"] < -1.0 and third["bd_rate_yuv_vs_parent"] > 0
+    assert "the luma gain is paid for with chroma" in third["reason"]
+    adoptions = [(item["iteration"], item["candidate"]) for item in summary["adoptions"]]
+    assert adoptions == [(1, first["candidate"])]
+    subjects = git(repo, "log", "--format=%s")
+    assert len(subjects) == 1
+    assert subjects[0].startswith(f"adopt candidate {first['candidate']}:")
+    assert git(repo, "tag") == ["v1"]
+    assert (repo / "codec.py").read_text() == FIRST
+
+    # the key never reaches the store
+    for path in tmp_path.glob("*.db*"):
+        assert KEY.encode() not in path.read_bytes()
+
+    # replay: the recorded answers give the same candidates and decisions, with no request
+    fresh_db, fresh_repo = tmp_path / "replay.db", tmp_path / "replay-codecs"
+    silent = fake_llm()
+    replay = aicodec_env(*evolve_args(video, fresh_db, fresh_repo), "--provider", "replay",
+                         env=env_for(silent, AICODEC_REPLAY_DB=str(db)))  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    assert silent.requests == [] and len(server.requests) == 6
+    again = json.loads(replay.stdout)
+    assert again["completed"] == 3 and again["failures"] == summary["failures"]
+    _, replayed = history_of(fresh_db)
+    assert candidate_hashes(fresh_db, replayed) == hashes
+    decision = ("iteration", "status", "adopted", "failure_kind", "bd_rate", "bd_rate_vs_parent",
+                "planner", "predicted_bd_rate", "confidence", "origin")  # fmt: skip
+    assert [[entry[k] for k in decision] for entry in replayed] == [
+        [entry[k] for k in decision] for entry in full
+    ]
+    assert replayed[1]["reason"] == second["reason"]  # the same failure, word for word
+    assert logged_purposes(fresh_db) == [("replay", purpose) for purpose in
+                                         ("plan", "generate") * 3]  # fmt: skip
+    assert git(fresh_repo, "tag") == git(repo, "tag")
+    assert git(fresh_repo, "log", "--format=%s") == subjects
+    assert KEY.encode() not in fresh_db.read_bytes()
