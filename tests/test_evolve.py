@@ -20,7 +20,7 @@ from tests.test_generate import aicodec_env
 REPO = Path(__file__).resolve().parents[1]
 INTRA = REPO / "baselines" / "seeds" / "intra_dct.py"
 QUALITIES = "30,50,70,90"
-SEED = "1"  # a mutation seed whose first children include an adoption on this clip
+SEED = "8"  # a mutation seed whose first child beats the seed by 0.55 % (PSNR-Y and YUV)
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def evolve_args(source: Path, tmp: Path, iterations: int, *extra: str) -> list[str]:
     return ["evolve", "--iterations", str(iterations), "--video", str(source), "--qualities",
             QUALITIES, "--encoders", "x264", "--parent", str(INTRA), "--seed", SEED,
+            "--threshold", "0.3",
             "--db", str(tmp / "store.db"), "--git-repo", str(tmp / "codecs"), *extra]  # fmt: skip
 
 

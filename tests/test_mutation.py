@@ -219,3 +219,20 @@ def test_provider_identity() -> None:
     assert provider.name == "mutation"
     assert provider.model == "params-mutation-v1"
     assert provider.seed == 4 and provider.scale == 0.1
+
+
+def test_a_step_that_helped_is_repeated_first() -> None:
+    ranges = 'PARAM_RANGES = {"q": (0.25, 4.0), "n": (1, 10), "e": ["zlib", "lzma"]}\n'
+    earlier = 'PARAMS = {"q": 1.0, "n": 3, "e": "lzma"}\n' + ranges
+    parent = 'PARAMS = {"q": 1.25, "n": 5, "e": "zlib"}\n' + ranges
+    children = MutationProvider(seed=2).propose(parent, 3, repeat_from=earlier)
+    assert describe(parent, children[0]) == "q 1.25 -> 1.5, n 5 -> 7"
+    assert len(set(children)) == 3 and parent not in children
+    # clipped into the range; only on the first attempt; a step of nothing repeats nothing
+    near_top = parent.replace('"n": 5', '"n": 9')
+    first = MutationProvider(seed=2).propose(near_top, 1, repeat_from=earlier)[0]
+    assert describe(near_top, first) == "q 1.25 -> 1.5, n 9 -> 10"
+    later = MutationProvider(seed=2).propose(parent, 1, attempt=1, repeat_from=earlier)[0]
+    assert later == MutationProvider(seed=2).propose(parent, 1, attempt=1)[0]
+    same = MutationProvider(seed=2).propose(parent, 1, repeat_from=parent)
+    assert same == MutationProvider(seed=2).propose(parent, 1)

@@ -362,11 +362,13 @@ def generate_candidates(
     progress: Callable[[str], None] | None = None,
     batch_id: str | None = None,
     clip_ids: Collection[int] | None = None,
+    repeat_from: str | None = None,
 ) -> GenerationOutcome:
     """Make up to ``count`` candidates from ``parent`` with ``provider``; store each attempt.
 
     ``batch_id`` groups the calls (an evolve run passes its own); ``clip_ids`` limits the
-    scores shown to the model to those clips.
+    scores shown to the model to those clips; ``repeat_from`` (the parent's parent, after
+    a step that helped) lets the mutation provider repeat that step first.
     """
     if count < 1:
         raise GenerationError("--n must be 1 or more")
@@ -383,7 +385,10 @@ def generate_candidates(
                     GenerationRecord.parent_id == parent.id, GenerationRecord.provider == "mutation"
                 )
             )
-        for source in provider.propose(parent.source, count, attempt=int(rounds or 0)):
+        children = provider.propose(
+            parent.source, count, attempt=int(rounds or 0), repeat_from=repeat_from
+        )
+        for source in children:
             batch.keep(source, "mutation", 0, None, reason=describe(parent.source, source))
         return outcome
     scores, best, failures = parent_history(store, parent, clip_ids)

@@ -560,6 +560,7 @@ class Evolution:
             source, name = self._source(parent_id)
             parent = ParentCodec(parent_id, name, source)
             tries = self.config.duplicate_tries if self.provider.name == "mutation" else 1
+            repeat_from = self._improving_step(parent_id)
             spent = self._row_cost(row_id)
             last = None
             for _ in range(tries):
@@ -571,7 +572,7 @@ class Evolution:
                         self.store, self.settings, self.provider, self.provider_reason, parent,
                         count=1, repairs=self.config.repairs, max_cost=remaining,
                         plan=plan.text(), batch_id=self.batch,
-                        clip_ids=self.clips.training_ids,
+                        clip_ids=self.clips.training_ids, repeat_from=repeat_from,
                         progress=lambda text: self._emit(text),
                     )  # fmt: skip
                 except GenerationError as exc:
@@ -596,6 +597,19 @@ class Evolution:
                 reason += "; nothing encoded"
             self._fail(row_id, kind, reason, origin=last.origin)
             return None
+
+    def _improving_step(self, parent_id: int) -> str | None:
+        """The source of the parent's own parent when the step between them lowered the
+        BD-rate (PSNR-Y and PSNR-YUV) in this run; the mutation provider repeats it once."""
+        for row in self._rows():
+            if (
+                row.candidate_id == parent_id and row.status == "scored"
+                and row.parent_id is not None and row.bd_rate_vs_parent is not None
+                and row.bd_rate_vs_parent < 0 and row.bd_rate_yuv_vs_parent is not None
+                and row.bd_rate_yuv_vs_parent <= 0
+            ):  # fmt: skip
+                return self._source(row.parent_id)[0]
+        return None
 
     def _row_cost(self, row_id: int) -> float:
         with self.store.session() as session:

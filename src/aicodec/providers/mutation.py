@@ -8,6 +8,12 @@ No model is called. The parent's ``PARAMS`` and ``PARAM_RANGES`` literals are re
   range) and always ends up different from the parent's value;
 * a list of alternatives switches to a different alternative.
 
+How many parameters a child changes is drawn with weights 6:3:1 for one, two, three, so
+most children are small steps. When the caller passes ``repeat_from`` (the parent's own
+parent, after the step between them lowered the BD-rate), the first child of the first
+attempt repeats that step: each numeric parameter moves again by the same amount, clipped
+into its range (a pattern move). The other children are drawn as above.
+
 The child's source is the parent's with only the ``PARAMS`` dict literal rewritten (one key
 per line, in the parent's key order); every other byte is the parent's. The children of a
 parent depend only on the seed, the parent's text, ``count`` and ``attempt``: a fresh
@@ -32,7 +38,7 @@ from aicodec.validation import top_assignment
 NO_TUNABLES = "the parent has no PARAMS/PARAM_RANGES to mutate"
 NOTHING_TO_CHANGE = "the parent's PARAM_RANGES leave no parameter that can change"
 
-MAX_CHANGED = 3  # parameters changed per child (at least one)
+CHANGED_WEIGHTS = (6, 3, 1)  # relative odds of changing one, two or three parameters
 TRIES_PER_CHILD = 50  # draws allowed per requested child before giving up on distinct ones
 _STEP_TRIES = 8  # Gaussian draws before a numeric step falls back to a sure change
 _FLOAT_RESOLUTION = 1000  # floats are rounded to about 1/1000 of their range
@@ -65,12 +71,20 @@ class MutationProvider:
         self.seed = int(seed)
         self.scale = float(scale)
 
-    def propose(self, parent_source: str, count: int = 1, *, attempt: int = 0) -> list[str]:
+    def propose(
+        self,
+        parent_source: str,
+        count: int = 1,
+        *,
+        attempt: int = 0,
+        repeat_from: str | None = None,
+    ) -> list[str]:
         """Up to ``count`` distinct children of the parent (fewer when its ranges run out).
 
         ``attempt`` opens another stream for the same parent (0 by default), so a search that
-        mutates one parent again can ask for new children. GenerationError when the parent
-        has no tunables or none of them can change.
+        mutates one parent again can ask for new children. ``repeat_from``, with attempt 0,
+        makes the first child repeat the numeric step from that source to the parent.
+        GenerationError when the parent has no tunables or none of them can change.
         """
         if count < 1:
             return []
@@ -86,11 +100,18 @@ class MutationProvider:
         rand = random.Random(f"{self.seed}:{attempt}:{digest}")
         seen = {format_params(tunables.params)}
         children: list[str] = []
+        if repeat_from is not None and attempt == 0:
+            repeated = _repeated_step(tunables, repeat_from)
+            if repeated is not None and format_params(repeated) not in seen:
+                seen.add(format_params(repeated))
+                children.append(_with_params(tunables, format_params(repeated)))
+        sizes = list(range(1, min(len(CHANGED_WEIGHTS), len(keys)) + 1))
         for _ in range(count * TRIES_PER_CHILD):
-            if len(children) == count:
+            if len(children) >= count:
                 break
             changed = dict(tunables.params)
-            for key in rand.sample(keys, rand.randint(1, min(MAX_CHANGED, len(keys)))):
+            size = rand.choices(sizes, weights=CHANGED_WEIGHTS[: len(sizes)])[0]
+            for key in rand.sample(keys, size):
                 changed[key] = _mutated(rand, changed[key], tunables.ranges[key], self.scale)
             literal = format_params(changed)
             if literal in seen:
@@ -98,6 +119,31 @@ class MutationProvider:
             seen.add(literal)
             children.append(_with_params(tunables, literal))
         return children
+
+
+def _repeated_step(tunables: _Tunables, earlier_source: str) -> dict[str, object] | None:
+    """The parent's PARAMS moved again by the numeric step from ``earlier_source``."""
+    try:
+        earlier = _params_only(earlier_source, "earlier codec")
+    except GenerationError:
+        return None
+    moved = dict(tunables.params)
+    for key, value in tunables.params.items():
+        before = earlier.get(key)
+        bounds = _numeric_range(tunables.ranges.get(key))
+        if bounds is None or not _is_number(value) or not _is_number(before):
+            continue
+        step = float(value) - float(before)  # type: ignore[arg-type]
+        if step == 0:
+            continue
+        low, high = bounds
+        target = min(max(float(value) + step, low), high)  # type: ignore[arg-type]
+        if _int_range(bounds):
+            moved[key] = round(target)
+        else:
+            digits = max(0, math.ceil(-math.log10((high - low) / _FLOAT_RESOLUTION)))
+            moved[key] = float(round(target, digits))
+    return moved if format_params(moved) != format_params(tunables.params) else None
 
 
 def describe(parent_source: str, child_source: str) -> str:
