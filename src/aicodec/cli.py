@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -1061,14 +1062,17 @@ def evolve_command(
         try:
             summary = _with_store(db, work, adopt_threshold_percent=threshold, **overrides)
         except EvolveInterrupted as exc:
-            where = f" --db {db}" if db else ""
+            where = f" --db {shlex.quote(db)}" if db else ""
             err.print(f"[yellow]{escape(str(exc))}[/yellow]; completed iterations are stored. "
-                      f"Resume with: aicodec evolve --resume{where}", soft_wrap=True)  # fmt: skip
+                      f"Resume with: aicodec evolve --resume{escape(where)}",
+                      soft_wrap=True)  # fmt: skip
             raise typer.Exit(130) from None
         if as_json:
             print_json(summary.to_dict())
-            return
-        _render_summary(summary)
+        else:
+            _render_summary(summary)
+        if summary.status == "failed":  # stopped by failures in a row: a failure for scripts
+            raise typer.Exit(1)
 
     guarded(body)
 
@@ -1128,9 +1132,11 @@ class _evolve_progress:  # noqa: N801 - used as a context manager like a functio
         self.display.progress.start()
         return self.display
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         import signal
 
+        if exc_type is not None:  # an error is one line: leave no progress bar above it
+            self.display.progress.live.transient = True
         self.display.progress.stop()
         signal.signal(signal.SIGTERM, self.previous)
 

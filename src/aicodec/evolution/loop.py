@@ -28,6 +28,7 @@ from aicodec.baselines.runner import record_clip
 from aicodec.clips import Clip, load_clip
 from aicodec.errors import (
     AdoptionError,
+    AicodecError,
     ClipError,
     EvolutionError,
     GenerationError,
@@ -368,27 +369,41 @@ class Evolution:
             assert record is not None
             return record.source, record.name
 
-    def run(self) -> EvolveSummary:
-        """Carry out the remaining iterations; the run's summary."""
-        self.prepare()
-        stop: str | None = None
+    def run(self, *, new: bool = False) -> EvolveSummary:
+        """Carry out the remaining iterations; the run's summary.
+
+        A new run that cannot start (its starting codec fails, the repository is unusable)
+        is marked failed rather than left to be resumed; a resumed one keeps its status.
+        """
+        try:
+            self.prepare()
+        except AicodecError as exc:
+            if new:
+                self._set_status("failed", f"could not start: {scrub(str(exc))[:500]}")
+            raise
+        self._set_status("running", None, finished=False)
+        status, stop = "finished", None
         for number in range(1, self.config.iterations + 1):
             rows = {row.number: row for row in self._rows()}
             row = rows.get(number)
             if row is not None and row.status in FINISHED:
                 continue
-            stop = self._budget_spent() or self._failing(rows)
-            if stop:
+            budget = self._budget_spent()
+            failing = None if budget else self._failing(rows)
+            if budget or failing:
+                status, stop = ("stopped", budget) if budget else ("failed", failing)
                 break
             self.number = number
             self._iteration(number, row)
+        self._set_status(status, stop)
+        return summarise(self.store, self.settings, self.run_id)
+
+    def _set_status(self, status: str, reason: str | None, *, finished: bool = True) -> None:
         with self.store.session() as session:
             run = session.get(EvolutionRun, self.run_id)
             assert run is not None
-            run.status = "stopped" if stop else "finished"
-            run.stop_reason = stop
-            run.finished_at = _now()
-        return summarise(self.store, self.settings, self.run_id)
+            run.status, run.stop_reason = status, reason
+            run.finished_at = _now() if finished else None
 
     def _budget_spent(self) -> str | None:
         config = self.config
@@ -734,7 +749,16 @@ def start_evolution(
         session.add(run)
         session.flush()
         run_id = run.id
-    return Evolution(store, settings, config, run_id, on_event).run()
+    try:
+        evolution = Evolution(store, settings, config, run_id, on_event)
+    except AicodecError as exc:
+        with store.session() as session:
+            row = session.get(EvolutionRun, run_id)
+            assert row is not None
+            row.status, row.finished_at = "failed", _now()
+            row.stop_reason = f"could not start: {scrub(str(exc))[:500]}"
+        raise
+    return evolution.run(new=True)
 
 
 def unfinished_run(store: Store) -> int:
@@ -765,7 +789,6 @@ def resume_evolution(
         run = session.get(EvolutionRun, run_id)
         assert run is not None
         config = EvolveConfig.from_json(run.config_json)
-        run.status = "running"
     if max_cost is not None:
         config.max_cost = max_cost
     if max_minutes is not None:

@@ -220,7 +220,7 @@ class EvolutionRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch: Mapped[str] = mapped_column(String(64), unique=True)
-    status: Mapped[str] = mapped_column(String(16))  # running, interrupted, finished, stopped
+    status: Mapped[str] = mapped_column(String(16))  # running interrupted finished stopped failed
     iterations_planned: Mapped[int] = mapped_column(Integer)
     provider: Mapped[str] = mapped_column(String(32))
     provider_reason: Mapped[str] = mapped_column(Text)
