@@ -18,8 +18,9 @@ setup: install run
 install: $(STAMP)
 
 ## the main job on the built-in default clip
+ITERATIONS ?= 20
 run: $(STAMP)
-	$(BIN)/aicodec baselines
+	$(BIN)/aicodec evolve --iterations $(ITERATIONS)
 
 ## the test suite (what CI runs)
 test: $(STAMP)

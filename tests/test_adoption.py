@@ -202,3 +202,35 @@ def test_a_folder_that_is_not_a_repository_is_refused(source: Path, tmp_path: Pa
     afile.write_text("x")
     assert_one_line_error(cli(*adopt_args(intra, source, db, afile)), "is a file")
     assert_one_line_error(cli(*adopt_args(99, source, db, folder)), "no candidate 99")
+
+
+def test_the_first_adoption_is_against_the_seed_and_a_lost_record_commits_nothing_twice(
+    source: Path, tmp_path: Path
+) -> None:
+    db, repo_path = tmp_path / "store.db", tmp_path / "codecs"
+    settings = Settings(db=f"sqlite:///{db}", adopt_max_decode_slowdown=100)
+    store = Store(settings.db)
+    clip = load_clip(source, settings)
+    clip_id = record_clip(store, clip)
+    seed = run_and_measure(INTRA.read_text(), "intra_dct.py", clip, store, settings, LEVELS)
+    # a child that is slightly better than the seed, and a grandchild from it
+    child_source = INTRA.read_text().replace('"quant_scale": 1.0', '"quant_scale": 0.404', 1)
+    child = record_candidate(store, child_source, "child.py", "mutation", seed.candidate_id)
+    run_and_measure(child_source, "child.py", clip, store, settings, LEVELS)
+    grandchild_source = MOTION.read_text()
+    grandchild = record_candidate(store, grandchild_source, "g.py", "mutation", child)
+    run_and_measure(grandchild_source, "g.py", clip, store, settings, LEVELS)
+    decision = decide(store, settings, grandchild, [clip_id], LEVELS)
+    assert decision.compared_with == seed.candidate_id  # the seed, not the nearer child
+    assert "vs its seed (candidate" in decision.reason and decision.adopted
+
+    first = adopt(store, settings, grandchild, [clip_id], LEVELS, repo_path=repo_path)
+    assert first.adopted and first.tag == "v1"
+    # killed after the commit, before the decision was stored: the record is missing
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM adoptions")
+    again = adopt(store, settings, grandchild, [clip_id], LEVELS, repo_path=repo_path)
+    store.close()
+    assert (again.commit, again.tag) == (first.commit, "v1")
+    repo = git.Repo(repo_path)
+    assert len(list(repo.iter_commits())) == 1 and [tag.name for tag in repo.tags] == ["v1"]

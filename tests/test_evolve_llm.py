@@ -182,3 +182,40 @@ def test_evolve_with_claude_then_replay(fake_llm, tmp_path: Path) -> None:  # ty
     assert git(fresh_repo, "tag") == git(repo, "tag")
     assert git(fresh_repo, "log", "--format=%s") == subjects
     assert KEY.encode() not in fresh_db.read_bytes()
+
+
+def test_holdout_clips_decide_adoption_and_never_reach_the_model(  # type: ignore[no-untyped-def]
+    fake_llm, tmp_path: Path
+) -> None:
+    training, holdout = tmp_path / "training.y4m", tmp_path / "holdout.y4m"
+    load_clip(None, Settings(), count=4).frames.write_y4m(training)
+    load_clip(None, Settings(), start=10, count=4).frames.write_y4m(holdout)
+    second = FIRST.replace('"tilt": 0.4', '"tilt": 0.45', 1)
+    server = fake_llm(Reply(PLAN_1), Reply(fenced(FIRST)), Reply(PLAN_1), Reply(fenced(second)))
+    db, repo = tmp_path / "store.db", tmp_path / "codecs"
+    args = evolve_args(training, db, repo)
+    args[args.index("3")] = "2"  # two iterations
+    result = aicodec_env(*args, "--holdout", str(holdout), env=env_for(server))
+    assert result.returncode == 0, result.stderr
+    assert len(server.requests) == 4
+    with closing(sqlite3.connect(db)) as connection:
+        clips = dict(connection.execute("SELECT name, id FROM clips").fetchall())
+        decisions = connection.execute("SELECT candidate_id, clips FROM adoptions").fetchall()
+        holdout_scores = connection.execute(
+            "SELECT count(*) FROM candidate_scores WHERE clip_id = ?", (clips["holdout.y4m"],)
+        ).fetchone()[0]
+    # iteration 1 beat the seed on the training clip, so it ran on the holdout clip, and
+    # the policy decided on the holdout clip alone
+    _, full = history_of(db)
+    assert full[0]["bd_rate_vs_parent"] < -1.0
+    assert decisions and all(json.loads(ids) == [clips["holdout.y4m"]] for _, ids in decisions)
+    assert holdout_scores >= 2  # the seed and the candidate
+    for entry in full:
+        assert "holdout clips not run" in entry["reason"] or entry["reason"].startswith(
+            ("adopted:", "not adopted: mean BD-rate")
+        )
+    # the model saw the training clip's figures, never the holdout clip's
+    prompts = [json.dumps(request.body) for request in server.requests]
+    assert all("holdout" not in prompt for prompt in prompts)
+    assert all(f"clip {clips['holdout.y4m']} " not in prompt for prompt in prompts)
+    assert any("training.y4m: BD-rate" in prompt for prompt in prompts)

@@ -1090,8 +1090,12 @@ class _EvolveDisplay:
             TimeElapsedColumn(), console=err, transient=False,
         )  # fmt: skip
         self.task = self.progress.add_task("evolve", total=total, status="")
+        self.started = False
 
     def __call__(self, event: Any) -> None:
+        if not self.started:  # shown from the first event: a refused start stays one line
+            self.progress.start()
+            self.started = True
         best = "-" if event.best_bd_rate is None else f"{event.best_bd_rate:+.2f} %"
         status = (f"best vs x264 {best} | adopted {event.adoptions} | "
                   f"${event.cost_usd:.3f} | {escape(event.message)[:60]}")  # fmt: skip
@@ -1119,7 +1123,7 @@ def _iteration_line(row: dict[str, Any]) -> str:
 
 
 class _evolve_progress:  # noqa: N801 - used as a context manager like a function
-    """Context manager yielding the display's callback (or a no-op when not a terminal)."""
+    """Context manager yielding the display's callback; SIGTERM acts as Ctrl-C inside it."""
 
     def __init__(self, total: int) -> None:
         self.display = _EvolveDisplay(total)
@@ -1129,7 +1133,6 @@ class _evolve_progress:  # noqa: N801 - used as a context manager like a functio
 
         self.previous = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-        self.display.progress.start()
         return self.display
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
@@ -1137,7 +1140,8 @@ class _evolve_progress:  # noqa: N801 - used as a context manager like a functio
 
         if exc_type is not None:  # an error is one line: leave no progress bar above it
             self.display.progress.live.transient = True
-        self.display.progress.stop()
+        if self.display.started:
+            self.display.progress.stop()
         signal.signal(signal.SIGTERM, self.previous)
 
 
