@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,7 +50,9 @@ from aicodec.prompting import ParentCodec, plan_prompt
 from aicodec.scoring import ScoreOutcome, score_candidate
 from aicodec.settings import Settings
 from aicodec.store import (
+    AdoptionRecord,
     CandidateRecord,
+    ClipRecord,
     EvolutionIteration,
     EvolutionRun,
     GenerationRecord,
@@ -219,8 +222,7 @@ class Evolution:
         run_id: int,
         on_event: Callable[[EvolveEvent], None] | None,
     ) -> None:
-        self.store, self.settings, self.config, self.run_id = store, settings, config, run_id
-        self.on_event = on_event
+        self.store, self.config, self.run_id, self.on_event = store, config, run_id, on_event
         self.settings = settings.model_copy(update={"adopt_threshold_percent": config.threshold})
         self.ladder: Ladder = load_ladder(settings.ladder_file)
         self.ladder.select(config.encoders)
@@ -305,8 +307,6 @@ class Evolution:
         )
 
     def _adoptions(self) -> list[dict[str, Any]]:
-        from aicodec.store import AdoptionRecord
-
         with self.store.session() as session:
             found = session.execute(
                 select(EvolutionIteration.number, AdoptionRecord.candidate_id, AdoptionRecord.tag,
@@ -738,8 +738,6 @@ def start_evolution(
     provider, reason = select_provider(settings, config.provider, seed=config.seed, store=store)
     start = resolve_parent(store, config.parent)
     assert start.id is not None
-    import uuid
-
     with store.session() as session:
         run = EvolutionRun(
             batch=uuid.uuid4().hex, status="running", iterations_planned=config.iterations,
@@ -840,7 +838,7 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
     finished = [entry for entry in entries if entry["status"] in FINISHED]
     scored = [entry for entry in finished if entry["status"] == "scored"]
     training = [
-        record_clip_id(store, spec.content_hash) for spec in config.videos if spec.content_hash
+        stored_clip_id(store, spec.content_hash) for spec in config.videos if spec.content_hash
     ]
     training_ids = [clip_id for clip_id in training if clip_id is not None]
     start_fitness = stored_fitness(store, start_id, training_ids, config.qualities)
@@ -881,10 +879,8 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
     )  # fmt: skip
 
 
-def record_clip_id(store: Store, content_hash: str) -> int | None:
+def stored_clip_id(store: Store, content_hash: str) -> int | None:
     """The store id of the clip with this content hash, if stored."""
-    from aicodec.store import ClipRecord
-
     with store.session() as session:
         return session.scalar(select(ClipRecord.id).where(ClipRecord.content_hash == content_hash))
 
