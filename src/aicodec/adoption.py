@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aicodec.bdrate import RDPoint, bd_compare
+from aicodec.bdrate import RDPoint, bd_compare, signed_percent
 from aicodec.errors import AdoptionError, BDRateError
 from aicodec.metrics import finite_or_none, json_safe
 from aicodec.scoring import latest_ok_run
@@ -138,7 +138,7 @@ def _points(
     return points, None
 
 
-def _ladder_scores(
+def ladder_bd_rates(
     session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]
 ) -> dict[str, float | None] | None:
     """BD-rates vs the ladder from the latest stored score at these qualities, if any."""
@@ -188,7 +188,7 @@ def _per_clip(
             "points": points,
             "bd_rate_vs_best": None,
             "reference_points": None,
-            "bd_rate_vs_ladder": _ladder_scores(session, candidate_id, clip_id, qualities),
+            "bd_rate_vs_ladder": ladder_bd_rates(session, candidate_id, clip_id, qualities),
         }
     return result
 
@@ -527,10 +527,6 @@ def _actor(repo: git.Repo) -> Any:
     return git.Actor(str(name), str(email))
 
 
-def _pct(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:+.2f} %"
-
-
 def _ladder_means(decision: Decision) -> dict[str, float | None]:
     """Mean BD-rate vs each standard encoder over the clips, when every clip has it."""
     means: dict[str, float | None] = {}
@@ -557,10 +553,10 @@ def _message(decision: Decision, candidate: dict[str, Any], tag: str) -> str:
         "",
         f"BD-rate (PSNR-Y, pchip; mean over {len(decision.per_clip)} clip(s), "
         "negative = fewer bits at equal PSNR-Y):",
-        f"  vs previous best ({previous}): {_pct(decision.bd_rate_vs_best)}",
+        f"  vs previous best ({previous}): {signed_percent(decision.bd_rate_vs_best)}",
     ]
     for name, value in _ladder_means(decision).items():
-        lines.append(f"  vs {name}: {_pct(value)}")
+        lines.append(f"  vs {name}: {signed_percent(value)}")
     for key, entry in decision.per_clip.items():
         clip = entry["clip"]
         ladder = entry["bd_rate_vs_ladder"] or {}
@@ -568,8 +564,8 @@ def _message(decision: Decision, candidate: dict[str, Any], tag: str) -> str:
             "",
             f"Clip {key}: {clip['name']} ({clip['width']}x{clip['height']}, {clip['frames']} "
             f"frames from {clip['start']}, content hash {clip['content_hash'][:16]})",
-            f"  BD-rate vs previous best {_pct(entry['bd_rate_vs_best'])}; "
-            + ", ".join(f"vs {name} {_pct(ladder.get(name))}" for name in LADDER_FIGURES),
+            f"  BD-rate vs previous best {signed_percent(entry['bd_rate_vs_best'])}; "
+            + ", ".join(f"vs {name} {signed_percent(ladder.get(name))}" for name in LADDER_FIGURES),
         ]
         for point in entry["points"]:
             psnr = finite_or_none(point["psnr_y"])

@@ -76,6 +76,11 @@ class _Overlap:
 # --- validation -------------------------------------------------------------------------------
 
 
+def signed_percent(value: float | None) -> str:
+    """A BD-rate for text: ``-1.59 %`` (two decimals, signed), or ``undefined`` for None."""
+    return "undefined" if value is None else f"{value:+.2f} %"
+
+
 def _check_options(method: str, min_overlap: float) -> None:
     """Reject an unknown interpolation method or a minimum overlap outside 0..1."""
     if method not in METHODS:

@@ -6,8 +6,10 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -1122,27 +1124,20 @@ def _iteration_line(row: dict[str, Any]) -> str:
             f"{escape(row['reason'] or '')[:160]} [dim]({seconds})[/dim]")  # fmt: skip
 
 
-class _evolve_progress:  # noqa: N801 - used as a context manager like a function
-    """Context manager yielding the display's callback; SIGTERM acts as Ctrl-C inside it."""
-
-    def __init__(self, total: int) -> None:
-        self.display = _EvolveDisplay(total)
-
-    def __enter__(self) -> Callable[[Any], None]:
-        import signal
-
-        self.previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-        return self.display
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        import signal
-
-        if exc_type is not None:  # an error is one line: leave no progress bar above it
-            self.display.progress.live.transient = True
-        if self.display.started:
-            self.display.progress.stop()
-        signal.signal(signal.SIGTERM, self.previous)
+@contextmanager
+def _evolve_progress(total: int) -> Iterator[Callable[[Any], None]]:
+    """The evolve display's callback; inside, SIGTERM acts as Ctrl-C."""
+    display = _EvolveDisplay(total)
+    previous = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    try:
+        yield display
+    except BaseException:  # an error is one line: leave no progress bar above it
+        display.progress.live.transient = True
+        raise
+    finally:
+        if display.started:
+            display.progress.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _sigterm_to_interrupt(signum: int, frame: Any) -> None:

@@ -23,7 +23,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from aicodec.adoption import adopt, bd_rate_between, check_codec_repo, current_best
+from aicodec.adoption import (
+    adopt,
+    bd_rate_between,
+    check_codec_repo,
+    current_best,
+    ladder_bd_rates,
+)
 from aicodec.baselines import Ladder, load_ladder
 from aicodec.baselines.runner import record_clip
 from aicodec.clips import Clip, load_clip
@@ -47,7 +53,7 @@ from aicodec.generation import (
     select_provider,
 )
 from aicodec.prompting import ParentCodec, plan_prompt
-from aicodec.scoring import ScoreOutcome, score_candidate
+from aicodec.scoring import ScoreOutcome, latest_ok_run, score_candidate
 from aicodec.settings import Settings
 from aicodec.store import (
     AdoptionRecord,
@@ -57,7 +63,6 @@ from aicodec.store import (
     EvolutionRun,
     GenerationRecord,
     RunRecord,
-    ScoreRecord,
     Store,
 )
 
@@ -211,6 +216,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _set_run_status(
+    store: Store, run_id: int, status: str, reason: str | None, *, finished: bool = True
+) -> None:
+    """Write a run's status and stop reason (and when it ended, unless it goes on)."""
+    with store.session() as session:
+        run = session.get(EvolutionRun, run_id)
+        assert run is not None
+        run.status, run.stop_reason = status, reason
+        run.finished_at = _now() if finished else None
+
+
 class Evolution:
     """One evolve run being carried out (started or resumed)."""
 
@@ -221,20 +237,25 @@ class Evolution:
         config: EvolveConfig,
         run_id: int,
         on_event: Callable[[EvolveEvent], None] | None,
+        *,
+        clips: _Clips | None = None,
+        provider: tuple[Any, str] | None = None,
     ) -> None:
+        """``clips`` and ``provider`` (with its reason) are made here unless given."""
         self.store, self.config, self.run_id, self.on_event = store, config, run_id, on_event
         self.settings = settings.model_copy(update={"adopt_threshold_percent": config.threshold})
         self.ladder: Ladder = load_ladder(settings.ladder_file)
         self.ladder.select(config.encoders)
-        self.clips = _load_clips(store, self.settings, config)
+        self.clips = clips or _load_clips(store, self.settings, config)
         with store.session() as session:
             run = session.get(EvolutionRun, run_id)
             assert run is not None
             self.batch, self.start_id = run.batch, run.start_parent_id
             provider_name = run.provider
-        self.provider, self.provider_reason = select_provider(
+        self.provider, self.provider_reason = provider or select_provider(
             self.settings, provider_name, seed=config.seed, store=store
         )
+        self.start_fitness: float | None = None  # known once prepare() has scored the start
         self.number, self.stage = 0, "setup"
 
     # --- progress and row updates -----------------------------------------------------------
@@ -243,9 +264,8 @@ class Evolution:
         if self.on_event is None:
             return
         fitness = [member.fitness for _, member in self._scored()]
-        start = self._fitness(self.start_id)
-        if start is not None:
-            fitness.append(start)
+        if self.start_fitness is not None:
+            fitness.append(self.start_fitness)
         self.on_event(
             EvolveEvent(
                 self.number, self.config.iterations, self.stage, message,
@@ -357,7 +377,8 @@ class Evolution:
                 raise EvolutionError(
                     f"the starting codec (candidate {candidate_id}) fails: {exc}"
                 ) from None
-        if self._fitness(self.start_id) is None:
+        self.start_fitness = self._fitness(self.start_id)
+        if self.start_fitness is None:
             raise EvolutionError(
                 f"the starting codec (candidate {self.start_id}) has no BD-rate vs x264 on the "
                 "training clips (its RD curve does not overlap x264's); start from another"
@@ -399,11 +420,7 @@ class Evolution:
         return summarise(self.store, self.settings, self.run_id)
 
     def _set_status(self, status: str, reason: str | None, *, finished: bool = True) -> None:
-        with self.store.session() as session:
-            run = session.get(EvolutionRun, self.run_id)
-            assert run is not None
-            run.status, run.stop_reason = status, reason
-            run.finished_at = _now() if finished else None
+        _set_run_status(self.store, self.run_id, status, reason, finished=finished)
 
     def _budget_spent(self) -> str | None:
         config = self.config
@@ -484,10 +501,9 @@ class Evolution:
 
     def _choose(self, row_id: int, number: int) -> int:
         with self._stage(row_id, "parent"):
-            start = self._fitness(self.start_id)
-            assert start is not None
+            assert self.start_fitness is not None
             parent_id, why = choose_parent(
-                self.config.rule, self.config.seed, Member(self.start_id, start),
+                self.config.rule, self.config.seed, Member(self.start_id, self.start_fitness),
                 self._scored(), number,
             )  # fmt: skip
             self._update(row_id, parent_id=parent_id, parent_rule=why)
@@ -496,9 +512,8 @@ class Evolution:
     def _facts(self, parent_id: int) -> LabFacts:
         scored = sorted(self._scored(), key=lambda item: (item[1].fitness, item[1].candidate_id))
         best = [(member.candidate_id, member.fitness) for _, member in scored[:3]]
-        if not best:
-            start = self._fitness(self.start_id)
-            best = [(self.start_id, start)] if start is not None else []
+        if not best and self.start_fitness is not None:
+            best = [(self.start_id, self.start_fitness)]
         recent: list[PastIteration] = []
         with self.store.session() as session:
             for row in sorted(self._rows(), key=lambda item: -item.number):
@@ -524,13 +539,8 @@ class Evolution:
             points = []
             for clip_id in self.clips.training_ids:
                 for quality in self.config.qualities:
-                    run = session.scalar(
-                        select(RunRecord).where(
-                            RunRecord.candidate_id == parent_id, RunRecord.clip_id == clip_id,
-                            RunRecord.quality == quality, RunRecord.status == "ok",
-                        ).order_by(RunRecord.id.desc())
-                    )  # fmt: skip
-                    if run is not None and run.kbps is not None and run.psnr_y is not None:
+                    run = latest_ok_run(session, parent_id, clip_id, quality)
+                    if run is not None and run.kbps is not None:
                         points.append(
                             f"clip {clip_id} quality {quality}: {run.kbps:.1f} kbps, "
                             f"PSNR-Y {run.psnr_y:.2f} dB"
@@ -748,13 +758,10 @@ def start_evolution(
         session.flush()
         run_id = run.id
     try:
-        evolution = Evolution(store, settings, config, run_id, on_event)
+        evolution = Evolution(store, settings, config, run_id, on_event, clips=clips,
+                              provider=(provider, reason))  # fmt: skip
     except AicodecError as exc:
-        with store.session() as session:
-            row = session.get(EvolutionRun, run_id)
-            assert row is not None
-            row.status, row.finished_at = "failed", _now()
-            row.stop_reason = f"could not start: {scrub(str(exc))[:500]}"
+        _set_run_status(store, run_id, "failed", f"could not start: {scrub(str(exc))[:500]}")
         raise
     return evolution.run(new=True)
 
@@ -890,17 +897,10 @@ def stored_fitness(
 ) -> float | None:
     """Mean BD-rate vs x264 (percent) of a candidate's latest scores on the clips, if all exist."""
     values: list[float] = []
-    key = ",".join(map(str, qualities))
     with store.session() as session:
         for clip_id in clip_ids:
-            row = session.scalar(
-                select(ScoreRecord).where(
-                    ScoreRecord.candidate_id == candidate_id, ScoreRecord.clip_id == clip_id,
-                    ScoreRecord.qualities == key,
-                ).order_by(ScoreRecord.id.desc())
-            )  # fmt: skip
-            value = json.loads(row.bd_rate_json).get(X264) if row is not None else None
+            value = (ladder_bd_rates(session, candidate_id, clip_id, qualities) or {}).get(X264)
             if value is None:
                 return None
-            values.append(float(value))
+            values.append(value)
     return sum(values) / len(values) if values else None

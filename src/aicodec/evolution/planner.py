@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
+from aicodec.bdrate import signed_percent
 from aicodec.errors import GenerationError
 
 SECTIONS = {
@@ -46,7 +47,7 @@ class Plan:
 
     def text(self) -> str:
         """The plan as the sections the generation prompt shows."""
-        expected = _pct(self.predicted_bd_rate)
+        expected = signed_percent(self.predicted_bd_rate)
         return (
             f"ROOT CAUSE: {self.root_cause}\nHYPOTHESIS: {self.hypothesis}\nPLAN: {self.steps}\n"
             f"EXPECTED BD-RATE: {expected}"
@@ -86,7 +87,7 @@ class LabFacts:
     def history_lines(self) -> list[str]:
         """The facts as prompt lines (deterministic: figures from bits and PSNR-Y only)."""
         lines = [f"Parent: candidate {self.parent}, mean BD-rate vs x264 "
-                 f"{_pct(self.parent_fitness)} on the training clips."]  # fmt: skip
+                 f"{signed_percent(self.parent_fitness)} on the training clips."]  # fmt: skip
         lines += [f"  {point}" for point in self.parent_points]
         lines.append("Best codecs of this run (mean BD-rate vs x264 on the training clips):")
         lines += [f"- candidate {cid}: {fitness:+.2f} %" for cid, fitness in self.best]
@@ -94,20 +95,16 @@ class LabFacts:
             lines.append("Recent iterations, newest first:")
         for past in self.recent:
             if past.status == "scored":
-                outcome = f"BD-rate vs parent {_pct(past.bd_vs_parent)}"
+                outcome = f"BD-rate vs parent {signed_percent(past.bd_vs_parent)}"
             else:
                 outcome = f"failed ({past.failure_kind}): {past.reason}"
             change = f"; change: {past.change}" if past.change else ""
             lines.append(
                 f"- iteration {past.number}: parent {past.parent} -> candidate "
                 f"{past.candidate if past.candidate is not None else '-'}, predicted "
-                f"{_pct(past.predicted)}, {outcome}{change}"
+                f"{signed_percent(past.predicted)}, {outcome}{change}"
             )
         return lines
-
-
-def _pct(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:+.2f} %"
 
 
 def _mean(values: list[float]) -> float:
@@ -165,8 +162,8 @@ def rule_plan(facts: LabFacts) -> Plan:
     points = "; ".join(facts.parent_points[:4]) or "no stored points"
     return Plan(
         "rules",
-        f"candidate {facts.parent} (BD-rate vs x264 {_pct(facts.parent_fitness)}) uses its "
-        f"default settings on these clips ({points})",
+        f"candidate {facts.parent} (BD-rate vs x264 {signed_percent(facts.parent_fitness)}) "
+        f"uses its default settings on these clips ({points})",
         "its quantiser, dead-zone and motion settings were not tuned for these clips; a "
         "parameter search finds cheaper settings at equal PSNR-Y",
         steps, predicted, confidence,
