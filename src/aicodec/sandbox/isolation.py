@@ -105,6 +105,9 @@ def enter_private_root(
     """Build the minimal root at ``root`` (an empty directory), chroot into it, cd /job."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
+    # the private /tmp first: an interpreter or virtualenv under /tmp is bound inside it
+    os.makedirs(root + "/tmp", exist_ok=True)
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     readable = [path for path in SYSTEM_DIRS if os.path.isdir(path)]
     readable += python_dirs() + [path for path in extra_read_only if os.path.exists(path)]
     for path in _top_level(readable):
@@ -116,8 +119,6 @@ def enter_private_root(
     _mount(job_dir, root + "/job", None, MS_BIND)
     os.makedirs(root + "/proc", exist_ok=True)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    os.makedirs(root + "/tmp", exist_ok=True)
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     os.chroot(root)
     os.chdir("/job")
 
