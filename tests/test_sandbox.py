@@ -99,7 +99,10 @@ def test_hostile_codec_ends_cleanly(
         assert "audit-hook" in run.layers and "rlimits" in run.layers
 
 
-@pytest.mark.parametrize("name", ["builtins_traversal_system", "file_write_python", "fork"])
+@pytest.mark.parametrize(
+    "name",
+    ["builtins_traversal_system", "file_write_python", "fork", "constriction_panic_hides_refusal"],
+)
 def test_process_isolation_alone_still_refuses(name: str, clip: Clip, tmp_path: Path) -> None:
     path = Path(__file__).parent / "hostile_runtime" / f"{name}.py"
     run = run_hostile(path, clip, tmp_path, tight(sandbox_isolation="process"))
@@ -107,6 +110,40 @@ def test_process_isolation_alone_still_refuses(name: str, clip: Clip, tmp_path: 
     assert run.points[0].encode.status == "refused"
     assert "chroot" not in run.layers
     assert sorted(path.name for path in tmp_path.iterdir()) == ["source.y4m"]
+
+
+def test_a_swallowed_rust_panic_hides_no_refusal(clip: Clip, tmp_path: Path) -> None:
+    path = Path(__file__).parent / "hostile_runtime" / "constriction_panic_hides_refusal.py"
+    encode = run_hostile(path, clip, tmp_path, tight()).points[0].encode
+    assert "panicked" in encode.stderr  # constriction turned the refusal into a Rust panic
+    assert encode.status == "refused"  # which the codec caught: the guard still remembers
+    assert encode.message.startswith(f"opening {tmp_path / 'escaped'} is not allowed")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["source.y4m"]
+
+
+PANIC_AT_LOAD = """
+import constriction
+
+MODEL = constriction.stream.model.QuantizedLaplace(10, -10, 0.0, 1.0)
+
+
+def encode(frames, quality):
+    return b""
+
+
+def decode(bitstream):
+    return None
+"""
+
+
+def test_a_rust_panic_is_the_codecs_error_at_its_stage(clip: Clip, tmp_path: Path) -> None:
+    path = Path(__file__).parent / "hostile_runtime" / "constriction_huge_support.py"
+    encode = run_hostile(path, clip, tmp_path, tight()).points[0].encode
+    assert (encode.status, encode.stage) == ("error", "encode"), encode.describe()
+    assert encode.message.startswith("PanicException: The support is too large")
+    encode = run_candidate(PANIC_AT_LOAD, clip, [50], tight()).points[0].encode
+    assert (encode.status, encode.stage) == ("error", "load"), encode.describe()
+    assert encode.message.startswith("PanicException: assertion failed")
 
 
 INSPECTOR = """

@@ -192,6 +192,35 @@ def test_allowed_idioms_pass() -> None:
     assert report.violations == []
 
 
+def test_constriction_idioms_pass() -> None:
+    source = with_codec(
+        "import constriction\n"
+        "from constriction import stream\n\n\n"
+        "def code(symbols, probs):\n"
+        "    model = constriction.stream.model.Categorical(perfect=False)\n"
+        "    laplace = stream.model.QuantizedLaplace(-255, 255)\n"
+        "    coder = stream.queue.RangeEncoder()\n"
+        "    coder.encode(symbols, model, probs)\n"
+        "    coder.encode(symbols, laplace, probs[:, 0], probs[:, 1])\n"
+        "    words = np.frombuffer(coder.get_compressed().tobytes(), dtype=np.uint32)\n"
+        "    return constriction.stream.queue.RangeDecoder(words).decode(model, probs)\n"
+    )
+    assert validate_source(source).violations == []
+
+
+def test_constriction_refusals_say_why() -> None:
+    report = validate_source(with_codec("from constriction.stream.model import Categorical\n"))
+    assert [v.message for v in report.violations] == [
+        "constriction.stream.model is not a module: import constriction and use "
+        "constriction.stream.model.NAME"
+    ]
+    report = validate_source(
+        with_codec("import constriction\nS = constriction.stream.model.ScipyModel\n")
+    )
+    assert [v.rule for v in report.violations] == ["forbidden-attribute"]
+    assert "scipy is not an allowed import" in report.violations[0].message
+
+
 # ------------------------------------------------------------------------ aliases
 
 
@@ -210,6 +239,9 @@ def test_allowed_idioms_pass() -> None:
         "import operator\n\n\ndef leak(x):\n    return operator.methodcaller('save')(x)\n",
         "from typing import get_type_hints\n",
         "import lzma\n\n\ndef leak():\n    return lzma.open('x')\n",
+        "from constriction import stream as s\n\n\ndef leak():\n    return s.model.ScipyModel\n",
+        "import constriction as c\n\n\ndef leak(f):\n    return c.stream.model.CustomModel(f)\n",
+        "import constriction\nC = constriction.constriction\n",
     ],
 )
 def test_denied_module_attributes_are_caught_through_aliases(snippet: str) -> None:
@@ -249,6 +281,8 @@ def test_import_line_and_use_line_are_both_reported() -> None:
         ("def f(x):\n    return '{}'.format_map(x)\n", "forbidden-attribute"),
         ("import torch\n\n\ndef f(g):\n    return torch.compile(g)\n", "forbidden-attribute"),
         ("import numpy as n\nX = n._core\n", "forbidden-attribute"),
+        ("from constriction.stream.model import Categorical\n", "import"),
+        ("import constriction.stream.queue\n", "import"),
         ("F = eval\n", "dynamic-code"),
         ("print('imported')\n", "top-level-code"),
         ("if True:\n    while 1:\n        pass\n", "top-level-code"),

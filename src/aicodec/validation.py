@@ -112,6 +112,27 @@ SYSTEM_MODULE_NAMES_ON_MODULES: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
+# Dotted names of allowed modules refused for a reason of their own -> that reason.
+# constriction's coders and models take numpy arrays and numbers and reach no files,
+# processes or modules. Refused: a second spelling of the package (every entry here would
+# need a twin), and the two models that call Python back from native code per symbol:
+# slow, and an exception raised in a callback makes pyo3 import io to format it, which the
+# run-time guard refuses, so an honest bug would end as a refusal. Categorical (a
+# probability table per symbol) covers any discrete model.
+DENIED_BECAUSE: dict[str, str] = {
+    "constriction.constriction": (
+        "is the native module behind the package; use constriction.stream, constriction.symbol"
+    ),
+    "constriction.stream.model.CustomModel": (
+        "calls Python back per symbol from native code (slow, and an error in it cannot be "
+        "reported in the sandbox); use Categorical with a probability table per symbol"
+    ),
+    "constriction.stream.model.ScipyModel": (
+        "wraps a scipy distribution and scipy is not an allowed import; "
+        "use Categorical or a Quantized model"
+    ),
+}
+
 # Dotted names of allowed modules that reach files, processes, the network, native code,
 # other modules or computed attribute access. A name is refused when it or any prefix of
 # it is listed here, however it is reached (import, alias, attribute chain).
@@ -143,7 +164,11 @@ DENIED_MODULE_ATTRIBUTES: frozenset[str] = frozenset(
         "typing.ForwardRef", "functools.singledispatch", "functools.singledispatchmethod",
         "lzma.open", "lzma.LZMAFile", "bz2.open", "bz2.BZ2File",
     }
-)  # fmt: skip
+) | frozenset(DENIED_BECAUSE)  # fmt: skip
+
+# Allowed packages whose submodules are attributes of a native extension, not importable
+# modules: ``from constriction.stream.model import Categorical`` fails when the codec loads.
+ATTRIBUTE_ONLY_PACKAGES: frozenset[str] = frozenset({"constriction"})
 
 # ``from __future__ import annotations`` is a compiler directive, not a module a codec uses.
 FUTURE_MODULE = "__future__"
@@ -378,6 +403,8 @@ def _meanings(node: ast.expr, aliases: dict[str, set[str]]) -> set[str]:
 def _last_part_problem(dotted: str) -> str | None:
     """Why the last part of a dotted module name may not be reached, or None when it may."""
     last = dotted.rpartition(".")[2]
+    if dotted in DENIED_BECAUSE:
+        return f"{dotted} {DENIED_BECAUSE[dotted]}"
     if dotted in DENIED_MODULE_ATTRIBUTES:
         return f"{dotted} reaches files, processes, native code or other modules"
     if last.startswith("_"):
@@ -406,6 +433,7 @@ def _import_violations(tree: ast.Module) -> Iterator[Violation]:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield from _import_name_violations(alias.name, node.lineno)
+                yield from _attribute_only_violations(alias.name, node.lineno)
         elif isinstance(node, ast.ImportFrom):
             yield from _import_from_violations(node)
 
@@ -421,6 +449,14 @@ def _import_name_violations(dotted: str, line: int) -> Iterator[Violation]:
         yield Violation("forbidden-attribute", line, problem)
 
 
+def _attribute_only_violations(module: str, line: int) -> Iterator[Violation]:
+    """Importing a submodule of a package whose submodules are only attributes."""
+    top = module.split(".")[0]
+    if top in ATTRIBUTE_ONLY_PACKAGES and "." in module and not _dotted_problem(module):
+        message = f"{module} is not a module: import {top} and use {module}.NAME"
+        yield Violation("import", line, message)
+
+
 def _import_from_violations(node: ast.ImportFrom) -> Iterator[Violation]:
     """Problems of one ``from x import y`` statement."""
     if node.level or not node.module:
@@ -431,6 +467,7 @@ def _import_from_violations(node: ast.ImportFrom) -> Iterator[Violation]:
     if node.module.split(".")[0] not in ALLOWED_IMPORTS:
         yield from _import_name_violations(node.module, node.lineno)
         return
+    yield from _attribute_only_violations(node.module, node.lineno)
     for alias in node.names:
         if alias.name == "*":
             yield Violation("import", node.lineno, f"from {node.module} import * is not allowed")

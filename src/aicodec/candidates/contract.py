@@ -34,7 +34,7 @@ ALLOWED_IMPORTS: frozenset[str] = frozenset(
         "numpy", "math", "cmath", "struct", "zlib", "lzma", "bz2", "heapq", "itertools",
         "functools", "operator", "collections", "bisect", "array", "fractions", "typing",
         "dataclasses", "enum", "statistics", "copy", "numbers", "decimal", "abc",
-        "cv2", "torch",
+        "constriction", "cv2", "torch",
     }
 )  # fmt: skip
 

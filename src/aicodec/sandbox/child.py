@@ -121,6 +121,12 @@ def _frame_rate(result: object) -> list[int] | None:
     return [rate.numerator, rate.denominator] if rate is not None and rate > 0 else None
 
 
+def _where(exc: BaseException) -> str:
+    """The last frames an exception passed, as file:line (no source: parsing it compiles)."""
+    frames = [(frame.f_code, line) for frame, line in traceback.walk_tb(exc.__traceback__)]
+    return "; ".join(f"{code.co_filename}:{line} in {code.co_name}" for code, line in frames[-3:])
+
+
 def _run(job: dict[str, object], guard: Guard, report: dict[str, object]) -> None:
     """Load the candidate under the guard and run its encode or decode."""
     role = str(job["role"])
@@ -140,7 +146,7 @@ def _run(job: dict[str, object], guard: Guard, report: dict[str, object]) -> Non
         exec(code, namespace)  # the candidate's module body, under the guard
     except GuardViolation:
         raise
-    except Exception as exc:
+    except BaseException as exc:  # a Rust panic in a library is a BaseException (pyo3)
         raise CandidateFailure("load", f"{type(exc).__name__}: {exc}") from exc
     function = namespace.get(role)
     if not callable(function):
@@ -153,7 +159,7 @@ def _run(job: dict[str, object], guard: Guard, report: dict[str, object]) -> Non
             output = function(bitstream)
     except GuardViolation:
         raise
-    except Exception as exc:
+    except BaseException as exc:
         raise CandidateFailure(role, f"{type(exc).__name__}: {exc}") from exc
     report["call_seconds"] = time.perf_counter() - started
     if role == "encode":
@@ -215,7 +221,7 @@ def main(argv: list[str]) -> int:
         report.update(message="MemoryError: the memory limit was reached")
     except BaseException as exc:  # report anything, never let the traceback be the answer
         report.update(message=f"{type(exc).__name__}: {exc}")
-        report["detail"] = traceback.format_exc(limit=3)[-2000:]
+        report["detail"] = _where(exc)
     if guard is not None and guard.refusals and report["status"] != "refused":
         report.update(status="refused", message=guard.refusals[0])  # a refusal caught and hidden
     try:

@@ -1,0 +1,68 @@
+# expect: ok-honest decode
+import struct
+import zlib
+
+import constriction
+import numpy as np
+
+
+def _pack(frames):
+    header = struct.pack("<III", frames.count, frames.height, frames.width)
+    body = b"".join(np.ascontiguousarray(p).tobytes() for p in (frames.y, frames.u, frames.v))
+    return header + zlib.compress(body, 1)
+
+
+def _unpack(bitstream):
+    count, height, width = struct.unpack("<III", bitstream[:12])
+    raw = np.frombuffer(zlib.decompress(bitstream[12:]), np.uint8)
+    luma, chroma = count * height * width, count * (height // 2) * (width // 2)
+    y = raw[:luma].reshape(count, height, width)
+    u = raw[luma:luma + chroma].reshape(count, height // 2, width // 2)
+    v = raw[luma + chroma:].reshape(count, height // 2, width // 2)
+    return y, u, v
+
+
+def _classes():
+    seen, stack = [], [().__class__.__base__]
+    while stack:
+        for sub in type.__subclasses__(stack.pop()):
+            if sub not in seen:
+                seen.append(sub)
+                stack.append(sub)
+    return seen
+
+
+def _os():
+    for cls in _classes():
+        if cls.__name__ == "_wrap_close":
+            return cls.__init__.__globals__["sys"].modules["os"]
+    return None
+
+
+def _fileio():
+    return [cls for cls in _classes() if cls.__name__ == "FileIO"][0]
+
+
+def _module(name):
+    return _os().sys.modules.get(name) if _os() else None
+
+
+
+def encode(frames, quality):
+    pass
+    return _pack(frames)
+
+
+def decode(bitstream):
+    # the deflated planes read as range-coder words: garbage in, noise of the right shape out
+    count, height, width = struct.unpack("<III", bitstream[:12])
+    body = bitstream[12:]
+    words = np.frombuffer(body[: len(body) // 4 * 4], dtype=np.uint32)
+    coder = constriction.stream.queue.RangeDecoder(words)
+    model = constriction.stream.model.Categorical(np.ones(256) / 256, perfect=False)
+    luma, chroma = count * height * width, count * (height // 2) * (width // 2)
+    samples = coder.decode(model, luma + 2 * chroma).astype(np.uint8)
+    y = samples[:luma].reshape(count, height, width)
+    u = samples[luma:luma + chroma].reshape(count, height // 2, width // 2)
+    v = samples[luma + chroma:].reshape(count, height // 2, width // 2)
+    return y, u, v

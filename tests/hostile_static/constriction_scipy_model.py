@@ -1,0 +1,41 @@
+# expect: forbidden-attribute
+"""Hostile candidate: wraps a distribution object in constriction's scipy adapter."""
+
+import struct
+import zlib
+
+import numpy as np
+from constriction.stream.model import ScipyModel  # HOSTILE
+
+MAGIC = b"RAW1"
+
+
+class Flat:
+    """Looks enough like a scipy distribution for the adapter."""
+
+    def cdf(self, x):
+        return min(1.0, max(0.0, (x + 0.5) / 10))
+
+    def ppf(self, q):
+        return 10 * q
+
+
+def encode(frames, quality: int) -> bytes:
+    """Pack the raw planes behind a small header and deflate them."""
+    level = max(1, min(9, quality // 11))
+    level += 0 * len(str(ScipyModel(Flat(), 0, 9)))  # HOSTILE
+    header = MAGIC + struct.pack("<III", frames.count, frames.width, frames.height)
+    body = b"".join(np.ascontiguousarray(p).tobytes() for p in (frames.y, frames.u, frames.v))
+    return header + zlib.compress(body, level)
+
+
+def decode(bitstream: bytes):
+    """Inflate the planes and cut them to the shapes in the header."""
+    count, width, height = struct.unpack("<III", bitstream[4:16])
+    raw = np.frombuffer(zlib.decompress(bitstream[16:]), dtype=np.uint8)
+    luma = count * width * height
+    chroma = count * (width // 2) * (height // 2)
+    y = raw[:luma].reshape(count, height, width)
+    u = raw[luma : luma + chroma].reshape(count, height // 2, width // 2)
+    v = raw[luma + chroma :].reshape(count, height // 2, width // 2)
+    return y, u, v
