@@ -48,8 +48,8 @@ def within(value: object, rng: object) -> bool:
     return isinstance(value, int | float) and low <= value <= high
 
 
-def test_both_seeds_are_there() -> None:
-    assert SEED_IDS == ["intra_dct", "motion_dct"]
+def test_every_seed_is_there() -> None:
+    assert SEED_IDS == ["hybrid", "intra_dct", "motion_dct"]
 
 
 @pytest.mark.parametrize("path", SEED_FILES, ids=SEED_IDS)

@@ -35,7 +35,7 @@ REMOVED_BUILTINS = (
 )  # fmt: skip
 OPTIONAL_MODULES = ("cv2", "torch")
 # Imported before the guard, so codecs find them loaded (numpy loads these lazily).
-PRELOADED_MODULES = ("numpy.random", "numpy.fft", "numpy.linalg", "numpy.polynomial")
+PRELOADED_MODULES = ("numpy.random", "numpy.fft", "numpy.linalg", "numpy.polynomial", "numpy.ma")
 
 
 class CandidateFailure(Exception):

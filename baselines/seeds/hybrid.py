@@ -1,0 +1,2210 @@
+"""Hybrid reference codec: hierarchical B-frames, block motion, intra prediction, RDO, deblocking,
+context-adaptive range coding.
+
+Structure (the tools of H.264/HEVC-era codecs, written for numpy):
+
+- **Pictures.** The first frame is intra (I). The rest are coded in groups of ``gop`` frames:
+  the last frame of each group is a P frame predicted from the previous group's last frame,
+  and the frames between are B frames coded as a dyadic hierarchy (the middle frame first,
+  predicted from both ends, then the middles of each half, ...). Each level of the hierarchy
+  gets a coarser quantiser (``qp_layer_step``) because fewer frames depend on it.
+- **Blocks.** A frame is cut into 32x32 coding-tree units, each split by a quadtree into
+  coding units of 32, 16 or 8 luma samples. An inter unit takes its motion from a merge list
+  (neighbours' motion and the co-located motion of the reference, scaled) or codes a vector
+  difference against a median predictor, from the past (L0), the future (L1) or both (the
+  average). Motion is quarter-pel (8-tap filters) for luma, eighth-pel (4-tap) for chroma.
+  A 16x16 unit may be intra: one 16x16 prediction or four 8x8 ones, each DC, planar or one
+  of several angles from the reconstructed neighbours (processed as a wavefront).
+- **Residual.** Integer-exact 2-D DCT of the unit's size (4 to 32), uniform quantiser
+  ``2 ** ((QP - 4) / 6)`` with rate-distortion optimised levels (RDOQ). Every choice (split,
+  mode, merge candidate, vectors, levels) minimises distortion + lambda * bits, with bits
+  estimated from the live probability tables of the entropy coder.
+- **Loop filter.** An HEVC-style deblocking filter on the 8x8 grid, strength from the modes,
+  vectors and coefficients on each side of an edge, thresholds from the QP.
+- **Entropy coding.** One range coder (``constriction``) for the whole clip. Every syntax
+  element is a symbol with an adaptive categorical model chosen by its context (block size,
+  plane, frame layer, already coded neighbours such as lower-frequency coefficient
+  magnitudes). Symbols are coded in batches (one call per frequency diagonal, per syntax
+  element), and the models learn from every batch, so both sides stay vectorised.
+
+The encoder reconstructs exactly what the decoder will (integer arithmetic throughout the
+reconstruction), so there is no drift. ``decode`` reads everything it needs (size, frame
+count, structure, every tool switch) from the bitstream.
+"""
+
+import math
+import struct
+
+import constriction
+import cv2
+import numpy as np
+
+PARAMS = {
+    "gop": 8,
+    "qp_shift": 0.0,
+    "qp_i_offset": -1,
+    "qp_layer_step": 1.0,
+    "chroma_qp_offset": 0,
+    "lambda_scale": 1.0,
+    "lambda_layer_scale": 0.15,
+    "search_range": 12,
+    "subpel": 2,
+    "merge_candidates": 4,
+    "merge_tolerance": 1,
+    "min_cu": 8,
+    "rdoq": 1,
+    "intra_inter": 1,
+    "deblock": 1,
+    "deblock_beta": 0,
+    "deblock_tc": 0,
+    "context_memory": 0.9,
+    "adapt_limit": 60000,
+}
+PARAM_RANGES = {
+    "gop": [1, 2, 4, 8, 16],
+    "qp_shift": (-12.0, 12.0),
+    "qp_i_offset": (-8, 4),
+    "qp_layer_step": (0.0, 3.0),
+    "chroma_qp_offset": (-6, 6),
+    "lambda_scale": (0.25, 4.0),
+    "lambda_layer_scale": (0.0, 0.5),
+    "search_range": (2, 64),
+    "subpel": [0, 1, 2],
+    "merge_candidates": (1, 5),
+    "merge_tolerance": (0, 8),
+    "min_cu": [8, 16],
+    "rdoq": [0, 1],
+    "intra_inter": [0, 1],
+    "deblock": [0, 1],
+    "deblock_beta": (-6, 6),
+    "deblock_tc": (-6, 6),
+    "context_memory": (0.5, 1.0),
+    "adapt_limit": (2000, 1000000),
+}
+
+MAGIC = b"HYB1"
+# magic, width, height, frames, fps num, fps den, gop, base qp, qp_i_offset, chroma offset,
+# layer step x 16, merge candidates, min cu, deblock, beta, tc, memory x 256, adapt limit
+HEADER = struct.Struct("<4sHHHIIBBbbBBBBbbBI")
+CTU = 32
+MARGIN = 80  # luma samples of edge extension around reference pictures
+MAX_LEVEL = 1 << 15
+
+# =============================================================================================
+# Transforms and quantisation
+# =============================================================================================
+
+TRANSFORM_BITS = 12  # fractional bits of the integer inverse-transform basis
+SCALE_BITS = 6  # fractional bits of the dequantisation multiplier
+
+
+def dct_basis(n):
+    """Orthonormal DCT-II matrix of size n (rows are basis functions)."""
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    m = np.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
+    m[0] /= math.sqrt(2.0)
+    return m
+
+
+BASIS = {n: dct_basis(n) for n in (4, 8, 16, 32)}
+IBASIS = {n: np.rint(b * (1 << TRANSFORM_BITS)) for n, b in BASIS.items()}
+
+
+def right_multiply(blocks, matrix):
+    """blocks [B, n, n] @ matrix [n, n] as one matrix product (float64)."""
+    n = matrix.shape[0]
+    return (blocks.reshape(-1, n) @ matrix).reshape(blocks.shape)
+
+
+def left_multiply(matrix, blocks):
+    """matrix [n, n] @ blocks [B, n, n] (float64)."""
+    swapped = np.ascontiguousarray(blocks.transpose(0, 2, 1))
+    return right_multiply(swapped, matrix.T).transpose(0, 2, 1)
+
+
+def forward_dct(blocks):
+    """Orthonormal 2-D DCT of [B, n, n] blocks (float64)."""
+    basis = BASIS[blocks.shape[-1]]
+    return right_multiply(left_multiply(basis, blocks.astype(np.float64)), basis.T)
+
+
+def floor_shift(values, bits):
+    """Exact floor((values + half) / 2**bits) of float64 arrays holding integers."""
+    return np.floor((values + float(1 << (bits - 1))) * (1.0 / (1 << bits)))
+
+
+def inverse_dct(levels, scale):
+    """Integer-exact residual [B, n, n] (float64 integers) from levels and dequant multipliers.
+
+    ``scale`` is ``round(step * 2**SCALE_BITS)``, one per block or one for all. Every product
+    and sum is an integer below 2**53, so the float64 arithmetic is exact on any machine.
+    """
+    n = levels.shape[-1]
+    basis = IBASIS[n]
+    coefs = levels.astype(np.float64) * np.asarray(scale, dtype=np.float64).reshape(-1, 1, 1)
+    half = floor_shift(left_multiply(basis.T, coefs), TRANSFORM_BITS)
+    return floor_shift(right_multiply(half, basis), TRANSFORM_BITS + SCALE_BITS)
+
+
+def qp_step(qp):
+    """Quantiser step (orthonormal coefficient units) of a QP."""
+    return 2.0 ** ((qp - 4) / 6.0)
+
+
+def qp_scale(qp):
+    """Integer dequantisation multiplier of a QP (the step with SCALE_BITS fractional bits)."""
+    return int(round(qp_step(qp) * (1 << SCALE_BITS)))
+
+
+def quality_qp(quality, shift):
+    """Base QP of a quality 0..100: 46 at 0, 6 QP (a halved step) less per 20 points."""
+    q = min(max(int(quality), 0), 100)
+    qp = 46.0 - 0.3 * q if q <= 80 else 22.0 - 1.1 * (q - 80)
+    return int(min(max(round(qp + shift), 0), 63))
+
+
+def lambda_of(qp):
+    """Lagrange multiplier (squared error per bit) of a QP."""
+    return 0.57 * 2.0 ** ((qp - 12) / 3.0)
+
+
+# =============================================================================================
+# Entropy coding: adaptive categorical models and one range coder, the same calls both ways
+# =============================================================================================
+
+
+class Model:
+    """Adaptive categorical distributions, one row of counts per context."""
+
+    def __init__(self, contexts, symbols, prior=None, limit=60000.0):
+        rows = np.ones((1, symbols)) if prior is None else np.asarray(prior, np.float64)
+        rows = rows.reshape(-1, symbols)
+        self.counts = np.array(np.broadcast_to(rows, (contexts, symbols)), dtype=np.float64)
+        self.symbols = symbols
+        self.limit = limit
+        self._costs = None
+
+    def update(self, ctx, values):
+        """Count coded symbols; rows over the limit are halved."""
+        k = self.symbols
+        hits = np.bincount(ctx * k + values, minlength=self.counts.size)
+        self.counts += hits.reshape(self.counts.shape)
+        totals = self.counts.sum(axis=1)
+        over = totals > self.limit
+        if over.any():
+            self.counts[over] *= 0.5
+        self._costs = None
+
+    def forget(self, memory):
+        """Scale every count towards the prior (older frames weigh less)."""
+        self.counts *= memory
+        np.maximum(self.counts, 0.02, out=self.counts)
+        self._costs = None
+
+    def costs(self):
+        """Bits of each symbol in each context [contexts, symbols] (the coder's own estimate)."""
+        if self._costs is None:
+            totals = self.counts.sum(axis=1, keepdims=True)
+            self._costs = np.log2(totals) - np.log2(self.counts)
+        return self._costs
+
+
+class Coder:
+    """A range coder that encodes given symbols or decodes them, with the same calls.
+
+    Every method takes the values to code when encoding (``values``) and returns the values
+    (decoded ones when decoding). Models learn from each batch after it is coded.
+    """
+
+    def __init__(self, data=None):
+        self.decoding = data is not None
+        if self.decoding:
+            words = np.frombuffer(data, dtype=np.uint32)
+            self.range = constriction.stream.queue.RangeDecoder(words)
+        else:
+            self.range = constriction.stream.queue.RangeEncoder()
+        self.categorical = constriction.stream.model.Categorical(perfect=False)
+        self.uniform = constriction.stream.model.Uniform()
+        self.stats = None  # {label: bits} when measuring where the bits go (encoder)
+        self.label = ""
+
+    def account(self, before):
+        """Add the bits written since ``before`` to the current label (when measuring)."""
+        if self.stats is not None and not self.decoding:
+            self.stats[self.label] = self.stats.get(self.label, 0) + self.range.num_bits() - before
+
+    def data(self):
+        """The compressed stream (encoder)."""
+        return self.range.get_compressed().tobytes()
+
+    def symbols(self, model, ctx, values=None):
+        """Code symbols 0..K-1, each under its context's adaptive distribution."""
+        ctx = np.asarray(ctx, dtype=np.int64).reshape(-1)
+        if ctx.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        probs = model.counts[ctx]
+        if self.decoding:
+            values = self.range.decode(self.categorical, probs).astype(np.int64)
+        else:
+            before = self.range.num_bits()
+            values = np.asarray(values, dtype=np.int64).reshape(-1)
+            self.range.encode(values.astype(np.int32), self.categorical, probs)
+            self.account(before)
+        model.update(ctx, values)
+        return values
+
+    def raw(self, sizes, values=None):
+        """Code values uniformly in 0..size-1 (sizes of 1 code nothing)."""
+        sizes = np.asarray(sizes, dtype=np.int64).reshape(-1)
+        out = np.zeros(sizes.size, dtype=np.int64)
+        used = sizes > 1
+        if not used.any():
+            return out
+        if self.decoding:
+            out[used] = self.range.decode(self.uniform, sizes[used].astype(np.int32))
+        else:
+            before = self.range.num_bits()
+            out = np.asarray(values, dtype=np.int64).reshape(-1)
+            self.range.encode(out[used].astype(np.int32), self.uniform, sizes[used].astype(np.int32))
+            self.account(before)
+        return out
+
+    def bits(self, count, values=None):
+        """Code ``count`` equiprobable bits."""
+        return self.raw(np.full(count, 2), values)
+
+    def magnitudes(self, model, ctx, values=None):
+        """Code integers >= 0: an adaptive bucket (0, 1, 2-3, 4-7, ...) then its low bits."""
+        ctx = np.asarray(ctx, dtype=np.int64).reshape(-1)
+        buckets = None
+        if not self.decoding:
+            values = np.asarray(values, dtype=np.int64).reshape(-1)
+            buckets = bucket_of(values)
+        buckets = self.symbols(model, ctx, buckets)
+        base = np.where(buckets >= 2, 1 << np.maximum(buckets - 1, 0), buckets)
+        sizes = np.where(buckets >= 2, base, 1)
+        offsets = self.raw(sizes, None if self.decoding else values - base)
+        return base + offsets
+
+    def signed(self, model, ctx, values=None):
+        """Code signed integers: the magnitude as above, then a sign bit for non-zeros."""
+        magnitude = self.magnitudes(model, ctx, None if values is None else np.abs(values))
+        nonzero = magnitude != 0
+        signs = None if values is None else (np.asarray(values).reshape(-1)[nonzero] < 0)
+        signs = self.bits(int(nonzero.sum()), signs)
+        out = magnitude.copy()
+        out[nonzero] = np.where(signs == 1, -magnitude[nonzero], magnitude[nonzero])
+        return out
+
+
+BUCKETS = 24  # buckets of ``Coder.magnitudes``: 0, 1, then [2**(b-1), 2**b) for b >= 2
+
+
+def bucket_of(values):
+    """Magnitude bucket of integers >= 0: 0 -> 0, 1 -> 1, [2**(b-1), 2**b) -> b."""
+    values = np.asarray(values, dtype=np.int64)
+    out = np.zeros(values.shape, dtype=np.int64)
+    positive = values > 0
+    out[positive] = np.floor(np.log2(values[positive])).astype(np.int64) + 1
+    return out
+
+
+def magnitude_bits(values, costs):
+    """Estimated bits of integers >= 0 under one context's bucket costs [BUCKETS]."""
+    buckets = bucket_of(values)
+    return costs[buckets] + np.maximum(buckets - 1, 0)
+
+
+# =============================================================================================
+# Intra prediction (HEVC-style planar, DC and angular modes from reconstructed neighbours)
+# =============================================================================================
+
+# (family, angle in 1/32 sample per row): "v" predicts from the row above, "h" from the left
+LUMA_MODES = (
+    ("planar", 0), ("dc", 0), ("v", 0), ("h", 0), ("v", 32), ("v", -32), ("v", -13), ("v", 13),
+    ("h", -13), ("h", 13),
+)  # fmt: skip
+CHROMA_MODES = (("planar", 0), ("dc", 0), ("v", 0), ("h", 0))
+
+
+def neighbours(plane, ys, xs, n, top_ok, left_ok, right_ok):
+    """Reference samples of n x n blocks at (ys, xs): above [B, 2n+1] and left [B, 2n+1].
+
+    Index 0 of both is the corner; above continues with the 2n samples of the row above
+    (the block's own width, then above-right), left with the n samples of the column to the
+    left, then that column's last sample repeated (below-left is never used). Missing
+    samples are replaced by the nearest available ones, or 128 when there are none.
+    """
+    h, w = plane.shape
+    count = ys.size
+    cols = np.clip(xs[:, None] + np.arange(2 * n)[None, :], 0, w - 1)
+    above = plane[np.maximum(ys - 1, 0)[:, None], cols].astype(np.int32)
+    rows = np.clip(ys[:, None] + np.arange(n)[None, :], 0, h - 1)
+    left = plane[rows, np.maximum(xs - 1, 0)[:, None]].astype(np.int32)
+    corner = plane[np.maximum(ys - 1, 0), np.maximum(xs - 1, 0)].astype(np.int32)
+    right_ok = right_ok & top_ok
+    above[:, n:] = np.where(right_ok[:, None], above[:, n:], above[:, n - 1 : n])
+    fill = np.full(count, 128, dtype=np.int32)
+    left = np.where(left_ok[:, None], left, np.where(top_ok, above[:, 0], fill)[:, None])
+    above = np.where(top_ok[:, None], above, np.where(left_ok, left[:, 0], fill)[:, None])
+    corner = np.where(top_ok & left_ok, corner, np.where(top_ok, above[:, 0], left[:, 0]))
+    a = np.concatenate([corner[:, None], above], axis=1)
+    l_ = np.concatenate([corner[:, None], left, np.repeat(left[:, -1:], n, axis=1)], axis=1)
+    return a, l_
+
+
+def _angular(main, side, n, angle):
+    """HEVC angular prediction along ``main`` (negative angles project ``side``)."""
+    count = main.shape[0]
+    ext = np.empty((count, 3 * n + 2), dtype=np.int32)
+    ext[:, n : 3 * n + 1] = main
+    ext[:, 3 * n + 1] = main[:, -1]
+    if angle < 0:
+        inverse = int(round(8192 / angle))
+        lowest = (n * angle) >> 5
+        for x in range(lowest, 0):
+            ext[:, n + x] = side[:, min((x * inverse + 128) >> 8, 2 * n)]
+    else:
+        ext[:, :n] = main[:, :1]
+    y = np.arange(1, n + 1)
+    whole = (y * angle) >> 5
+    frac = ((y * angle) & 31)[:, None]
+    index = n + np.arange(n)[None, :] + whole[:, None] + 1
+    first = ext[:, index]
+    second = ext[:, index + 1]
+    return ((32 - frac) * first + frac * second + 16) >> 5
+
+
+def intra_predict(above, left, n, mode, modes):
+    """Prediction [B, n, n] (int32) of one mode for blocks with these reference samples."""
+    family, angle = modes[mode]
+    shift = int(math.log2(n)) + 1
+    if family == "dc":
+        total = above[:, 1 : n + 1].sum(axis=1) + left[:, 1 : n + 1].sum(axis=1)
+        return np.broadcast_to(((total + n) >> shift)[:, None, None], (above.shape[0], n, n))
+    if family == "planar":
+        x = np.arange(n)[None, None, :]
+        y = np.arange(n)[None, :, None]
+        top = above[:, 1 : n + 1][:, None, :]
+        lft = left[:, 1 : n + 1][:, :, None]
+        right = above[:, n + 1][:, None, None]
+        bottom = left[:, n + 1][:, None, None]
+        total = (n - 1 - x) * lft + (x + 1) * right + (n - 1 - y) * top + (y + 1) * bottom
+        return (total + n) >> shift
+    if family == "v":
+        return _angular(above, left, n, angle)
+    return _angular(left, above, n, angle).transpose(0, 2, 1)
+
+
+def intra_predict_modes(above, left, n, modes_of_blocks, modes):
+    """Prediction [B, n, n] with each block's own mode."""
+    out = np.empty((above.shape[0], n, n), dtype=np.int32)
+    for mode in np.unique(modes_of_blocks):
+        pick = modes_of_blocks == mode
+        out[pick] = intra_predict(above[pick], left[pick], n, int(mode), modes)
+    return out
+
+
+# =============================================================================================
+# Residual coefficients: contexts, coding in frequency diagonals, bit estimates, RDOQ
+# =============================================================================================
+
+SIZES = (4, 8, 16, 32)
+ESCAPE = 15  # magnitude symbols 0..14; 15 means 15 + a coded remainder
+FREQ_CLASSES = 7
+NEIGHBOUR_CLASSES = 8
+GROUP_CONTEXTS = FREQ_CLASSES * NEIGHBOUR_CLASSES
+GROUPS = 2 * len(SIZES) * 2  # plane class (luma, chroma) x transform size x (inter, intra)
+# neighbour activity 2*(up + left) + up-left + 2 up + 2 left -> class
+NEIGHBOUR_CLASS = np.array([0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5] + [6] * 7 + [7], np.int64)
+DIAG_CLASS = np.array([0, 1, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5] + [6] * 51, np.int64)
+
+
+def group_of(plane_class, n, intra):
+    """Index of a coefficient group (its own contexts and statistics)."""
+    return (plane_class * len(SIZES) + SIZES.index(n)) * 2 + int(intra)
+
+
+def diagonal_positions(n):
+    """For each anti-diagonal d of an n x n block: its (rows, cols)."""
+    out = []
+    for d in range(2 * n - 1):
+        rows = np.arange(max(0, d - n + 1), min(d, n - 1) + 1)
+        out.append((rows, d - rows))
+    return out
+
+
+DIAGONALS = {n: diagonal_positions(n) for n in SIZES}
+DIAG_INDEX = {n: np.add.outer(np.arange(n), np.arange(n)) for n in SIZES}
+FREQ_OF = {n: DIAG_CLASS[DIAG_INDEX[n]] for n in SIZES}
+
+
+def magnitude_prior():
+    """Initial counts of magnitude symbols for each neighbour class (geometric shapes)."""
+    rows = []
+    for theta in (0.12, 0.3, 0.42, 0.52, 0.6, 0.68, 0.76, 0.86):
+        p = theta ** np.arange(ESCAPE + 1)
+        p[ESCAPE] = theta**ESCAPE / (1.0 - theta)
+        rows.append(24.0 * p / p.sum())
+    per_group = np.tile(np.array(rows), (FREQ_CLASSES, 1))
+    return np.tile(per_group, (GROUPS, 1))
+
+
+class CoefficientModels:
+    """The adaptive models of residual coding."""
+
+    def __init__(self, limit):
+        self.magnitude = Model(GROUPS * GROUP_CONTEXTS, ESCAPE + 1, magnitude_prior(), limit)
+        self.last = {n: Model(GROUPS, 2 * n - 1, None, limit) for n in SIZES}
+        self.escape = Model(2, BUCKETS, 0.5 ** np.arange(BUCKETS) * 8 + 0.01, limit)
+        self.cbf = Model(64, 2, np.array([1.0, 1.0]), limit)
+
+    def models(self):
+        """Every model (for forgetting between pictures)."""
+        return [self.magnitude, self.escape, self.cbf, *self.last.values()]
+
+
+def neighbour_activity(mag):
+    """2*(up + left) + up-left + 2-up + 2-left of every coefficient from capped magnitudes."""
+    s = np.zeros(mag.shape, dtype=np.int64)
+    s[:, 1:, :] += 2 * mag[:, :-1, :]
+    s[:, :, 1:] += 2 * mag[:, :, :-1]
+    s[:, 1:, 1:] += mag[:, :-1, :-1]
+    s[:, 2:, :] += mag[:, :-2, :]
+    s[:, :, 2:] += mag[:, :, :-2]
+    return s
+
+
+def coefficient_contexts(mag, n, group):
+    """Context index of every coefficient [B, n, n] from the lower-frequency magnitudes."""
+    activity = np.minimum(neighbour_activity(mag), NEIGHBOUR_CLASS.size - 1)
+    return group * GROUP_CONTEXTS + FREQ_OF[n][None] * NEIGHBOUR_CLASSES + NEIGHBOUR_CLASS[activity]
+
+
+def last_diagonal(levels):
+    """Highest anti-diagonal with a non-zero level, per block (-1 for all-zero blocks)."""
+    n = levels.shape[-1]
+    nonzero = levels != 0
+    diag = np.where(nonzero, DIAG_INDEX[n][None], -1)
+    return diag.reshape(levels.shape[0], -1).max(axis=1)
+
+
+def code_levels(coder, models, n, group, count, levels=None):
+    """Code the levels of ``count`` blocks of one group that each have a non-zero level.
+
+    Order: the last non-zero diagonal of each block; then, diagonal by diagonal from DC,
+    the capped magnitudes of every block still open (contexts from the lower diagonals);
+    then escape remainders; then the signs of all non-zero levels.
+    """
+    if count == 0:
+        return np.zeros((0, n, n), dtype=np.int64)
+    last = None if levels is None else last_diagonal(levels)
+    last = coder.symbols(models.last[n], np.full(count, group), last)
+    mag = np.zeros((count, n + 2, n + 2), dtype=np.int64)
+    full = None if levels is None else np.abs(levels)
+    capped = None if levels is None else np.minimum(full, ESCAPE)
+    base = group * GROUP_CONTEXTS
+    for d, (rows, cols) in enumerate(DIAGONALS[n][: int(last.max()) + 1]):
+        active = np.nonzero(last >= d)[0]
+        r = rows[None, :] + 2
+        c = cols[None, :] + 2
+        a = active[:, None]
+        activity = (
+            2 * (mag[a, r - 1, c] + mag[a, r, c - 1]) + mag[a, r - 1, c - 1]
+            + mag[a, r - 2, c] + mag[a, r, c - 2]
+        )  # fmt: skip
+        ctx = base + DIAG_CLASS[d] * NEIGHBOUR_CLASSES + NEIGHBOUR_CLASS[np.minimum(activity, 21)]
+        values = None if levels is None else capped[a, rows[None, :], cols[None, :]]
+        values = coder.symbols(models.magnitude, ctx, values)
+        mag[a, r, c] = values.reshape(ctx.shape)
+    mag = mag[:, 2:, 2:]
+    escaped = mag == ESCAPE
+    rest = None if levels is None else full[escaped] - ESCAPE
+    rest = coder.magnitudes(models.escape, np.full(int(escaped.sum()), group // 8 % 2), rest)
+    mag[escaped] += rest
+    nonzero = mag != 0
+    signs = None if levels is None else (levels[nonzero] < 0).astype(np.int64)
+    signs = coder.bits(int(nonzero.sum()), signs)
+    mag[nonzero] = np.where(signs == 1, -mag[nonzero], mag[nonzero])
+    return mag
+
+
+def level_bits(models, n, group, levels):
+    """Estimated bits of coding each block's levels [B] (0 for all-zero blocks; no cbf)."""
+    full = np.abs(levels)
+    mag = np.minimum(full, ESCAPE)
+    ctx = coefficient_contexts(mag, n, group)
+    costs = models.magnitude.costs()
+    bits = costs[ctx, mag]
+    last = last_diagonal(levels)
+    bits = np.where(DIAG_INDEX[n][None] <= last[:, None, None], bits, 0.0)
+    total = bits.reshape(levels.shape[0], -1).sum(axis=1)
+    total += (full != 0).reshape(levels.shape[0], -1).sum(axis=1)
+    escaped = full >= ESCAPE
+    if escaped.any():
+        extra = np.where(escaped, magnitude_bits(full - ESCAPE, models.escape.costs()[group // 8 % 2]), 0)
+        total += extra.reshape(levels.shape[0], -1).sum(axis=1)
+    total += models.last[n].costs()[group][np.maximum(last, 0)]
+    return np.where(last >= 0, total, 0.0)
+
+
+def quantise(coefs, step, lam, models, n, group, rdoq):
+    """Levels [B, n, n] for DCT coefficients: rounding, then per-coefficient RDO (RDOQ).
+
+    Each coefficient keeps the level among round(|c|/step), one less, and zero that
+    minimises squared error + lam * estimated bits, with contexts from the rounded levels.
+    """
+    magnitude = np.abs(coefs) / step
+    nearest = np.minimum(np.floor(magnitude + 0.5), MAX_LEVEL - 1).astype(np.int64)
+    if not rdoq:
+        offset = 0.5 - (1.0 / 3.0 if group % 2 else 1.0 / 6.0)
+        levels = np.floor(np.maximum(magnitude - offset, 0.0)).astype(np.int64)
+        return np.where(coefs < 0, -levels, levels)
+    ctx = coefficient_contexts(np.minimum(nearest, ESCAPE), n, group)
+    costs = models.magnitude.costs()
+    scaled_lam = lam / (step * step)  # errors below are in units of the step
+    best = nearest.copy()
+    best_cost = (magnitude - nearest) ** 2 + scaled_lam * (costs[ctx, np.minimum(nearest, ESCAPE)] + (nearest > 0))
+    lower = np.maximum(nearest - 1, 0)
+    lower_cost = (magnitude - lower) ** 2 + scaled_lam * (costs[ctx, np.minimum(lower, ESCAPE)] + (lower > 0))
+    take = lower_cost < best_cost
+    best = np.where(take, lower, best)
+    best_cost = np.where(take, lower_cost, best_cost)
+    zero_cost = magnitude**2 + scaled_lam * costs[ctx, 0]
+    best = np.where(zero_cost < best_cost, 0, best)
+    return np.where(coefs < 0, -best, best)
+
+
+# =============================================================================================
+# Reference pictures and motion-compensated prediction
+# =============================================================================================
+
+# HEVC interpolation filters: luma quarter-pel (8 taps), chroma eighth-pel (4 taps), sum 64
+LUMA_TAPS = (
+    (0, 0, 0, 64, 0, 0, 0, 0), (-1, 4, -10, 58, 17, -5, 1, 0), (-1, 4, -11, 40, 40, -11, 4, -1),
+    (0, 1, -5, 17, 58, -10, 4, -1),
+)  # fmt: skip
+CHROMA_TAPS = (
+    (0, 64, 0, 0), (-2, 58, 10, -2), (-4, 54, 16, -2), (-6, 46, 28, -4), (-4, 36, 36, -4),
+    (-4, 28, 46, -6), (-2, 16, 54, -4), (-2, 10, 58, -2),
+)  # fmt: skip
+UNIT = np.array([1.0], dtype=np.float32)
+
+
+def _filter(plane, taps, axis):
+    """Integer filter sums of a float32 plane along an axis (exact: all values < 2**24)."""
+    kernel = np.array(taps, dtype=np.float32)
+    centre = len(taps) // 2 - 1  # taps cover samples x-3..x+4 (luma), x-1..x+2 (chroma)
+    kx, ky, anchor = (kernel, UNIT, (centre, 0)) if axis == 1 else (UNIT, kernel, (0, centre))
+    return cv2.sepFilter2D(
+        plane, cv2.CV_32F, kx, ky, anchor=anchor, borderType=cv2.BORDER_REPLICATE
+    )
+
+
+class Picture:
+    """A reconstructed picture: its planes, edge-extended copies and interpolated phases."""
+
+    def __init__(self, planes, poc, layer):
+        self.planes = planes  # y, u, v uint8 of the padded size
+        self.poc = poc
+        self.layer = layer
+        self.margins = (MARGIN, MARGIN // 2, MARGIN // 2)
+        self.extended = [
+            np.pad(p, m, mode="edge").astype(np.float32) for p, m in zip(planes, self.margins)
+        ]
+        self.cache = {}
+        self.motion = None  # (field, poc of the L0 reference, poc of the L1 reference)
+
+    def phase(self, plane, fy, fx):
+        """The extended plane at a fractional phase, in 1/64 sample units (int16)."""
+        key = (plane, fy, fx)
+        if key not in self.cache:
+            taps = LUMA_TAPS if plane == 0 else CHROMA_TAPS
+            source = self.extended[plane]
+            if fx == 0 and fy == 0:
+                out = source * 64.0
+            elif fy == 0:
+                out = _filter(source, taps[fx], 1)
+            elif fx == 0:
+                out = _filter(source, taps[fy], 0)
+            else:
+                out = np.floor(_filter(_filter(source, taps[fx], 1), taps[fy], 0) / 64.0)
+            self.cache[key] = np.clip(out, -32768, 32767).astype(np.int16)
+        return self.cache[key]
+
+    def drop_phases(self):
+        """Free the interpolated phases (when no later picture refers to this one)."""
+        self.cache = {}
+
+
+def fetch(picture, plane, ys, xs, n, mvy, mvx):
+    """Motion-compensated blocks [B, n, n] (int32, 1/64 units) of one plane.
+
+    ``ys``/``xs`` are block corners in that plane; vectors are in quarter luma samples, which
+    is eighth-sample precision in the chroma planes. Fetches are clamped to the extension.
+    """
+    bits = 2 if plane == 0 else 3
+    margin = picture.margins[plane]
+    height, width = picture.extended[plane].shape
+    top = np.clip(ys + margin + (mvy >> bits), 0, height - n)
+    left = np.clip(xs + margin + (mvx >> bits), 0, width - n)
+    phase = (mvy & ((1 << bits) - 1)) * 8 + (mvx & ((1 << bits) - 1))
+    out = np.empty((ys.size, n, n), dtype=np.int32)
+    offsets = np.arange(n)
+    for value in np.unique(phase):
+        pick = np.nonzero(phase == value)[0]
+        source = picture.phase(plane, int(value) // 8, int(value) % 8)
+        rows = (top[pick][:, None] + offsets[None, :])[:, :, None]
+        cols = (left[pick][:, None] + offsets[None, :])[:, None, :]
+        out[pick] = source[rows, cols]
+    return out
+
+
+def combine(first, second, direction):
+    """Uni- or bi-prediction [B, n, n] (int32 samples) from 1/64-unit fetches."""
+    uni = np.where((direction == 2)[:, None, None], second, first)
+    single = (uni + 32) >> 6
+    both = (first + second + 64) >> 7
+    return np.clip(np.where((direction == 3)[:, None, None], both, single), 0, 255)
+
+
+def predict_inter(refs, ys, xs, n, motions, planes=(0, 1, 2)):
+    """Predictions (y [B,n,n], u, v [B,n/2,n/2]) of blocks with motions [B, 5]."""
+    direction = motions[:, 0]
+    out = []
+    for plane in planes:
+        size = n if plane == 0 else n // 2
+        py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
+        fetched = []
+        for lst in range(2):
+            uses = (direction & (lst + 1)) != 0
+            block = np.zeros((ys.size, size, size), dtype=np.int32)
+            if uses.any() and refs[lst] is not None:
+                mv = motions[uses, 1 + 2 * lst : 3 + 2 * lst]
+                block[uses] = fetch(refs[lst], plane, py[uses], px[uses], size, mv[:, 0], mv[:, 1])
+            fetched.append(block)
+        out.append(combine(fetched[0], fetched[1], direction))
+    return out
+
+
+# =============================================================================================
+# Motion fields, merge candidates and vector predictors
+# =============================================================================================
+#
+# Motion is stored per 8x8 luma cell as a tuple (direction, L0 dy, L0 dx, L1 dy, L1 dx) in
+# quarter samples; direction 1 = L0, 2 = L1, 3 = both. Cells of intra units, and cells not
+# yet coded, hold None. Units are visited in z-order by the encoder and the decoder alike, so
+# both see the same neighbours.
+
+MERGE, INTER_L0, INTER_L1, INTER_BI, INTRA = range(5)
+MV_LIMIT = 1 << 13
+
+
+def median3(a, b, c):
+    """Median of three integers."""
+    return max(min(a, b), min(max(a, b), c))
+
+
+def scale_vector(value, target, source):
+    """A vector component scaled by the ratio of two temporal distances."""
+    if source == 0:
+        return value
+    return max(-MV_LIMIT, min(MV_LIMIT, int(round(value * target / source))))
+
+
+class MotionField:
+    """The motion of one picture under construction, with its predictors."""
+
+    def __init__(self, rows, cols, poc, ref_pocs, collocated, bidirectional, merge_size):
+        self.rows, self.cols = rows, cols
+        self.cells = [None] * (rows * cols)
+        self.poc = poc
+        self.ref_pocs = ref_pocs
+        self.collocated = collocated
+        self.bidirectional = bidirectional
+        self.merge_size = merge_size
+
+    def at(self, cy, cx):
+        """Motion of a cell, None outside the picture or where there is none."""
+        if 0 <= cy < self.rows and 0 <= cx < self.cols:
+            return self.cells[cy * self.cols + cx]
+        return None
+
+    def fill(self, cy, cx, cs, motion):
+        """Give a unit's cells their motion."""
+        for row in range(cy, min(cy + cs, self.rows)):
+            base = row * self.cols
+            for col in range(cx, min(cx + cs, self.cols)):
+                self.cells[base + col] = motion
+
+    def spatial(self, cy, cx, cs):
+        """Left (bottom), above (right), above-right, below-left and above-left motions."""
+        return (
+            self.at(cy + cs - 1, cx - 1), self.at(cy - 1, cx + cs - 1), self.at(cy - 1, cx + cs),
+            self.at(cy + cs, cx - 1), self.at(cy - 1, cx - 1),
+        )  # fmt: skip
+
+    def temporal(self, cy, cx, cs):
+        """The collocated picture's motion at the unit's centre, scaled to this picture."""
+        if self.collocated is None or self.collocated.motion is None:
+            return None
+        field, col_pocs = self.collocated.motion
+        row = min(cy + cs // 2, field.rows - 1)
+        col = min(cx + cs // 2, field.cols - 1)
+        motion = field.cells[row * field.cols + col]
+        if motion is None:
+            return None
+        lst = 0 if motion[0] & 1 else 1
+        mvy, mvx = motion[1 + 2 * lst], motion[2 + 2 * lst]
+        distance = self.collocated.poc - col_pocs[lst]
+        out = [3 if self.bidirectional else 1, 0, 0, 0, 0]
+        for target in range(2 if self.bidirectional else 1):
+            gap = self.poc - self.ref_pocs[target]
+            out[1 + 2 * target] = scale_vector(mvy, gap, distance)
+            out[2 + 2 * target] = scale_vector(mvx, gap, distance)
+        return tuple(out)
+
+    def merge_list(self, cy, cx, cs):
+        """Merge candidates: spatial neighbours, the temporal candidate, then zero motion."""
+        size = self.merge_size
+        out = []
+        for motion in self.spatial(cy, cx, cs):
+            if motion is not None and motion not in out and len(out) < max(size - 1, 1):
+                out.append(motion)
+        if len(out) < size:
+            motion = self.temporal(cy, cx, cs)
+            if motion is not None and motion not in out:
+                out.append(motion)
+        zeros = ((3, 0, 0, 0, 0), (1, 0, 0, 0, 0), (2, 0, 0, 0, 0)) if self.bidirectional else (
+            (1, 0, 0, 0, 0),
+        )
+        for motion in zeros:
+            if len(out) < size and motion not in out:
+                out.append(motion)
+        while len(out) < size:
+            out.append(out[-1])
+        return out[:size]
+
+    def predictor(self, lst, cy, cx, cs):
+        """Vector predictor of one list: median of left, above and above-right vectors."""
+        found = []
+        for motion in self.spatial(cy, cx, cs)[:3]:
+            if motion is not None and motion[0] & (lst + 1):
+                found.append((motion[1 + 2 * lst], motion[2 + 2 * lst]))
+            else:
+                found.append(None)
+        present = [v for v in found if v is not None]
+        if not present:
+            motion = self.temporal(cy, cx, cs)
+            if motion is not None and motion[0] & (lst + 1):
+                return motion[1 + 2 * lst], motion[2 + 2 * lst]
+            return 0, 0
+        if len(present) == 1:
+            return present[0]
+        a, b, c = (v if v is not None else (0, 0) for v in found)
+        return median3(a[0], b[0], c[0]), median3(a[1], b[1], c[1])
+
+
+def coding_units(split32, split16):
+    """Coding units (y, x, size) in z-order from the two split maps."""
+    units = []
+    rows, cols = split32.shape
+    for ty in range(rows):
+        for tx in range(cols):
+            y0, x0 = ty * CTU, tx * CTU
+            if not split32[ty, tx]:
+                units.append((y0, x0, 32))
+                continue
+            for sy, sx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+                y1, x1 = y0 + 16 * sy, x0 + 16 * sx
+                if not split16[y1 // 16, x1 // 16]:
+                    units.append((y1, x1, 16))
+                    continue
+                for qy, qx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+                    units.append((y1 + 8 * qy, x1 + 8 * qx, 8))
+    return units
+
+
+def nearest_candidate(motion, candidates, tolerance):
+    """Index of the candidate with the motion's direction and the closest vectors, if close."""
+    best, best_distance = None, tolerance + 1
+    for index, other in enumerate(candidates):
+        if other[0] != motion[0]:
+            continue
+        distance = max(abs(a - b) for a, b in zip(motion[1:], other[1:]))
+        if distance < best_distance:
+            best, best_distance = index, distance
+    return best
+
+
+def resolve_motion(field, units, modes, merge_index, mvd, motions, encoding, planned=None, tolerance=0):
+    """Walk the units in z-order and settle their motion, the same way on both sides.
+
+    Decoding: ``modes``, ``merge_index`` and ``mvd`` [N, 4] are read, ``motions`` [N, 5] is
+    written. Encoding: ``motions`` is read, and each inter unit becomes MERGE when its motion
+    is in its merge list (or, for units the encoder ``planned`` to merge, when a candidate
+    is within ``tolerance`` quarter samples of it, which then becomes its motion), else a
+    vector difference against the predictors; ``modes``, ``merge_index``, ``mvd`` and
+    ``motions`` are written. Intra units leave their cells empty.
+    """
+    mode_list = modes.tolist()
+    motion_list = motions.tolist()
+    index_list = merge_index.tolist()
+    mvd_list = mvd.tolist()
+    for k, (y, x, size) in enumerate(units):
+        mode = mode_list[k]
+        if mode == INTRA:
+            continue
+        cy, cx, cs = y >> 3, x >> 3, size >> 3
+        candidates = field.merge_list(cy, cx, cs)
+        if encoding:
+            motion = tuple(motion_list[k])
+            near = None
+            if motion not in candidates and planned is not None and planned[k]:
+                near = nearest_candidate(motion, candidates, tolerance)
+                if near is not None:
+                    motion = candidates[near]
+                    motion_list[k] = list(motion)
+            if motion in candidates:
+                mode_list[k] = MERGE
+                index_list[k] = candidates.index(motion)
+            else:
+                mode_list[k] = motion[0]
+                delta = [0, 0, 0, 0]
+                for lst in (0, 1):
+                    if motion[0] & (lst + 1):
+                        py, px = field.predictor(lst, cy, cx, cs)
+                        delta[2 * lst] = motion[1 + 2 * lst] - py
+                        delta[2 * lst + 1] = motion[2 + 2 * lst] - px
+                mvd_list[k] = delta
+        elif mode == MERGE:
+            motion = candidates[index_list[k]]
+        else:
+            out = [mode, 0, 0, 0, 0]
+            delta = mvd_list[k]
+            for lst in (0, 1):
+                if mode & (lst + 1):
+                    py, px = field.predictor(lst, cy, cx, cs)
+                    out[1 + 2 * lst] = max(-MV_LIMIT, min(MV_LIMIT, py + delta[2 * lst]))
+                    out[2 + 2 * lst] = max(-MV_LIMIT, min(MV_LIMIT, px + delta[2 * lst + 1]))
+            motion = tuple(out)
+            motion_list[k] = list(motion)
+        field.fill(cy, cx, cs, motion)
+        if not encoding:
+            motion_list[k] = list(motion)
+    if encoding:
+        modes[:] = mode_list
+        merge_index[:] = index_list
+        mvd[:] = np.array(mvd_list, dtype=np.int64).reshape(mvd.shape)
+    motions[:] = np.array(motion_list, dtype=np.int64).reshape(motions.shape)
+
+
+# =============================================================================================
+# Coded pictures: their syntax, and the order of their transform blocks
+# =============================================================================================
+
+SIZE_CLASS = {8: 0, 16: 1, 32: 2}
+LAYER_CLASSES = 4  # I, P, B of the upper hierarchy, B of the lower levels
+
+
+class FrameCode:
+    """Everything coded for one picture: units, modes, motion, intra modes, cbfs, levels."""
+
+    def __init__(self, kind, poc, layer, qp, units):
+        count = len(units)
+        self.kind, self.poc, self.layer, self.qp = kind, poc, layer, qp
+        self.units = units
+        self.modes = np.zeros(count, dtype=np.int64)
+        self.merge_index = np.zeros(count, dtype=np.int64)
+        self.mvd = np.zeros((count, 4), dtype=np.int64)
+        self.motions = np.zeros((count, 5), dtype=np.int64)
+        self.rootcbf = np.zeros(count, dtype=np.int64)
+        self.cbf = np.zeros((count, 3), dtype=np.int64)  # inter: y, u, v; intra: -, u, v
+        self.i8 = np.zeros(count, dtype=np.int64)
+        self.luma_modes = np.zeros((count, 4), dtype=np.int64)
+        self.chroma_mode = np.zeros(count, dtype=np.int64)
+        self.intra_cbf = np.zeros((count, 4), dtype=np.int64)
+        self.levels = {}  # (unit, plane, sub-block) -> levels [n, n] (encoder)
+        self.group_levels = {}  # group -> levels [count, n, n] in transform-block order
+
+    @property
+    def layer_class(self):
+        """Context class of the picture: 0 = I, 1 = P, 2 = upper B, 3 = lower B."""
+        if self.kind == "I":
+            return 0
+        if self.kind == "P":
+            return 1
+        return 2 if self.layer <= 2 else 3
+
+    def transform_blocks(self):
+        """Per coefficient group: (unit, plane, y, x) of each coded block, in coding order."""
+        out = {}
+        for k, (y, x, size) in enumerate(self.units):
+            if self.modes[k] == INTRA:
+                if self.i8[k]:
+                    for sub in range(4):
+                        if self.intra_cbf[k, sub]:
+                            sy, sx = y + 8 * (sub >> 1), x + 8 * (sub & 1)
+                            out.setdefault(group_of(0, 8, True), []).append((k, 0, sub, sy, sx))
+                elif self.intra_cbf[k, 0]:
+                    out.setdefault(group_of(0, 16, True), []).append((k, 0, 0, y, x))
+                for plane in (1, 2):
+                    if self.cbf[k, plane]:
+                        out.setdefault(group_of(1, 8, True), []).append((k, plane, 0, y // 2, x // 2))
+                continue
+            if not self.rootcbf[k]:
+                continue
+            for plane in range(3):
+                if self.cbf[k, plane]:
+                    n = size if plane == 0 else size // 2
+                    py, px = (y, x) if plane == 0 else (y // 2, x // 2)
+                    out.setdefault(group_of(min(plane, 1), n, False), []).append((k, plane, 0, py, px))
+        return {group: out[group] for group in sorted(out)}
+
+    def collect_levels(self):
+        """Group the encoder's levels by coefficient group, in coding order."""
+        self.group_levels = {
+            group: np.stack([self.levels[(k, plane, sub)] for k, plane, sub, _, _ in blocks])
+            for group, blocks in self.transform_blocks().items()
+        }
+
+
+class SyntaxModels:
+    """Adaptive models of every syntax element except the coefficients."""
+
+    def __init__(self, limit):
+        self.split32 = Model(LAYER_CLASSES, 2, None, limit)
+        self.split16 = Model(LAYER_CLASSES, 2, None, limit)
+        self.mode = Model(LAYER_CLASSES * 3, 5, np.array([4.0, 1.0, 1.0, 1.0, 0.3]), limit)
+        self.merge = Model(3, 5, None, limit)
+        self.mvd = Model(2 * 3, BUCKETS, 0.5 ** np.arange(BUCKETS) * 8 + 0.01, limit)
+        self.i8 = Model(2, 2, None, limit)
+        self.luma_mode = Model(2, len(LUMA_MODES), None, limit)
+        self.chroma_mode = Model(1, len(CHROMA_MODES), None, limit)
+        self.rootcbf = Model(2 * 3 * LAYER_CLASSES, 2, None, limit)
+        self.cbf = Model(3 * LAYER_CLASSES, 7, None, limit)
+        self.intra_cbf = Model(2, 2, None, limit)
+        self.intra_chroma_cbf = Model(1, 4, None, limit)
+        self.coefficients = CoefficientModels(limit)
+
+    def all(self):
+        """Every model (for forgetting between pictures)."""
+        own = [
+            self.split32, self.split16, self.mode, self.merge, self.mvd, self.i8, self.luma_mode,
+            self.chroma_mode, self.rootcbf, self.cbf, self.intra_cbf, self.intra_chroma_cbf,
+        ]  # fmt: skip
+        return own + self.coefficients.models()
+
+    def forget(self, memory):
+        """Let older pictures weigh less in every model."""
+        for model in self.all():
+            model.forget(memory)
+
+
+def code_splits(coder, models, layer_class, split32, split16, min_cu):
+    """Code (or decode, in place) the quadtree split maps of an inter picture."""
+    coder.label = "splits"
+    values = None if coder.decoding else split32.reshape(-1)
+    ctx = np.full(split32.size, layer_class)
+    split32[:] = coder.symbols(models.split32, ctx, values).reshape(split32.shape)
+    if min_cu == 8:
+        inside = np.repeat(np.repeat(split32, 2, axis=0), 2, axis=1).astype(bool)
+        values = None if coder.decoding else split16[inside]
+        ctx = np.full(int(inside.sum()), layer_class)
+        split16[inside] = coder.symbols(models.split16, ctx, values)
+
+
+def size_classes(units, which):
+    """Size class (0: 8, 1: 16, 2: 32) of the units at indices ``which``."""
+    return np.array([units[k][2] for k in which], dtype=np.int64) >> 4
+
+
+def code_units(coder, models, frame, field=None):
+    """Code (or decode) a picture's unit syntax in stages, from modes down to the levels.
+
+    When decoding, the vectors of inter units are settled by ``resolve_motion`` on
+    ``field`` as soon as the modes, merge indices and vector differences are known.
+    """
+    decoding = coder.decoding
+    units = frame.units
+    lc = frame.layer_class
+    everyone = np.arange(len(units))
+
+    def code(model, ctx, array, index, label):
+        coder.label = f"{frame.kind}:{label}"
+        values = None if decoding else array[index]
+        array[index] = coder.symbols(model, ctx, values)
+
+    if frame.kind != "I":
+        size_class = size_classes(units, everyone)
+        code(models.mode, lc * 3 + size_class, frame.modes, everyone, "mode")
+        merged = np.nonzero(frame.modes == MERGE)[0]
+        code(models.merge, size_class[merged], frame.merge_index, merged, "merge")
+        inter = np.nonzero((frame.modes >= INTER_L0) & (frame.modes <= INTER_BI))[0]
+        uses = (frame.modes[inter, None] & np.array([1, 1, 2, 2])[None, :]) != 0
+        rows, cols = np.nonzero(uses)
+        which = inter[rows]
+        ctx = (cols % 2) * 3 + size_class[which]
+        values = None if decoding else frame.mvd[which, cols]
+        coder.label = f"{frame.kind}:mvd"
+        frame.mvd[which, cols] = coder.signed(models.mvd, ctx, values)
+        if decoding:
+            resolve_motion(field, units, frame.modes, frame.merge_index, frame.mvd, frame.motions, False)
+    intra = np.nonzero(frame.modes == INTRA)[0]
+    code(models.i8, np.full(intra.size, int(frame.kind != "I")), frame.i8, intra, "intra")
+    rows = np.repeat(intra, np.where(frame.i8[intra] == 1, 4, 1))
+    subs = np.concatenate([np.arange(4) if frame.i8[k] else [0] for k in intra]).astype(np.int64) if intra.size else intra
+    values = None if decoding else frame.luma_modes[rows, subs]
+    frame.luma_modes[rows, subs] = coder.symbols(models.luma_mode, frame.i8[rows], values)
+    code(models.chroma_mode, np.zeros(intra.size, np.int64), frame.chroma_mode, intra, "intra")
+    if frame.kind != "I":
+        inter = np.nonzero(frame.modes != INTRA)[0]
+        ctx = ((frame.modes[inter] == MERGE) * 3 + size_classes(units, inter)) * LAYER_CLASSES + lc
+        code(models.rootcbf, ctx, frame.rootcbf, inter, "cbf")
+        coded = inter[frame.rootcbf[inter] == 1]
+        joint = None if decoding else frame.cbf[coded] @ np.array([1, 2, 4]) - 1
+        ctx = size_classes(units, coded) * LAYER_CLASSES + lc
+        joint = coder.symbols(models.cbf, ctx, joint) + 1
+        frame.cbf[coded] = (joint[:, None] >> np.arange(3)[None, :]) & 1
+    values = None if decoding else frame.intra_cbf[rows, subs]
+    frame.intra_cbf[rows, subs] = coder.symbols(models.intra_cbf, frame.i8[rows], values)
+    joint = None if decoding else frame.cbf[intra, 1] + 2 * frame.cbf[intra, 2]
+    joint = coder.symbols(models.intra_chroma_cbf, np.zeros(intra.size, np.int64), joint)
+    frame.cbf[intra, 1] = joint & 1
+    frame.cbf[intra, 2] = joint >> 1
+    if not decoding:
+        frame.collect_levels()
+    for group, blocks in frame.transform_blocks().items():
+        coder.label = f"{frame.kind}:{'luma' if group < 8 else 'chroma'}{'-intra' if group % 2 else ''}"
+        levels = frame.group_levels.get(group) if not decoding else None
+        n = group_size(group)
+        frame.group_levels[group] = code_levels(coder, models.coefficients, n, group, len(blocks), levels)
+
+
+# =============================================================================================
+# Reconstruction (shared by the encoder and the decoder)
+# =============================================================================================
+
+
+def block_index(ys, xs, n):
+    """Row and column index arrays [B, n, n] of n x n blocks at (ys, xs)."""
+    offsets = np.arange(n)
+    return (ys[:, None, None] + offsets[None, :, None]), (xs[:, None, None] + offsets[None, None, :])
+
+
+def group_size(group):
+    """Transform size of a coefficient group."""
+    return SIZES[(group // 2) % len(SIZES)]
+
+
+def residual_planes(frame, shapes, scales):
+    """Decoded residual of every coded transform block, as planes (int32)."""
+    planes = [np.zeros(shape, dtype=np.int32) for shape in shapes]
+    for group, blocks in frame.transform_blocks().items():
+        n = group_size(group)
+        residual = inverse_dct(frame.group_levels[group], scales[group // 8]).astype(np.int32)
+        info = np.array([(plane, y, x) for _, plane, _, y, x in blocks], dtype=np.int64)
+        for plane in range(3):
+            pick = info[:, 0] == plane
+            if pick.any():
+                rows, cols = block_index(info[pick, 1], info[pick, 2], n)
+                planes[plane][rows, cols] = residual[pick]
+    return planes
+
+
+def reconstruct_inter(frame, refs, residual, recon):
+    """Motion-compensated prediction plus residual for every inter unit."""
+    inter = [k for k in range(len(frame.units)) if frame.modes[k] != INTRA]
+    by_size = {}
+    for k in inter:
+        by_size.setdefault(frame.units[k][2], []).append(k)
+    for n, ks in by_size.items():
+        ks = np.array(ks)
+        ys = np.array([frame.units[k][0] for k in ks])
+        xs = np.array([frame.units[k][1] for k in ks])
+        predictions = predict_inter(refs, ys, xs, n, frame.motions[ks])
+        for plane, prediction in enumerate(predictions):
+            size = n if plane == 0 else n // 2
+            py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
+            rows, cols = block_index(py, px, size)
+            recon[plane][rows, cols] = np.clip(prediction + residual[plane][rows, cols], 0, 255)
+
+
+def intra_flags(ys, xs, width, sub):
+    """Availability (above, left, above-right) of 8x8 sub-block ``sub`` (or -1: the 16x16)."""
+    top = ys > 0
+    left = xs > 0
+    right = top & (xs + 16 < width)
+    if sub == 0:
+        return top, left, top
+    if sub == 1:
+        return top, np.ones_like(top), right
+    if sub == 2:
+        return np.ones_like(top), left, np.ones_like(top)
+    if sub == 3:
+        return np.ones_like(top), np.ones_like(top), np.zeros_like(top)
+    return top, left, right
+
+
+def intra_pass(frame, recon, residual, chooser=None):
+    """Intra units in wavefront order (left, above and above-right are always done first).
+
+    Decoding, each block is predicted with its coded mode and its residual added. Encoding,
+    ``chooser`` decides the modes and levels of each wavefront's units and reconstructs them.
+    """
+    intra = np.nonzero(frame.modes == INTRA)[0]
+    if intra.size == 0:
+        return
+    ys = np.array([frame.units[k][0] for k in intra])
+    xs = np.array([frame.units[k][1] for k in intra])
+    width = recon[0].shape[1]
+    front = xs // 16 + 2 * (ys // 16)
+    for step in np.unique(front):
+        pick = front == step
+        ks, by, bx = intra[pick], ys[pick], xs[pick]
+        if chooser is not None:
+            chooser(frame, ks, by, bx, recon)
+            continue
+        whole = frame.i8[ks] == 0
+        if whole.any():
+            flags = intra_flags(by[whole], bx[whole], width, -1)
+            _predict_add(recon[0], residual[0], by[whole], bx[whole], 16, frame.luma_modes[ks[whole], 0], flags, LUMA_MODES)
+        split = ~whole
+        for sub in range(4) if split.any() else ():
+            sy, sx = by[split] + 8 * (sub >> 1), bx[split] + 8 * (sub & 1)
+            flags = intra_flags(by[split], bx[split], width, sub)
+            _predict_add(recon[0], residual[0], sy, sx, 8, frame.luma_modes[ks[split], sub], flags, LUMA_MODES)
+        flags = intra_flags(by, bx, width, -1)
+        for plane in (1, 2):
+            _predict_add(recon[plane], residual[plane], by // 2, bx // 2, 8, frame.chroma_mode[ks], flags, CHROMA_MODES)
+
+
+def _predict_add(plane, residual, ys, xs, n, modes, flags, mode_table):
+    """Intra prediction of blocks plus their residual, written into the plane."""
+    above, left = neighbours(plane, ys, xs, n, *flags)
+    prediction = intra_predict_modes(above, left, n, modes, mode_table)
+    rows, cols = block_index(ys, xs, n)
+    plane[rows, cols] = np.clip(prediction + residual[rows, cols], 0, 255)
+
+
+# =============================================================================================
+# In-loop deblocking (HEVC-style) on the 8x8 grid
+# =============================================================================================
+
+BETA_TABLE = np.array([0] * 16 + list(range(6, 19)) + list(range(20, 65, 2)), dtype=np.int64)
+TC_TABLE = np.array(
+    [0] * 18 + [1] * 9 + [2] * 4 + [3] * 4 + [4] * 3 + [5, 5, 6, 6, 7, 8, 9, 10, 11, 13, 14, 16, 18, 20, 22, 24],
+    dtype=np.int64,
+)
+
+
+def cell_maps(frame, rows, cols):
+    """Per 8x8 cell: transform-block id, intra flag, coded-luma flag and motion [rows, cols, 5]."""
+    block = np.zeros((rows, cols), dtype=np.int64)
+    intra = np.zeros((rows, cols), dtype=bool)
+    coded = np.zeros((rows, cols), dtype=bool)
+    motion = np.zeros((rows, cols, 5), dtype=np.int64)
+    for k, (y, x, n) in enumerate(frame.units):
+        cy, cx, cs = y >> 3, x >> 3, n >> 3
+        area = (slice(cy, cy + cs), slice(cx, cx + cs))
+        block[area] = 4 * k
+        if frame.modes[k] == INTRA:
+            intra[area] = True
+            if frame.i8[k]:
+                for sub in range(4):
+                    cell = (cy + (sub >> 1), cx + (sub & 1))
+                    block[cell] = 4 * k + sub
+                    coded[cell] = bool(frame.intra_cbf[k, sub])
+            else:
+                coded[area] = bool(frame.intra_cbf[k, 0])
+        else:
+            coded[area] = bool(frame.rootcbf[k] and frame.cbf[k, 0])
+            motion[area] = frame.motions[k]
+    return block, intra, coded, motion
+
+
+def edge_strength(block, intra, coded, motion, axis):
+    """Boundary strength (0, 1, 2) of the edges between neighbouring cells along an axis."""
+    def pair(a):
+        return (a[:, :-1], a[:, 1:]) if axis == 1 else (a[:-1], a[1:])
+
+    b0, b1 = pair(block)
+    i0, i1 = pair(intra)
+    c0, c1 = pair(coded)
+    m0, m1 = pair(motion)
+    edge = b0 != b1
+    moved = (m0[..., 0] != m1[..., 0]) | (np.abs(m0[..., 1:] - m1[..., 1:]).max(axis=-1) >= 4)
+    strength = np.where(i0 | i1, 2, np.where(c0 | c1 | moved, 1, 0))
+    return np.where(edge, strength, 0)
+
+
+def filter_luma_edges(plane, strength, qp, beta_offset, tc_offset):
+    """Filter the vertical edges of a luma plane (int32, changed in place) with strengths per
+    [cell row, edge column]; every 4-line segment decides on its own, as in HEVC."""
+    rows, edges = np.nonzero(strength)
+    if rows.size == 0:
+        return
+    bs = strength[rows, edges]
+    beta = BETA_TABLE[np.clip(qp + beta_offset, 0, 51)]
+    tc = TC_TABLE[np.clip(qp + 2 * (bs - 1) + tc_offset, 0, 53)]
+    keep = tc > 0
+    rows, edges, tc = rows[keep], edges[keep], tc[keep]
+    # segments of 4 lines: two per 8x8 cell
+    ys = (np.repeat(rows * 8, 2) + np.tile([0, 4], rows.size))[:, None] + np.arange(4)[None, :]
+    xs = np.repeat((edges + 1) * 8, 2)
+    tc = np.repeat(tc, 2)[:, None]
+    cols = xs[:, None] + np.arange(-4, 4)[None, :]
+    s = plane[ys[:, :, None], cols[:, None, :]]  # [E, 4 lines, 8 samples]: p3 p2 p1 p0 q0 q1 q2 q3
+    p3, p2, p1, p0, q0, q1, q2, q3 = (s[:, :, i] for i in range(8))
+    dp = np.abs(p2 - 2 * p1 + p0)
+    dq = np.abs(q2 - 2 * q1 + q0)
+    d = dp[:, 0] + dq[:, 0] + dp[:, 3] + dq[:, 3]
+    on = (d < beta)[:, None]
+    strong_line = (2 * (dp + dq) < (beta >> 2)) & (np.abs(p3 - p0) + np.abs(q0 - q3) < (beta >> 3)) & (np.abs(p0 - q0) < ((5 * tc + 1) >> 1))
+    strong = (strong_line[:, 0] & strong_line[:, 3])[:, None]
+    t2 = 2 * tc
+    sp0 = np.clip((p2 + 2 * p1 + 2 * p0 + 2 * q0 + q1 + 4) >> 3, p0 - t2, p0 + t2)
+    sp1 = np.clip((p2 + p1 + p0 + q0 + 2) >> 2, p1 - t2, p1 + t2)
+    sp2 = np.clip((2 * p3 + 3 * p2 + p1 + p0 + q0 + 4) >> 3, p2 - t2, p2 + t2)
+    sq0 = np.clip((p1 + 2 * p0 + 2 * q0 + 2 * q1 + q2 + 4) >> 3, q0 - t2, q0 + t2)
+    sq1 = np.clip((p0 + q0 + q1 + q2 + 2) >> 2, q1 - t2, q1 + t2)
+    sq2 = np.clip((p0 + q0 + q1 + 3 * q2 + 2 * q3 + 4) >> 3, q2 - t2, q2 + t2)
+    delta = (9 * (q0 - p0) - 3 * (q1 - p1) + 8) >> 4
+    normal = np.abs(delta) < tc * 10
+    delta = np.clip(delta, -tc, tc)
+    side_p = ((dp[:, 0] + dp[:, 3]) < ((beta + (beta >> 1)) >> 3))[:, None]
+    side_q = ((dq[:, 0] + dq[:, 3]) < ((beta + (beta >> 1)) >> 3))[:, None]
+    half = tc >> 1
+    np1 = np.where(side_p, p1 + np.clip((((p2 + p0 + 1) >> 1) - p1 + delta) >> 1, -half, half), p1)
+    nq1 = np.where(side_q, q1 + np.clip((((q2 + q0 + 1) >> 1) - q1 - delta) >> 1, -half, half), q1)
+    np0, nq0 = p0 + delta, q0 - delta
+    weak = on & ~strong & normal
+    strong = on & strong
+    out = [
+        p3,
+        np.where(strong, sp2, p2),
+        np.where(strong, sp1, np.where(weak, np1, p1)),
+        np.where(strong, sp0, np.where(weak, np0, p0)),
+        np.where(strong, sq0, np.where(weak, nq0, q0)),
+        np.where(strong, sq1, np.where(weak, nq1, q1)),
+        np.where(strong, sq2, q2),
+        q3,
+    ]
+    plane[ys[:, :, None], cols[:, None, :]] = np.clip(np.stack(out, axis=2), 0, 255)
+
+
+def filter_chroma_edges(plane, strength, qp, tc_offset):
+    """Filter the vertical edges (every 8 samples) of a chroma plane where the strength is 2."""
+    rows, edges = np.nonzero(strength == 2)
+    if rows.size == 0:
+        return
+    tc = int(TC_TABLE[np.clip(qp + 2 + tc_offset, 0, 53)])
+    if tc == 0:
+        return
+    ys = (rows * 8)[:, None] + np.arange(8)[None, :]
+    cols = ((edges + 1) * 8)[:, None] + np.arange(-2, 2)[None, :]
+    s = plane[ys[:, :, None], cols[:, None, :]]
+    p1, p0, q0, q1 = (s[:, :, i] for i in range(4))
+    delta = np.clip((((q0 - p0) << 2) + p1 - q1 + 4) >> 3, -tc, tc)
+    s[:, :, 1] = np.clip(p0 + delta, 0, 255)
+    s[:, :, 2] = np.clip(q0 - delta, 0, 255)
+    plane[ys[:, :, None], cols[:, None, :]] = s
+
+
+def deblock(recon, frame, qp, chroma_qp, beta_offset, tc_offset):
+    """Deblock a reconstructed picture in place: vertical edges, then horizontal ones."""
+    rows, cols = recon[0].shape[0] // 8, recon[0].shape[1] // 8
+    block, intra, coded, motion = cell_maps(frame, rows, cols)
+    for axis in (1, 0):
+        strength = edge_strength(block, intra, coded, motion, axis)
+        luma = recon[0].astype(np.int32)
+        if axis == 0:
+            luma, strength = luma.T.copy(), strength.T
+        filter_luma_edges(luma, strength, qp, beta_offset, tc_offset)
+        recon[0][:] = luma if axis == 1 else luma.T
+        # chroma edges lie on the 16-sample luma grid: every other cell edge
+        chroma_strength = strength[0::2, 1::2] if strength.shape[1] > 1 else strength[0::2, :0]
+        chroma_strength = np.maximum(chroma_strength, strength[1::2, 1::2][: chroma_strength.shape[0]])
+        for plane in (1, 2):
+            values = recon[plane].astype(np.int32)
+            if axis == 0:
+                values = values.T.copy()
+            filter_chroma_edges(values, chroma_strength, chroma_qp, tc_offset)
+            recon[plane][:] = values if axis == 1 else values.T
+
+
+# =============================================================================================
+# Encoder: intra decisions
+# =============================================================================================
+
+
+def block_sse(a, b):
+    """Sum of squared differences per block [B] of [B, n, n] arrays."""
+    diff = (a - b).astype(np.float64)
+    return (diff * diff).reshape(diff.shape[0], -1).sum(axis=1)
+
+
+class PictureEncoder:
+    """What the encoder's decisions for one picture need: source, QPs, lambda, models."""
+
+    def __init__(self, source, frame, models, params, chroma_qp):
+        self.source = source  # padded planes, int32
+        self.frame = frame
+        self.models = models
+        self.params = params
+        self.steps = (qp_scale(frame.qp) / 64.0, qp_scale(chroma_qp) / 64.0)
+        self.scales = (qp_scale(frame.qp), qp_scale(chroma_qp))
+        layer_factor = 1.0 + params["lambda_layer_scale"] * frame.layer
+        self.lam = lambda_of(frame.qp) * params["lambda_scale"] * layer_factor
+        self.rdoq = params["rdoq"]
+
+    def residual_choice(self, src, pred, n, group, plane_class):
+        """Quantise the residual of blocks: levels, bits of the levels, reconstruction, SSE."""
+        coefs = forward_dct((src - pred).astype(np.float64))
+        step = self.steps[plane_class]
+        levels = quantise(coefs, step, self.lam, self.models.coefficients, n, group, self.rdoq)
+        bits = level_bits(self.models.coefficients, n, group, levels)
+        recon = np.clip(pred + inverse_dct(levels, self.scales[plane_class]), 0, 255)
+        return levels, bits, recon, block_sse(src, recon)
+
+    def intra_blocks(self, plane, ys, xs, n, flags, modes, mode_costs, group, cbf_costs):
+        """Best intra mode of each block by rate-distortion cost, and what it produces."""
+        src_plane = self.source[plane]
+        rows, cols = block_index(ys, xs, n)
+        src = src_plane[rows, cols]
+        above, left = neighbours(self.recon[plane], ys, xs, n, *flags)
+        best = None
+        for mode in range(len(modes)):
+            pred = intra_predict(above, left, n, mode, modes)
+            levels, bits, recon, sse = self.residual_choice(src, pred, n, group, min(plane, 1))
+            coded = np.abs(levels).reshape(levels.shape[0], -1).max(axis=1) > 0
+            bits = bits + np.where(coded, cbf_costs[1], cbf_costs[0]) + mode_costs[mode]
+            cost = sse + self.lam * bits
+            if best is None:
+                best = [cost, np.full(ys.size, mode), levels, recon, coded]
+                continue
+            better = cost < best[0]
+            best[0] = np.where(better, cost, best[0])
+            best[1] = np.where(better, mode, best[1])
+            best[2] = np.where(better[:, None, None], levels, best[2])
+            best[3] = np.where(better[:, None, None], recon, best[3])
+            best[4] = np.where(better, coded, best[4])
+        return best
+
+    def choose_intra(self, frame, ks, ys, xs, recon):
+        """Decide I16 or I8, the luma and chroma modes and levels of a wavefront's units."""
+        self.recon = recon
+        models = self.models
+        width = recon[0].shape[1]
+        kind_ctx = 0 if frame.kind == "I" else 1
+        flag_costs = models.i8.costs()[kind_ctx]
+        luma_costs = models.luma_mode.costs()
+        cbf_costs = models.intra_cbf.costs()
+        flags = intra_flags(ys, xs, width, -1)
+        whole = self.intra_blocks(0, ys, xs, 16, flags, LUMA_MODES, luma_costs[0], group_of(0, 16, True), cbf_costs[0])
+        whole_cost = whole[0] + self.lam * flag_costs[0]
+        split_cost = self.lam * flag_costs[1] + np.zeros(ys.size)
+        parts = []
+        for sub in range(4):
+            sy, sx = ys + 8 * (sub >> 1), xs + 8 * (sub & 1)
+            flags = intra_flags(ys, xs, width, sub)
+            part = self.intra_blocks(0, sy, sx, 8, flags, LUMA_MODES, luma_costs[1], group_of(0, 8, True), cbf_costs[1])
+            rows, cols = block_index(sy, sx, 8)
+            recon[0][rows, cols] = part[3]
+            split_cost += part[0]
+            parts.append(part)
+        use_split = split_cost < whole_cost
+        keep = ~use_split
+        rows, cols = block_index(ys[keep], xs[keep], 16)
+        recon[0][rows, cols] = whole[3][keep]
+        for i, k in enumerate(ks):
+            if use_split[i]:
+                frame.i8[k] = 1
+                for sub in range(4):
+                    frame.luma_modes[k, sub] = parts[sub][1][i]
+                    frame.intra_cbf[k, sub] = parts[sub][4][i]
+                    if parts[sub][4][i]:
+                        frame.levels[(k, 0, sub)] = parts[sub][2][i]
+            else:
+                frame.i8[k] = 0
+                frame.luma_modes[k, 0] = whole[1][i]
+                frame.intra_cbf[k, 0] = whole[4][i]
+                if whole[4][i]:
+                    frame.levels[(k, 0, 0)] = whole[2][i]
+        self.choose_chroma(frame, ks, ys // 2, xs // 2, intra_flags(ys, xs, width, -1))
+
+    def choose_chroma(self, frame, ks, ys, xs, flags):
+        """Chroma mode (shared by U and V) and levels of intra units."""
+        group = group_of(1, 8, True)
+        mode_costs = self.models.chroma_mode.costs()[0]
+        rows, cols = block_index(ys, xs, 8)
+        results = []
+        for plane in (1, 2):
+            above, left = neighbours(self.recon[plane], ys, xs, 8, *flags)
+            src = self.source[plane][rows, cols]
+            per_mode = []
+            for mode in range(len(CHROMA_MODES)):
+                pred = intra_predict(above, left, 8, mode, CHROMA_MODES)
+                levels, bits, recon, sse = self.residual_choice(src, pred, 8, group, 1)
+                per_mode.append((sse + self.lam * bits, levels, recon))
+            results.append(per_mode)
+        costs = np.stack([results[0][m][0] + results[1][m][0] + self.lam * mode_costs[m] for m in range(len(CHROMA_MODES))])
+        best = np.argmin(costs, axis=0)
+        for plane_index, plane in enumerate((1, 2)):
+            chosen_recon = np.stack([results[plane_index][m][2][i] for i, m in enumerate(best)])
+            self.recon[plane][rows, cols] = chosen_recon
+            for i, k in enumerate(ks):
+                levels = results[plane_index][best[i]][1][i]
+                coded = bool(np.any(levels))
+                frame.cbf[k, plane] = int(coded)
+                if coded:
+                    frame.levels[(k, plane, 0)] = levels
+        frame.chroma_mode[ks] = best
+
+# =============================================================================================
+# Encoder: motion search
+# =============================================================================================
+
+def downsample(plane):
+    """Half-size plane: the mean of each 2x2 block (float32)."""
+    h, w = plane.shape
+    p = plane[: h - h % 2, : w - w % 2].astype(np.float32)
+    return (p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2]) * 0.25
+
+
+def grid(height, width, n):
+    """Top-left corners (ys, xs) of the n x n blocks of a plane, raster order, and the shape."""
+    rows, cols = height // n, width // n
+    ys, xs = np.meshgrid(np.arange(rows) * n, np.arange(cols) * n, indexing="ij")
+    return ys.reshape(-1), xs.reshape(-1), (rows, cols)
+
+
+def vector_bits(dy, dx):
+    """Rough bits of a vector difference (quarter samples), as the entropy coder spends them."""
+    return 2.0 * np.log2(np.abs(dy) + 1.0) + 2.0 * np.log2(np.abs(dx) + 1.0) + 2.0
+
+
+def windows(plane, top, left, n):
+    """The n x n windows of a plane at (top, left) (any shape, clamped inside) [..., n, n]."""
+    height, width = plane.shape
+    top = np.clip(top, 0, height - n)
+    left = np.clip(left, 0, width - n)
+    offsets = np.arange(n)[:, None] * width + np.arange(n)[None, :]
+    return np.take(plane, (top * width + left)[..., None, None] + offsets)
+
+
+def block_sad(src_blocks, ref, top, left, n):
+    """SAD [B, K] of source blocks [B, n, n] against ref windows at (top, left) [B, K]."""
+    diff = windows(ref, top, left, n) - src_blocks[:, None]
+    return np.abs(diff).sum(axis=(2, 3))
+
+
+def square(radius):
+    """Offsets (dy, dx) of a (2r+1)^2 square, centre first."""
+    offsets = [(0, 0)] + [
+        (dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1) if dy or dx
+    ]
+    return np.array(offsets, dtype=np.int64)
+
+
+def candidate_sads(src_blocks, ref, ys, xs, centres, offsets, n, margin):
+    """Candidate vectors [B, K, 2] around centres [B, C, 2] and their SADs [B, K]."""
+    cand = (centres[:, :, None, :] + offsets[None, None, :, :]).reshape(centres.shape[0], -1, 2)
+    sad = block_sad(src_blocks, ref, ys[:, None] + margin + cand[:, :, 0], xs[:, None] + margin + cand[:, :, 1], n)
+    return cand, sad
+
+
+def pick(cand, sad, lam, anchor, unit):
+    """The candidate of least SAD + lam * vector bits against an anchor [B, 2]."""
+    delta = (cand - anchor[:, None, :]) * unit
+    cost = sad + lam * vector_bits(delta[:, :, 0], delta[:, :, 1])
+    best = np.argmin(cost, axis=1)
+    rows = np.arange(cand.shape[0])
+    return cand[rows, best], cost[rows, best]
+
+
+def grid_predictor(vectors, shape):
+    """Median of the left, above and above-right vectors of each block of a grid [B, 2]."""
+    field = vectors.reshape(shape[0], shape[1], 2)
+    padded = np.pad(field, ((1, 0), (1, 1), (0, 0)), mode="edge")
+    left = padded[1:, :-2]
+    above = padded[:-1, 1:-1]
+    right = padded[:-1, 2:]
+    out = np.maximum(np.minimum(left, above), np.minimum(np.maximum(left, above), right))
+    return out.reshape(-1, 2)
+
+
+def best_of(src_blocks, ref, ys, xs, centres, offsets, n, margin, lam, anchor, shape=None):
+    """Integer vectors [B, 2] minimising SAD + lam * bits around candidate centres [B, C, 2].
+
+    With a grid ``shape``, a second pass measures the bits against the median of each
+    block's neighbours' first-pass vectors, so smooth fields are preferred.
+    """
+    cand, sad = candidate_sads(src_blocks, ref, ys, xs, centres, offsets, n, margin)
+    vectors, cost = pick(cand, sad, lam, anchor, 4)
+    if shape is not None:
+        vectors, cost = pick(cand, sad, lam, grid_predictor(vectors, shape), 4)
+    return vectors, cost
+
+
+def parent_vectors(vectors, shape, factor):
+    """Vectors of a coarser grid [rows, cols, 2] spread to a grid ``factor`` times finer."""
+    grid_ = vectors.reshape(shape[0], shape[1], 2)
+    return np.repeat(np.repeat(grid_, factor, axis=0), factor, axis=1)
+
+
+def neighbourhood(field, radius=1):
+    """[rows, cols, K, 2]: the vectors of each cell and its neighbours (edge-clamped)."""
+    rows, cols, _ = field.shape
+    out = []
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            ry = np.clip(np.arange(rows) + dy, 0, rows - 1)
+            rx = np.clip(np.arange(cols) + dx, 0, cols - 1)
+            out.append(field[ry][:, rx])
+    return np.stack(out, axis=2)
+
+
+class MotionSearch:
+    """Hierarchical block motion search of one source picture against one reference."""
+
+    def __init__(self, source_y, reference, lam, search_range, subpel):
+        self.src = source_y.astype(np.float32)
+        self.ref = reference
+        self.lam = lam
+        self.range = search_range
+        self.subpel = subpel
+        self.height, self.width = source_y.shape
+
+    def run(self):
+        """Best vectors (quarter samples) and costs per block size: {n: (mv [B, 2], cost [B])}."""
+        margin = MARGIN
+        pyramid_src = [self.src]
+        pyramid_ref = [self.ref.extended[0]]
+        for _ in range(3):
+            pyramid_src.append(downsample(pyramid_src[-1]))
+            pyramid_ref.append(downsample(pyramid_ref[-1]))
+        # level 3 (1/8): full search of 32x32 blocks (4x4 there) over the whole range
+        ys3, xs3, shape32 = grid(self.height // 8, self.width // 8, 4)
+        radius = max(1, -(-self.range // 8))
+        rows, cols = block_index(ys3, xs3, 4)
+        zero = np.zeros((ys3.size, 1, 2), dtype=np.int64)
+        mv3, _ = best_of(pyramid_src[3][rows, cols], pyramid_ref[3], ys3, xs3, zero, square(radius), 4, margin // 8, self.lam / 4, zero[:, 0], shape32)
+        # level 2 (1/4): 32x32 blocks (8x8) around their and their neighbours' vectors
+        ys2, xs2, _ = grid(self.height // 4, self.width // 4, 8)
+        rows, cols = block_index(ys2, xs2, 8)
+        centres = np.concatenate([neighbourhood(mv3.reshape(*shape32, 2)).reshape(ys2.size, -1, 2) * 2, zero], axis=1)
+        mv2, _ = best_of(pyramid_src[2][rows, cols], pyramid_ref[2], ys2, xs2, centres, square(1), 8, margin // 4, self.lam / 2, mv3 * 2, shape32)
+        # level 1 (1/2): 16x16 blocks (8x8 at half resolution) around the parents' vectors
+        ys1, xs1, shape16 = grid(self.height // 2, self.width // 2, 8)
+        rows, cols = block_index(ys1, xs1, 8)
+        coarse = parent_vectors(mv2, shape32, 2)
+        centres = neighbourhood(coarse).reshape(ys1.size, -1, 2)[:, [1, 3, 4, 5, 7]] * 2
+        mv1, _ = best_of(pyramid_src[1][rows, cols], pyramid_ref[1], ys1, xs1, centres, square(1), 8, margin // 2, self.lam, coarse.reshape(-1, 2) * 2, shape16)
+        # level 0: 8x8, then 16x16 and 32x32 at full resolution
+        result = {}
+        ys8, xs8, shape8 = grid(self.height, self.width, 8)
+        finer = parent_vectors(mv1, shape16, 2)
+        centres8 = neighbourhood(finer).reshape(ys8.size, -1, 2)[:, [1, 3, 4, 5, 7]] * 2
+        rows, cols = block_index(ys8, xs8, 8)
+        mv8, _ = best_of(self.src[rows, cols], pyramid_ref[0], ys8, xs8, centres8, square(1), 8, margin, self.lam, finer.reshape(-1, 2) * 2, shape8)
+        result[8] = (mv8, (ys8, xs8), shape8)
+        ys16, xs16, _ = grid(self.height, self.width, 16)
+        children = mv8.reshape(shape8[0] // 2, 2, shape8[1] // 2, 2, 2).transpose(0, 2, 1, 3, 4).reshape(-1, 4, 2)
+        centres16 = np.concatenate([mv1[:, None] * 2, children], axis=1)
+        rows, cols = block_index(ys16, xs16, 16)
+        mv16, _ = best_of(self.src[rows, cols], pyramid_ref[0], ys16, xs16, centres16, square(1), 16, margin, self.lam, mv1 * 2, shape16)
+        result[16] = (mv16, (ys16, xs16), shape16)
+        ys32, xs32, _ = grid(self.height, self.width, 32)
+        children = mv16.reshape(shape32[0], 2, shape32[1], 2, 2).transpose(0, 2, 1, 3, 4).reshape(-1, 4, 2)
+        centres32 = np.concatenate([mv2[:, None] * 4, children], axis=1)
+        rows, cols = block_index(ys32, xs32, 32)
+        mv32, _ = best_of(self.src[rows, cols], pyramid_ref[0], ys32, xs32, centres32, square(1), 32, margin, self.lam, mv2 * 4, shape32)
+        result[32] = (mv32, (ys32, xs32), shape32)
+        return {n: self.refine(n, mv * 4, pos, shape) for n, (mv, pos, shape) in result.items()}
+
+    def refine(self, n, mv, positions, shape):
+        """Half- then quarter-sample refinement of vectors (quarter-sample units)."""
+        ys, xs = positions
+        rows, cols = block_index(ys, xs, n)
+        src = self.src[rows, cols] * 64.0
+        best = mv.copy()
+        anchor = grid_predictor(mv, shape)
+        best_cost = None
+        steps = (2, 1)[: self.subpel]
+        for step in (0, *steps):
+            offsets = square(1)[1:] * step if step else np.zeros((1, 2), dtype=np.int64)
+            centre = best.copy()
+            for dy, dx in offsets:
+                cand = centre + np.array([dy, dx])
+                pred = fetch(self.ref, 0, ys, xs, n, cand[:, 0], cand[:, 1])
+                sad = np.abs(pred - src).reshape(ys.size, -1).sum(axis=1) / 64.0
+                cost = sad + self.lam * vector_bits(cand[:, 0] - anchor[:, 0], cand[:, 1] - anchor[:, 1])
+                if best_cost is None:
+                    best_cost = cost
+                    continue
+                better = cost < best_cost
+                best = np.where(better[:, None], cand, best)
+                best_cost = np.where(better, cost, best_cost)
+        return best, best_cost
+
+
+# =============================================================================================
+# Encoder: inter decisions (modes, merge, quadtree) by rate-distortion cost
+# =============================================================================================
+
+
+def cell_lookup(dirs, mvs, cy, cx):
+    """Motions [B, 5] of cells (missing: direction 0) from field arrays."""
+    rows, cols = dirs.shape
+    inside = (cy >= 0) & (cy < rows) & (cx >= 0) & (cx < cols)
+    ry, rx = np.clip(cy, 0, rows - 1), np.clip(cx, 0, cols - 1)
+    out = np.zeros((cy.size, 5), dtype=np.int64)
+    out[:, 0] = np.where(inside, dirs[ry, rx], 0)
+    out[:, 1:] = np.where(inside[:, None], mvs[ry, rx], 0)
+    return out
+
+
+def median_predictor(neigh, lst):
+    """Vector predictors [B, 2] of one list from neighbour motions [B, 3, 5] (median rule)."""
+    has = (neigh[:, :, 0] & (lst + 1)) != 0
+    vec = np.where(has[:, :, None], neigh[:, :, 1 + 2 * lst : 3 + 2 * lst], 0)
+    count = has.sum(axis=1)
+    single = vec.sum(axis=1)  # the only present vector when count == 1
+    med = np.median(vec, axis=1).astype(np.int64)
+    return np.where((count == 1)[:, None], single, med)
+
+
+class InterEncoder(PictureEncoder):
+    """Decisions of a P or B picture: motion search, candidates, RD costs and the quadtree."""
+
+    def __init__(self, source, frame, models, params, chroma_qp, refs, collocated, ref_pocs):
+        super().__init__(source, frame, models, params, chroma_qp)
+        self.refs = refs
+        self.collocated = collocated
+        self.ref_pocs = ref_pocs
+        self.bi = frame.kind == "B"
+        self.lam_sad = math.sqrt(self.lam)
+
+    def analyse(self, min_cu, merge_size, make_field):
+        """Fill the frame's units, modes, motions, cbfs and inter levels; return the splits.
+
+        Merge candidates and vector predictors depend on the neighbours' final motion, so
+        the decision runs twice: first against a field estimated from the motion search,
+        then against the field that the first decision actually produces.
+        """
+        height, width = self.source[0].shape
+        search_range, subpel = int(self.params["search_range"]), int(self.params["subpel"])
+        searches = [
+            None if ref is None else MotionSearch(
+                self.source[0], ref, self.lam_sad, min(search_range * abs(self.frame.poc - ref.poc), 128), subpel
+            ).run()
+            for ref in self.refs
+        ]
+        self.sizes = (32, 16, 8) if min_cu == 8 else (32, 16)
+        self.searched = {}
+        for n in self.sizes:
+            ys, xs, _ = grid(height, width, n)
+            found = {}
+            mv0, cost0 = searches[0][n]
+            found["L0"] = (self.motions(1, mv0, None), cost0)
+            if self.bi:
+                mv1, cost1 = searches[1][n]
+                found["L1"] = (self.motions(2, None, mv1), cost1)
+                both = self.motions(3, mv0, mv1)
+                found["BI"] = (both, self.sad(ys, xs, n, both) + self.lam_sad * 4.0)
+            rd = [self.inter_rd(ys, xs, n, motions, 0.0, False) for motions, _ in found.values()]
+            self.searched[n] = (ys, xs, [m for m, _ in found.values()], rd)
+        ys16, xs16, found16 = self.searched[16][0], self.searched[16][1], self.searched[16][2]
+        costs16 = np.stack([self.sad(ys16, xs16, 16, m) for m in found16])
+        best16 = np.stack(found16)[np.argmin(costs16, axis=0), np.arange(ys16.size)]
+        self.rough = self.rough_reconstruction(ys16, xs16, best16)
+        cells = best16.reshape(height // 16, width // 16, 5).repeat(2, axis=0).repeat(2, axis=1)
+        dirs, mvs = cells[:, :, 0].copy(), cells[:, :, 1:].copy()
+        self.intra_costs = None
+        frame = self.frame
+        tolerance = int(self.params["merge_tolerance"])
+        for _ in range(2):
+            split32, split16 = self.decide(dirs, mvs, merge_size, min_cu, height, width)
+            field = make_field(frame)
+            resolve_motion(field, frame.units, frame.modes, frame.merge_index, frame.mvd, frame.motions, True, frame.planned_merge, tolerance)
+            dirs, mvs = field_arrays(field)
+        self.code_residuals()
+        return split32, split16, field
+
+    def code_residuals(self):
+        """Levels, cbfs and rootcbf of every inter unit for its final motion."""
+        frame = self.frame
+        frame.levels = {}
+        by_size = {}
+        for k, (_, _, n) in enumerate(frame.units):
+            if frame.modes[k] != INTRA:
+                by_size.setdefault(n, []).append(k)
+        for n, ks in by_size.items():
+            ks = np.array(ks)
+            ys = np.array([frame.units[k][0] for k in ks])
+            xs = np.array([frame.units[k][1] for k in ks])
+            _, root, cbf, levels = self.inter_rd(ys, xs, n, frame.motions[ks], 0.0, frame.modes[ks] == MERGE)
+            frame.rootcbf[ks] = root
+            frame.cbf[ks] = cbf
+            for i, k in enumerate(ks):
+                for plane in range(3):
+                    if cbf[i, plane]:
+                        frame.levels[(int(k), plane, 0)] = levels[plane][i]
+
+    def decide(self, dirs, mvs, merge_size, min_cu, height, width):
+        """One RD decision of every block size against a motion field; fills the frame."""
+        lc = self.frame.layer_class
+        mode_costs = self.models.mode.costs()
+        results = {}
+        for n in self.sizes:
+            ys, xs, motions_list, rd = self.searched[n]
+            size_class = SIZE_CLASS[n]
+            costs = mode_costs[lc * 3 + size_class]
+            cy, cx, cs = ys >> 3, xs >> 3, n >> 3
+            neigh = np.stack([
+                cell_lookup(dirs, mvs, cy + cs - 1, cx - 1), cell_lookup(dirs, mvs, cy - 1, cx + cs - 1),
+                cell_lookup(dirs, mvs, cy - 1, cx + cs),
+            ], axis=1)  # fmt: skip
+            options, totals = [], []
+            for motions, evaluated in zip(motions_list, rd):
+                bits = np.full(ys.size, costs[motions[0, 0]])
+                for lst in (0, 1):
+                    if motions[0, 0] & (lst + 1):
+                        delta = motions[:, 1 + 2 * lst : 3 + 2 * lst] - median_predictor(neigh, lst)
+                        bits = bits + self.mvd_bits(delta, size_class)
+                options.append((motions, evaluated))
+                totals.append(evaluated[0] + self.lam * bits)
+            merge_motions, merge_bits = self.best_merge(ys, xs, n, dirs, mvs, merge_size)
+            evaluated = self.inter_rd(ys, xs, n, merge_motions, 0.0, True)
+            options.append((merge_motions, evaluated))
+            totals.append(evaluated[0] + self.lam * (merge_bits + costs[MERGE]))
+            total = np.stack(totals)
+            choice = np.argmin(total, axis=0)
+            best = total[choice, np.arange(ys.size)]
+            if n == 16 and self.params["intra_inter"]:
+                if self.intra_costs is None:
+                    self.intra_costs = self.intra_estimate(ys, xs)
+                intra_cost = self.intra_costs + self.lam * costs[INTRA]
+                choice = np.where(intra_cost < best, len(options), choice)
+                best = np.minimum(best, intra_cost)
+            results[n] = (best, choice, options)
+        split32, split16 = self.quadtree(results, height, width, min_cu)
+        self.assemble(results, split32, split16, width)
+        return split32, split16
+
+    def motions(self, direction, mv0, mv1):
+        """Motion rows [B, 5] from vectors of the lists used."""
+        count = (mv0 if mv0 is not None else mv1).shape[0]
+        out = np.zeros((count, 5), dtype=np.int64)
+        out[:, 0] = direction
+        if mv0 is not None:
+            out[:, 1:3] = mv0
+        if mv1 is not None:
+            out[:, 3:5] = mv1
+        return out
+
+    def sad(self, ys, xs, n, motions):
+        """Luma SAD [B] of motion-compensated predictions."""
+        pred = predict_inter(self.refs, ys, xs, n, motions, planes=(0,))[0]
+        rows, cols = block_index(ys, xs, n)
+        diff = np.abs(pred - self.source[0][rows, cols])
+        return diff.reshape(ys.size, -1).sum(axis=1).astype(np.float64)
+
+    def mvd_bits(self, delta, size_class):
+        """Estimated bits of vector differences [B, 2] with the live vector model."""
+        costs = self.models.mvd.costs()
+        bits = np.zeros(delta.shape[0])
+        for component in (0, 1):
+            magnitude = np.abs(delta[:, component])
+            bits += magnitude_bits(magnitude, costs[component * 3 + size_class]) + (magnitude > 0)
+        return bits
+
+    def temporal_candidates(self, ys, xs, n):
+        """Scaled collocated motion at each block's centre [B, 5] (direction 0: none)."""
+        out = np.zeros((ys.size, 5), dtype=np.int64)
+        col = self.collocated
+        if col is None or col.motion is None:
+            return out
+        col_pocs = col.motion[1]
+        dirs, mvs = col.motion_arrays
+        cy = np.minimum((ys + n // 2) >> 3, dirs.shape[0] - 1)
+        cx = np.minimum((xs + n // 2) >> 3, dirs.shape[1] - 1)
+        d = dirs[cy, cx]
+        lst = np.where(d & 1, 0, 1)
+        mv = np.where((lst == 0)[:, None], mvs[cy, cx, 0:2], mvs[cy, cx, 2:4])
+        distance = col.poc - np.array(col_pocs, dtype=np.float64)[lst]
+        distance = np.where(distance == 0, 1.0, distance)
+        out[:, 0] = np.where(d > 0, 3 if self.bi else 1, 0)
+        for target in range(2 if self.bi else 1):
+            gap = self.frame.poc - self.ref_pocs[target]
+            scaled = np.round(mv * (gap / distance)[:, None]).astype(np.int64)
+            out[:, 1 + 2 * target : 3 + 2 * target] = np.where((d > 0)[:, None], scaled, 0)
+        return out
+
+    def best_merge(self, ys, xs, n, dirs, mvs, size):
+        """The best merge candidate of each block by SAD, from the approximate field."""
+        cy, cx, cs = ys >> 3, xs >> 3, n >> 3
+        listed = np.stack([
+            cell_lookup(dirs, mvs, cy + cs - 1, cx - 1), cell_lookup(dirs, mvs, cy - 1, cx + cs - 1),
+            cell_lookup(dirs, mvs, cy - 1, cx + cs), cell_lookup(dirs, mvs, cy - 1, cx - 1),
+            self.temporal_candidates(ys, xs, n),
+        ], axis=1)  # fmt: skip
+        available = listed[:, :, 0] > 0
+        order = np.argsort(~available, axis=1, kind="stable")[:, :size]
+        chosen = np.take_along_axis(listed, order[:, :, None], axis=1)
+        zero = np.array([3 if self.bi else 1, 0, 0, 0, 0])
+        chosen = np.where((chosen[:, :, 0] > 0)[:, :, None], chosen, zero)
+        index_costs = self.models.merge.costs()[SIZE_CLASS[n]]
+        costs = np.stack([self.sad(ys, xs, n, chosen[:, k]) + self.lam_sad * index_costs[k] for k in range(size)])
+        pick = np.argmin(costs, axis=0)
+        return chosen[np.arange(ys.size), pick], index_costs[pick]
+
+    def inter_rd(self, ys, xs, n, motions, side_bits, merged):
+        """RD cost [B] of inter candidates, with their rootcbf, cbfs [B, 3] and levels."""
+        preds = predict_inter(self.refs, ys, xs, n, motions)
+        lc = self.frame.layer_class
+        size_class = SIZE_CLASS[n]
+        coded_d, skip_d, bits, coded, all_levels = [], [], [], [], []
+        for plane in range(3):
+            size = n if plane == 0 else n // 2
+            py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
+            rows, cols = block_index(py, px, size)
+            coefs = forward_dct((self.source[plane][rows, cols] - preds[plane]).astype(np.float64))
+            group = group_of(min(plane, 1), size, False)
+            step = self.steps[min(plane, 1)]
+            levels = quantise(coefs, step, self.lam, self.models.coefficients, size, group, self.rdoq)
+            level_cost = level_bits(self.models.coefficients, size, group, levels)
+            d_coded = ((coefs - levels * step) ** 2).reshape(ys.size, -1).sum(axis=1)
+            d_skip = (coefs**2).reshape(ys.size, -1).sum(axis=1)
+            use = (d_coded + self.lam * level_cost < d_skip) & (level_cost > 0)
+            coded_d.append(np.where(use, d_coded, d_skip))
+            skip_d.append(d_skip)
+            bits.append(np.where(use, level_cost, 0.0))
+            coded.append(use)
+            all_levels.append(levels)
+        cbf = np.stack(coded, axis=1).astype(np.int64)
+        joint = cbf @ np.array([1, 2, 4])
+        merged = np.asarray(merged, dtype=np.int64) * np.ones(ys.size, dtype=np.int64)
+        root_costs = self.models.rootcbf.costs()[(merged * 3 + size_class) * LAYER_CLASSES + lc].T
+        cbf_costs = self.models.cbf.costs()[size_class * LAYER_CLASSES + lc]
+        extra = root_costs[1] + cbf_costs[np.maximum(joint - 1, 0)]
+        coded_cost = sum(coded_d) + self.lam * (sum(bits) + extra + side_bits)
+        skip_cost = sum(skip_d) + self.lam * (root_costs[0] + side_bits)
+        root = (joint > 0) & (coded_cost < skip_cost)
+        cost = np.where(root, coded_cost, skip_cost)
+        cbf = np.where(root[:, None], cbf, 0)
+        return cost, root.astype(np.int64), cbf, all_levels
+
+    def rough_reconstruction(self, ys, xs, motions):
+        """Planes predicted from the cheapest motion of each 16x16 block (intra estimates)."""
+        out = [np.zeros(plane.shape, dtype=np.int32) for plane in self.source]
+        predictions = predict_inter(self.refs, ys, xs, 16, motions)
+        for plane, prediction in enumerate(predictions):
+            size = 16 if plane == 0 else 8
+            py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
+            rows, cols = block_index(py, px, size)
+            out[plane][rows, cols] = prediction
+        return out
+
+    def intra_estimate(self, ys, xs):
+        """Approximate RD cost of coding 16x16 blocks intra (neighbours: inter predictions)."""
+        flags = intra_flags(ys, xs, self.source[0].shape[1], -1)
+        self.recon = self.rough
+        no_costs = np.zeros(len(LUMA_MODES))
+        luma = self.intra_blocks(0, ys, xs, 16, flags, LUMA_MODES[:4], no_costs, group_of(0, 16, True), np.zeros(2))[0]
+        chroma = np.zeros(ys.size)
+        for plane in (1, 2):
+            chroma += self.intra_blocks(plane, ys // 2, xs // 2, 8, flags, CHROMA_MODES[:1], no_costs, group_of(1, 8, True), np.zeros(2))[0]
+        luma_costs = self.models.luma_mode.costs()[0]
+        return luma + chroma + self.lam * (float(np.min(luma_costs)) + 2.0)
+
+    def quadtree(self, results, height, width, min_cu):
+        """Split maps minimising the summed RD costs (bottom-up)."""
+        lc = self.frame.layer_class
+        split_costs32 = self.models.split32.costs()[lc]
+        split_costs16 = self.models.split16.costs()[lc]
+        rows16, cols16 = height // 16, width // 16
+        cost16 = results[16][0].reshape(rows16, cols16)
+        split16 = np.zeros((rows16, cols16), dtype=np.int64)
+        if min_cu == 8:
+            children = results[8][0].reshape(rows16, 2, cols16, 2).sum(axis=(1, 3)) + self.lam * split_costs16[1]
+            whole = cost16 + self.lam * split_costs16[0]
+            split16 = (children < whole).astype(np.int64)
+            cost16 = np.minimum(children, whole)
+        rows32, cols32 = height // 32, width // 32
+        children = cost16.reshape(rows32, 2, cols32, 2).sum(axis=(1, 3)) + self.lam * split_costs32[1]
+        whole = results[32][0].reshape(rows32, cols32) + self.lam * split_costs32[0]
+        split32 = (children < whole).astype(np.int64)
+        return split32, split16
+
+    def assemble(self, results, split32, split16, width):
+        """Write the chosen units into the frame."""
+        frame = self.frame
+        units = coding_units(split32, split16)
+        frame.__init__(frame.kind, frame.poc, frame.layer, frame.qp, units)
+        frame.planned_merge = np.zeros(len(units), dtype=bool)
+        for k, (y, x, n) in enumerate(units):
+            _, choice, options = results[n]
+            b = (y // n) * (width // n) + x // n
+            c = int(choice[b])
+            if c == len(options):
+                frame.modes[k] = INTRA
+                continue
+            motions, (_, root, cbf, levels) = options[c]
+            frame.planned_merge[k] = c == len(options) - 1
+            frame.motions[k] = motions[b]
+            frame.modes[k] = motions[b, 0]
+            frame.rootcbf[k] = root[b]
+            frame.cbf[k] = cbf[b]
+            for plane in range(3):
+                if cbf[b, plane]:
+                    frame.levels[(k, plane, 0)] = levels[plane][b]
+
+
+# =============================================================================================
+# Picture structure, bitstream and the codec's two functions
+# =============================================================================================
+
+
+def coding_order(count, gop):
+    """(poc, kind, layer, L0 poc, L1 poc) of every picture in coding order."""
+    order = [(0, "I", 0, None, None)]
+
+    def middles(low, high, layer):
+        if high - low < 2:
+            return
+        mid = (low + high) // 2
+        order.append((mid, "B", layer, low, high))
+        middles(low, mid, layer + 1)
+        middles(mid, high, layer + 1)
+
+    start = 0
+    while start < count - 1:
+        anchor = min(start + gop, count - 1)
+        order.append((anchor, "P", 1, start, None))
+        middles(start, anchor, 2)
+        start = anchor
+    return order
+
+
+def picture_qp(base, kind, layer, qp_i_offset, layer_step):
+    """QP of a picture: the base, an offset for I pictures, a step per hierarchy level."""
+    if kind == "I":
+        return int(min(max(base + qp_i_offset, 0), 63))
+    return int(min(max(base + round(layer_step * layer), 0), 63))
+
+
+def pad_plane(plane, height, width):
+    """Edge-extend a plane to a size (int32)."""
+    h, w = plane.shape
+    return np.pad(plane, ((0, height - h), (0, width - w)), mode="edge").astype(np.int32)
+
+
+class Stream:
+    """Bitstream-level settings, written in the header and read back by the decoder."""
+
+    def __init__(self, width, height, count, fps_num, fps_den, gop, base_qp, qp_i_offset,
+                 chroma_offset, layer_step, merge_size, min_cu, deblock, beta, tc, memory, limit):  # fmt: skip
+        self.width, self.height, self.count = width, height, count
+        self.fps_num, self.fps_den = fps_num, fps_den
+        self.gop, self.base_qp, self.qp_i_offset = gop, base_qp, qp_i_offset
+        self.chroma_offset, self.layer_step = chroma_offset, layer_step
+        self.merge_size, self.min_cu = merge_size, min_cu
+        self.deblock, self.beta, self.tc = deblock, beta, tc
+        self.memory, self.limit = memory, limit
+        self.padded_width = -(-width // CTU) * CTU
+        self.padded_height = -(-height // CTU) * CTU
+
+    def pack(self):
+        """The header bytes."""
+        return HEADER.pack(
+            MAGIC, self.width, self.height, self.count, self.fps_num, self.fps_den, self.gop,
+            self.base_qp, self.qp_i_offset, self.chroma_offset, int(round(self.layer_step * 16)),
+            self.merge_size, self.min_cu, self.deblock, self.beta, self.tc,
+            int(round(self.memory * 256)), int(self.limit),
+        )  # fmt: skip
+
+    @classmethod
+    def unpack(cls, data):
+        """Settings from the header bytes."""
+        if len(data) < HEADER.size:
+            raise ValueError("bitstream shorter than its header")
+        fields = HEADER.unpack_from(data)
+        if fields[0] != MAGIC:
+            raise ValueError("not a hybrid bitstream")
+        (_, width, height, count, num, den, gop, base, ioff, coff, step, merge, min_cu,
+         deblock, beta, tc, memory, limit) = fields  # fmt: skip
+        return cls(width, height, count, num, den, gop, base, ioff, coff, step / 16.0, merge,
+                   min_cu, deblock, beta, tc, memory / 256.0, limit)  # fmt: skip
+
+    def qps(self, kind, layer):
+        """Luma and chroma QP of a picture."""
+        qp = picture_qp(self.base_qp, kind, layer, self.qp_i_offset, self.layer_step)
+        return qp, int(min(max(qp + self.chroma_offset, 0), 63))
+
+    def shapes(self):
+        """Padded plane shapes (y, u, v)."""
+        h, w = self.padded_height, self.padded_width
+        return (h, w), (h // 2, w // 2), (h // 2, w // 2)
+
+
+def intra_units(stream):
+    """The 16x16 units of an intra picture, in z-order of their coding-tree units."""
+    split32 = np.ones((stream.padded_height // CTU, stream.padded_width // CTU), dtype=np.int64)
+    split16 = np.zeros((stream.padded_height // 16, stream.padded_width // 16), dtype=np.int64)
+    return coding_units(split32, split16)
+
+
+def last_uses(order):
+    """Coding index after which each picture is no longer referenced."""
+    last = {}
+    for index, (poc, _, _, ref0, ref1) in enumerate(order):
+        last[poc] = max(last.get(poc, index), index)
+        for ref in (ref0, ref1):
+            if ref is not None:
+                last[ref] = index
+    return last
+
+
+def finish_picture(recon, frame, field, ref_pocs):
+    """The reference picture of a coded frame, with its motion for temporal prediction."""
+    picture = Picture(recon, frame.poc, frame.layer)
+    if field is not None:
+        picture.motion = (field, ref_pocs)
+        picture.motion_arrays = field_arrays(field)
+    return picture
+
+
+def new_field(stream, frame, refs, ref_pocs):
+    """An empty motion field for an inter picture."""
+    collocated = refs[1] if frame.kind == "B" else refs[0]
+    return MotionField(stream.padded_height // 8, stream.padded_width // 8, frame.poc, ref_pocs,
+                       collocated, frame.kind == "B", stream.merge_size)  # fmt: skip
+
+
+def field_arrays(field):
+    """Direction [rows, cols] and vectors [rows, cols, 4] of a motion field's cells."""
+    dirs = np.array([c[0] if c else 0 for c in field.cells], dtype=np.int64)
+    mvs = np.array([c[1:] if c else (0, 0, 0, 0) for c in field.cells], dtype=np.int64)
+    return dirs.reshape(field.rows, field.cols), mvs.reshape(field.rows, field.cols, 4)
+
+
+def output_planes(count, height, width):
+    """Empty decoded planes of a clip."""
+    chroma = (count, height // 2, width // 2)
+    return [np.zeros((count, height, width), np.uint8), np.zeros(chroma, np.uint8), np.zeros(chroma, np.uint8)]
+
+
+def _encode(frames, quality, stats=None):
+    """Encode a clip; returns the bitstream and the reconstruction the decoder will produce."""
+    p = PARAMS
+    count, height, width = frames.y.shape
+    fps = frames.fps
+    stream = Stream(
+        width, height, count, fps.numerator, fps.denominator, int(p["gop"]),
+        quality_qp(quality, p["qp_shift"]), int(p["qp_i_offset"]), int(p["chroma_qp_offset"]),
+        float(p["qp_layer_step"]), int(p["merge_candidates"]), int(p["min_cu"]), int(p["deblock"]),
+        int(p["deblock_beta"]), int(p["deblock_tc"]), float(p["context_memory"]), int(p["adapt_limit"]),
+    )  # fmt: skip
+    stream = Stream.unpack(stream.pack())  # the decoder's view of every setting
+    coder = Coder()
+    coder.stats = stats
+    models = SyntaxModels(stream.limit)
+    shapes = stream.shapes()
+    pictures = {}
+    out = output_planes(count, height, width)
+    order = coding_order(count, stream.gop)
+    last = last_uses(order)
+    for index, (poc, kind, layer, ref0, ref1) in enumerate(order):
+        qp, chroma_qp = stream.qps(kind, layer)
+        source = [pad_plane(plane[poc], *shape) for plane, shape in zip((frames.y, frames.u, frames.v), shapes)]
+        recon = [np.zeros(shape, np.uint8) for shape in shapes]
+        field = None
+        ref_pocs = (ref0, ref1 if ref1 is not None else ref0)
+        if kind == "I":
+            frame = FrameCode(kind, poc, layer, qp, intra_units(stream))
+            frame.modes[:] = INTRA
+            encoder = PictureEncoder(source, frame, models, p, chroma_qp)
+        else:
+            refs = [pictures[ref0], pictures[ref1] if ref1 is not None else None]
+            frame = FrameCode(kind, poc, layer, qp, [])
+            encoder = InterEncoder(source, frame, models, p, chroma_qp, refs, refs[1] if kind == "B" else refs[0], ref_pocs)
+            split32, split16, field = encoder.analyse(stream.min_cu, stream.merge_size, lambda f: new_field(stream, f, refs, ref_pocs))
+            frame.collect_levels()
+            residual = residual_planes(frame, shapes, encoder.scales)
+            reconstruct_inter(frame, refs, residual, recon)
+            code_splits(coder, models, frame.layer_class, split32, split16, stream.min_cu)
+        intra_pass(frame, recon, None, encoder.choose_intra)
+        if stream.deblock:
+            deblock(recon, frame, qp, chroma_qp, stream.beta, stream.tc)
+        code_units(coder, models, frame)
+        if stats is not None:
+            for k, (_, _, n) in enumerate(frame.units):
+                key = f"#{kind}{n}:{'MLBBI'[frame.modes[k]] + ('s' if frame.modes[k] != INTRA and not frame.rootcbf[k] else '')}"
+                stats[key] = stats.get(key, 0) + 8
+            if kind != "I":
+                lost = int((frame.planned_merge & (frame.modes != MERGE)).sum())
+                stats["#lost merges"] = stats.get("#lost merges", 0) + 8 * lost
+                stats["#planned merges"] = stats.get("#planned merges", 0) + 8 * int(frame.planned_merge.sum())
+        pictures[poc] = finish_picture(recon, frame, field, ref_pocs)
+        for plane, target in zip(recon, out):
+            target[poc] = plane[: target.shape[1], : target.shape[2]]
+        for ref in {ref0, ref1} - {None}:
+            if last[ref] <= index:
+                pictures[ref].drop_phases()
+        models.forget(stream.memory)
+    return stream.pack() + coder.data(), out
+
+
+def encode(frames, quality):
+    """Encode a clip at a quality 0..100 into bytes."""
+    return _encode(frames, quality)[0]
+
+
+def decode(bitstream):
+    """Decode bytes from ``encode`` into (y, u, v, fps)."""
+    stream = Stream.unpack(bitstream)
+    payload = bitstream[HEADER.size :]
+    payload += b"\0" * (-len(payload) % 4)
+    coder = Coder(payload)
+    models = SyntaxModels(stream.limit)
+    shapes = stream.shapes()
+    pictures = {}
+    out = output_planes(stream.count, stream.height, stream.width)
+    order = coding_order(stream.count, stream.gop)
+    last = last_uses(order)
+    for index, (poc, kind, layer, ref0, ref1) in enumerate(order):
+        qp, chroma_qp = stream.qps(kind, layer)
+        scales = (qp_scale(qp), qp_scale(chroma_qp))
+        recon = [np.zeros(shape, np.uint8) for shape in shapes]
+        field = None
+        ref_pocs = (ref0, ref1 if ref1 is not None else ref0)
+        if kind == "I":
+            frame = FrameCode(kind, poc, layer, qp, intra_units(stream))
+            frame.modes[:] = INTRA
+            code_units(coder, models, frame)
+            residual = residual_planes(frame, shapes, scales)
+        else:
+            refs = [pictures[ref0], pictures[ref1] if ref1 is not None else None]
+            split32 = np.zeros((stream.padded_height // CTU, stream.padded_width // CTU), np.int64)
+            split16 = np.zeros((stream.padded_height // 16, stream.padded_width // 16), np.int64)
+            layer_class = FrameCode(kind, poc, layer, qp, []).layer_class
+            code_splits(coder, models, layer_class, split32, split16, stream.min_cu)
+            frame = FrameCode(kind, poc, layer, qp, coding_units(split32, split16))
+            field = new_field(stream, frame, refs, ref_pocs)
+            code_units(coder, models, frame, field)
+            residual = residual_planes(frame, shapes, scales)
+            reconstruct_inter(frame, refs, residual, recon)
+        intra_pass(frame, recon, residual)
+        if stream.deblock:
+            deblock(recon, frame, qp, chroma_qp, stream.beta, stream.tc)
+        pictures[poc] = finish_picture(recon, frame, field, ref_pocs)
+        for plane, target in zip(recon, out):
+            target[poc] = plane[: target.shape[1], : target.shape[2]]
+        for ref in {ref0, ref1} - {None}:
+            if last[ref] <= index:
+                pictures[ref].drop_phases()
+        models.forget(stream.memory)
+    return out[0], out[1], out[2], (stream.fps_num, stream.fps_den)
