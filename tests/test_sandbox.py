@@ -216,7 +216,7 @@ def test_keep_writes_bitstreams_and_decoded_frames(clip: Clip, tmp_path: Path) -
     assert np.array_equal(kept.frames.y, point.decoded.y)
 
 
-LAZY_NUMPY_CODEC = '''
+LAZY_NUMPY_CODEC = """
 import struct
 import zlib
 
@@ -237,7 +237,7 @@ def decode(bitstream):
     u = raw[luma : luma + chroma].reshape(count, height // 2, width // 2)
     v = raw[luma + chroma :].reshape(count, height // 2, width // 2)
     return y, u, v
-'''
+"""
 
 
 def test_numpy_functions_that_import_lazily_are_not_refused(clip: Clip) -> None:
