@@ -26,10 +26,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-## benchmarks: printed figures, not tests
+## benchmarks: printed figures, not tests (SEEDS_ARGS="--seeds hybrid --clips builtin" for a subset)
+SEEDS_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
 	$(BIN)/python benchmarks/bench_sandbox.py
+	$(BIN)/python benchmarks/bench_seeds.py $(SEEDS_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
