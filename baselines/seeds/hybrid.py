@@ -53,7 +53,10 @@ PARAMS = {
     "merge_tolerance": 1,
     "min_cu": 8,
     "rdoq": 1,
+    "rdoq_decisions": 0,
     "intra_inter": 1,
+    "intra_shortlist": 3,
+    "inter_shortlist": 1,
     "deblock": 1,
     "deblock_beta": 0,
     "deblock_tc": 0,
@@ -74,7 +77,10 @@ PARAM_RANGES = {
     "merge_tolerance": (0, 8),
     "min_cu": [8, 16],
     "rdoq": [0, 1],
+    "rdoq_decisions": [0, 1],
     "intra_inter": [0, 1],
+    "intra_shortlist": (1, 10),
+    "inter_shortlist": (1, 3),
     "deblock": [0, 1],
     "deblock_beta": (-6, 6),
     "deblock_tc": (-6, 6),
@@ -413,11 +419,13 @@ def intra_predict_modes(above, left, n, modes_of_blocks, modes):
 SIZES = (4, 8, 16, 32)
 ESCAPE = 15  # magnitude symbols 0..14; 15 means 15 + a coded remainder
 FREQ_CLASSES = 7
-NEIGHBOUR_CLASSES = 8
-GROUP_CONTEXTS = FREQ_CLASSES * NEIGHBOUR_CLASSES
+NEIGHBOUR_CLASSES = 11
+GROUP_CONTEXTS = FREQ_CLASSES * NEIGHBOUR_CLASSES * 4  # x (on the last diagonal) x (first row/col)
 GROUPS = 2 * len(SIZES) * 2  # plane class (luma, chroma) x transform size x (inter, intra)
 # neighbour activity 2*(up + left) + up-left + 2 up + 2 left -> class
-NEIGHBOUR_CLASS = np.array([0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5] + [6] * 7 + [7], np.int64)
+NEIGHBOUR_CLASS = np.array(
+    [0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5] + [6] * 7 + [7] * 10 + [8] * 15 + [9] * 25 + [10], np.int64
+)
 DIAG_CLASS = np.array([0, 1, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5] + [6] * 51, np.int64)
 
 
@@ -438,17 +446,23 @@ def diagonal_positions(n):
 DIAGONALS = {n: diagonal_positions(n) for n in SIZES}
 DIAG_INDEX = {n: np.add.outer(np.arange(n), np.arange(n)) for n in SIZES}
 FREQ_OF = {n: DIAG_CLASS[DIAG_INDEX[n]] for n in SIZES}
+EDGE_OF = {n: (np.arange(n)[:, None] == 0) | (np.arange(n)[None, :] == 0) for n in SIZES}
 
 
 def magnitude_prior():
     """Initial counts of magnitude symbols for each neighbour class (geometric shapes)."""
     rows = []
-    for theta in (0.12, 0.3, 0.42, 0.52, 0.6, 0.68, 0.76, 0.86):
+    for theta in (0.12, 0.3, 0.42, 0.52, 0.6, 0.68, 0.76, 0.82, 0.86, 0.9, 0.93):
         p = theta ** np.arange(ESCAPE + 1)
         p[ESCAPE] = theta**ESCAPE / (1.0 - theta)
         rows.append(24.0 * p / p.sum())
-    per_group = np.tile(np.array(rows), (FREQ_CLASSES, 1))
+    per_group = np.tile(np.repeat(np.array(rows), 4, axis=0), (FREQ_CLASSES, 1))
     return np.tile(per_group, (GROUPS, 1))
+
+
+def context_index(group, freq, neighbour, on_last, on_edge):
+    """Magnitude context of coefficients: group, frequency class, neighbourhood, position."""
+    return group * GROUP_CONTEXTS + ((freq * NEIGHBOUR_CLASSES + neighbour) * 2 + on_last) * 2 + on_edge
 
 
 class CoefficientModels:
@@ -476,10 +490,11 @@ def neighbour_activity(mag):
     return s
 
 
-def coefficient_contexts(mag, n, group):
+def coefficient_contexts(mag, n, group, last):
     """Context index of every coefficient [B, n, n] from the lower-frequency magnitudes."""
     activity = np.minimum(neighbour_activity(mag), NEIGHBOUR_CLASS.size - 1)
-    return group * GROUP_CONTEXTS + FREQ_OF[n][None] * NEIGHBOUR_CLASSES + NEIGHBOUR_CLASS[activity]
+    on_last = DIAG_INDEX[n][None] == last[:, None, None]
+    return context_index(group, FREQ_OF[n][None], NEIGHBOUR_CLASS[activity], on_last, EDGE_OF[n][None])
 
 
 def last_diagonal(levels):
@@ -504,7 +519,6 @@ def code_levels(coder, models, n, group, count, levels=None):
     mag = np.zeros((count, n + 2, n + 2), dtype=np.int64)
     full = None if levels is None else np.abs(levels)
     capped = None if levels is None else np.minimum(full, ESCAPE)
-    base = group * GROUP_CONTEXTS
     for d, (rows, cols) in enumerate(DIAGONALS[n][: int(last.max()) + 1]):
         active = np.nonzero(last >= d)[0]
         r = rows[None, :] + 2
@@ -514,7 +528,9 @@ def code_levels(coder, models, n, group, count, levels=None):
             2 * (mag[a, r - 1, c] + mag[a, r, c - 1]) + mag[a, r - 1, c - 1]
             + mag[a, r - 2, c] + mag[a, r, c - 2]
         )  # fmt: skip
-        ctx = base + DIAG_CLASS[d] * NEIGHBOUR_CLASSES + NEIGHBOUR_CLASS[np.minimum(activity, 21)]
+        on_last = (last[active] == d)[:, None]
+        on_edge = ((rows == 0) | (cols == 0))[None, :]
+        ctx = context_index(group, DIAG_CLASS[d], NEIGHBOUR_CLASS[np.minimum(activity, NEIGHBOUR_CLASS.size - 1)], on_last, on_edge)
         values = None if levels is None else capped[a, rows[None, :], cols[None, :]]
         values = coder.symbols(models.magnitude, ctx, values)
         mag[a, r, c] = values.reshape(ctx.shape)
@@ -534,10 +550,10 @@ def level_bits(models, n, group, levels):
     """Estimated bits of coding each block's levels [B] (0 for all-zero blocks; no cbf)."""
     full = np.abs(levels)
     mag = np.minimum(full, ESCAPE)
-    ctx = coefficient_contexts(mag, n, group)
+    last = last_diagonal(levels)
+    ctx = coefficient_contexts(mag, n, group, last)
     costs = models.magnitude.costs()
     bits = costs[ctx, mag]
-    last = last_diagonal(levels)
     bits = np.where(DIAG_INDEX[n][None] <= last[:, None, None], bits, 0.0)
     total = bits.reshape(levels.shape[0], -1).sum(axis=1)
     total += (full != 0).reshape(levels.shape[0], -1).sum(axis=1)
@@ -558,10 +574,10 @@ def quantise(coefs, step, lam, models, n, group, rdoq):
     magnitude = np.abs(coefs) / step
     nearest = np.minimum(np.floor(magnitude + 0.5), MAX_LEVEL - 1).astype(np.int64)
     if not rdoq:
-        offset = 0.5 - (1.0 / 3.0 if group % 2 else 1.0 / 6.0)
-        levels = np.floor(np.maximum(magnitude - offset, 0.0)).astype(np.int64)
+        rounding = 1.0 / 3.0 if group % 2 else 1.0 / 6.0  # intra, inter dead zones
+        levels = np.minimum(np.floor(magnitude + rounding), MAX_LEVEL - 1).astype(np.int64)
         return np.where(coefs < 0, -levels, levels)
-    ctx = coefficient_contexts(np.minimum(nearest, ESCAPE), n, group)
+    ctx = coefficient_contexts(np.minimum(nearest, ESCAPE), n, group, last_diagonal(nearest))
     costs = models.magnitude.costs()
     scaled_lam = lam / (step * step)  # errors below are in units of the step
     best = nearest.copy()
@@ -613,6 +629,7 @@ class Picture:
         self.extended = [
             np.pad(p, m, mode="edge").astype(np.float32) for p, m in zip(planes, self.margins)
         ]
+        self.extended_int = self.extended[0].astype(np.int16)  # for motion search
         self.cache = {}
         self.motion = None  # (field, poc of the L0 reference, poc of the L1 reference)
 
@@ -633,6 +650,12 @@ class Picture:
             self.cache[key] = np.clip(out, -32768, 32767).astype(np.int16)
         return self.cache[key]
 
+    def luma_phases(self):
+        """All 16 quarter-sample phases of the luma plane, stacked [16, H, W] (int16)."""
+        if "stack" not in self.cache:
+            self.cache["stack"] = np.stack([self.phase(0, fy, fx) for fy in range(4) for fx in range(4)])
+        return self.cache["stack"]
+
     def drop_phases(self):
         """Free the interpolated phases (when no later picture refers to this one)."""
         self.cache = {}
@@ -649,15 +672,22 @@ def fetch(picture, plane, ys, xs, n, mvy, mvx):
     height, width = picture.extended[plane].shape
     top = np.clip(ys + margin + (mvy >> bits), 0, height - n)
     left = np.clip(xs + margin + (mvx >> bits), 0, width - n)
+    start = top * width + left
+    offsets = np.arange(n)[:, None] * width + np.arange(n)[None, :]
+    if plane == 0:
+        phase = (mvy & 3) * 4 + (mvx & 3)
+        stack = picture.luma_phases()
+        return np.take(stack, (phase * (height * width) + start)[:, None, None] + offsets).astype(np.int32)
     phase = (mvy & ((1 << bits) - 1)) * 8 + (mvx & ((1 << bits) - 1))
+    values = np.unique(phase)
+    if values.size == 1:
+        source = picture.phase(plane, int(values[0]) // 8, int(values[0]) % 8)
+        return np.take(source, start[:, None, None] + offsets).astype(np.int32)
     out = np.empty((ys.size, n, n), dtype=np.int32)
-    offsets = np.arange(n)
-    for value in np.unique(phase):
+    for value in values:
         pick = np.nonzero(phase == value)[0]
         source = picture.phase(plane, int(value) // 8, int(value) % 8)
-        rows = (top[pick][:, None] + offsets[None, :])[:, :, None]
-        cols = (left[pick][:, None] + offsets[None, :])[:, None, :]
-        out[pick] = source[rows, cols]
+        out[pick] = np.take(source, start[pick, None, None] + offsets)
     return out
 
 
@@ -921,6 +951,8 @@ class FrameCode:
         self.motions = np.zeros((count, 5), dtype=np.int64)
         self.rootcbf = np.zeros(count, dtype=np.int64)
         self.cbf = np.zeros((count, 3), dtype=np.int64)  # inter: y, u, v; intra: -, u, v
+        self.tu_split = np.zeros(count, dtype=np.int64)  # inter: luma in four half-size blocks
+        self.sub_cbf = np.zeros((count, 4), dtype=np.int64)  # their coded flags
         self.i8 = np.zeros(count, dtype=np.int64)
         self.luma_modes = np.zeros((count, 4), dtype=np.int64)
         self.chroma_mode = np.zeros(count, dtype=np.int64)
@@ -955,11 +987,17 @@ class FrameCode:
                 continue
             if not self.rootcbf[k]:
                 continue
-            for plane in range(3):
+            if self.cbf[k, 0] and self.tu_split[k]:
+                half = size // 2
+                for sub in range(4):
+                    if self.sub_cbf[k, sub]:
+                        sy, sx = y + half * (sub >> 1), x + half * (sub & 1)
+                        out.setdefault(group_of(0, half, False), []).append((k, 0, sub, sy, sx))
+            elif self.cbf[k, 0]:
+                out.setdefault(group_of(0, size, False), []).append((k, 0, 0, y, x))
+            for plane in (1, 2):
                 if self.cbf[k, plane]:
-                    n = size if plane == 0 else size // 2
-                    py, px = (y, x) if plane == 0 else (y // 2, x // 2)
-                    out.setdefault(group_of(min(plane, 1), n, False), []).append((k, plane, 0, py, px))
+                    out.setdefault(group_of(1, size // 2, False), []).append((k, plane, 0, y // 2, x // 2))
         return {group: out[group] for group in sorted(out)}
 
     def collect_levels(self):
@@ -984,6 +1022,8 @@ class SyntaxModels:
         self.chroma_mode = Model(1, len(CHROMA_MODES), None, limit)
         self.rootcbf = Model(2 * 3 * LAYER_CLASSES, 2, None, limit)
         self.cbf = Model(3 * LAYER_CLASSES, 7, None, limit)
+        self.tu_split = Model(3, 2, None, limit)
+        self.sub_cbf = Model(3, 15, None, limit)
         self.intra_cbf = Model(2, 2, None, limit)
         self.intra_chroma_cbf = Model(1, 4, None, limit)
         self.coefficients = CoefficientModels(limit)
@@ -992,7 +1032,8 @@ class SyntaxModels:
         """Every model (for forgetting between pictures)."""
         own = [
             self.split32, self.split16, self.mode, self.merge, self.mvd, self.i8, self.luma_mode,
-            self.chroma_mode, self.rootcbf, self.cbf, self.intra_cbf, self.intra_chroma_cbf,
+            self.chroma_mode, self.rootcbf, self.cbf, self.tu_split, self.sub_cbf, self.intra_cbf,
+            self.intra_chroma_cbf,
         ]  # fmt: skip
         return own + self.coefficients.models()
 
@@ -1067,6 +1108,12 @@ def code_units(coder, models, frame, field=None):
         ctx = size_classes(units, coded) * LAYER_CLASSES + lc
         joint = coder.symbols(models.cbf, ctx, joint) + 1
         frame.cbf[coded] = (joint[:, None] >> np.arange(3)[None, :]) & 1
+        luma = coded[frame.cbf[coded, 0] == 1]
+        code(models.tu_split, size_classes(units, luma), frame.tu_split, luma, "cbf")
+        split = luma[frame.tu_split[luma] == 1]
+        joint = None if decoding else frame.sub_cbf[split] @ np.array([1, 2, 4, 8]) - 1
+        joint = coder.symbols(models.sub_cbf, size_classes(units, split), joint) + 1
+        frame.sub_cbf[split] = (joint[:, None] >> np.arange(4)[None, :]) & 1
     values = None if decoding else frame.intra_cbf[rows, subs]
     frame.intra_cbf[rows, subs] = coder.symbols(models.intra_cbf, frame.i8[rows], values)
     joint = None if decoding else frame.cbf[intra, 1] + 2 * frame.cbf[intra, 2]
@@ -1221,6 +1268,13 @@ def cell_maps(frame, rows, cols):
         else:
             coded[area] = bool(frame.rootcbf[k] and frame.cbf[k, 0])
             motion[area] = frame.motions[k]
+            if frame.tu_split[k] and n >= 16:
+                half = cs // 2
+                for sub in range(4):
+                    part = (slice(cy + half * (sub >> 1), cy + half * (sub >> 1) + half),
+                            slice(cx + half * (sub & 1), cx + half * (sub & 1) + half))  # fmt: skip
+                    block[part] = 4 * k + sub
+                    coded[part] = bool(frame.sub_cbf[k, sub])
     return block, intra, coded, motion
 
 
@@ -1374,15 +1428,21 @@ class PictureEncoder:
         rows, cols = block_index(ys, xs, n)
         src = src_plane[rows, cols]
         above, left = neighbours(self.recon[plane], ys, xs, n, *flags)
+        predictions = np.stack([intra_predict(above, left, n, mode, modes) for mode in range(len(modes))])
+        shortlist = min(int(self.params["intra_shortlist"]), len(modes))
+        rough = np.stack([satd(src - p) for p in predictions]) + math.sqrt(self.lam) * np.asarray(mode_costs)[: len(modes), None]
+        ranked = np.argsort(rough, axis=0, kind="stable")[:shortlist]
+        everyone = np.arange(ys.size)
         best = None
-        for mode in range(len(modes)):
-            pred = intra_predict(above, left, n, mode, modes)
+        for rank in range(shortlist):
+            mode = ranked[rank]
+            pred = predictions[mode, everyone]
             levels, bits, recon, sse = self.residual_choice(src, pred, n, group, min(plane, 1))
             coded = np.abs(levels).reshape(levels.shape[0], -1).max(axis=1) > 0
             bits = bits + np.where(coded, cbf_costs[1], cbf_costs[0]) + mode_costs[mode]
             cost = sse + self.lam * bits
             if best is None:
-                best = [cost, np.full(ys.size, mode), levels, recon, coded]
+                best = [cost, mode, levels, recon, coded]
                 continue
             better = cost < best[0]
             best[0] = np.where(better, cost, best[0])
@@ -1500,12 +1560,35 @@ def block_sad(src_blocks, ref, top, left, n):
     return np.abs(diff).sum(axis=(2, 3))
 
 
+CROSS = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)], dtype=np.int64)
+
+
 def square(radius):
     """Offsets (dy, dx) of a (2r+1)^2 square, centre first."""
     offsets = [(0, 0)] + [
         (dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1) if dy or dx
     ]
     return np.array(offsets, dtype=np.int64)
+
+
+def hadamard(n):
+    """Orthonormal n x n Hadamard matrix (n a power of two)."""
+    h = np.ones((1, 1))
+    while h.shape[0] < n:
+        h = np.block([[h, h], [h, -h]])
+    return h / math.sqrt(n)
+
+
+HADAMARD8 = hadamard(8).astype(np.float32)
+
+
+def satd(residual):
+    """Sum of absolute 8x8 Hadamard coefficients of each block [B, n, n] (n >= 8) -> [B]."""
+    count, n, _ = residual.shape
+    k = n // 8
+    tiles = residual.astype(np.float32).reshape(count, k, 8, k, 8).transpose(0, 1, 3, 2, 4).reshape(-1, 8, 8)
+    coefs = HADAMARD8 @ tiles @ HADAMARD8
+    return np.abs(coefs).reshape(count, -1).sum(axis=1)
 
 
 def candidate_sads(src_blocks, ref, ys, xs, centres, offsets, n, margin):
@@ -1571,6 +1654,7 @@ class MotionSearch:
 
     def __init__(self, source_y, reference, lam, search_range, subpel):
         self.src = source_y.astype(np.float32)
+        self.src_int = source_y.astype(np.int16)
         self.ref = reference
         self.lam = lam
         self.range = search_range
@@ -1578,51 +1662,112 @@ class MotionSearch:
         self.height, self.width = source_y.shape
 
     def run(self):
-        """Best vectors (quarter samples) and costs per block size: {n: (mv [B, 2], cost [B])}."""
-        margin = MARGIN
-        pyramid_src = [self.src]
-        pyramid_ref = [self.ref.extended[0]]
+        """Best vectors (quarter samples) and costs per block size: {n: (mv [B, 2], cost [B])}.
+
+        A pyramid of four levels. Each 32x32 block gets a list of candidate vectors (a few
+        centres and the square around them) shared by all its sub-blocks, so one set of
+        sub-block SADs gives the SADs of every block size for the same vectors: a full
+        search at 1/8 resolution, then +-2 samples around the vectors of the block and its
+        neighbours at 1/4, +-1 around each sub-block's own vector at 1/2 and at full size.
+        """
+        src = [self.src_int.astype(np.int32)]
+        ref = [self.ref.extended_int.astype(np.int32)]
         for _ in range(3):
-            pyramid_src.append(downsample(pyramid_src[-1]))
-            pyramid_ref.append(downsample(pyramid_ref[-1]))
-        # level 3 (1/8): full search of 32x32 blocks (4x4 there) over the whole range
-        ys3, xs3, shape32 = grid(self.height // 8, self.width // 8, 4)
+            src.append(np.rint(downsample(src[-1])).astype(np.int32))
+            ref.append(np.rint(downsample(ref[-1])).astype(np.int32))
+        rows32, cols32 = self.height // 32, self.width // 32
+        count32 = rows32 * cols32
+        zero = np.zeros((count32, 1, 2), dtype=np.int64)
+        # 1/8: full search
         radius = max(1, -(-self.range // 8))
-        rows, cols = block_index(ys3, xs3, 4)
-        zero = np.zeros((ys3.size, 1, 2), dtype=np.int64)
-        mv3, _ = best_of(pyramid_src[3][rows, cols], pyramid_ref[3], ys3, xs3, zero, square(radius), 4, margin // 8, self.lam / 4, zero[:, 0], shape32)
-        # level 2 (1/4): 32x32 blocks (8x8) around their and their neighbours' vectors
-        ys2, xs2, _ = grid(self.height // 4, self.width // 4, 8)
-        rows, cols = block_index(ys2, xs2, 8)
-        centres = np.concatenate([neighbourhood(mv3.reshape(*shape32, 2)).reshape(ys2.size, -1, 2) * 2, zero], axis=1)
-        mv2, _ = best_of(pyramid_src[2][rows, cols], pyramid_ref[2], ys2, xs2, centres, square(1), 8, margin // 4, self.lam / 2, mv3 * 2, shape32)
-        # level 1 (1/2): 16x16 blocks (8x8 at half resolution) around the parents' vectors
-        ys1, xs1, shape16 = grid(self.height // 2, self.width // 2, 8)
-        rows, cols = block_index(ys1, xs1, 8)
-        coarse = parent_vectors(mv2, shape32, 2)
-        centres = neighbourhood(coarse).reshape(ys1.size, -1, 2)[:, [1, 3, 4, 5, 7]] * 2
-        mv1, _ = best_of(pyramid_src[1][rows, cols], pyramid_ref[1], ys1, xs1, centres, square(1), 8, margin // 2, self.lam, coarse.reshape(-1, 2) * 2, shape16)
-        # level 0: 8x8, then 16x16 and 32x32 at full resolution
+        cand, sads = self.shared_sads(src[3], ref[3], MARGIN // 8, 4, zero, radius, 4)
+        mv3 = self.choose(cand, sads[32], 8, (rows32, cols32), zero[:, 0])
+        # 1/4: 16x16 and 32x32 around the 3x3 neighbourhood's vectors
+        centres = np.concatenate([neighbourhood(mv3.reshape(rows32, cols32, 2)).reshape(count32, -1, 2) * 2, zero], axis=1)
+        cand, sads = self.shared_sads(src[2], ref[2], MARGIN // 4, 8, centres, 2, 4)
+        mv2 = {n: self.choose(cand, sads[n], 4, shape, self.spread(mv3 * 2, n)) for n, shape in self.shapes((16, 32)).items()}
+        # 1/2: 8x8, 16x16, 32x32 around the children's and the block's own vectors
+        centres = np.concatenate([self.children(mv2[16], 16) * 2, mv2[32][:, None] * 2], axis=1)
+        cand, sads = self.shared_sads(src[1], ref[1], MARGIN // 2, 16, centres, 1, 4)
+        mv1 = {8: self.choose(cand, sads[8], 2, (self.height // 8, self.width // 8), self.spread(mv2[16] * 2, 8, 16))}
+        mv1.update({n: self.choose(cand, sads[n], 2, shape, mv2[n] * 2) for n, shape in self.shapes((16, 32)).items()})
+        # full resolution
+        centres = np.concatenate([self.children(mv1[16], 16) * 2, mv1[32][:, None] * 2, zero], axis=1)
+        cand, sads = self.shared_sads(src[0], ref[0], MARGIN, 32, centres, 1, 8)
         result = {}
-        ys8, xs8, shape8 = grid(self.height, self.width, 8)
-        finer = parent_vectors(mv1, shape16, 2)
-        centres8 = neighbourhood(finer).reshape(ys8.size, -1, 2)[:, [1, 3, 4, 5, 7]] * 2
-        rows, cols = block_index(ys8, xs8, 8)
-        mv8, _ = best_of(self.src[rows, cols], pyramid_ref[0], ys8, xs8, centres8, square(1), 8, margin, self.lam, finer.reshape(-1, 2) * 2, shape8)
-        result[8] = (mv8, (ys8, xs8), shape8)
-        ys16, xs16, _ = grid(self.height, self.width, 16)
-        children = mv8.reshape(shape8[0] // 2, 2, shape8[1] // 2, 2, 2).transpose(0, 2, 1, 3, 4).reshape(-1, 4, 2)
-        centres16 = np.concatenate([mv1[:, None] * 2, children], axis=1)
-        rows, cols = block_index(ys16, xs16, 16)
-        mv16, _ = best_of(self.src[rows, cols], pyramid_ref[0], ys16, xs16, centres16, square(1), 16, margin, self.lam, mv1 * 2, shape16)
-        result[16] = (mv16, (ys16, xs16), shape16)
-        ys32, xs32, _ = grid(self.height, self.width, 32)
-        children = mv16.reshape(shape32[0], 2, shape32[1], 2, 2).transpose(0, 2, 1, 3, 4).reshape(-1, 4, 2)
-        centres32 = np.concatenate([mv2[:, None] * 4, children], axis=1)
-        rows, cols = block_index(ys32, xs32, 32)
-        mv32, _ = best_of(self.src[rows, cols], pyramid_ref[0], ys32, xs32, centres32, square(1), 32, margin, self.lam, mv2 * 4, shape32)
-        result[32] = (mv32, (ys32, xs32), shape32)
-        return {n: self.refine(n, mv * 4, pos, shape) for n, (mv, pos, shape) in result.items()}
+        for n, shape in self.shapes((8, 16, 32)).items():
+            vectors = self.choose(cand, sads[n], 1, shape, mv1[n] * 2)
+            ys, xs, _ = grid(self.height, self.width, n)
+            result[n] = self.refine(n, vectors * 4, (ys, xs), shape)
+        return result
+
+    def spread(self, vectors, n, source=32):
+        """Vectors of a grid of ``source`` blocks repeated onto the grid of n x n blocks."""
+        factor = source // n
+        grid_ = vectors.reshape(self.height // source, self.width // source, 2)
+        return grid_.repeat(factor, axis=0).repeat(factor, axis=1).reshape(-1, 2)
+
+    def shapes(self, sizes):
+        """Grid shapes (rows, cols) of block sizes."""
+        return {n: (self.height // n, self.width // n) for n in sizes}
+
+    def children(self, vectors, n):
+        """The vectors of the four n x n blocks inside each 32x32 block [B32, 4, 2] (n = 16)."""
+        rows32, cols32 = self.height // 32, self.width // 32
+        return vectors.reshape(rows32, 2, cols32, 2, 2).transpose(0, 2, 1, 3, 4).reshape(-1, 4, 2)
+
+    def choose(self, cand, sads, scale, shape, anchor):
+        """Vectors (in units of this level) for a block size, preferring smooth fields.
+
+        ``cand`` [B32, K, 2] are the shared candidates and ``sads`` [rows, cols, K] the
+        SADs of one block size; vector bits are measured at full resolution (``scale``).
+        """
+        rows, cols = shape
+        per32 = (rows * cols) // cand.shape[0]
+        factor = int(round(per32**0.5))
+        owner = (np.arange(rows)[:, None] // factor) * (cols // factor) + np.arange(cols)[None, :] // factor
+        block_cand = cand[owner.reshape(-1)]
+        flat = sads.reshape(rows * cols, -1).astype(np.float64)
+        lam = self.lam / (scale * scale)
+        start = anchor if anchor is not None else np.zeros((rows * cols, 2), dtype=np.int64)
+        vectors, _ = pick(block_cand, flat, lam, start, 4 * scale)
+        vectors, _ = pick(block_cand, flat, lam, grid_predictor(vectors, shape), 4 * scale)
+        return vectors
+
+    def shared_sads(self, src, ref, margin, block, centres, radius, sub):
+        """SADs of candidate vectors shared within 32x32 blocks (``block`` at this level).
+
+        Returns the candidates [B32, K, 2] (centres plus the square of ``radius``) and, per
+        block size at full resolution (sub-blocks ``sub`` and their sums), the SADs
+        [rows, cols, K]. Each centre's window is fetched once with a border.
+        """
+        height, width = src.shape
+        ys, xs, (rows, cols) = grid(height, width, block)
+        r, c = block_index(ys, xs, block)
+        source = src[r, c]
+        size = block + 2 * radius
+        offsets = square(radius)
+        out = []
+        for k in range(centres.shape[1]):
+            top = ys + margin + centres[:, k, 0] - radius
+            left = xs + margin + centres[:, k, 1] - radius
+            window = windows(ref, top, left, size)
+            for dy, dx in offsets:
+                diff = np.abs(window[:, radius + dy : radius + dy + block, radius + dx : radius + dx + block] - source)
+                k_sub = block // sub
+                out.append(diff.reshape(-1, k_sub, sub, k_sub, sub).sum(axis=(2, 4)))
+        k_sub = block // sub
+        sads = np.stack(out, axis=-1).reshape(rows, cols, k_sub, k_sub, -1).transpose(0, 2, 1, 3, 4)
+        sads = sads.reshape(rows * k_sub, cols * k_sub, -1)
+        cand = (centres[:, :, None, :] + offsets[None, None, :, :]).reshape(centres.shape[0], -1, 2)
+        full = sub * (32 // block)  # the sub-block size at full resolution
+        result = {full: sads}
+        while full < 32:
+            h, w, kk = sads.shape
+            sads = sads.reshape(h // 2, 2, w // 2, 2, kk).sum(axis=(1, 3))
+            full *= 2
+            result[full] = sads
+        return cand, result
 
     def refine(self, n, mv, positions, shape):
         """Half- then quarter-sample refinement of vectors (quarter-sample units)."""
@@ -1634,20 +1779,21 @@ class MotionSearch:
         best_cost = None
         steps = (2, 1)[: self.subpel]
         for step in (0, *steps):
-            offsets = square(1)[1:] * step if step else np.zeros((1, 2), dtype=np.int64)
+            offsets = (square(1)[1:] if step == 1 else CROSS) * step if step else np.zeros((1, 2), dtype=np.int64)
             centre = best.copy()
             for dy, dx in offsets:
                 cand = centre + np.array([dy, dx])
                 pred = fetch(self.ref, 0, ys, xs, n, cand[:, 0], cand[:, 1])
-                sad = np.abs(pred - src).reshape(ys.size, -1).sum(axis=1) / 64.0
-                cost = sad + self.lam * vector_bits(cand[:, 0] - anchor[:, 0], cand[:, 1] - anchor[:, 1])
+                rate = self.lam * vector_bits(cand[:, 0] - anchor[:, 0], cand[:, 1] - anchor[:, 1])
+                cost = satd(pred - src) / 64.0 + rate
                 if best_cost is None:
-                    best_cost = cost
+                    best_cost, best_rate = cost, rate
                     continue
                 better = cost < best_cost
                 best = np.where(better[:, None], cand, best)
                 best_cost = np.where(better, cost, best_cost)
-        return best, best_cost
+                best_rate = np.where(better, rate, best_rate)
+        return best, best_cost, best_cost - best_rate
 
 
 # =============================================================================================
@@ -1674,6 +1820,15 @@ def median_predictor(neigh, lst):
     single = vec.sum(axis=1)  # the only present vector when count == 1
     med = np.median(vec, axis=1).astype(np.int64)
     return np.where((count == 1)[:, None], single, med)
+
+
+def splice(old, new, index):
+    """Copy of nested tuples/lists of arrays ``old`` with rows ``index`` taken from ``new``."""
+    if isinstance(old, tuple | list):
+        return type(old)(splice(a, b, index) for a, b in zip(old, new))
+    out = old.copy()
+    out[index] = new
+    return out
 
 
 class InterEncoder(PictureEncoder):
@@ -1707,22 +1862,30 @@ class InterEncoder(PictureEncoder):
         for n in self.sizes:
             ys, xs, _ = grid(height, width, n)
             found = {}
-            mv0, cost0 = searches[0][n]
+            mv0, cost0, _ = searches[0][n]
             found["L0"] = (self.motions(1, mv0, None), cost0)
             if self.bi:
-                mv1, cost1 = searches[1][n]
+                mv1, cost1, _ = searches[1][n]
                 found["L1"] = (self.motions(2, None, mv1), cost1)
                 both = self.motions(3, mv0, mv1)
-                found["BI"] = (both, self.sad(ys, xs, n, both) + self.lam_sad * 4.0)
-            rd = [self.inter_rd(ys, xs, n, motions, 0.0, False) for motions, _ in found.values()]
-            self.searched[n] = (ys, xs, [m for m, _ in found.values()], rd)
-        ys16, xs16, found16 = self.searched[16][0], self.searched[16][1], self.searched[16][2]
-        costs16 = np.stack([self.sad(ys16, xs16, 16, m) for m in found16])
-        best16 = np.stack(found16)[np.argmin(costs16, axis=0), np.arange(ys16.size)]
+                found["BI"] = (both, self.satd(ys, xs, n, both) + cost0 + cost1 - searches[0][n][2] - searches[1][n][2])
+            # the cheapest few by SATD and vector bits go on to the full RD comparison
+            motions = np.stack([m for m, _ in found.values()])
+            rough = np.stack([c for _, c in found.values()])
+            order = np.argsort(rough, axis=0, kind="stable")[: int(self.params["inter_shortlist"])]
+            everyone = np.arange(ys.size)
+            shortlist = [motions[order[rank], everyone] for rank in range(order.shape[0])]
+            rd = [self.inter_rd(ys, xs, n, m, 0.0, False) for m in shortlist]
+            self.searched[n] = (ys, xs, shortlist, rd)
+            if n == 16:
+                best16 = shortlist[0]
+                self.inter_rough16 = rough[order[0], everyone]
+        ys16, xs16 = self.searched[16][0], self.searched[16][1]
         self.rough = self.rough_reconstruction(ys16, xs16, best16)
         cells = best16.reshape(height // 16, width // 16, 5).repeat(2, axis=0).repeat(2, axis=1)
         dirs, mvs = cells[:, :, 0].copy(), cells[:, :, 1:].copy()
         self.intra_costs = None
+        self.merge_sads, self.merge_results = {}, {}
         frame = self.frame
         tolerance = int(self.params["merge_tolerance"])
         for _ in range(2):
@@ -1745,13 +1908,23 @@ class InterEncoder(PictureEncoder):
             ks = np.array(ks)
             ys = np.array([frame.units[k][0] for k in ks])
             xs = np.array([frame.units[k][1] for k in ks])
-            _, root, cbf, levels = self.inter_rd(ys, xs, n, frame.motions[ks], 0.0, frame.modes[ks] == MERGE)
+            _, root, cbf, levels = self.inter_rd(ys, xs, n, frame.motions[ks], 0.0, frame.modes[ks] == MERGE, True)
+            whole, split, subs, sub_cbf = levels[0]
             frame.rootcbf[ks] = root
             frame.cbf[ks] = cbf
+            frame.tu_split[ks] = split * cbf[:, 0]
+            frame.sub_cbf[ks] = sub_cbf * frame.tu_split[ks][:, None]
             for i, k in enumerate(ks):
-                for plane in range(3):
+                k = int(k)
+                if cbf[i, 0] and split[i]:
+                    for sub in range(4):
+                        if sub_cbf[i, sub]:
+                            frame.levels[(k, 0, sub)] = subs[i, sub]
+                elif cbf[i, 0]:
+                    frame.levels[(k, 0, 0)] = whole[i]
+                for plane in (1, 2):
                     if cbf[i, plane]:
-                        frame.levels[(int(k), plane, 0)] = levels[plane][i]
+                        frame.levels[(k, plane, 0)] = levels[plane][i]
 
     def decide(self, dirs, mvs, merge_size, min_cu, height, width):
         """One RD decision of every block size against a motion field; fills the frame."""
@@ -1769,15 +1942,15 @@ class InterEncoder(PictureEncoder):
             ], axis=1)  # fmt: skip
             options, totals = [], []
             for motions, evaluated in zip(motions_list, rd):
-                bits = np.full(ys.size, costs[motions[0, 0]])
+                bits = costs[motions[:, 0]]
                 for lst in (0, 1):
-                    if motions[0, 0] & (lst + 1):
-                        delta = motions[:, 1 + 2 * lst : 3 + 2 * lst] - median_predictor(neigh, lst)
-                        bits = bits + self.mvd_bits(delta, size_class)
+                    uses = (motions[:, 0] & (lst + 1)) != 0
+                    delta = motions[:, 1 + 2 * lst : 3 + 2 * lst] - median_predictor(neigh, lst)
+                    bits = bits + np.where(uses, self.mvd_bits(delta, size_class), 0.0)
                 options.append((motions, evaluated))
                 totals.append(evaluated[0] + self.lam * bits)
             merge_motions, merge_bits = self.best_merge(ys, xs, n, dirs, mvs, merge_size)
-            evaluated = self.inter_rd(ys, xs, n, merge_motions, 0.0, True)
+            evaluated = self.merge_rd(ys, xs, n, merge_motions)
             options.append((merge_motions, evaluated))
             totals.append(evaluated[0] + self.lam * (merge_bits + costs[MERGE]))
             total = np.stack(totals)
@@ -1811,6 +1984,12 @@ class InterEncoder(PictureEncoder):
         rows, cols = block_index(ys, xs, n)
         diff = np.abs(pred - self.source[0][rows, cols])
         return diff.reshape(ys.size, -1).sum(axis=1).astype(np.float64)
+
+    def satd(self, ys, xs, n, motions):
+        """Luma SATD [B] of motion-compensated predictions."""
+        pred = predict_inter(self.refs, ys, xs, n, motions, planes=(0,))[0]
+        rows, cols = block_index(ys, xs, n)
+        return satd(pred - self.source[0][rows, cols])
 
     def mvd_bits(self, delta, size_class):
         """Estimated bits of vector differences [B, 2] with the live vector model."""
@@ -1857,31 +2036,65 @@ class InterEncoder(PictureEncoder):
         zero = np.array([3 if self.bi else 1, 0, 0, 0, 0])
         chosen = np.where((chosen[:, :, 0] > 0)[:, :, None], chosen, zero)
         index_costs = self.models.merge.costs()[SIZE_CLASS[n]]
-        costs = np.stack([self.sad(ys, xs, n, chosen[:, k]) + self.lam_sad * index_costs[k] for k in range(size)])
-        pick = np.argmin(costs, axis=0)
+        previous = self.merge_sads.get(n)
+        if previous is None:
+            sads = np.stack([self.sad(ys, xs, n, chosen[:, k]) for k in range(size)])
+        else:  # only candidates that changed since the last decision are measured again
+            sads = previous[1].copy()
+            blocks, slots = np.nonzero((chosen != previous[0]).any(axis=2))
+            if blocks.size:
+                sads[slots, blocks] = self.sad(ys[blocks], xs[blocks], n, chosen[blocks, slots])
+        self.merge_sads[n] = (chosen, sads)
+        pick = np.argmin(sads + self.lam_sad * index_costs[:size, None], axis=0)
         return chosen[np.arange(ys.size), pick], index_costs[pick]
 
-    def inter_rd(self, ys, xs, n, motions, side_bits, merged):
+    def merge_rd(self, ys, xs, n, motions):
+        """RD of each block's merge candidate, measured again only where it changed."""
+        previous = self.merge_results.get(n)
+        if previous is None:
+            result = self.inter_rd(ys, xs, n, motions, 0.0, True)
+        else:
+            old_motions, old = previous
+            changed = np.nonzero((motions != old_motions).any(axis=1))[0]
+            result = old
+            if changed.size:
+                new = self.inter_rd(ys[changed], xs[changed], n, motions[changed], 0.0, True)
+                result = splice(old, new, changed)
+        self.merge_results[n] = (motions, result)
+        return result
+
+    def inter_rd(self, ys, xs, n, motions, side_bits, merged, final=False):
         """RD cost [B] of inter candidates, with their rootcbf, cbfs [B, 3] and levels."""
         preds = predict_inter(self.refs, ys, xs, n, motions)
         lc = self.frame.layer_class
         size_class = SIZE_CLASS[n]
         coded_d, skip_d, bits, coded, all_levels = [], [], [], [], []
+        rdoq = self.rdoq and (final or self.params["rdoq_decisions"])
         for plane in range(3):
             size = n if plane == 0 else n // 2
             py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
             rows, cols = block_index(py, px, size)
-            coefs = forward_dct((self.source[plane][rows, cols] - preds[plane]).astype(np.float64))
+            residual = (self.source[plane][rows, cols] - preds[plane]).astype(np.float64)
+            coefs = forward_dct(residual)
             group = group_of(min(plane, 1), size, False)
             step = self.steps[min(plane, 1)]
-            levels = quantise(coefs, step, self.lam, self.models.coefficients, size, group, self.rdoq)
+            levels = quantise(coefs, step, self.lam, self.models.coefficients, size, group, rdoq)
             level_cost = level_bits(self.models.coefficients, size, group, levels)
             d_coded = ((coefs - levels * step) ** 2).reshape(ys.size, -1).sum(axis=1)
             d_skip = (coefs**2).reshape(ys.size, -1).sum(axis=1)
             use = (d_coded + self.lam * level_cost < d_skip) & (level_cost > 0)
-            coded_d.append(np.where(use, d_coded, d_skip))
+            chosen_d, chosen_bits = np.where(use, d_coded, d_skip), np.where(use, level_cost, 0.0)
+            if plane == 0:
+                split = self.split_luma(residual, size, step, rdoq, size_class)
+                whole_cost = chosen_d + self.lam * (chosen_bits + split[4][0] * use)
+                take = split[0] & (split[1] + self.lam * split[2] < whole_cost)
+                chosen_d = np.where(take, split[1], chosen_d)
+                chosen_bits = np.where(take, split[2], chosen_bits + split[4][0] * use)
+                use = use | take
+                levels = (levels, take.astype(np.int64), split[3], split[5])
+            coded_d.append(chosen_d)
             skip_d.append(d_skip)
-            bits.append(np.where(use, level_cost, 0.0))
+            bits.append(chosen_bits)
             coded.append(use)
             all_levels.append(levels)
         cbf = np.stack(coded, axis=1).astype(np.int64)
@@ -1897,6 +2110,27 @@ class InterEncoder(PictureEncoder):
         cbf = np.where(root[:, None], cbf, 0)
         return cost, root.astype(np.int64), cbf, all_levels
 
+    def split_luma(self, residual, n, step, rdoq, size_class):
+        """Luma residual [B, n, n] coded as four n/2 blocks: usable, SSE, bits, levels [B, 4,
+        n/2, n/2], split-flag costs, coded flags [B, 4] (bits include the flags)."""
+        count, half = residual.shape[0], n // 2
+        subs = residual.reshape(count, 2, half, 2, half).transpose(0, 1, 3, 2, 4).reshape(-1, half, half)
+        coefs = forward_dct(subs)
+        group = group_of(0, half, False)
+        levels = quantise(coefs, step, self.lam, self.models.coefficients, half, group, rdoq)
+        level_cost = level_bits(self.models.coefficients, half, group, levels)
+        d_coded = ((coefs - levels * step) ** 2).reshape(count * 4, -1).sum(axis=1)
+        d_skip = (coefs**2).reshape(count * 4, -1).sum(axis=1)
+        use = (d_coded + self.lam * level_cost < d_skip) & (level_cost > 0)
+        sse = np.where(use, d_coded, d_skip).reshape(count, 4).sum(axis=1)
+        flags = use.reshape(count, 4).astype(np.int64)
+        joint = flags @ np.array([1, 2, 4, 8])
+        split_costs = self.models.tu_split.costs()[size_class]
+        sub_costs = self.models.sub_cbf.costs()[size_class]
+        bits = np.where(use, level_cost, 0.0).reshape(count, 4).sum(axis=1)
+        bits = bits + sub_costs[np.maximum(joint - 1, 0)] + split_costs[1]
+        return joint > 0, sse, bits, levels.reshape(count, 4, half, half), split_costs, flags
+
     def rough_reconstruction(self, ys, xs, motions):
         """Planes predicted from the cheapest motion of each 16x16 block (intra estimates)."""
         out = [np.zeros(plane.shape, dtype=np.int32) for plane in self.source]
@@ -1909,7 +2143,23 @@ class InterEncoder(PictureEncoder):
         return out
 
     def intra_estimate(self, ys, xs):
-        """Approximate RD cost of coding 16x16 blocks intra (neighbours: inter predictions)."""
+        """Approximate RD cost of coding 16x16 blocks intra (neighbours: inter predictions).
+
+        Blocks whose DC prediction is far worse (by SATD) than their best inter prediction
+        are not considered (infinite cost).
+        """
+        flags = intra_flags(ys, xs, self.source[0].shape[1], -1)
+        above, left = neighbours(self.rough[0], ys, xs, 16, *flags)
+        rows, cols = block_index(ys, xs, 16)
+        dc = satd(self.source[0][rows, cols] - intra_predict(above, left, 16, 1, LUMA_MODES))
+        out = np.full(ys.size, np.inf)
+        keep = np.nonzero(dc < self.params.get("intra_ratio", 1.5) * self.inter_rough16)[0]
+        if keep.size:
+            out[keep] = self.intra_estimate_rd(ys[keep], xs[keep])
+        return out
+
+    def intra_estimate_rd(self, ys, xs):
+        """The intra estimate of blocks: best of four luma modes and planar chroma by RD."""
         flags = intra_flags(ys, xs, self.source[0].shape[1], -1)
         self.recon = self.rough
         no_costs = np.zeros(len(LUMA_MODES))
@@ -1940,7 +2190,7 @@ class InterEncoder(PictureEncoder):
         return split32, split16
 
     def assemble(self, results, split32, split16, width):
-        """Write the chosen units into the frame."""
+        """Write the chosen units, modes and motions into the frame (residuals come later)."""
         frame = self.frame
         units = coding_units(split32, split16)
         frame.__init__(frame.kind, frame.poc, frame.layer, frame.qp, units)
@@ -1952,15 +2202,10 @@ class InterEncoder(PictureEncoder):
             if c == len(options):
                 frame.modes[k] = INTRA
                 continue
-            motions, (_, root, cbf, levels) = options[c]
+            motions = options[c][0]
             frame.planned_merge[k] = c == len(options) - 1
             frame.motions[k] = motions[b]
             frame.modes[k] = motions[b, 0]
-            frame.rootcbf[k] = root[b]
-            frame.cbf[k] = cbf[b]
-            for plane in range(3):
-                if cbf[b, plane]:
-                    frame.levels[(k, plane, 0)] = levels[plane][b]
 
 
 # =============================================================================================
