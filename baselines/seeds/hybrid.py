@@ -42,11 +42,11 @@ import numpy as np
 PARAMS = {
     "gop": 8,
     "qp_shift": 0.0,
-    "qp_i_offset": -1,
+    "qp_i_offset": -2,
     "qp_layer_step": 1.0,
     "chroma_qp_offset": 0,
     "lambda_scale": 1.0,
-    "lambda_layer_scale": 0.15,
+    "lambda_layer_scale": 0.3,
     "search_range": 12,
     "subpel": 2,
     "merge_candidates": 4,
@@ -56,8 +56,10 @@ PARAMS = {
     "rdoq_decisions": 0,
     "intra_inter": 1,
     "intra_shortlist": 3,
+    "intra_partitions": 2,
     "inter_shortlist": 1,
     "deblock": 1,
+    "alf": 1,
     "deblock_beta": 0,
     "deblock_tc": 0,
     "context_memory": 0.9,
@@ -80,8 +82,10 @@ PARAM_RANGES = {
     "rdoq_decisions": [0, 1],
     "intra_inter": [0, 1],
     "intra_shortlist": (1, 10),
+    "intra_partitions": (0, 2),
     "inter_shortlist": (1, 3),
     "deblock": [0, 1],
+    "alf": [0, 1],
     "deblock_beta": (-6, 6),
     "deblock_tc": (-6, 6),
     "context_memory": (0.5, 1.0),
@@ -90,7 +94,7 @@ PARAM_RANGES = {
 
 MAGIC = b"HYB1"
 # magic, width, height, frames, fps num, fps den, gop, base qp, qp_i_offset, chroma offset,
-# layer step x 16, merge candidates, min cu, deblock, beta, tc, memory x 256, adapt limit
+# layer step x 16, merge candidates, min cu, tools, beta, tc, memory x 256, adapt limit
 HEADER = struct.Struct("<4sHHHIIBBbbBBBBbbBI")
 CTU = 32
 MARGIN = 80  # luma samples of edge extension around reference pictures
@@ -208,6 +212,10 @@ class Model:
         np.maximum(self.counts, 0.02, out=self.counts)
         self._costs = None
 
+    def flat_costs(self):
+        """``costs()`` as one flat array (index context * symbols + symbol)."""
+        return self.costs().reshape(-1)
+
     def costs(self):
         """Bits of each symbol in each context [contexts, symbols] (the coder's own estimate)."""
         if self._costs is None:
@@ -280,22 +288,25 @@ class Coder:
         """Code ``count`` equiprobable bits."""
         return self.raw(np.full(count, 2), values)
 
-    def magnitudes(self, model, ctx, values=None):
-        """Code integers >= 0: an adaptive bucket (0, 1, 2-3, 4-7, ...) then its low bits."""
+    def magnitudes(self, model, ctx, values=None, exact=0):
+        """Code integers >= 0: values below ``exact`` as themselves, larger ones as an
+        adaptive bucket of ``value - exact`` (0, 1, 2-3, 4-7, ...) and then its low bits."""
         ctx = np.asarray(ctx, dtype=np.int64).reshape(-1)
-        buckets = None
+        symbols = None
         if not self.decoding:
             values = np.asarray(values, dtype=np.int64).reshape(-1)
-            buckets = bucket_of(values)
-        buckets = self.symbols(model, ctx, buckets)
-        base = np.where(buckets >= 2, 1 << np.maximum(buckets - 1, 0), buckets)
-        sizes = np.where(buckets >= 2, base, 1)
+            symbols = np.where(values < exact, values, exact + bucket_of(values - exact))
+        symbols = self.symbols(model, ctx, symbols)
+        buckets = np.maximum(symbols - exact, 0)
+        base = exact + np.where(buckets >= 2, 1 << np.maximum(buckets - 1, 0), buckets)
+        base = np.where(symbols < exact, symbols, base)
+        sizes = np.where((symbols >= exact) & (buckets >= 2), 1 << np.maximum(buckets - 1, 0), 1)
         offsets = self.raw(sizes, None if self.decoding else values - base)
         return base + offsets
 
-    def signed(self, model, ctx, values=None):
+    def signed(self, model, ctx, values=None, exact=0):
         """Code signed integers: the magnitude as above, then a sign bit for non-zeros."""
-        magnitude = self.magnitudes(model, ctx, None if values is None else np.abs(values))
+        magnitude = self.magnitudes(model, ctx, None if values is None else np.abs(values), exact)
         nonzero = magnitude != 0
         signs = None if values is None else (np.asarray(values).reshape(-1)[nonzero] < 0)
         signs = self.bits(int(nonzero.sum()), signs)
@@ -305,6 +316,7 @@ class Coder:
 
 
 BUCKETS = 24  # buckets of ``Coder.magnitudes``: 0, 1, then [2**(b-1), 2**b) for b >= 2
+MVD_EXACT = 16  # vector differences below this are coded as themselves
 
 
 def bucket_of(values):
@@ -316,10 +328,11 @@ def bucket_of(values):
     return out
 
 
-def magnitude_bits(values, costs):
-    """Estimated bits of integers >= 0 under one context's bucket costs [BUCKETS]."""
-    buckets = bucket_of(values)
-    return costs[buckets] + np.maximum(buckets - 1, 0)
+def magnitude_bits(values, costs, exact=0):
+    """Estimated bits of integers >= 0 under one context's symbol costs (``magnitudes``)."""
+    buckets = bucket_of(np.maximum(values - exact, 0))
+    symbols = np.where(values < exact, values, exact + buckets)
+    return costs[symbols] + np.where(values < exact, 0, np.maximum(buckets - 1, 0))
 
 
 # =============================================================================================
@@ -481,7 +494,8 @@ class CoefficientModels:
 
 def neighbour_activity(mag):
     """2*(up + left) + up-left + 2-up + 2-left of every coefficient from capped magnitudes."""
-    s = np.zeros(mag.shape, dtype=np.int64)
+    mag = mag.astype(np.int16)
+    s = np.zeros(mag.shape, dtype=np.int16)
     s[:, 1:, :] += 2 * mag[:, :-1, :]
     s[:, :, 1:] += 2 * mag[:, :, :-1]
     s[:, 1:, 1:] += mag[:, :-1, :-1]
@@ -493,8 +507,14 @@ def neighbour_activity(mag):
 def coefficient_contexts(mag, n, group, last):
     """Context index of every coefficient [B, n, n] from the lower-frequency magnitudes."""
     activity = np.minimum(neighbour_activity(mag), NEIGHBOUR_CLASS.size - 1)
-    on_last = DIAG_INDEX[n][None] == last[:, None, None]
-    return context_index(group, FREQ_OF[n][None], NEIGHBOUR_CLASS[activity], on_last, EDGE_OF[n][None])
+    on_last = (DIAG_INDEX[n][None] == last[:, None, None]).astype(np.int32)
+    fixed = group * GROUP_CONTEXTS + POSITION_CONTEXT[n][None]
+    return fixed + NEIGHBOUR_CONTEXT.take(activity) + 2 * on_last
+
+
+# context offsets: the position part (frequency class, first row/column) and the neighbourhood
+POSITION_CONTEXT = {n: (FREQ_OF[n] * NEIGHBOUR_CLASSES * 4 + EDGE_OF[n]).astype(np.int32) for n in SIZES}
+NEIGHBOUR_CONTEXT = (NEIGHBOUR_CLASS * 4).astype(np.int32)
 
 
 def last_diagonal(levels):
@@ -552,8 +572,8 @@ def level_bits(models, n, group, levels):
     mag = np.minimum(full, ESCAPE)
     last = last_diagonal(levels)
     ctx = coefficient_contexts(mag, n, group, last)
-    costs = models.magnitude.costs()
-    bits = costs[ctx, mag]
+    costs = models.magnitude.flat_costs()
+    bits = costs.take(ctx * (ESCAPE + 1) + mag)
     bits = np.where(DIAG_INDEX[n][None] <= last[:, None, None], bits, 0.0)
     total = bits.reshape(levels.shape[0], -1).sum(axis=1)
     total += (full != 0).reshape(levels.shape[0], -1).sum(axis=1)
@@ -578,16 +598,17 @@ def quantise(coefs, step, lam, models, n, group, rdoq):
         levels = np.minimum(np.floor(magnitude + rounding), MAX_LEVEL - 1).astype(np.int64)
         return np.where(coefs < 0, -levels, levels)
     ctx = coefficient_contexts(np.minimum(nearest, ESCAPE), n, group, last_diagonal(nearest))
-    costs = models.magnitude.costs()
+    costs = models.magnitude.flat_costs()
+    row = ctx * (ESCAPE + 1)
     scaled_lam = lam / (step * step)  # errors below are in units of the step
     best = nearest.copy()
-    best_cost = (magnitude - nearest) ** 2 + scaled_lam * (costs[ctx, np.minimum(nearest, ESCAPE)] + (nearest > 0))
+    best_cost = (magnitude - nearest) ** 2 + scaled_lam * (costs.take(row + np.minimum(nearest, ESCAPE)) + (nearest > 0))
     lower = np.maximum(nearest - 1, 0)
-    lower_cost = (magnitude - lower) ** 2 + scaled_lam * (costs[ctx, np.minimum(lower, ESCAPE)] + (lower > 0))
+    lower_cost = (magnitude - lower) ** 2 + scaled_lam * (costs.take(row + np.minimum(lower, ESCAPE)) + (lower > 0))
     take = lower_cost < best_cost
     best = np.where(take, lower, best)
     best_cost = np.where(take, lower_cost, best_cost)
-    zero_cost = magnitude**2 + scaled_lam * costs[ctx, 0]
+    zero_cost = magnitude**2 + scaled_lam * costs.take(row)
     best = np.where(zero_cost < best_cost, 0, best)
     return np.where(coefs < 0, -best, best)
 
@@ -606,6 +627,7 @@ CHROMA_TAPS = (
     (-4, 28, 46, -6), (-2, 16, 54, -4), (-2, 10, 58, -2),
 )  # fmt: skip
 UNIT = np.array([1.0], dtype=np.float32)
+CHROMA_TAP_ARRAY = np.array(CHROMA_TAPS, dtype=np.int32)
 
 
 def _filter(plane, taps, axis):
@@ -629,7 +651,7 @@ class Picture:
         self.extended = [
             np.pad(p, m, mode="edge").astype(np.float32) for p, m in zip(planes, self.margins)
         ]
-        self.extended_int = self.extended[0].astype(np.int16)  # for motion search
+        self.extended_int = [plane.astype(np.int32) for plane in self.extended]
         self.cache = {}
         self.motion = None  # (field, poc of the L0 reference, poc of the L1 reference)
 
@@ -678,17 +700,13 @@ def fetch(picture, plane, ys, xs, n, mvy, mvx):
         phase = (mvy & 3) * 4 + (mvx & 3)
         stack = picture.luma_phases()
         return np.take(stack, (phase * (height * width) + start)[:, None, None] + offsets).astype(np.int32)
-    phase = (mvy & ((1 << bits) - 1)) * 8 + (mvx & ((1 << bits) - 1))
-    values = np.unique(phase)
-    if values.size == 1:
-        source = picture.phase(plane, int(values[0]) // 8, int(values[0]) % 8)
-        return np.take(source, start[:, None, None] + offsets).astype(np.int32)
-    out = np.empty((ys.size, n, n), dtype=np.int32)
-    for value in values:
-        pick = np.nonzero(phase == value)[0]
-        source = picture.phase(plane, int(value) // 8, int(value) % 8)
-        out[pick] = np.take(source, start[pick, None, None] + offsets)
-    return out
+    # chroma: the 4-tap filters applied to each block's own window (exact integers)
+    window = windows(picture.extended_int[plane], top - 1, left - 1, n + 3)
+    taps_x = CHROMA_TAP_ARRAY[mvx & 7]
+    taps_y = CHROMA_TAP_ARRAY[mvy & 7]
+    across = sum(taps_x[:, k, None, None] * window[:, :, k : k + n] for k in range(4))
+    down = sum(taps_y[:, k, None, None] * across[:, k : k + n, :] for k in range(4))
+    return down >> 6
 
 
 def combine(first, second, direction):
@@ -953,11 +971,12 @@ class FrameCode:
         self.cbf = np.zeros((count, 3), dtype=np.int64)  # inter: y, u, v; intra: -, u, v
         self.tu_split = np.zeros(count, dtype=np.int64)  # inter: luma in four half-size blocks
         self.sub_cbf = np.zeros((count, 4), dtype=np.int64)  # their coded flags
-        self.i8 = np.zeros(count, dtype=np.int64)
-        self.luma_modes = np.zeros((count, 4), dtype=np.int64)
+        self.intra_split = np.zeros(count, dtype=np.int64)  # luma in 1 (16x16), 4 or 16 blocks
+        self.luma_modes = np.zeros((count, 16), dtype=np.int64)
         self.chroma_mode = np.zeros(count, dtype=np.int64)
-        self.intra_cbf = np.zeros((count, 4), dtype=np.int64)
+        self.intra_cbf = np.zeros((count, 16), dtype=np.int64)
         self.levels = {}  # (unit, plane, sub-block) -> levels [n, n] (encoder)
+        self.context = None  # the collocated picture's TemporalContext
         self.group_levels = {}  # group -> levels [count, n, n] in transform-block order
 
     @property
@@ -974,13 +993,11 @@ class FrameCode:
         out = {}
         for k, (y, x, size) in enumerate(self.units):
             if self.modes[k] == INTRA:
-                if self.i8[k]:
-                    for sub in range(4):
-                        if self.intra_cbf[k, sub]:
-                            sy, sx = y + 8 * (sub >> 1), x + 8 * (sub & 1)
-                            out.setdefault(group_of(0, 8, True), []).append((k, 0, sub, sy, sx))
-                elif self.intra_cbf[k, 0]:
-                    out.setdefault(group_of(0, 16, True), []).append((k, 0, 0, y, x))
+                b = 16 >> self.intra_split[k]
+                for sub in range((16 // b) ** 2):
+                    if self.intra_cbf[k, sub]:
+                        sy, sx = sub_position(sub, b)
+                        out.setdefault(group_of(0, b, True), []).append((k, 0, sub, y + sy, x + sx))
                 for plane in (1, 2):
                     if self.cbf[k, plane]:
                         out.setdefault(group_of(1, 8, True), []).append((k, plane, 0, y // 2, x // 2))
@@ -1012,28 +1029,32 @@ class SyntaxModels:
     """Adaptive models of every syntax element except the coefficients."""
 
     def __init__(self, limit):
-        self.split32 = Model(LAYER_CLASSES, 2, None, limit)
-        self.split16 = Model(LAYER_CLASSES, 2, None, limit)
-        self.mode = Model(LAYER_CLASSES * 3, 5, np.array([4.0, 1.0, 1.0, 1.0, 0.3]), limit)
+        self.split32 = Model(LAYER_CLASSES * 4, 2, None, limit)
+        self.split16 = Model(LAYER_CLASSES * 4, 2, None, limit)
+        self.mode = Model(LAYER_CLASSES * 3 * 4, 5, np.array([4.0, 1.0, 1.0, 1.0, 0.3]), limit)
         self.merge = Model(3, 5, None, limit)
-        self.mvd = Model(2 * 3, BUCKETS, 0.5 ** np.arange(BUCKETS) * 8 + 0.01, limit)
-        self.i8 = Model(2, 2, None, limit)
-        self.luma_mode = Model(2, len(LUMA_MODES), None, limit)
+        self.mvd = Model(2 * 3, MVD_EXACT + BUCKETS, 0.8 ** np.arange(MVD_EXACT + BUCKETS) * 8 + 0.01, limit)
+        self.intra_split = Model(2, 3, None, limit)
+        self.luma_mode = Model(3, len(LUMA_MODES), None, limit)
         self.chroma_mode = Model(1, len(CHROMA_MODES), None, limit)
         self.rootcbf = Model(2 * 3 * LAYER_CLASSES, 2, None, limit)
         self.cbf = Model(3 * LAYER_CLASSES, 7, None, limit)
         self.tu_split = Model(3, 2, None, limit)
+        self.alf = Model(LAYER_CLASSES, 2, None, limit)
+        self.alf_coef = Model(len(ALF_TAPS), MVD_EXACT + BUCKETS, 0.8 ** np.arange(MVD_EXACT + BUCKETS) * 8 + 0.01, limit)
+        self.alf_unit = Model(LAYER_CLASSES, 2, None, limit)
+        self.alf_previous = np.zeros((LAYER_CLASSES, len(ALF_TAPS)), dtype=np.int64)
         self.sub_cbf = Model(3, 15, None, limit)
-        self.intra_cbf = Model(2, 2, None, limit)
+        self.intra_cbf = Model(3, 2, None, limit)
         self.intra_chroma_cbf = Model(1, 4, None, limit)
         self.coefficients = CoefficientModels(limit)
 
     def all(self):
         """Every model (for forgetting between pictures)."""
         own = [
-            self.split32, self.split16, self.mode, self.merge, self.mvd, self.i8, self.luma_mode,
+            self.split32, self.split16, self.mode, self.merge, self.mvd, self.intra_split, self.luma_mode,
             self.chroma_mode, self.rootcbf, self.cbf, self.tu_split, self.sub_cbf, self.intra_cbf,
-            self.intra_chroma_cbf,
+            self.intra_chroma_cbf, self.alf, self.alf_coef, self.alf_unit,
         ]  # fmt: skip
         return own + self.coefficients.models()
 
@@ -1043,17 +1064,51 @@ class SyntaxModels:
             model.forget(memory)
 
 
-def code_splits(coder, models, layer_class, split32, split16, min_cu):
-    """Code (or decode, in place) the quadtree split maps of an inter picture."""
+def code_splits(coder, models, layer_class, split32, split16, min_cu, context):
+    """Code (or decode, in place) the quadtree split maps of an inter picture.
+
+    ``context`` is the collocated picture's ``TemporalContext`` (None when there is none).
+    """
     coder.label = "splits"
     values = None if coder.decoding else split32.reshape(-1)
-    ctx = np.full(split32.size, layer_class)
-    split32[:] = coder.symbols(models.split32, ctx, values).reshape(split32.shape)
+    ctx = layer_class * 4 + temporal_depth(context, split32.shape, 32)
+    split32[:] = coder.symbols(models.split32, ctx.reshape(-1), values).reshape(split32.shape)
     if min_cu == 8:
         inside = np.repeat(np.repeat(split32, 2, axis=0), 2, axis=1).astype(bool)
         values = None if coder.decoding else split16[inside]
-        ctx = np.full(int(inside.sum()), layer_class)
-        split16[inside] = coder.symbols(models.split16, ctx, values)
+        ctx = layer_class * 4 + temporal_depth(context, split16.shape, 16)
+        split16[inside] = coder.symbols(models.split16, ctx[inside], values)
+
+
+class TemporalContext:
+    """What a later picture's contexts use of a coded one: per 8x8 cell, the depth of its
+    unit (0: 32, 1: 16, 2: 8) and its kind (1: intra, 2: skipped, 3: inter with residual)."""
+
+    def __init__(self, frame, rows, cols):
+        self.depth = np.zeros((rows, cols), dtype=np.int64)
+        self.kind = np.zeros((rows, cols), dtype=np.int64)
+        for k, (y, x, n) in enumerate(frame.units):
+            area = (slice(y >> 3, (y + n) >> 3), slice(x >> 3, (x + n) >> 3))
+            self.depth[area] = {32: 0, 16: 1, 8: 2}[n]
+            if frame.modes[k] == INTRA:
+                self.kind[area] = 1
+            else:
+                self.kind[area] = 3 if frame.rootcbf[k] else 2
+
+
+def temporal_depth(context, shape, n):
+    """Context class per n x n block: the deepest collocated unit inside it, 3 without one."""
+    if context is None:
+        return np.full(shape, 3, dtype=np.int64)
+    f = n // 8
+    return context.depth.reshape(shape[0], f, shape[1], f).max(axis=(1, 3))
+
+
+def temporal_kind(context, units, which):
+    """Context class per unit: the collocated kind at its centre, 0 without one."""
+    if context is None:
+        return np.zeros(len(which), dtype=np.int64)
+    return np.array([context.kind[(units[k][0] + units[k][2] // 2) >> 3, (units[k][1] + units[k][2] // 2) >> 3] for k in which], dtype=np.int64)
 
 
 def size_classes(units, which):
@@ -1079,7 +1134,8 @@ def code_units(coder, models, frame, field=None):
 
     if frame.kind != "I":
         size_class = size_classes(units, everyone)
-        code(models.mode, lc * 3 + size_class, frame.modes, everyone, "mode")
+        col = temporal_kind(frame.context, units, everyone)
+        code(models.mode, (lc * 3 + size_class) * 4 + col, frame.modes, everyone, "mode")
         merged = np.nonzero(frame.modes == MERGE)[0]
         code(models.merge, size_class[merged], frame.merge_index, merged, "merge")
         inter = np.nonzero((frame.modes >= INTER_L0) & (frame.modes <= INTER_BI))[0]
@@ -1089,15 +1145,15 @@ def code_units(coder, models, frame, field=None):
         ctx = (cols % 2) * 3 + size_class[which]
         values = None if decoding else frame.mvd[which, cols]
         coder.label = f"{frame.kind}:mvd"
-        frame.mvd[which, cols] = coder.signed(models.mvd, ctx, values)
+        frame.mvd[which, cols] = coder.signed(models.mvd, ctx, values, MVD_EXACT)
         if decoding:
             resolve_motion(field, units, frame.modes, frame.merge_index, frame.mvd, frame.motions, False)
     intra = np.nonzero(frame.modes == INTRA)[0]
-    code(models.i8, np.full(intra.size, int(frame.kind != "I")), frame.i8, intra, "intra")
-    rows = np.repeat(intra, np.where(frame.i8[intra] == 1, 4, 1))
-    subs = np.concatenate([np.arange(4) if frame.i8[k] else [0] for k in intra]).astype(np.int64) if intra.size else intra
+    code(models.intra_split, np.full(intra.size, int(frame.kind != "I")), frame.intra_split, intra, "intra")
+    rows = np.repeat(intra, 4 ** frame.intra_split[intra])
+    subs = np.concatenate([np.arange(4 ** frame.intra_split[k]) for k in intra]).astype(np.int64) if intra.size else intra
     values = None if decoding else frame.luma_modes[rows, subs]
-    frame.luma_modes[rows, subs] = coder.symbols(models.luma_mode, frame.i8[rows], values)
+    frame.luma_modes[rows, subs] = coder.symbols(models.luma_mode, frame.intra_split[rows], values)
     code(models.chroma_mode, np.zeros(intra.size, np.int64), frame.chroma_mode, intra, "intra")
     if frame.kind != "I":
         inter = np.nonzero(frame.modes != INTRA)[0]
@@ -1115,7 +1171,7 @@ def code_units(coder, models, frame, field=None):
         joint = coder.symbols(models.sub_cbf, size_classes(units, split), joint) + 1
         frame.sub_cbf[split] = (joint[:, None] >> np.arange(4)[None, :]) & 1
     values = None if decoding else frame.intra_cbf[rows, subs]
-    frame.intra_cbf[rows, subs] = coder.symbols(models.intra_cbf, frame.i8[rows], values)
+    frame.intra_cbf[rows, subs] = coder.symbols(models.intra_cbf, frame.intra_split[rows], values)
     joint = None if decoding else frame.cbf[intra, 1] + 2 * frame.cbf[intra, 2]
     joint = coder.symbols(models.intra_chroma_cbf, np.zeros(intra.size, np.int64), joint)
     frame.cbf[intra, 1] = joint & 1
@@ -1178,20 +1234,34 @@ def reconstruct_inter(frame, refs, residual, recon):
             recon[plane][rows, cols] = np.clip(prediction + residual[plane][rows, cols], 0, 255)
 
 
-def intra_flags(ys, xs, width, sub):
-    """Availability (above, left, above-right) of 8x8 sub-block ``sub`` (or -1: the 16x16)."""
-    top = ys > 0
-    left = xs > 0
-    right = top & (xs + 16 < width)
-    if sub == 0:
-        return top, left, top
-    if sub == 1:
-        return top, np.ones_like(top), right
-    if sub == 2:
-        return np.ones_like(top), left, np.ones_like(top)
-    if sub == 3:
-        return np.ones_like(top), np.ones_like(top), np.zeros_like(top)
+def sub_position(index, b):
+    """Offset (y, x) in a 16x16 unit of its b x b block number ``index`` (z-order)."""
+    sx = (index & 1) | ((index >> 1) & 2)
+    sy = ((index >> 1) & 1) | ((index >> 2) & 2)
+    return sy * b, sx * b
+
+
+def intra_flags(ys, xs, width, b=16, index=0):
+    """Availability (above, left, above-right) of block ``index`` (size b) of 16x16 units."""
+    k = 16 // b
+    sy, sx = (v // b for v in sub_position(index, b))
+    unit_top = ys > 0
+    yes = np.ones(ys.shape, dtype=bool)
+    top = yes if sy > 0 else unit_top
+    left = yes if sx > 0 else xs > 0
+    if sy == 0:
+        right = unit_top if sx < k - 1 else unit_top & (xs + 16 < width)
+    elif sx == k - 1:
+        right = np.zeros(ys.shape, dtype=bool)
+    else:
+        done = z_index(sy - 1, sx + 1) < index
+        right = yes if done else np.zeros(ys.shape, dtype=bool)
     return top, left, right
+
+
+def z_index(sy, sx):
+    """z-order number of the block at (sy, sx) (in block units, up to 4x4)."""
+    return (sx & 1) | ((sy & 1) << 1) | ((sx & 2) << 1) | ((sy & 2) << 2)
 
 
 def intra_pass(frame, recon, residual, chooser=None):
@@ -1213,16 +1283,17 @@ def intra_pass(frame, recon, residual, chooser=None):
         if chooser is not None:
             chooser(frame, ks, by, bx, recon)
             continue
-        whole = frame.i8[ks] == 0
-        if whole.any():
-            flags = intra_flags(by[whole], bx[whole], width, -1)
-            _predict_add(recon[0], residual[0], by[whole], bx[whole], 16, frame.luma_modes[ks[whole], 0], flags, LUMA_MODES)
-        split = ~whole
-        for sub in range(4) if split.any() else ():
-            sy, sx = by[split] + 8 * (sub >> 1), bx[split] + 8 * (sub & 1)
-            flags = intra_flags(by[split], bx[split], width, sub)
-            _predict_add(recon[0], residual[0], sy, sx, 8, frame.luma_modes[ks[split], sub], flags, LUMA_MODES)
-        flags = intra_flags(by, bx, width, -1)
+        for split in range(3):
+            pick = frame.intra_split[ks] == split
+            if not pick.any():
+                continue
+            b = 16 >> split
+            for sub in range(4**split):
+                oy, ox = sub_position(sub, b)
+                flags = intra_flags(by[pick], bx[pick], width, b, sub)
+                modes = frame.luma_modes[ks[pick], sub]
+                _predict_add(recon[0], residual[0], by[pick] + oy, bx[pick] + ox, b, modes, flags, LUMA_MODES)
+        flags = intra_flags(by, bx, width)
         for plane in (1, 2):
             _predict_add(recon[plane], residual[plane], by // 2, bx // 2, 8, frame.chroma_mode[ks], flags, CHROMA_MODES)
 
@@ -1258,11 +1329,12 @@ def cell_maps(frame, rows, cols):
         block[area] = 4 * k
         if frame.modes[k] == INTRA:
             intra[area] = True
-            if frame.i8[k]:
+            if frame.intra_split[k]:
+                per_cell = 4 ** (frame.intra_split[k] - 1)  # transform blocks in each 8x8 cell
                 for sub in range(4):
                     cell = (cy + (sub >> 1), cx + (sub & 1))
                     block[cell] = 4 * k + sub
-                    coded[cell] = bool(frame.intra_cbf[k, sub])
+                    coded[cell] = bool(frame.intra_cbf[k, sub * per_cell : (sub + 1) * per_cell].any())
             else:
                 coded[area] = bool(frame.intra_cbf[k, 0])
         else:
@@ -1389,6 +1461,90 @@ def deblock(recon, frame, qp, chroma_qp, beta_offset, tc_offset):
 
 
 # =============================================================================================
+# Adaptive loop filter: a Wiener filter per picture, switched per coding-tree unit
+# =============================================================================================
+
+# offsets of the symmetric tap pairs of a 7x7 diamond; the centre weight is implied
+ALF_TAPS = ((0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0), (1, 2), (2, 1), (2, -1), (1, -2), (0, 3), (3, 0))
+ALF_SHIFT = 7  # coefficients are in 1/128
+ALF_LIMIT = 64
+
+
+def alf_kernel(coefs):
+    """The 7x7 integer kernel (sum 128) of a set of pair coefficients."""
+    kernel = np.zeros((7, 7), dtype=np.float32)
+    for (dy, dx), c in zip(ALF_TAPS, coefs):
+        kernel[3 + dy, 3 + dx] += c
+        kernel[3 - dy, 3 - dx] += c
+    kernel[3, 3] = (1 << ALF_SHIFT) - 2 * int(np.sum(coefs))
+    return kernel
+
+
+def alf_filter(plane, coefs):
+    """The plane filtered by the kernel of ``coefs`` (exact integers, edges replicated)."""
+    total = cv2.filter2D(plane.astype(np.float32), cv2.CV_32F, alf_kernel(coefs), borderType=cv2.BORDER_REPLICATE)
+    return np.clip(np.floor((total + (1 << (ALF_SHIFT - 1))) / (1 << ALF_SHIFT)), 0, 255).astype(np.uint8)
+
+
+def alf_apply(plane, coefs, enabled):
+    """Replace the enabled 32x32 units of a plane (in place) by their filtered samples."""
+    filtered = alf_filter(plane, coefs)
+    mask = np.repeat(np.repeat(enabled.astype(bool), CTU, axis=0), CTU, axis=1)
+    plane[mask] = filtered[mask]
+
+
+def alf_design(source, plane, valid, lam):
+    """Coefficients and per-unit switches that lower squared error + lam * bits, or None."""
+    height, width = plane.shape
+    rec = plane.astype(np.float32)
+    padded = np.pad(rec, 3, mode="edge")
+    features = np.stack([
+        padded[3 + dy : 3 + dy + height, 3 + dx : 3 + dx + width] + padded[3 - dy : 3 - dy + height, 3 - dx : 3 - dx + width] - 2 * rec
+        for dy, dx in ALF_TAPS
+    ]).reshape(len(ALF_TAPS), -1)  # fmt: skip
+    target = (source - plane).astype(np.float32).reshape(-1)
+    weight = np.ones(target.size, dtype=np.float32) if valid is None else valid.reshape(-1).astype(np.float32)
+    rows, cols = height // CTU, width // CTU
+    enabled = np.ones((rows, cols), dtype=bool)
+    before = ((source - plane).astype(np.float64) ** 2 * (1.0 if valid is None else valid)).reshape(rows, CTU, cols, CTU).sum(axis=(1, 3))
+    coefs = None
+    for _ in range(2):
+        use = weight * np.repeat(np.repeat(enabled, CTU, axis=0), CTU, axis=1).reshape(-1)
+        weighted = features * use
+        normal = (weighted @ features.T).astype(np.float64)
+        right = (weighted @ target).astype(np.float64)
+        if not np.isfinite(normal).all() or np.abs(normal).sum() == 0:
+            return None
+        solution = np.linalg.solve(normal + np.eye(len(ALF_TAPS)) * 1e-3, right)
+        coefs = np.clip(np.rint(solution * (1 << ALF_SHIFT)), -ALF_LIMIT, ALF_LIMIT).astype(np.int64)
+        after_plane = alf_filter(plane, coefs)
+        error = (source - after_plane.astype(np.int32)).astype(np.float64) ** 2
+        after = (error * (1.0 if valid is None else valid)).reshape(rows, CTU, cols, CTU).sum(axis=(1, 3))
+        enabled = before - after > lam * 1.0
+        if not enabled.any():
+            return None
+    gain = float((before - after)[enabled].sum())
+    cost = lam * (len(ALF_TAPS) * 4 + enabled.size * 0.5)
+    return (coefs, enabled) if gain > cost else None
+
+
+def code_alf(coder, models, layer_class, shape, design=None):
+    """Code (or decode) a picture's loop-filter switch, coefficients and unit switches."""
+    coder.label = "alf"
+    rows, cols = shape[0] // CTU, shape[1] // CTU
+    on = coder.symbols(models.alf, [layer_class], None if coder.decoding else [int(design is not None)])
+    if not on[0]:
+        return None
+    previous = models.alf_previous[layer_class]  # coefficients are coded as changes
+    delta = None if coder.decoding else design[0] - previous
+    coefs = previous + coder.signed(models.alf_coef, np.arange(len(ALF_TAPS)), delta, MVD_EXACT)
+    models.alf_previous[layer_class] = coefs
+    enabled = None if coder.decoding else design[1].reshape(-1).astype(np.int64)
+    enabled = coder.symbols(models.alf_unit, np.full(rows * cols, layer_class), enabled)
+    return coefs, enabled.reshape(rows, cols)
+
+
+# =============================================================================================
 # Encoder: intra decisions
 # =============================================================================================
 
@@ -1402,8 +1558,15 @@ def block_sse(a, b):
 class PictureEncoder:
     """What the encoder's decisions for one picture need: source, QPs, lambda, models."""
 
-    def __init__(self, source, frame, models, params, chroma_qp):
+    def __init__(self, source, frame, models, params, chroma_qp, size):
         self.source = source  # padded planes, int32
+        self.valid = None  # per plane: inside the picture (the padding needs no residual)
+        height, width = size
+        if (height, width) != source[0].shape:
+            self.valid = [
+                (np.arange(plane.shape[0])[:, None] < height // f) & (np.arange(plane.shape[1])[None, :] < width // f)
+                for plane, f in zip(source, (1, 2, 2))
+            ]
         self.frame = frame
         self.models = models
         self.params = params
@@ -1412,6 +1575,12 @@ class PictureEncoder:
         layer_factor = 1.0 + params["lambda_layer_scale"] * frame.layer
         self.lam = lambda_of(frame.qp) * params["lambda_scale"] * layer_factor
         self.rdoq = params["rdoq"]
+
+    def padding_free(self, plane, rows, cols, src, pred):
+        """Source blocks with the padding outside the picture replaced by the prediction."""
+        if self.valid is None:
+            return src
+        return np.where(self.valid[plane][rows, cols], src, pred)
 
     def residual_choice(self, src, pred, n, group, plane_class):
         """Quantise the residual of blocks: levels, bits of the levels, reconstruction, SSE."""
@@ -1437,7 +1606,8 @@ class PictureEncoder:
         for rank in range(shortlist):
             mode = ranked[rank]
             pred = predictions[mode, everyone]
-            levels, bits, recon, sse = self.residual_choice(src, pred, n, group, min(plane, 1))
+            clean = self.padding_free(plane, rows, cols, src, pred)
+            levels, bits, recon, sse = self.residual_choice(clean, pred, n, group, min(plane, 1))
             coded = np.abs(levels).reshape(levels.shape[0], -1).max(axis=1) > 0
             bits = bits + np.where(coded, cbf_costs[1], cbf_costs[0]) + mode_costs[mode]
             cost = sse + self.lam * bits
@@ -1453,46 +1623,40 @@ class PictureEncoder:
         return best
 
     def choose_intra(self, frame, ks, ys, xs, recon):
-        """Decide I16 or I8, the luma and chroma modes and levels of a wavefront's units."""
+        """Decide the luma partition (16x16, 8x8 or 4x4 blocks), the modes and levels of a
+        wavefront's units, then their chroma."""
         self.recon = recon
         models = self.models
         width = recon[0].shape[1]
-        kind_ctx = 0 if frame.kind == "I" else 1
-        flag_costs = models.i8.costs()[kind_ctx]
+        split_costs = models.intra_split.costs()[0 if frame.kind == "I" else 1]
         luma_costs = models.luma_mode.costs()
         cbf_costs = models.intra_cbf.costs()
-        flags = intra_flags(ys, xs, width, -1)
-        whole = self.intra_blocks(0, ys, xs, 16, flags, LUMA_MODES, luma_costs[0], group_of(0, 16, True), cbf_costs[0])
-        whole_cost = whole[0] + self.lam * flag_costs[0]
-        split_cost = self.lam * flag_costs[1] + np.zeros(ys.size)
-        parts = []
-        for sub in range(4):
-            sy, sx = ys + 8 * (sub >> 1), xs + 8 * (sub & 1)
-            flags = intra_flags(ys, xs, width, sub)
-            part = self.intra_blocks(0, sy, sx, 8, flags, LUMA_MODES, luma_costs[1], group_of(0, 8, True), cbf_costs[1])
-            rows, cols = block_index(sy, sx, 8)
-            recon[0][rows, cols] = part[3]
-            split_cost += part[0]
-            parts.append(part)
-        use_split = split_cost < whole_cost
-        keep = ~use_split
-        rows, cols = block_index(ys[keep], xs[keep], 16)
-        recon[0][rows, cols] = whole[3][keep]
+        rows, cols = block_index(ys, xs, 16)
+        choices = []
+        for split in range(1 + int(self.params["intra_partitions"])):
+            b = 16 >> split
+            cost = self.lam * split_costs[split] + np.zeros(ys.size)
+            parts = []
+            for sub in range(4**split):
+                oy, ox = sub_position(sub, b)
+                flags = intra_flags(ys, xs, width, b, sub)
+                part = self.intra_blocks(0, ys + oy, xs + ox, b, flags, LUMA_MODES, luma_costs[split], group_of(0, b, True), cbf_costs[split])
+                sr, sc = block_index(ys + oy, xs + ox, b)
+                recon[0][sr, sc] = part[3]
+                cost += part[0]
+                parts.append(part)
+            choices.append((cost, parts, recon[0][rows, cols].copy()))
+        best = np.argmin(np.stack([c[0] for c in choices]), axis=0)
+        recon[0][rows, cols] = np.stack([choices[c][2][i] for i, c in enumerate(best)])
         for i, k in enumerate(ks):
-            if use_split[i]:
-                frame.i8[k] = 1
-                for sub in range(4):
-                    frame.luma_modes[k, sub] = parts[sub][1][i]
-                    frame.intra_cbf[k, sub] = parts[sub][4][i]
-                    if parts[sub][4][i]:
-                        frame.levels[(k, 0, sub)] = parts[sub][2][i]
-            else:
-                frame.i8[k] = 0
-                frame.luma_modes[k, 0] = whole[1][i]
-                frame.intra_cbf[k, 0] = whole[4][i]
-                if whole[4][i]:
-                    frame.levels[(k, 0, 0)] = whole[2][i]
-        self.choose_chroma(frame, ks, ys // 2, xs // 2, intra_flags(ys, xs, width, -1))
+            split = int(best[i])
+            frame.intra_split[k] = split
+            for sub, part in enumerate(choices[split][1]):
+                frame.luma_modes[k, sub] = part[1][i]
+                frame.intra_cbf[k, sub] = part[4][i]
+                if part[4][i]:
+                    frame.levels[(k, 0, sub)] = part[2][i]
+        self.choose_chroma(frame, ks, ys // 2, xs // 2, intra_flags(ys, xs, width))
 
     def choose_chroma(self, frame, ks, ys, xs, flags):
         """Chroma mode (shared by U and V) and levels of intra units."""
@@ -1506,7 +1670,8 @@ class PictureEncoder:
             per_mode = []
             for mode in range(len(CHROMA_MODES)):
                 pred = intra_predict(above, left, 8, mode, CHROMA_MODES)
-                levels, bits, recon, sse = self.residual_choice(src, pred, 8, group, 1)
+                clean = self.padding_free(plane, rows, cols, src, pred)
+                levels, bits, recon, sse = self.residual_choice(clean, pred, 8, group, 1)
                 per_mode.append((sse + self.lam * bits, levels, recon))
             results.append(per_mode)
         costs = np.stack([results[0][m][0] + results[1][m][0] + self.lam * mode_costs[m] for m in range(len(CHROMA_MODES))])
@@ -1580,14 +1745,17 @@ def hadamard(n):
 
 
 HADAMARD8 = hadamard(8).astype(np.float32)
+HADAMARD4 = hadamard(4).astype(np.float32)
 
 
 def satd(residual):
-    """Sum of absolute 8x8 Hadamard coefficients of each block [B, n, n] (n >= 8) -> [B]."""
+    """Sum of absolute 8x8 (4x4 for 4x4 blocks) Hadamard coefficients per block [B, n, n]."""
     count, n, _ = residual.shape
-    k = n // 8
-    tiles = residual.astype(np.float32).reshape(count, k, 8, k, 8).transpose(0, 1, 3, 2, 4).reshape(-1, 8, 8)
-    coefs = HADAMARD8 @ tiles @ HADAMARD8
+    t = min(n, 8)
+    k = n // t
+    tiles = residual.astype(np.float32).reshape(count, k, t, k, t).transpose(0, 1, 3, 2, 4).reshape(-1, t, t)
+    matrix = HADAMARD8 if t == 8 else HADAMARD4
+    coefs = matrix @ tiles @ matrix
     return np.abs(coefs).reshape(count, -1).sum(axis=1)
 
 
@@ -1671,7 +1839,7 @@ class MotionSearch:
         neighbours at 1/4, +-1 around each sub-block's own vector at 1/2 and at full size.
         """
         src = [self.src_int.astype(np.int32)]
-        ref = [self.ref.extended_int.astype(np.int32)]
+        ref = [self.ref.extended_int[0]]
         for _ in range(3):
             src.append(np.rint(downsample(src[-1])).astype(np.int32))
             ref.append(np.rint(downsample(ref[-1])).astype(np.int32))
@@ -1698,8 +1866,28 @@ class MotionSearch:
         for n, shape in self.shapes((8, 16, 32)).items():
             vectors = self.choose(cand, sads[n], 1, shape, mv1[n] * 2)
             ys, xs, _ = grid(self.height, self.width, n)
-            result[n] = self.refine(n, vectors * 4, (ys, xs), shape)
+            if n < 32:
+                result[n] = self.refine(n, vectors * 4, (ys, xs), shape)
+            else:  # the best of its own vector and its children's refined ones
+                options = np.concatenate([vectors[:, None] * 4, self.children(result[16][0], 16)], axis=1)
+                result[n] = self.best_vector(n, (ys, xs), options, grid_predictor(vectors * 4, shape))
         return result
+
+    def best_vector(self, n, positions, options, anchor):
+        """The best of candidate vectors [B, C, 2] (quarter samples) by SATD and vector bits."""
+        ys, xs = positions
+        rows, cols = block_index(ys, xs, n)
+        src = self.src[rows, cols] * 64.0
+        costs, rates = [], []
+        for c in range(options.shape[1]):
+            cand = options[:, c]
+            pred = fetch(self.ref, 0, ys, xs, n, cand[:, 0], cand[:, 1])
+            rates.append(self.lam * vector_bits(cand[:, 0] - anchor[:, 0], cand[:, 1] - anchor[:, 1]))
+            costs.append(satd(pred - src) / 64.0 + rates[-1])
+        costs, rates = np.stack(costs), np.stack(rates)
+        best = np.argmin(costs, axis=0)
+        everyone = np.arange(ys.size)
+        return options[everyone, best], costs[best, everyone], costs[best, everyone] - rates[best, everyone]
 
     def spread(self, vectors, n, source=32):
         """Vectors of a grid of ``source`` blocks repeated onto the grid of n x n blocks."""
@@ -1747,17 +1935,24 @@ class MotionSearch:
         source = src[r, c]
         size = block + 2 * radius
         offsets = square(radius)
-        out = []
-        for k in range(centres.shape[1]):
-            top = ys + margin + centres[:, k, 0] - radius
-            left = xs + margin + centres[:, k, 1] - radius
-            window = windows(ref, top, left, size)
-            for dy, dx in offsets:
-                diff = np.abs(window[:, radius + dy : radius + dy + block, radius + dx : radius + dx + block] - source)
-                k_sub = block // sub
-                out.append(diff.reshape(-1, k_sub, sub, k_sub, sub).sum(axis=(2, 4)))
         k_sub = block // sub
-        sads = np.stack(out, axis=-1).reshape(rows, cols, k_sub, k_sub, -1).transpose(0, 2, 1, 3, 4)
+        out = np.zeros((ys.size, k_sub, k_sub, centres.shape[1], len(offsets)), dtype=np.int32)
+        for k in range(centres.shape[1]):
+            # a centre equal to an earlier one of the same block reuses that one's SADs
+            same = (centres[:, : k + 1] == centres[:, k : k + 1]).all(axis=2)
+            first = same.argmax(axis=1)
+            new = np.nonzero(first == k)[0]
+            old = np.nonzero(first != k)[0]
+            out[old, :, :, k] = out[old, :, :, first[old]]
+            if new.size == 0:
+                continue
+            top = ys[new] + margin + centres[new, k, 0] - radius
+            left = xs[new] + margin + centres[new, k, 1] - radius
+            window = windows(ref, top, left, size)
+            for o, (dy, dx) in enumerate(offsets):
+                diff = np.abs(window[:, radius + dy : radius + dy + block, radius + dx : radius + dx + block] - source[new])
+                out[new, :, :, k, o] = diff.reshape(-1, k_sub, sub, k_sub, sub).sum(axis=(2, 4))
+        sads = out.reshape(rows, cols, k_sub, k_sub, -1).transpose(0, 2, 1, 3, 4)
         sads = sads.reshape(rows * k_sub, cols * k_sub, -1)
         cand = (centres[:, :, None, :] + offsets[None, None, :, :]).reshape(centres.shape[0], -1, 2)
         full = sub * (32 // block)  # the sub-block size at full resolution
@@ -1834,8 +2029,8 @@ def splice(old, new, index):
 class InterEncoder(PictureEncoder):
     """Decisions of a P or B picture: motion search, candidates, RD costs and the quadtree."""
 
-    def __init__(self, source, frame, models, params, chroma_qp, refs, collocated, ref_pocs):
-        super().__init__(source, frame, models, params, chroma_qp)
+    def __init__(self, source, frame, models, params, chroma_qp, size, refs, collocated, ref_pocs):
+        super().__init__(source, frame, models, params, chroma_qp, size)
         self.refs = refs
         self.collocated = collocated
         self.ref_pocs = ref_pocs
@@ -1934,7 +2129,10 @@ class InterEncoder(PictureEncoder):
         for n in self.sizes:
             ys, xs, motions_list, rd = self.searched[n]
             size_class = SIZE_CLASS[n]
-            costs = mode_costs[lc * 3 + size_class]
+            col = np.zeros(ys.size, dtype=np.int64)
+            if self.frame.context is not None:
+                col = self.frame.context.kind[(ys + n // 2) >> 3, (xs + n // 2) >> 3]
+            costs = mode_costs[(lc * 3 + size_class) * 4 + col].T  # [mode, block]
             cy, cx, cs = ys >> 3, xs >> 3, n >> 3
             neigh = np.stack([
                 cell_lookup(dirs, mvs, cy + cs - 1, cx - 1), cell_lookup(dirs, mvs, cy - 1, cx + cs - 1),
@@ -1942,7 +2140,7 @@ class InterEncoder(PictureEncoder):
             ], axis=1)  # fmt: skip
             options, totals = [], []
             for motions, evaluated in zip(motions_list, rd):
-                bits = costs[motions[:, 0]]
+                bits = costs[motions[:, 0], np.arange(ys.size)]
                 for lst in (0, 1):
                     uses = (motions[:, 0] & (lst + 1)) != 0
                     delta = motions[:, 1 + 2 * lst : 3 + 2 * lst] - median_predictor(neigh, lst)
@@ -1997,7 +2195,7 @@ class InterEncoder(PictureEncoder):
         bits = np.zeros(delta.shape[0])
         for component in (0, 1):
             magnitude = np.abs(delta[:, component])
-            bits += magnitude_bits(magnitude, costs[component * 3 + size_class]) + (magnitude > 0)
+            bits += magnitude_bits(magnitude, costs[component * 3 + size_class], MVD_EXACT) + (magnitude > 0)
         return bits
 
     def temporal_candidates(self, ys, xs, n):
@@ -2074,7 +2272,8 @@ class InterEncoder(PictureEncoder):
             size = n if plane == 0 else n // 2
             py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
             rows, cols = block_index(py, px, size)
-            residual = (self.source[plane][rows, cols] - preds[plane]).astype(np.float64)
+            src = self.padding_free(plane, rows, cols, self.source[plane][rows, cols], preds[plane])
+            residual = (src - preds[plane]).astype(np.float64)
             coefs = forward_dct(residual)
             group = group_of(min(plane, 1), size, False)
             step = self.steps[min(plane, 1)]
@@ -2148,7 +2347,7 @@ class InterEncoder(PictureEncoder):
         Blocks whose DC prediction is far worse (by SATD) than their best inter prediction
         are not considered (infinite cost).
         """
-        flags = intra_flags(ys, xs, self.source[0].shape[1], -1)
+        flags = intra_flags(ys, xs, self.source[0].shape[1])
         above, left = neighbours(self.rough[0], ys, xs, 16, *flags)
         rows, cols = block_index(ys, xs, 16)
         dc = satd(self.source[0][rows, cols] - intra_predict(above, left, 16, 1, LUMA_MODES))
@@ -2160,7 +2359,7 @@ class InterEncoder(PictureEncoder):
 
     def intra_estimate_rd(self, ys, xs):
         """The intra estimate of blocks: best of four luma modes and planar chroma by RD."""
-        flags = intra_flags(ys, xs, self.source[0].shape[1], -1)
+        flags = intra_flags(ys, xs, self.source[0].shape[1])
         self.recon = self.rough
         no_costs = np.zeros(len(LUMA_MODES))
         luma = self.intra_blocks(0, ys, xs, 16, flags, LUMA_MODES[:4], no_costs, group_of(0, 16, True), np.zeros(2))[0]
@@ -2173,19 +2372,20 @@ class InterEncoder(PictureEncoder):
     def quadtree(self, results, height, width, min_cu):
         """Split maps minimising the summed RD costs (bottom-up)."""
         lc = self.frame.layer_class
-        split_costs32 = self.models.split32.costs()[lc]
-        split_costs16 = self.models.split16.costs()[lc]
+        context = self.frame.context
+        split_costs32 = self.models.split32.costs()[lc * 4 + temporal_depth(context, (height // 32, width // 32), 32)]
+        split_costs16 = self.models.split16.costs()[lc * 4 + temporal_depth(context, (height // 16, width // 16), 16)]
         rows16, cols16 = height // 16, width // 16
         cost16 = results[16][0].reshape(rows16, cols16)
         split16 = np.zeros((rows16, cols16), dtype=np.int64)
         if min_cu == 8:
-            children = results[8][0].reshape(rows16, 2, cols16, 2).sum(axis=(1, 3)) + self.lam * split_costs16[1]
-            whole = cost16 + self.lam * split_costs16[0]
+            children = results[8][0].reshape(rows16, 2, cols16, 2).sum(axis=(1, 3)) + self.lam * split_costs16[..., 1]
+            whole = cost16 + self.lam * split_costs16[..., 0]
             split16 = (children < whole).astype(np.int64)
             cost16 = np.minimum(children, whole)
         rows32, cols32 = height // 32, width // 32
-        children = cost16.reshape(rows32, 2, cols32, 2).sum(axis=(1, 3)) + self.lam * split_costs32[1]
-        whole = results[32][0].reshape(rows32, cols32) + self.lam * split_costs32[0]
+        children = cost16.reshape(rows32, 2, cols32, 2).sum(axis=(1, 3)) + self.lam * split_costs32[..., 1]
+        whole = results[32][0].reshape(rows32, cols32) + self.lam * split_costs32[..., 0]
         split32 = (children < whole).astype(np.int64)
         return split32, split16
 
@@ -2193,7 +2393,9 @@ class InterEncoder(PictureEncoder):
         """Write the chosen units, modes and motions into the frame (residuals come later)."""
         frame = self.frame
         units = coding_units(split32, split16)
+        context = frame.context
         frame.__init__(frame.kind, frame.poc, frame.layer, frame.qp, units)
+        frame.context = context
         frame.planned_merge = np.zeros(len(units), dtype=bool)
         for k, (y, x, n) in enumerate(units):
             _, choice, options = results[n]
@@ -2251,13 +2453,15 @@ class Stream:
     """Bitstream-level settings, written in the header and read back by the decoder."""
 
     def __init__(self, width, height, count, fps_num, fps_den, gop, base_qp, qp_i_offset,
-                 chroma_offset, layer_step, merge_size, min_cu, deblock, beta, tc, memory, limit):  # fmt: skip
+                 chroma_offset, layer_step, merge_size, min_cu, tools, beta, tc, memory, limit):  # fmt: skip
         self.width, self.height, self.count = width, height, count
         self.fps_num, self.fps_den = fps_num, fps_den
         self.gop, self.base_qp, self.qp_i_offset = gop, base_qp, qp_i_offset
         self.chroma_offset, self.layer_step = chroma_offset, layer_step
         self.merge_size, self.min_cu = merge_size, min_cu
-        self.deblock, self.beta, self.tc = deblock, beta, tc
+        self.tools = tools  # bit 0: deblocking, bit 1: adaptive loop filter
+        self.deblock, self.alf = tools & 1, (tools >> 1) & 1
+        self.beta, self.tc = beta, tc
         self.memory, self.limit = memory, limit
         self.padded_width = -(-width // CTU) * CTU
         self.padded_height = -(-height // CTU) * CTU
@@ -2267,7 +2471,7 @@ class Stream:
         return HEADER.pack(
             MAGIC, self.width, self.height, self.count, self.fps_num, self.fps_den, self.gop,
             self.base_qp, self.qp_i_offset, self.chroma_offset, int(round(self.layer_step * 16)),
-            self.merge_size, self.min_cu, self.deblock, self.beta, self.tc,
+            self.merge_size, self.min_cu, self.tools, self.beta, self.tc,
             int(round(self.memory * 256)), int(self.limit),
         )  # fmt: skip
 
@@ -2280,9 +2484,9 @@ class Stream:
         if fields[0] != MAGIC:
             raise ValueError("not a hybrid bitstream")
         (_, width, height, count, num, den, gop, base, ioff, coff, step, merge, min_cu,
-         deblock, beta, tc, memory, limit) = fields  # fmt: skip
+         tools, beta, tc, memory, limit) = fields  # fmt: skip
         return cls(width, height, count, num, den, gop, base, ioff, coff, step / 16.0, merge,
-                   min_cu, deblock, beta, tc, memory / 256.0, limit)  # fmt: skip
+                   min_cu, tools, beta, tc, memory / 256.0, limit)  # fmt: skip
 
     def qps(self, kind, layer):
         """Luma and chroma QP of a picture."""
@@ -2316,6 +2520,7 @@ def last_uses(order):
 def finish_picture(recon, frame, field, ref_pocs):
     """The reference picture of a coded frame, with its motion for temporal prediction."""
     picture = Picture(recon, frame.poc, frame.layer)
+    picture.temporal = TemporalContext(frame, recon[0].shape[0] // 8, recon[0].shape[1] // 8)
     if field is not None:
         picture.motion = (field, ref_pocs)
         picture.motion_arrays = field_arrays(field)
@@ -2350,7 +2555,7 @@ def _encode(frames, quality, stats=None):
     stream = Stream(
         width, height, count, fps.numerator, fps.denominator, int(p["gop"]),
         quality_qp(quality, p["qp_shift"]), int(p["qp_i_offset"]), int(p["chroma_qp_offset"]),
-        float(p["qp_layer_step"]), int(p["merge_candidates"]), int(p["min_cu"]), int(p["deblock"]),
+        float(p["qp_layer_step"]), int(p["merge_candidates"]), int(p["min_cu"]), int(p["deblock"]) | 2 * int(p["alf"]),
         int(p["deblock_beta"]), int(p["deblock_tc"]), float(p["context_memory"]), int(p["adapt_limit"]),
     )  # fmt: skip
     stream = Stream.unpack(stream.pack())  # the decoder's view of every setting
@@ -2371,20 +2576,26 @@ def _encode(frames, quality, stats=None):
         if kind == "I":
             frame = FrameCode(kind, poc, layer, qp, intra_units(stream))
             frame.modes[:] = INTRA
-            encoder = PictureEncoder(source, frame, models, p, chroma_qp)
+            encoder = PictureEncoder(source, frame, models, p, chroma_qp, (height, width))
         else:
             refs = [pictures[ref0], pictures[ref1] if ref1 is not None else None]
             frame = FrameCode(kind, poc, layer, qp, [])
-            encoder = InterEncoder(source, frame, models, p, chroma_qp, refs, refs[1] if kind == "B" else refs[0], ref_pocs)
+            frame.context = (refs[1] if kind == "B" else refs[0]).temporal
+            encoder = InterEncoder(source, frame, models, p, chroma_qp, (height, width), refs, refs[1] if kind == "B" else refs[0], ref_pocs)
             split32, split16, field = encoder.analyse(stream.min_cu, stream.merge_size, lambda f: new_field(stream, f, refs, ref_pocs))
             frame.collect_levels()
             residual = residual_planes(frame, shapes, encoder.scales)
             reconstruct_inter(frame, refs, residual, recon)
-            code_splits(coder, models, frame.layer_class, split32, split16, stream.min_cu)
+            code_splits(coder, models, frame.layer_class, split32, split16, stream.min_cu, frame.context)
         intra_pass(frame, recon, None, encoder.choose_intra)
         if stream.deblock:
             deblock(recon, frame, qp, chroma_qp, stream.beta, stream.tc)
+        design = alf_design(source[0], recon[0], None if encoder.valid is None else encoder.valid[0], encoder.lam) if stream.alf else None
+        if design is not None:
+            alf_apply(recon[0], *design)
         code_units(coder, models, frame)
+        if stream.alf:
+            code_alf(coder, models, frame.layer_class, shapes[0], design)
         if stats is not None:
             for k, (_, _, n) in enumerate(frame.units):
                 key = f"#{kind}{n}:{'MLBBI'[frame.modes[k]] + ('s' if frame.modes[k] != INTRA and not frame.rootcbf[k] else '')}"
@@ -2436,8 +2647,10 @@ def decode(bitstream):
             split32 = np.zeros((stream.padded_height // CTU, stream.padded_width // CTU), np.int64)
             split16 = np.zeros((stream.padded_height // 16, stream.padded_width // 16), np.int64)
             layer_class = FrameCode(kind, poc, layer, qp, []).layer_class
-            code_splits(coder, models, layer_class, split32, split16, stream.min_cu)
+            collocated = refs[1] if kind == "B" else refs[0]
+            code_splits(coder, models, layer_class, split32, split16, stream.min_cu, collocated.temporal)
             frame = FrameCode(kind, poc, layer, qp, coding_units(split32, split16))
+            frame.context = collocated.temporal
             field = new_field(stream, frame, refs, ref_pocs)
             code_units(coder, models, frame, field)
             residual = residual_planes(frame, shapes, scales)
@@ -2445,6 +2658,9 @@ def decode(bitstream):
         intra_pass(frame, recon, residual)
         if stream.deblock:
             deblock(recon, frame, qp, chroma_qp, stream.beta, stream.tc)
+        design = code_alf(coder, models, frame.layer_class, shapes[0]) if stream.alf else None
+        if design is not None:
+            alf_apply(recon[0], *design)
         pictures[poc] = finish_picture(recon, frame, field, ref_pocs)
         for plane, target in zip(recon, out):
             target[poc] = plane[: target.shape[1], : target.shape[2]]
