@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from aicodec.clips import load_clip
+from aicodec.candidates import code_hash
+from aicodec.clips import Frames, load_clip
 from aicodec.settings import Settings
 from tests.test_generate import aicodec_env
 
@@ -153,3 +155,32 @@ def test_kill_9_mid_iteration_then_resume_loses_and_repeats_nothing(
     again = aicodec_env("evolve", "--resume", "--db", str(db))
     assert again.returncode == 2
     assert "no unfinished evolve run" in again.stderr
+
+
+def test_without_a_parent_evolve_starts_from_the_hybrid_seed(tmp_path: Path) -> None:
+    frames = load_clip(None, Settings(), count=4).frames
+    clip = tmp_path / "tiny.y4m"  # 128x96 from the middle of the built-in clip, 4 frames
+    Frames(
+        np.ascontiguousarray(frames.y[:, 96:192, 112:240]),
+        np.ascontiguousarray(frames.u[:, 48:96, 56:120]),
+        np.ascontiguousarray(frames.v[:, 48:96, 56:120]),
+        frames.fps,
+    ).write_y4m(clip)
+    db = tmp_path / "store.db"
+    result = aicodec_env("evolve", "--iterations", "1", "--video", str(clip), "--qualities",
+                         QUALITIES, "--encoders", "x264", "--db", str(db), "--git-repo",
+                         str(tmp_path / "codecs"), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    start = summary["start_candidate"]
+    hybrid = (REPO / "baselines" / "seeds" / "hybrid.py").read_text(encoding="utf-8")
+    assert rows(
+        db, f"select name, origin, parent_id, code_hash from candidates where id = {start}"
+    )[0] == ("hybrid.py", "seed", None, code_hash(hybrid))
+    assert rows(db, "select start_parent_id from evolution_runs") == [(start,)]
+    assert summary["start_bd_rate_vs_x264"] is not None  # the start was scored on the clip
+    # the iteration worked on the hybrid seed: its child descends from it
+    history = json.loads(aicodec_env("history", "--db", str(db), "--json").stdout)
+    assert [(entry["iteration"], entry["parent"]) for entry in history] == [(1, start)]
+    child = summary["iterations"][0]["candidate"]
+    assert rows(db, f"select parent_id from candidates where id = {child}") == [(start,)]

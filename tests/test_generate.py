@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,10 @@ def aicodec_env(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 def test_offline_generation_without_a_key(tmp_path: Path) -> None:
     db = str(tmp_path / "store.db")
-    result = aicodec_env("generate", "--n", "3", "--db", db, "--json")
+    # a fixed parent: whether two rounds' random draws collide depends on the parent's bytes,
+    # and the default (hybrid) seed is still being tuned
+    generate = ("generate", "--parent", str(SEEDS / "intra_dct.py"))
+    result = aicodec_env(*generate, "--n", "3", "--db", db, "--json")
     assert result.returncode == 0, result.stderr
     assert "provider: mutation (no ANTHROPIC_API_KEY: offline mutation search)" in result.stderr
     data = json.loads(result.stdout)
@@ -42,14 +46,14 @@ def test_offline_generation_without_a_key(tmp_path: Path) -> None:
         assert item["valid"] and item["origin"] == "mutation" and item["status"] == "new"
         assert item["parent"] == data["parent"]
     assert all(" -> " in item["reason"] for item in candidates)  # which parameters changed
-    again = json.loads(aicodec_env("generate", "--n", "3", "--db", db, "--json").stdout)
+    again = json.loads(aicodec_env(*generate, "--n", "3", "--db", db, "--json").stdout)
     assert {item["status"] for item in again["candidates"]} == {"new"}  # a new round
     fresh = json.loads(
-        aicodec_env("generate", "--n", "3", "--db", str(tmp_path / "other.db"), "--json").stdout
+        aicodec_env(*generate, "--n", "3", "--db", str(tmp_path / "other.db"), "--json").stdout
     )  # the same seed on an empty store repeats the first round exactly
     assert [i["code_hash"] for i in fresh["candidates"]] == [i["code_hash"] for i in candidates]
     other_seed = json.loads(
-        aicodec_env("generate", "--n", "2", "--seed", "7", "--db", db, "--json").stdout
+        aicodec_env(*generate, "--n", "2", "--seed", "7", "--db", db, "--json").stdout
     )
     assert {item["status"] for item in other_seed["candidates"]} == {"new"}
 
@@ -57,6 +61,10 @@ def test_offline_generation_without_a_key(tmp_path: Path) -> None:
 def test_children_of_a_stored_candidate_and_of_a_file(tmp_path: Path) -> None:
     db = str(tmp_path / "store.db")
     first = json.loads(aicodec_env("generate", "--db", db, "--json").stdout)
+    with sqlite3.connect(tmp_path / "store.db") as connection:  # no --parent: the hybrid seed
+        seed = connection.execute("SELECT name, origin, source FROM candidates WHERE id = ?",
+                                  (first["parent"],)).fetchone()  # fmt: skip
+    assert seed == ("hybrid.py", "seed", (SEEDS / "hybrid.py").read_text(encoding="utf-8"))
     child_id = str(first["candidates"][0]["id"])
     grand = json.loads(aicodec_env("generate", "--parent", child_id, "--db", db, "--json").stdout)
     assert grand["parent"] == int(child_id)
@@ -106,7 +114,8 @@ def test_prompt_history_is_trimmed_by_whole_entries_to_fit_the_budget() -> None:
 
 
 def test_planning_prompt_asks_for_the_plan_sections_within_budget() -> None:
-    history = [f"- candidate {i}: BD-rate vs x264 +{60 + i}.0 %" for i in range(2000)]
+    note = "decode 0.52 s; qp_shift 0.0 -> 1.25, lambda_scale 1.0 -> 0.8, search_range 12 -> 16"
+    history = [f"- candidate {i}: BD-rate vs x264 +{60 + i}.0 %, {note}" for i in range(1500)]
     prompt = plan_prompt(Settings(), history)
     text = prompt.messages[0]["content"]
     assert prompt.purpose == "plan"
@@ -140,3 +149,27 @@ def test_default_parent_is_the_adopted_codec_before_the_best_scored(tmp_path: Pa
                                    qualities="20,40,60,80"))  # fmt: skip
     assert resolve_parent(store, None).id == intra  # the adopted current best comes first
     store.close()
+
+
+def test_the_default_parent_is_the_hybrid_seed_and_its_prompt_fits(tmp_path: Path) -> None:
+    from aicodec.generation import DEFAULT_SEED, resolve_parent
+    from aicodec.store import Store
+
+    store = Store(str(tmp_path / "store.db"))
+    parent = resolve_parent(store, None)  # an empty store: nothing adopted or scored
+    store.close()
+    assert DEFAULT_SEED == parent.name == "hybrid.py"
+    assert parent.source == (SEEDS / "hybrid.py").read_text(encoding="utf-8")
+    failures = [f"- candidate {i}, quality 60: decode error: IndexError {i}" for i in range(30)]
+    scores = [f"- quality {q}: 1000 kbps, 35.0 dB" for q in (20, 40, 60, 80)]
+    settings = Settings()
+    prompt = generate_prompt(settings, parent, scores=scores, best=None, failures=failures)
+    text = prompt.messages[0]["content"]
+    assert parent.source in text and "IndexError 29" in text  # the whole codec, all history
+    assert estimate_tokens(prompt.system) + estimate_tokens(text) <= settings.prompt_budget_tokens
+    # the complete file would not fit in an answer, so the prompt asks for edits
+    assert estimate_tokens(parent.source) > settings.max_tokens
+    assert "answer with SEARCH/REPLACE edits, not the complete file" in text.replace("\n", " ")
+    intra = ParentCodec(1, "intra_dct.py", (SEEDS / "intra_dct.py").read_text())
+    short = generate_prompt(settings, intra, scores=scores, best=None, failures=failures)
+    assert "not the complete file" not in short.messages[0]["content"]

@@ -651,7 +651,7 @@ def generate_command(
         str | None,
         typer.Option(
             "--parent",
-            help="Candidate id or codec file (default: best so far, else the motion seed).",
+            help="Candidate id or codec file (default: best so far, else the hybrid seed).",
         ),
     ] = None,
     provider: Annotated[
@@ -965,7 +965,7 @@ def evolve_command(
         typer.Option(
             "--parent",
             help="Starting codec: candidate id or file (default: the "
-            "adopted best, else the best scored, else the motion seed).",
+            "adopted best, else the best scored, else the hybrid seed).",
         ),
     ] = None,  # fmt: skip
     max_cost: Annotated[

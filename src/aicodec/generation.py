@@ -31,7 +31,7 @@ from aicodec.store import (
 from aicodec.validation import validate_source
 
 SECRET_VARIABLES = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
-DEFAULT_SEED = "motion_dct.py"
+DEFAULT_SEED = "hybrid.py"  # the starting codec when nothing is adopted or scored
 FAILURES_SHOWN = 12
 
 
@@ -116,7 +116,7 @@ def best_candidate(store: Store, clip_ids: Collection[int] | None = None) -> int
 
 def resolve_parent(store: Store, parent: str | None) -> ParentCodec:
     """The parent codec: a candidate id, a file, or (default) the adopted current best, else
-    the best scored candidate, else the motion seed."""
+    the best scored candidate, else the hybrid seed (``DEFAULT_SEED``)."""
     if parent is not None and parent.isdigit():
         with store.session() as session:
             record = session.get(CandidateRecord, int(parent))

@@ -88,12 +88,19 @@ def generate_prompt(
     failures: list[str],
     plan: str | None = None,
 ) -> Prompt:
-    """The generation prompt for ``parent``, within the token budget (system included)."""
+    """The generation prompt for ``parent``, within the token budget (system included).
+
+    A parent longer than half the answer limit is to be changed by SEARCH/REPLACE edits: a
+    complete file would not fit in the answer.
+    """
     system = system_prompt(settings)
     budget = settings.prompt_budget_tokens - estimate_tokens(system)
+    parent_tokens = estimate_tokens(parent.source)
     text = _fit(
         settings, "generate.md.j2", budget, ("failures", "scores"),
         parent=parent, scores=scores, best=best, failures=failures, plan=plan,
+        edits_only=parent_tokens > settings.max_tokens // 2, parent_tokens=parent_tokens,
+        max_tokens=settings.max_tokens,
     )  # fmt: skip
     return Prompt(system=system, messages=({"role": "user", "content": text},))
 

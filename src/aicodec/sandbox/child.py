@@ -111,12 +111,15 @@ def _planes(result: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _frame_rate(result: object) -> list[int] | None:
-    """The frame rate a decoder returned (4th tuple item or ``fps`` attribute), if any."""
+    """The frame rate a decoder returned (4th tuple item or ``fps`` attribute), if any: a
+    number, a Fraction or a (numerator, denominator) pair."""
     value = result[3] if isinstance(result, tuple | list) and len(result) > 3 else None
     value = getattr(result, "fps", value)
     try:
+        if isinstance(value, tuple | list) and len(value) == 2:
+            value = Fraction(value[0], value[1])  # integers only: (30000, 1001)
         rate = Fraction(value).limit_denominator(1_000_000) if value is not None else None
-    except (TypeError, ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
     return [rate.numerator, rate.denominator] if rate is not None and rate > 0 else None
 
