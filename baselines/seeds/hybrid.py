@@ -43,7 +43,7 @@ PARAMS = {
     "gop": 8,
     "qp_shift": 0.0,
     "qp_i_offset": -2,
-    "qp_layer_step": 1.0,
+    "qp_layer_step": 1.3,
     "chroma_qp_offset": 0,
     "lambda_scale": 1.0,
     "lambda_layer_scale": 0.3,
@@ -94,8 +94,8 @@ PARAM_RANGES = {
 
 MAGIC = b"HYB1"
 # magic, width, height, frames, fps num, fps den, gop, base qp, qp_i_offset, chroma offset,
-# layer step x 16, merge candidates, min cu, tools, beta, tc, memory x 256, adapt limit
-HEADER = struct.Struct("<4sHHHIIBBbbBBBBbbBI")
+# layer step x 16, merge candidates, min cu, tools, beta, tc, memory x 1000, adapt limit
+HEADER = struct.Struct("<4sHHHIIBBbbBBBBbbHI")
 CTU = 32
 MARGIN = 80  # luma samples of edge extension around reference pictures
 MAX_LEVEL = 1 << 15
@@ -119,6 +119,7 @@ def dct_basis(n):
 
 BASIS = {n: dct_basis(n) for n in (4, 8, 16, 32)}
 IBASIS = {n: np.rint(b * (1 << TRANSFORM_BITS)) for n, b in BASIS.items()}
+BASIS32 = {n: b.astype(np.float32) for n, b in BASIS.items()}
 
 
 def right_multiply(blocks, matrix):
@@ -134,9 +135,9 @@ def left_multiply(matrix, blocks):
 
 
 def forward_dct(blocks):
-    """Orthonormal 2-D DCT of [B, n, n] blocks (float64)."""
-    basis = BASIS[blocks.shape[-1]]
-    return right_multiply(left_multiply(basis, blocks.astype(np.float64)), basis.T)
+    """Orthonormal 2-D DCT of [B, n, n] blocks (float32: the encoder's estimate)."""
+    basis = BASIS32[blocks.shape[-1]]
+    return right_multiply(left_multiply(basis, blocks.astype(np.float32)), basis.T)
 
 
 def floor_shift(values, bits):
@@ -194,6 +195,7 @@ class Model:
         self.symbols = symbols
         self.limit = limit
         self._costs = None
+        self._flat = None
 
     def update(self, ctx, values):
         """Count coded symbols; rows over the limit are halved."""
@@ -205,16 +207,20 @@ class Model:
         if over.any():
             self.counts[over] *= 0.5
         self._costs = None
+        self._flat = None
 
     def forget(self, memory):
         """Scale every count towards the prior (older frames weigh less)."""
         self.counts *= memory
         np.maximum(self.counts, 0.02, out=self.counts)
         self._costs = None
+        self._flat = None
 
     def flat_costs(self):
-        """``costs()`` as one flat array (index context * symbols + symbol)."""
-        return self.costs().reshape(-1)
+        """``costs()`` as one flat float32 array (index context * symbols + symbol)."""
+        if self._flat is None:
+            self._flat = self.costs().reshape(-1).astype(np.float32)
+        return self._flat
 
     def costs(self):
         """Bits of each symbol in each context [contexts, symbols] (the coder's own estimate)."""
@@ -574,7 +580,7 @@ def level_bits(models, n, group, levels):
     ctx = coefficient_contexts(mag, n, group, last)
     costs = models.magnitude.flat_costs()
     bits = costs.take(ctx * (ESCAPE + 1) + mag)
-    bits = np.where(DIAG_INDEX[n][None] <= last[:, None, None], bits, 0.0)
+    bits = np.where(DIAG_INDEX[n][None] <= last[:, None, None], bits, np.float32(0.0))
     total = bits.reshape(levels.shape[0], -1).sum(axis=1)
     total += (full != 0).reshape(levels.shape[0], -1).sum(axis=1)
     escaped = full >= ESCAPE
@@ -591,16 +597,16 @@ def quantise(coefs, step, lam, models, n, group, rdoq):
     Each coefficient keeps the level among round(|c|/step), one less, and zero that
     minimises squared error + lam * estimated bits, with contexts from the rounded levels.
     """
-    magnitude = np.abs(coefs) / step
-    nearest = np.minimum(np.floor(magnitude + 0.5), MAX_LEVEL - 1).astype(np.int64)
+    magnitude = np.abs(coefs) * np.float32(1.0 / step)
     if not rdoq:
-        rounding = 1.0 / 3.0 if group % 2 else 1.0 / 6.0  # intra, inter dead zones
-        levels = np.minimum(np.floor(magnitude + rounding), MAX_LEVEL - 1).astype(np.int64)
+        rounding = np.float32(1.0 / 3.0 if group % 2 else 1.0 / 6.0)  # intra, inter dead zones
+        levels = np.minimum(magnitude + rounding, MAX_LEVEL - 1).astype(np.int32)
         return np.where(coefs < 0, -levels, levels)
+    nearest = np.minimum(magnitude + np.float32(0.5), MAX_LEVEL - 1).astype(np.int32)
     ctx = coefficient_contexts(np.minimum(nearest, ESCAPE), n, group, last_diagonal(nearest))
     costs = models.magnitude.flat_costs()
     row = ctx * (ESCAPE + 1)
-    scaled_lam = lam / (step * step)  # errors below are in units of the step
+    scaled_lam = np.float32(lam / (step * step))  # errors below are in units of the step
     best = nearest.copy()
     best_cost = (magnitude - nearest) ** 2 + scaled_lam * (costs.take(row + np.minimum(nearest, ESCAPE)) + (nearest > 0))
     lower = np.maximum(nearest - 1, 0)
@@ -835,11 +841,16 @@ class MotionField:
         return out[:size]
 
     def predictor(self, lst, cy, cx, cs):
-        """Vector predictor of one list: median of left, above and above-right vectors."""
+        """Vector predictor of one list: median of left, above and above-right vectors (a
+        neighbour with only the other list lends its vector scaled by the distances)."""
         found = []
+        other = 1 - lst
         for motion in self.spatial(cy, cx, cs)[:3]:
             if motion is not None and motion[0] & (lst + 1):
                 found.append((motion[1 + 2 * lst], motion[2 + 2 * lst]))
+            elif motion is not None and self.bidirectional and motion[0] & (other + 1):
+                target, source = self.poc - self.ref_pocs[lst], self.poc - self.ref_pocs[other]
+                found.append((scale_vector(motion[1 + 2 * other], target, source), scale_vector(motion[2 + 2 * other], target, source)))
             else:
                 found.append(None)
         present = [v for v in found if v is not None]
@@ -1584,7 +1595,7 @@ class PictureEncoder:
 
     def residual_choice(self, src, pred, n, group, plane_class):
         """Quantise the residual of blocks: levels, bits of the levels, reconstruction, SSE."""
-        coefs = forward_dct((src - pred).astype(np.float64))
+        coefs = forward_dct(src - pred)
         step = self.steps[plane_class]
         levels = quantise(coefs, step, self.lam, self.models.coefficients, n, group, self.rdoq)
         bits = level_bits(self.models.coefficients, n, group, levels)
@@ -1624,39 +1635,55 @@ class PictureEncoder:
 
     def choose_intra(self, frame, ks, ys, xs, recon):
         """Decide the luma partition (16x16, 8x8 or 4x4 blocks), the modes and levels of a
-        wavefront's units, then their chroma."""
+        wavefront's units, then their chroma. 4x4 blocks are tried only where 8x8 blocks
+        beat the whole 16x16 block."""
         self.recon = recon
-        models = self.models
         width = recon[0].shape[1]
-        split_costs = models.intra_split.costs()[0 if frame.kind == "I" else 1]
-        luma_costs = models.luma_mode.costs()
-        cbf_costs = models.intra_cbf.costs()
         rows, cols = block_index(ys, xs, 16)
-        choices = []
+        costs = np.full((3, ys.size), np.inf)
+        results = [None] * 3
+        everyone = np.arange(ys.size)
         for split in range(1 + int(self.params["intra_partitions"])):
-            b = 16 >> split
-            cost = self.lam * split_costs[split] + np.zeros(ys.size)
-            parts = []
-            for sub in range(4**split):
-                oy, ox = sub_position(sub, b)
-                flags = intra_flags(ys, xs, width, b, sub)
-                part = self.intra_blocks(0, ys + oy, xs + ox, b, flags, LUMA_MODES, luma_costs[split], group_of(0, b, True), cbf_costs[split])
-                sr, sc = block_index(ys + oy, xs + ox, b)
-                recon[0][sr, sc] = part[3]
-                cost += part[0]
-                parts.append(part)
-            choices.append((cost, parts, recon[0][rows, cols].copy()))
-        best = np.argmin(np.stack([c[0] for c in choices]), axis=0)
-        recon[0][rows, cols] = np.stack([choices[c][2][i] for i, c in enumerate(best)])
-        for i, k in enumerate(ks):
-            split = int(best[i])
-            frame.intra_split[k] = split
-            for sub, part in enumerate(choices[split][1]):
-                frame.luma_modes[k, sub] = part[1][i]
-                frame.intra_cbf[k, sub] = part[4][i]
-                if part[4][i]:
-                    frame.levels[(k, 0, sub)] = part[2][i]
+            who = everyone if split < 2 else np.nonzero(costs[1] < costs[0])[0]
+            if who.size == 0:
+                continue
+            costs[split, who], parts = self.intra_partition(frame, ys[who], xs[who], split, width)
+            results[split] = (who, parts, recon[0][rows[who], cols[who]].copy())
+        best = np.argmin(costs, axis=0)
+        for split in range(3):
+            if results[split] is None:
+                continue
+            who, parts, pixels = results[split]
+            chosen = best[who] == split
+            recon[0][rows[who[chosen]], cols[who[chosen]]] = pixels[chosen]
+            for j in np.nonzero(chosen)[0]:
+                k = ks[who[j]]
+                frame.intra_split[k] = split
+                for sub, part in enumerate(parts):
+                    frame.luma_modes[k, sub] = part[1][j]
+                    frame.intra_cbf[k, sub] = part[4][j]
+                    if part[4][j]:
+                        frame.levels[(k, 0, sub)] = part[2][j]
         self.choose_chroma(frame, ks, ys // 2, xs // 2, intra_flags(ys, xs, width))
+
+    def intra_partition(self, frame, ys, xs, split, width):
+        """RD cost of coding 16x16 units' luma as 4**split blocks (each written into the
+        reconstruction as it is decided), and each block's (cost, mode, levels, recon, cbf)."""
+        models = self.models
+        split_costs = models.intra_split.costs()[0 if frame.kind == "I" else 1]
+        b = 16 >> split
+        cost = self.lam * split_costs[split] + np.zeros(ys.size)
+        parts = []
+        for sub in range(4**split):
+            oy, ox = sub_position(sub, b)
+            flags = intra_flags(ys, xs, width, b, sub)
+            mode_costs = models.luma_mode.costs()[split]
+            part = self.intra_blocks(0, ys + oy, xs + ox, b, flags, LUMA_MODES, mode_costs, group_of(0, b, True), models.intra_cbf.costs()[split])
+            sr, sc = block_index(ys + oy, xs + ox, b)
+            self.recon[0][sr, sc] = part[3]
+            cost += part[0]
+            parts.append(part)
+        return cost, parts
 
     def choose_chroma(self, frame, ks, ys, xs, flags):
         """Chroma mode (shared by U and V) and levels of intra units."""
@@ -2007,10 +2034,17 @@ def cell_lookup(dirs, mvs, cy, cx):
     return out
 
 
-def median_predictor(neigh, lst):
-    """Vector predictors [B, 2] of one list from neighbour motions [B, 3, 5] (median rule)."""
+def median_predictor(neigh, lst, ratio=None):
+    """Vector predictors [B, 2] of one list from neighbour motions [B, 3, 5] (median rule);
+    with ``ratio`` (target / source distance) a neighbour's other list lends a scaled vector."""
     has = (neigh[:, :, 0] & (lst + 1)) != 0
     vec = np.where(has[:, :, None], neigh[:, :, 1 + 2 * lst : 3 + 2 * lst], 0)
+    if ratio is not None:
+        other = 1 - lst
+        lend = ~has & ((neigh[:, :, 0] & (other + 1)) != 0)
+        scaled = np.rint(neigh[:, :, 1 + 2 * other : 3 + 2 * other] * ratio).astype(np.int64)
+        vec = np.where(lend[:, :, None], scaled, vec)
+        has = has | lend
     count = has.sum(axis=1)
     single = vec.sum(axis=1)  # the only present vector when count == 1
     med = np.median(vec, axis=1).astype(np.int64)
@@ -2083,8 +2117,8 @@ class InterEncoder(PictureEncoder):
         self.merge_sads, self.merge_results = {}, {}
         frame = self.frame
         tolerance = int(self.params["merge_tolerance"])
-        for _ in range(2):
-            split32, split16 = self.decide(dirs, mvs, merge_size, min_cu, height, width)
+        for final in (False, True):
+            split32, split16 = self.decide(dirs, mvs, merge_size, min_cu, height, width, final)
             field = make_field(frame)
             resolve_motion(field, frame.units, frame.modes, frame.merge_index, frame.mvd, frame.motions, True, frame.planned_merge, tolerance)
             dirs, mvs = field_arrays(field)
@@ -2121,11 +2155,12 @@ class InterEncoder(PictureEncoder):
                     if cbf[i, plane]:
                         frame.levels[(k, plane, 0)] = levels[plane][i]
 
-    def decide(self, dirs, mvs, merge_size, min_cu, height, width):
+    def decide(self, dirs, mvs, merge_size, min_cu, height, width, final):
         """One RD decision of every block size against a motion field; fills the frame."""
         lc = self.frame.layer_class
         mode_costs = self.models.mode.costs()
         results = {}
+        lam = self.lam
         for n in self.sizes:
             ys, xs, motions_list, rd = self.searched[n]
             size_class = SIZE_CLASS[n]
@@ -2143,14 +2178,24 @@ class InterEncoder(PictureEncoder):
                 bits = costs[motions[:, 0], np.arange(ys.size)]
                 for lst in (0, 1):
                     uses = (motions[:, 0] & (lst + 1)) != 0
-                    delta = motions[:, 1 + 2 * lst : 3 + 2 * lst] - median_predictor(neigh, lst)
+                    delta = motions[:, 1 + 2 * lst : 3 + 2 * lst] - median_predictor(neigh, lst, self.lend_ratio(lst))
                     bits = bits + np.where(uses, self.mvd_bits(delta, size_class), 0.0)
                 options.append((motions, evaluated))
+                totals.append(evaluated[0] + lam * bits)
+            if final:  # the best direction with the predictors themselves: no difference to code
+                guessed = motions_list[0].copy()
+                bits = costs[guessed[:, 0], np.arange(ys.size)]
+                for lst in (0, 1):
+                    uses = (guessed[:, 0] & (lst + 1)) != 0
+                    guessed[:, 1 + 2 * lst : 3 + 2 * lst] = np.where(uses[:, None], median_predictor(neigh, lst, self.lend_ratio(lst)), 0)
+                    bits = bits + np.where(uses, self.mvd_bits(np.zeros((ys.size, 2), np.int64), size_class), 0.0)
+                evaluated = self.cached_rd("guess", ys, xs, n, guessed, False)
+                options.append((guessed, evaluated))
                 totals.append(evaluated[0] + self.lam * bits)
             merge_motions, merge_bits = self.best_merge(ys, xs, n, dirs, mvs, merge_size)
-            evaluated = self.merge_rd(ys, xs, n, merge_motions)
+            evaluated = self.cached_rd("merge", ys, xs, n, merge_motions, True)
             options.append((merge_motions, evaluated))
-            totals.append(evaluated[0] + self.lam * (merge_bits + costs[MERGE]))
+            totals.append(evaluated[0] + lam * (merge_bits + costs[MERGE]))
             total = np.stack(totals)
             choice = np.argmin(total, axis=0)
             best = total[choice, np.arange(ys.size)]
@@ -2161,9 +2206,15 @@ class InterEncoder(PictureEncoder):
                 choice = np.where(intra_cost < best, len(options), choice)
                 best = np.minimum(best, intra_cost)
             results[n] = (best, choice, options)
-        split32, split16 = self.quadtree(results, height, width, min_cu)
+        split32, split16 = self.quadtree(results, height, width, min_cu, lam)
         self.assemble(results, split32, split16, width)
         return split32, split16
+
+    def lend_ratio(self, lst):
+        """Distance ratio that scales the other list's vector into list ``lst`` (B only)."""
+        if not self.bi:
+            return None
+        return (self.frame.poc - self.ref_pocs[lst]) / (self.frame.poc - self.ref_pocs[1 - lst])
 
     def motions(self, direction, mv0, mv1):
         """Motion rows [B, 5] from vectors of the lists used."""
@@ -2246,19 +2297,19 @@ class InterEncoder(PictureEncoder):
         pick = np.argmin(sads + self.lam_sad * index_costs[:size, None], axis=0)
         return chosen[np.arange(ys.size), pick], index_costs[pick]
 
-    def merge_rd(self, ys, xs, n, motions):
-        """RD of each block's merge candidate, measured again only where it changed."""
-        previous = self.merge_results.get(n)
+    def cached_rd(self, kind, ys, xs, n, motions, merged):
+        """RD of each block's candidate of a kind, measured again only where it changed."""
+        previous = self.merge_results.get((kind, n))
         if previous is None:
-            result = self.inter_rd(ys, xs, n, motions, 0.0, True)
+            result = self.inter_rd(ys, xs, n, motions, 0.0, merged)
         else:
             old_motions, old = previous
             changed = np.nonzero((motions != old_motions).any(axis=1))[0]
             result = old
             if changed.size:
-                new = self.inter_rd(ys[changed], xs[changed], n, motions[changed], 0.0, True)
+                new = self.inter_rd(ys[changed], xs[changed], n, motions[changed], 0.0, merged)
                 result = splice(old, new, changed)
-        self.merge_results[n] = (motions, result)
+        self.merge_results[(kind, n)] = (motions, result)
         return result
 
     def inter_rd(self, ys, xs, n, motions, side_bits, merged, final=False):
@@ -2273,7 +2324,7 @@ class InterEncoder(PictureEncoder):
             py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
             rows, cols = block_index(py, px, size)
             src = self.padding_free(plane, rows, cols, self.source[plane][rows, cols], preds[plane])
-            residual = (src - preds[plane]).astype(np.float64)
+            residual = (src - preds[plane]).astype(np.float32)
             coefs = forward_dct(residual)
             group = group_of(min(plane, 1), size, False)
             step = self.steps[min(plane, 1)]
@@ -2284,7 +2335,7 @@ class InterEncoder(PictureEncoder):
             use = (d_coded + self.lam * level_cost < d_skip) & (level_cost > 0)
             chosen_d, chosen_bits = np.where(use, d_coded, d_skip), np.where(use, level_cost, 0.0)
             if plane == 0:
-                split = self.split_luma(residual, size, step, rdoq, size_class)
+                split = self.split_luma(residual, size, step, rdoq, size_class, use | (d_skip > self.lam * 4))
                 whole_cost = chosen_d + self.lam * (chosen_bits + split[4][0] * use)
                 take = split[0] & (split[1] + self.lam * split[2] < whole_cost)
                 chosen_d = np.where(take, split[1], chosen_d)
@@ -2309,10 +2360,22 @@ class InterEncoder(PictureEncoder):
         cbf = np.where(root[:, None], cbf, 0)
         return cost, root.astype(np.int64), cbf, all_levels
 
-    def split_luma(self, residual, n, step, rdoq, size_class):
+    def split_luma(self, residual, n, step, rdoq, size_class, wanted):
         """Luma residual [B, n, n] coded as four n/2 blocks: usable, SSE, bits, levels [B, 4,
-        n/2, n/2], split-flag costs, coded flags [B, 4] (bits include the flags)."""
+        n/2, n/2], split-flag costs, coded flags [B, 4] (bits include the flags). Only the
+        ``wanted`` blocks are tried; the others come back unusable."""
         count, half = residual.shape[0], n // 2
+        split_costs = self.models.tu_split.costs()[size_class]
+        out = (np.zeros(count, bool), np.zeros(count), np.zeros(count), np.zeros((count, 4, half, half), np.int64), split_costs, np.zeros((count, 4), np.int64))
+        who = np.nonzero(wanted)[0]
+        if who.size == 0:
+            return out
+        if who.size < count:
+            part = self.split_luma(residual[who], n, step, rdoq, size_class, np.ones(who.size, bool))
+            for target, value in zip(out, part):
+                if isinstance(target, np.ndarray) and target.shape[:1] == (count,):
+                    target[who] = value
+            return out
         subs = residual.reshape(count, 2, half, 2, half).transpose(0, 1, 3, 2, 4).reshape(-1, half, half)
         coefs = forward_dct(subs)
         group = group_of(0, half, False)
@@ -2369,8 +2432,8 @@ class InterEncoder(PictureEncoder):
         luma_costs = self.models.luma_mode.costs()[0]
         return luma + chroma + self.lam * (float(np.min(luma_costs)) + 2.0)
 
-    def quadtree(self, results, height, width, min_cu):
-        """Split maps minimising the summed RD costs (bottom-up)."""
+    def quadtree(self, results, height, width, min_cu, lam):
+        """Split maps minimising the summed costs (bottom-up); split flags weigh ``lam``."""
         lc = self.frame.layer_class
         context = self.frame.context
         split_costs32 = self.models.split32.costs()[lc * 4 + temporal_depth(context, (height // 32, width // 32), 32)]
@@ -2379,13 +2442,13 @@ class InterEncoder(PictureEncoder):
         cost16 = results[16][0].reshape(rows16, cols16)
         split16 = np.zeros((rows16, cols16), dtype=np.int64)
         if min_cu == 8:
-            children = results[8][0].reshape(rows16, 2, cols16, 2).sum(axis=(1, 3)) + self.lam * split_costs16[..., 1]
-            whole = cost16 + self.lam * split_costs16[..., 0]
+            children = results[8][0].reshape(rows16, 2, cols16, 2).sum(axis=(1, 3)) + lam * split_costs16[..., 1]
+            whole = cost16 + lam * split_costs16[..., 0]
             split16 = (children < whole).astype(np.int64)
             cost16 = np.minimum(children, whole)
         rows32, cols32 = height // 32, width // 32
-        children = cost16.reshape(rows32, 2, cols32, 2).sum(axis=(1, 3)) + self.lam * split_costs32[..., 1]
-        whole = results[32][0].reshape(rows32, cols32) + self.lam * split_costs32[..., 0]
+        children = cost16.reshape(rows32, 2, cols32, 2).sum(axis=(1, 3)) + lam * split_costs32[..., 1]
+        whole = results[32][0].reshape(rows32, cols32) + lam * split_costs32[..., 0]
         split32 = (children < whole).astype(np.int64)
         return split32, split16
 
@@ -2472,7 +2535,7 @@ class Stream:
             MAGIC, self.width, self.height, self.count, self.fps_num, self.fps_den, self.gop,
             self.base_qp, self.qp_i_offset, self.chroma_offset, int(round(self.layer_step * 16)),
             self.merge_size, self.min_cu, self.tools, self.beta, self.tc,
-            int(round(self.memory * 256)), int(self.limit),
+            int(round(self.memory * 1000)), int(self.limit),
         )  # fmt: skip
 
     @classmethod
@@ -2486,7 +2549,7 @@ class Stream:
         (_, width, height, count, num, den, gop, base, ioff, coff, step, merge, min_cu,
          tools, beta, tc, memory, limit) = fields  # fmt: skip
         return cls(width, height, count, num, den, gop, base, ioff, coff, step / 16.0, merge,
-                   min_cu, tools, beta, tc, memory / 256.0, limit)  # fmt: skip
+                   min_cu, tools, beta, tc, memory / 1000.0, limit)  # fmt: skip
 
     def qps(self, kind, layer):
         """Luma and chroma QP of a picture."""
