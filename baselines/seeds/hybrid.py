@@ -2372,8 +2372,8 @@ class InterEncoder(PictureEncoder):
             return out
         if who.size < count:
             part = self.split_luma(residual[who], n, step, rdoq, size_class, np.ones(who.size, bool))
-            for target, value in zip(out, part):
-                if isinstance(target, np.ndarray) and target.shape[:1] == (count,):
+            for index, (target, value) in enumerate(zip(out, part)):
+                if index != 4:  # the split-flag costs are shared, not per block
                     target[who] = value
             return out
         subs = residual.reshape(count, 2, half, 2, half).transpose(0, 1, 3, 2, 4).reshape(-1, half, half)
