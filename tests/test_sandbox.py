@@ -7,6 +7,7 @@ audit hook, restricted builtins, namespaces, the unprivileged user) stand in the
 from __future__ import annotations
 
 import re
+import struct
 import time
 from pathlib import Path
 
@@ -244,3 +245,44 @@ def test_numpy_functions_that_import_lazily_are_not_refused(clip: Clip) -> None:
     run = run_candidate(LAZY_NUMPY_CODEC, clip, [50], Settings())
     assert run.ok, run.first_error()
     assert np.array_equal(run.points[0].decoded.y, clip.frames.y)
+
+
+TIMED_CODEC = """
+import struct
+import time
+import zlib
+
+import numpy as np
+
+
+def encode(frames, quality):
+    started = time.time()
+    time.sleep(1.0)
+    head = struct.pack("<HHHHdd", frames.count, frames.height, frames.width, quality, started,
+                       time.time())
+    return head + zlib.compress(frames.y.tobytes() + frames.u.tobytes() + frames.v.tobytes())
+
+
+def decode(bitstream):
+    count, height, width = struct.unpack_from("<HHH", bitstream)
+    raw = np.frombuffer(zlib.decompress(bitstream[24:]), dtype=np.uint8)
+    luma, chroma = count * height * width, count * (height // 2) * (width // 2)
+    y = raw[:luma].reshape(count, height, width)
+    u = raw[luma : luma + chroma].reshape(count, height // 2, width // 2)
+    v = raw[luma + chroma :].reshape(count, height // 2, width // 2)
+    return y, u, v
+"""
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_qualities_run_at_once_up_to_the_job_count_and_come_back_in_order(
+    clip: Clip, jobs: int
+) -> None:
+    run = run_candidate(TIMED_CODEC, clip, [80, 20, 50], Settings(sandbox_jobs=jobs))
+    assert run.ok, run.first_error()
+    heads = [struct.unpack_from("<HHHHdd", point.bitstream or b"") for point in run.points]
+    assert [point.quality for point in run.points] == [head[3] for head in heads] == [80, 20, 50]
+    spans = sorted((head[4], head[5]) for head in heads)
+    overlapping = any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    assert overlapping == (jobs > 1)
+    assert all(np.array_equal(point.decoded.y, clip.frames.y) for point in run.points)

@@ -41,6 +41,9 @@ import numpy as np
 
 PARAMS = {
     "gop": 8,
+    "b_growth": 0.2,
+    "p_growth": 0.27,
+    "fast_motion": 4.0,
     "qp_shift": 0.0,
     "qp_i_offset": -2,
     "qp_layer_step": 1.3,
@@ -67,6 +70,9 @@ PARAMS = {
 }
 PARAM_RANGES = {
     "gop": [1, 2, 4, 8, 16],
+    "b_growth": (-0.5, 1.5),
+    "p_growth": (-0.5, 1.5),
+    "fast_motion": (0.0, 32.0),
     "qp_shift": (-12.0, 12.0),
     "qp_i_offset": (-8, 4),
     "qp_layer_step": (0.0, 3.0),
@@ -2478,8 +2484,12 @@ class InterEncoder(PictureEncoder):
 # =============================================================================================
 
 
-def coding_order(count, gop):
-    """(poc, kind, layer, L0 poc, L1 poc) of every picture in coding order."""
+def coding_order(count, groups):
+    """(poc, kind, layer, L0 poc, L1 poc) of every picture in coding order.
+
+    ``groups`` are the lengths of the groups of pictures after the first (intra) picture:
+    each ends with a P picture and has B pictures in a dyadic hierarchy before it.
+    """
     order = [(0, "I", 0, None, None)]
 
     def middles(low, high, layer):
@@ -2491,12 +2501,124 @@ def coding_order(count, gop):
         middles(mid, high, layer + 1)
 
     start = 0
-    while start < count - 1:
-        anchor = min(start + gop, count - 1)
+    for length in groups:
+        anchor = min(start + length, count - 1)
         order.append((anchor, "P", 1, start, None))
         middles(start, anchor, 2)
         start = anchor
     return order
+
+
+def code_groups(coder, count, gop, groups=None):
+    """Code (or decode) the group lengths, each 1..gop, until they cover every picture."""
+    coder.label = "groups"
+    out, covered = [], 0
+    while covered < count - 1:
+        value = None if groups is None else [groups[len(out)] - 1]
+        length = int(coder.raw([gop], value)[0]) + 1
+        out.append(length)
+        covered += length
+    return out
+
+
+def coarse_plane(plane):
+    """A luma plane at 1/8 resolution (float32) for the picture-structure analysis."""
+    out = plane.astype(np.float32)
+    for _ in range(3):
+        out = downsample(out)
+    return out
+
+
+def coarse_vectors(cur, ref, radius):
+    """Best integer vector (pixels of the 1/8-resolution planes) per 4x4 block of ``cur``
+    within a radius, by SAD with a small length penalty: int64 [rows, cols, 2]."""
+    height, width = cur.shape
+    rows, cols = height // 4, width // 4
+    cur = cur[: rows * 4, : cols * 4]
+    padded = np.pad(ref[: rows * 4, : cols * 4], radius, mode="edge")
+    best = np.full((rows, cols), np.inf, dtype=np.float32)
+    vectors = np.zeros((rows, cols, 2), np.int64)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            shifted = padded[radius + dy : radius + dy + rows * 4, radius + dx : radius + dx + cols * 4]
+            sad = np.abs(cur - shifted).reshape(rows, 4, cols, 4).sum(axis=(1, 3)) + 0.5 * (abs(dy) + abs(dx))
+            better = sad < best
+            best = np.where(better, sad, best)
+            vectors[better] = (dy, dx)
+    return vectors
+
+
+def sampled_error(cur, ref, vectors, spacing=64, n=16, radius=2):
+    """Motion-compensated SAD of a sparse set of n x n luma blocks (one every ``spacing``
+    pixels): each starts from its coarse vector (x8) and is refined +-radius at full
+    resolution (float, sum over the sampled blocks)."""
+    height, width = cur.shape
+    ys, xs = np.meshgrid(np.arange(0, height - n + 1, spacing), np.arange(0, width - n + 1, spacing), indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    rows, cols = vectors.shape[:2]
+    start = vectors[np.minimum(ys // 32, rows - 1), np.minimum(xs // 32, cols - 1)] * 8
+    reach = int(np.abs(start).max(initial=0)) + radius
+    padded = np.pad(ref, reach, mode="edge")
+    offsets = np.arange(n)
+    blocks = cur[ys[:, None, None] + offsets[:, None], xs[:, None, None] + offsets]
+    best = np.full(len(ys), np.inf)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            top, left = ys + start[:, 0] + dy + reach, xs + start[:, 1] + dx + reach
+            candidate = padded[top[:, None, None] + offsets[:, None], left[:, None, None] + offsets]
+            best = np.minimum(best, np.abs(blocks - candidate).sum(axis=(1, 2)))
+    return float(best.sum())
+
+
+def choose_groups(luma, gop, b_growth, p_growth, fast_motion):
+    """Group lengths, powers of two up to ``gop``, from a quick look at the clip.
+
+    For each span of ``gop`` pictures, the mean prediction error at distance 4 is compared
+    with that at distance 1: it grows like 4**a. Where a is above ``b_growth`` far
+    references predict less well and the span uses groups of half the length; where, in
+    addition, the motion is fast (mean vector at least ``fast_motion`` pixels a picture) and
+    a is above ``p_growth`` (blur, occlusion: bi-prediction does not help), it uses P
+    pictures only. The figures of a span are medians over it and its neighbours.
+    """
+    count = len(luma)
+    small, full, cache = {}, {}, {}
+
+    def measure(cur, ref):
+        """(sampled prediction error, mean coarse vector length in pixels) of cur from ref."""
+        if (cur, ref) not in cache:
+            for index in (cur, ref):
+                if index not in full:
+                    full[index] = luma[index].astype(np.float32)
+                    small[index] = coarse_plane(luma[index])
+            vectors = coarse_vectors(small[cur], small[ref], min(2 * abs(cur - ref) + 1, 12))
+            error = sampled_error(full[cur], full[ref], vectors) + 1.0
+            cache[(cur, ref)] = error, 8.0 * float(np.hypot(vectors[..., 0], vectors[..., 1]).mean())
+        return cache[(cur, ref)]
+
+    starts = list(range(0, count - 1, gop))
+    figures = []
+    for start in starts:
+        span = min(gop, count - 1 - start)
+        if span < 4:
+            figures.append(None)
+            continue
+        near = [measure(start + k + 1, start + k) for k in range(span)]
+        far = np.mean([measure(start + k + 4, start + k)[0] for k in range(0, span - 3, 4)])
+        growth = float(np.log(far / np.mean([e for e, _ in near])) / np.log(4))
+        figures.append((growth, float(np.mean([m for _, m in near]))))
+    groups = []
+    for index, start in enumerate(starts):
+        span = min(gop, count - 1 - start)
+        window = [f for f in figures[max(0, index - 1) : index + 2] if f is not None]
+        length = gop
+        if window:
+            growth, motion = np.median(window, axis=0)
+            if growth > b_growth:
+                length = max(1, gop // 2)
+            if growth > p_growth and motion >= fast_motion:
+                length = 1
+        groups += [min(length, span - covered) for covered in range(0, span, length)]
+    return groups
 
 
 def picture_qp(base, kind, layer, qp_i_offset, layer_step):
@@ -2628,7 +2750,11 @@ def _encode(frames, quality, stats=None):
     shapes = stream.shapes()
     pictures = {}
     out = output_planes(count, height, width)
-    order = coding_order(count, stream.gop)
+    groups = choose_groups(
+        frames.y, stream.gop, float(p["b_growth"]), float(p["p_growth"]), float(p["fast_motion"])
+    )
+    code_groups(coder, count, stream.gop, groups)
+    order = coding_order(count, groups)
     last = last_uses(order)
     for index, (poc, kind, layer, ref0, ref1) in enumerate(order):
         qp, chroma_qp = stream.qps(kind, layer)
@@ -2692,7 +2818,7 @@ def decode(bitstream):
     shapes = stream.shapes()
     pictures = {}
     out = output_planes(stream.count, stream.height, stream.width)
-    order = coding_order(stream.count, stream.gop)
+    order = coding_order(stream.count, code_groups(coder, stream.count, stream.gop))
     last = last_uses(order)
     for index, (poc, kind, layer, ref0, ref1) in enumerate(order):
         qp, chroma_qp = stream.qps(kind, layer)

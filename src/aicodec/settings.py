@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     sandbox_processes: int = Field(
         default=512, ge=8, description="Processes and threads of the sandbox user."
     )
+    sandbox_jobs: int = Field(
+        default=0, ge=0, description="Qualities run at once, each in its own children "
+        "(0: one per CPU core).",
+    )  # fmt: skip
     sandbox_threads: int = Field(
         default=1, ge=1, description="Threads for numpy/OpenMP/torch inside a child."
     )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -135,28 +137,35 @@ def run_candidate(
     keep_dir: Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> CandidateRun:
-    """Encode ``clip`` at each quality in the sandbox, decode each bitstream twice apart."""
+    """Encode ``clip`` at each quality in the sandbox, decode each bitstream twice apart.
+
+    Qualities run at once, up to ``settings.sandbox_jobs`` (one per CPU core by default), each
+    in its own fresh children; the points come back in the order of ``qualities``.
+    """
     mode = isolation_mode(settings)
-    points: list[PointRun] = []
-    layers: tuple[str, ...] = ()
     with work_folder() as base:
-        for quality in qualities:
+
+        def run_point(quality: int) -> PointRun:
             if progress is not None:
                 progress(f"quality {quality}: encoding")
             report, bitstream = encode_in_sandbox(
                 source, clip.frames, quality, base / f"q{quality}-encode", settings
             )
-            layers = layers or report.isolation
             point = PointRun(quality, report, bitstream=bitstream)
-            points.append(point)
             if bitstream is None:
                 point.error = f"encode: {report.describe()}"
-                continue
+                return point
             if progress is not None:
                 progress(f"quality {quality}: decoding twice")
             _decode_twice(source, bitstream, clip, base, settings, point)
             if keep_dir is not None:
                 _keep(point, keep_dir)
+            return point
+
+        jobs = max(1, min(len(qualities), settings.sandbox_jobs or len(os.sched_getaffinity(0))))
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            points = list(pool.map(run_point, qualities))
+    layers = next((point.encode.isolation for point in points if point.encode.isolation), ())
     return CandidateRun(clip, list(qualities), points, mode, layers)
 
 
