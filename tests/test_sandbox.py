@@ -6,6 +6,7 @@ audit hook, restricted builtins, namespaces, the unprivileged user) stand in the
 
 from __future__ import annotations
 
+import itertools
 import re
 import struct
 import time
@@ -283,6 +284,6 @@ def test_qualities_run_at_once_up_to_the_job_count_and_come_back_in_order(
     heads = [struct.unpack_from("<HHHHdd", point.bitstream or b"") for point in run.points]
     assert [point.quality for point in run.points] == [head[3] for head in heads] == [80, 20, 50]
     spans = sorted((head[4], head[5]) for head in heads)
-    overlapping = any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    overlapping = any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
     assert overlapping == (jobs > 1)
     assert all(np.array_equal(point.decoded.y, clip.frames.y) for point in run.points)

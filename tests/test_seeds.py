@@ -180,6 +180,8 @@ DRIFT_CASES = [
     (75, {"gop": 4, "min_cu": 16, "deblock": 0, "subpel": 1}),
     (45, {"subpel": 0, "merge_candidates": 1, "intra_inter": 0, "search_range": 2}),
     (65, {"gop": 16, "deblock_beta": 6, "deblock_tc": 6, "chroma_qp_offset": 6}),
+    (50, {"b_growth": -0.5, "p_growth": 1.5}),  # groups of 4 after the picture analysis
+    (40, {"b_growth": -0.5, "p_growth": -0.5, "fast_motion": 0.0}),  # P pictures only
 ]
 
 
@@ -247,3 +249,18 @@ def test_seed_imports_only_allowed_modules(name: str) -> None:
             assert not node.attr.startswith("__") or node.attr in SAFE_DUNDER_ATTRIBUTES, node.attr
         if isinstance(node, ast.Name):
             assert node.id not in ("eval", "exec", "compile", "open", "getattr", "__import__")
+
+
+def test_hybrid_picture_structure_follows_the_content(clip8: Frames) -> None:
+    """A still scene (sensor noise only) keeps the full groups; thresholds the measured
+    figures always exceed give half groups, then P pictures only; every structure covers
+    the clip after the intra picture."""
+    seed = load_seed("hybrid")
+    noise = np.random.default_rng(7).integers(-2, 3, size=(17, *clip8.y.shape[1:]))
+    still = np.clip(clip8.y[0].astype(np.int64) + noise, 0, 255).astype(np.uint8)
+    assert seed.choose_groups(still, 8, 0.2, 0.27, 4.0) == [8, 8]
+    assert seed.choose_groups(still, 8, -9.0, 9.0, 4.0) == [4, 4, 4, 4]
+    assert seed.choose_groups(still, 8, -9.0, -9.0, 0.0) == [1] * 16
+    for count in (2, 5, 8, 9, 13):
+        groups = seed.choose_groups(clip8.y[:1].repeat(count, axis=0), 8, 0.2, 0.27, 4.0)
+        assert sum(groups) == count - 1 and all(1 <= length <= 8 for length in groups)

@@ -292,7 +292,9 @@ class Coder:
         else:
             before = self.range.num_bits()
             out = np.asarray(values, dtype=np.int64).reshape(-1)
-            self.range.encode(out[used].astype(np.int32), self.uniform, sizes[used].astype(np.int32))
+            self.range.encode(
+                out[used].astype(np.int32), self.uniform, sizes[used].astype(np.int32)
+            )
             self.account(before)
         return out
 
@@ -449,7 +451,8 @@ GROUP_CONTEXTS = FREQ_CLASSES * NEIGHBOUR_CLASSES * 4  # x (on the last diagonal
 GROUPS = 2 * len(SIZES) * 2  # plane class (luma, chroma) x transform size x (inter, intra)
 # neighbour activity 2*(up + left) + up-left + 2 up + 2 left -> class
 NEIGHBOUR_CLASS = np.array(
-    [0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5] + [6] * 7 + [7] * 10 + [8] * 15 + [9] * 25 + [10], np.int64
+    [0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5] + [6] * 7 + [7] * 10 + [8] * 15 + [9] * 25 + [10],
+    np.int64,
 )
 DIAG_CLASS = np.array([0, 1, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5] + [6] * 51, np.int64)
 
@@ -487,7 +490,11 @@ def magnitude_prior():
 
 def context_index(group, freq, neighbour, on_last, on_edge):
     """Magnitude context of coefficients: group, frequency class, neighbourhood, position."""
-    return group * GROUP_CONTEXTS + ((freq * NEIGHBOUR_CLASSES + neighbour) * 2 + on_last) * 2 + on_edge
+    return (
+        group * GROUP_CONTEXTS
+        + ((freq * NEIGHBOUR_CLASSES + neighbour) * 2 + on_last) * 2
+        + on_edge
+    )
 
 
 class CoefficientModels:
@@ -525,7 +532,9 @@ def coefficient_contexts(mag, n, group, last):
 
 
 # context offsets: the position part (frequency class, first row/column) and the neighbourhood
-POSITION_CONTEXT = {n: (FREQ_OF[n] * NEIGHBOUR_CLASSES * 4 + EDGE_OF[n]).astype(np.int32) for n in SIZES}
+POSITION_CONTEXT = {
+    n: (FREQ_OF[n] * NEIGHBOUR_CLASSES * 4 + EDGE_OF[n]).astype(np.int32) for n in SIZES
+}
 NEIGHBOUR_CONTEXT = (NEIGHBOUR_CLASS * 4).astype(np.int32)
 
 
@@ -562,7 +571,13 @@ def code_levels(coder, models, n, group, count, levels=None):
         )  # fmt: skip
         on_last = (last[active] == d)[:, None]
         on_edge = ((rows == 0) | (cols == 0))[None, :]
-        ctx = context_index(group, DIAG_CLASS[d], NEIGHBOUR_CLASS[np.minimum(activity, NEIGHBOUR_CLASS.size - 1)], on_last, on_edge)
+        ctx = context_index(
+            group,
+            DIAG_CLASS[d],
+            NEIGHBOUR_CLASS[np.minimum(activity, NEIGHBOUR_CLASS.size - 1)],
+            on_last,
+            on_edge,
+        )
         values = None if levels is None else capped[a, rows[None, :], cols[None, :]]
         values = coder.symbols(models.magnitude, ctx, values)
         mag[a, r, c] = values.reshape(ctx.shape)
@@ -591,7 +606,9 @@ def level_bits(models, n, group, levels):
     total += (full != 0).reshape(levels.shape[0], -1).sum(axis=1)
     escaped = full >= ESCAPE
     if escaped.any():
-        extra = np.where(escaped, magnitude_bits(full - ESCAPE, models.escape.costs()[group // 8 % 2]), 0)
+        extra = np.where(
+            escaped, magnitude_bits(full - ESCAPE, models.escape.costs()[group // 8 % 2]), 0
+        )
         total += extra.reshape(levels.shape[0], -1).sum(axis=1)
     total += models.last[n].costs()[group][np.maximum(last, 0)]
     return np.where(last >= 0, total, 0.0)
@@ -614,9 +631,13 @@ def quantise(coefs, step, lam, models, n, group, rdoq):
     row = ctx * (ESCAPE + 1)
     scaled_lam = np.float32(lam / (step * step))  # errors below are in units of the step
     best = nearest.copy()
-    best_cost = (magnitude - nearest) ** 2 + scaled_lam * (costs.take(row + np.minimum(nearest, ESCAPE)) + (nearest > 0))
+    best_cost = (magnitude - nearest) ** 2 + scaled_lam * (
+        costs.take(row + np.minimum(nearest, ESCAPE)) + (nearest > 0)
+    )
     lower = np.maximum(nearest - 1, 0)
-    lower_cost = (magnitude - lower) ** 2 + scaled_lam * (costs.take(row + np.minimum(lower, ESCAPE)) + (lower > 0))
+    lower_cost = (magnitude - lower) ** 2 + scaled_lam * (
+        costs.take(row + np.minimum(lower, ESCAPE)) + (lower > 0)
+    )
     take = lower_cost < best_cost
     best = np.where(take, lower, best)
     best_cost = np.where(take, lower_cost, best_cost)
@@ -687,7 +708,9 @@ class Picture:
     def luma_phases(self):
         """All 16 quarter-sample phases of the luma plane, stacked [16, H, W] (int16)."""
         if "stack" not in self.cache:
-            self.cache["stack"] = np.stack([self.phase(0, fy, fx) for fy in range(4) for fx in range(4)])
+            self.cache["stack"] = np.stack(
+                [self.phase(0, fy, fx) for fy in range(4) for fx in range(4)]
+            )
         return self.cache["stack"]
 
     def drop_phases(self):
@@ -711,7 +734,9 @@ def fetch(picture, plane, ys, xs, n, mvy, mvx):
     if plane == 0:
         phase = (mvy & 3) * 4 + (mvx & 3)
         stack = picture.luma_phases()
-        return np.take(stack, (phase * (height * width) + start)[:, None, None] + offsets).astype(np.int32)
+        return np.take(stack, (phase * (height * width) + start)[:, None, None] + offsets).astype(
+            np.int32
+        )
     # chroma: the 4-tap filters applied to each block's own window (exact integers)
     window = windows(picture.extended_int[plane], top - 1, left - 1, n + 3)
     taps_x = CHROMA_TAP_ARRAY[mvx & 7]
@@ -836,8 +861,10 @@ class MotionField:
             motion = self.temporal(cy, cx, cs)
             if motion is not None and motion not in out:
                 out.append(motion)
-        zeros = ((3, 0, 0, 0, 0), (1, 0, 0, 0, 0), (2, 0, 0, 0, 0)) if self.bidirectional else (
-            (1, 0, 0, 0, 0),
+        zeros = (
+            ((3, 0, 0, 0, 0), (1, 0, 0, 0, 0), (2, 0, 0, 0, 0))
+            if self.bidirectional
+            else ((1, 0, 0, 0, 0),)
         )
         for motion in zeros:
             if len(out) < size and motion not in out:
@@ -856,7 +883,12 @@ class MotionField:
                 found.append((motion[1 + 2 * lst], motion[2 + 2 * lst]))
             elif motion is not None and self.bidirectional and motion[0] & (other + 1):
                 target, source = self.poc - self.ref_pocs[lst], self.poc - self.ref_pocs[other]
-                found.append((scale_vector(motion[1 + 2 * other], target, source), scale_vector(motion[2 + 2 * other], target, source)))
+                found.append(
+                    (
+                        scale_vector(motion[1 + 2 * other], target, source),
+                        scale_vector(motion[2 + 2 * other], target, source),
+                    )
+                )
             else:
                 found.append(None)
         present = [v for v in found if v is not None]
@@ -903,7 +935,9 @@ def nearest_candidate(motion, candidates, tolerance):
     return best
 
 
-def resolve_motion(field, units, modes, merge_index, mvd, motions, encoding, planned=None, tolerance=0):
+def resolve_motion(
+    field, units, modes, merge_index, mvd, motions, encoding, planned=None, tolerance=0
+):
     """Walk the units in z-order and settle their motion, the same way on both sides.
 
     Decoding: ``modes``, ``merge_index`` and ``mvd`` [N, 4] are read, ``motions`` [N, 5] is
@@ -1017,7 +1051,9 @@ class FrameCode:
                         out.setdefault(group_of(0, b, True), []).append((k, 0, sub, y + sy, x + sx))
                 for plane in (1, 2):
                     if self.cbf[k, plane]:
-                        out.setdefault(group_of(1, 8, True), []).append((k, plane, 0, y // 2, x // 2))
+                        out.setdefault(group_of(1, 8, True), []).append(
+                            (k, plane, 0, y // 2, x // 2)
+                        )
                 continue
             if not self.rootcbf[k]:
                 continue
@@ -1031,7 +1067,9 @@ class FrameCode:
                 out.setdefault(group_of(0, size, False), []).append((k, 0, 0, y, x))
             for plane in (1, 2):
                 if self.cbf[k, plane]:
-                    out.setdefault(group_of(1, size // 2, False), []).append((k, plane, 0, y // 2, x // 2))
+                    out.setdefault(group_of(1, size // 2, False), []).append(
+                        (k, plane, 0, y // 2, x // 2)
+                    )
         return {group: out[group] for group in sorted(out)}
 
     def collect_levels(self):
@@ -1050,7 +1088,9 @@ class SyntaxModels:
         self.split16 = Model(LAYER_CLASSES * 4, 2, None, limit)
         self.mode = Model(LAYER_CLASSES * 3 * 4, 5, np.array([4.0, 1.0, 1.0, 1.0, 0.3]), limit)
         self.merge = Model(3, 5, None, limit)
-        self.mvd = Model(2 * 3, MVD_EXACT + BUCKETS, 0.8 ** np.arange(MVD_EXACT + BUCKETS) * 8 + 0.01, limit)
+        self.mvd = Model(
+            2 * 3, MVD_EXACT + BUCKETS, 0.8 ** np.arange(MVD_EXACT + BUCKETS) * 8 + 0.01, limit
+        )
         self.intra_split = Model(2, 3, None, limit)
         self.luma_mode = Model(3, len(LUMA_MODES), None, limit)
         self.chroma_mode = Model(1, len(CHROMA_MODES), None, limit)
@@ -1058,7 +1098,12 @@ class SyntaxModels:
         self.cbf = Model(3 * LAYER_CLASSES, 7, None, limit)
         self.tu_split = Model(3, 2, None, limit)
         self.alf = Model(LAYER_CLASSES, 2, None, limit)
-        self.alf_coef = Model(len(ALF_TAPS), MVD_EXACT + BUCKETS, 0.8 ** np.arange(MVD_EXACT + BUCKETS) * 8 + 0.01, limit)
+        self.alf_coef = Model(
+            len(ALF_TAPS),
+            MVD_EXACT + BUCKETS,
+            0.8 ** np.arange(MVD_EXACT + BUCKETS) * 8 + 0.01,
+            limit,
+        )
         self.alf_unit = Model(LAYER_CLASSES, 2, None, limit)
         self.alf_previous = np.zeros((LAYER_CLASSES, len(ALF_TAPS)), dtype=np.int64)
         self.sub_cbf = Model(3, 15, None, limit)
@@ -1125,7 +1170,15 @@ def temporal_kind(context, units, which):
     """Context class per unit: the collocated kind at its centre, 0 without one."""
     if context is None:
         return np.zeros(len(which), dtype=np.int64)
-    return np.array([context.kind[(units[k][0] + units[k][2] // 2) >> 3, (units[k][1] + units[k][2] // 2) >> 3] for k in which], dtype=np.int64)
+    return np.array(
+        [
+            context.kind[
+                (units[k][0] + units[k][2] // 2) >> 3, (units[k][1] + units[k][2] // 2) >> 3
+            ]
+            for k in which
+        ],
+        dtype=np.int64,
+    )
 
 
 def size_classes(units, which):
@@ -1164,11 +1217,23 @@ def code_units(coder, models, frame, field=None):
         coder.label = f"{frame.kind}:mvd"
         frame.mvd[which, cols] = coder.signed(models.mvd, ctx, values, MVD_EXACT)
         if decoding:
-            resolve_motion(field, units, frame.modes, frame.merge_index, frame.mvd, frame.motions, False)
+            resolve_motion(
+                field, units, frame.modes, frame.merge_index, frame.mvd, frame.motions, False
+            )
     intra = np.nonzero(frame.modes == INTRA)[0]
-    code(models.intra_split, np.full(intra.size, int(frame.kind != "I")), frame.intra_split, intra, "intra")
+    code(
+        models.intra_split,
+        np.full(intra.size, int(frame.kind != "I")),
+        frame.intra_split,
+        intra,
+        "intra",
+    )
     rows = np.repeat(intra, 4 ** frame.intra_split[intra])
-    subs = np.concatenate([np.arange(4 ** frame.intra_split[k]) for k in intra]).astype(np.int64) if intra.size else intra
+    subs = (
+        np.concatenate([np.arange(4 ** frame.intra_split[k]) for k in intra]).astype(np.int64)
+        if intra.size
+        else intra
+    )
     values = None if decoding else frame.luma_modes[rows, subs]
     frame.luma_modes[rows, subs] = coder.symbols(models.luma_mode, frame.intra_split[rows], values)
     code(models.chroma_mode, np.zeros(intra.size, np.int64), frame.chroma_mode, intra, "intra")
@@ -1196,10 +1261,14 @@ def code_units(coder, models, frame, field=None):
     if not decoding:
         frame.collect_levels()
     for group, blocks in frame.transform_blocks().items():
-        coder.label = f"{frame.kind}:{'luma' if group < 8 else 'chroma'}{'-intra' if group % 2 else ''}"
+        coder.label = (
+            f"{frame.kind}:{'luma' if group < 8 else 'chroma'}{'-intra' if group % 2 else ''}"
+        )
         levels = frame.group_levels.get(group) if not decoding else None
         n = group_size(group)
-        frame.group_levels[group] = code_levels(coder, models.coefficients, n, group, len(blocks), levels)
+        frame.group_levels[group] = code_levels(
+            coder, models.coefficients, n, group, len(blocks), levels
+        )
 
 
 # =============================================================================================
@@ -1210,7 +1279,9 @@ def code_units(coder, models, frame, field=None):
 def block_index(ys, xs, n):
     """Row and column index arrays [B, n, n] of n x n blocks at (ys, xs)."""
     offsets = np.arange(n)
-    return (ys[:, None, None] + offsets[None, :, None]), (xs[:, None, None] + offsets[None, None, :])
+    return (ys[:, None, None] + offsets[None, :, None]), (
+        xs[:, None, None] + offsets[None, None, :]
+    )
 
 
 def group_size(group):
@@ -1309,10 +1380,21 @@ def intra_pass(frame, recon, residual, chooser=None):
                 oy, ox = sub_position(sub, b)
                 flags = intra_flags(by[pick], bx[pick], width, b, sub)
                 modes = frame.luma_modes[ks[pick], sub]
-                _predict_add(recon[0], residual[0], by[pick] + oy, bx[pick] + ox, b, modes, flags, LUMA_MODES)
+                _predict_add(
+                    recon[0], residual[0], by[pick] + oy, bx[pick] + ox, b, modes, flags, LUMA_MODES
+                )
         flags = intra_flags(by, bx, width)
         for plane in (1, 2):
-            _predict_add(recon[plane], residual[plane], by // 2, bx // 2, 8, frame.chroma_mode[ks], flags, CHROMA_MODES)
+            _predict_add(
+                recon[plane],
+                residual[plane],
+                by // 2,
+                bx // 2,
+                8,
+                frame.chroma_mode[ks],
+                flags,
+                CHROMA_MODES,
+            )
 
 
 def _predict_add(plane, residual, ys, xs, n, modes, flags, mode_table):
@@ -1329,7 +1411,12 @@ def _predict_add(plane, residual, ys, xs, n, modes, flags, mode_table):
 
 BETA_TABLE = np.array([0] * 16 + list(range(6, 19)) + list(range(20, 65, 2)), dtype=np.int64)
 TC_TABLE = np.array(
-    [0] * 18 + [1] * 9 + [2] * 4 + [3] * 4 + [4] * 3 + [5, 5, 6, 6, 7, 8, 9, 10, 11, 13, 14, 16, 18, 20, 22, 24],
+    [0] * 18
+    + [1] * 9
+    + [2] * 4
+    + [3] * 4
+    + [4] * 3
+    + [5, 5, 6, 6, 7, 8, 9, 10, 11, 13, 14, 16, 18, 20, 22, 24],
     dtype=np.int64,
 )
 
@@ -1351,7 +1438,9 @@ def cell_maps(frame, rows, cols):
                 for sub in range(4):
                     cell = (cy + (sub >> 1), cx + (sub & 1))
                     block[cell] = 4 * k + sub
-                    coded[cell] = bool(frame.intra_cbf[k, sub * per_cell : (sub + 1) * per_cell].any())
+                    coded[cell] = bool(
+                        frame.intra_cbf[k, sub * per_cell : (sub + 1) * per_cell].any()
+                    )
             else:
                 coded[area] = bool(frame.intra_cbf[k, 0])
         else:
@@ -1369,6 +1458,7 @@ def cell_maps(frame, rows, cols):
 
 def edge_strength(block, intra, coded, motion, axis):
     """Boundary strength (0, 1, 2) of the edges between neighbouring cells along an axis."""
+
     def pair(a):
         return (a[:, :-1], a[:, 1:]) if axis == 1 else (a[:-1], a[1:])
 
@@ -1404,7 +1494,11 @@ def filter_luma_edges(plane, strength, qp, beta_offset, tc_offset):
     dq = np.abs(q2 - 2 * q1 + q0)
     d = dp[:, 0] + dq[:, 0] + dp[:, 3] + dq[:, 3]
     on = (d < beta)[:, None]
-    strong_line = (2 * (dp + dq) < (beta >> 2)) & (np.abs(p3 - p0) + np.abs(q0 - q3) < (beta >> 3)) & (np.abs(p0 - q0) < ((5 * tc + 1) >> 1))
+    strong_line = (
+        (2 * (dp + dq) < (beta >> 2))
+        & (np.abs(p3 - p0) + np.abs(q0 - q3) < (beta >> 3))
+        & (np.abs(p0 - q0) < ((5 * tc + 1) >> 1))
+    )
     strong = (strong_line[:, 0] & strong_line[:, 3])[:, None]
     t2 = 2 * tc
     sp0 = np.clip((p2 + 2 * p1 + 2 * p0 + 2 * q0 + q1 + 4) >> 3, p0 - t2, p0 + t2)
@@ -1468,7 +1562,9 @@ def deblock(recon, frame, qp, chroma_qp, beta_offset, tc_offset):
         recon[0][:] = luma if axis == 1 else luma.T
         # chroma edges lie on the 16-sample luma grid: every other cell edge
         chroma_strength = strength[0::2, 1::2] if strength.shape[1] > 1 else strength[0::2, :0]
-        chroma_strength = np.maximum(chroma_strength, strength[1::2, 1::2][: chroma_strength.shape[0]])
+        chroma_strength = np.maximum(
+            chroma_strength, strength[1::2, 1::2][: chroma_strength.shape[0]]
+        )
         for plane in (1, 2):
             values = recon[plane].astype(np.int32)
             if axis == 0:
@@ -1482,7 +1578,20 @@ def deblock(recon, frame, qp, chroma_qp, beta_offset, tc_offset):
 # =============================================================================================
 
 # offsets of the symmetric tap pairs of a 7x7 diamond; the centre weight is implied
-ALF_TAPS = ((0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0), (1, 2), (2, 1), (2, -1), (1, -2), (0, 3), (3, 0))
+ALF_TAPS = (
+    (0, 1),
+    (1, 0),
+    (1, 1),
+    (1, -1),
+    (0, 2),
+    (2, 0),
+    (1, 2),
+    (2, 1),
+    (2, -1),
+    (1, -2),
+    (0, 3),
+    (3, 0),
+)
 ALF_SHIFT = 7  # coefficients are in 1/128
 ALF_LIMIT = 64
 
@@ -1499,8 +1608,12 @@ def alf_kernel(coefs):
 
 def alf_filter(plane, coefs):
     """The plane filtered by the kernel of ``coefs`` (exact integers, edges replicated)."""
-    total = cv2.filter2D(plane.astype(np.float32), cv2.CV_32F, alf_kernel(coefs), borderType=cv2.BORDER_REPLICATE)
-    return np.clip(np.floor((total + (1 << (ALF_SHIFT - 1))) / (1 << ALF_SHIFT)), 0, 255).astype(np.uint8)
+    total = cv2.filter2D(
+        plane.astype(np.float32), cv2.CV_32F, alf_kernel(coefs), borderType=cv2.BORDER_REPLICATE
+    )
+    return np.clip(np.floor((total + (1 << (ALF_SHIFT - 1))) / (1 << ALF_SHIFT)), 0, 255).astype(
+        np.uint8
+    )
 
 
 def alf_apply(plane, coefs, enabled):
@@ -1520,10 +1633,18 @@ def alf_design(source, plane, valid, lam):
         for dy, dx in ALF_TAPS
     ]).reshape(len(ALF_TAPS), -1)  # fmt: skip
     target = (source - plane).astype(np.float32).reshape(-1)
-    weight = np.ones(target.size, dtype=np.float32) if valid is None else valid.reshape(-1).astype(np.float32)
+    weight = (
+        np.ones(target.size, dtype=np.float32)
+        if valid is None
+        else valid.reshape(-1).astype(np.float32)
+    )
     rows, cols = height // CTU, width // CTU
     enabled = np.ones((rows, cols), dtype=bool)
-    before = ((source - plane).astype(np.float64) ** 2 * (1.0 if valid is None else valid)).reshape(rows, CTU, cols, CTU).sum(axis=(1, 3))
+    before = (
+        ((source - plane).astype(np.float64) ** 2 * (1.0 if valid is None else valid))
+        .reshape(rows, CTU, cols, CTU)
+        .sum(axis=(1, 3))
+    )
     coefs = None
     for _ in range(2):
         use = weight * np.repeat(np.repeat(enabled, CTU, axis=0), CTU, axis=1).reshape(-1)
@@ -1533,10 +1654,16 @@ def alf_design(source, plane, valid, lam):
         if not np.isfinite(normal).all() or np.abs(normal).sum() == 0:
             return None
         solution = np.linalg.solve(normal + np.eye(len(ALF_TAPS)) * 1e-3, right)
-        coefs = np.clip(np.rint(solution * (1 << ALF_SHIFT)), -ALF_LIMIT, ALF_LIMIT).astype(np.int64)
+        coefs = np.clip(np.rint(solution * (1 << ALF_SHIFT)), -ALF_LIMIT, ALF_LIMIT).astype(
+            np.int64
+        )
         after_plane = alf_filter(plane, coefs)
         error = (source - after_plane.astype(np.int32)).astype(np.float64) ** 2
-        after = (error * (1.0 if valid is None else valid)).reshape(rows, CTU, cols, CTU).sum(axis=(1, 3))
+        after = (
+            (error * (1.0 if valid is None else valid))
+            .reshape(rows, CTU, cols, CTU)
+            .sum(axis=(1, 3))
+        )
         enabled = before - after > lam * 1.0
         if not enabled.any():
             return None
@@ -1549,7 +1676,9 @@ def code_alf(coder, models, layer_class, shape, design=None):
     """Code (or decode) a picture's loop-filter switch, coefficients and unit switches."""
     coder.label = "alf"
     rows, cols = shape[0] // CTU, shape[1] // CTU
-    on = coder.symbols(models.alf, [layer_class], None if coder.decoding else [int(design is not None)])
+    on = coder.symbols(
+        models.alf, [layer_class], None if coder.decoding else [int(design is not None)]
+    )
     if not on[0]:
         return None
     previous = models.alf_previous[layer_class]  # coefficients are coded as changes
@@ -1581,7 +1710,8 @@ class PictureEncoder:
         height, width = size
         if (height, width) != source[0].shape:
             self.valid = [
-                (np.arange(plane.shape[0])[:, None] < height // f) & (np.arange(plane.shape[1])[None, :] < width // f)
+                (np.arange(plane.shape[0])[:, None] < height // f)
+                & (np.arange(plane.shape[1])[None, :] < width // f)
                 for plane, f in zip(source, (1, 2, 2))
             ]
         self.frame = frame
@@ -1614,9 +1744,14 @@ class PictureEncoder:
         rows, cols = block_index(ys, xs, n)
         src = src_plane[rows, cols]
         above, left = neighbours(self.recon[plane], ys, xs, n, *flags)
-        predictions = np.stack([intra_predict(above, left, n, mode, modes) for mode in range(len(modes))])
+        predictions = np.stack(
+            [intra_predict(above, left, n, mode, modes) for mode in range(len(modes))]
+        )
         shortlist = min(int(self.params["intra_shortlist"]), len(modes))
-        rough = np.stack([satd(src - p) for p in predictions]) + math.sqrt(self.lam) * np.asarray(mode_costs)[: len(modes), None]
+        rough = (
+            np.stack([satd(src - p) for p in predictions])
+            + math.sqrt(self.lam) * np.asarray(mode_costs)[: len(modes), None]
+        )
         ranked = np.argsort(rough, axis=0, kind="stable")[:shortlist]
         everyone = np.arange(ys.size)
         best = None
@@ -1684,7 +1819,17 @@ class PictureEncoder:
             oy, ox = sub_position(sub, b)
             flags = intra_flags(ys, xs, width, b, sub)
             mode_costs = models.luma_mode.costs()[split]
-            part = self.intra_blocks(0, ys + oy, xs + ox, b, flags, LUMA_MODES, mode_costs, group_of(0, b, True), models.intra_cbf.costs()[split])
+            part = self.intra_blocks(
+                0,
+                ys + oy,
+                xs + ox,
+                b,
+                flags,
+                LUMA_MODES,
+                mode_costs,
+                group_of(0, b, True),
+                models.intra_cbf.costs()[split],
+            )
             sr, sc = block_index(ys + oy, xs + ox, b)
             self.recon[0][sr, sc] = part[3]
             cost += part[0]
@@ -1707,7 +1852,12 @@ class PictureEncoder:
                 levels, bits, recon, sse = self.residual_choice(clean, pred, 8, group, 1)
                 per_mode.append((sse + self.lam * bits, levels, recon))
             results.append(per_mode)
-        costs = np.stack([results[0][m][0] + results[1][m][0] + self.lam * mode_costs[m] for m in range(len(CHROMA_MODES))])
+        costs = np.stack(
+            [
+                results[0][m][0] + results[1][m][0] + self.lam * mode_costs[m]
+                for m in range(len(CHROMA_MODES))
+            ]
+        )
         best = np.argmin(costs, axis=0)
         for plane_index, plane in enumerate((1, 2)):
             chosen_recon = np.stack([results[plane_index][m][2][i] for i, m in enumerate(best)])
@@ -1720,9 +1870,11 @@ class PictureEncoder:
                     frame.levels[(k, plane, 0)] = levels
         frame.chroma_mode[ks] = best
 
+
 # =============================================================================================
 # Encoder: motion search
 # =============================================================================================
+
 
 def downsample(plane):
     """Half-size plane: the mean of each 2x2 block (float32)."""
@@ -1764,7 +1916,10 @@ CROSS = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)], dtype=np.int64)
 def square(radius):
     """Offsets (dy, dx) of a (2r+1)^2 square, centre first."""
     offsets = [(0, 0)] + [
-        (dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1) if dy or dx
+        (dy, dx)
+        for dy in range(-radius, radius + 1)
+        for dx in range(-radius, radius + 1)
+        if dy or dx
     ]
     return np.array(offsets, dtype=np.int64)
 
@@ -1786,7 +1941,12 @@ def satd(residual):
     count, n, _ = residual.shape
     t = min(n, 8)
     k = n // t
-    tiles = residual.astype(np.float32).reshape(count, k, t, k, t).transpose(0, 1, 3, 2, 4).reshape(-1, t, t)
+    tiles = (
+        residual.astype(np.float32)
+        .reshape(count, k, t, k, t)
+        .transpose(0, 1, 3, 2, 4)
+        .reshape(-1, t, t)
+    )
     matrix = HADAMARD8 if t == 8 else HADAMARD4
     coefs = matrix @ tiles @ matrix
     return np.abs(coefs).reshape(count, -1).sum(axis=1)
@@ -1795,7 +1955,13 @@ def satd(residual):
 def candidate_sads(src_blocks, ref, ys, xs, centres, offsets, n, margin):
     """Candidate vectors [B, K, 2] around centres [B, C, 2] and their SADs [B, K]."""
     cand = (centres[:, :, None, :] + offsets[None, None, :, :]).reshape(centres.shape[0], -1, 2)
-    sad = block_sad(src_blocks, ref, ys[:, None] + margin + cand[:, :, 0], xs[:, None] + margin + cand[:, :, 1], n)
+    sad = block_sad(
+        src_blocks,
+        ref,
+        ys[:, None] + margin + cand[:, :, 0],
+        xs[:, None] + margin + cand[:, :, 1],
+        n,
+    )
     return cand, sad
 
 
@@ -1884,16 +2050,37 @@ class MotionSearch:
         cand, sads = self.shared_sads(src[3], ref[3], MARGIN // 8, 4, zero, radius, 4)
         mv3 = self.choose(cand, sads[32], 8, (rows32, cols32), zero[:, 0])
         # 1/4: 16x16 and 32x32 around the 3x3 neighbourhood's vectors
-        centres = np.concatenate([neighbourhood(mv3.reshape(rows32, cols32, 2)).reshape(count32, -1, 2) * 2, zero], axis=1)
+        centres = np.concatenate(
+            [neighbourhood(mv3.reshape(rows32, cols32, 2)).reshape(count32, -1, 2) * 2, zero],
+            axis=1,
+        )
         cand, sads = self.shared_sads(src[2], ref[2], MARGIN // 4, 8, centres, 2, 4)
-        mv2 = {n: self.choose(cand, sads[n], 4, shape, self.spread(mv3 * 2, n)) for n, shape in self.shapes((16, 32)).items()}
+        mv2 = {
+            n: self.choose(cand, sads[n], 4, shape, self.spread(mv3 * 2, n))
+            for n, shape in self.shapes((16, 32)).items()
+        }
         # 1/2: 8x8, 16x16, 32x32 around the children's and the block's own vectors
         centres = np.concatenate([self.children(mv2[16], 16) * 2, mv2[32][:, None] * 2], axis=1)
         cand, sads = self.shared_sads(src[1], ref[1], MARGIN // 2, 16, centres, 1, 4)
-        mv1 = {8: self.choose(cand, sads[8], 2, (self.height // 8, self.width // 8), self.spread(mv2[16] * 2, 8, 16))}
-        mv1.update({n: self.choose(cand, sads[n], 2, shape, mv2[n] * 2) for n, shape in self.shapes((16, 32)).items()})
+        mv1 = {
+            8: self.choose(
+                cand,
+                sads[8],
+                2,
+                (self.height // 8, self.width // 8),
+                self.spread(mv2[16] * 2, 8, 16),
+            )
+        }
+        mv1.update(
+            {
+                n: self.choose(cand, sads[n], 2, shape, mv2[n] * 2)
+                for n, shape in self.shapes((16, 32)).items()
+            }
+        )
         # full resolution
-        centres = np.concatenate([self.children(mv1[16], 16) * 2, mv1[32][:, None] * 2, zero], axis=1)
+        centres = np.concatenate(
+            [self.children(mv1[16], 16) * 2, mv1[32][:, None] * 2, zero], axis=1
+        )
         cand, sads = self.shared_sads(src[0], ref[0], MARGIN, 32, centres, 1, 8)
         result = {}
         for n, shape in self.shapes((8, 16, 32)).items():
@@ -1902,8 +2089,12 @@ class MotionSearch:
             if n < 32:
                 result[n] = self.refine(n, vectors * 4, (ys, xs), shape)
             else:  # the best of its own vector and its children's refined ones
-                options = np.concatenate([vectors[:, None] * 4, self.children(result[16][0], 16)], axis=1)
-                result[n] = self.best_vector(n, (ys, xs), options, grid_predictor(vectors * 4, shape))
+                options = np.concatenate(
+                    [vectors[:, None] * 4, self.children(result[16][0], 16)], axis=1
+                )
+                result[n] = self.best_vector(
+                    n, (ys, xs), options, grid_predictor(vectors * 4, shape)
+                )
         return result
 
     def best_vector(self, n, positions, options, anchor):
@@ -1915,12 +2106,18 @@ class MotionSearch:
         for c in range(options.shape[1]):
             cand = options[:, c]
             pred = fetch(self.ref, 0, ys, xs, n, cand[:, 0], cand[:, 1])
-            rates.append(self.lam * vector_bits(cand[:, 0] - anchor[:, 0], cand[:, 1] - anchor[:, 1]))
+            rates.append(
+                self.lam * vector_bits(cand[:, 0] - anchor[:, 0], cand[:, 1] - anchor[:, 1])
+            )
             costs.append(satd(pred - src) / 64.0 + rates[-1])
         costs, rates = np.stack(costs), np.stack(rates)
         best = np.argmin(costs, axis=0)
         everyone = np.arange(ys.size)
-        return options[everyone, best], costs[best, everyone], costs[best, everyone] - rates[best, everyone]
+        return (
+            options[everyone, best],
+            costs[best, everyone],
+            costs[best, everyone] - rates[best, everyone],
+        )
 
     def spread(self, vectors, n, source=32):
         """Vectors of a grid of ``source`` blocks repeated onto the grid of n x n blocks."""
@@ -1946,7 +2143,9 @@ class MotionSearch:
         rows, cols = shape
         per32 = (rows * cols) // cand.shape[0]
         factor = int(round(per32**0.5))
-        owner = (np.arange(rows)[:, None] // factor) * (cols // factor) + np.arange(cols)[None, :] // factor
+        owner = (np.arange(rows)[:, None] // factor) * (cols // factor) + np.arange(cols)[
+            None, :
+        ] // factor
         block_cand = cand[owner.reshape(-1)]
         flat = sads.reshape(rows * cols, -1).astype(np.float64)
         lam = self.lam / (scale * scale)
@@ -1983,7 +2182,10 @@ class MotionSearch:
             left = xs[new] + margin + centres[new, k, 1] - radius
             window = windows(ref, top, left, size)
             for o, (dy, dx) in enumerate(offsets):
-                diff = np.abs(window[:, radius + dy : radius + dy + block, radius + dx : radius + dx + block] - source[new])
+                diff = np.abs(
+                    window[:, radius + dy : radius + dy + block, radius + dx : radius + dx + block]
+                    - source[new]
+                )
                 out[new, :, :, k, o] = diff.reshape(-1, k_sub, sub, k_sub, sub).sum(axis=(2, 4))
         sads = out.reshape(rows, cols, k_sub, k_sub, -1).transpose(0, 2, 1, 3, 4)
         sads = sads.reshape(rows * k_sub, cols * k_sub, -1)
@@ -2007,7 +2209,11 @@ class MotionSearch:
         best_cost = None
         steps = (2, 1)[: self.subpel]
         for step in (0, *steps):
-            offsets = (square(1)[1:] if step == 1 else CROSS) * step if step else np.zeros((1, 2), dtype=np.int64)
+            offsets = (
+                (square(1)[1:] if step == 1 else CROSS) * step
+                if step
+                else np.zeros((1, 2), dtype=np.int64)
+            )
             centre = best.copy()
             for dy, dx in offsets:
                 cand = centre + np.array([dy, dx])
@@ -2087,8 +2293,14 @@ class InterEncoder(PictureEncoder):
         height, width = self.source[0].shape
         search_range, subpel = int(self.params["search_range"]), int(self.params["subpel"])
         searches = [
-            None if ref is None else MotionSearch(
-                self.source[0], ref, self.lam_sad, min(search_range * abs(self.frame.poc - ref.poc), 128), subpel
+            None
+            if ref is None
+            else MotionSearch(
+                self.source[0],
+                ref,
+                self.lam_sad,
+                min(search_range * abs(self.frame.poc - ref.poc), 128),
+                subpel,
             ).run()
             for ref in self.refs
         ]
@@ -2103,7 +2315,14 @@ class InterEncoder(PictureEncoder):
                 mv1, cost1, _ = searches[1][n]
                 found["L1"] = (self.motions(2, None, mv1), cost1)
                 both = self.motions(3, mv0, mv1)
-                found["BI"] = (both, self.satd(ys, xs, n, both) + cost0 + cost1 - searches[0][n][2] - searches[1][n][2])
+                found["BI"] = (
+                    both,
+                    self.satd(ys, xs, n, both)
+                    + cost0
+                    + cost1
+                    - searches[0][n][2]
+                    - searches[1][n][2],
+                )
             # the cheapest few by SATD and vector bits go on to the full RD comparison
             motions = np.stack([m for m, _ in found.values()])
             rough = np.stack([c for _, c in found.values()])
@@ -2126,7 +2345,17 @@ class InterEncoder(PictureEncoder):
         for final in (False, True):
             split32, split16 = self.decide(dirs, mvs, merge_size, min_cu, height, width, final)
             field = make_field(frame)
-            resolve_motion(field, frame.units, frame.modes, frame.merge_index, frame.mvd, frame.motions, True, frame.planned_merge, tolerance)
+            resolve_motion(
+                field,
+                frame.units,
+                frame.modes,
+                frame.merge_index,
+                frame.mvd,
+                frame.motions,
+                True,
+                frame.planned_merge,
+                tolerance,
+            )
             dirs, mvs = field_arrays(field)
         self.code_residuals()
         return split32, split16, field
@@ -2143,7 +2372,9 @@ class InterEncoder(PictureEncoder):
             ks = np.array(ks)
             ys = np.array([frame.units[k][0] for k in ks])
             xs = np.array([frame.units[k][1] for k in ks])
-            _, root, cbf, levels = self.inter_rd(ys, xs, n, frame.motions[ks], 0.0, frame.modes[ks] == MERGE, True)
+            _, root, cbf, levels = self.inter_rd(
+                ys, xs, n, frame.motions[ks], 0.0, frame.modes[ks] == MERGE, True
+            )
             whole, split, subs, sub_cbf = levels[0]
             frame.rootcbf[ks] = root
             frame.cbf[ks] = cbf
@@ -2184,7 +2415,9 @@ class InterEncoder(PictureEncoder):
                 bits = costs[motions[:, 0], np.arange(ys.size)]
                 for lst in (0, 1):
                     uses = (motions[:, 0] & (lst + 1)) != 0
-                    delta = motions[:, 1 + 2 * lst : 3 + 2 * lst] - median_predictor(neigh, lst, self.lend_ratio(lst))
+                    delta = motions[:, 1 + 2 * lst : 3 + 2 * lst] - median_predictor(
+                        neigh, lst, self.lend_ratio(lst)
+                    )
                     bits = bits + np.where(uses, self.mvd_bits(delta, size_class), 0.0)
                 options.append((motions, evaluated))
                 totals.append(evaluated[0] + lam * bits)
@@ -2193,8 +2426,12 @@ class InterEncoder(PictureEncoder):
                 bits = costs[guessed[:, 0], np.arange(ys.size)]
                 for lst in (0, 1):
                     uses = (guessed[:, 0] & (lst + 1)) != 0
-                    guessed[:, 1 + 2 * lst : 3 + 2 * lst] = np.where(uses[:, None], median_predictor(neigh, lst, self.lend_ratio(lst)), 0)
-                    bits = bits + np.where(uses, self.mvd_bits(np.zeros((ys.size, 2), np.int64), size_class), 0.0)
+                    guessed[:, 1 + 2 * lst : 3 + 2 * lst] = np.where(
+                        uses[:, None], median_predictor(neigh, lst, self.lend_ratio(lst)), 0
+                    )
+                    bits = bits + np.where(
+                        uses, self.mvd_bits(np.zeros((ys.size, 2), np.int64), size_class), 0.0
+                    )
                 evaluated = self.cached_rd("guess", ys, xs, n, guessed, False)
                 options.append((guessed, evaluated))
                 totals.append(evaluated[0] + self.lam * bits)
@@ -2252,7 +2489,9 @@ class InterEncoder(PictureEncoder):
         bits = np.zeros(delta.shape[0])
         for component in (0, 1):
             magnitude = np.abs(delta[:, component])
-            bits += magnitude_bits(magnitude, costs[component * 3 + size_class], MVD_EXACT) + (magnitude > 0)
+            bits += magnitude_bits(magnitude, costs[component * 3 + size_class], MVD_EXACT) + (
+                magnitude > 0
+            )
         return bits
 
     def temporal_candidates(self, ys, xs, n):
@@ -2341,7 +2580,9 @@ class InterEncoder(PictureEncoder):
             use = (d_coded + self.lam * level_cost < d_skip) & (level_cost > 0)
             chosen_d, chosen_bits = np.where(use, d_coded, d_skip), np.where(use, level_cost, 0.0)
             if plane == 0:
-                split = self.split_luma(residual, size, step, rdoq, size_class, use | (d_skip > self.lam * 4))
+                split = self.split_luma(
+                    residual, size, step, rdoq, size_class, use | (d_skip > self.lam * 4)
+                )
                 whole_cost = chosen_d + self.lam * (chosen_bits + split[4][0] * use)
                 take = split[0] & (split[1] + self.lam * split[2] < whole_cost)
                 chosen_d = np.where(take, split[1], chosen_d)
@@ -2372,17 +2613,30 @@ class InterEncoder(PictureEncoder):
         ``wanted`` blocks are tried; the others come back unusable."""
         count, half = residual.shape[0], n // 2
         split_costs = self.models.tu_split.costs()[size_class]
-        out = (np.zeros(count, bool), np.zeros(count), np.zeros(count), np.zeros((count, 4, half, half), np.int64), split_costs, np.zeros((count, 4), np.int64))
+        out = (
+            np.zeros(count, bool),
+            np.zeros(count),
+            np.zeros(count),
+            np.zeros((count, 4, half, half), np.int64),
+            split_costs,
+            np.zeros((count, 4), np.int64),
+        )
         who = np.nonzero(wanted)[0]
         if who.size == 0:
             return out
         if who.size < count:
-            part = self.split_luma(residual[who], n, step, rdoq, size_class, np.ones(who.size, bool))
+            part = self.split_luma(
+                residual[who], n, step, rdoq, size_class, np.ones(who.size, bool)
+            )
             for index, (target, value) in enumerate(zip(out, part)):
                 if index != 4:  # the split-flag costs are shared, not per block
                     target[who] = value
             return out
-        subs = residual.reshape(count, 2, half, 2, half).transpose(0, 1, 3, 2, 4).reshape(-1, half, half)
+        subs = (
+            residual.reshape(count, 2, half, 2, half)
+            .transpose(0, 1, 3, 2, 4)
+            .reshape(-1, half, half)
+        )
         coefs = forward_dct(subs)
         group = group_of(0, half, False)
         levels = quantise(coefs, step, self.lam, self.models.coefficients, half, group, rdoq)
@@ -2431,10 +2685,22 @@ class InterEncoder(PictureEncoder):
         flags = intra_flags(ys, xs, self.source[0].shape[1])
         self.recon = self.rough
         no_costs = np.zeros(len(LUMA_MODES))
-        luma = self.intra_blocks(0, ys, xs, 16, flags, LUMA_MODES[:4], no_costs, group_of(0, 16, True), np.zeros(2))[0]
+        luma = self.intra_blocks(
+            0, ys, xs, 16, flags, LUMA_MODES[:4], no_costs, group_of(0, 16, True), np.zeros(2)
+        )[0]
         chroma = np.zeros(ys.size)
         for plane in (1, 2):
-            chroma += self.intra_blocks(plane, ys // 2, xs // 2, 8, flags, CHROMA_MODES[:1], no_costs, group_of(1, 8, True), np.zeros(2))[0]
+            chroma += self.intra_blocks(
+                plane,
+                ys // 2,
+                xs // 2,
+                8,
+                flags,
+                CHROMA_MODES[:1],
+                no_costs,
+                group_of(1, 8, True),
+                np.zeros(2),
+            )[0]
         luma_costs = self.models.luma_mode.costs()[0]
         return luma + chroma + self.lam * (float(np.min(luma_costs)) + 2.0)
 
@@ -2442,18 +2708,27 @@ class InterEncoder(PictureEncoder):
         """Split maps minimising the summed costs (bottom-up); split flags weigh ``lam``."""
         lc = self.frame.layer_class
         context = self.frame.context
-        split_costs32 = self.models.split32.costs()[lc * 4 + temporal_depth(context, (height // 32, width // 32), 32)]
-        split_costs16 = self.models.split16.costs()[lc * 4 + temporal_depth(context, (height // 16, width // 16), 16)]
+        split_costs32 = self.models.split32.costs()[
+            lc * 4 + temporal_depth(context, (height // 32, width // 32), 32)
+        ]
+        split_costs16 = self.models.split16.costs()[
+            lc * 4 + temporal_depth(context, (height // 16, width // 16), 16)
+        ]
         rows16, cols16 = height // 16, width // 16
         cost16 = results[16][0].reshape(rows16, cols16)
         split16 = np.zeros((rows16, cols16), dtype=np.int64)
         if min_cu == 8:
-            children = results[8][0].reshape(rows16, 2, cols16, 2).sum(axis=(1, 3)) + lam * split_costs16[..., 1]
+            children = (
+                results[8][0].reshape(rows16, 2, cols16, 2).sum(axis=(1, 3))
+                + lam * split_costs16[..., 1]
+            )
             whole = cost16 + lam * split_costs16[..., 0]
             split16 = (children < whole).astype(np.int64)
             cost16 = np.minimum(children, whole)
         rows32, cols32 = height // 32, width // 32
-        children = cost16.reshape(rows32, 2, cols32, 2).sum(axis=(1, 3)) + lam * split_costs32[..., 1]
+        children = (
+            cost16.reshape(rows32, 2, cols32, 2).sum(axis=(1, 3)) + lam * split_costs32[..., 1]
+        )
         whole = results[32][0].reshape(rows32, cols32) + lam * split_costs32[..., 0]
         split32 = (children < whole).astype(np.int64)
         return split32, split16
@@ -2540,8 +2815,12 @@ def coarse_vectors(cur, ref, radius):
     vectors = np.zeros((rows, cols, 2), np.int64)
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
-            shifted = padded[radius + dy : radius + dy + rows * 4, radius + dx : radius + dx + cols * 4]
-            sad = np.abs(cur - shifted).reshape(rows, 4, cols, 4).sum(axis=(1, 3)) + 0.5 * (abs(dy) + abs(dx))
+            shifted = padded[
+                radius + dy : radius + dy + rows * 4, radius + dx : radius + dx + cols * 4
+            ]
+            sad = np.abs(cur - shifted).reshape(rows, 4, cols, 4).sum(axis=(1, 3)) + 0.5 * (
+                abs(dy) + abs(dx)
+            )
             better = sad < best
             best = np.where(better, sad, best)
             vectors[better] = (dy, dx)
@@ -2553,7 +2832,9 @@ def sampled_error(cur, ref, vectors, spacing=64, n=16, radius=2):
     pixels): each starts from its coarse vector (x8) and is refined +-radius at full
     resolution (float, sum over the sampled blocks)."""
     height, width = cur.shape
-    ys, xs = np.meshgrid(np.arange(0, height - n + 1, spacing), np.arange(0, width - n + 1, spacing), indexing="ij")
+    ys, xs = np.meshgrid(
+        np.arange(0, height - n + 1, spacing), np.arange(0, width - n + 1, spacing), indexing="ij"
+    )
     ys, xs = ys.reshape(-1), xs.reshape(-1)
     rows, cols = vectors.shape[:2]
     start = vectors[np.minimum(ys // 32, rows - 1), np.minimum(xs // 32, cols - 1)] * 8
@@ -2592,7 +2873,10 @@ def choose_groups(luma, gop, b_growth, p_growth, fast_motion):
                     small[index] = coarse_plane(luma[index])
             vectors = coarse_vectors(small[cur], small[ref], min(2 * abs(cur - ref) + 1, 12))
             error = sampled_error(full[cur], full[ref], vectors) + 1.0
-            cache[(cur, ref)] = error, 8.0 * float(np.hypot(vectors[..., 0], vectors[..., 1]).mean())
+            cache[(cur, ref)] = (
+                error,
+                8.0 * float(np.hypot(vectors[..., 0], vectors[..., 1]).mean()),
+            )
         return cache[(cur, ref)]
 
     starts = list(range(0, count - 1, gop))
@@ -2729,7 +3013,11 @@ def field_arrays(field):
 def output_planes(count, height, width):
     """Empty decoded planes of a clip."""
     chroma = (count, height // 2, width // 2)
-    return [np.zeros((count, height, width), np.uint8), np.zeros(chroma, np.uint8), np.zeros(chroma, np.uint8)]
+    return [
+        np.zeros((count, height, width), np.uint8),
+        np.zeros(chroma, np.uint8),
+        np.zeros(chroma, np.uint8),
+    ]
 
 
 def _encode(frames, quality, stats=None):
@@ -2758,7 +3046,10 @@ def _encode(frames, quality, stats=None):
     last = last_uses(order)
     for index, (poc, kind, layer, ref0, ref1) in enumerate(order):
         qp, chroma_qp = stream.qps(kind, layer)
-        source = [pad_plane(plane[poc], *shape) for plane, shape in zip((frames.y, frames.u, frames.v), shapes)]
+        source = [
+            pad_plane(plane[poc], *shape)
+            for plane, shape in zip((frames.y, frames.u, frames.v), shapes)
+        ]
         recon = [np.zeros(shape, np.uint8) for shape in shapes]
         field = None
         ref_pocs = (ref0, ref1 if ref1 is not None else ref0)
@@ -2770,16 +3061,39 @@ def _encode(frames, quality, stats=None):
             refs = [pictures[ref0], pictures[ref1] if ref1 is not None else None]
             frame = FrameCode(kind, poc, layer, qp, [])
             frame.context = (refs[1] if kind == "B" else refs[0]).temporal
-            encoder = InterEncoder(source, frame, models, p, chroma_qp, (height, width), refs, refs[1] if kind == "B" else refs[0], ref_pocs)
-            split32, split16, field = encoder.analyse(stream.min_cu, stream.merge_size, lambda f: new_field(stream, f, refs, ref_pocs))
+            encoder = InterEncoder(
+                source,
+                frame,
+                models,
+                p,
+                chroma_qp,
+                (height, width),
+                refs,
+                refs[1] if kind == "B" else refs[0],
+                ref_pocs,
+            )
+            split32, split16, field = encoder.analyse(
+                stream.min_cu, stream.merge_size, lambda f: new_field(stream, f, refs, ref_pocs)
+            )
             frame.collect_levels()
             residual = residual_planes(frame, shapes, encoder.scales)
             reconstruct_inter(frame, refs, residual, recon)
-            code_splits(coder, models, frame.layer_class, split32, split16, stream.min_cu, frame.context)
+            code_splits(
+                coder, models, frame.layer_class, split32, split16, stream.min_cu, frame.context
+            )
         intra_pass(frame, recon, None, encoder.choose_intra)
         if stream.deblock:
             deblock(recon, frame, qp, chroma_qp, stream.beta, stream.tc)
-        design = alf_design(source[0], recon[0], None if encoder.valid is None else encoder.valid[0], encoder.lam) if stream.alf else None
+        design = (
+            alf_design(
+                source[0],
+                recon[0],
+                None if encoder.valid is None else encoder.valid[0],
+                encoder.lam,
+            )
+            if stream.alf
+            else None
+        )
         if design is not None:
             alf_apply(recon[0], *design)
         code_units(coder, models, frame)
@@ -2792,7 +3106,9 @@ def _encode(frames, quality, stats=None):
             if kind != "I":
                 lost = int((frame.planned_merge & (frame.modes != MERGE)).sum())
                 stats["#lost merges"] = stats.get("#lost merges", 0) + 8 * lost
-                stats["#planned merges"] = stats.get("#planned merges", 0) + 8 * int(frame.planned_merge.sum())
+                stats["#planned merges"] = stats.get("#planned merges", 0) + 8 * int(
+                    frame.planned_merge.sum()
+                )
         pictures[poc] = finish_picture(recon, frame, field, ref_pocs)
         for plane, target in zip(recon, out):
             target[poc] = plane[: target.shape[1], : target.shape[2]]
@@ -2837,7 +3153,9 @@ def decode(bitstream):
             split16 = np.zeros((stream.padded_height // 16, stream.padded_width // 16), np.int64)
             layer_class = FrameCode(kind, poc, layer, qp, []).layer_class
             collocated = refs[1] if kind == "B" else refs[0]
-            code_splits(coder, models, layer_class, split32, split16, stream.min_cu, collocated.temporal)
+            code_splits(
+                coder, models, layer_class, split32, split16, stream.min_cu, collocated.temporal
+            )
             frame = FrameCode(kind, poc, layer, qp, coding_units(split32, split16))
             frame.context = collocated.temporal
             field = new_field(stream, frame, refs, ref_pocs)
