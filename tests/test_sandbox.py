@@ -218,7 +218,22 @@ def test_keep_writes_bitstreams_and_decoded_frames(clip: Clip, tmp_path: Path) -
     assert np.array_equal(kept.frames.y, point.decoded.y)
 
 
-LAZY_NUMPY_CODEC = """
+ZLIB_DECODE = """
+
+def decode(bitstream):
+    count, height, width, head = struct.unpack_from("<HHHH", bitstream)
+    raw = np.frombuffer(zlib.decompress(bitstream[head:]), dtype=np.uint8)
+    luma, chroma = count * height * width, count * (height // 2) * (width // 2)
+    y = raw[:luma].reshape(count, height, width)
+    u = raw[luma : luma + chroma].reshape(count, height // 2, width // 2)
+    v = raw[luma + chroma :].reshape(count, height // 2, width // 2)
+    return y, u, v
+"""
+"""The decoder of the test codecs below: their bitstream starts with count, height, width
+and the header's length (uint16 each), then the zlib-compressed I420 frames."""
+
+LAZY_NUMPY_CODEC = (
+    """
 import struct
 import zlib
 
@@ -227,19 +242,12 @@ import numpy as np
 
 def encode(frames, quality):
     distinct = np.unique(frames.y[0], axis=0)  # numpy imports numpy.ma on first use
-    head = struct.pack("<HHHH", frames.count, frames.height, frames.width, distinct.shape[0])
+    head = struct.pack("<HHHHH", frames.count, frames.height, frames.width, 10, distinct.shape[0])
     return head + zlib.compress(frames.y.tobytes() + frames.u.tobytes() + frames.v.tobytes())
 
-
-def decode(bitstream):
-    count, height, width, _ = struct.unpack_from("<HHHH", bitstream)
-    raw = np.frombuffer(zlib.decompress(bitstream[8:]), dtype=np.uint8)
-    luma, chroma = count * height * width, count * (height // 2) * (width // 2)
-    y = raw[:luma].reshape(count, height, width)
-    u = raw[luma : luma + chroma].reshape(count, height // 2, width // 2)
-    v = raw[luma + chroma :].reshape(count, height // 2, width // 2)
-    return y, u, v
 """
+    + ZLIB_DECODE
+)
 
 
 def test_numpy_functions_that_import_lazily_are_not_refused(clip: Clip) -> None:
@@ -248,7 +256,8 @@ def test_numpy_functions_that_import_lazily_are_not_refused(clip: Clip) -> None:
     assert np.array_equal(run.points[0].decoded.y, clip.frames.y)
 
 
-TIMED_CODEC = """
+TIMED_CODEC = (
+    """
 import struct
 import time
 import zlib
@@ -259,20 +268,13 @@ import numpy as np
 def encode(frames, quality):
     started = time.time()
     time.sleep(1.0)
-    head = struct.pack("<HHHHdd", frames.count, frames.height, frames.width, quality, started,
+    head = struct.pack("<HHHHHdd", frames.count, frames.height, frames.width, 26, quality, started,
                        time.time())
     return head + zlib.compress(frames.y.tobytes() + frames.u.tobytes() + frames.v.tobytes())
 
-
-def decode(bitstream):
-    count, height, width = struct.unpack_from("<HHH", bitstream)
-    raw = np.frombuffer(zlib.decompress(bitstream[24:]), dtype=np.uint8)
-    luma, chroma = count * height * width, count * (height // 2) * (width // 2)
-    y = raw[:luma].reshape(count, height, width)
-    u = raw[luma : luma + chroma].reshape(count, height // 2, width // 2)
-    v = raw[luma + chroma :].reshape(count, height // 2, width // 2)
-    return y, u, v
 """
+    + ZLIB_DECODE
+)
 
 
 @pytest.mark.parametrize("jobs", [1, 3])
@@ -281,9 +283,9 @@ def test_qualities_run_at_once_up_to_the_job_count_and_come_back_in_order(
 ) -> None:
     run = run_candidate(TIMED_CODEC, clip, [80, 20, 50], Settings(sandbox_jobs=jobs))
     assert run.ok, run.first_error()
-    heads = [struct.unpack_from("<HHHHdd", point.bitstream or b"") for point in run.points]
-    assert [point.quality for point in run.points] == [head[3] for head in heads] == [80, 20, 50]
-    spans = sorted((head[4], head[5]) for head in heads)
+    heads = [struct.unpack_from("<HHHHHdd", point.bitstream or b"")[4:] for point in run.points]
+    assert [point.quality for point in run.points] == [head[0] for head in heads] == [80, 20, 50]
+    spans = sorted(head[1:] for head in heads)  # (started, ended) of each encode, seconds
     overlapping = any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
     assert overlapping == (jobs > 1)
     assert all(np.array_equal(point.decoded.y, clip.frames.y) for point in run.points)
