@@ -3,24 +3,31 @@ context-adaptive range coding.
 
 Structure (the tools of H.264/HEVC-era codecs, written for numpy):
 
-- **Pictures.** The first frame is intra (I). The rest are coded in groups of ``gop`` frames:
-  the last frame of each group is a P frame predicted from the previous group's last frame,
-  and the frames between are B frames coded as a dyadic hierarchy (the middle frame first,
-  predicted from both ends, then the middles of each half, ...). Each level of the hierarchy
-  gets a coarser quantiser (``qp_layer_step``) because fewer frames depend on it.
+- **Pictures.** The first frame is intra (I). The rest are coded in groups of up to ``gop``
+  frames: the last frame of each group is a P frame predicted from the previous group's last
+  frame, and the frames between are B frames coded as a dyadic hierarchy (the middle frame
+  first, predicted from both ends, then the middles of each half, ...). Each level of the
+  hierarchy gets a coarser quantiser (``qp_layer_step``) because fewer frames depend on it.
+  The group lengths (coded in the bitstream) come from a look at the clip: where prediction
+  from far pictures degrades quickly the groups are halved, and for fast degrading motion
+  (blur, occlusion) they are single P frames (``choose_groups``).
 - **Blocks.** A frame is cut into 32x32 coding-tree units, each split by a quadtree into
   coding units of 32, 16 or 8 luma samples. An inter unit takes its motion from a merge list
   (neighbours' motion and the co-located motion of the reference, scaled) or codes a vector
   difference against a median predictor, from the past (L0), the future (L1) or both (the
   average). Motion is quarter-pel (8-tap filters) for luma, eighth-pel (4-tap) for chroma.
   A 16x16 unit may be intra: one 16x16 prediction or four 8x8 ones, each DC, planar or one
-  of several angles from the reconstructed neighbours (processed as a wavefront).
-- **Residual.** Integer-exact 2-D DCT of the unit's size (4 to 32), uniform quantiser
-  ``2 ** ((QP - 4) / 6)`` with rate-distortion optimised levels (RDOQ). Every choice (split,
-  mode, merge candidate, vectors, levels) minimises distortion + lambda * bits, with bits
-  estimated from the live probability tables of the entropy coder.
-- **Loop filter.** An HEVC-style deblocking filter on the 8x8 grid, strength from the modes,
-  vectors and coefficients on each side of an edge, thresholds from the QP.
+  of several angles from the reconstructed neighbours (processed as a wavefront); I frames
+  also use 4x4 intra blocks where 8x8 ones help.
+- **Residual.** Integer-exact 2-D DCT of the unit's size (4 to 32) or, for an inter luma
+  residual, of its four quarters where that costs less (a one-level residual quadtree);
+  uniform quantiser ``2 ** ((QP - 4) / 6)`` with rate-distortion optimised levels (RDOQ).
+  Every choice (split, mode, merge candidate, vectors, levels) minimises distortion +
+  lambda * bits, with bits estimated from the live probability tables of the entropy coder.
+- **Loop filters.** An HEVC-style deblocking filter on the 8x8 grid, strength from the modes,
+  vectors and coefficients on each side of an edge, thresholds from the QP; then an adaptive
+  loop filter: a 7x7 diamond Wiener filter the encoder designs per picture (least squares
+  against the source), switched on or off per coding-tree unit.
 - **Entropy coding.** One range coder (``constriction``) for the whole clip. Every syntax
   element is a symbol with an adaptive categorical model chosen by its context (block size,
   plane, frame layer, already coded neighbours such as lower-frequency coefficient
@@ -52,7 +59,7 @@ PARAMS = {
     "lambda_layer_scale": 0.3,
     "search_range": 12,
     "subpel": 2,
-    "merge_candidates": 4,
+    "merge_candidates": 5,
     "merge_tolerance": 1,
     "min_cu": 8,
     "rdoq": 1,

@@ -55,8 +55,8 @@ class Settings(BaseSettings):
         default="auto",
         description="auto (namespaces where unshare works), namespaces, or process.",
     )
-    sandbox_wall_s: float = Field(default=300.0, gt=0, description="Wall clock per child (s).")
-    sandbox_cpu_s: int = Field(default=300, ge=1, description="CPU time per child (s).")
+    sandbox_wall_s: float = Field(default=600.0, gt=0, description="Wall clock per child (s).")
+    sandbox_cpu_s: int = Field(default=600, ge=1, description="CPU time per child (s).")
     sandbox_memory_bytes: int = Field(
         default=6 * 1024**3, description="Address-space limit per child (bytes)."
     )
