@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -92,7 +93,13 @@ def _describe(frames: int, width: int, height: int) -> str:
 
 
 def _decode_twice(
-    source: str, bitstream: bytes, clip: Clip, base: Path, settings: Settings, point: PointRun
+    source: str,
+    bitstream: bytes,
+    clip: Clip,
+    base: Path,
+    settings: Settings,
+    point: PointRun,
+    cancel: threading.Event,
 ) -> None:
     """Decode in two fresh children; check geometry and that both results are identical."""
     frames = clip.frames
@@ -102,7 +109,7 @@ def _decode_twice(
     for attempt in range(1, DECODES + 1):
         report, path = decode_in_sandbox(
             source, bitstream, base / f"q{point.quality}-decode-{attempt}", settings,
-            max_bytes=expected_bytes,
+            max_bytes=expected_bytes, cancel=cancel,
         )  # fmt: skip
         point.decodes.append(report)
         if not report.ok or path is None:
@@ -143,13 +150,14 @@ def run_candidate(
     in its own fresh children; the points come back in the order of ``qualities``.
     """
     mode = isolation_mode(settings)
+    cancel = threading.Event()  # set when the run is interrupted: stops the running children
     with work_folder() as base:
 
         def run_point(quality: int) -> PointRun:
             if progress is not None:
                 progress(f"quality {quality}: encoding")
             report, bitstream = encode_in_sandbox(
-                source, clip.frames, quality, base / f"q{quality}-encode", settings
+                source, clip.frames, quality, base / f"q{quality}-encode", settings, cancel=cancel
             )
             point = PointRun(quality, report, bitstream=bitstream)
             if bitstream is None:
@@ -157,14 +165,21 @@ def run_candidate(
                 return point
             if progress is not None:
                 progress(f"quality {quality}: decoding twice")
-            _decode_twice(source, bitstream, clip, base, settings, point)
+            _decode_twice(source, bitstream, clip, base, settings, point, cancel)
             if keep_dir is not None:
                 _keep(point, keep_dir)
             return point
 
         jobs = max(1, min(len(qualities), settings.sandbox_jobs or len(os.sched_getaffinity(0))))
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            points = list(pool.map(run_point, qualities))
+            futures = [pool.submit(run_point, quality) for quality in qualities]
+            try:
+                points = [future.result() for future in futures]
+            except BaseException:  # Ctrl-C or a failure: stop every child still running
+                cancel.set()
+                for future in futures:
+                    future.cancel()
+                raise
     layers = next((point.encode.isolation for point in points if point.encode.isolation), ())
     return CandidateRun(clip, list(qualities), points, mode, layers)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from aicodec.clips import Frames
-from aicodec.errors import ConfigError
+from aicodec.errors import ConfigError, SandboxError
 from aicodec.sandbox import child, isolation
 from aicodec.settings import Settings
 
@@ -138,8 +138,13 @@ def run_child(
     inputs: dict[str, bytes],
     job: dict[str, object],
     file_limit: int,
+    cancel: threading.Event | None = None,
 ) -> ChildReport:
-    """Run one encode or decode job of ``source`` in a fresh sandbox child at ``job_dir``."""
+    """Run one encode or decode job of ``source`` in a fresh sandbox child at ``job_dir``.
+
+    Setting ``cancel`` (from another thread) kills the child at once and raises
+    SandboxError: how an interrupted run stops children it started in worker threads.
+    """
     mode = isolation_mode(settings)
     cuda = settings.device == "cuda"
     full_job = {
@@ -198,13 +203,11 @@ def run_child(
     reader = threading.Thread(target=read_report, daemon=True)
     for thread in (*drains, reader):
         thread.start()
-    timed_out = False
     try:
-        process.wait(timeout=settings.sandbox_wall_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        kill()
-        process.wait()
+        timed_out = not _wait(process, started + settings.sandbox_wall_s, cancel)
+        if timed_out:
+            kill()
+            process.wait()
     except BaseException:  # Ctrl-C or another interruption: the child must not outlive it
         kill()
         process.wait()
@@ -219,6 +222,25 @@ def run_child(
     ending = "timeout" if timed_out else "flood" if flooded.is_set() else None
     raw = b"".join(report_chunks)
     return _report(role, process.returncode, raw, wall, ending, drains, settings)
+
+
+def _wait(
+    process: subprocess.Popen[bytes], deadline: float, cancel: threading.Event | None
+) -> bool:
+    """Wait for ``process`` until ``deadline`` (perf_counter seconds): True when it ended.
+
+    Raises SandboxError as soon as ``cancel`` is set (checked every 0.1 s).
+    """
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return False
+        try:
+            process.wait(timeout=left if cancel is None else min(left, 0.1))
+            return True
+        except subprocess.TimeoutExpired:
+            if cancel is not None and cancel.is_set():
+                raise SandboxError("the run was interrupted") from None
 
 
 def _report(
@@ -265,7 +287,13 @@ def _report(
 
 
 def encode_in_sandbox(
-    source: str, frames: Frames, quality: int, job_dir: Path, settings: Settings
+    source: str,
+    frames: Frames,
+    quality: int,
+    job_dir: Path,
+    settings: Settings,
+    *,
+    cancel: threading.Event | None = None,
 ) -> tuple[ChildReport, bytes | None]:
     """Encode ``frames`` at ``quality`` in a child; the bitstream when it succeeded."""
     job = {
@@ -279,7 +307,7 @@ def encode_in_sandbox(
     limit = settings.sandbox_max_bitstream_bytes + (1 << 20)
     report = run_child(
         "encode", source, job_dir, settings,
-        inputs={child.FRAMES_FILE: frames.i420_bytes()}, job=job, file_limit=limit,
+        inputs={child.FRAMES_FILE: frames.i420_bytes()}, job=job, file_limit=limit, cancel=cancel,
     )  # fmt: skip
     if not report.ok:
         return report, None
@@ -287,12 +315,18 @@ def encode_in_sandbox(
 
 
 def decode_in_sandbox(
-    source: str, bitstream: bytes, job_dir: Path, settings: Settings, *, max_bytes: int
+    source: str,
+    bitstream: bytes,
+    job_dir: Path,
+    settings: Settings,
+    *,
+    max_bytes: int,
+    cancel: threading.Event | None = None,
 ) -> tuple[ChildReport, Path | None]:
     """Decode ``bitstream`` in a child that sees nothing else; the raw I420 output file."""
     report = run_child(
-        "decode", source, job_dir, settings,
-        inputs={child.BITSTREAM_FILE: bitstream}, job={}, file_limit=max_bytes + (1 << 20),
+        "decode", source, job_dir, settings, inputs={child.BITSTREAM_FILE: bitstream}, job={},
+        file_limit=max_bytes + (1 << 20), cancel=cancel,
     )  # fmt: skip
     if not report.ok:
         return report, None
