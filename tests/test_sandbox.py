@@ -7,6 +7,7 @@ audit hook, restricted builtins, namespaces, the unprivileged user) stand in the
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import struct
 import time
@@ -17,7 +18,7 @@ import pytest
 
 from aicodec.clips import Clip, load_clip
 from aicodec.metrics import compare
-from aicodec.sandbox.execute import CandidateRun, run_candidate
+from aicodec.sandbox.execute import CandidateRun, run_candidate, sandbox_jobs
 from aicodec.sandbox.isolation import namespaces_available
 from aicodec.settings import Settings
 
@@ -289,3 +290,9 @@ def test_qualities_run_at_once_up_to_the_job_count_and_come_back_in_order(
     overlapping = any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
     assert overlapping == (jobs > 1)
     assert all(np.array_equal(point.decoded.y, clip.frames.y) for point in run.points)
+
+
+def test_qualities_run_one_per_core_on_the_cpu_and_one_at_a_time_on_a_gpu() -> None:
+    assert sandbox_jobs(Settings()) == len(os.sched_getaffinity(0))
+    assert sandbox_jobs(Settings(device="cuda")) == 1
+    assert sandbox_jobs(Settings(device="cuda", sandbox_jobs=3)) == 3

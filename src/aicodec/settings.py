@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     )
     sandbox_jobs: int = Field(
         default=0, ge=0, description="Qualities run at once, each in its own children "
-        "(0: one per CPU core).",
+        "(0: one per CPU core, one with --device cuda).",
     )  # fmt: skip
     sandbox_threads: int = Field(
         default=1, ge=1, description="Threads for numpy/OpenMP/torch inside a child."

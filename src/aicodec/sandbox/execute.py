@@ -146,8 +146,8 @@ def run_candidate(
 ) -> CandidateRun:
     """Encode ``clip`` at each quality in the sandbox, decode each bitstream twice apart.
 
-    Qualities run at once, up to ``settings.sandbox_jobs`` (one per CPU core by default), each
-    in its own fresh children; the points come back in the order of ``qualities``.
+    Qualities run at once, up to ``sandbox_jobs(settings)``, each in its own fresh children;
+    the points come back in the order of ``qualities``.
     """
     mode = isolation_mode(settings)
     cancel = threading.Event()  # set when the run is interrupted: stops the running children
@@ -170,7 +170,7 @@ def run_candidate(
                 _keep(point, keep_dir)
             return point
 
-        jobs = max(1, min(len(qualities), settings.sandbox_jobs or len(os.sched_getaffinity(0))))
+        jobs = max(1, min(len(qualities), sandbox_jobs(settings)))
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(run_point, quality) for quality in qualities]
             try:
@@ -182,6 +182,14 @@ def run_candidate(
                 raise
     layers = next((point.encode.isolation for point in points if point.encode.isolation), ())
     return CandidateRun(clip, list(qualities), points, mode, layers)
+
+
+def sandbox_jobs(settings: Settings) -> int:
+    """How many qualities run at once: the setting, else one per CPU core (one on a GPU,
+    whose memory the children would share)."""
+    if settings.sandbox_jobs:
+        return settings.sandbox_jobs
+    return 1 if settings.device == "cuda" else len(os.sched_getaffinity(0))
 
 
 def _keep(point: PointRun, keep_dir: Path) -> None:
