@@ -11,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from aicodec.candidates import code_hash
-from aicodec.clips import Frames, load_clip
+from aicodec.clips import load_clip
 from aicodec.settings import Settings
 from tests.test_generate import aicodec_env
+from tests.test_seeds import crop
 
 REPO = Path(__file__).resolve().parents[1]
 INTRA = REPO / "baselines" / "seeds" / "intra_dct.py"
@@ -160,12 +160,7 @@ def test_kill_9_mid_iteration_then_resume_loses_and_repeats_nothing(
 def test_without_a_parent_evolve_starts_from_the_hybrid_seed(tmp_path: Path) -> None:
     frames = load_clip(None, Settings(), count=4).frames
     clip = tmp_path / "tiny.y4m"  # 128x96 from the middle of the built-in clip, 4 frames
-    Frames(
-        np.ascontiguousarray(frames.y[:, 96:192, 112:240]),
-        np.ascontiguousarray(frames.u[:, 48:96, 56:120]),
-        np.ascontiguousarray(frames.v[:, 48:96, 56:120]),
-        frames.fps,
-    ).write_y4m(clip)
+    crop(frames, 128, 96, 112, 96).write_y4m(clip)
     db = tmp_path / "store.db"
     result = aicodec_env("evolve", "--iterations", "1", "--video", str(clip), "--qualities",
                          QUALITIES, "--encoders", "x264", "--db", str(db), "--git-repo",

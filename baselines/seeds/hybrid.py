@@ -2859,14 +2859,15 @@ def sampled_error(cur, ref, vectors, spacing=64, n=16, radius=2):
 
 
 def choose_groups(luma, gop, b_growth, p_growth, fast_motion):
-    """Group lengths, powers of two up to ``gop``, from a quick look at the clip.
+    """Group lengths from a quick look at the clip: ``gop``, ``gop // 2`` or 1 within each
+    span of ``gop`` pictures (the last group of a span is cut to fit).
 
-    For each span of ``gop`` pictures, the mean prediction error at distance 4 is compared
-    with that at distance 1: it grows like 4**a. Where a is above ``b_growth`` far
-    references predict less well and the span uses groups of half the length; where, in
-    addition, the motion is fast (mean vector at least ``fast_motion`` pixels a picture) and
-    a is above ``p_growth`` (blur, occlusion: bi-prediction does not help), it uses P
-    pictures only. The figures of a span are medians over it and its neighbours.
+    For each span, the mean prediction error at distance 4 is compared with that at
+    distance 1: it grows like 4**a. Where a is above ``b_growth`` far references predict
+    less well and the span uses groups of half the length; where, in addition, the motion
+    is fast (mean vector at least ``fast_motion`` pixels a picture) and a is above
+    ``p_growth`` (blur, occlusion: bi-prediction does not help), it uses P pictures only.
+    The figures of a span are medians over it and its neighbours.
     """
     count = len(luma)
     small, full, cache = {}, {}, {}
