@@ -123,7 +123,9 @@ def test_failures_are_one_line_and_stored(source: Path, tmp_path: Path) -> None:
         rows = connection.execute(
             "SELECT quality, status, stage FROM candidate_runs ORDER BY quality"
         ).fetchall()
-    assert rows == [(40, "ok", None), (60, "failed", "encode")]
+    assert rows[1] == (60, "failed", "encode")
+    # quality 40 finished before 60 failed, or was cancelled by that first failure
+    assert rows[0] in [(40, "ok", None), (40, "failed", "cancelled")]
     hostile = ROOT / "tests" / "hostile_static" / "exec_string.py"
     refused = aicodec("score", str(hostile), "--video", str(source), "--db", str(db))
     assert_one_line_error(refused, "[dynamic-code]")

@@ -18,7 +18,8 @@ import pytest
 
 from aicodec.clips import Clip, load_clip
 from aicodec.metrics import compare
-from aicodec.sandbox.execute import CandidateRun, run_candidate, sandbox_jobs
+from aicodec.pool import job_count
+from aicodec.sandbox.execute import CandidateRun, run_candidate
 from aicodec.sandbox.isolation import namespaces_available
 from aicodec.settings import Settings
 
@@ -282,7 +283,7 @@ def encode(frames, quality):
 def test_qualities_run_at_once_up_to_the_job_count_and_come_back_in_order(
     clip: Clip, jobs: int
 ) -> None:
-    run = run_candidate(TIMED_CODEC, clip, [80, 20, 50], Settings(sandbox_jobs=jobs))
+    run = run_candidate(TIMED_CODEC, clip, [80, 20, 50], Settings(jobs=jobs))
     assert run.ok, run.first_error()
     heads = [struct.unpack_from("<HHHHHdd", point.bitstream or b"")[4:] for point in run.points]
     assert [point.quality for point in run.points] == [head[0] for head in heads] == [80, 20, 50]
@@ -293,6 +294,6 @@ def test_qualities_run_at_once_up_to_the_job_count_and_come_back_in_order(
 
 
 def test_qualities_run_one_per_core_on_the_cpu_and_one_at_a_time_on_a_gpu() -> None:
-    assert sandbox_jobs(Settings()) == len(os.sched_getaffinity(0))
-    assert sandbox_jobs(Settings(device="cuda")) == 1
-    assert sandbox_jobs(Settings(device="cuda", sandbox_jobs=3)) == 3
+    assert job_count(Settings()) == len(os.sched_getaffinity(0))
+    assert job_count(Settings(device="cuda")) == 1
+    assert job_count(Settings(device="cuda", jobs=3)) == 3

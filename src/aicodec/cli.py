@@ -58,6 +58,11 @@ ConvertOption = Annotated[
     typer.Option("--convert", help="Convert 10-bit, 4:2:2, 4:4:4 or RGB sources to 8-bit 4:2:0."),
 ]
 VmafOption = Annotated[bool, typer.Option("--vmaf", help="Also measure VMAF (vmaf_v0.6.1).")]
+JobsOption = Annotated[
+    int | None,
+    typer.Option("--jobs", help="Sandbox jobs and ladder encodes at once [env AICODEC_JOBS; "
+                 "default one per core, one with --device cuda].", show_default=False),
+]  # fmt: skip
 DeviceOption = Annotated[
     str | None,
     typer.Option("--device", help="cpu (default) or cuda: the device a torch codec may use."),
@@ -305,6 +310,7 @@ def baselines_command(
     ladder_file: Annotated[
         Path | None, typer.Option("--ladder", help="Ladder TOML file [default baselines/].")
     ] = None,
+    jobs: JobsOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -314,7 +320,7 @@ def baselines_command(
         from aicodec.baselines import load_ladder, run_ladder
         from aicodec.store import Store
 
-        settings = make_settings(db=db, ladder_file=ladder_file)
+        settings = make_settings(db=db, ladder_file=ladder_file, jobs=jobs)
         ladder = load_ladder(settings.ladder_file)
         names = [name.strip() for name in encoders.split(",") if name.strip()] if encoders else None
         ladder.select(names)  # fail on an unknown name before any work
@@ -481,6 +487,7 @@ def run_command(
     qualities: QualitiesOption = None,
     keep: KeepOption = None,
     device: DeviceOption = None,
+    jobs: JobsOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -502,7 +509,7 @@ def run_command(
                     reuse=False, progress=lambda text: status.update(f"{codec.name}: {text}"),
                 )  # fmt: skip
 
-        outcome = _with_store(db, work, device=device)
+        outcome = _with_store(db, work, device=device, jobs=jobs)
         if as_json:
             print_json(outcome.to_dict())
             return
@@ -528,6 +535,7 @@ def score_command(
         typer.Option("--encoders", help="Ladder encoders to compare with (default: all)."),
     ] = None,
     device: DeviceOption = None,
+    jobs: JobsOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -554,7 +562,7 @@ def score_command(
                     progress=lambda text: status.update(f"{codec.name}: {text}"),
                 )  # fmt: skip
 
-        outcome = _with_store(db, work, device=device)
+        outcome = _with_store(db, work, device=device, jobs=jobs)
         for warning in outcome.warnings:
             err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
         if as_json:
@@ -1001,6 +1009,7 @@ def evolve_command(
         bool,
         typer.Option("--resume", help="Continue the last unfinished run to its planned count."),
     ] = False,
+    jobs: JobsOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -1062,7 +1071,9 @@ def evolve_command(
         if provider:
             overrides.setdefault("provider", provider)
         try:
-            summary = _with_store(db, work, adopt_threshold_percent=threshold, **overrides)
+            summary = _with_store(
+                db, work, adopt_threshold_percent=threshold, jobs=jobs, **overrides
+            )
         except EvolveInterrupted as exc:
             where = f" --db {shlex.quote(db)}" if db else ""
             err.print(f"[yellow]{escape(str(exc))}[/yellow]; completed iterations are stored. "
@@ -1128,7 +1139,6 @@ def _iteration_line(row: dict[str, Any]) -> str:
 def _evolve_progress(total: int) -> Iterator[Callable[[Any], None]]:
     """The evolve display's callback; inside, SIGTERM acts as Ctrl-C."""
     display = _EvolveDisplay(total)
-    previous = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
         yield display
     except BaseException:  # an error is one line: leave no progress bar above it
@@ -1137,11 +1147,14 @@ def _evolve_progress(total: int) -> Iterator[Callable[[Any], None]]:
     finally:
         if display.started:
             display.progress.stop()
-        signal.signal(signal.SIGTERM, previous)
 
 
-def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM ends an evolve run the way Ctrl-C does: cleanly, resumable."""
+def _stop_signal_to_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM and SIGHUP end any command the way Ctrl-C does: sandbox children and their
+    process trees are killed, work folders removed, the store left consistent (an evolve
+    run resumable). Later ones are ignored, so the clean-up itself runs to its end."""
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -1225,6 +1238,11 @@ def history_command(
     guarded(body)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def main() -> None:
     """Entry point of the ``aicodec`` console script."""
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, _stop_signal_to_interrupt)
     app()

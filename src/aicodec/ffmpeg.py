@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
+import time
 from functools import lru_cache
 
 from aicodec.errors import FFmpegError
+
+CANCEL_POLL_S = 0.2  # how often a running ffmpeg checks whether it was cancelled (s)
 
 
 @lru_cache(maxsize=1)
@@ -40,16 +44,38 @@ def last_error_line(stderr: bytes | str) -> str:
 
 
 def run_ffmpeg(
-    args: list[str], *, input_bytes: bytes | None = None, timeout_s: float = 3600.0
+    args: list[str],
+    *,
+    input_bytes: bytes | None = None,
+    timeout_s: float = 3600.0,
+    cancel: threading.Event | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run the bundled ffmpeg with ``args``; raise FFmpegError on failure or timeout."""
+    """Run the bundled ffmpeg with ``args``; raise FFmpegError on failure or timeout, and at
+    once (killing ffmpeg) when ``cancel`` is set from another thread."""
     command = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", *args]
-    try:
-        result = subprocess.run(
-            command, input=input_bytes, capture_output=True, timeout=timeout_s, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise FFmpegError(f"ffmpeg took longer than {timeout_s:.0f} s") from exc
-    if result.returncode != 0:
-        raise FFmpegError(f"ffmpeg failed: {last_error_line(result.stderr)}")
-    return result
+    stdin = subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL
+    deadline = time.monotonic() + timeout_s
+    with subprocess.Popen(
+        command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        feed = input_bytes
+        while True:
+            try:
+                step = max(0.0, min(CANCEL_POLL_S, deadline - time.monotonic()))
+                stdout, stderr = process.communicate(feed, timeout=step)
+                break
+            except subprocess.TimeoutExpired:
+                feed = None  # given once; communicate keeps feeding it
+                stopped = cancel is not None and cancel.is_set()
+                if stopped or time.monotonic() >= deadline:
+                    process.kill()
+                    process.communicate()
+                    if stopped:
+                        raise FFmpegError("ffmpeg was stopped: the run was interrupted") from None
+                    raise FFmpegError(f"ffmpeg took longer than {timeout_s:.0f} s") from None
+            except BaseException:  # Ctrl-C in this thread: ffmpeg must not outlive it
+                process.kill()
+                raise
+    if process.returncode != 0:
+        raise FFmpegError(f"ffmpeg failed: {last_error_line(stderr)}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

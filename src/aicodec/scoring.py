@@ -20,9 +20,15 @@ from aicodec.candidates.records import record_candidate
 from aicodec.clips import Clip
 from aicodec.errors import BDRateError, ConfigError, SandboxError, ValidationError
 from aicodec.metrics import MEASURED_FIELDS, EncodedQuality, measure_encoding
-from aicodec.sandbox.execute import CandidateRun, PointRun, run_candidate
+from aicodec.sandbox.execute import (
+    CANCELLED,
+    CandidateRun,
+    PointRun,
+    ReferenceTimes,
+    run_candidate_on_clips,
+)
 from aicodec.settings import Settings
-from aicodec.store import RunRecord, ScoreRecord, Store
+from aicodec.store import ClipRecord, RunRecord, ScoreRecord, Store
 
 # measured fields kept in a candidate_runs row (the frame count is the clip's)
 STORED_FIELDS = tuple(name for name in MEASURED_FIELDS if name != "frames")
@@ -199,6 +205,97 @@ def _stored_points(
     return points, isolation
 
 
+def reference_times(
+    store: Store, candidate_id: int, clips: Sequence[Clip], qualities: Sequence[int]
+) -> ReferenceTimes:
+    """A stored codec's wall seconds per (clip hash, quality, role) from its latest
+    successful runs: what a child of a related codec may take is measured against them."""
+    times: ReferenceTimes = {}
+    with store.session() as session:
+        for clip in clips:
+            clip_id = session.scalar(
+                select(ClipRecord.id).where(ClipRecord.content_hash == clip.content_hash)
+            )
+            if clip_id is None:
+                continue
+            for quality in qualities:
+                row = latest_ok_run(session, candidate_id, clip_id, quality)
+                if row is None:
+                    continue
+                for role, seconds in (("encode", row.encode_wall_seconds),
+                                      ("decode", row.decode_wall_seconds)):  # fmt: skip
+                    if seconds:
+                        times[(clip.content_hash, quality, role)] = seconds
+    return times
+
+
+def measure_candidate(
+    source: str,
+    name: str,
+    clips: Sequence[Clip],
+    store: Store,
+    settings: Settings,
+    qualities: Sequence[int],
+    *,
+    reference_id: int | None = None,
+    keep_dir: Path | None = None,
+    with_vmaf: bool = False,
+    reuse: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[RunOutcome]:
+    """Validate, record, run in the sandbox (or reuse stored runs) and measure every point
+    of every clip; the clips that need running share one pool of jobs.
+
+    ``reference_id`` is a stored codec (the parent) whose times bound each child's wall
+    clock. Raises ValidationError or SandboxError (one line: clip, quality, stage, what
+    happened) after storing what happened.
+    """
+    validate_or_raise(source)
+    candidate_id = record_candidate(store, source, name)
+    digest = code_hash(source)
+    clip_ids = [record_clip(store, clip) for clip in clips]
+    outcomes: dict[int, RunOutcome] = {}
+    if reuse and keep_dir is None:
+        for index, (clip, clip_id) in enumerate(zip(clips, clip_ids, strict=True)):
+            stored = _stored_points(store, candidate_id, clip, clip_id, qualities, with_vmaf)
+            if stored is not None:
+                points, isolation = stored
+                outcomes[index] = RunOutcome(
+                    candidate_id, digest, name, clip, points, isolation, True
+                )
+    to_run = [index for index in range(len(clips)) if index not in outcomes]
+    if to_run:
+        chosen = [clips[index] for index in to_run]
+        references = {}
+        if reference_id is not None:
+            references = reference_times(store, reference_id, chosen, qualities)
+        runs = run_candidate_on_clips(
+            source, chosen, qualities, settings, references=references, keep_dir=keep_dir,
+            progress=progress,
+        )  # fmt: skip
+        failures: list[tuple[bool, str]] = []  # (only cancelled points, one line)
+        for index, run in zip(to_run, runs, strict=True):
+            scored = {
+                point.quality: _measure(point, run.clip, settings, with_vmaf)
+                for point in run.points
+                if point.ok
+            }
+            _store_points(store, candidate_id, clip_ids[index], run, scored)
+            if not run.ok:
+                failed = [point for point in run.points if not point.ok]
+                only_cancelled = all(point.failed_stage == CANCELLED for point in failed)
+                failures.append((only_cancelled, f"{name} on {run.clip.name}, {run.first_error()}"))
+                continue
+            isolation = f"{run.isolation}: {', '.join(run.layers)}"
+            points = [scored[quality] for quality in qualities]
+            outcomes[index] = RunOutcome(
+                candidate_id, digest, name, run.clip, points, isolation, False, run
+            )
+        if failures:  # the failure that stopped the run, not a clip cancelled because of it
+            raise SandboxError(sorted(failures, key=lambda failure: failure[0])[0][1])
+    return [outcomes[index] for index in range(len(clips))]
+
+
 def run_and_measure(
     source: str,
     name: str,
@@ -212,32 +309,38 @@ def run_and_measure(
     reuse: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> RunOutcome:
-    """Validate, record, run in the sandbox (or reuse stored runs) and measure every point.
+    """``measure_candidate`` on one clip."""
+    return measure_candidate(
+        source, name, [clip], store, settings, qualities, keep_dir=keep_dir,
+        with_vmaf=with_vmaf, reuse=reuse, progress=progress,
+    )[0]  # fmt: skip
 
-    Raises ValidationError or SandboxError (one line: clip, quality, stage, what happened)
-    after storing what happened.
-    """
-    validate_or_raise(source)
-    candidate_id = record_candidate(store, source, name)
-    clip_id = record_clip(store, clip)
-    digest = code_hash(source)
-    if reuse and keep_dir is None:
-        stored = _stored_points(store, candidate_id, clip, clip_id, qualities, with_vmaf)
-        if stored is not None:
-            points, isolation = stored
-            return RunOutcome(candidate_id, digest, name, clip, points, isolation, True)
-    run = run_candidate(source, clip, qualities, settings, keep_dir=keep_dir, progress=progress)
-    scored = {
-        point.quality: _measure(point, clip, settings, with_vmaf)
-        for point in run.points
-        if point.ok
-    }
-    _store_points(store, candidate_id, clip_id, run, scored)
-    if not run.ok:
-        raise SandboxError(f"{name} on {clip.name}, {run.first_error()}")
-    isolation = f"{run.isolation}: {', '.join(run.layers)}"
-    points = [scored[quality] for quality in qualities]
-    return RunOutcome(candidate_id, digest, name, clip, points, isolation, False, run)
+
+def score_clips(
+    source: str,
+    name: str,
+    clips: Sequence[Clip],
+    store: Store,
+    settings: Settings,
+    ladder: Ladder,
+    qualities: Sequence[int],
+    *,
+    encoders: list[str] | None = None,
+    reference_id: int | None = None,
+    keep_dir: Path | None = None,
+    with_vmaf: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> list[ScoreOutcome]:
+    """Run and measure a candidate on every clip (one pool), then per clip its BD-rate
+    against each encoder of the ladder; ``reference_id`` as in ``measure_candidate``."""
+    outcomes = measure_candidate(
+        source, name, clips, store, settings, qualities, reference_id=reference_id,
+        keep_dir=keep_dir, with_vmaf=with_vmaf, progress=progress,
+    )  # fmt: skip
+    return [
+        _compare_with_ladder(outcome, store, settings, ladder, qualities, encoders, progress)
+        for outcome in outcomes
+    ]
 
 
 def score_candidate(
@@ -254,11 +357,24 @@ def score_candidate(
     with_vmaf: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> ScoreOutcome:
-    """Run and measure a candidate, then its BD-rate against each encoder of the ladder."""
-    outcome = run_and_measure(
-        source, name, clip, store, settings, qualities,
+    """``score_clips`` on one clip."""
+    return score_clips(
+        source, name, [clip], store, settings, ladder, qualities, encoders=encoders,
         keep_dir=keep_dir, with_vmaf=with_vmaf, progress=progress,
-    )  # fmt: skip
+    )[0]  # fmt: skip
+
+
+def _compare_with_ladder(
+    outcome: RunOutcome,
+    store: Store,
+    settings: Settings,
+    ladder: Ladder,
+    qualities: Sequence[int],
+    encoders: list[str] | None,
+    progress: Callable[[str], None] | None,
+) -> ScoreOutcome:
+    """The ladder on the outcome's clip, the BD-rates against it, stored as a score row."""
+    clip = outcome.clip
 
     def on_ladder(event: LadderProgress) -> None:
         if progress is not None and event.rate_value is not None and not event.cached:

@@ -55,7 +55,17 @@ class Settings(BaseSettings):
         default="auto",
         description="auto (namespaces where unshare works), namespaces, or process.",
     )
-    sandbox_wall_s: float = Field(default=600.0, gt=0, description="Wall clock per child (s).")
+    sandbox_wall_s: float = Field(
+        default=600.0, gt=0, description="Wall clock per child, the absolute cap (s)."
+    )
+    sandbox_time_floor_s: float = Field(
+        default=20.0, gt=0, description="Smallest wall-clock limit a child gets when a "
+        "reference time is known (s).",
+    )  # fmt: skip
+    sandbox_time_multiple: float = Field(
+        default=5.0, gt=0, description="A child's wall-clock limit: this many times the "
+        "reference codec's time for the same clip, quality and role (parent in evolve).",
+    )  # fmt: skip
     sandbox_cpu_s: int = Field(default=600, ge=1, description="CPU time per child (s).")
     sandbox_memory_bytes: int = Field(
         default=6 * 1024**3, description="Address-space limit per child (bytes)."
@@ -73,9 +83,13 @@ class Settings(BaseSettings):
     sandbox_processes: int = Field(
         default=512, ge=8, description="Processes and threads of the sandbox user."
     )
-    sandbox_jobs: int = Field(
-        default=0, ge=0, description="Qualities run at once, each in its own children "
-        "(0: one per CPU core, one with --device cuda).",
+    jobs: int = Field(
+        default=0, ge=0, description="Sandbox jobs (encodes, decodes) and ladder encodes run "
+        "at once (0: one per CPU core; one with --device cuda).",
+    )  # fmt: skip
+    sandbox_scratch_bytes: int = Field(
+        default=256 * 1024**2, ge=1 << 20, description="Room a child's job folder has beyond "
+        "its largest output (bytes; an OS-enforced tmpfs with namespace isolation).",
     )  # fmt: skip
     sandbox_threads: int = Field(
         default=1, ge=1, description="Threads for numpy/OpenMP/torch inside a child."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +46,20 @@ def frames_from_raw(data: bytes, pix_fmt: str, like: Frames) -> Frames:
 
 
 def encode_and_decode(
-    spec: EncoderSpec, frames: Frames, rate: int, threads: int, timeout_s: float
+    spec: EncoderSpec,
+    frames: Frames,
+    rate: int,
+    threads: int,
+    timeout_s: float,
+    cancel: threading.Event | None = None,
 ) -> Encoded:
     """Encode ``frames`` at ``rate`` with ``spec``, decode the stream, check the frame count."""
     args = spec.encode_args(rate, threads, frames.width, frames.height, frames.fps)
     started = time.perf_counter()
     try:
-        result = run_ffmpeg(args, input_bytes=raw_input(frames, spec.pix_fmt), timeout_s=timeout_s)
+        result = run_ffmpeg(
+            args, input_bytes=raw_input(frames, spec.pix_fmt), timeout_s=timeout_s, cancel=cancel
+        )
     except FFmpegError as exc:
         raise BaselineError(f"{spec.name} at {spec.rate_option} {rate}: {exc}") from None
     seconds = time.perf_counter() - started
@@ -62,7 +70,8 @@ def encode_and_decode(
         path = Path(folder) / f"stream.{spec.format}"
         path.write_bytes(bitstream)
         try:
-            raw = run_ffmpeg(spec.decode_args(path, frames.fps), timeout_s=timeout_s).stdout
+            decode = spec.decode_args(path, frames.fps)
+            raw = run_ffmpeg(decode, timeout_s=timeout_s, cancel=cancel).stdout
         except FFmpegError as exc:
             raise BaselineError(f"{spec.name} stream does not decode: {exc}") from None
     decoded = frames_from_raw(raw, spec.pix_fmt, frames)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from aicodec.clips import Clip
 from aicodec.errors import BDRateError
 from aicodec.ffmpeg import ffmpeg_version
 from aicodec.metrics import MEASURED_FIELDS, EncodedQuality, measure_encoding
+from aicodec.pool import make_pool
 from aicodec.settings import Settings
 from aicodec.store import BaselineEncode, ClipRecord, RatePointChoice, Store
 
@@ -136,6 +138,7 @@ class _EncoderRun:
         settings: Settings,
         ladder: Ladder,
         report: Callable[[int | None, bool], None],
+        cancel: threading.Event | None = None,
     ) -> None:
         self.spec, self.clip, self.clip_id, self.store = spec, clip, clip_id, store
         self.settings, self.ladder, self.report = settings, ladder, report
@@ -143,6 +146,8 @@ class _EncoderRun:
         self.settings_hash = spec.settings_hash(ladder.threads)
         self.encoded_now: set[int] = set()
         self.cached = 0
+        self.lock = threading.Lock()  # the anchor's points are encoded at once
+        self.cancel = cancel  # set by the pool when the work is dropped: ffmpeg is killed
 
     def _key(self):  # type: ignore[no-untyped-def]
         return (
@@ -160,15 +165,18 @@ class _EncoderRun:
             )
             if row is not None and (row.vmaf is not None or not with_vmaf):
                 if rate not in self.encoded_now:
-                    self.cached += 1
+                    with self.lock:
+                        self.cached += 1
                     self.report(rate, True)
                 return _point_from_row(row)
         self.report(rate, False)
         frames = self.clip.frames
         encoded = encode_and_decode(
-            self.spec, frames, rate, self.ladder.threads, self.settings.ffmpeg_timeout_s
-        )
-        self.encoded_now.add(rate)
+            self.spec, frames, rate, self.ladder.threads, self.settings.ffmpeg_timeout_s,
+            self.cancel,
+        )  # fmt: skip
+        with self.lock:
+            self.encoded_now.add(rate)
         measured = measure_encoding(
             frames, encoded.decoded, len(encoded.bitstream), encoded.encode_seconds,
             settings=self.settings, with_vmaf=with_vmaf,
@@ -254,39 +262,54 @@ def run_ladder(
     progress: ProgressCallback | None = None,
 ) -> LadderResult:
     """Encode ``clip`` with the chosen encoders (the anchor always), matched to the anchor's
-    PSNR-Y range, and compute each encoder's BD-rate against the anchor."""
+    PSNR-Y range, and compute each encoder's BD-rate against the anchor.
+
+    Encodes run on a pool of ``job_count(settings)`` workers: the anchor's rate points at
+    once, then every other encoder's search at once (each search is sequential). Stored
+    encodes are reused; results do not depend on the number of workers.
+    """
     specs = ladder.select(encoders)
     clip_id = record_clip(store, clip)
     result = LadderResult(clip, ladder.anchor, ffmpeg_version(), {})
-    targets: list[float] = []
-    for index, spec in enumerate(specs):
+    lock = threading.Lock()
 
-        def report(rate: int | None, cached: bool, spec: EncoderSpec = spec, i: int = index):
+    def start(index: int, spec: EncoderSpec) -> _EncoderRun:
+        def report(rate: int | None, cached: bool) -> None:
             if progress is not None:
-                event = LadderProgress(spec.name, i, len(specs), spec.rate_option, rate, cached)
-                progress(event)
+                with lock:
+                    progress(LadderProgress(spec.name, index, len(specs), spec.rate_option,
+                                            rate, cached))  # fmt: skip
 
-        run = _EncoderRun(spec, clip, clip_id, store, settings, ladder, report)
-        if spec.name == ladder.anchor:
-            rates = sorted(ladder.anchor_rates)
-        else:
-            rates = run.rates_for(targets)
-        points = sorted(
-            (run.point(rate, with_vmaf) for rate in rates), key=lambda point: point.kbps
-        )
-        if spec.name == ladder.anchor:
-            targets = [point.psnr_y for point in points]
+        return _EncoderRun(spec, clip, clip_id, store, settings, ladder, report, pool.cancel)
+
+    def finish(index: int, run: _EncoderRun, points: list[RatePoint]) -> None:
+        spec = run.spec
         result.encoders[spec.name] = EncoderCurve(
-            spec.name, spec.description, spec.rate_option, points
+            spec.name, spec.description, spec.rate_option, sorted(points, key=lambda p: p.kbps)
         )
         result.fresh_encodes += len(run.encoded_now)
         result.cached_encodes += run.cached
         if progress is not None:
-            progress(
-                LadderProgress(
-                    spec.name, index, len(specs), spec.rate_option, None, False, finished=True
-                )
-            )
+            progress(LadderProgress(spec.name, index, len(specs), spec.rate_option, None, False,
+                                    finished=True))  # fmt: skip
+
+    def searched(run: _EncoderRun, targets: list[float]) -> list[RatePoint]:
+        return [run.point(rate, with_vmaf) for rate in run.rates_for(targets)]
+
+    order = {spec.name: index for index, spec in enumerate(specs)}
+    anchor_spec = next(spec for spec in specs if spec.name == ladder.anchor)
+    with make_pool(settings) as pool:
+        anchor = start(order[anchor_spec.name], anchor_spec)
+        rates = sorted(ladder.anchor_rates)
+        futures = [pool.submit(anchor.point, rate, with_vmaf) for rate in rates]
+        anchor_points = [future.result() for future in futures]
+        finish(order[anchor_spec.name], anchor, anchor_points)
+        targets = [point.psnr_y for point in sorted(anchor_points, key=lambda p: p.kbps)]
+        others = [start(order[spec.name], spec) for spec in specs if spec is not anchor_spec]
+        searches = [pool.submit(searched, run, targets) for run in others]
+        for run, future in zip(others, searches, strict=True):
+            finish(order[run.spec.name], run, future.result())
+    result.encoders = {spec.name: result.encoders[spec.name] for spec in specs}
     _add_bd_rates(result, settings)
     return result
 

@@ -53,7 +53,8 @@ from aicodec.generation import (
     select_provider,
 )
 from aicodec.prompting import ParentCodec, plan_prompt
-from aicodec.scoring import ScoreOutcome, latest_ok_run, score_candidate
+from aicodec.sandbox.execute import CANCELLED
+from aicodec.scoring import ScoreOutcome, latest_ok_run, score_clips
 from aicodec.settings import Settings
 from aicodec.store import (
     AdoptionRecord,
@@ -350,18 +351,16 @@ class Evolution:
 
     # --- the run ----------------------------------------------------------------------------
 
-    def _score(self, source: str, name: str, clips: list[Clip]) -> list[ScoreOutcome]:
-        outcomes = []
-        names = self.config.encoders
-        for clip in clips:
-            outcomes.append(
-                score_candidate(
-                    source, name, clip, self.store, self.settings, self.ladder,
-                    self.config.qualities, encoders=names,
-                    progress=lambda text, clip=clip: self._emit(f"{clip.name}: {text}"),
-                )
-            )  # fmt: skip
-        return outcomes
+    def _score(
+        self, source: str, name: str, clips: list[Clip], reference_id: int | None = None
+    ) -> list[ScoreOutcome]:
+        """Score on ``clips`` (one pool); children get limits relative to ``reference_id``'s
+        stored times."""
+        return score_clips(
+            source, name, clips, self.store, self.settings, self.ladder, self.config.qualities,
+            encoders=self.config.encoders, reference_id=reference_id,
+            progress=lambda text: self._emit(text),
+        )  # fmt: skip
 
     def prepare(self) -> None:
         """Score the starting codec (and the adopted best) on every clip, once."""
@@ -646,7 +645,7 @@ class Evolution:
         with self._stage(row_id, "score"):
             source, name = self._source(candidate_id)
             try:
-                outcomes = self._score(source, name, self.clips.training)
+                outcomes = self._score(source, name, self.clips.training, parent_id)
             except ValidationError as exc:
                 self._fail(row_id, "invalid", str(exc))
                 return False
@@ -678,7 +677,8 @@ class Evolution:
         with self.store.session() as session:
             stage = session.scalar(
                 select(RunRecord.stage).where(
-                    RunRecord.candidate_id == candidate_id, RunRecord.status == "failed"
+                    RunRecord.candidate_id == candidate_id, RunRecord.status == "failed",
+                    RunRecord.stage != CANCELLED,
                 ).order_by(RunRecord.id.desc())
             )  # fmt: skip
         return stage or "run"
@@ -704,7 +704,7 @@ class Evolution:
                     return
                 source, name = self._source(candidate_id)
                 try:
-                    self._score(source, name, self.clips.holdout)
+                    self._score(source, name, self.clips.holdout, self.start_id)
                 except (SandboxError, ValidationError) as exc:
                     self._update(row_id, adopted=False,
                                  reason=f"not adopted: fails on a holdout clip: {exc}")  # fmt: skip

@@ -16,6 +16,7 @@ import sys
 import time
 import traceback
 import types
+from collections.abc import Iterable
 from fractions import Fraction
 
 import numpy as np
@@ -70,8 +71,30 @@ def _preload(source: str) -> None:
         except ImportError:
             continue
     for module in OPTIONAL_MODULES:
-        if re.search(rf"^\s*(import|from)\s+{module}\b", source, re.MULTILINE):
+        if uses_module(source, module):
             __import__(module)
+
+
+def uses_module(source: str, module: str) -> bool:
+    """Whether the codec's source imports ``module`` (a top-level import statement)."""
+    return re.search(rf"^\s*(import|from)\s+{module}\b", source, re.MULTILINE) is not None
+
+
+def _prepare_cuda() -> None:
+    """With ``--device cuda``, before the guard: create torch's CUDA context and load the
+    libraries it opens lazily (cuBLAS, cuFFT, cuDNN), so a codec's tensors can use the GPU
+    while the codec's own ``ctypes``/``dlopen`` stays refused."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise CandidateFailure("setup", "--device cuda, but torch sees no CUDA device here")
+    torch.cuda.init()
+    square = torch.ones((64, 64), device="cuda")
+    (square @ square).sum().item()  # cuBLAS
+    torch.fft.rfft2(square).abs().sum().item()  # cuFFT
+    kernel = torch.ones((1, 1, 3, 3), device="cuda")
+    torch.nn.functional.conv2d(square[None, None], kernel).sum().item()  # cuDNN
+    torch.cuda.synchronize()
 
 
 def _frames_namespace(job: dict[str, object]) -> types.SimpleNamespace:
@@ -130,12 +153,28 @@ def _where(exc: BaseException) -> str:
     return "; ".join(f"{code.co_filename}:{line} in {code.co_name}" for code, line in frames[-3:])
 
 
+def _write_output(name: str, chunks: Iterable[bytes]) -> None:
+    """Write an output file into the job folder; a symbolic link planted under that name
+    by the codec is not followed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    descriptor = os.open(name, flags, 0o600)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(descriptor, view) :]
+    finally:
+        os.close(descriptor)
+
+
 def _run(job: dict[str, object], guard: Guard, report: dict[str, object]) -> None:
     """Load the candidate under the guard and run its encode or decode."""
     role = str(job["role"])
     with open(CODEC_FILE, encoding="utf-8") as handle:
         source = handle.read()
     _preload(source)
+    if job.get("device") == "cuda" and uses_module(source, "torch"):
+        _prepare_cuda()
     if role == "encode":
         frames = _frames_namespace(job)
     else:
@@ -173,16 +212,17 @@ def _run(job: dict[str, object], guard: Guard, report: dict[str, object]) -> Non
             raise CandidateFailure(
                 "encode", f"bitstream of {len(data)} bytes exceeds {job['max_bitstream_bytes']}"
             )
-        with open(BITSTREAM_FILE, "wb") as handle:
-            handle.write(data)
+        _write_output(BITSTREAM_FILE, [data])
         report["bytes"] = len(data)
     else:
         y, u, v = _planes(output)
         report["fps"] = _frame_rate(output)
-        with open(DECODED_FILE, "wb") as handle:
-            for index in range(y.shape[0]):
-                for plane in (y, u, v):
-                    handle.write(np.ascontiguousarray(plane[index]).tobytes())
+        chunks = (
+            np.ascontiguousarray(plane[index]).tobytes()
+            for index in range(y.shape[0])
+            for plane in (y, u, v)
+        )
+        _write_output(DECODED_FILE, chunks)
         report["frames"], report["height"], report["width"] = (int(n) for n in y.shape)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -15,15 +16,19 @@ from pathlib import Path
 
 from aicodec.clips import Clip, Frames
 from aicodec.errors import SandboxError
+from aicodec.pool import JobPool, make_pool
+from aicodec.sandbox import isolation
 from aicodec.sandbox.runner import (
     ChildReport,
     decode_in_sandbox,
     encode_in_sandbox,
     isolation_mode,
+    wall_limit,
 )
 from aicodec.settings import Settings
 
 DECODES = 2  # every bitstream is decoded this many times, each in a fresh process
+CANCELLED = "cancelled"  # the stage of a point not run because another failed first
 
 
 @dataclass
@@ -68,71 +73,259 @@ class CandidateRun:
         return all(point.ok for point in self.points)
 
     def first_error(self) -> str | None:
-        """The first failure as one line (quality, stage, what happened)."""
-        for point in self.points:
-            if not point.ok:
-                return f"quality {point.quality}: {point.error}"
-        return None
+        """The failure that stopped the run as one line (quality, stage, what happened);
+        points cancelled because of it come last."""
+        failed = sorted((point for point in self.points if not point.ok), key=_cancelled_last)
+        return f"quality {failed[0].quality}: {failed[0].error}" if failed else None
+
+
+def _cancelled_last(point: PointRun) -> bool:
+    return point.failed_stage == CANCELLED
 
 
 ProgressCallback = Callable[[str], None]
+# reference seconds of a codec the lab knows, per (clip content hash, quality, role)
+ReferenceTimes = dict[tuple[str, int, str], float]
+SWEPT_PREFIX = "aicodec-sandbox-"
 
 
 @contextmanager
 def work_folder() -> Iterator[Path]:
-    """A temporary folder for sandbox jobs: the unprivileged child may pass through it to
-    its own job directory (mode 711) but not list it; removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="aicodec-sandbox-") as folder:
-        base = Path(folder)
+    """A temporary folder for sandbox jobs, named after this process so a later start can
+    sweep it if the process dies; the unprivileged child may pass through it to its own
+    job directory (mode 711) but not list it; removed afterwards."""
+    sweep_stale_folders()
+    base = Path(tempfile.mkdtemp(prefix=f"{SWEPT_PREFIX}{os.getpid()}-"))
+    try:
         base.chmod(0o711)
         yield base
+    finally:
+        remove_folder(base)
+
+
+def remove_folder(folder: Path) -> None:
+    """Unmount whatever is still mounted below ``folder`` (job tmpfs), then delete it."""
+    for mount_point in isolation.mounts_under(str(folder)):
+        try:
+            isolation.unmount(mount_point)
+        except OSError:
+            pass
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep_stale_folders() -> list[Path]:
+    """Remove the work folders that lab processes which no longer run left behind (a run
+    killed with SIGKILL cannot clean up); the folders removed."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{SWEPT_PREFIX}*-*"):
+        owner = folder.name.removeprefix(SWEPT_PREFIX).split("-", 1)[0]
+        if not owner.isdigit() or _alive(int(owner)):
+            continue
+        remove_folder(folder)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (zombies count as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 :].split()[0] != b"Z"
 
 
 def _describe(frames: int, width: int, height: int) -> str:
     return f"{frames} frames of {width}x{height}"
 
 
-def _decode_twice(
-    source: str,
-    bitstream: bytes,
-    clip: Clip,
-    base: Path,
-    settings: Settings,
-    point: PointRun,
-    cancel: threading.Event,
-) -> None:
-    """Decode in two fresh children; check geometry and that both results are identical."""
-    frames = clip.frames
-    expected_bytes = frames.frame_bytes * frames.count
-    hashes: list[str] = []
-    decoded_path: Path | None = None
-    for attempt in range(1, DECODES + 1):
-        report, path = decode_in_sandbox(
-            source, bitstream, base / f"q{point.quality}-decode-{attempt}", settings,
-            max_bytes=expected_bytes, cancel=cancel,
-        )  # fmt: skip
+@dataclass
+class _PointState:
+    """Book-keeping of one (clip, quality) while its jobs run."""
+
+    clip_index: int
+    point: PointRun
+    decoded: list[bytes | None] = field(default_factory=list)
+
+
+class _Schedule:
+    """Runs every (clip, quality) point of one candidate on a pool: encode, then its two
+    decodes at once; the first failure cancels everything still to do."""
+
+    def __init__(
+        self,
+        source: str,
+        clips: Sequence[Clip],
+        settings: Settings,
+        base: Path,
+        references: ReferenceTimes,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.source, self.clips, self.settings, self.base = source, clips, settings, base
+        self.references, self.progress = references, progress
+        self.cancel = threading.Event()
+        self.failure: str | None = None
+        self.pending: dict[Future[tuple[ChildReport, bytes | None]], tuple[_PointState, str]] = {}
+
+    def _limit(self, clip: Clip, quality: int, role: str) -> float:
+        return wall_limit(self.settings, self.references.get((clip.content_hash, quality, role)))
+
+    def _say(self, clip: Clip, quality: int, text: str) -> None:
+        if self.progress is not None:
+            prefix = f"{clip.name} " if len(self.clips) > 1 else ""
+            self.progress(f"{prefix}quality {quality}: {text}")
+
+    def _job(self, state: _PointState, role: str, attempt: int) -> tuple[ChildReport, bytes | None]:
+        """One sandbox child (runs in a pool thread); its folder is gone when it returns."""
+        clip, point = self.clips[state.clip_index], state.point
+        name = f"c{state.clip_index}-q{point.quality}-{role}-{attempt}"
+        job_dir = self.base / name
+        self._say(clip, point.quality, "encoding" if role == "encode" else "decoding")
+        wall_s = self._limit(clip, point.quality, role)
+        try:
+            if role == "encode":
+                return encode_in_sandbox(
+                    self.source, clip.frames, point.quality, job_dir, self.settings,
+                    wall_s=wall_s, cancel=self.cancel,
+                )  # fmt: skip
+            frames = clip.frames
+            assert point.bitstream is not None
+            return decode_in_sandbox(
+                self.source, point.bitstream, job_dir, self.settings,
+                max_bytes=frames.frame_bytes * frames.count, wall_s=wall_s, cancel=self.cancel,
+            )  # fmt: skip
+        finally:
+            shutil.rmtree(job_dir, ignore_errors=True)
+
+    def _submit(self, pool: JobPool, state: _PointState, role: str, attempt: int = 1) -> None:
+        if self.cancel.is_set():
+            return
+        future = pool.submit(self._job, state, role, attempt)
+        self.pending[future] = (state, role)
+
+    def run(self, pool: JobPool, states: list[_PointState]) -> None:
+        """Submit the encodes, then each point's decodes as its encode ends; wait for all."""
+        try:
+            for state in states:
+                self._submit(pool, state, "encode")
+            while self.pending:
+                done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
+                for future in done:
+                    state, role = self.pending.pop(future)
+                    self._finished(pool, state, role, future)
+        except BaseException:  # Ctrl-C or a failure: stop every child still running
+            self._stop()
+            raise
+
+    def _stop(self) -> None:
+        """Cancel what has not started and kill what runs; wait until all have ended."""
+        self.cancel.set()
+        for future in self.pending:
+            future.cancel()
+        wait(list(self.pending))
+
+    def _finished(
+        self,
+        pool: JobPool,
+        state: _PointState,
+        role: str,
+        future: Future[tuple[ChildReport, bytes | None]],
+    ) -> None:
+        point = state.point
+        if future.cancelled():
+            return
+        try:
+            report, data = future.result()
+        except SandboxError:  # stopped because another job failed first
+            return
+        if role == "encode":
+            point.encode = report
+            if data is None:
+                self._fail(state, f"encode: {report.describe()}")
+                return
+            point.bitstream = data
+            for attempt in range(1, DECODES + 1):
+                self._submit(pool, state, "decode", attempt)
+            return
         point.decodes.append(report)
-        if not report.ok or path is None:
-            point.error = f"decode: {report.describe()}"
+        state.decoded.append(data)
+        if data is None:
+            self._fail(state, f"decode: {report.describe()}")
             return
-        got = (report.values.get("frames"), report.values.get("width"), report.values.get("height"))
-        if got != (frames.count, frames.width, frames.height):
-            shown = _describe(*(int(value or 0) for value in got))
-            want = _describe(frames.count, frames.width, frames.height)
-            point.error = f"output: decode returned {shown}, the clip has {want}"
+        if len(state.decoded) == DECODES:
+            self._check_decodes(state)
+
+    def _check_decodes(self, state: _PointState) -> None:
+        """Both decodes ended: geometry, determinism, then the decoded frames."""
+        point, frames = state.point, self.clips[state.clip_index].frames
+        for report in point.decodes:
+            got = tuple(report.values.get(key) for key in ("frames", "width", "height"))
+            if got != (frames.count, frames.width, frames.height):
+                shown = _describe(*(int(value or 0) for value in got))  # type: ignore[call-overload]
+                want = _describe(frames.count, frames.width, frames.height)
+                self._fail(state, f"output: decode returned {shown}, the clip has {want}")
+                return
+        hashes = [hashlib.sha256(data or b"").hexdigest() for data in state.decoded]
+        point.deterministic = len(set(hashes)) == 1
+        if not point.deterministic:
+            self._fail(state, "determinism: two decodes of one bitstream gave different frames")
             return
-        data = path.read_bytes()
-        hashes.append(hashlib.sha256(data).hexdigest())
-        decoded_path = path
-    point.deterministic = len(set(hashes)) == 1
-    if not point.deterministic:
-        point.error = "determinism: two decodes of the same bitstream gave different frames"
-        return
-    assert decoded_path is not None
-    point.decoded = Frames.from_i420(
-        decoded_path.read_bytes(), frames.width, frames.height, frames.fps
-    )
-    point.decoded_sha256 = hashes[0]
+        point.decoded = Frames.from_i420(
+            state.decoded[0] or b"", frames.width, frames.height, frames.fps
+        )
+        point.decoded_sha256 = hashes[0]
+        state.decoded = []
+
+    def _fail(self, state: _PointState, error: str) -> None:
+        """Record the point's failure; the first failure cancels every other job."""
+        state.point.error = error
+        if self.failure is None:
+            clip = self.clips[state.clip_index]
+            self.failure = f"{clip.name} quality {state.point.quality}"
+            self.cancel.set()
+            for future in self.pending:
+                future.cancel()
+
+
+def run_candidate_on_clips(
+    source: str,
+    clips: Sequence[Clip],
+    qualities: Sequence[int],
+    settings: Settings,
+    *,
+    references: ReferenceTimes | None = None,
+    keep_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[CandidateRun]:
+    """Encode every clip at each quality in the sandbox and decode each bitstream twice
+    apart, all on one pool of ``job_count(settings)`` workers; a run per clip.
+
+    The first failure (refusal, crash, timeout, wrong output) cancels the remaining jobs:
+    their points carry a ``cancelled`` error. A job's wall-clock limit comes from
+    ``references`` (seconds of a known codec, per clip hash, quality and role) through
+    ``wall_limit``. Results do not depend on the number of workers.
+    """
+    mode = isolation_mode(settings)
+    states = [
+        _PointState(index, PointRun(quality, _not_run("encode")))
+        for index in range(len(clips))
+        for quality in qualities
+    ]
+    with work_folder() as base, make_pool(settings, len(states) * DECODES) as pool:
+        schedule = _Schedule(source, clips, settings, base, references or {}, progress)
+        schedule.run(pool, states)
+    runs = []
+    for index, clip in enumerate(clips):
+        points = [state.point for state in states if state.clip_index == index]
+        for point in points:
+            if not point.ok and point.error is None:
+                point.error = f"{CANCELLED}: {schedule.failure} failed first"
+            if keep_dir is not None and point.ok:
+                _keep(point, keep_dir)
+        found = (point.encode.isolation for point in points if point.encode.isolation)
+        runs.append(CandidateRun(clip, list(qualities), points, mode, next(found, ())))
+    return runs
 
 
 def run_candidate(
@@ -141,55 +334,20 @@ def run_candidate(
     qualities: Sequence[int],
     settings: Settings,
     *,
+    references: ReferenceTimes | None = None,
     keep_dir: Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> CandidateRun:
-    """Encode ``clip`` at each quality in the sandbox, decode each bitstream twice apart.
-
-    Qualities run at once, up to ``sandbox_jobs(settings)``, each in its own fresh children;
-    the points come back in the order of ``qualities``.
-    """
-    mode = isolation_mode(settings)
-    cancel = threading.Event()  # set when the run is interrupted: stops the running children
-    with work_folder() as base:
-
-        def run_point(quality: int) -> PointRun:
-            if progress is not None:
-                progress(f"quality {quality}: encoding")
-            report, bitstream = encode_in_sandbox(
-                source, clip.frames, quality, base / f"q{quality}-encode", settings, cancel=cancel
-            )
-            point = PointRun(quality, report, bitstream=bitstream)
-            if bitstream is None:
-                point.error = f"encode: {report.describe()}"
-                return point
-            if progress is not None:
-                progress(f"quality {quality}: decoding twice")
-            _decode_twice(source, bitstream, clip, base, settings, point, cancel)
-            if keep_dir is not None:
-                _keep(point, keep_dir)
-            return point
-
-        jobs = max(1, min(len(qualities), sandbox_jobs(settings)))
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(run_point, quality) for quality in qualities]
-            try:
-                points = [future.result() for future in futures]
-            except BaseException:  # Ctrl-C or a failure: stop every child still running
-                cancel.set()
-                for future in futures:
-                    future.cancel()
-                raise
-    layers = next((point.encode.isolation for point in points if point.encode.isolation), ())
-    return CandidateRun(clip, list(qualities), points, mode, layers)
+    """``run_candidate_on_clips`` for one clip: its points in the order of ``qualities``."""
+    return run_candidate_on_clips(
+        source, [clip], qualities, settings, references=references, keep_dir=keep_dir,
+        progress=progress,
+    )[0]  # fmt: skip
 
 
-def sandbox_jobs(settings: Settings) -> int:
-    """How many qualities run at once: the setting, else one per CPU core (one on a GPU,
-    whose memory the children would share)."""
-    if settings.sandbox_jobs:
-        return settings.sandbox_jobs
-    return 1 if settings.device == "cuda" else len(os.sched_getaffinity(0))
+def _not_run(role: str) -> ChildReport:
+    """The report of a job that never started (cancelled before its turn)."""
+    return ChildReport(role, "cancelled", role, "not run", None, 0.0, None, ())
 
 
 def _keep(point: PointRun, keep_dir: Path) -> None:
@@ -206,19 +364,19 @@ def decode_bitstream(
 ) -> tuple[Frames, ChildReport]:
     """Decode one bitstream in the sandbox (as a reader checking a result would)."""
     with work_folder() as base:
-        report, path = decode_in_sandbox(
+        report, data = decode_in_sandbox(
             source, bitstream, base / "decode", settings, max_bytes=settings.max_clip_bytes
         )
-        if not report.ok or path is None:
-            raise SandboxError(f"decode: {report.describe()}")
-        count, width, height = (int(report.values[key]) for key in ("frames", "width", "height"))
-        returned = report.values.get("fps")
-        rate = fps or (Fraction(*returned) if isinstance(returned, list) else None)
-        if rate is None:
-            raise SandboxError("the codec does not return a frame rate; give --fps")
-        if width % 2 or height % 2:
-            raise SandboxError(f"decode returned an odd size {width}x{height}")
-        frames = Frames.from_i420(path.read_bytes(), width, height, rate)
+    if not report.ok or data is None:
+        raise SandboxError(f"decode: {report.describe()}")
+    count, width, height = (int(report.values[key]) for key in ("frames", "width", "height"))
+    returned = report.values.get("fps")
+    rate = fps or (Fraction(*returned) if isinstance(returned, list) else None)
+    if rate is None:
+        raise SandboxError("the codec does not return a frame rate; give --fps")
+    if width % 2 or height % 2:
+        raise SandboxError(f"decode returned an odd size {width}x{height}")
+    frames = Frames.from_i420(data, width, height, rate)
     if frames.count != count:
         raise SandboxError(f"decode wrote {frames.count} frames but reported {count}")
     return frames, report

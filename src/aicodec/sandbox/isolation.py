@@ -21,6 +21,7 @@ from functools import lru_cache
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sys")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
 UNSHARE_ARGS = ("--net", "--mount", "--pid", "--kill-child")
@@ -62,6 +63,35 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"mount {source} on {target}: {os.strerror(errno)}")
+
+
+def mount_job_folder(path: str, size_bytes: int, owner: int) -> None:
+    """Mount a tmpfs of ``size_bytes`` on the (empty) job folder ``path``, owned by
+    ``owner``: everything written there, through any library, counts against that size."""
+    options = f"size={max(size_bytes, 1 << 20)},mode=700,uid={owner},gid={owner}"
+    _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options)
+
+
+def unmount(path: str) -> None:
+    """Detach the file system mounted on ``path`` (its memory is freed once unused)."""
+    if _libc().umount2(path.encode(), MNT_DETACH) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"umount {path}: {os.strerror(errno)}")
+
+
+def mounts_under(folder: str) -> list[str]:
+    """Mount points at or below ``folder`` (deepest first), from /proc/self/mounts."""
+    prefix = folder.rstrip("/") + "/"
+    found: list[str] = []
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as handle:
+            for line in handle:
+                target = line.split()[1].replace("\\040", " ")
+                if target == folder or target.startswith(prefix):
+                    found.append(target)
+    except OSError:
+        return []
+    return sorted(found, key=len, reverse=True)
 
 
 def _top_level(paths: list[str]) -> list[str]:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -90,6 +90,8 @@ def child_environment(settings: Settings, home: str) -> dict[str, str]:
     }
     if settings.device != "cuda":
         env["CUDA_VISIBLE_DEVICES"] = ""
+    elif "LD_LIBRARY_PATH" in os.environ:  # where the GPU driver's libraries may live
+        env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
     return env
 
 
@@ -117,8 +119,7 @@ class _Drain(threading.Thread):
 def _prepare_job(
     job_dir: Path, source: str, job: dict[str, object], inputs: dict[str, bytes], uid: int
 ) -> None:
-    """Write the job directory: the codec, its job description and input files."""
-    job_dir.mkdir(parents=True)
+    """Write the job directory (made already): the codec, its job description and inputs."""
     (job_dir / child.CODEC_FILE).write_text(source, encoding="utf-8")
     (job_dir / child.JOB_FILE).write_text(json.dumps(job), encoding="utf-8")
     for name, data in inputs.items():
@@ -129,6 +130,64 @@ def _prepare_job(
             os.chown(path, uid, uid)
 
 
+def read_output(job_dir: Path, name: str, max_bytes: int) -> bytes | None:
+    """A child's output file: None when it is missing, a link or larger than ``max_bytes``."""
+    try:
+        descriptor = os.open(job_dir / name, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size > max_bytes:
+            return None
+        return handle.read(max_bytes + 1)
+
+
+def stop_process_tree(pid: int) -> None:
+    """SIGKILL the process group led by ``pid`` and every descendant of ``pid`` (also those
+    that left the group or ignore signals), found through /proc before any is killed."""
+    victims = [pid, *descendants(pid)]
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for victim in victims:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def descendants(pid: int) -> list[int]:
+    """The pids of every process below ``pid`` in the process tree (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+    found: list[int] = []
+    queue = list(children.get(pid, []))
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        queue.extend(children.get(current, []))
+    return found
+
+
+def wall_limit(settings: Settings, reference_s: float | None) -> float:
+    """A child's wall-clock limit (s): the multiple of the reference time, at least the
+    floor, at most the absolute cap; the cap when no reference time is known."""
+    if reference_s is None or reference_s <= 0:
+        return settings.sandbox_wall_s
+    relative = max(settings.sandbox_time_floor_s, settings.sandbox_time_multiple * reference_s)
+    return min(settings.sandbox_wall_s, relative)
+
+
 def run_child(
     role: str,
     source: str,
@@ -137,20 +196,28 @@ def run_child(
     *,
     inputs: dict[str, bytes],
     job: dict[str, object],
-    file_limit: int,
+    output: str,
+    output_bytes: int,
+    wall_s: float | None = None,
     cancel: threading.Event | None = None,
-) -> ChildReport:
-    """Run one encode or decode job of ``source`` in a fresh sandbox child at ``job_dir``.
+) -> tuple[ChildReport, bytes | None]:
+    """Run one encode or decode job of ``source`` in a fresh sandbox child at ``job_dir``;
+    its report and its ``output`` file (at most ``output_bytes``) when it succeeded.
 
-    Setting ``cancel`` (from another thread) kills the child at once and raises
-    SandboxError: how an interrupted run stops children it started in worker threads.
+    With namespace isolation the job folder is a tmpfs sized for the inputs, the output
+    and ``sandbox_scratch_bytes``, unmounted (and so emptied) before this returns. Setting
+    ``cancel`` (from another thread) kills the child at once and raises SandboxError: how
+    an interrupted run stops the children it started in worker threads.
     """
     mode = isolation_mode(settings)
     cuda = settings.device == "cuda"
+    limit_s = settings.sandbox_wall_s if wall_s is None else wall_s
+    file_limit = output_bytes + (1 << 20)
     full_job = {
         "role": role,
         "user": settings.sandbox_user,
         "max_bitstream_bytes": settings.sandbox_max_bitstream_bytes,
+        "device": settings.device,
         "devices": isolation.gpu_devices() if cuda else [],
         "limits": {
             "cpu_s": settings.sandbox_cpu_s,
@@ -161,7 +228,40 @@ def run_child(
         },
         **job,
     }
-    _prepare_job(job_dir, source, full_job, inputs, settings.sandbox_user)
+    job_dir.mkdir(parents=True)
+    mounted = False
+    if mode == "namespaces":
+        size = sum(map(len, inputs.values())) + len(source) + file_limit
+        isolation.mount_job_folder(
+            str(job_dir), size + settings.sandbox_scratch_bytes, settings.sandbox_user
+        )
+        mounted = True
+    try:
+        _prepare_job(job_dir, source, full_job, inputs, settings.sandbox_user)
+        report = _run_process(role, job_dir, settings, mode, limit_s, cancel)
+        if mounted and report.isolation:  # a child that reported its layers
+            report = replace(report, isolation=(*report.isolation, "job-tmpfs"))
+        if not report.ok:
+            return report, None
+        data = read_output(job_dir, output, output_bytes)
+        if data is None:
+            return replace(report, status="error", stage=role,
+                           message=f"the child left no readable {output}"), None  # fmt: skip
+        return report, data
+    finally:
+        if mounted:
+            isolation.unmount(str(job_dir))
+
+
+def _run_process(
+    role: str,
+    job_dir: Path,
+    settings: Settings,
+    mode: str,
+    limit_s: float,
+    cancel: threading.Event | None,
+) -> ChildReport:
+    """Start the child process on the prepared ``job_dir`` and wait for its report."""
     command = [sys.executable, "-s", "-P", "-m", "aicodec.sandbox.child", str(job_dir)]
     root = ""
     if mode == "namespaces":
@@ -182,10 +282,7 @@ def run_child(
     flooded = threading.Event()
 
     def kill() -> None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        stop_process_tree(process.pid)
 
     def on_flood() -> None:
         flooded.set()
@@ -204,7 +301,7 @@ def run_child(
     for thread in (*drains, reader):
         thread.start()
     try:
-        timed_out = not _wait(process, started + settings.sandbox_wall_s, cancel)
+        timed_out = not _wait(process, started + limit_s, cancel)
         if timed_out:
             kill()
             process.wait()
@@ -219,9 +316,11 @@ def run_child(
     for thread in drains:
         thread.join(timeout=5)
     os.close(read_fd)
+    if root:
+        os.rmdir(root)
     ending = "timeout" if timed_out else "flood" if flooded.is_set() else None
     raw = b"".join(report_chunks)
-    return _report(role, process.returncode, raw, wall, ending, drains, settings)
+    return _report(role, process.returncode, raw, wall, ending, drains, settings, limit_s)
 
 
 def _wait(
@@ -251,6 +350,7 @@ def _report(
     ending: str | None,
     drains: list[_Drain],
     settings: Settings,
+    limit_s: float,
 ) -> ChildReport:
     """Turn a finished child's exit status and JSON report into a ChildReport."""
     try:
@@ -261,7 +361,7 @@ def _report(
     common = dict(role=role, exit_code=code, wall_seconds=wall, isolation=layers,
                   stdout=drains[0].text(), stderr=drains[1].text())  # fmt: skip
     if ending == "timeout":
-        message = f"no result within the {settings.sandbox_wall_s:.0f} s wall-clock limit"
+        message = f"no result within the {limit_s:.0f} s wall-clock limit"
         return ChildReport(status="timeout", stage=role, message=message, call_seconds=None,
                            **common)  # type: ignore[arg-type]  # fmt: skip
     if ending == "flood":
@@ -293,6 +393,7 @@ def encode_in_sandbox(
     job_dir: Path,
     settings: Settings,
     *,
+    wall_s: float | None = None,
     cancel: threading.Event | None = None,
 ) -> tuple[ChildReport, bytes | None]:
     """Encode ``frames`` at ``quality`` in a child; the bitstream when it succeeded."""
@@ -304,14 +405,11 @@ def encode_in_sandbox(
         "fps_num": frames.fps.numerator,
         "fps_den": frames.fps.denominator,
     }
-    limit = settings.sandbox_max_bitstream_bytes + (1 << 20)
-    report = run_child(
-        "encode", source, job_dir, settings,
-        inputs={child.FRAMES_FILE: frames.i420_bytes()}, job=job, file_limit=limit, cancel=cancel,
+    return run_child(
+        "encode", source, job_dir, settings, inputs={child.FRAMES_FILE: frames.i420_bytes()},
+        job=job, output=child.BITSTREAM_FILE, output_bytes=settings.sandbox_max_bitstream_bytes,
+        wall_s=wall_s, cancel=cancel,
     )  # fmt: skip
-    if not report.ok:
-        return report, None
-    return report, (job_dir / child.BITSTREAM_FILE).read_bytes()
 
 
 def decode_in_sandbox(
@@ -321,13 +419,11 @@ def decode_in_sandbox(
     settings: Settings,
     *,
     max_bytes: int,
+    wall_s: float | None = None,
     cancel: threading.Event | None = None,
-) -> tuple[ChildReport, Path | None]:
-    """Decode ``bitstream`` in a child that sees nothing else; the raw I420 output file."""
-    report = run_child(
+) -> tuple[ChildReport, bytes | None]:
+    """Decode ``bitstream`` in a child that sees nothing else; its raw I420 output."""
+    return run_child(
         "decode", source, job_dir, settings, inputs={child.BITSTREAM_FILE: bitstream}, job={},
-        file_limit=max_bytes + (1 << 20), cancel=cancel,
+        output=child.DECODED_FILE, output_bytes=max_bytes, wall_s=wall_s, cancel=cancel,
     )  # fmt: skip
-    if not report.ok:
-        return report, None
-    return report, job_dir / child.DECODED_FILE
