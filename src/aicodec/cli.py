@@ -984,6 +984,14 @@ def evolve_command(
         typer.Option("--max-minutes", help="Stop once the run has worked this many minutes."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of parent choice and mutation.")] = 0,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            "--parallel",
+            help="Iterations in flight: the next are generated while one is scored "
+            "[env AICODEC_EVOLVE_PARALLEL; default 1].",
+        ),
+    ] = None,  # fmt: skip
     git_repo: Annotated[
         Path | None,
         typer.Option(
@@ -1029,7 +1037,7 @@ def evolve_command(
                  "--qualities": qualities, "--encoders": encoders, "--provider": provider,
                  "--git-repo": git_repo, "--threshold": threshold, "--fps": fps,
                  "--frames": frames, "--start": start or None, "--model": model,
-                 "--base-url": base_url}  # fmt: skip
+                 "--base-url": base_url, "--parallel": parallel}  # fmt: skip
         overrides: dict[str, object] = {}
         if base_url:
             overrides.update(openai_base_url=base_url, provider=provider or "openai")
@@ -1065,6 +1073,7 @@ def evolve_command(
                     threshold=settings.adopt_threshold_percent,
                     max_failures_in_row=settings.evolve_max_failures_in_row,
                     duplicate_tries=settings.evolve_duplicate_tries,
+                    parallel=settings.evolve_parallel if parallel is None else parallel,
                 )  # fmt: skip
                 return start_evolution(store, settings, config, on_event)
 

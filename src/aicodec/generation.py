@@ -96,12 +96,16 @@ def seed_path(name: str = DEFAULT_SEED) -> Path:
     return data_dir("baselines") / "seeds" / name
 
 
-def best_candidate(store: Store, clip_ids: Collection[int] | None = None) -> int | None:
+def best_candidate(
+    store: Store, clip_ids: Collection[int] | None = None, hidden: Collection[int] = ()
+) -> int | None:
     """The candidate with the lowest mean BD-rate against x264 over its scored clips (only
-    ``clip_ids`` when given)."""
+    ``clip_ids`` when given), leaving out the ``hidden`` candidates."""
     statement = select(ScoreRecord.candidate_id, ScoreRecord.bd_rate_json)
     if clip_ids is not None:
         statement = statement.where(ScoreRecord.clip_id.in_(list(clip_ids)))
+    if hidden:
+        statement = statement.where(ScoreRecord.candidate_id.not_in(list(hidden)))
     with store.session() as session:
         scores = session.execute(statement).all()
     means: dict[int, list[float]] = {}
@@ -141,11 +145,15 @@ def resolve_parent(store: Store, parent: str | None) -> ParentCodec:
 
 
 def parent_history(
-    store: Store, parent: ParentCodec, clip_ids: Collection[int] | None = None
+    store: Store,
+    parent: ParentCodec,
+    clip_ids: Collection[int] | None = None,
+    hidden: Collection[int] = (),
 ) -> tuple[list[str], str | None, list[str]]:
     """Prompt material: the parent's scores, the best codec so far, recent failures.
 
-    With ``clip_ids``, only scores and runs on those clips are shown (holdout clips never).
+    With ``clip_ids``, only scores and runs on those clips are shown (holdout clips never);
+    the runs and scores of the ``hidden`` candidates are never shown.
     """
     scores: list[str] = []
     score_filter = [ScoreRecord.candidate_id == parent.id]
@@ -153,6 +161,8 @@ def parent_history(
     if clip_ids is not None:
         score_filter.append(ScoreRecord.clip_id.in_(list(clip_ids)))
         failure_filter.append(RunRecord.clip_id.in_(list(clip_ids)))
+    if hidden:
+        failure_filter.append(RunRecord.candidate_id.not_in(list(hidden)))
     with store.session() as session:
         for score in session.scalars(
             select(ScoreRecord).where(*score_filter).order_by(ScoreRecord.id.desc()).limit(6)
@@ -187,7 +197,7 @@ def parent_history(
                 .order_by(GenerationRecord.id.desc()).limit(FAILURES_SHOWN)
             )
         ]  # fmt: skip
-    best_id = best_candidate(store, clip_ids)
+    best_id = best_candidate(store, clip_ids, hidden)
     best = None
     if best_id is not None and best_id != parent.id:
         with store.session() as session:
@@ -363,12 +373,14 @@ def generate_candidates(
     batch_id: str | None = None,
     clip_ids: Collection[int] | None = None,
     repeat_from: str | None = None,
+    hidden: Collection[int] = (),
 ) -> GenerationOutcome:
     """Make up to ``count`` candidates from ``parent`` with ``provider``; store each attempt.
 
     ``batch_id`` groups the calls (an evolve run passes its own); ``clip_ids`` limits the
     scores shown to the model to those clips; ``repeat_from`` (the parent's parent, after
-    a step that helped) lets the mutation provider repeat that step first.
+    a step that helped) lets the mutation provider repeat that step first; the runs and
+    scores of the ``hidden`` candidates (still being scored) are not shown to the model.
     """
     if count < 1:
         raise GenerationError("--n must be 1 or more")
@@ -391,7 +403,7 @@ def generate_candidates(
         for source in children:
             batch.keep(source, "mutation", 0, None, reason=describe(parent.source, source))
         return outcome
-    scores, best, failures = parent_history(store, parent, clip_ids)
+    scores, best, failures = parent_history(store, parent, clip_ids, hidden)
     from aicodec.candidates.edits import extract_candidate
 
     for index in range(count):

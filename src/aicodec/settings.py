@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     evolve_duplicate_tries: int = Field(
         default=3, ge=1, description="Mutation draws per iteration while all are duplicates."
     )
+    evolve_parallel: int = Field(
+        default=1, ge=1,
+        description="Evolve iterations in flight: the next are generated while one is scored.",
+    )  # fmt: skip
     evolve_encoders: str = Field(
         default="x264,x265,vvenc", description="Ladder encoders evolved codecs are scored against."
     )

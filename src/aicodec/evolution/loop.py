@@ -5,12 +5,21 @@ iteration an ``evolution_iterations`` row written at each stage. An iteration co
 it reaches ``scored`` or ``failed``; one left ``running`` (kill -9, reboot) or
 ``interrupted`` (Ctrl-C) is done again by ``--resume``, from its stored candidate when it
 had one (stored runs are reused, adoption is idempotent), else from the start. The library
-never prints; progress goes to a callback.
+never prints; progress goes to a callback (from two threads with ``parallel`` > 1, one at a
+time).
+
+With ``parallel`` K > 1 the next iterations are prepared (parent, plan, generate) by a worker
+thread while this one scores and decides, in order. Iteration n is prepared only once
+iteration n-K has finished, and it sees only iterations up to n-K (all finished before it
+began), never those still in flight; so a run's rows do not depend on how fast its stages
+are.
 """
 
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 import uuid
 from collections import Counter
@@ -71,6 +80,7 @@ X264 = "x264-medium"
 FINISHED = ("scored", "failed")
 UNFINISHED_RUNS = ("running", "interrupted")
 MODEL_PROVIDERS = ("anthropic", "openai", "replay")
+STOP_WAIT_S = 2.0  # after Ctrl-C, how long the worker may take to end the stage it is in
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,7 @@ class EvolveConfig:
     threshold: float = 1.0
     max_failures_in_row: int = 5
     duplicate_tries: int = 3
+    parallel: int = 1
 
     def to_json(self) -> str:
         """The config as stored in the run row."""
@@ -201,6 +212,69 @@ class _Clips:
     holdout_ids: list[int]
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """An iteration prepared up to its candidate: what is left is to score it and decide."""
+
+    number: int
+    row_id: int
+    candidate_id: int
+    parent_id: int
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """The run stops before this iteration: its status and why."""
+
+    status: str
+    reason: str
+
+
+class _Halted(Exception):
+    """Raised in the worker at its next stage once the run was interrupted."""
+
+
+class _Feeder:
+    """A daemon thread preparing the submitted iterations in order, one at a time."""
+
+    def __init__(self, prepare: Callable[[int], _Ready | _Stop | None]) -> None:
+        self._todo: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[_Ready | _Stop | None, BaseException | None]] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(
+            target=self._work, args=(prepare,), name="evolve-prepare", daemon=True
+        )
+        self._thread.start()
+
+    def _work(self, prepare: Callable[[int], _Ready | _Stop | None]) -> None:
+        while (number := self._todo.get()) is not None:
+            try:
+                result = prepare(number)
+            except BaseException as exc:  # raised again in the driver's thread by take()
+                self._done.put((None, exc))
+                return
+            self._done.put((result, None))
+            if isinstance(result, _Stop):
+                return
+
+    def submit(self, number: int) -> None:
+        """Prepare iteration ``number`` after those submitted before it."""
+        self._todo.put(number)
+
+    def take(self) -> _Ready | _Stop | None:
+        """The next prepared iteration, in submission order (its error raised here)."""
+        result, error = self._done.get()
+        if error is not None:
+            raise error
+        return result
+
+    def close(self, wait: float) -> None:
+        """Prepare nothing more; wait up to ``wait`` seconds for the thread to end."""
+        self._todo.put(None)
+        self._thread.join(wait)
+
+
 def _load_clips(store: Store, settings: Settings, config: EvolveConfig) -> _Clips:
     training = [spec.load(settings) for spec in config.videos]
     holdout = [spec.load(settings) for spec in config.holdout]
@@ -257,7 +331,28 @@ class Evolution:
             self.settings, provider_name, seed=config.seed, store=store
         )
         self.start_fitness: float | None = None  # known once prepare() has scored the start
-        self.number, self.stage = 0, "setup"
+        self._local = threading.local()  # each thread works on one iteration at a time
+        self._events = threading.Lock()  # on_event is called by one thread at a time
+        self._closed = False  # set once the run's loop ended: a late worker emits nothing
+        self._stop = threading.Event()  # set on Ctrl-C: the worker starts no further stage
+
+    @property
+    def number(self) -> int:
+        """The iteration this thread works on (0 before the first)."""
+        return int(getattr(self._local, "number", 0))
+
+    @number.setter
+    def number(self, value: int) -> None:
+        self._local.number = value
+
+    @property
+    def stage(self) -> str:
+        """The stage this thread is in."""
+        return str(getattr(self._local, "stage", "setup"))
+
+    @stage.setter
+    def stage(self, value: str) -> None:
+        self._local.stage = value
 
     # --- progress and row updates -----------------------------------------------------------
 
@@ -267,12 +362,13 @@ class Evolution:
         fitness = [member.fitness for _, member in self._scored()]
         if self.start_fitness is not None:
             fitness.append(self.start_fitness)
-        self.on_event(
-            EvolveEvent(
-                self.number, self.config.iterations, self.stage, message,
-                min(fitness) if fitness else None, len(self._adoptions()), self._cost(), row,
-            )
+        event = EvolveEvent(
+            self.number, self.config.iterations, self.stage, message,
+            min(fitness) if fitness else None, len(self._adoptions()), self._cost(), row,
         )  # fmt: skip
+        with self._events:
+            if not self._closed:
+                self.on_event(event)
 
     def _update(self, row_id: int, **values: Any) -> None:
         with self.store.session() as session:
@@ -284,6 +380,8 @@ class Evolution:
     @contextmanager
     def _stage(self, row_id: int, stage: str) -> Iterator[None]:
         """Mark the row's stage and add the time spent in it to its stage seconds."""
+        if self._stop.is_set():
+            raise _Halted
         self.stage = stage
         self._update(row_id, stage=stage)
         self._emit(stage)
@@ -301,21 +399,27 @@ class Evolution:
 
     # --- reading the store ------------------------------------------------------------------
 
-    def _rows(self) -> list[EvolutionIteration]:
+    def _rows(self, upto: int | None = None) -> list[EvolutionIteration]:
+        """The run's iterations (numbered ``upto`` or lower when given), by number."""
+        statement = select(EvolutionIteration).where(EvolutionIteration.run_id == self.run_id)
+        if upto is not None:
+            statement = statement.where(EvolutionIteration.number <= upto)
         with self.store.session() as session:
-            rows = session.scalars(
-                select(EvolutionIteration).where(EvolutionIteration.run_id == self.run_id)
-                .order_by(EvolutionIteration.number)
-            ).all()  # fmt: skip
+            rows = session.scalars(statement.order_by(EvolutionIteration.number)).all()
             session.expunge_all()
         return list(rows)
 
-    def _scored(self) -> list[tuple[int, Member]]:
+    def _known(self, number: int) -> int:
+        """The last iteration iteration ``number`` may learn from: all up to it finished
+        before ``number`` began, whatever the timing (``parallel`` before it)."""
+        return number - self.config.parallel
+
+    def _scored(self, upto: int | None = None) -> list[tuple[int, Member]]:
         """The run's codecs that may be parents: scored, and not worse than their parent on
         PSNR-YUV (a luma gain paid for with chroma does not join an island)."""
         return [
             (row.number, Member(row.candidate_id, row.bd_rate_vs_x264))
-            for row in self._rows()
+            for row in self._rows(upto)
             if row.status == "scored" and row.candidate_id is not None
             and row.bd_rate_vs_x264 is not None and row.bd_rate_yuv_vs_parent is not None
             and row.bd_rate_yuv_vs_parent <= 0
@@ -340,12 +444,12 @@ class Evolution:
         keys = ("iteration", "candidate", "tag", "commit", "bd_rate_vs_previous")
         return [dict(zip(keys, row, strict=True)) for row in found]
 
-    def _cost(self) -> float:
-        return sum(row.cost_usd or 0.0 for row in self._rows())
+    def _cost(self, upto: int | None = None) -> float:
+        return sum(row.cost_usd or 0.0 for row in self._rows(upto))
 
-    def _minutes(self) -> float:
+    def _minutes(self, upto: int | None = None) -> float:
         total = 0.0
-        for row in self._rows():
+        for row in self._rows(upto):
             total += sum(json.loads(row.stage_seconds_json or "{}").values())
         return total / 60.0
 
@@ -402,41 +506,71 @@ class Evolution:
                 self._set_status("failed", f"could not start: {scrub(str(exc))[:500]}")
             raise
         self._set_status("running", None, finished=False)
-        status, stop = "finished", None
-        for number in range(1, self.config.iterations + 1):
-            rows = {row.number: row for row in self._rows()}
-            row = rows.get(number)
-            if row is not None and row.status in FINISHED:
-                continue
-            budget = self._budget_spent()
-            failing = None if budget else self._failing(rows)
-            if budget or failing:
-                status, stop = ("stopped", budget) if budget else ("failed", failing)
-                break
-            self.number = number
-            self._iteration(number, row)
+        status, stop = self._pipeline()
         self._set_status(status, stop)
         return summarise(self.store, self.settings, self.run_id)
 
     def _set_status(self, status: str, reason: str | None, *, finished: bool = True) -> None:
         _set_run_status(self.store, self.run_id, status, reason, finished=finished)
 
-    def _budget_spent(self) -> str | None:
+    def _pipeline(self) -> tuple[str, str | None]:
+        """Carry out the remaining iterations; the run's status and stop reason.
+
+        With ``parallel`` K > 1 a worker thread prepares the iterations (parent, plan,
+        generate) in order while this thread scores them and decides their adoption in
+        order; iteration n is submitted once n-K has finished, so at most K are in flight.
+        When a budget or the failure streak stops the run, the iterations already started
+        finish and no new one starts. Ctrl-C marks every iteration in flight ``interrupted``.
+        """
+        total, ahead = self.config.iterations, self.config.parallel
+        feeder = _Feeder(self._prepare) if ahead > 1 else None
+        number = 0
+        try:
+            if feeder is not None:
+                for first in range(1, min(ahead, total) + 1):
+                    feeder.submit(first)
+            for number in range(1, total + 1):
+                self.number = number
+                ready = feeder.take() if feeder is not None else self._prepare(number)
+                if isinstance(ready, _Stop):
+                    return ready.status, ready.reason
+                if ready is not None:
+                    self._complete(ready)
+                if feeder is not None and number + ahead <= total:
+                    feeder.submit(number + ahead)
+            return "finished", None
+        except KeyboardInterrupt:
+            self._halt(feeder)
+            raise EvolveInterrupted(self.run_id, number, self._stage_of(number)) from None
+        except AdoptionError:
+            self._halt(feeder)
+            raise
+        finally:
+            self._stop.set()
+            if feeder is not None:
+                feeder.close(STOP_WAIT_S)
+            with self._events:
+                self._closed = True
+
+    def _budget_spent(self, number: int) -> str | None:
+        """Which budget the iterations before ``number`` have spent, if any (their model
+        calls are all made: iterations are prepared in order)."""
         config = self.config
-        cost = self._cost()
+        cost = self._cost(number - 1)
         if config.max_cost is not None and cost >= config.max_cost:
             return f"max-cost {config.max_cost:g} USD reached ({cost:.4f} USD spent)"
-        minutes = self._minutes()
+        minutes = self._minutes(number - 1)
         if config.max_minutes is not None and minutes >= config.max_minutes:
             return f"max-minutes {config.max_minutes:g} reached ({minutes:.1f} minutes spent)"
         return None
 
-    def _failing(self, rows: dict[int, EvolutionIteration]) -> str | None:
+    def _failing(self, number: int) -> str | None:
+        """Why the run stops before ``number``: the known iterations end in failures only."""
         streak: list[EvolutionIteration] = []
-        for number in sorted(rows, reverse=True):
-            if rows[number].status != "failed":
+        for row in reversed(self._rows(self._known(number))):
+            if row.status != "failed":
                 break
-            streak.append(rows[number])
+            streak.append(row)
         if len(streak) < self.config.max_failures_in_row:
             return None
         kinds = Counter(row.failure_kind or "unknown" for row in streak)
@@ -446,8 +580,19 @@ class Evolution:
             f"{streak[0].reason}"
         )
 
-    def _iteration(self, number: int, row: EvolutionIteration | None) -> None:
-        """One iteration, from where a crash left it when its row exists."""
+    def _prepare(self, number: int) -> _Ready | _Stop | None:
+        """Iteration ``number`` up to its candidate, from where it was left: None when
+        nothing is left to do (finished before, or failed here), or why the run stops."""
+        self.number = number
+        row = {row.number: row for row in self._rows(number)}.get(number)
+        if row is not None and row.status in FINISHED:
+            return None
+        budget = self._budget_spent(number)
+        if budget:
+            return _Stop("stopped", budget)
+        failing = self._failing(number)
+        if failing:
+            return _Stop("failed", failing)
         if row is None:
             with self.store.session() as session:
                 created = EvolutionIteration(
@@ -461,30 +606,46 @@ class Evolution:
         else:
             row_id, candidate_id, parent_id = row.id, row.candidate_id, row.parent_id
             self._update(row_id, status="running")
-        try:
-            if candidate_id is None or parent_id is None:
+        if candidate_id is None or parent_id is None:
+            try:
                 parent_id = self._choose(row_id, number)
-                plan = self._plan(row_id, parent_id)
-                candidate_id = self._generate(row_id, parent_id, plan)
-                if candidate_id is None:
-                    return
-            if not self._measure(row_id, candidate_id, parent_id):
-                return
-            self._decide(row_id, candidate_id)
-            self._finish(row_id, "scored")
-        except KeyboardInterrupt:
-            self._interrupt(row_id)
-            raise EvolveInterrupted(self.run_id, number, self.stage) from None
-        except AdoptionError:
-            self._interrupt(row_id)
-            raise
+                plan = self._plan(row_id, number, parent_id)
+                candidate_id = self._generate(row_id, number, parent_id, plan)
+            except _Halted:
+                return None
+            if candidate_id is None:
+                return None
+        return _Ready(number, row_id, candidate_id, parent_id)
 
-    def _interrupt(self, row_id: int) -> None:
-        self._update(row_id, status="interrupted")
+    def _complete(self, ready: _Ready) -> None:
+        """Score a prepared iteration and decide its adoption."""
+        self.number = ready.number
+        if self._measure(ready.row_id, ready.candidate_id, ready.parent_id):
+            self._decide(ready.row_id, ready.candidate_id)
+            self._finish(ready.row_id, "scored")
+
+    def _halt(self, feeder: _Feeder | None) -> None:
+        """Stop the worker (it ends the stage it is in, waited for briefly), then mark the
+        iterations in flight and the run ``interrupted``."""
+        self._stop.set()
+        if feeder is not None:
+            feeder.close(STOP_WAIT_S)
         with self.store.session() as session:
+            for row in session.scalars(
+                select(EvolutionIteration).where(
+                    EvolutionIteration.run_id == self.run_id,
+                    EvolutionIteration.status == "running",
+                )
+            ):
+                row.status = "interrupted"
             run = session.get(EvolutionRun, self.run_id)
             assert run is not None
             run.status = "interrupted"
+
+    def _stage_of(self, number: int) -> str:
+        """The stored stage of iteration ``number`` (this thread's when it has no row)."""
+        row = {row.number: row for row in self._rows(number)}.get(number)
+        return row.stage if row is not None else self.stage
 
     def _finish(self, row_id: int, status: str, **values: Any) -> None:
         self._update(row_id, status=status, stage="end", finished_at=_now(), **values)
@@ -503,19 +664,23 @@ class Evolution:
             assert self.start_fitness is not None
             parent_id, why = choose_parent(
                 self.config.rule, self.config.seed, Member(self.start_id, self.start_fitness),
-                self._scored(), number,
+                self._scored(self._known(number)), number,
             )  # fmt: skip
             self._update(row_id, parent_id=parent_id, parent_rule=why)
         return parent_id
 
-    def _facts(self, parent_id: int) -> LabFacts:
-        scored = sorted(self._scored(), key=lambda item: (item[1].fitness, item[1].candidate_id))
+    def _facts(self, parent_id: int, number: int) -> LabFacts:
+        """What iteration ``number``'s planner is told: only iterations known to it."""
+        known = self._known(number)
+        scored = sorted(
+            self._scored(known), key=lambda item: (item[1].fitness, item[1].candidate_id)
+        )
         best = [(member.candidate_id, member.fitness) for _, member in scored[:3]]
         if not best and self.start_fitness is not None:
             best = [(self.start_id, self.start_fitness)]
         recent: list[PastIteration] = []
         with self.store.session() as session:
-            for row in sorted(self._rows(), key=lambda item: -item.number):
+            for row in sorted(self._rows(known), key=lambda item: -item.number):
                 if row.status not in FINISHED:
                     continue
                 change = None
@@ -555,9 +720,9 @@ class Evolution:
             return True
         return self.provider.name in MODEL_PROVIDERS
 
-    def _plan(self, row_id: int, parent_id: int) -> Plan:
+    def _plan(self, row_id: int, number: int, parent_id: int) -> Plan:
         with self._stage(row_id, "plan"):
-            facts = self._facts(parent_id)
+            facts = self._facts(parent_id, number)
             cost = 0.0
             if self._use_model_planner():
                 prompt = plan_prompt(self.settings, facts.history_lines())
@@ -578,26 +743,27 @@ class Evolution:
             )  # fmt: skip
         return plan
 
-    def _generate(self, row_id: int, parent_id: int, plan: Plan) -> int | None:
+    def _generate(self, row_id: int, number: int, parent_id: int, plan: Plan) -> int | None:
         """The new candidate's id, or None after recording why there is none."""
         with self._stage(row_id, "generate"):
             source, name = self._source(parent_id)
             parent = ParentCodec(parent_id, name, source)
             tries = self.config.duplicate_tries if self.provider.name == "mutation" else 1
-            repeat_from = self._improving_step(parent_id)
+            repeat_from = self._improving_step(parent_id, number)
+            hidden = self._in_flight(number)
             spent = self._row_cost(row_id)
             last = None
             for _ in range(tries):
                 remaining = None
                 if self.config.max_cost is not None:
-                    remaining = max(0.0, self.config.max_cost - self._cost())
+                    remaining = max(0.0, self.config.max_cost - self._cost(number))
                 try:
                     outcome = generate_candidates(
                         self.store, self.settings, self.provider, self.provider_reason, parent,
                         count=1, repairs=self.config.repairs, max_cost=remaining,
                         plan=plan.text(), batch_id=self.batch,
                         clip_ids=self.clips.training_ids, repeat_from=repeat_from,
-                        progress=lambda text: self._emit(text),
+                        hidden=hidden, progress=lambda text: self._emit(text),
                     )  # fmt: skip
                 except GenerationError as exc:
                     self._fail(row_id, "generation", str(exc))
@@ -622,10 +788,10 @@ class Evolution:
             self._fail(row_id, kind, reason, origin=last.origin)
             return None
 
-    def _improving_step(self, parent_id: int) -> str | None:
+    def _improving_step(self, parent_id: int, number: int) -> str | None:
         """The source of the parent's own parent when the step between them lowered the
         BD-rate (PSNR-Y and PSNR-YUV) in this run; the mutation provider repeats it once."""
-        for row in self._rows():
+        for row in self._rows(self._known(number)):
             if (
                 row.candidate_id == parent_id and row.status == "scored"
                 and row.parent_id is not None and row.bd_rate_vs_parent is not None
@@ -634,6 +800,15 @@ class Evolution:
             ):  # fmt: skip
                 return self._source(row.parent_id)[0]
         return None
+
+    def _in_flight(self, number: int) -> list[int]:
+        """The candidates of iterations not known to ``number`` (in flight while it is
+        generated): their runs and scores stay out of its prompt."""
+        return [
+            row.candidate_id for row in self._rows()
+            if row.number > self._known(number) and row.number != number
+            and row.candidate_id is not None
+        ]  # fmt: skip
 
     def _row_cost(self, row_id: int) -> float:
         with self.store.session() as session:
@@ -730,6 +905,8 @@ def start_evolution(
     """Begin a new run and carry it out."""
     if config.iterations < 1:
         raise EvolutionError("--iterations must be 1 or more")
+    if config.parallel < 1:
+        raise EvolutionError(f"--parallel must be 1 or more, not {config.parallel}")
     if len(config.qualities) < 4:
         raise EvolutionError("--qualities needs at least 4 values: BD-rate needs 4 rate points")
     if config.planner not in ("auto", "model", "rules"):
