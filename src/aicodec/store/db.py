@@ -164,6 +164,14 @@ class Store:
         finally:
             session.close()
 
+    @contextmanager
+    def write_session(self, key: int = RUNS_LOCK) -> Iterator[Session]:
+        """A session holding the write lock from its start: a check and the write it
+        decides happen with no other writer in between."""
+        with self.session() as session:
+            hold_write_lock(session.connection(), key)
+            yield session
+
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
