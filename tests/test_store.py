@@ -6,13 +6,17 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 
 from aicodec.errors import StoreError
 from aicodec.settings import Settings, load_settings
-from aicodec.store import ClipRecord, Store, head_revision, normalise_url
+from aicodec.store import ClipRecord, EvolutionRun, Store, head_revision, normalise_url
+from aicodec.store.db import MIGRATIONS_DIR
+from aicodec.store.liveness import refuse_live_run
 from aicodec.store.models import Base
 
 
@@ -100,3 +104,32 @@ def test_store_url_comes_from_environment_or_option(monkeypatch: pytest.MonkeyPa
     assert Settings().db == "/tmp/from-env.db"
     assert load_settings(db="sqlite:///x.db").db == "sqlite:///x.db"
     assert normalise_url("/tmp/from-env.db") == "sqlite:////tmp/from-env.db"
+
+
+def test_a_store_with_a_run_from_before_liveness_migrates_and_the_run_is_not_live(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+    engine.dispose()
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "INSERT INTO candidates (id, code_hash, source, name, origin, created_at) "
+            "VALUES (1, 'h', '', 'c', 'seed', '2026-01-01 00:00:00')"
+        )
+        connection.execute(
+            "INSERT INTO evolution_runs (batch, status, iterations_planned, provider, "
+            "provider_reason, seed, start_parent_id, config_json, created_at) "
+            "VALUES ('b', 'running', 3, 'mutation', 'r', 0, 1, '{}', '2026-01-01 00:00:00')"
+        )
+    store = Store(str(path))
+    with store.session() as session:
+        run = session.scalars(select(EvolutionRun)).one()
+        assert (run.status, run.host, run.pid, run.heartbeat_at) == ("running", None, None, None)
+    refuse_live_run(store, timeout_s=60)  # no carrier recorded: a crashed run, resumable
+    store.close()

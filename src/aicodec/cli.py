@@ -1146,7 +1146,7 @@ def _iteration_line(row: dict[str, Any]) -> str:
 
 @contextmanager
 def _evolve_progress(total: int) -> Iterator[Callable[[Any], None]]:
-    """The evolve display's callback; inside, SIGTERM acts as Ctrl-C."""
+    """The evolve display's callback (SIGTERM and SIGHUP act as Ctrl-C: see main)."""
     display = _EvolveDisplay(total)
     try:
         yield display

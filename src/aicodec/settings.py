@@ -160,6 +160,14 @@ class Settings(BaseSettings):
     evolve_encoders: str = Field(
         default="x264,x265,vvenc", description="Ladder encoders evolved codecs are scored against."
     )
+    evolve_heartbeat_s: float = Field(
+        default=5.0, gt=0, description="Seconds between the heartbeats a running evolve writes."
+    )
+    evolve_live_timeout_s: float = Field(
+        default=60.0, gt=0,
+        description="A run carried out on another host is live while its last heartbeat is "
+        "younger than this (seconds); on this host, while its process lives.",
+    )  # fmt: skip
     evolve_planner: str = Field(
         default="auto", description="auto (the model plans when there is one), model or rules."
     )

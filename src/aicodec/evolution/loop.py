@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +75,7 @@ from aicodec.store import (
     RunRecord,
     Store,
 )
+from aicodec.store.liveness import add_run, carrying_out, refuse_live_run
 
 X264 = "x264-medium"
 FINISHED = ("scored", "failed")
@@ -911,6 +912,7 @@ def start_evolution(
         raise EvolutionError("--qualities needs at least 4 values: BD-rate needs 4 rate points")
     if config.planner not in ("auto", "model", "rules"):
         raise EvolutionError(f"planner {config.planner!r} is not auto, model or rules")
+    refuse_live_run(store, settings.evolve_live_timeout_s)
     check_codec_repo(Path(config.git_repo))
     load_ladder(settings.ladder_file).select(config.encoders)
     clips = _load_clips(store, settings, config)
@@ -925,22 +927,26 @@ def start_evolution(
     provider, reason = select_provider(settings, config.provider, seed=config.seed, store=store)
     start = resolve_parent(store, config.parent)
     assert start.id is not None
-    with store.session() as session:
-        run = EvolutionRun(
-            batch=uuid.uuid4().hex, status="running", iterations_planned=config.iterations,
-            provider=provider.name, provider_reason=reason, seed=config.seed,
-            start_parent_id=start.id, config_json=config.to_json(),
-        )  # fmt: skip
-        session.add(run)
-        session.flush()
-        run_id = run.id
+    run = EvolutionRun(
+        batch=uuid.uuid4().hex, status="running", iterations_planned=config.iterations,
+        provider=provider.name, provider_reason=reason, seed=config.seed,
+        start_parent_id=start.id, config_json=config.to_json(),
+    )  # fmt: skip
+    run_id = add_run(store, run, settings.evolve_live_timeout_s)  # refused while one is live
     try:
         evolution = Evolution(store, settings, config, run_id, on_event, clips=clips,
                               provider=(provider, reason))  # fmt: skip
     except AicodecError as exc:
         _set_run_status(store, run_id, "failed", f"could not start: {scrub(str(exc))[:500]}")
         raise
-    return evolution.run(new=True)
+    with _carried_out(store, settings, run_id):
+        return evolution.run(new=True)
+
+
+def _carried_out(store: Store, settings: Settings, run_id: int) -> AbstractContextManager[None]:
+    """Hold the run for this process (heartbeats) while it is carried out."""
+    return carrying_out(store, run_id, heartbeat_s=settings.evolve_heartbeat_s,
+                        timeout_s=settings.evolve_live_timeout_s)  # fmt: skip
 
 
 def unfinished_run(store: Store) -> int:
@@ -965,7 +971,9 @@ def resume_evolution(
     max_cost: float | None = None,
     max_minutes: float | None = None,
 ) -> EvolveSummary:
-    """Carry the last unfinished run on to its planned iteration count."""
+    """Carry the last unfinished run on to its planned iteration count (refused while a run
+    is live; a dead one is taken over)."""
+    refuse_live_run(store, settings.evolve_live_timeout_s)
     run_id = unfinished_run(store)
     with store.session() as session:
         run = session.get(EvolutionRun, run_id)
@@ -975,7 +983,9 @@ def resume_evolution(
         config.max_cost = max_cost
     if max_minutes is not None:
         config.max_minutes = max_minutes
-    return Evolution(store, settings, config, run_id, on_event).run()
+    evolution = Evolution(store, settings, config, run_id, on_event)
+    with _carried_out(store, settings, run_id):
+        return evolution.run()
 
 
 def history(store: Store, run_id: int | None = None) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,13 +12,16 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aicodec.errors import StoreError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK = 0x61696364_0001  # PostgreSQL advisory-lock keys ("aicd"), one per purpose
+RUNS_LOCK = 0x61696364_0002
+BUSY_TIMEOUT_S = 30.0  # how long SQLite waits for another process's write lock
 
 
 def normalise_url(url: str) -> str:
@@ -38,33 +43,81 @@ def head_revision() -> str:
     return head
 
 
+def _write_ahead_journal(cursor: sqlite3.Cursor) -> None:
+    """Switch the file to WAL once; a store already in WAL mode is only read.
+
+    Switching needs the file to itself, and SQLite answers "database is locked" at once,
+    without waiting, while another process creates the same new store; so this waits.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _enable_sqlite_pragmas(engine: Engine) -> None:
     """Foreign keys on and a write-ahead journal, so a crash loses at most the step in flight."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        _write_ahead_journal(cursor)
         cursor.close()
 
 
+def hold_write_lock(connection: Connection, key: int) -> None:
+    """Take the store's write lock for ``key`` until the connection's transaction ends.
+
+    Must be the first statement of that transaction. SQLite: ``BEGIN IMMEDIATE`` (one writer
+    at a time, readers go on in WAL mode); PostgreSQL: an advisory lock on ``key``; other
+    databases: none.
+    """
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _current_revision(connection: Connection, known: set[str]) -> str | None:
+    """The store's schema revision; StoreError when it comes from newer code."""
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is not None and current not in known:
+        raise StoreError(
+            f"the store is at schema revision {current}, which this aicodec does not know; "
+            "it was written by a newer version"
+        )
+    return current
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the store's schema to the newest revision; refuse a store from newer code."""
+    """Bring the store's schema to the newest revision; refuse a store from newer code.
+
+    A store already at head is only read. Otherwise the check and the upgrade run under the
+    write lock, so processes that open a new store at once upgrade it exactly once.
+    """
     config = _alembic_config()
     known = {rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions()}
-    with engine.begin() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-        if current is not None and current not in known:
-            raise StoreError(
-                f"the store is at schema revision {current}, which this aicodec does not know; "
-                "it was written by a newer version"
-            )
-        if current == head_revision():
+    head = head_revision()
+    with engine.connect() as connection:
+        if _current_revision(connection, known) == head:
+            return
+    with engine.connect() as connection:
+        hold_write_lock(connection, MIGRATION_LOCK)
+        if _current_revision(connection, known) == head:  # another process got there first
+            connection.rollback()
             return
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        connection.commit()
 
 
 def open_engine(url: str) -> Engine:
@@ -110,6 +163,14 @@ class Store:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def write_session(self, key: int = RUNS_LOCK) -> Iterator[Session]:
+        """A session holding the write lock from its start: a check and the write it
+        decides happen with no other writer in between."""
+        with self.session() as session:
+            hold_write_lock(session.connection(), key)
+            yield session
 
     def close(self) -> None:
         """Release the database connections."""
