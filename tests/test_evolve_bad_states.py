@@ -197,6 +197,49 @@ def crash(process: subprocess.Popen[str]) -> None:
     assert process.returncode == -signal.SIGKILL
 
 
+def freeze_sandbox(process: subprocess.Popen[str], sandbox: dict[int, Proc]) -> bool:
+    """SIGSTOP the CLI's sandbox children (their process groups): True, with every process
+    of theirs added to ``sandbox``, once one is seen stopped."""
+    family = descendants(process.pid)
+    groups = {proc.pgid for proc in family.values() if "aicodec.sandbox.child" in proc.cmdline}
+    for group in groups - {process.pid}:
+        with suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGSTOP)
+    for _ in range(100):
+        family = descendants(process.pid)
+        if any(proc.state == "T" and proc.pgid in groups for proc in family.values()):
+            sandbox.update({pid: p for pid, p in family.items() if p.pgid != process.pid})
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def interrupt_and_survivors(
+    lab: Any,
+    process: subprocess.Popen[str],
+    what: str,
+    ready: Callable[[], bool],
+    sandbox: dict[int, Proc],
+) -> list[Proc]:
+    """Once ``ready``, Ctrl-C the CLI (SIGINT to its group) and wait for it to end; the
+    sandbox processes (collected in ``sandbox`` by ``ready``) still alive, then killed."""
+    try:
+        wait_for(lab, process, what, ready)
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            crash(process)
+        # no sandbox child (nor anything it started) outlives the interrupted CLI
+        groups = {proc.pgid for proc in sandbox.values()} | {process.pid}
+        sessions = {proc.sid for proc in sandbox.values()} - {os.getsid(0)}
+        left = alive(set(sandbox), groups, sessions)
+        for proc in left:  # they are this test's; never leave them stopped
+            with suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+    return left
+
+
 def wait_for(
     lab: Lab, process: subprocess.Popen[str], what: str, ready: Callable[[], bool]
 ) -> None:
@@ -454,34 +497,21 @@ def test_ctrl_c_while_scoring_then_resume(lab: Lab) -> None:
         rows = lab.query("SELECT stage, status FROM evolution_iterations WHERE number = 1")
         if rows != [("score", "running")]:
             return False
-        family = descendants(process.pid)
-        groups = {proc.pgid for proc in family.values() if "aicodec.sandbox.child" in proc.cmdline}
-        for group in groups - {process.pid}:
-            with suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGSTOP)
-        for _ in range(100):
-            family = descendants(process.pid)
-            if any(proc.state == "T" and proc.pgid in groups for proc in family.values()):
-                sandbox.update({pid: p for pid, p in family.items() if p.pgid != process.pid})
-                return True
-            time.sleep(0.01)
-        return False
+        return freeze_sandbox(process, sandbox)
 
-    try:
-        wait_for(lab, process, "a sandbox child scoring iteration 1", sandbox_child_frozen)
-        candidate = lab.query("SELECT candidate_id FROM evolution_iterations WHERE number = 1")
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
-        process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            crash(process)
-        # no sandbox child (nor anything it started) outlives the interrupted CLI
-        groups = {proc.pgid for proc in sandbox.values()} | {process.pid}
-        sessions = {proc.sid for proc in sandbox.values()} - {os.getsid(0)}
-        left = alive(set(sandbox), groups, sessions)
-        for proc in left:  # they are this test's; never leave them stopped
-            with suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
+    candidates: list[Any] = []
+
+    def frozen_and_noted() -> bool:
+        if not sandbox_child_frozen():
+            return False
+        number_one = "SELECT candidate_id FROM evolution_iterations WHERE number = 1"
+        candidates.append(lab.query(number_one))
+        return True
+
+    left = interrupt_and_survivors(
+        lab, process, "a sandbox child scoring iteration 1", frozen_and_noted, sandbox
+    )
+    candidate = candidates[0]
     assert sandbox and left == []
     err = stderr_of(lab)
     assert process.returncode == 130, err

@@ -11,7 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from contextlib import closing, suppress
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,9 @@ from tests.test_evolve_bad_states import (
     REMOVED_ENV,
     Lab,
     Proc,
-    alive,
     crash,
-    descendants,
+    freeze_sandbox,
+    interrupt_and_survivors,
     start_cli,
     stderr_of,
     wait_for,
@@ -207,31 +207,12 @@ def test_ctrl_c_with_two_in_flight_then_resume_gives_the_uninterrupted_rows(
                          "WHERE number IN (2, 3) ORDER BY number")  # fmt: skip
         if len(rows) != 2 or rows[0][1:3] != ("score", "running") or rows[1][3] is None:
             return False
-        family = descendants(process.pid)
-        groups = {proc.pgid for proc in family.values() if "aicodec.sandbox.child" in proc.cmdline}
-        for group in groups - {process.pid}:
-            with suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGSTOP)
-        family = descendants(process.pid)
-        if any(proc.state == "T" and proc.pgid in groups for proc in family.values()):
-            sandbox.update({pid: p for pid, p in family.items() if p.pgid != process.pid})
-            return True
-        return False
+        return freeze_sandbox(process, sandbox)
 
-    try:
-        wait_for(lab, process, "iteration 2 scoring with iteration 3 ready",
-                 two_in_flight_and_frozen)  # fmt: skip
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            crash(process)
-        groups = {proc.pgid for proc in sandbox.values()} | {process.pid}
-        sessions = {proc.sid for proc in sandbox.values()} - {os.getsid(0)}
-        left = alive(set(sandbox), groups, sessions)
-        for proc in left:
-            with suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
+    left = interrupt_and_survivors(
+        lab, process, "iteration 2 scoring with iteration 3 ready", two_in_flight_and_frozen,
+        sandbox,
+    )  # fmt: skip
     assert sandbox and left == []
     err = stderr_of(lab)
     assert process.returncode == 130 and "Traceback" not in err, err
