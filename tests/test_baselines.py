@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,8 @@ import pytest
 from aicodec.baselines import load_ladder, run_ladder
 from aicodec.baselines.encoding import encode_and_decode, frames_from_raw, raw_input
 from aicodec.clips import Clip, load_clip
+from aicodec.errors import FFmpegError
+from aicodec.ffmpeg import run_ffmpeg
 from aicodec.metrics import compare
 from aicodec.settings import Settings
 from aicodec.store import BaselineEncode, RatePointChoice, Store
@@ -137,3 +141,25 @@ def test_vmaf_is_added_to_cached_points(tiny_clip: Clip, store: Store, settings:
     cached = run_ladder(tiny_clip, store, settings, ladder, encoders=["x264"], with_vmaf=True)
     assert cached.fresh_encodes == 0
     assert [p.vmaf for p in cached.encoders["x264-medium"].points] == [p.vmaf for p in points]
+
+
+def test_ffmpeg_gets_all_of_a_large_input_however_slowly_it_reads() -> None:
+    frames = np.random.default_rng(3).integers(0, 256, (16, 1080, 1280), dtype=np.uint8)
+    # a slow encoder: ffmpeg stops reading its input until the encoder catches up
+    args = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "1280x720", "-i", "pipe:0",
+            "-c:v", "libx264", "-preset", "fast", "-rc-lookahead", "0", "-threads", "1",
+            "-f", "h264", "pipe:1"]  # fmt: skip
+    result = run_ffmpeg(args, input_bytes=frames.tobytes(), timeout_s=120)
+    decoded = run_ffmpeg(["-f", "h264", "-i", "pipe:0", "-f", "rawvideo", "pipe:1"],
+                         input_bytes=result.stdout)  # fmt: skip
+    assert len(decoded.stdout) == frames.nbytes  # every frame went in and came out
+
+
+def test_a_cancelled_ffmpeg_is_killed_at_once() -> None:
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(FFmpegError, match="stopped"):
+        run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "3600",
+                    "-f", "null", "-"], cancel=stop)  # fmt: skip
+    assert time.monotonic() - started < 5

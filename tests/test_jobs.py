@@ -20,7 +20,7 @@ from aicodec.sandbox.runner import wall_limit
 from aicodec.scoring import measure_candidate
 from aicodec.settings import Settings
 from aicodec.store import Store
-from tests.test_cli import aicodec
+from tests.test_cli import aicodec, assert_one_line_error
 from tests.test_sandbox import TIMED_CODEC, ZLIB_DECODE
 
 SEED = Path(__file__).parents[1] / "baselines" / "seeds" / "motion_dct.py"
@@ -164,3 +164,9 @@ def test_a_cancelled_run_stores_the_real_failure_first(clips: list[Clip], tmp_pa
 def test_one_clip_run_keeps_the_quality_order(clips: list[Clip]) -> None:
     run = run_candidate(TIMED_CODEC, clips[1], [80, 20], Settings(jobs=1))
     assert [point.quality for point in run.points] == [80, 20] and run.ok
+
+
+def test_a_negative_job_count_is_one_line() -> None:
+    for command in ("run", "score"):
+        result = aicodec(command, str(SEED), "--jobs", "-1")
+        assert_one_line_error(result, "setting jobs: Input should be greater than or equal to 0")

@@ -293,7 +293,9 @@ def test_qualities_run_at_once_up_to_the_job_count_and_come_back_in_order(
     assert all(np.array_equal(point.decoded.y, clip.frames.y) for point in run.points)
 
 
-def test_qualities_run_one_per_core_on_the_cpu_and_one_at_a_time_on_a_gpu() -> None:
-    assert job_count(Settings()) == len(os.sched_getaffinity(0))
-    assert job_count(Settings(device="cuda")) == 1
+def test_jobs_run_one_per_core_on_the_cpu_and_a_few_on_a_gpu() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert job_count(Settings()) == cores
+    assert job_count(Settings(device="cuda")) == min(cores, 4)
+    assert job_count(Settings(device="cuda", cuda_jobs=1)) == 1
     assert job_count(Settings(device="cuda", jobs=3)) == 3

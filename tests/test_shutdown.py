@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from aicodec.clips import Clip, Frames, load_clip
+from aicodec.processes import descendants, stop_process_tree
 from aicodec.sandbox.execute import SWEPT_PREFIX, run_candidate, sweep_stale_folders, work_folder
 from aicodec.sandbox.isolation import namespaces_available
-from aicodec.sandbox.runner import descendants, stop_process_tree
 from aicodec.settings import Settings
 from tests.test_jobs import HANGS
 

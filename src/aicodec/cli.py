@@ -61,7 +61,7 @@ VmafOption = Annotated[bool, typer.Option("--vmaf", help="Also measure VMAF (vma
 JobsOption = Annotated[
     int | None,
     typer.Option("--jobs", help="Sandbox jobs and ladder encodes at once [env AICODEC_JOBS; "
-                 "default one per core, one with --device cuda].", show_default=False),
+                 "default one per core, at most 4 with --device cuda].", show_default=False),
 ]  # fmt: skip
 DeviceOption = Annotated[
     str | None,

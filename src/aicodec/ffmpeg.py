@@ -54,28 +54,30 @@ def run_ffmpeg(
     once (killing ffmpeg) when ``cancel`` is set from another thread."""
     command = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", *args]
     stdin = subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL
-    deadline = time.monotonic() + timeout_s
+    outputs: list[bytes] = []
     with subprocess.Popen(
         command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as process:
-        feed = input_bytes
-        while True:
-            try:
-                step = max(0.0, min(CANCEL_POLL_S, deadline - time.monotonic()))
-                stdout, stderr = process.communicate(feed, timeout=step)
-                break
-            except subprocess.TimeoutExpired:
-                feed = None  # given once; communicate keeps feeding it
+        # one communicate() feeds the input and drains the outputs; this thread watches
+        talk = threading.Thread(
+            target=lambda: outputs.extend(process.communicate(input_bytes)), daemon=True
+        )
+        talk.start()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while talk.is_alive():
+                talk.join(CANCEL_POLL_S)
                 stopped = cancel is not None and cancel.is_set()
-                if stopped or time.monotonic() >= deadline:
+                if talk.is_alive() and (stopped or time.monotonic() >= deadline):
                     process.kill()
-                    process.communicate()
+                    talk.join()
                     if stopped:
-                        raise FFmpegError("ffmpeg was stopped: the run was interrupted") from None
-                    raise FFmpegError(f"ffmpeg took longer than {timeout_s:.0f} s") from None
-            except BaseException:  # Ctrl-C in this thread: ffmpeg must not outlive it
-                process.kill()
-                raise
+                        raise FFmpegError("ffmpeg was stopped: the run was interrupted")
+                    raise FFmpegError(f"ffmpeg took longer than {timeout_s:.0f} s")
+        except BaseException:  # Ctrl-C in this thread: ffmpeg must not outlive it
+            process.kill()
+            raise
+    stdout, stderr = outputs if len(outputs) == 2 else (b"", b"")
     if process.returncode != 0:
         raise FFmpegError(f"ffmpeg failed: {last_error_line(stderr)}")
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

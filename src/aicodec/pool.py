@@ -50,11 +50,12 @@ class LocalPool:
 
 
 def job_count(settings: Settings) -> int:
-    """How many jobs run at once: the setting, else one per CPU core (one with
-    ``--device cuda``: the children would share the GPU's memory)."""
+    """How many jobs run at once: the setting, else one per CPU core (with ``--device cuda``
+    at most ``cuda_jobs``: the children share the GPU's memory)."""
     if settings.jobs:
         return settings.jobs
-    return 1 if settings.device == "cuda" else len(os.sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0))
+    return min(cores, settings.cuda_jobs) if settings.device == "cuda" else cores
 
 
 @contextmanager

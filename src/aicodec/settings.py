@@ -85,7 +85,11 @@ class Settings(BaseSettings):
     )
     jobs: int = Field(
         default=0, ge=0, description="Sandbox jobs (encodes, decodes) and ladder encodes run "
-        "at once (0: one per CPU core; one with --device cuda).",
+        "at once (0: one per CPU core; with --device cuda at most cuda_jobs).",
+    )  # fmt: skip
+    cuda_jobs: int = Field(
+        default=4, ge=1, description="Default jobs at once with --device cuda: the children "
+        "share the GPU's memory (each holds its own CUDA context).",
     )  # fmt: skip
     sandbox_scratch_bytes: int = Field(
         default=256 * 1024**2, ge=1 << 20, description="Room a child's job folder has beyond "

@@ -17,6 +17,7 @@ from pathlib import Path
 from aicodec.clips import Clip, Frames
 from aicodec.errors import SandboxError
 from aicodec.pool import JobPool, make_pool
+from aicodec.processes import is_running
 from aicodec.sandbox import isolation
 from aicodec.sandbox.runner import (
     ChildReport,
@@ -119,21 +120,11 @@ def sweep_stale_folders() -> list[Path]:
     removed = []
     for folder in Path(tempfile.gettempdir()).glob(f"{SWEPT_PREFIX}*-*"):
         owner = folder.name.removeprefix(SWEPT_PREFIX).split("-", 1)[0]
-        if not owner.isdigit() or _alive(int(owner)):
+        if not owner.isdigit() or is_running(int(owner)):
             continue
         remove_folder(folder)
         removed.append(folder)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid exists (zombies count as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2 :].split()[0] != b"Z"
 
 
 def _describe(frames: int, width: int, height: int) -> str:
@@ -237,8 +228,10 @@ class _Schedule:
             return
         try:
             report, data = future.result()
-        except SandboxError:  # stopped because another job failed first
-            return
+        except SandboxError as exc:
+            if not self.cancel.is_set():  # the lab could not start the child
+                self._fail(state, f"{role}: {exc}")
+            return  # else: stopped because another job failed first
         if role == "encode":
             point.encode = report
             if data is None:

@@ -15,6 +15,7 @@ from typing import IO
 
 from aicodec.clips import Frames
 from aicodec.errors import ConfigError, SandboxError
+from aicodec.processes import stop_process_tree
 from aicodec.sandbox import child, isolation
 from aicodec.settings import Settings
 
@@ -142,43 +143,6 @@ def read_output(job_dir: Path, name: str, max_bytes: int) -> bytes | None:
         return handle.read(max_bytes + 1)
 
 
-def stop_process_tree(pid: int) -> None:
-    """SIGKILL the process group led by ``pid`` and every descendant of ``pid`` (also those
-    that left the group or ignore signals), found through /proc before any is killed."""
-    victims = [pid, *descendants(pid)]
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for victim in victims:
-        try:
-            os.kill(victim, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def descendants(pid: int) -> list[int]:
-    """The pids of every process below ``pid`` in the process tree (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        parent = int(stat[stat.rindex(b")") + 2 :].split()[1])
-        children.setdefault(parent, []).append(int(entry))
-    found: list[int] = []
-    queue = list(children.get(pid, []))
-    while queue:
-        current = queue.pop()
-        found.append(current)
-        queue.extend(children.get(current, []))
-    return found
-
-
 def wall_limit(settings: Settings, reference_s: float | None) -> float:
     """A child's wall-clock limit (s): the multiple of the reference time, at least the
     floor, at most the absolute cap; the cap when no reference time is known."""
@@ -231,10 +195,13 @@ def run_child(
     job_dir.mkdir(parents=True)
     mounted = False
     if mode == "namespaces":
-        size = sum(map(len, inputs.values())) + len(source) + file_limit
-        isolation.mount_job_folder(
-            str(job_dir), size + settings.sandbox_scratch_bytes, settings.sandbox_user
-        )
+        size = sum(map(len, inputs.values())) + len(source.encode()) + file_limit
+        try:
+            isolation.mount_job_folder(
+                str(job_dir), size + settings.sandbox_scratch_bytes, settings.sandbox_user
+            )
+        except OSError as exc:
+            raise SandboxError(f"cannot bound the job folder with a tmpfs: {exc}") from exc
         mounted = True
     try:
         _prepare_job(job_dir, source, full_job, inputs, settings.sandbox_user)

@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from aicodec.errors import EvolutionError, StoreError
+from aicodec.processes import is_running, start_time
 from aicodec.store.db import Store
 from aicodec.store.models import EvolutionRun
 
@@ -48,36 +48,13 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _process_state(pid: int) -> tuple[str, datetime] | None:
-    """A process's state letter and start time from Linux /proc; None where unreadable."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = next(
-            line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
-        )
-    except (OSError, StopIteration):
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces and ")"
-    seconds = int(boot.split()[1]) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    return fields[0], datetime.fromtimestamp(seconds, UTC)
-
-
 def process_alive(pid: int, since: datetime) -> bool:
     """Whether process ``pid`` lives and is the one that was there at ``since`` (not a zombie,
     not a newer process that was given the same pid)."""
-    if pid <= 0:  # kill(0 or less) would ask about process groups
+    if not is_running(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, under another user
-    state = _process_state(pid)
-    if state is None:
-        return True
-    letter, started = state
-    return letter not in ("Z", "X") and started <= since + START_SLACK
+    started = start_time(pid)
+    return started is None or started <= since + START_SLACK
 
 
 def is_live(run: EvolutionRun, timeout_s: float, now: datetime) -> bool:
