@@ -179,6 +179,6 @@ def test_a_stop_signal_ends_the_ladders_running_encoders(tmp_path: Path) -> None
     lab.send_signal(signal.SIGTERM)
     started = time.monotonic()
     _, stderr = lab.communicate(timeout=30)
-    assert time.monotonic() - started < 3  # ffmpeg was killed, not waited for
+    assert time.monotonic() - started < 10  # ffmpeg was killed, not waited for (30 s+)
     assert lab.returncode == 130 and "Traceback" not in stderr
     assert wait_for(lambda: not any(alive(pid) for pid in running), 10)
