@@ -26,12 +26,12 @@ def is_running(pid: int) -> bool:
 def start_time(pid: int) -> datetime | None:
     """When process ``pid`` started (UTC, to the clock tick); None where unreadable."""
     fields = stat_fields(pid)
+    if fields is None:
+        return None
     try:
         with open("/proc/stat", encoding="ascii") as handle:
             boot = next(line for line in handle if line.startswith("btime"))
     except (OSError, StopIteration):
-        return None
-    if fields is None:
         return None
     seconds = int(boot.split()[1]) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     return datetime.fromtimestamp(seconds, UTC)

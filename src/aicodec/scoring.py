@@ -21,14 +21,13 @@ from aicodec.clips import Clip
 from aicodec.errors import BDRateError, ConfigError, SandboxError, ValidationError
 from aicodec.metrics import MEASURED_FIELDS, EncodedQuality, measure_encoding
 from aicodec.sandbox.execute import (
-    CANCELLED,
     CandidateRun,
     PointRun,
     ReferenceTimes,
     run_candidate_on_clips,
 )
 from aicodec.settings import Settings
-from aicodec.store import ClipRecord, RunRecord, ScoreRecord, Store
+from aicodec.store import RunRecord, ScoreRecord, Store
 
 # measured fields kept in a candidate_runs row (the frame count is the clip's)
 STORED_FIELDS = tuple(name for name in MEASURED_FIELDS if name != "frames")
@@ -206,18 +205,17 @@ def _stored_points(
 
 
 def reference_times(
-    store: Store, candidate_id: int, clips: Sequence[Clip], qualities: Sequence[int]
+    store: Store,
+    candidate_id: int,
+    clips: Sequence[tuple[Clip, int]],
+    qualities: Sequence[int],
 ) -> ReferenceTimes:
     """A stored codec's wall seconds per (clip hash, quality, role) from its latest
-    successful runs: what a child of a related codec may take is measured against them."""
+    successful runs on ``clips`` (each with its store id): what a child of a related codec
+    may take is measured against them."""
     times: ReferenceTimes = {}
     with store.session() as session:
-        for clip in clips:
-            clip_id = session.scalar(
-                select(ClipRecord.id).where(ClipRecord.content_hash == clip.content_hash)
-            )
-            if clip_id is None:
-                continue
+        for clip, clip_id in clips:
             for quality in qualities:
                 row = latest_ok_run(session, candidate_id, clip_id, quality)
                 if row is None:
@@ -268,7 +266,8 @@ def measure_candidate(
         chosen = [clips[index] for index in to_run]
         references = {}
         if reference_id is not None:
-            references = reference_times(store, reference_id, chosen, qualities)
+            ran = [(clips[index], clip_ids[index]) for index in to_run]
+            references = reference_times(store, reference_id, ran, qualities)
         runs = run_candidate_on_clips(
             source, chosen, qualities, settings, references=references, keep_dir=keep_dir,
             progress=progress,
@@ -282,9 +281,8 @@ def measure_candidate(
             }
             _store_points(store, candidate_id, clip_ids[index], run, scored)
             if not run.ok:
-                failed = [point for point in run.points if not point.ok]
-                only_cancelled = all(point.failed_stage == CANCELLED for point in failed)
-                failures.append((only_cancelled, f"{name} on {run.clip.name}, {run.first_error()}"))
+                line = f"{name} on {run.clip.name}, {run.first_error()}"
+                failures.append((run.only_cancelled, line))
                 continue
             isolation = f"{run.isolation}: {', '.join(run.layers)}"
             points = [scored[quality] for quality in qualities]

@@ -6,7 +6,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
@@ -72,6 +71,11 @@ class CandidateRun:
     def ok(self) -> bool:
         """Whether every quality level encoded and decoded correctly."""
         return all(point.ok for point in self.points)
+
+    @property
+    def only_cancelled(self) -> bool:
+        """Whether every failed point was cancelled: another run's failure stopped this one."""
+        return all(point.failed_stage == CANCELLED for point in self.points if not point.ok)
 
     def first_error(self) -> str | None:
         """The failure that stopped the run as one line (quality, stage, what happened);
@@ -152,10 +156,11 @@ class _Schedule:
         base: Path,
         references: ReferenceTimes,
         progress: ProgressCallback | None,
+        pool: JobPool,
     ) -> None:
         self.source, self.clips, self.settings, self.base = source, clips, settings, base
-        self.references, self.progress = references, progress
-        self.cancel = threading.Event()
+        self.references, self.progress, self.pool = references, progress, pool
+        self.cancel = pool.cancel  # the pool is this candidate's alone: its cancel is ours
         self.failure: str | None = None
         self.pending: dict[Future[tuple[ChildReport, bytes | None]], tuple[_PointState, str]] = {}
 
@@ -189,36 +194,35 @@ class _Schedule:
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
 
-    def _submit(self, pool: JobPool, state: _PointState, role: str, attempt: int = 1) -> None:
+    def _submit(self, state: _PointState, role: str, attempt: int = 1) -> None:
         if self.cancel.is_set():
             return
-        future = pool.submit(self._job, state, role, attempt)
+        future = self.pool.submit(self._job, state, role, attempt)
         self.pending[future] = (state, role)
 
-    def run(self, pool: JobPool, states: list[_PointState]) -> None:
+    def run(self, states: list[_PointState]) -> None:
         """Submit the encodes, then each point's decodes as its encode ends; wait for all."""
         try:
             for state in states:
-                self._submit(pool, state, "encode")
+                self._submit(state, "encode")
             while self.pending:
                 done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
                 for future in done:
                     state, role = self.pending.pop(future)
-                    self._finished(pool, state, role, future)
-        except BaseException:  # Ctrl-C or a failure: stop every child still running
-            self._stop()
+                    self._finished(state, role, future)
+        except BaseException:  # Ctrl-C or a failure: stop every child, wait until all ended
+            self._cancel()
+            wait(list(self.pending))
             raise
 
-    def _stop(self) -> None:
-        """Cancel what has not started and kill what runs; wait until all have ended."""
+    def _cancel(self) -> None:
+        """Kill the running children (they watch the event) and drop what has not started."""
         self.cancel.set()
         for future in self.pending:
             future.cancel()
-        wait(list(self.pending))
 
     def _finished(
         self,
-        pool: JobPool,
         state: _PointState,
         role: str,
         future: Future[tuple[ChildReport, bytes | None]],
@@ -239,7 +243,7 @@ class _Schedule:
                 return
             point.bitstream = data
             for attempt in range(1, DECODES + 1):
-                self._submit(pool, state, "decode", attempt)
+                self._submit(state, "decode", attempt)
             return
         point.decodes.append(report)
         state.decoded.append(data)
@@ -276,9 +280,7 @@ class _Schedule:
         if self.failure is None:
             clip = self.clips[state.clip_index]
             self.failure = f"{clip.name} quality {state.point.quality}"
-            self.cancel.set()
-            for future in self.pending:
-                future.cancel()
+            self._cancel()
 
 
 def run_candidate_on_clips(
@@ -306,8 +308,8 @@ def run_candidate_on_clips(
         for quality in qualities
     ]
     with work_folder() as base, make_pool(settings, len(states) * DECODES) as pool:
-        schedule = _Schedule(source, clips, settings, base, references or {}, progress)
-        schedule.run(pool, states)
+        schedule = _Schedule(source, clips, settings, base, references or {}, progress, pool)
+        schedule.run(states)
     runs = []
     for index, clip in enumerate(clips):
         points = [state.point for state in states if state.clip_index == index]
