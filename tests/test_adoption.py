@@ -14,11 +14,12 @@ from pathlib import Path
 import git
 import pytest
 
-from aicodec.adoption import POLICY, adopt, current_best, decide
+from aicodec.adoption import POLICY, adopt, decide
 from aicodec.baselines.runner import record_clip
 from aicodec.candidates.records import record_candidate
 from aicodec.clips import load_clip
 from aicodec.errors import AdoptionError
+from aicodec.results import current_best
 from aicodec.scoring import run_and_measure
 from aicodec.settings import Settings
 from aicodec.store import Store

@@ -21,7 +21,7 @@ from tests.test_seeds import crop
 
 REPO = Path(__file__).resolve().parents[1]
 INTRA = REPO / "baselines" / "seeds" / "intra_dct.py"
-QUALITIES = "30,50,70,90"
+QUALITIES = "90,30,70,50"  # any order: scores are keyed by the sorted qualities
 SEED = "8"  # a mutation seed whose first child beats the seed by 0.55 % (PSNR-Y and YUV)
 
 

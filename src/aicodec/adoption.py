@@ -33,13 +33,20 @@ from sqlalchemy.orm import Session
 from aicodec.bdrate import RDPoint, bd_compare, signed_percent
 from aicodec.errors import AdoptionError, BDRateError
 from aicodec.metrics import finite_or_none, json_safe
-from aicodec.scoring import latest_ok_run
+from aicodec.results import (
+    X264,
+    adopted_best,
+    candidate_points,
+    ladder_bd_rates,
+    normal_qualities,
+    parse_quality_key,
+    quality_key,
+)
 from aicodec.settings import Settings
 from aicodec.store import (
     AdoptionRecord,
     CandidateRecord,
     ClipRecord,
-    ScoreRecord,
     Store,
 )
 
@@ -58,7 +65,6 @@ POLICY = (
     "Against a codec, its BD-rate on PSNR-YUV (6:1:1) must also not be positive, so that a "
     "luma gain paid for with chroma is not adopted."
 )
-X264 = "x264-medium"
 LADDER_FIGURES = ("x264-medium", "x265-medium", "vvenc-medium")
 TAG_PATTERN = re.compile(r"^v(\d+)$")
 
@@ -117,72 +123,13 @@ def _clip_info(session: Session, clip_id: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _points(
-    session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]
-) -> tuple[list[dict[str, Any]], str | None]:
-    """The latest successful stored run of each quality, or the first problem found."""
-    points: list[dict[str, Any]] = []
-    for quality in qualities:
-        row = latest_ok_run(session, candidate_id, clip_id, quality)
-        if row is None:
-            return points, f"has no successful stored run at quality {quality} on clip {clip_id}"
-        if row.deterministic is not True:
-            return points, f"is not deterministic at quality {quality} on clip {clip_id}"
-        points.append(
-            {
-                "quality": quality, "kbps": row.kbps, "psnr_y": row.psnr_y,
-                "psnr_yuv": row.psnr_yuv, "bytes": row.bytes,
-                "decode_seconds": row.decode_seconds,
-            }
-        )  # fmt: skip
-    return points, None
-
-
-def ladder_bd_rates(
-    session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]
-) -> dict[str, float | None] | None:
-    """BD-rates vs the ladder from the latest stored score at these qualities, if any."""
-    row = session.scalar(
-        select(ScoreRecord)
-        .where(
-            ScoreRecord.candidate_id == candidate_id,
-            ScoreRecord.clip_id == clip_id,
-            ScoreRecord.qualities == ",".join(str(quality) for quality in qualities),
-        )
-        .order_by(ScoreRecord.id.desc())
-    )
-    if row is None:
-        return None
-    try:
-        data = json.loads(row.bd_rate_json)
-    except ValueError:
-        return None
-    return {str(key): finite_or_none(value) if isinstance(value, int | float) else None
-            for key, value in data.items()}  # fmt: skip
-
-
-def _best(session: Session) -> AdoptionRecord | None:
-    return session.scalar(
-        select(AdoptionRecord)
-        .where(AdoptionRecord.adopted.is_(True))
-        .order_by(AdoptionRecord.id.desc())
-    )
-
-
-def current_best(store: Store) -> int | None:
-    """The last adopted candidate's id, or None while nothing is adopted."""
-    with store.session() as session:
-        found = _best(session)
-        return found.candidate_id if found is not None else None
-
-
 def _per_clip(
     session: Session, candidate_id: int, clip_ids: Sequence[int], qualities: Sequence[int]
 ) -> dict[str, dict[str, Any]]:
     """Per clip: the clip, the candidate's stored points and its stored ladder BD-rates."""
     result: dict[str, dict[str, Any]] = {}
     for clip_id in clip_ids:
-        points, _ = _points(session, candidate_id, clip_id, qualities)
+        points, _ = candidate_points(session, candidate_id, clip_id, qualities)
         result[str(clip_id)] = {
             "clip": _clip_info(session, clip_id),
             "points": points,
@@ -208,7 +155,7 @@ def adopted_decision(store: Store, candidate_id: int) -> Decision | None:
         if row is None:
             return None
         clip_ids = [int(value) for value in json.loads(row.clips)]
-        qualities = [int(value) for value in row.qualities.split(",") if value]
+        qualities = parse_quality_key(row.qualities) or []
         compared: int | str | None = row.compared_with
         if compared is not None and compared.isdigit():
             compared = int(compared)
@@ -239,7 +186,9 @@ def _ancestor_with_runs(
         parent = session.get(CandidateRecord, parent_id)
         if parent is None:
             break
-        if all(_points(session, parent.id, clip, qualities)[1] is None for clip in clip_ids):
+        if all(
+            candidate_points(session, parent.id, clip, qualities)[1] is None for clip in clip_ids
+        ):
             if parent.origin == "seed":
                 return parent.id
             oldest = parent.id
@@ -261,7 +210,7 @@ def decide(
 ) -> Decision:
     """Apply the adoption policy to the stored runs and scores (no git, nothing written)."""
     clip_ids = list(dict.fromkeys(int(clip) for clip in clip_ids))
-    qualities = [int(quality) for quality in qualities]
+    qualities = normal_qualities(qualities)
     if not clip_ids:
         raise AdoptionError("adoption needs at least one evaluation clip")
     if len(qualities) < 4:
@@ -276,11 +225,11 @@ def decide(
             threshold=threshold, clips=clip_ids, qualities=qualities,
         )  # fmt: skip
         for clip_id in clip_ids:
-            _, problem = _points(session, candidate_id, clip_id, qualities)
+            _, problem = candidate_points(session, candidate_id, clip_id, qualities)
             if problem is not None:
                 decision.reason = f"not adopted: candidate {candidate_id} {problem}"
                 return decision
-        best = _best(session)
+        best = adopted_best(session)
         if best is not None and best.candidate_id == candidate_id:
             decision.compared_with = candidate_id
             decision.reason = (
@@ -358,10 +307,10 @@ def bd_rate_between(
     values: list[float] = []
     with store.session() as session:
         for clip_id in clip_ids:
-            theirs, problem = _points(session, reference_id, clip_id, qualities)
+            theirs, problem = candidate_points(session, reference_id, clip_id, qualities)
             if problem is not None:
                 return None, f"candidate {reference_id} {problem}"
-            mine, problem = _points(session, candidate_id, clip_id, qualities)
+            mine, problem = candidate_points(session, candidate_id, clip_id, qualities)
             if problem is not None:
                 return None, f"candidate {candidate_id} {problem}"
             value, problem = points_bd_rate(settings, theirs, mine, metric)
@@ -382,7 +331,7 @@ def _against_candidate(
     mine: list[dict[str, Any]] = []
     theirs: list[dict[str, Any]] = []
     for clip_key, entry in decision.per_clip.items():
-        points, problem = _points(session, reference, int(clip_key), decision.qualities)
+        points, problem = candidate_points(session, reference, int(clip_key), decision.qualities)
         if problem is not None:
             decision.reason = (
                 f"not adopted: cannot compare with {label}: it {problem}; run it there first"
@@ -651,7 +600,7 @@ def _record(store: Store, decision: Decision) -> None:
             bd_rate_vs_best=finite_or_none(decision.bd_rate_vs_best),
             threshold=decision.threshold, commit=decision.commit, tag=decision.tag,
             clips=json.dumps(decision.clips),
-            qualities=",".join(str(quality) for quality in decision.qualities),
+            qualities=quality_key(decision.qualities),
         )  # fmt: skip
         session.add(row)
         session.flush()

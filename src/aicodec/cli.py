@@ -863,16 +863,11 @@ def adopt_command(
     """Adopt a candidate as the best codec when it beats the current best; commit and tag it."""
 
     def body() -> None:
-        from aicodec.adoption import (
-            adopt,
-            adopted_decision,
-            candidate_source,
-            check_codec_repo,
-            current_best,
-        )
+        from aicodec.adoption import adopt, adopted_decision, candidate_source, check_codec_repo
         from aicodec.baselines import load_ladder
         from aicodec.baselines.runner import record_clip
         from aicodec.errors import SandboxError, ValidationError
+        from aicodec.results import current_best
         from aicodec.scoring import parse_qualities, run_and_measure, score_candidate
 
         levels = parse_qualities(qualities)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,11 +13,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from aicodec.candidates import code_hash, read_candidate
+from aicodec.candidates.contract import DEFAULT_QUALITIES
 from aicodec.candidates.records import record_candidate
 from aicodec.errors import GenerationError, ProviderError
 from aicodec.prompting import ParentCodec, generate_prompt, repair_prompt
 from aicodec.providers.base import ModelReply, Prompt, ProviderCallError
 from aicodec.providers.replay import prompt_hash
+from aicodec.results import best_candidate, current_best
 from aicodec.settings import Settings, data_dir
 from aicodec.store import (
     CandidateRecord,
@@ -96,31 +98,15 @@ def seed_path(name: str = DEFAULT_SEED) -> Path:
     return data_dir("baselines") / "seeds" / name
 
 
-def best_candidate(
-    store: Store, clip_ids: Collection[int] | None = None, hidden: Collection[int] = ()
-) -> int | None:
-    """The candidate with the lowest mean BD-rate against x264 over its scored clips (only
-    ``clip_ids`` when given), leaving out the ``hidden`` candidates."""
-    statement = select(ScoreRecord.candidate_id, ScoreRecord.bd_rate_json)
-    if clip_ids is not None:
-        statement = statement.where(ScoreRecord.clip_id.in_(list(clip_ids)))
-    if hidden:
-        statement = statement.where(ScoreRecord.candidate_id.not_in(list(hidden)))
-    with store.session() as session:
-        scores = session.execute(statement).all()
-    means: dict[int, list[float]] = {}
-    for candidate_id, blob in scores:
-        value = json.loads(blob).get("x264-medium")
-        if value is not None:
-            means.setdefault(candidate_id, []).append(float(value))
-    if not means:
-        return None
-    return min(means, key=lambda key: (sum(means[key]) / len(means[key]), key))
-
-
-def resolve_parent(store: Store, parent: str | None) -> ParentCodec:
+def resolve_parent(
+    store: Store,
+    parent: str | None,
+    qualities: Sequence[int] = DEFAULT_QUALITIES,
+    clip_ids: Collection[int] | None = None,
+) -> ParentCodec:
     """The parent codec: a candidate id, a file, or (default) the adopted current best, else
-    the best scored candidate, else the hybrid seed (``DEFAULT_SEED``)."""
+    the best scored candidate at ``qualities`` (on ``clip_ids`` when given), else the hybrid
+    seed (``DEFAULT_SEED``)."""
     if parent is not None and parent.isdigit():
         with store.session() as session:
             record = session.get(CandidateRecord, int(parent))
@@ -128,9 +114,7 @@ def resolve_parent(store: Store, parent: str | None) -> ParentCodec:
                 raise GenerationError(f"no candidate with id {parent} in the store")
             return ParentCodec(record.id, record.name, record.source)
     if parent is None:
-        from aicodec.adoption import current_best
-
-        best = current_best(store) or best_candidate(store)
+        best = current_best(store) or best_candidate(store, qualities, clip_ids)
         if best is not None:
             return resolve_parent(store, str(best))
         path = seed_path()
@@ -149,6 +133,7 @@ def parent_history(
     parent: ParentCodec,
     clip_ids: Collection[int] | None = None,
     hidden: Collection[int] = (),
+    qualities: Sequence[int] = DEFAULT_QUALITIES,
 ) -> tuple[list[str], str | None, list[str]]:
     """Prompt material: the parent's scores, the best codec so far, recent failures.
 
@@ -197,7 +182,7 @@ def parent_history(
                 .order_by(GenerationRecord.id.desc()).limit(FAILURES_SHOWN)
             )
         ]  # fmt: skip
-    best_id = best_candidate(store, clip_ids, hidden)
+    best_id = best_candidate(store, qualities, clip_ids, hidden)
     best = None
     if best_id is not None and best_id != parent.id:
         with store.session() as session:
@@ -374,13 +359,15 @@ def generate_candidates(
     clip_ids: Collection[int] | None = None,
     repeat_from: str | None = None,
     hidden: Collection[int] = (),
+    qualities: Sequence[int] = DEFAULT_QUALITIES,
 ) -> GenerationOutcome:
     """Make up to ``count`` candidates from ``parent`` with ``provider``; store each attempt.
 
     ``batch_id`` groups the calls (an evolve run passes its own); ``clip_ids`` limits the
     scores shown to the model to those clips; ``repeat_from`` (the parent's parent, after
     a step that helped) lets the mutation provider repeat that step first; the runs and
-    scores of the ``hidden`` candidates (still being scored) are not shown to the model.
+    scores of the ``hidden`` candidates (still being scored) are not shown to the model;
+    ``qualities`` are those the scores shown (and the best codec) are measured at.
     """
     if count < 1:
         raise GenerationError("--n must be 1 or more")
@@ -403,7 +390,7 @@ def generate_candidates(
         for source in children:
             batch.keep(source, "mutation", 0, None, reason=describe(parent.source, source))
         return outcome
-    scores, best, failures = parent_history(store, parent, clip_ids, hidden)
+    scores, best, failures = parent_history(store, parent, clip_ids, hidden, qualities)
     from aicodec.candidates.edits import extract_candidate
 
     for index in range(count):

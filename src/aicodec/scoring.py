@@ -8,9 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from aicodec.baselines import Ladder, LadderProgress, run_ladder
 from aicodec.baselines.runner import record_clip
 from aicodec.bdrate import RDPoint, bd_compare
@@ -20,6 +17,7 @@ from aicodec.candidates.records import record_candidate
 from aicodec.clips import Clip
 from aicodec.errors import BDRateError, ConfigError, SandboxError, ValidationError
 from aicodec.metrics import MEASURED_FIELDS, EncodedQuality, measure_encoding
+from aicodec.results import latest_ok_run, normal_qualities, quality_key
 from aicodec.sandbox.execute import (
     CandidateRun,
     PointRun,
@@ -93,20 +91,20 @@ class ScoreOutcome(RunOutcome):
 
 
 def parse_qualities(text: str | None) -> list[int]:
-    """Parse ``20,40,60,80`` into distinct qualities within the contract's range."""
+    """Parse ``80,40,20,60`` into qualities within the contract's range, sorted, each once."""
     from aicodec.candidates.contract import DEFAULT_QUALITIES
 
     if text is None:
-        return list(DEFAULT_QUALITIES)
+        return normal_qualities(DEFAULT_QUALITIES)
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise ConfigError(f"--qualities {text!r} must be integers like 20,40,60,80") from None
-    if not values or len(set(values)) != len(values):
-        raise ConfigError(f"--qualities {text!r} must list distinct integers")
+    if not values:
+        raise ConfigError(f"--qualities {text!r} lists no quality")
     if not all(QUALITY_MIN <= value <= QUALITY_MAX for value in values):
         raise ConfigError(f"--qualities must lie within {QUALITY_MIN}..{QUALITY_MAX}")
-    return values
+    return normal_qualities(values)
 
 
 def validate_or_raise(source: str) -> None:
@@ -161,23 +159,6 @@ def _store_points(
                 for name in (*STORED_FIELDS, "decode_seconds"):
                     setattr(row, name, getattr(measured, name))
             session.add(row)
-
-
-def latest_ok_run(
-    session: Session, candidate_id: int, clip_id: int, quality: int
-) -> RunRecord | None:
-    """The newest successful, measured stored run of a candidate on a clip at a quality."""
-    return session.scalar(
-        select(RunRecord)
-        .where(
-            RunRecord.candidate_id == candidate_id,
-            RunRecord.clip_id == clip_id,
-            RunRecord.quality == quality,
-            RunRecord.status == "ok",
-            RunRecord.psnr_y.is_not(None),
-        )
-        .order_by(RunRecord.id.desc())
-    )
 
 
 def _stored_points(
@@ -249,6 +230,7 @@ def measure_candidate(
     happened) after storing what happened.
     """
     validate_or_raise(source)
+    qualities = normal_qualities(qualities)
     candidate_id = record_candidate(store, source, name)
     digest = code_hash(source)
     clip_ids = [record_clip(store, clip) for clip in clips]
@@ -402,7 +384,7 @@ def _compare_with_ladder(
             ScoreRecord(
                 candidate_id=outcome.candidate_id,
                 clip_id=record_clip(store, clip),
-                qualities=",".join(str(quality) for quality in qualities),
+                qualities=quality_key(qualities),
                 bd_rate_json=json.dumps(result.bd_rate_vs),
             )
         )

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -32,13 +32,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from aicodec.adoption import (
-    adopt,
-    bd_rate_between,
-    check_codec_repo,
-    current_best,
-    ladder_bd_rates,
-)
+from aicodec.adoption import adopt, bd_rate_between, check_codec_repo
 from aicodec.baselines import Ladder, load_ladder
 from aicodec.baselines.runner import record_clip
 from aicodec.clips import Clip, load_clip
@@ -62,8 +56,9 @@ from aicodec.generation import (
     select_provider,
 )
 from aicodec.prompting import ParentCodec, plan_prompt
+from aicodec.results import X264, current_best, fitness, latest_ok_run, normal_qualities
 from aicodec.sandbox.execute import CANCELLED
-from aicodec.scoring import ScoreOutcome, latest_ok_run, score_clips
+from aicodec.scoring import ScoreOutcome, score_clips
 from aicodec.settings import Settings
 from aicodec.store import (
     AdoptionRecord,
@@ -77,7 +72,6 @@ from aicodec.store import (
 )
 from aicodec.store.liveness import add_run, carrying_out, refuse_live_run
 
-X264 = "x264-medium"
 FINISHED = ("scored", "failed")
 UNFINISHED_RUNS = ("running", "interrupted")
 MODEL_PROVIDERS = ("anthropic", "openai", "replay")
@@ -135,6 +129,9 @@ class EvolveConfig:
     max_failures_in_row: int = 5
     duplicate_tries: int = 3
     parallel: int = 1
+
+    def __post_init__(self) -> None:
+        self.qualities = normal_qualities(self.qualities)  # runs stored before kept any order
 
     def to_json(self) -> str:
         """The config as stored in the run row."""
@@ -360,12 +357,12 @@ class Evolution:
     def _emit(self, message: str, row: dict[str, Any] | None = None) -> None:
         if self.on_event is None:
             return
-        fitness = [member.fitness for _, member in self._scored()]
+        known = [member.fitness for _, member in self._scored()]
         if self.start_fitness is not None:
-            fitness.append(self.start_fitness)
+            known.append(self.start_fitness)
         event = EvolveEvent(
             self.number, self.config.iterations, self.stage, message,
-            min(fitness) if fitness else None, len(self._adoptions()), self._cost(), row,
+            min(known) if known else None, len(self._adoptions()), self._cost(), row,
         )  # fmt: skip
         with self._events:
             if not self._closed:
@@ -428,9 +425,7 @@ class Evolution:
 
     def _fitness(self, candidate_id: int) -> float | None:
         """Mean BD-rate vs x264 of a candidate over the training clips (percent)."""
-        return stored_fitness(
-            self.store, candidate_id, self.clips.training_ids, self.config.qualities
-        )
+        return fitness(self.store, candidate_id, self.clips.training_ids, self.config.qualities)
 
     def _adoptions(self) -> list[dict[str, Any]]:
         with self.store.session() as session:
@@ -764,7 +759,8 @@ class Evolution:
                         count=1, repairs=self.config.repairs, max_cost=remaining,
                         plan=plan.text(), batch_id=self.batch,
                         clip_ids=self.clips.training_ids, repeat_from=repeat_from,
-                        hidden=hidden, progress=lambda text: self._emit(text),
+                        hidden=hidden, qualities=self.config.qualities,
+                        progress=lambda text: self._emit(text),
                     )  # fmt: skip
                 except GenerationError as exc:
                     self._fail(row_id, "generation", str(exc))
@@ -925,7 +921,7 @@ def start_evolution(
         for spec, clip in zip(config.holdout, clips.holdout, strict=True)
     ]
     provider, reason = select_provider(settings, config.provider, seed=config.seed, store=store)
-    start = resolve_parent(store, config.parent)
+    start = resolve_parent(store, config.parent, config.qualities, clips.training_ids)
     assert start.id is not None
     run = EvolutionRun(
         batch=uuid.uuid4().hex, status="running", iterations_planned=config.iterations,
@@ -1035,7 +1031,7 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
         stored_clip_id(store, spec.content_hash) for spec in config.videos if spec.content_hash
     ]
     training_ids = [clip_id for clip_id in training if clip_id is not None]
-    start_fitness = stored_fitness(store, start_id, training_ids, config.qualities)
+    start_fitness = fitness(store, start_id, training_ids, config.qualities)
     eligible = [entry for entry in scored if entry["bd_rate_yuv_vs_parent"] is not None
                 and entry["bd_rate_yuv_vs_parent"] <= 0]  # fmt: skip
     best = min(eligible, key=lambda entry: (entry["bd_rate"], entry["candidate"]), default=None)
@@ -1077,17 +1073,3 @@ def stored_clip_id(store: Store, content_hash: str) -> int | None:
     """The store id of the clip with this content hash, if stored."""
     with store.session() as session:
         return session.scalar(select(ClipRecord.id).where(ClipRecord.content_hash == content_hash))
-
-
-def stored_fitness(
-    store: Store, candidate_id: int, clip_ids: Sequence[int], qualities: Sequence[int]
-) -> float | None:
-    """Mean BD-rate vs x264 (percent) of a candidate's latest scores on the clips, if all exist."""
-    values: list[float] = []
-    with store.session() as session:
-        for clip_id in clip_ids:
-            value = (ladder_bd_rates(session, candidate_id, clip_id, qualities) or {}).get(X264)
-            if value is None:
-                return None
-            values.append(value)
-    return sum(values) / len(values) if values else None

@@ -1,0 +1,129 @@
+"""Stored results: one fitness, one best codec, found whatever order the qualities had."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aicodec.adoption import decide
+from aicodec.baselines.runner import record_clip
+from aicodec.candidates.records import record_candidate
+from aicodec.clips import Clip
+from aicodec.evolution.loop import EvolveConfig
+from aicodec.results import (
+    X264,
+    best_candidate,
+    candidate_points,
+    fitness,
+    ladder_bd_rates,
+    normal_qualities,
+    quality_key,
+)
+from aicodec.scoring import parse_qualities
+from aicodec.settings import Settings
+from aicodec.store import RunRecord, ScoreRecord, Store
+
+SEED = Path(__file__).resolve().parents[1] / "baselines" / "seeds" / "intra_dct.py"
+LEVELS = [20, 40, 60, 80]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    found = Store(f"sqlite:///{tmp_path / 'results.db'}")
+    yield found
+    found.close()
+
+
+def codec(store: Store, number: int) -> int:
+    """A stored candidate (the intra seed with a distinct comment)."""
+    return record_candidate(store, f"{SEED.read_text()}\n# variant {number}\n", f"c{number}.py",
+                            origin="manual")  # fmt: skip
+
+
+def add_score(store: Store, candidate: int, clip: int, key: str, x264: float | None) -> None:
+    """A score row as an older lab wrote it: the qualities in the order they were typed."""
+    rates = json.dumps({X264: x264, "x265-medium": 1.0})
+    with store.session() as session:
+        session.add(
+            ScoreRecord(candidate_id=candidate, clip_id=clip, qualities=key, bd_rate_json=rates)
+        )
+
+
+def add_runs(store: Store, candidate: int, clip: int, levels: list[int]) -> None:
+    """Deterministic successful runs, one per quality, rate rising with quality."""
+    with store.session() as session:
+        for level in levels:
+            session.add(RunRecord(
+                candidate_id=candidate, clip_id=clip, quality=level, status="ok", isolation="t",
+                bytes=100 * level, kbps=10.0 * level, psnr_y=20 + level / 5, psnr_u=40.0,
+                psnr_v=40.0, psnr_yuv=30 + level / 5, ssim_y=0.9, decode_seconds=0.1,
+                deterministic=True,
+            ))  # fmt: skip
+
+
+def test_qualities_have_one_normal_form() -> None:
+    assert normal_qualities([80, 20, 60, 40, 20]) == LEVELS
+    assert quality_key([80, 60, 40, 20]) == quality_key(LEVELS) == "20,40,60,80"
+    assert parse_qualities("80, 20,60,40,80") == LEVELS
+    assert EvolveConfig(iterations=1, videos=[], qualities=[80, 40, 60, 20]).qualities == LEVELS
+
+
+def test_scores_stored_under_unsorted_qualities_are_found(store: Store, small_clip: Clip) -> None:
+    clip = record_clip(store, small_clip)
+    mine = codec(store, 1)
+    add_score(store, mine, clip, "80,60,40,20", -12.5)
+    with store.session() as session:
+        for order in ([20, 40, 60, 80], [60, 80, 20, 40]):
+            assert ladder_bd_rates(session, mine, clip, order) == {X264: -12.5, "x265-medium": 1.0}
+        assert ladder_bd_rates(session, mine, clip, [30, 50, 70, 90]) is None
+    assert fitness(store, mine, [clip], [40, 80, 60, 20]) == -12.5
+    assert best_candidate(store, [20, 40, 60, 80], [clip]) == mine
+
+
+def test_adoption_finds_scores_and_runs_stored_under_unsorted_qualities(
+    store: Store, small_clip: Clip, settings: Settings
+) -> None:
+    clip = record_clip(store, small_clip)
+    mine = codec(store, 1)  # no ancestor, nothing adopted: judged against x264 from its scores
+    add_runs(store, mine, clip, [80, 60, 40, 20])
+    add_score(store, mine, clip, "80,60,40,20", -3.0)
+    with store.session() as session:
+        points, problem = candidate_points(session, mine, clip, [80, 40, 60, 20])
+    assert problem is None and [point["quality"] for point in points] == LEVELS
+    decision = decide(store, settings, mine, [clip], [80, 60, 40, 20])
+    assert decision.adopted, decision.reason
+    assert decision.bd_rate_vs_best == -3.0 and decision.qualities == LEVELS
+
+
+def test_fitness_and_the_best_codec_use_the_latest_score_at_the_same_qualities(
+    store: Store, small_clip: Clip
+) -> None:
+    clip = record_clip(store, small_clip)
+    first, second, other = codec(store, 1), codec(store, 2), codec(store, 3)
+    add_score(store, first, clip, "20,40,60,80", -30.0)
+    add_score(store, second, clip, "20,40,60,80", -10.0)
+    add_score(store, other, clip, "10,30,50,70", -90.0)  # another quality set: not comparable
+    assert best_candidate(store, LEVELS, [clip]) == first
+    add_score(store, first, clip, "20,40,60,80", 5.0)  # scored again: the latest counts
+    assert fitness(store, first, [clip], LEVELS) == 5.0
+    assert best_candidate(store, LEVELS, [clip]) == second
+    assert best_candidate(store, LEVELS, [clip], hidden=[second]) == first
+    assert best_candidate(store, [10, 30, 50, 70]) == other
+
+
+def test_fitness_needs_a_defined_score_on_every_clip(store: Store, small_clip: Clip) -> None:
+    clip = record_clip(store, small_clip)
+    other = record_clip(store, Clip(small_clip.frames.window(0, 4), "short", "short", 0,
+                                    small_clip.frames.window(0, 4).content_hash()))  # fmt: skip
+    mine, rival = codec(store, 1), codec(store, 2)
+    add_score(store, mine, clip, "20,40,60,80", -8.0)
+    assert fitness(store, mine, [clip, other], LEVELS) is None  # no score on the second clip
+    add_score(store, mine, other, "20,40,60,80", None)  # scored, BD-rate undefined there
+    assert fitness(store, mine, [clip, other], LEVELS) is None
+    add_score(store, rival, clip, "20,40,60,80", -1.0)
+    add_score(store, rival, other, "20,40,60,80", -3.0)
+    assert fitness(store, rival, [clip, other], LEVELS) == -2.0
+    assert best_candidate(store, LEVELS, [clip, other]) == rival
+    assert best_candidate(store, LEVELS, [clip]) == mine
