@@ -1201,12 +1201,29 @@ def history_command(
     plans: Annotated[
         bool, typer.Option("--plans", help="Show plans, predictions and stage times too.")
     ] = False,
+    calibration: Annotated[
+        bool,
+        typer.Option(
+            "--calibration",
+            help="Per planner: predicted against measured BD-rate vs the parent (error, "
+            "correlation, predicted wins that came true) instead of the iterations.",
+        ),
+    ] = False,
+    all_runs: Annotated[
+        bool, typer.Option("--all-runs", help="With --calibration: pool every run in the store.")
+    ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The iterations of an evolve run: parent, origin, status, BD-rate, adoption, reason."""
+    """The iterations of an evolve run: parent, origin, status, BD-rate, adoption, reason;
+    with --calibration, how well its planners predicted the BD-rate vs the parent."""
 
     def body() -> None:
+        if all_runs and not calibration:
+            raise ConfigError("--all-runs goes with --calibration")
+        if calibration:
+            _history_calibration(db, run, all_runs, as_json)
+            return
         from aicodec.evolution import history
 
         entries = _with_store(db, lambda store, settings: history(store, run))
@@ -1240,6 +1257,51 @@ def history_command(
         out.print(table)
 
     guarded(body)
+
+
+def _hits(hits: int, total: int, share: float | None) -> str:
+    """``hits/total`` with the share in percent where there is one."""
+    return f"{hits}/{total}" + ("" if share is None else f" ({100 * share:.0f} %)")
+
+
+def _history_calibration(db: str | None, run: int | None, all_runs: bool, as_json: bool) -> None:
+    """``history --calibration``: a table per planner, or the figures as JSON."""
+    if all_runs and run is not None:
+        raise ConfigError("--all-runs pools every run; give it or --run, not both")
+    from aicodec.evolution.calibration import planner_calibration
+
+    result = _with_store(
+        db, lambda store, settings: planner_calibration(store, run, all_runs=all_runs)
+    )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    runs = ", ".join(f"{pooled.run_id} ({pooled.pairs} pairs, threshold {pooled.threshold:g} %)"
+                     for pooled in result.runs)  # fmt: skip
+    out.print(f"planner calibration over evolve run{'s' if len(result.runs) > 1 else ''} {runs}")
+    for planner in result.planners:
+        table = Table(title=f"planner: {escape(planner.planner)}", show_header=False)
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        outcomes = planner.outcomes
+        rows = [
+            ("pairs (predicted and measured)", str(planner.pairs)),
+            ("mean absolute error (points)", fmt(planner.mean_absolute_error)),
+            ("mean signed error (points)", fmt(planner.mean_signed_error)),
+            ("correlation (Pearson)", "n/a" if planner.correlation is None
+             else fmt(planner.correlation, 3)),
+            ("predicted to beat the threshold, did", _hits(
+                outcomes.came_true, outcomes.predicted_to_beat, outcomes.came_true_share)),
+            ("predicted not to, beat it anyway", _hits(
+                outcomes.beat_anyway, outcomes.predicted_not_to_beat, outcomes.beat_anyway_share)),
+        ]  # fmt: skip
+        for name, value in rows:
+            table.add_row(name, value)
+        out.print(table)
+    out.print(
+        "BD-rate vs the parent on the training clips, %; signed error = predicted - measured; "
+        "beating the threshold = below -threshold."
+    )
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
