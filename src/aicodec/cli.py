@@ -63,6 +63,12 @@ JobsOption = Annotated[
     typer.Option("--jobs", help="Sandbox jobs and ladder encodes at once [env AICODEC_JOBS; "
                  "default one per core, at most 4 with --device cuda].", show_default=False),
 ]  # fmt: skip
+PricesOption = Annotated[
+    Path | None,
+    typer.Option("--prices", help="TOML price table merged over the built-in one, for models "
+                 "it lacks ([models.NAME] input, output: USD per million tokens) "
+                 "[env AICODEC_PRICES_FILE].", show_default=False),
+]  # fmt: skip
 DeviceOption = Annotated[
     str | None,
     typer.Option("--device", help="cpu (default) or cuda: the device a torch codec may use."),
@@ -692,6 +698,7 @@ def generate_command(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the mutation provider.")] = 0,
+    prices: PricesOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -709,7 +716,7 @@ def generate_command(
                     max_cost=max_cost, max_tokens=max_tokens, progress=status.update,
                 )  # fmt: skip
 
-        overrides: dict[str, object] = {}
+        overrides: dict[str, object] = {"prices_file": prices}
         if base_url:
             overrides.update(openai_base_url=base_url, provider=provider or "openai")
             if model:
@@ -1018,6 +1025,7 @@ def evolve_command(
         typer.Option("--resume", help="Continue the last unfinished run to its planned count."),
     ] = False,
     jobs: JobsOption = None,
+    prices: PricesOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -1038,7 +1046,7 @@ def evolve_command(
                  "--git-repo": git_repo, "--threshold": threshold, "--fps": fps,
                  "--frames": frames, "--start": start or None, "--model": model,
                  "--base-url": base_url, "--parallel": parallel}  # fmt: skip
-        overrides: dict[str, object] = {}
+        overrides: dict[str, object] = {"prices_file": prices}
         if base_url:
             overrides.update(openai_base_url=base_url, provider=provider or "openai")
             if model:
@@ -1099,7 +1107,8 @@ def evolve_command(
     guarded(body)
 
 
-SWITCHABLE = ("--model", "--base-url")  # options --resume may change (the model's address)
+SWITCHABLE = ("--model", "--base-url")  # options --resume may change (the model's address;
+# --max-cost, --max-minutes and --prices are not in ``given``: --resume takes them too)
 
 
 class _EvolveDisplay:

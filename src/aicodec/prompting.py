@@ -105,9 +105,12 @@ def generate_prompt(
     return Prompt(system=system, messages=({"role": "user", "content": text},))
 
 
-def repair_prompt(settings: Settings, previous: Prompt, answer: str, error: str) -> Prompt:
-    """The conversation continued with the model's answer and the validation error to fix."""
-    message = render(settings, "repair.md.j2", error=error)
+def repair_prompt(
+    settings: Settings, previous: Prompt, answer: str, error: str, *, failed_edits: bool = False
+) -> Prompt:
+    """The conversation continued with the model's answer and the error to fix: a validation
+    error, or (``failed_edits``) why its SEARCH/REPLACE edits could not be applied."""
+    message = render(settings, "repair.md.j2", error=error, failed_edits=failed_edits)
     turns = (*previous.messages, {"role": "assistant", "content": answer},
              {"role": "user", "content": message})  # fmt: skip
     return Prompt(system=previous.system, messages=turns, purpose="repair")
