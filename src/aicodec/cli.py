@@ -439,6 +439,22 @@ def load_window(settings: Settings, video: Path | None, **window: Any) -> Any:
     return load_clip(video, settings, **window)
 
 
+@app.command("contract")
+def contract_command(as_json: JsonOption = False) -> None:
+    """Print the codec contract (markdown) exactly as every prompt carries it."""
+
+    def body() -> None:
+        from aicodec.prompting import contract_text
+
+        text = contract_text(make_settings())
+        if as_json:
+            print_json({"contract": text})
+        else:
+            print(text)
+
+    guarded(body)
+
+
 @app.command("validate")
 def validate_command(codec: CodecArgument, as_json: JsonOption = False) -> None:
     """Check a codec file statically (contract, imports, forbidden names); exit 1 if invalid."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jinja2
 
+from aicodec.contract_rules import contract_values
 from aicodec.errors import ConfigError, GenerationError
 from aicodec.providers.base import Prompt
 from aicodec.settings import Settings
@@ -49,10 +50,15 @@ def render(settings: Settings, template: str, **values: object) -> str:
         raise ConfigError(f"prompt template {template}: {exc}") from None
 
 
+def contract_text(settings: Settings) -> str:
+    """The codec contract as models and people read it: contract.md.j2, its lists of what a
+    codec may use rendered from the validator's own tables."""
+    return render(settings, "contract.md.j2", **contract_values()).strip()
+
+
 def system_prompt(settings: Settings) -> str:
     """The static system prompt: role, the codec contract, integrity rules, answer format."""
-    contract = (settings.prompts_dir / "contract.md").read_text(encoding="utf-8")
-    return render(settings, "system.md.j2", contract=contract.strip())
+    return render(settings, "system.md.j2", contract=contract_text(settings))
 
 
 def _fit(
