@@ -1,4 +1,9 @@
-"""The contract in prose (prompts, README) against the contract in code (imports, denials)."""
+"""The contract in prose (prompts, README) against the contract in code (imports, denials).
+
+The contract's lists are rendered from the validator's tables; these tests read them back
+from the rendered text and hold each entry against ``validate_source``, so a table change
+shows in the prompt and a prompt that promised what the checks refuse fails here.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,30 @@ import sys
 import textwrap
 from pathlib import Path
 
-from aicodec.candidates.contract import ALLOWED_IMPORTS
-from aicodec.prompting import system_prompt
+import pytest
+
+from aicodec.candidates.contract import ALLOWED_IMPORTS, MAX_SOURCE_BYTES, REQUIRED_FUNCTIONS
+from aicodec.contract_rules import LABELS
+from aicodec.prompting import contract_text, system_prompt
 from aicodec.settings import Settings
-from aicodec.validation import DENIED_BECAUSE, validate_source
+from aicodec.validation import (
+    ALLOWED_DUNDER_NAMES,
+    DENIED_ATTRIBUTE_NAMES,
+    DENIED_BECAUSE,
+    DENIED_MODULE_ATTRIBUTES,
+    DYNAMIC_CODE_NAMES,
+    FORBIDDEN_NAMES,
+    INTERNAL_ATTRIBUTES,
+    SAFE_DUNDER_ATTRIBUTES,
+    SAFE_STRING_DUNDERS,
+    SYSTEM_MODULE_NAMES,
+    SYSTEM_MODULE_NAMES_ON_MODULES,
+    validate_source,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTRACT = (ROOT / "prompts" / "contract.md").read_text(encoding="utf-8")
+TEMPLATE = (ROOT / "prompts" / "contract.md.j2").read_text(encoding="utf-8")
+CONTRACT = contract_text(Settings())
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 THIRD_PARTY = {name for name in ALLOWED_IMPORTS if name not in sys.stdlib_module_names}
 
@@ -53,10 +75,10 @@ def test_constriction_is_in_the_prompts_iff_it_is_allowed() -> None:
 
 
 def test_the_contract_names_the_constriction_models_the_validator_refuses() -> None:
-    refused = {name.rpartition(".")[2] for name in DENIED_BECAUSE if ".model." in name}
-    assert refused == {"CustomModel", "ScipyModel"}
+    refused = {name for name in DENIED_BECAUSE if ".model." in name}
+    assert {name.rpartition(".")[2] for name in refused} == {"CustomModel", "ScipyModel"}
     for name in refused:
-        assert f"`{name}`" in CONTRACT and f"`{name}`" in README, name
+        assert f"`{name}`" in CONTRACT and f"`{name.rpartition('.')[2]}`" in README, name
 
 
 def test_the_constriction_example_round_trips() -> None:
@@ -78,3 +100,124 @@ def test_the_constriction_example_passes_validation() -> None:
     )
     report = validate_source(source)
     assert report.valid, [str(violation) for violation in report.violations]
+
+
+# ----------------------------------------------- the rendered lists against the validator
+
+CODEC = """{imports}
+
+
+def helper(x):
+    return {expression}
+
+
+def encode(frames, quality):
+    return b""
+
+
+def decode(bitstream):
+    return bitstream
+"""
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def listed(key: str, pattern: re.Pattern[str] = NAME) -> set[str]:
+    """The names in backticks on the contract line that starts with LABELS[key] (and on its
+    sub-bullets)."""
+    match = re.search(rf"^- {re.escape(LABELS[key])}(.*?)(?=^- |^#|\Z)", CONTRACT, re.M | re.S)
+    assert match, LABELS[key]
+    return {code for code in re.findall(r"`([^`]+)`", match.group(1)) if pattern.fullmatch(code)}
+
+
+def valid(imports: str = "", expression: str = "x") -> bool:
+    """Whether a codec with these imports whose helper returns ``expression`` passes."""
+    return validate_source(CODEC.format(imports=imports, expression=expression)).valid
+
+
+def test_the_contract_lists_every_table_entry() -> None:
+    plain_denied = DENIED_MODULE_ATTRIBUTES - frozenset(DENIED_BECAUSE)
+    assert listed("dynamic") == DYNAMIC_CODE_NAMES
+    assert listed("names") == FORBIDDEN_NAMES
+    assert listed("internal") == INTERNAL_ATTRIBUTES
+    assert listed("attributes") == DENIED_ATTRIBUTE_NAMES
+    assert listed("system_modules") == SYSTEM_MODULE_NAMES
+    assert listed("on_modules") == SYSTEM_MODULE_NAMES_ON_MODULES
+    assert listed("dunder_attributes") == SAFE_DUNDER_ATTRIBUTES
+    assert listed("module_parts", DOTTED) == plain_denied
+    assert listed("because", DOTTED) == set(DENIED_BECAUSE)
+    readable = listed("dunder_names")
+    assert readable == ALLOWED_DUNDER_NAMES | SAFE_STRING_DUNDERS
+    assert f"{MAX_SOURCE_BYTES:,} bytes" in CONTRACT
+
+
+def test_every_listed_import_is_accepted_and_others_refused() -> None:
+    named = listed("imports")
+    assert named == ALLOWED_IMPORTS
+    for module in named:
+        assert valid(f"import {module}", module), module
+    for module in ("os", "json", "pickle", "scipy", "io"):
+        assert module not in named and not valid(f"import {module}"), module
+
+
+@pytest.mark.parametrize("key", ["dynamic", "names"])
+def test_every_listed_name_is_refused(key: str) -> None:
+    for name in listed(key):
+        assert not valid(expression=name), name
+
+
+@pytest.mark.parametrize("key", ["internal", "attributes", "system_modules"])
+def test_every_listed_attribute_is_refused_on_any_object(key: str) -> None:
+    for name in listed(key):
+        assert not valid(expression=f"x.{name}"), name
+
+
+def test_every_listed_module_attribute_is_refused_and_allowed_dunders_pass() -> None:
+    for dotted in listed("module_parts", DOTTED) | listed("because", DOTTED):
+        top = dotted.split(".")[0]
+        assert not valid(f"import {top}", dotted), dotted
+    for name in listed("on_modules") | {"_private"}:
+        assert not valid("import numpy", f"numpy.{name}"), name
+        assert valid(expression=f"x.{name}") or name in SYSTEM_MODULE_NAMES, name
+    for name in listed("dunder_attributes"):
+        assert valid(expression=f"x.{name}"), name
+    for name in ALLOWED_DUNDER_NAMES:
+        assert valid(expression=name), name
+    assert valid(expression='hasattr(x, "shape")') and not valid(expression="hasattr(x, x)")
+
+
+def test_the_signatures_in_the_contract_are_the_validators() -> None:
+    block = CONTRACT.split("```python\n", 1)[1].split("```", 1)[0]
+    found = {
+        name: tuple(part.split(":")[0].strip() for part in params.split(","))
+        for name, params in re.findall(r"^def (\w+)\(([^)]*)\)", block, re.M)
+    }
+    assert found == REQUIRED_FUNCTIONS
+
+
+def test_the_hand_written_prose_names_no_checked_name() -> None:
+    """What the checks refuse is said only in the generated part: the prose names none of it
+    (the way ``getattr`` was once said to be allowed with literal names)."""
+    checked = (
+        FORBIDDEN_NAMES | DYNAMIC_CODE_NAMES | DENIED_ATTRIBUTE_NAMES | INTERNAL_ATTRIBUTES
+        | SYSTEM_MODULE_NAMES | {"hasattr"}
+    )  # fmt: skip
+    prose = re.sub(r"```python\n.*?```", "", TEMPLATE, flags=re.S)  # examples are validated
+    codes = re.findall(r"`([^`]+)`", prose)
+    assert "{{ may_use }}" in TEMPLATE and codes
+    words = {word for code in codes for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", code)}
+    assert words & checked == set()
+    dotted = [name for name in DENIED_MODULE_ATTRIBUTES if any(name in code for code in codes)]
+    assert dotted == []
+
+
+def test_aicodec_contract_prints_what_the_prompt_carries() -> None:
+    import json
+    import subprocess
+
+    run = [sys.executable, "-m", "aicodec", "contract"]
+    text = subprocess.run(run, capture_output=True, text=True, check=True, timeout=60).stdout
+    assert text.strip() == CONTRACT and CONTRACT in system_prompt(Settings())
+    data = subprocess.run([*run, "--json"], capture_output=True, text=True, check=True,
+                          timeout=60).stdout  # fmt: skip
+    assert json.loads(data) == {"contract": CONTRACT}

@@ -21,12 +21,10 @@ from aicodec.providers.retry import backoff_delay, parse_retry_after, scrub
 from tests.fake_llm import Drop, FakeLLM, Huge, Raw, Reply, Sleep, Status, fake_llm_fixture
 
 fake_llm = fake_llm_fixture()
-# The SDK flags claude-sonnet-4-5 (the priced model of these tests) as deprecated.
-pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 
 ANTHROPIC_KEY = "sk-ant-test-KEY123"
 OPENAI_KEY = "sk-openai-test-KEY456"
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-5-5"  # the default model, priced in prices.toml
 SEED = 1234
 PROMPT = Prompt(
     system="You write video codecs.",
@@ -172,9 +170,9 @@ def test_anthropic_normal_answer_and_request(fake_llm) -> None:
 
 
 def test_anthropic_model_as_answered_priced_by_alias(fake_llm) -> None:
-    server = fake_llm(Reply("x", model="claude-sonnet-4-5-20250929"))
+    server = fake_llm(Reply("x", model=f"{MODEL}-20261001"))
     reply = anthropic(server, Sleeps()).complete(PROMPT)
-    assert reply.model == "claude-sonnet-4-5-20250929"
+    assert reply.model == f"{MODEL}-20261001"
     assert reply.cost_usd == pytest.approx(call_cost(MODEL, 120, 30))
 
 
@@ -389,6 +387,31 @@ def test_anthropic_missing_key_fails_at_construction(key: str | None) -> None:
     assert message.startswith("ANTHROPIC_API_KEY is not set; ")
     assert "\n" not in message
     assert not isinstance(caught.value, ProviderCallError)
+
+
+def test_no_temperature_is_sent_unless_set(fake_llm) -> None:
+    # Claude models from Sonnet 5 on answer 400 to any sampling parameter.
+    server = fake_llm(Reply("x"), Reply("y"))
+    anthropic(server, Sleeps(), temperature=None).complete(PROMPT)
+    openai_provider(server, Sleeps(), temperature=None).complete(PROMPT)
+    assert [("temperature" in request.body) for request in server.requests] == [False, False]
+
+
+def test_providers_declare_capabilities_not_names(fake_llm) -> None:
+    from aicodec.providers.mutation import MutationProvider
+
+    server = fake_llm()
+    model_providers = (anthropic(server, Sleeps()), openai_provider(server, Sleeps()))
+    for provider in model_providers:
+        assert provider.capabilities.writes_code_by_model and provider.capabilities.plans
+        assert not provider.capabilities.proposes_locally
+        with pytest.raises(ProviderError, match="proposes nothing"):
+            provider.propose("PARAMS = {}")
+    mutation = MutationProvider()
+    assert mutation.capabilities.proposes_locally and not mutation.capabilities.plans
+    with pytest.raises(ProviderError, match="answers no prompts"):
+        mutation.complete(PROMPT)
+    assert server.requests == []
 
 
 # ---------------------------------------------------------------- OpenAI-compatible

@@ -63,6 +63,12 @@ JobsOption = Annotated[
     typer.Option("--jobs", help="Sandbox jobs and ladder encodes at once [env AICODEC_JOBS; "
                  "default one per core, at most 4 with --device cuda].", show_default=False),
 ]  # fmt: skip
+PricesOption = Annotated[
+    Path | None,
+    typer.Option("--prices", help="TOML price table merged over the built-in one, for models "
+                 "it lacks ([models.NAME] input, output: USD per million tokens) "
+                 "[env AICODEC_PRICES_FILE].", show_default=False),
+]  # fmt: skip
 DeviceOption = Annotated[
     str | None,
     typer.Option("--device", help="cpu (default) or cuda: the device a torch codec may use."),
@@ -433,6 +439,22 @@ def load_window(settings: Settings, video: Path | None, **window: Any) -> Any:
     return load_clip(video, settings, **window)
 
 
+@app.command("contract")
+def contract_command(as_json: JsonOption = False) -> None:
+    """Print the codec contract (markdown) exactly as every prompt carries it."""
+
+    def body() -> None:
+        from aicodec.prompting import contract_text
+
+        text = contract_text(make_settings())
+        if as_json:
+            print_json({"contract": text})
+        else:
+            print(text)
+
+    guarded(body)
+
+
 @app.command("validate")
 def validate_command(codec: CodecArgument, as_json: JsonOption = False) -> None:
     """Check a codec file statically (contract, imports, forbidden names); exit 1 if invalid."""
@@ -692,6 +714,7 @@ def generate_command(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the mutation provider.")] = 0,
+    prices: PricesOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -709,7 +732,7 @@ def generate_command(
                     max_cost=max_cost, max_tokens=max_tokens, progress=status.update,
                 )  # fmt: skip
 
-        overrides: dict[str, object] = {}
+        overrides: dict[str, object] = {"prices_file": prices}
         if base_url:
             overrides.update(openai_base_url=base_url, provider=provider or "openai")
             if model:
@@ -1013,6 +1036,7 @@ def evolve_command(
         typer.Option("--resume", help="Continue the last unfinished run to its planned count."),
     ] = False,
     jobs: JobsOption = None,
+    prices: PricesOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -1033,7 +1057,7 @@ def evolve_command(
                  "--git-repo": git_repo, "--threshold": threshold, "--fps": fps,
                  "--frames": frames, "--start": start or None, "--model": model,
                  "--base-url": base_url, "--parallel": parallel}  # fmt: skip
-        overrides: dict[str, object] = {}
+        overrides: dict[str, object] = {"prices_file": prices}
         if base_url:
             overrides.update(openai_base_url=base_url, provider=provider or "openai")
             if model:
@@ -1094,7 +1118,8 @@ def evolve_command(
     guarded(body)
 
 
-SWITCHABLE = ("--model", "--base-url")  # options --resume may change (the model's address)
+SWITCHABLE = ("--model", "--base-url")  # options --resume may change (the model's address;
+# --max-cost, --max-minutes and --prices are not in ``given``: --resume takes them too)
 
 
 class _EvolveDisplay:

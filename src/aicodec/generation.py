@@ -8,16 +8,23 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select
 
 from aicodec.candidates import code_hash, read_candidate
 from aicodec.candidates.contract import DEFAULT_QUALITIES
+from aicodec.candidates.edits import EditError, extract_candidate
 from aicodec.candidates.records import record_candidate
 from aicodec.errors import GenerationError, ProviderError
 from aicodec.prompting import ParentCodec, generate_prompt, repair_prompt
-from aicodec.providers.base import ModelReply, Prompt, ProviderCallError
+from aicodec.providers.base import (
+    ModelReply,
+    Prompt,
+    Provider,
+    ProviderCallError,
+    price_table,
+    refuse_unpriced_budget,
+)
 from aicodec.providers.replay import prompt_hash
 from aicodec.results import best_candidate, current_best
 from aicodec.settings import Settings, data_dir
@@ -48,8 +55,14 @@ def scrub(text: str) -> str:
 
 def select_provider(
     settings: Settings, name: str | None, *, seed: int, store: Store
-) -> tuple[Any, str]:
-    """The provider to use and why: --provider, else anthropic with a key, else mutation."""
+) -> tuple[Provider, str]:
+    """The provider to use and why: --provider, else anthropic with a key, else mutation.
+
+    The price table (with ``settings.prices_file`` merged over it) is read here, so a bad
+    prices file is refused before anything else happens.
+    """
+    prices = price_table(settings.prices_file)
+    provider: Provider
     chosen = name or settings.provider
     if chosen:
         reason = f"--provider {chosen}"
@@ -64,7 +77,7 @@ def select_provider(
             settings.model, api_key=os.environ.get("ANTHROPIC_API_KEY"),
             base_url=os.environ.get("ANTHROPIC_BASE_URL"), max_tokens=settings.max_tokens,
             temperature=settings.temperature, timeout_s=settings.llm_timeout_s,
-            max_retries=settings.llm_max_retries,
+            max_retries=settings.llm_max_retries, prices=prices,
         )  # fmt: skip
     elif chosen == "openai":
         from aicodec.providers.openai_provider import OpenAIProvider
@@ -78,7 +91,7 @@ def select_provider(
             settings.openai_model, base_url=settings.openai_base_url,
             api_key=os.environ.get("OPENAI_API_KEY"), max_tokens=settings.max_tokens,
             temperature=settings.temperature, timeout_s=settings.llm_timeout_s,
-            max_retries=settings.llm_max_retries,
+            max_retries=settings.llm_max_retries, prices=prices,
         )  # fmt: skip
     elif chosen == "mutation":
         from aicodec.providers.mutation import MutationProvider
@@ -241,7 +254,9 @@ class GenerationOutcome:
         }  # fmt: skip
 
 
-def log_call(store: Store, provider: Any, prompt: Prompt, batch: str) -> tuple[ModelReply, int]:
+def log_call(
+    store: Store, provider: Provider, prompt: Prompt, batch: str
+) -> tuple[ModelReply, int]:
     """Ask the provider; the call is stored (prompt, answer or error, tokens, cost) either way.
 
     Returns the reply and the call's id; ProviderError after logging a failed call.
@@ -279,7 +294,7 @@ def _save_call(store: Store, row: ModelCall) -> int:
 class _Batch:
     """One generate invocation: logs every call, tracks the budgets, records outcomes."""
 
-    def __init__(self, store: Store, provider: Any, outcome: GenerationOutcome) -> None:
+    def __init__(self, store: Store, provider: Provider, outcome: GenerationOutcome) -> None:
         self.store, self.provider, self.outcome = store, provider, outcome
 
     def call(self, prompt: Prompt) -> tuple[ModelReply, int]:
@@ -345,7 +360,7 @@ class _Batch:
 def generate_candidates(
     store: Store,
     settings: Settings,
-    provider: Any,
+    provider: Provider,
     provider_reason: str,
     parent: ParentCodec,
     *,
@@ -365,34 +380,38 @@ def generate_candidates(
 
     ``batch_id`` groups the calls (an evolve run passes its own); ``clip_ids`` limits the
     scores shown to the model to those clips; ``repeat_from`` (the parent's parent, after
-    a step that helped) lets the mutation provider repeat that step first; the runs and
-    scores of the ``hidden`` candidates (still being scored) are not shown to the model;
-    ``qualities`` are those the scores shown (and the best codec) are measured at.
+    a step that helped) lets a provider that repeats improving steps repeat it first; the
+    runs and scores of the ``hidden`` candidates (still being scored) are not shown to the
+    model; ``qualities`` are those the scores shown (and the best codec) are measured at.
+    ConfigError, before any call, when ``max_cost`` cannot be kept (an unpriced model).
     """
     if count < 1:
         raise GenerationError("--n must be 1 or more")
+    refuse_unpriced_budget(provider, max_cost)
     outcome = GenerationOutcome(
         provider.name, provider.model, provider_reason, batch_id or uuid.uuid4().hex, parent
     )
     batch = _Batch(store, provider, outcome)
-    if provider.name == "mutation":
+    capabilities = provider.capabilities
+    if capabilities.proposes_locally:
         from aicodec.providers.mutation import describe
 
         with store.session() as session:
             rounds = session.scalar(
                 select(func.count(GenerationRecord.id)).where(
-                    GenerationRecord.parent_id == parent.id, GenerationRecord.provider == "mutation"
+                    GenerationRecord.parent_id == parent.id,
+                    GenerationRecord.provider == provider.name,
                 )
             )
+        if not capabilities.repeats_improving_steps:
+            repeat_from = None
         children = provider.propose(
             parent.source, count, attempt=int(rounds or 0), repeat_from=repeat_from
         )
         for source in children:
-            batch.keep(source, "mutation", 0, None, reason=describe(parent.source, source))
+            batch.keep(source, capabilities.origin, 0, None, reason=describe(parent.source, source))
         return outcome
     scores, best, failures = parent_history(store, parent, clip_ids, hidden, qualities)
-    from aicodec.candidates.edits import extract_candidate
-
     for index in range(count):
         outcome.stopped = batch.over_budget(max_cost, max_tokens)
         if outcome.stopped:
@@ -402,7 +421,7 @@ def generate_candidates(
         prompt = generate_prompt(settings, parent, scores=scores, best=best, failures=failures,
                                  plan=plan)  # fmt: skip
         try:
-            _one_candidate(batch, settings, prompt, parent, repairs, extract_candidate)
+            _one_candidate(batch, settings, prompt, parent, repairs)
         except ProviderError as exc:
             outcome.stopped = f"provider failed: {scrub(str(exc))}"
             break
@@ -410,25 +429,29 @@ def generate_candidates(
 
 
 def _one_candidate(
-    batch: _Batch,
-    settings: Settings,
-    prompt: Prompt,
-    parent: ParentCodec,
-    repairs: int,
-    extract: Callable[[str, str | None], str],
+    batch: _Batch, settings: Settings, prompt: Prompt, parent: ParentCodec, repairs: int
 ) -> None:
-    """Ask for one candidate, repairing validation errors up to ``repairs`` times."""
+    """Ask for one candidate, repairing edits that do not apply and validation errors up to
+    ``repairs`` times in all (each repair is one more call with the exact error)."""
+    origin = batch.provider.capabilities.origin
     for attempt in range(repairs + 1):
         reply, call_id = batch.call(prompt)
         try:
-            source = extract(reply.text, parent.source)
+            source = extract_candidate(reply.text, parent.source)
+        except EditError as exc:
+            if attempt == repairs:
+                batch.record(GeneratedCandidate(None, False, None, parent.id, origin, "failed",
+                                                str(exc), attempt), call_id)  # fmt: skip
+                return
+            prompt = repair_prompt(settings, prompt, reply.text, str(exc), failed_edits=True)
+            continue
         except GenerationError as exc:
-            batch.record(GeneratedCandidate(None, False, None, parent.id, "llm", "failed",
+            batch.record(GeneratedCandidate(None, False, None, parent.id, origin, "failed",
                                             str(exc), attempt), call_id)  # fmt: skip
             return
         report = validate_source(source)
         if report.valid or attempt == repairs:
-            batch.keep(source, "llm", attempt, call_id)
+            batch.keep(source, origin, attempt, call_id)
             return
         prompt = repair_prompt(settings, prompt, reply.text, str(report.violations[0]))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jinja2
 
+from aicodec.contract_rules import contract_values
 from aicodec.errors import ConfigError, GenerationError
 from aicodec.providers.base import Prompt
 from aicodec.settings import Settings
@@ -49,10 +50,15 @@ def render(settings: Settings, template: str, **values: object) -> str:
         raise ConfigError(f"prompt template {template}: {exc}") from None
 
 
+def contract_text(settings: Settings) -> str:
+    """The codec contract as models and people read it: contract.md.j2, its lists of what a
+    codec may use rendered from the validator's own tables."""
+    return render(settings, "contract.md.j2", **contract_values()).strip()
+
+
 def system_prompt(settings: Settings) -> str:
     """The static system prompt: role, the codec contract, integrity rules, answer format."""
-    contract = (settings.prompts_dir / "contract.md").read_text(encoding="utf-8")
-    return render(settings, "system.md.j2", contract=contract.strip())
+    return render(settings, "system.md.j2", contract=contract_text(settings))
 
 
 def _fit(
@@ -105,9 +111,12 @@ def generate_prompt(
     return Prompt(system=system, messages=({"role": "user", "content": text},))
 
 
-def repair_prompt(settings: Settings, previous: Prompt, answer: str, error: str) -> Prompt:
-    """The conversation continued with the model's answer and the validation error to fix."""
-    message = render(settings, "repair.md.j2", error=error)
+def repair_prompt(
+    settings: Settings, previous: Prompt, answer: str, error: str, *, failed_edits: bool = False
+) -> Prompt:
+    """The conversation continued with the model's answer and the error to fix: a validation
+    error, or (``failed_edits``) why its SEARCH/REPLACE edits could not be applied."""
+    message = render(settings, "repair.md.j2", error=error, failed_edits=failed_edits)
     turns = (*previous.messages, {"role": "assistant", "content": answer},
              {"role": "user", "content": message})  # fmt: skip
     return Prompt(system=previous.system, messages=turns, purpose="repair")

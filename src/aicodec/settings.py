@@ -111,9 +111,16 @@ class Settings(BaseSettings):
     provider: str | None = Field(
         default=None, description="anthropic, openai, mutation or replay (default: by key)."
     )
-    model: str = Field(default="claude-sonnet-4-5", description="Claude model for anthropic.")
+    model: str = Field(default="claude-sonnet-5-5", description="Claude model for anthropic.")
     max_tokens: int = Field(default=8192, ge=256, description="Longest model answer (tokens).")
-    temperature: float = Field(default=0.7, ge=0.0, le=1.0, description="Sampling temperature.")
+    temperature: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Sampling temperature (unset: the model's "
+        "own; Claude models from Sonnet 5 on refuse any other).",
+    )  # fmt: skip
+    prices_file: Path | None = Field(
+        default=None, description="TOML price table ([models.NAME] input, output, cache_read, "
+        "cache_write in USD per million tokens) merged over the built-in prices.toml.",
+    )  # fmt: skip
     llm_timeout_s: float = Field(default=180.0, gt=0, description="Timeout of one model call.")
     llm_max_retries: int = Field(default=6, ge=0, description="Retries of a failed model call.")
     openai_base_url: str | None = Field(

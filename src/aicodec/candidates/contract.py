@@ -8,8 +8,9 @@ A candidate is one Python source file defining::
 ``frames`` is an :class:`aicodec.clips.Frames` (``y[T, H, W]``, ``u`` and ``v`` of
 ``[T, H/2, W/2]``, all uint8, plus ``fps``, ``count``, ``width``, ``height``).
 ``decode`` returns ``(y, u, v)`` uint8 arrays of the source's shapes (or any object
-with ``y``, ``u`` and ``v`` attributes). ``prompts/contract.md`` is the same contract in
-prose for models and people.
+with ``y``, ``u`` and ``v`` attributes). ``prompts/contract.md.j2`` is the same contract in
+prose for models and people, its lists rendered from these tables and the validator's
+(:mod:`aicodec.contract_rules`); ``aicodec contract`` prints it.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ An answer holding any SEARCH or REPLACE marker is read as edits, whatever fences
 has. Each SEARCH must match whole lines of the current text (the parent as changed by the
 blocks before it) exactly once; when it matches nowhere, a second pass ignores trailing
 whitespace at the end of each line. There is no fuzzier matching than that. Whatever goes
-wrong becomes a :class:`GenerationError` with one precise line; the parent is never returned
-as if it were a new candidate. The library never prints.
+wrong becomes a :class:`GenerationError` with one precise line (an :class:`EditError` when
+the edits cannot be applied); the parent is never returned as if it were a new candidate.
+The library never prints.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ _DEF_DECODE_RE = re.compile(r"^def[ \t]+decode[ \t]*\(", re.MULTILINE)
 
 _SHOWN_CHARS = 80  # longest excerpt of a line quoted in an error message
 _SHOWN_HITS = 5  # most line numbers listed for a SEARCH that matches several places
+
+
+class EditError(GenerationError):
+    """SEARCH/REPLACE edits that cannot be applied (bad markers, a SEARCH that matches nowhere
+    or more than once); the model gets a repair turn with the message."""
 
 
 @dataclass(frozen=True)
@@ -131,18 +137,18 @@ def parse_edits(answer: str) -> list[Edit]:
                 number += 1
                 search, replace, state = [], [], "search"
             elif is_replace:
-                raise GenerationError(
+                raise EditError(
                     f"block {number + 1}: malformed markers: '{REPLACE_MARKER}' without a "
                     f"'{SEARCH_MARKER}' before it {where}"
                 )
         elif state == "search":
             if is_search:
-                raise GenerationError(
+                raise EditError(
                     f"block {number}: malformed markers: a second '{SEARCH_MARKER}' before "
                     f"its '{DIVIDER_MARKER}' divider {where}"
                 )
             if is_replace:
-                raise GenerationError(
+                raise EditError(
                     f"block {number}: malformed markers: '{REPLACE_MARKER}' before its "
                     f"'{DIVIDER_MARKER}' divider {where}"
                 )
@@ -152,18 +158,18 @@ def parse_edits(answer: str) -> list[Edit]:
                 search.append(line)
         else:
             if is_search:
-                raise GenerationError(
+                raise EditError(
                     f"block {number}: malformed markers: a new '{SEARCH_MARKER}' before its "
                     f"'{REPLACE_MARKER}' {where}"
                 )
             if _DIVIDER_RE.match(line):
-                raise GenerationError(
+                raise EditError(
                     f"block {number}: malformed markers: a second '{DIVIDER_MARKER}' divider "
                     f"{where}"
                 )
             if is_replace:
                 if not any(item.strip() for item in search):
-                    raise GenerationError(
+                    raise EditError(
                         f"block {number}: the SEARCH part is empty; it must quote the parent "
                         "lines to replace"
                     )
@@ -172,12 +178,12 @@ def parse_edits(answer: str) -> list[Edit]:
             else:
                 replace.append(line)
     if state == "search":
-        raise GenerationError(
+        raise EditError(
             f"block {number}: malformed markers: the answer ends before its "
             f"'{DIVIDER_MARKER}' divider"
         )
     if state == "replace":
-        raise GenerationError(
+        raise EditError(
             f"block {number}: malformed markers: the answer ends before its '{REPLACE_MARKER}'"
         )
     return edits
@@ -292,11 +298,11 @@ def _apply(text: str, edit: Edit) -> str:
     if not hits:
         hits = _hits([line.rstrip() for line in bare], [line.rstrip() for line in search])
     if not hits:
-        raise GenerationError(_not_found(edit, bare))
+        raise EditError(_not_found(edit, bare))
     if len(hits) > 1:
         shown = ", ".join(str(start + 1) for start in hits[:_SHOWN_HITS])
         more = ", ..." if len(hits) > _SHOWN_HITS else ""
-        raise GenerationError(
+        raise EditError(
             f"block {edit.number}: the SEARCH text matches {_target(edit)} {len(hits)} times "
             f"(at lines {shown}{more}); it must match exactly once, so quote more lines"
         )

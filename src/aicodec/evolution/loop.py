@@ -56,6 +56,7 @@ from aicodec.generation import (
     select_provider,
 )
 from aicodec.prompting import ParentCodec, plan_prompt
+from aicodec.providers.base import Provider, refuse_unpriced_budget
 from aicodec.results import X264, current_best, fitness, latest_ok_run, normal_qualities
 from aicodec.sandbox.execute import CANCELLED
 from aicodec.scoring import ScoreOutcome, score_clips
@@ -74,7 +75,6 @@ from aicodec.store.liveness import add_run, carrying_out, refuse_live_run
 
 FINISHED = ("scored", "failed")
 UNFINISHED_RUNS = ("running", "interrupted")
-MODEL_PROVIDERS = ("anthropic", "openai", "replay")
 STOP_WAIT_S = 2.0  # after Ctrl-C, how long the worker may take to end the stage it is in
 
 
@@ -312,7 +312,7 @@ class Evolution:
         on_event: Callable[[EvolveEvent], None] | None,
         *,
         clips: _Clips | None = None,
-        provider: tuple[Any, str] | None = None,
+        provider: tuple[Provider, str] | None = None,
     ) -> None:
         """``clips`` and ``provider`` (with its reason) are made here unless given."""
         self.store, self.config, self.run_id, self.on_event = store, config, run_id, on_event
@@ -714,7 +714,7 @@ class Evolution:
             return False
         if planner == "model":
             return True
-        return self.provider.name in MODEL_PROVIDERS
+        return self.provider.capabilities.plans
 
     def _plan(self, row_id: int, number: int, parent_id: int) -> Plan:
         with self._stage(row_id, "plan"):
@@ -744,8 +744,13 @@ class Evolution:
         with self._stage(row_id, "generate"):
             source, name = self._source(parent_id)
             parent = ParentCodec(parent_id, name, source)
-            tries = self.config.duplicate_tries if self.provider.name == "mutation" else 1
-            repeat_from = self._improving_step(parent_id, number)
+            capabilities = self.provider.capabilities
+            tries = self.config.duplicate_tries if capabilities.retries_duplicates else 1
+            repeat_from = (
+                self._improving_step(parent_id, number)
+                if capabilities.repeats_improving_steps
+                else None
+            )
             hidden = self._in_flight(number)
             spent = self._row_cost(row_id)
             last = None
@@ -787,7 +792,8 @@ class Evolution:
 
     def _improving_step(self, parent_id: int, number: int) -> str | None:
         """The source of the parent's own parent when the step between them lowered the
-        BD-rate (PSNR-Y and PSNR-YUV) in this run; the mutation provider repeats it once."""
+        BD-rate (PSNR-Y and PSNR-YUV) in this run; a provider that repeats improving steps
+        repeats it once."""
         for row in self._rows(self._known(number)):
             if (
                 row.candidate_id == parent_id and row.status == "scored"
@@ -921,6 +927,7 @@ def start_evolution(
         for spec, clip in zip(config.holdout, clips.holdout, strict=True)
     ]
     provider, reason = select_provider(settings, config.provider, seed=config.seed, store=store)
+    refuse_unpriced_budget(provider, config.max_cost)
     start = resolve_parent(store, config.parent, config.qualities, clips.training_ids)
     assert start.id is not None
     run = EvolutionRun(
@@ -980,6 +987,7 @@ def resume_evolution(
     if max_minutes is not None:
         config.max_minutes = max_minutes
     evolution = Evolution(store, settings, config, run_id, on_event)
+    refuse_unpriced_budget(evolution.provider, config.max_cost)
     with _carried_out(store, settings, run_id):
         return evolution.run()
 

@@ -32,7 +32,8 @@ import re
 from dataclasses import dataclass
 
 from aicodec.candidates.contract import PARAM_RANGES_NAME, PARAMS_NAME
-from aicodec.errors import ConfigError, GenerationError
+from aicodec.errors import ConfigError, GenerationError, ProviderError
+from aicodec.providers.base import Capabilities, ModelReply, Prompt
 from aicodec.validation import top_assignment
 
 NO_TUNABLES = "the parent has no PARAMS/PARAM_RANGES to mutate"
@@ -62,6 +63,10 @@ class MutationProvider:
 
     name = "mutation"
     model = "params-mutation-v1"
+    capabilities = Capabilities(
+        writes_code_by_model=False, plans=False, proposes_locally=True,
+        repeats_improving_steps=True, retries_duplicates=True, origin="mutation",
+    )  # fmt: skip
 
     def __init__(self, seed: int = 0, *, scale: float = 0.25) -> None:
         if isinstance(scale, bool) or not isinstance(scale, int | float):
@@ -119,6 +124,14 @@ class MutationProvider:
             seen.add(literal)
             children.append(_with_params(tunables, literal))
         return children
+
+    def complete(self, prompt: Prompt) -> ModelReply:
+        """Not offered: the mutation provider calls no model and answers no prompt."""
+        raise ProviderError("the mutation provider calls no model; it answers no prompts")
+
+    def priced(self) -> bool:
+        """Always: it costs nothing."""
+        return True
 
 
 def _repeated_step(tunables: _Tunables, earlier_source: str) -> dict[str, object] | None:
