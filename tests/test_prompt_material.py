@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,15 @@ from aicodec.baselines import load_ladder
 from aicodec.clips import Clip, load_clip
 from aicodec.evolution.planner import PastIteration
 from aicodec.prompt_material import gather
-from aicodec.prompting import ParentCodec, estimate_tokens, generate_prompt, plan_prompt
+from aicodec.prompting import (
+    ParentCodec,
+    estimate_tokens,
+    generate_prompt,
+    plan_prompt,
+    timing_text,
+)
+from aicodec.providers.base import Prompt
+from aicodec.providers.replay import prompt_hash
 from aicodec.sandbox.runner import wall_limit
 from aicodec.scoring import ScoreOutcome, run_and_measure, score_clips, stored_frame_psnr_y
 from aicodec.settings import Settings
@@ -233,3 +241,22 @@ def test_stored_iterations_show_outside_evolve_and_old_runs_say_no_profile(lab: 
     material = gather(lab.store, lab.settings, lab.parent.id, clip_ids=[lab.training_id()])
     text = generate_prompt(lab.settings, lab.parent, material).messages[0]["content"]
     assert "Per-frame PSNR-Y: not stored for these runs" in text
+
+
+def test_a_prompts_replay_identity_leaves_out_measured_times_only(lab: Lab) -> None:
+    material = gather(lab.store, lab.settings, lab.parent.id, clip_ids=[lab.training_id()])
+    prompt = generate_prompt(lab.settings, lab.parent, material)
+    text = prompt.messages[0]["content"]
+    run = lab.runs(lab.training)[0]
+    assert run.encode_wall_seconds is not None and run.kbps is not None
+    limit = wall_limit(lab.settings, run.encode_wall_seconds)
+    timed = timing_text("encode", run.encode_wall_seconds, limit)
+    slower = timing_text("encode", run.encode_wall_seconds + 7.5, 40.0)
+    assert timed in text
+
+    def with_text(changed: str) -> Prompt:
+        return replace(prompt, messages=({"role": "user", "content": changed},))
+
+    assert prompt_hash(with_text(text.replace(timed, slower))) == prompt_hash(prompt)
+    other_rate = text.replace(f"{run.kbps:.1f} kbps", f"{run.kbps + 1:.1f} kbps")
+    assert prompt_hash(with_text(other_rate)) != prompt_hash(prompt)
