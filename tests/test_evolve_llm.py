@@ -117,6 +117,17 @@ def test_evolve_with_claude_then_replay(fake_llm, tmp_path: Path) -> None:  # ty
     assert all(KEY in found or f"Bearer {KEY}" in found for found in carried)
     assert "HYPOTHESIS: a coarser chroma quantiser saves bits" in sent[1]  # plan 1 shown
     assert "failed (no-code)" in sent[4]  # the planner of iteration 3 sees the failure
+    # both prompts show the parent beside the ladder, its times, and what was tried
+    for text in sent:
+        assert "The ladder on this clip (kbps at PSNR-Y dB):\n  x264-medium: " in text
+        assert "Per-frame PSNR-Y (dB):\n  q30: frame 0 " in text and "(child limit " in text
+    for text in sent[2:4]:
+        assert (
+            "- iteration 1: parent " in text
+            and "hypothesis: a coarser chroma quantiser" in text
+            and " vs parent: beat the -1 % threshold" in text
+        )
+    assert "- iteration 2: parent " in sent[5] and "failed (no-code)" in sent[5]
     assert PARENT.splitlines()[0] in sent[1]
     assert logged_purposes(db) == [("anthropic", purpose) for purpose in
                                    ("plan", "generate") * 3]  # fmt: skip

@@ -102,6 +102,14 @@ def test_the_rule_planner_predicts_from_recent_outcomes() -> None:
     failing = rule_plan(facts)
     assert "the last 2 iterations scored nothing" in failing.root_cause
     assert "(sandbox-encode): why" in failing.root_cause
-    lines = facts.history_lines()
-    assert lines[0].startswith("Parent: candidate 1, mean BD-rate vs x264 +50.00 %")
-    assert any("failed (invalid): why" in line for line in lines)
+    assert facts.summary_lines()[0].startswith("Parent: candidate 1, mean BD-rate vs x264 +50.00 %")
+    assert facts.recent[1].line(1.0).endswith("; predicted -1.00 %; failed (invalid): why")
+    assert facts.recent[2].line(1.0) == (
+        "- iteration 3: parent 1 -> candidate 4; change: tilt 0.4 -> 0.9; predicted -1.00 %, "
+        "measured -4.00 % vs parent: beat the -1 % threshold"
+    )
+    assert (
+        facts.recent[3]
+        .line(2.5)
+        .endswith("measured +2.00 % vs parent: did not beat the -2.5 % threshold")
+    )

@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 from aicodec.errors import GenerationError
-from aicodec.prompting import ParentCodec, estimate_tokens, generate_prompt, plan_prompt
+from aicodec.prompt_material import failures_section
+from aicodec.prompting import (
+    Block,
+    ParentCodec,
+    PromptMaterial,
+    Section,
+    estimate_tokens,
+    generate_prompt,
+    plan_prompt,
+)
 from aicodec.settings import Settings
 from tests.test_cli import assert_one_line_error
 
@@ -90,38 +99,49 @@ def test_anthropic_without_a_key_is_one_line(tmp_path: Path) -> None:
     )
 
 
+def failures_material(lines: list[str]) -> PromptMaterial:
+    """Prompt material with only a failures section."""
+    return PromptMaterial((failures_section(lines),))
+
+
 def test_prompt_history_is_trimmed_by_whole_entries_to_fit_the_budget() -> None:
     source = (SEEDS / "intra_dct.py").read_text()
     parent = ParentCodec(1, "intra_dct.py", source)
     failures = [f"- candidate {i}, quality 60: encode error: ValueError number {i}" for i in
                 range(400)]  # fmt: skip
-    roomy = generate_prompt(Settings(), parent, scores=[], best=None, failures=failures[:3])
+    roomy = generate_prompt(Settings(), parent, failures_material(failures[:3]))
     assert "ValueError number 2" in roomy.messages[0]["content"]
+    assert "dropped" not in roomy.messages[0]["content"]
     tight = Settings(prompt_budget_tokens=estimate_tokens(roomy.system) + 7000)
-    prompt = generate_prompt(tight, parent, scores=[], best=None, failures=failures)
+    prompt = generate_prompt(tight, parent, failures_material(failures))
     text = prompt.messages[0]["content"]
     assert estimate_tokens(prompt.system) + estimate_tokens(text) <= tight.prompt_budget_tokens
     assert "ValueError number 0\n" in text  # newest kept
     assert "ValueError number 399" not in text  # oldest left out
-    assert "older entries left out" in text
+    kept = text.count("- candidate ")
+    assert f"(dropped to fit the prompt budget: {400 - kept} older failures)" in text
     for line in text.splitlines():
         if line.startswith("- candidate"):
             assert line.endswith(line.split()[-1]) and "ValueError number" in line  # whole lines
     with pytest.raises(GenerationError, match="over the"):
-        generate_prompt(Settings(prompt_budget_tokens=2000), parent, scores=[], best=None,
-                        failures=[])  # fmt: skip
+        generate_prompt(Settings(prompt_budget_tokens=2000), parent, PromptMaterial())
     assert prompt.system.count("encode(frames, quality: int) -> bytes") == 1  # the contract
 
 
 def test_planning_prompt_asks_for_the_plan_sections_within_budget() -> None:
     note = "decode 0.52 s; qp_shift 0.0 -> 1.25, lambda_scale 1.0 -> 0.8, search_range 12 -> 16"
-    history = [f"- candidate {i}: BD-rate vs x264 +{60 + i}.0 %, {note}" for i in range(1500)]
-    prompt = plan_prompt(Settings(), history)
+    history = tuple(
+        Block((f"- candidate {i}: BD-rate vs x264 +{60 + i}.0 %, {note}",), 0, "entries", "entry")
+        for i in range(1500)
+    )
+    material = PromptMaterial((Section("# Candidates", (), history),), None, ("Parent: c 1",))
+    prompt = plan_prompt(Settings(), material)
     text = prompt.messages[0]["content"]
     assert prompt.purpose == "plan"
     for section in ("ROOT CAUSE:", "HYPOTHESIS:", "PLAN:", "EXPECTED BD-RATE:", "CONFIDENCE:"):
         assert section in text
-    assert "- candidate 0:" in text and "older entries left out" in text
+    assert "Parent: c 1" in text and "- candidate 0:" in text
+    assert "- candidate 1499:" not in text and " entries)" in text
     total = estimate_tokens(prompt.system) + estimate_tokens(text)
     assert total <= Settings().prompt_budget_tokens
 
@@ -161,9 +181,8 @@ def test_the_default_parent_is_the_hybrid_seed_and_its_prompt_fits(tmp_path: Pat
     assert DEFAULT_SEED == parent.name == "hybrid.py"
     assert parent.source == (SEEDS / "hybrid.py").read_text(encoding="utf-8")
     failures = [f"- candidate {i}, quality 60: decode error: IndexError {i}" for i in range(30)]
-    scores = [f"- quality {q}: 1000 kbps, 35.0 dB" for q in (20, 40, 60, 80)]
     settings = Settings()
-    prompt = generate_prompt(settings, parent, scores=scores, best=None, failures=failures)
+    prompt = generate_prompt(settings, parent, failures_material(failures))
     text = prompt.messages[0]["content"]
     assert parent.source in text and "IndexError 29" in text  # the whole codec, all history
     assert estimate_tokens(prompt.system) + estimate_tokens(text) <= settings.prompt_budget_tokens
@@ -171,5 +190,5 @@ def test_the_default_parent_is_the_hybrid_seed_and_its_prompt_fits(tmp_path: Pat
     assert estimate_tokens(parent.source) > settings.max_tokens
     assert "answer with SEARCH/REPLACE edits, not the complete file" in text.replace("\n", " ")
     intra = ParentCodec(1, "intra_dct.py", (SEEDS / "intra_dct.py").read_text())
-    short = generate_prompt(settings, intra, scores=scores, best=None, failures=failures)
+    short = generate_prompt(settings, intra, failures_material(failures))
     assert "not the complete file" not in short.messages[0]["content"]

@@ -13,8 +13,16 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, func, select
 
 from aicodec.errors import StoreError
+from aicodec.scoring import stored_frame_psnr_y
 from aicodec.settings import Settings, load_settings
-from aicodec.store import ClipRecord, EvolutionRun, Store, head_revision, normalise_url
+from aicodec.store import (
+    ClipRecord,
+    EvolutionRun,
+    RunRecord,
+    Store,
+    head_revision,
+    normalise_url,
+)
 from aicodec.store.db import MIGRATIONS_DIR
 from aicodec.store.liveness import refuse_live_run
 from aicodec.store.models import Base
@@ -132,4 +140,44 @@ def test_a_store_with_a_run_from_before_liveness_migrates_and_the_run_is_not_liv
         run = session.scalars(select(EvolutionRun)).one()
         assert (run.status, run.host, run.pid, run.heartbeat_at) == ("running", None, None, None)
     refuse_live_run(store, timeout_s=60)  # no carrier recorded: a crashed run, resumable
+    store.close()
+
+
+def test_a_store_at_0006_gains_the_per_frame_psnr_column_with_old_runs_left_empty(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006")
+    engine.dispose()
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "INSERT INTO clips (id, content_hash, name, source, start_frame, width, height, "
+            "frame_count, fps_num, fps_den, created_at) "
+            "VALUES (1, 'c', 'c', 's', 0, 16, 16, 2, 1, 1, '2026-01-01 00:00:00')"
+        )
+        connection.execute(
+            "INSERT INTO candidates (id, code_hash, source, name, origin, created_at) "
+            "VALUES (1, 'h', '', 'c', 'seed', '2026-01-01 00:00:00')"
+        )
+        connection.execute(
+            "INSERT INTO candidate_runs (candidate_id, clip_id, quality, status, isolation, "
+            "kbps, psnr_y, created_at) VALUES (1, 1, 40, 'ok', 'none', 10.0, 35.5, "
+            "'2026-01-01 00:00:00')"
+        )
+    store = Store(str(path))
+    with store.engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == head_revision()
+    with store.session() as session:
+        run = session.scalars(select(RunRecord)).one()
+        assert (run.psnr_y, run.frame_psnr_y_json) == (35.5, None)
+        assert stored_frame_psnr_y(run) == ()
+        run.frame_psnr_y_json = "[36.0, null]"
+    with store.session() as session:
+        run = session.scalars(select(RunRecord)).one()
+        assert stored_frame_psnr_y(run) == (36.0, float("inf"))
     store.close()

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
@@ -30,18 +31,17 @@ from aicodec.results import best_candidate, current_best
 from aicodec.settings import Settings, data_dir
 from aicodec.store import (
     CandidateRecord,
-    ClipRecord,
     GenerationRecord,
     ModelCall,
-    RunRecord,
-    ScoreRecord,
     Store,
 )
 from aicodec.validation import validate_source
 
+if TYPE_CHECKING:
+    from aicodec.evolution.planner import PastIteration
+
 SECRET_VARIABLES = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 DEFAULT_SEED = "hybrid.py"  # the starting codec when nothing is adopted or scored
-FAILURES_SHOWN = 12
 
 
 def scrub(text: str) -> str:
@@ -139,69 +139,6 @@ def resolve_parent(
         raise GenerationError(f"the parent {path} is not a valid codec: {report.violations[0]}")
     origin = "seed" if path.resolve().parent.name == "seeds" else "manual"
     return ParentCodec(record_candidate(store, source, path.name, origin), path.name, source)
-
-
-def parent_history(
-    store: Store,
-    parent: ParentCodec,
-    clip_ids: Collection[int] | None = None,
-    hidden: Collection[int] = (),
-    qualities: Sequence[int] = DEFAULT_QUALITIES,
-) -> tuple[list[str], str | None, list[str]]:
-    """Prompt material: the parent's scores, the best codec so far, recent failures.
-
-    With ``clip_ids``, only scores and runs on those clips are shown (holdout clips never);
-    the runs and scores of the ``hidden`` candidates are never shown.
-    """
-    scores: list[str] = []
-    score_filter = [ScoreRecord.candidate_id == parent.id]
-    failure_filter = [RunRecord.status == "failed"]
-    if clip_ids is not None:
-        score_filter.append(ScoreRecord.clip_id.in_(list(clip_ids)))
-        failure_filter.append(RunRecord.clip_id.in_(list(clip_ids)))
-    if hidden:
-        failure_filter.append(RunRecord.candidate_id.not_in(list(hidden)))
-    with store.session() as session:
-        for score in session.scalars(
-            select(ScoreRecord).where(*score_filter).order_by(ScoreRecord.id.desc()).limit(6)
-        ):
-            clip = session.get(ClipRecord, score.clip_id)
-            rates = ", ".join(
-                f"vs {name} {value:+.1f} %" if value is not None else f"vs {name} undefined"
-                for name, value in json.loads(score.bd_rate_json).items()
-            )
-            scores.append(f"- {clip.name if clip else score.clip_id}: BD-rate {rates}")
-            for run in session.scalars(
-                select(RunRecord)
-                .where(RunRecord.candidate_id == parent.id, RunRecord.clip_id == score.clip_id,
-                       RunRecord.status == "ok")
-                .order_by(RunRecord.quality)
-            ):  # fmt: skip
-                scores.append(
-                    f"  quality {run.quality}: {run.bytes} bytes, {run.kbps:.1f} kbps, "
-                    f"PSNR-Y {run.psnr_y:.2f} dB, SSIM-Y {run.ssim_y:.4f}"
-                )
-        failures = [
-            f"- candidate {run.candidate_id}, quality {run.quality}: {run.error}"
-            for run in session.scalars(
-                select(RunRecord).where(*failure_filter)
-                .order_by(RunRecord.id.desc()).limit(FAILURES_SHOWN)
-            )
-        ]  # fmt: skip
-        failures += [
-            f"- generation {record.id} ({record.status}): {record.reason}"
-            for record in session.scalars(
-                select(GenerationRecord).where(GenerationRecord.status.in_(("invalid", "failed")))
-                .order_by(GenerationRecord.id.desc()).limit(FAILURES_SHOWN)
-            )
-        ]  # fmt: skip
-    best_id = best_candidate(store, qualities, clip_ids, hidden)
-    best = None
-    if best_id is not None and best_id != parent.id:
-        with store.session() as session:
-            record = session.get(CandidateRecord, best_id)
-            best = f"candidate {best_id} ({record.name if record else '?'})"
-    return scores, best, failures
 
 
 @dataclass
@@ -374,7 +311,8 @@ def generate_candidates(
     clip_ids: Collection[int] | None = None,
     repeat_from: str | None = None,
     hidden: Collection[int] = (),
-    qualities: Sequence[int] = DEFAULT_QUALITIES,
+    qualities: Sequence[int] | None = None,
+    recent: Sequence[PastIteration] | None = None,
 ) -> GenerationOutcome:
     """Make up to ``count`` candidates from ``parent`` with ``provider``; store each attempt.
 
@@ -382,8 +320,10 @@ def generate_candidates(
     scores shown to the model to those clips; ``repeat_from`` (the parent's parent, after
     a step that helped) lets a provider that repeats improving steps repeat it first; the
     runs and scores of the ``hidden`` candidates (still being scored) are not shown to the
-    model; ``qualities`` are those the scores shown (and the best codec) are measured at.
-    ConfigError, before any call, when ``max_cost`` cannot be kept (an unpriced model).
+    model; ``qualities`` (a run's) are those the scores shown and the best codec are at;
+    ``recent`` is an evolve run's known iterations, newest first (else the store's newest
+    evolve run is shown). ConfigError, before any call, when ``max_cost`` cannot be kept
+    (an unpriced model).
     """
     if count < 1:
         raise GenerationError("--n must be 1 or more")
@@ -411,15 +351,18 @@ def generate_candidates(
         for source in children:
             batch.keep(source, capabilities.origin, 0, None, reason=describe(parent.source, source))
         return outcome
-    scores, best, failures = parent_history(store, parent, clip_ids, hidden, qualities)
+    from aicodec.prompt_material import gather
+
+    material = gather(store, settings, parent.id, clip_ids=clip_ids, hidden=hidden,
+                      recent=recent, qualities=qualities)  # fmt: skip
+
     for index in range(count):
         outcome.stopped = batch.over_budget(max_cost, max_tokens)
         if outcome.stopped:
             break
         if progress is not None:
             progress(f"candidate {index + 1}/{count}: asking {provider.name}")
-        prompt = generate_prompt(settings, parent, scores=scores, best=best, failures=failures,
-                                 plan=plan)  # fmt: skip
+        prompt = generate_prompt(settings, parent, material, plan=plan)
         try:
             _one_candidate(batch, settings, prompt, parent, repairs)
         except ProviderError as exc:

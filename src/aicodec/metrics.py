@@ -15,7 +15,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,9 @@ MEASURED_FIELDS = (
 
 @dataclass(frozen=True)
 class EncodedQuality:
-    """An encoded clip: bytes, kbit/s, PSNR (dB), SSIM-Y, VMAF, frames and encode seconds."""
+    """An encoded clip: bytes, kbit/s, PSNR (dB), SSIM-Y, VMAF, frames and encode seconds;
+    ``frame_psnr_y`` is each frame's PSNR-Y in dB (inf for a lossless frame; empty when
+    not known, as for points stored before the lab kept it)."""
 
     bytes: int
     kbps: float
@@ -133,6 +135,7 @@ class EncodedQuality:
     vmaf: float | None
     frames: int
     encode_seconds: float
+    frame_psnr_y: tuple[float, ...] = field(default=(), kw_only=True, compare=False, repr=False)
 
     @property
     def encode_fps(self) -> float:
@@ -157,7 +160,8 @@ def measure_encoding(
     settings: Settings,
     with_vmaf: bool = False,
 ) -> dict[str, object]:
-    """The fields of an EncodedQuality for ``decoded`` frames coded in ``size_bytes``."""
+    """The fields of an EncodedQuality for ``decoded`` frames coded in ``size_bytes``, with
+    the per-frame PSNR-Y (dB) whose mean squared errors average to the clip's PSNR-Y."""
     quality = compare(reference, decoded, settings=settings)
     score = None
     if with_vmaf:
@@ -169,6 +173,7 @@ def measure_encoding(
         "psnr_y": quality.psnr_y, "psnr_u": quality.psnr_u, "psnr_v": quality.psnr_v,
         "psnr_yuv": quality.psnr_yuv, "ssim_y": quality.ssim_y, "vmaf": score,
         "frames": reference.count, "encode_seconds": encode_seconds,
+        "frame_psnr_y": tuple(frame.psnr_y for frame in quality.per_frame),
     }  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,21 @@ from aicodec.providers.base import Prompt
 from aicodec.settings import Settings
 
 CHARS_PER_TOKEN = 3.5  # a conservative average for English prose and Python code
+
+
+_TIMING = re.compile(r"\b(encode|decode) \d+\.\d\d s \(child limit \d+ s\)")
+
+
+def timing_text(role: str, seconds: float, limit_s: float) -> str:
+    """A measured wall time in a prompt with the limit a child gets: ``encode 1.80 s
+    (child limit 20 s)``."""
+    return f"{role} {seconds:.2f} s (child limit {limit_s:.0f} s)"
+
+
+def without_timings(text: str) -> str:
+    """``text`` with every ``timing_text`` blanked: wall times differ between two runs of
+    the same codec, so a prompt's identity for replay leaves them out."""
+    return _TIMING.sub(r"\1 (time)", text)
 
 
 def estimate_tokens(text: str) -> int:
@@ -61,37 +77,95 @@ def system_prompt(settings: Settings) -> str:
     return render(settings, "system.md.j2", contract=contract_text(settings))
 
 
-def _fit(
-    settings: Settings, template: str, budget: int, lists: tuple[str, ...], **values: object
-) -> str:
-    """Render, dropping the last entries of the named lists until the prompt fits ``budget``.
+@dataclass(frozen=True)
+class Block:
+    """Prompt lines that are kept or dropped together to fit the budget.
 
-    Entries are whole lines (newest first), so nothing is cut mid-line; the number left
-    out is shown in the prompt.
+    ``rank`` orders the dropping (the highest first; within a rank, later blocks first);
+    ``kind`` names several dropped blocks ("older failures"), ``label`` names one
+    ("per-frame profile of clip a.y4m").
     """
-    entries = {name: list(values[name]) for name in lists}  # type: ignore[call-overload]
-    omitted = 0
+
+    lines: tuple[str, ...]
+    rank: int
+    kind: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of a prompt: its heading, lines always shown, then its droppable blocks."""
+
+    heading: str
+    lines: tuple[str, ...] = ()
+    blocks: tuple[Block, ...] = ()
+
+
+@dataclass(frozen=True)
+class PromptMaterial:
+    """What a prompt shows besides the code: sections of figures and history, the best
+    codec so far (a line), and the plan prompt's summary lines."""
+
+    sections: tuple[Section, ...] = ()
+    best: str | None = None
+    summary: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """A section as rendered: heading and the lines of its kept blocks."""
+
+    heading: str
+    lines: list[str]
+
+
+def dropped_note(dropped: list[Block]) -> str:
+    """What was left out, in the order dropped: one block by its label, several by count."""
+    kinds: dict[str, list[Block]] = {}
+    for block in dropped:
+        kinds.setdefault(block.kind, []).append(block)
+    return ", ".join(
+        blocks[0].label if len(blocks) == 1 else f"{len(blocks)} {kind}"
+        for kind, blocks in kinds.items()
+    )
+
+
+def _fit(
+    settings: Settings, template: str, budget: int, material: PromptMaterial, **values: object
+) -> str:
+    """Render, dropping whole blocks of ``material`` (by rank) until the prompt fits
+    ``budget``; the prompt names what was dropped."""
+    blocks = [block for section in material.sections for block in section.blocks]
+    order = sorted(range(len(blocks)), key=lambda index: (-blocks[index].rank, -index))
+    dropped: set[int] = set()
     while True:
-        text = render(settings, template, **{**values, **entries, "omitted": omitted})
+        shown, position = [], 0
+        for section in material.sections:
+            lines = list(section.lines)
+            for block in section.blocks:
+                if position not in dropped:
+                    lines += block.lines
+                position += 1
+            if lines or section.blocks:
+                shown.append(_Shown(section.heading, lines))
+        note = dropped_note([blocks[index] for index in order if index in dropped])
+        text = render(settings, template, **values, sections=shown, best=material.best,
+                      summary=list(material.summary), dropped=note)  # fmt: skip
         if estimate_tokens(text) <= budget:
             return text
-        longest = max(lists, key=lambda name: len(entries[name]))
-        if not entries[longest]:
+        if len(dropped) == len(blocks):
             raise GenerationError(
                 f"the prompt needs about {estimate_tokens(text)} tokens even without history, "
                 f"over the {budget}-token budget (is the parent codec very large?)"
             )
-        entries[longest].pop()
-        omitted += 1
+        dropped.add(order[len(dropped)])
 
 
 def generate_prompt(
     settings: Settings,
     parent: ParentCodec,
+    material: PromptMaterial,
     *,
-    scores: list[str],
-    best: str | None,
-    failures: list[str],
     plan: str | None = None,
 ) -> Prompt:
     """The generation prompt for ``parent``, within the token budget (system included).
@@ -103,8 +177,7 @@ def generate_prompt(
     budget = settings.prompt_budget_tokens - estimate_tokens(system)
     parent_tokens = estimate_tokens(parent.source)
     text = _fit(
-        settings, "generate.md.j2", budget, ("failures", "scores"),
-        parent=parent, scores=scores, best=best, failures=failures, plan=plan,
+        settings, "generate.md.j2", budget, material, parent=parent, plan=plan,
         edits_only=parent_tokens > settings.max_tokens // 2, parent_tokens=parent_tokens,
         max_tokens=settings.max_tokens,
     )  # fmt: skip
@@ -122,9 +195,9 @@ def repair_prompt(
     return Prompt(system=previous.system, messages=turns, purpose="repair")
 
 
-def plan_prompt(settings: Settings, history: list[str]) -> Prompt:
+def plan_prompt(settings: Settings, material: PromptMaterial) -> Prompt:
     """The planning prompt over the lab's history, within the token budget."""
     system = system_prompt(settings)
     budget = settings.prompt_budget_tokens - estimate_tokens(system)
-    text = _fit(settings, "plan.md.j2", budget, ("history",), history=history)
+    text = _fit(settings, "plan.md.j2", budget, material)
     return Prompt(system=system, messages=({"role": "user", "content": text},), purpose="plan")

@@ -2,8 +2,9 @@
 
 A candidate's points (its latest successful run per clip and quality), its BD-rates
 against the ladder (its latest score per clip at a set of qualities), its fitness (the
-mean BD-rate against x264 over clips) and the lab's best codec are read here and nowhere
-else, so every caller means the same thing by them.
+mean BD-rate against x264 over clips), the ladder's own stored points on a clip and the
+lab's best codec are read here and nowhere else, so every caller means the same thing by
+them.
 
 Qualities key results in one normal form, sorted and without repeats (``quality_key``).
 A score stored before that, under the order the qualities were typed in, is found too.
@@ -18,8 +19,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aicodec.baselines import Ladder
+from aicodec.ffmpeg import ffmpeg_version
 from aicodec.metrics import finite_or_none
-from aicodec.store import AdoptionRecord, RunRecord, ScoreRecord, Store
+from aicodec.store import (
+    AdoptionRecord,
+    BaselineEncode,
+    RatePointChoice,
+    RunRecord,
+    ScoreRecord,
+    Store,
+)
 
 X264 = "x264-medium"  # the ladder encoder fitness is measured against
 
@@ -134,6 +144,37 @@ def ladder_bd_rates(
     the clip at these qualities; None when it has none."""
     found = _latest_scores(session, qualities, candidate_ids=[candidate_id], clip_ids=[clip_id])
     return found.get((candidate_id, clip_id))
+
+
+def stored_ladder_points(
+    session: Session, ladder: Ladder, clip_id: int
+) -> dict[str, list[BaselineEncode]]:
+    """The ladder's stored curve on a clip, per encoder (anchor first, by kbit/s): the
+    anchor's rate points and each other encoder's chosen ones, as ``run_ladder`` uses
+    them; encoders with nothing stored are left out. Encodes nothing."""
+    version = ffmpeg_version()
+    curves: dict[str, list[BaselineEncode]] = {}
+    for spec in ladder.select(None):
+        digest = spec.settings_hash(ladder.threads)
+        key = (BaselineEncode.clip_id == clip_id, BaselineEncode.encoder == spec.name,
+               BaselineEncode.encoder_version == version,
+               BaselineEncode.settings_hash == digest)  # fmt: skip
+        if spec.name == ladder.anchor:
+            rates = list(ladder.anchor_rates)
+        else:
+            chosen = session.scalar(
+                select(RatePointChoice.rate_values_json)
+                .where(RatePointChoice.clip_id == clip_id, RatePointChoice.encoder == spec.name,
+                       RatePointChoice.encoder_version == version,
+                       RatePointChoice.settings_hash == digest)
+                .order_by(RatePointChoice.id.desc())
+            )  # fmt: skip
+            rates = [int(rate) for rate in json.loads(chosen)] if chosen else []
+        where = (*key, BaselineEncode.rate_value.in_(rates))
+        rows = list(session.scalars(select(BaselineEncode).where(*where)))
+        if rows:
+            curves[spec.name] = sorted(rows, key=lambda row: row.kbps)
+    return curves
 
 
 # --- fitness and the best codec ----------------------------------------------------------------

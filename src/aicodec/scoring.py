@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from aicodec.candidates.contract import QUALITY_MAX, QUALITY_MIN
 from aicodec.candidates.records import record_candidate
 from aicodec.clips import Clip
 from aicodec.errors import BDRateError, ConfigError, SandboxError, ValidationError
-from aicodec.metrics import MEASURED_FIELDS, EncodedQuality, measure_encoding
+from aicodec.metrics import MEASURED_FIELDS, EncodedQuality, json_safe, measure_encoding
 from aicodec.results import latest_ok_run, normal_qualities, quality_key
 from aicodec.sandbox.execute import (
     CandidateRun,
@@ -158,7 +159,17 @@ def _store_points(
             if measured is not None:
                 for name in (*STORED_FIELDS, "decode_seconds"):
                     setattr(row, name, getattr(measured, name))
+                row.frame_psnr_y_json = json.dumps(json_safe(list(measured.frame_psnr_y)))
             session.add(row)
+
+
+def stored_frame_psnr_y(row: RunRecord) -> tuple[float, ...]:
+    """A stored run's per-frame PSNR-Y in dB (inf for a lossless frame); empty when the run
+    was stored before the lab kept it."""
+    if not row.frame_psnr_y_json:
+        return ()
+    return tuple(math.inf if value is None else float(value)
+                 for value in json.loads(row.frame_psnr_y_json))  # fmt: skip
 
 
 def _stored_points(
@@ -179,6 +190,7 @@ def _stored_points(
                     quality=quality,
                     decode_seconds=row.decode_seconds or 0.0,
                     frames=clip.frames.count,
+                    frame_psnr_y=stored_frame_psnr_y(row),
                     **fields,
                 )  # fmt: skip
             )

@@ -25,7 +25,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,8 @@ from aicodec.generation import (
     scrub,
     select_provider,
 )
-from aicodec.prompting import ParentCodec, plan_prompt
+from aicodec.prompt_material import gather, past_iteration
+from aicodec.prompting import ParentCodec, PromptMaterial, plan_prompt
 from aicodec.providers.base import Provider, refuse_unpriced_budget
 from aicodec.results import X264, current_best, fitness, latest_ok_run, normal_qualities
 from aicodec.sandbox.execute import CANCELLED
@@ -67,7 +68,6 @@ from aicodec.store import (
     ClipRecord,
     EvolutionIteration,
     EvolutionRun,
-    GenerationRecord,
     RunRecord,
     Store,
 )
@@ -665,6 +665,12 @@ class Evolution:
             self._update(row_id, parent_id=parent_id, parent_rule=why)
         return parent_id
 
+    def _recent(self, number: int) -> list[PastIteration]:
+        """The finished iterations known to iteration ``number``, newest first (at most 12)."""
+        with self.store.session() as session:
+            rows = sorted(self._rows(self._known(number)), key=lambda item: -item.number)
+            return [past_iteration(session, row) for row in rows if row.status in FINISHED][:12]
+
     def _facts(self, parent_id: int, number: int) -> LabFacts:
         """What iteration ``number``'s planner is told: only iterations known to it."""
         known = self._known(number)
@@ -674,28 +680,7 @@ class Evolution:
         best = [(member.candidate_id, member.fitness) for _, member in scored[:3]]
         if not best and self.start_fitness is not None:
             best = [(self.start_id, self.start_fitness)]
-        recent: list[PastIteration] = []
         with self.store.session() as session:
-            for row in sorted(self._rows(known), key=lambda item: -item.number):
-                if row.status not in FINISHED:
-                    continue
-                change = None
-                if row.candidate_id is not None:
-                    change = session.scalar(
-                        select(GenerationRecord.reason).where(
-                            GenerationRecord.candidate_id == row.candidate_id,
-                            GenerationRecord.status == "new",
-                        )
-                    )
-                if change is None and row.plan_json:
-                    change = json.loads(row.plan_json).get("hypothesis")
-                recent.append(
-                    PastIteration(
-                        row.number, row.parent_id, row.candidate_id, row.status,
-                        row.failure_kind, row.reason, change, row.predicted_bd_rate,
-                        row.bd_rate_vs_parent,
-                    )
-                )  # fmt: skip
             points = []
             for clip_id in self.clips.training_ids:
                 for quality in self.config.qualities:
@@ -705,8 +690,18 @@ class Evolution:
                             f"clip {clip_id} quality {quality}: {run.kbps:.1f} kbps, "
                             f"PSNR-Y {run.psnr_y:.2f} dB"
                         )
-        return LabFacts(parent_id, self._fitness(parent_id), points, best, recent[:12],
+        return LabFacts(parent_id, self._fitness(parent_id), points, best, self._recent(number),
                         self.config.threshold)  # fmt: skip
+
+    def _plan_material(self, parent_id: int, facts: LabFacts) -> PromptMaterial:
+        """The planning prompt's material: the facts' summary, the parent on the training
+        clips beside the ladder, the known iterations."""
+        material = gather(
+            self.store, self.settings, parent_id, clip_ids=self.clips.training_ids,
+            recent=facts.recent, failures=False, ladder=self.ladder,
+            qualities=self.config.qualities,
+        )  # fmt: skip
+        return replace(material, summary=tuple(facts.summary_lines()))
 
     def _use_model_planner(self) -> bool:
         planner = self.config.planner
@@ -721,7 +716,7 @@ class Evolution:
             facts = self._facts(parent_id, number)
             cost = 0.0
             if self._use_model_planner():
-                prompt = plan_prompt(self.settings, facts.history_lines())
+                prompt = plan_prompt(self.settings, self._plan_material(parent_id, facts))
                 try:
                     reply, _ = log_call(self.store, self.provider, prompt, self.batch)
                     cost = reply.cost_usd
@@ -765,6 +760,7 @@ class Evolution:
                         plan=plan.text(), batch_id=self.batch,
                         clip_ids=self.clips.training_ids, repeat_from=repeat_from,
                         hidden=hidden, qualities=self.config.qualities,
+                        recent=self._recent(number),
                         progress=lambda text: self._emit(text),
                     )  # fmt: skip
                 except GenerationError as exc:

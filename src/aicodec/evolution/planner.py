@@ -71,6 +71,31 @@ class PastIteration:
     change: str | None
     predicted: float | None
     bd_vs_parent: float | None
+    hypothesis: str | None = None
+
+    def line(self, threshold: float) -> str:
+        """One prompt line: the hypothesis and change, predicted and measured BD-rate vs
+        the parent (training clips only), and whether it beat the ``threshold`` (percent)."""
+        made = f"candidate {self.candidate}" if self.candidate is not None else "no candidate"
+        text = f"- iteration {self.number}: parent {self.parent} -> {made}"
+        if self.hypothesis:
+            text += f"; hypothesis: {_short(self.hypothesis)}"
+        if self.change and self.change != self.hypothesis:
+            text += f"; change: {_short(self.change)}"
+        text += f"; predicted {signed_percent(self.predicted)}"
+        if self.status != "scored":
+            return text + f"; failed ({self.failure_kind}): {_short(self.reason or '')}"
+        measured = self.bd_vs_parent
+        beat = measured is not None and measured < -threshold
+        outcome = "beat" if beat else "did not beat"
+        return (f"{text}, measured {signed_percent(measured)} vs parent: {outcome} the "
+                f"-{threshold:g} % threshold")  # fmt: skip
+
+
+def _short(text: str, limit: int = 240) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 @dataclass
@@ -84,26 +109,12 @@ class LabFacts:
     recent: list[PastIteration] = field(default_factory=list)  # newest first
     threshold: float = 1.0
 
-    def history_lines(self) -> list[str]:
-        """The facts as prompt lines (deterministic: figures from bits and PSNR-Y only)."""
+    def summary_lines(self) -> list[str]:
+        """The parent's and the run's best fitness as prompt lines."""
         lines = [f"Parent: candidate {self.parent}, mean BD-rate vs x264 "
                  f"{signed_percent(self.parent_fitness)} on the training clips."]  # fmt: skip
-        lines += [f"  {point}" for point in self.parent_points]
         lines.append("Best codecs of this run (mean BD-rate vs x264 on the training clips):")
         lines += [f"- candidate {cid}: {fitness:+.2f} %" for cid, fitness in self.best]
-        if self.recent:
-            lines.append("Recent iterations, newest first:")
-        for past in self.recent:
-            if past.status == "scored":
-                outcome = f"BD-rate vs parent {signed_percent(past.bd_vs_parent)}"
-            else:
-                outcome = f"failed ({past.failure_kind}): {past.reason}"
-            change = f"; change: {past.change}" if past.change else ""
-            lines.append(
-                f"- iteration {past.number}: parent {past.parent} -> candidate "
-                f"{past.candidate if past.candidate is not None else '-'}, predicted "
-                f"{signed_percent(past.predicted)}, {outcome}{change}"
-            )
         return lines
 
 

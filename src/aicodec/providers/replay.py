@@ -9,14 +9,16 @@ from collections import defaultdict, deque
 from sqlalchemy import select
 
 from aicodec.errors import ProviderError
+from aicodec.prompting import without_timings
 from aicodec.providers.base import MODEL_CAPABILITIES, ModelReply, Prompt
 from aicodec.store import ModelCall, Store
 
 
 def prompt_hash(prompt: Prompt) -> str:
-    """SHA-256 (hex) of a prompt's system text and messages: its identity in the log."""
+    """SHA-256 (hex) of a prompt's system text and messages, measured wall times left out:
+    its identity in the log."""
     blob = json.dumps({"system": prompt.system, "messages": list(prompt.messages)}, sort_keys=True)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return hashlib.sha256(without_timings(blob).encode("utf-8")).hexdigest()
 
 
 class ReplayProvider:

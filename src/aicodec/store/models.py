@@ -134,6 +134,8 @@ class RunRecord(Base):
     psnr_yuv: Mapped[float | None] = mapped_column(Float, nullable=True)
     ssim_y: Mapped[float | None] = mapped_column(Float, nullable=True)
     vmaf: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # JSON list of each frame's PSNR-Y in dB (null for a lossless frame); null before 0007
+    frame_psnr_y_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
