@@ -146,6 +146,7 @@ def test_baselines_json_shape_and_cache(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("clip", "--video", "/no/such/file.mp4"), "no such file"),
+        (("clip", "--video", "builtin:nope"), "builtin:default, builtin:still, builtin:shake"),
         (("clip", "--start", "40"), "past the end"),
         (("clip", "--fps", "fast"), "frame rate 'fast'"),
         (("baselines", "--encoders", "hm"), "unknown encoder 'hm'"),

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from importlib import import_module
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from aicodec.clips import BUILTIN_NAME, Frames, load_clip, parse_fps, parse_size
+from aicodec.clips import (
+    BUILTIN_FAMILY,
+    BUILTIN_NAME,
+    HELD_OUT_BUILTINS,
+    Frames,
+    load_clip,
+    parse_fps,
+    parse_size,
+)
 from aicodec.errors import ClipError
 from aicodec.settings import Settings
 from tests.conftest import media_path, run_ffmpeg_cli
@@ -42,10 +52,76 @@ def test_builtin_clip_meets_its_description() -> None:
 
 def test_builtin_clip_is_deterministic() -> None:
     first = load_clip(None, Settings()).content_hash
-    from aicodec.clips.builtin import default_frames
+    from aicodec.clips.builtin.default import frames as default_frames
 
     default_frames.cache_clear()
     assert load_clip(None, Settings()).content_hash == first
+
+
+def test_builtin_family_members_load_by_name_the_same_each_time() -> None:
+    from aicodec.clips.builtin import member_frames
+
+    assert BUILTIN_FAMILY[0] == BUILTIN_NAME == "builtin:default"
+    assert HELD_OUT_BUILTINS == ("builtin:still", "builtin:shake")
+    hashes = set()
+    for name in BUILTIN_FAMILY:
+        clip = load_clip(name, Settings())
+        frames = clip.frames
+        assert (clip.name, clip.source) == (name, name)
+        assert frames.count == 30 and frames.fps == 30
+        assert frames.width % 16 == 0 and frames.height % 16 == 0
+        assert frames.width * frames.height <= 352 * 288
+        # made again from scratch, the frames are the same
+        import_module(f"aicodec.clips.builtin.{name.removeprefix('builtin:')}").frames.cache_clear()
+        assert member_frames(name.removeprefix("builtin:")).content_hash() == clip.content_hash
+        y = frames.y.astype(np.int16)
+        assert all(np.abs(y[i + 1] - y[i]).mean() > 0.05 for i in range(frames.count - 1))
+        assert frames.u.std() > 3 and frames.v.std() > 3  # colour
+        hashes.add(clip.content_hash)
+    assert len(hashes) == len(BUILTIN_FAMILY)
+    assert (
+        load_clip(None, Settings()).content_hash == load_clip(BUILTIN_NAME, Settings()).content_hash
+    )
+    assert (load_clip("builtin:shake", Settings()).frames.width,
+            load_clip("builtin:shake", Settings()).frames.height) == (320, 240)  # fmt: skip
+
+
+def test_builtin_still_is_a_fixed_camera_with_small_moving_areas() -> None:
+    y = load_clip("builtin:still", Settings()).frames.y.astype(np.float32)
+    for index in range(len(y) - 1):
+        (dx, dy), _ = cv2.phaseCorrelate(y[index], y[index + 1])
+        assert abs(dx) < 0.1 and abs(dy) < 0.1  # the camera does not move
+    changed = [float((np.abs(y[i + 1] - y[i]) > 6).mean()) for i in range(len(y) - 1)]
+    assert max(changed) < 0.03  # a small share of the picture moves between frames ...
+    assert sum(share > 0.002 for share in changed) >= 20  # ... in most frames (coin, crema)
+    assert abs(y[15].mean() - y[0].mean()) > 3  # and the light changes
+
+
+def detail(luma: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels, across and down (levels)."""
+    luma = luma.astype(np.float32)
+    return float(np.abs(np.diff(luma, axis=1)).mean() + np.abs(np.diff(luma, axis=0)).mean())
+
+
+def test_builtin_shake_is_texture_under_a_shaking_camera() -> None:
+    y = load_clip("builtin:shake", Settings()).frames.y.astype(np.float32)
+    shifts = [np.hypot(*cv2.phaseCorrelate(y[i], y[i + 1])[0]) for i in range(len(y) - 1)]
+    assert sum(shift > 1.0 for shift in shifts) >= 20  # the whole picture moves, most frames
+    assert max(shifts) < 12
+    # heavy texture: more detail (mean luma gradient) than in either other family member
+    others = [
+        load_clip(name, Settings()).frames.y[0] for name in ("builtin:default", "builtin:still")
+    ]
+    assert all(detail(y[0]) > 1.1 * detail(other) for other in others)
+
+
+def test_unknown_builtin_name_lists_the_family() -> None:
+    with pytest.raises(ClipError) as info:
+        load_clip("builtin:nope", Settings())
+    assert str(info.value) == (
+        "builtin:nope: no such built-in clip; there are builtin:default, builtin:still, "
+        "builtin:shake"
+    )
 
 
 def test_builtin_window_and_fps_override() -> None:
@@ -158,7 +234,7 @@ def test_windows_past_the_end_say_how_long_the_video_is(tmp_path: Path) -> None:
         load_clip(path, Settings(), start=4, count=4)
     with pytest.raises(ClipError, match="start frame 9 is past the end: the video has 6 frames"):
         load_clip(path, Settings(), start=9)
-    with pytest.raises(ClipError, match="past the end: the built-in clip has 30 frames"):
+    with pytest.raises(ClipError, match="past the end: builtin:default has 30 frames"):
         load_clip(None, Settings(), start=25, count=10)
     with pytest.raises(ClipError, match="--frames must be 1 or more"):
         load_clip(path, Settings(), count=0)

@@ -15,6 +15,8 @@ import pytest
 
 from aicodec.candidates import code_hash
 from aicodec.clips import load_clip
+from aicodec.errors import ClipError, EvolutionError
+from aicodec.evolution import ClipSpec, EvolveConfig, holdout_sources
 from aicodec.settings import Settings
 from tests.test_generate import aicodec_env
 from tests.test_seeds import crop
@@ -36,7 +38,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def evolve_args(source: Path, tmp: Path, iterations: int, *extra: str) -> list[str]:
     return ["evolve", "--iterations", str(iterations), "--video", str(source), "--qualities",
             QUALITIES, "--encoders", "x264", "--parent", str(INTRA), "--seed", SEED,
-            "--threshold", "0.3",
+            "--threshold", "0.3", "--holdout", "none",
             "--db", str(tmp / "store.db"), "--git-repo", str(tmp / "codecs"), *extra]  # fmt: skip
 
 
@@ -57,6 +59,9 @@ def test_offline_evolve_adopts_into_git_and_keeps_a_history(source: Path, tmp_pa
     summary = json.loads(result.stdout)
     assert summary["status"] == "finished" and summary["completed"] == 4
     assert "iteration 4" in result.stderr  # the progress display
+    # --holdout none: no holdout clip, adoption decided on the training clip
+    assert summary["holdout_clips"] == []
+    assert [clip["name"] for clip in summary["training_clips"]] == [str(source)]
     history = json.loads(aicodec_env("history", "--db", str(tmp_path / "store.db"),
                                      "--json").stdout)  # fmt: skip
     assert [entry["iteration"] for entry in history] == [1, 2, 3, 4]
@@ -163,8 +168,8 @@ def test_without_a_parent_evolve_starts_from_the_hybrid_seed(tmp_path: Path) -> 
     crop(frames, 128, 96, 112, 96).write_y4m(clip)
     db = tmp_path / "store.db"
     result = aicodec_env("evolve", "--iterations", "1", "--video", str(clip), "--qualities",
-                         QUALITIES, "--encoders", "x264", "--db", str(db), "--git-repo",
-                         str(tmp_path / "codecs"), "--json")  # fmt: skip
+                         QUALITIES, "--encoders", "x264", "--holdout", "none", "--db", str(db),
+                         "--git-repo", str(tmp_path / "codecs"), "--json")  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     start = summary["start_candidate"]
@@ -179,3 +184,63 @@ def test_without_a_parent_evolve_starts_from_the_hybrid_seed(tmp_path: Path) -> 
     assert [(entry["iteration"], entry["parent"]) for entry in history] == [(1, start)]
     child = summary["iterations"][0]["candidate"]
     assert rows(db, f"select parent_id from candidates where id = {child}") == [(start,)]
+
+
+def test_evolve_decides_adoption_on_the_held_out_builtin_clips_by_default(tmp_path: Path) -> None:
+    db = tmp_path / "store.db"
+    common = ["--frames", "4", "--qualities", QUALITIES, "--encoders", "x264", "--parent",
+              str(INTRA), "--seed", SEED, "--threshold", "0.3", "--db", str(db), "--git-repo",
+              str(tmp_path / "codecs"), "--json"]  # fmt: skip
+    result = aicodec_env("evolve", "--iterations", "3", *common)  # no --video, no --holdout
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert [clip["name"] for clip in summary["training_clips"]] == ["builtin:default"]
+    holdout = summary["holdout_clips"]
+    assert [clip["name"] for clip in holdout] == ["builtin:still", "builtin:shake"]
+    for clip in holdout:
+        assert clip["hash"] == load_clip(clip["name"], Settings(), count=4).content_hash
+    holdout_ids = sorted(clip["id"] for clip in holdout)
+    # the starting codec was scored on the holdout clips too
+    start = summary["start_candidate"]
+    scored_on = rows(db, f"select distinct clip_id from candidate_runs where candidate_id = "
+                         f"{start} and status = 'ok' order by clip_id")  # fmt: skip
+    assert set(holdout_ids) <= {clip_id for (clip_id,) in scored_on}
+    # this seed's first child passes the training gate, so holdout clips decided something
+    decisions = rows(db, "select clips from adoptions")
+    assert decisions, "no candidate passed the training gate: the holdout clips went unused"
+    assert all(sorted(json.loads(clips)) == holdout_ids for (clips,) in decisions)
+    # a candidate not adopted was stopped by the training gate, failed on a holdout clip, or
+    # was refused by the policy on the holdout clips (an adoption decision recorded above)
+    decided = {candidate for (candidate,) in rows(db, "select candidate_id from adoptions")}
+    for entry in summary["iterations"]:
+        if entry["status"] == "scored" and not entry["adopted"]:
+            assert ("on the training clips" in entry["reason"] and "holdout clips not run" in
+                    entry["reason"]) or "holdout clip" in entry["reason"] or (
+                entry["candidate"] in decided)  # fmt: skip
+    details = json.loads(aicodec_env("history", "--plans", "--db", str(db), "--json").stdout)
+    assert details and all(entry["clips"]["holdout"] == holdout for entry in details)
+
+
+def test_default_holdout_is_the_held_out_builtin_clips_that_are_not_training_clips() -> None:
+    held_out = ["builtin:still", "builtin:shake"]
+    assert holdout_sources(["builtin:default"], None) == held_out
+    assert holdout_sources(["clip.y4m"], []) == held_out
+    assert holdout_sources(["builtin:still"], None) == ["builtin:shake"]
+    assert holdout_sources(["builtin:shake", "builtin:still"], None) == []
+    assert holdout_sources(["builtin:default"], ["none"]) == []
+    assert holdout_sources(["builtin:default"], ["c.y4m", "builtin:still"]) == [
+        "c.y4m", "builtin:still"
+    ]  # fmt: skip
+    with pytest.raises(EvolutionError, match="give it alone"):
+        holdout_sources(["builtin:default"], ["none", "c.y4m"])
+
+
+def test_a_stored_clip_without_a_path_resumes_as_builtin_default() -> None:
+    old = EvolveConfig(iterations=1, videos=[ClipSpec(None, 0, 4)])  # as runs stored it before
+    spec = EvolveConfig.from_json(old.to_json()).videos[0]
+    assert spec.name == "builtin:default"
+    expected = load_clip("builtin:default", Settings(), count=4).content_hash
+    assert spec.load(Settings()).content_hash == expected
+    changed = ClipSpec(None, 1, 4, content_hash=expected)
+    with pytest.raises(ClipError, match="builtin:default changed since the run began"):
+        changed.load(Settings())

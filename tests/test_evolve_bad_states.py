@@ -55,7 +55,8 @@ class Lab:
         """Arguments of a small, fast evolve run on this lab."""
         return ["evolve", "--iterations", str(iterations), "--video", str(video or self.clip),
                 "--qualities", QUALITIES, "--encoders", "x264", "--parent", str(INTRA),
-                "--db", str(self.db), "--git-repo", str(self.repo), *extra]  # fmt: skip
+                "--holdout", "none", "--db", str(self.db), "--git-repo", str(self.repo),
+                *extra]  # fmt: skip
 
     def query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         """Rows of one read of the store (its own short connection)."""

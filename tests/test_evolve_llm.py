@@ -53,10 +53,10 @@ SCRIPT = (
 )
 
 
-def evolve_args(video: Path, db: Path, repo: Path) -> list[str]:
+def evolve_args(video: Path, db: Path, repo: Path, holdout: str = "none") -> list[str]:
     return ["evolve", "--video", str(video), "--qualities", "30,50,70,90", "--encoders", "x264",
             "--iterations", "3", "--parent", str(SEED), "--git-repo", str(repo),
-            "--db", str(db), "--json"]  # fmt: skip
+            "--holdout", holdout, "--db", str(db), "--json"]  # fmt: skip
 
 
 def env_for(server: FakeLLM, **extra: str) -> dict[str, str]:
@@ -204,9 +204,9 @@ def test_holdout_clips_decide_adoption_and_never_reach_the_model(  # type: ignor
     second = FIRST.replace('"tilt": 0.4', '"tilt": 0.45', 1)
     server = fake_llm(Reply(PLAN_1), Reply(fenced(FIRST)), Reply(PLAN_1), Reply(fenced(second)))
     db, repo = tmp_path / "store.db", tmp_path / "codecs"
-    args = evolve_args(training, db, repo)
+    args = evolve_args(training, db, repo, str(holdout))
     args[args.index("3")] = "2"  # two iterations
-    result = aicodec_env(*args, "--holdout", str(holdout), env=env_for(server))
+    result = aicodec_env(*args, env=env_for(server))
     assert result.returncode == 0, result.stderr
     assert len(server.requests) == 4
     with closing(sqlite3.connect(db)) as connection:

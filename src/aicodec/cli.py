@@ -41,7 +41,11 @@ DbOption = Annotated[
 ]
 VideoOption = Annotated[
     Path | None,
-    typer.Option("--video", help="Video file (any format ffmpeg reads); default: built-in clip."),
+    typer.Option(
+        "--video",
+        help="Video file (any format ffmpeg reads) or a built-in clip, builtin:default, "
+        "builtin:still or builtin:shake; default: builtin:default.",
+    ),
 ]
 StartOption = Annotated[int, typer.Option("--start", help="First frame of the window.")]
 FramesOption = Annotated[
@@ -432,7 +436,7 @@ KeepOption = Annotated[
 ]
 
 
-def load_window(settings: Settings, video: Path | None, **window: Any) -> Any:
+def load_window(settings: Settings, video: Path | str | None, **window: Any) -> Any:
     """The clip chosen by the shared clip options."""
     from aicodec.clips import load_clip
 
@@ -857,7 +861,11 @@ def adopt_command(
     candidate: Annotated[int, typer.Argument(help="The candidate's id in the store.")],
     video: Annotated[
         list[Path] | None,
-        typer.Option("--video", help="An evaluation clip (repeatable); default: built-in clip."),
+        typer.Option(
+            "--video",
+            help="An evaluation clip, file or builtin:NAME (repeatable); default: the held-out "
+            "built-in clips, builtin:still and builtin:shake.",
+        ),
     ] = None,
     start: StartOption = 0,
     frames: FramesOption = None,
@@ -889,6 +897,7 @@ def adopt_command(
         from aicodec.adoption import adopt, adopted_decision, candidate_source, check_codec_repo
         from aicodec.baselines import load_ladder
         from aicodec.baselines.runner import record_clip
+        from aicodec.clips import HELD_OUT_BUILTINS
         from aicodec.errors import SandboxError, ValidationError
         from aicodec.results import current_best
         from aicodec.scoring import parse_qualities, run_and_measure, score_candidate
@@ -902,7 +911,7 @@ def adopt_command(
             repo = git_repo if git_repo is not None else settings.codec_repo
             source, name = candidate_source(store, candidate)
             clips = [load_window(settings, path, start=start, count=frames)
-                     for path in (video or [None])]  # fmt: skip
+                     for path in (video or HELD_OUT_BUILTINS)]  # fmt: skip
             clip_ids = [record_clip(store, clip) for clip in clips]
             if adopted_decision(store, candidate) is not None:
                 return adopt(store, settings, candidate, clip_ids, levels, repo_path=repo)
@@ -964,14 +973,18 @@ def evolve_command(
     ] = None,  # fmt: skip
     video: Annotated[
         list[Path] | None,
-        typer.Option("--video", help="A training clip (repeatable); default: built-in clip."),
-    ] = None,
+        typer.Option(
+            "--video",
+            help="A training clip, file or builtin:NAME (repeatable); default: builtin:default.",
+        ),
+    ] = None,  # fmt: skip
     holdout: Annotated[
         list[Path] | None,
         typer.Option(
             "--holdout",
-            help="A holdout clip (repeatable): never shown to the model; "
-            "adoption is decided on it.",
+            help="A holdout clip (repeatable): never shown to the model; adoption is decided "
+            "on it. Default: builtin:still and builtin:shake (less any training clip); "
+            "none: no holdout clip, adoption on the training clips.",
         ),
     ] = None,  # fmt: skip
     start: StartOption = 0,
@@ -1043,10 +1056,12 @@ def evolve_command(
     """The main job: evolve codecs (plan, parent, generate, score, adopt) for N iterations."""
 
     def body() -> None:
+        from aicodec.clips import BUILTIN_NAME
         from aicodec.evolution import (
             ClipSpec,
             EvolveConfig,
             EvolveInterrupted,
+            holdout_sources,
             resume_evolution,
             start_evolution,
         )
@@ -1076,11 +1091,12 @@ def evolve_command(
                         )
                     return resume_evolution(store, settings, on_event, max_cost=max_cost,
                                             max_minutes=max_minutes)  # fmt: skip
-                specs = [ClipSpec(str(path) if path else None, start, frames, None, fps)
-                         for path in (video or [None])]  # fmt: skip
-                held = [ClipSpec(str(path), start, frames, None, fps) for path in holdout or []]
+                training = [str(path) for path in video or []] or [BUILTIN_NAME]
+                held = holdout_sources(training, [str(path) for path in holdout or []])
+                specs = [ClipSpec(source, start, frames, None, fps) for source in training]
+                held_specs = [ClipSpec(source, start, frames, None, fps) for source in held]
                 config = EvolveConfig(
-                    iterations=iterations, videos=specs, holdout=held,
+                    iterations=iterations, videos=specs, holdout=held_specs,
                     qualities=parse_qualities(qualities),
                     encoders=[name.strip() for name in
                               (encoders or settings.evolve_encoders).split(",") if name.strip()],
@@ -1187,6 +1203,12 @@ def _stop_signal_to_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _clip_list(clips: list[dict[str, Any]]) -> str:
+    """Clips on one line: name, store id and the start of the content hash of each."""
+    return ", ".join(f"{clip['name']} (clip {clip['id']}, {(clip['hash'] or '-')[:12]})"
+                     for clip in clips)  # fmt: skip
+
+
 def _render_summary(summary: Any) -> None:
     """The end-of-run summary: counts, failures by kind, adoptions, best codec, cost."""
     table = Table(title=f"evolve run {summary.run_id}: {summary.status}")
@@ -1197,6 +1219,9 @@ def _render_summary(summary: Any) -> None:
                           for item in summary.adoptions) or "none"  # fmt: skip
     rows = [
         ("provider", summary.provider),
+        ("training clips", _clip_list(summary.training_clips)),
+        ("holdout clips", _clip_list(summary.holdout_clips) if summary.holdout_clips
+         else "none: adoption is decided on the training clips"),
         ("iterations", f"{summary.completed} of {summary.planned} done, {summary.scored} scored"),
         ("failures by kind", failures),
         ("adoptions", adoptions),
@@ -1249,14 +1274,19 @@ def history_command(
         if calibration:
             _history_calibration(db, run, all_runs, as_json)
             return
-        from aicodec.evolution import history
+        from aicodec.evolution import history, run_clips
 
-        entries = _with_store(db, lambda store, settings: history(store, run))
+        entries, clips = _with_store(
+            db, lambda store, settings: (history(store, run), run_clips(store, run))
+        )
         keys = ("iteration", "parent", "origin", "status", "bd_rate", "adopted", "reason")
         if as_json:
-            print_json(entries if plans else [{key: entry[key] for key in keys}
-                                              for entry in entries])  # fmt: skip
+            print_json([{**entry, "clips": clips} for entry in entries] if plans else
+                       [{key: entry[key] for key in keys} for entry in entries])  # fmt: skip
             return
+        out.print(f"training clips: {escape(_clip_list(clips['training']))}", soft_wrap=True)
+        out.print(f"holdout clips: {escape(_clip_list(clips['holdout']) or 'none')}",
+                  soft_wrap=True)  # fmt: skip
         table = Table(title="evolve history (BD-rate: mean vs x264 on the training clips, %)")
         columns = ["#", "parent", "candidate", "origin", "status", "BD-rate", "vs parent",
                    "adopted", "reason"]  # fmt: skip

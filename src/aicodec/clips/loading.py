@@ -1,4 +1,4 @@
-"""Turn any video file ffmpeg can read (or the built-in clip) into a Clip of YUV 4:2:0 frames."""
+"""Turn any video file ffmpeg can read (or a built-in clip) into a Clip of YUV 4:2:0 frames."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import IO
 
 import numpy as np
 
+from aicodec.clips.builtin import FAMILY
 from aicodec.clips.frames import Frames
 from aicodec.errors import ClipError
 from aicodec.ffmpeg import ffmpeg_exe, last_error_line
@@ -18,7 +19,10 @@ from aicodec.settings import Settings
 
 RAW_SUFFIXES = {".yuv", ".raw", ".i420"}
 EIGHT_BIT_420 = {"420", "420jpeg", "420mpeg2", "420paldv"}
-BUILTIN_NAME = "builtin:default"
+BUILTIN_PREFIX = "builtin:"
+BUILTIN_FAMILY = tuple(BUILTIN_PREFIX + member for member in FAMILY)  # builtin:default first
+BUILTIN_NAME = BUILTIN_FAMILY[0]  # the default clip: training clip when no --video is given
+HELD_OUT_BUILTINS = BUILTIN_FAMILY[1:]  # the default holdout clips of evolve and adopt
 CONVERT_HINT = "pass --convert to convert it (the clip then differs from the file)"
 
 
@@ -85,8 +89,13 @@ def check_dimensions(width: int, height: int, source: str, settings: Settings) -
         )
 
 
+def is_builtin(source: Path | str | None) -> bool:
+    """Whether ``source`` names a built-in clip (``builtin:NAME``) rather than a file."""
+    return source is not None and str(source).startswith(BUILTIN_PREFIX)
+
+
 def load_clip(
-    source: Path | None,
+    source: Path | str | None,
     settings: Settings,
     *,
     start: int = 0,
@@ -95,14 +104,15 @@ def load_clip(
     fps: str | None = None,
     convert: bool = False,
 ) -> Clip:
-    """Load ``source`` (the built-in clip when None) as a clip, cut to ``start``/``count``."""
+    """Load ``source`` (a file, ``builtin:NAME``, or builtin:default when None) as a clip, cut
+    to ``start``/``count``."""
     if start < 0:
         raise ClipError(f"--start must be 0 or more, got {start}")
     if count is not None and count < 1:
         raise ClipError(f"--frames must be 1 or more, got {count}")
     fps_override = parse_fps(fps) if fps is not None else None
-    if source is None:
-        return _load_builtin(start, count, fps_override)
+    if source is None or is_builtin(source):
+        return _load_builtin(str(source or BUILTIN_NAME), start, count, fps_override)
     path = Path(source)
     if not path.exists():
         raise ClipError(f"{path}: no such file")
@@ -117,19 +127,21 @@ def load_clip(
     return Clip(frames, path.name, str(path.resolve()), start, frames.content_hash(), converted)
 
 
-def _load_builtin(start: int, count: int | None, fps: Fraction | None) -> Clip:
-    from aicodec.clips.builtin import default_frames
+def _load_builtin(name: str, start: int, count: int | None, fps: Fraction | None) -> Clip:
+    from aicodec.clips.builtin import member_frames
 
-    frames = default_frames()
+    if name not in BUILTIN_FAMILY:
+        raise ClipError(f"{name}: no such built-in clip; there are {', '.join(BUILTIN_FAMILY)}")
+    frames = member_frames(name.removeprefix(BUILTIN_PREFIX))
     available = frames.count
     wanted = available - start if count is None else count
     if start >= available or start + wanted > available:
         window = f"frames {start}..{start + wanted - 1}" if count else f"start frame {start}"
-        raise ClipError(f"{window} is past the end: the built-in clip has {available} frames")
+        raise ClipError(f"{window} is past the end: {name} has {available} frames")
     frames = frames.window(start, wanted)
     if fps is not None:
         frames = Frames(frames.y, frames.u, frames.v, fps)
-    return Clip(frames, BUILTIN_NAME, BUILTIN_NAME, start, frames.content_hash())
+    return Clip(frames, name, name, start, frames.content_hash())
 
 
 def _input_args(

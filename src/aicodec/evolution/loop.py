@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -35,7 +35,7 @@ from sqlalchemy import select
 from aicodec.adoption import adopt, bd_rate_between, check_codec_repo
 from aicodec.baselines import Ladder, load_ladder
 from aicodec.baselines.runner import record_clip
-from aicodec.clips import Clip, load_clip
+from aicodec.clips import BUILTIN_NAME, HELD_OUT_BUILTINS, Clip, load_clip
 from aicodec.errors import (
     AdoptionError,
     AicodecError,
@@ -76,6 +76,7 @@ from aicodec.store.liveness import add_run, carrying_out, refuse_live_run
 FINISHED = ("scored", "failed")
 UNFINISHED_RUNS = ("running", "interrupted")
 STOP_WAIT_S = 2.0  # after Ctrl-C, how long the worker may take to end the stage it is in
+NO_HOLDOUT = "none"  # --holdout none: adoption is decided on the training clips
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,20 @@ class ClipSpec:
     convert: bool = False
     content_hash: str | None = None
 
+    @property
+    def name(self) -> str:
+        """The file or built-in clip (a spec stored without a path is builtin:default)."""
+        return self.path or BUILTIN_NAME
+
     def load(self, settings: Settings) -> Clip:
         """The clip; ClipError when it is gone or its frames changed since the run began."""
         clip = load_clip(
-            Path(self.path) if self.path else None, settings, start=self.start,
-            count=self.frames, size=self.size, fps=self.fps, convert=self.convert,
+            self.name, settings, start=self.start, count=self.frames, size=self.size,
+            fps=self.fps, convert=self.convert,
         )  # fmt: skip
         if self.content_hash and clip.content_hash != self.content_hash:
             raise ClipError(
-                f"clip {self.path} changed since the run began (content hash "
+                f"clip {self.name} changed since the run began (content hash "
                 f"{clip.content_hash[:12]}, the run has {self.content_hash[:12]})"
             )
         return clip
@@ -188,6 +194,8 @@ class EvolveSummary:
     cost_usd: float
     seconds: float
     iterations: list[dict[str, Any]]
+    training_clips: list[dict[str, Any]] = field(default_factory=list)  # name, hash, id
+    holdout_clips: list[dict[str, Any]] = field(default_factory=list)  # adoption is decided here
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -271,6 +279,19 @@ class _Feeder:
         """Prepare nothing more; wait up to ``wait`` seconds for the thread to end."""
         self._todo.put(None)
         self._thread.join(wait)
+
+
+def holdout_sources(training: Sequence[str | None], holdout: Sequence[str] | None) -> list[str]:
+    """A run's holdout clips: those given; none for ``["none"]``; by default (None or empty)
+    the held-out built-in clips (builtin:still, builtin:shake) that are not training clips."""
+    if not holdout:
+        names = {source or BUILTIN_NAME for source in training}
+        return [name for name in HELD_OUT_BUILTINS if name not in names]
+    if NO_HOLDOUT in holdout:
+        if len(holdout) > 1:
+            raise EvolutionError("--holdout none means no holdout clip; give it alone")
+        return []
+    return list(holdout)
 
 
 def _load_clips(store: Store, settings: Settings, config: EvolveConfig) -> _Clips:
@@ -1031,10 +1052,8 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
     entries = history(store, run_id)
     finished = [entry for entry in entries if entry["status"] in FINISHED]
     scored = [entry for entry in finished if entry["status"] == "scored"]
-    training = [
-        stored_clip_id(store, spec.content_hash) for spec in config.videos if spec.content_hash
-    ]
-    training_ids = [clip_id for clip_id in training if clip_id is not None]
+    clips = run_clips(store, run_id)
+    training_ids = [clip["id"] for clip in clips["training"] if clip["id"] is not None]
     start_fitness = fitness(store, start_id, training_ids, config.qualities)
     eligible = [entry for entry in scored if entry["bd_rate_yuv_vs_parent"] is not None
                 and entry["bd_rate_yuv_vs_parent"] <= 0]  # fmt: skip
@@ -1069,8 +1088,31 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
         adopted_vs_start=versus_start(adopted),
         cost_usd=sum(entry["cost_usd"] or 0.0 for entry in entries),
         seconds=sum(sum(entry["stage_seconds"].values()) for entry in entries),
-        iterations=entries,
+        iterations=entries, training_clips=clips["training"], holdout_clips=clips["holdout"],
     )  # fmt: skip
+
+
+def run_clips(store: Store, run_id: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    """A run's (default: the last run's) training and holdout clips, each with its name (file
+    or builtin:NAME), content hash and store id (None before the run stored it)."""
+    with store.session() as session:
+        if run_id is None:
+            run_id = session.scalar(select(EvolutionRun.id).order_by(EvolutionRun.id.desc()))
+        run = session.get(EvolutionRun, run_id) if run_id is not None else None
+        if run is None:
+            raise EvolutionError(
+                f"no evolve run {run_id} in the store" if run_id
+                else "the store holds no evolve run yet; start one with evolve"
+            )  # fmt: skip
+        config = EvolveConfig.from_json(run.config_json)
+
+    def described(spec: ClipSpec) -> dict[str, Any]:
+        digest = spec.content_hash
+        clip_id = stored_clip_id(store, digest) if digest else None
+        return {"name": spec.name, "hash": digest, "id": clip_id}
+
+    return {"training": [described(spec) for spec in config.videos],
+            "holdout": [described(spec) for spec in config.holdout]}  # fmt: skip
 
 
 def stored_clip_id(store: Store, content_hash: str) -> int | None:

@@ -1,4 +1,4 @@
-"""The built-in default clip: natural images from scikit-image, filmed by a moving camera.
+"""builtin:default, the training clip: scikit-image photographs filmed by a moving camera.
 
 A landscape photograph (``rocket``) with a band of fine texture (``gravel``) along the
 ground is viewed through a camera that pans right and zooms in; a feathered oval cut
@@ -15,6 +15,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from aicodec.clips.builtin.render import i420_frames
 from aicodec.clips.frames import Frames
 
 WIDTH, HEIGHT, FPS, FRAME_COUNT = 352, 288, Fraction(30), 30
@@ -80,24 +81,18 @@ def _place_sprite(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, index: 
     frame += placed_rgb * placed_alpha
 
 
+def _view(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, index: int) -> np.ndarray:
+    """Frame ``index`` as float RGB: the camera's view of the canvas with the sprite on it."""
+    view = cv2.warpAffine(
+        canvas, _camera(index), (WIDTH, HEIGHT), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    )
+    _place_sprite(view, rgb, alpha, index)
+    return view
+
+
 @lru_cache(maxsize=1)
-def default_frames() -> Frames:
+def frames() -> Frames:
     """The built-in clip: 352x288, 30 frames at 30 fps, YUV 4:2:0 (BT.601 via OpenCV)."""
     canvas = _canvas()
     rgb, alpha = _sprite()
-    y = np.empty((FRAME_COUNT, HEIGHT, WIDTH), np.uint8)
-    u = np.empty((FRAME_COUNT, HEIGHT // 2, WIDTH // 2), np.uint8)
-    v = np.empty_like(u)
-    for index in range(FRAME_COUNT):
-        view = cv2.warpAffine(
-            canvas, _camera(index), (WIDTH, HEIGHT), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
-        )
-        _place_sprite(view, rgb, alpha, index)
-        pixels = np.clip(np.rint(view), 0, 255).astype(np.uint8)
-        i420 = cv2.cvtColor(pixels, cv2.COLOR_RGB2YUV_I420)
-        y[index] = i420[:HEIGHT]
-        chroma = i420[HEIGHT:].reshape(2, HEIGHT // 2, WIDTH // 2)
-        u[index], v[index] = chroma[0], chroma[1]
-    for plane in (y, u, v):
-        plane.flags.writeable = False
-    return Frames(y, u, v, FPS)
+    return i420_frames((_view(canvas, rgb, alpha, index) for index in range(FRAME_COUNT)), FPS)
