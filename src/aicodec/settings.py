@@ -106,7 +106,7 @@ class Settings(BaseSettings):
         default_factory=lambda: data_dir("prompts"), description="Prompt templates."
     )
     prompt_budget_tokens: int = Field(
-        default=48_000, ge=2_000, description="Largest prompt sent to a model (tokens, estimated)."
+        default=64_000, ge=2_000, description="Largest prompt sent to a model (tokens, estimated)."
     )
     provider: str | None = Field(
         default=None, description="anthropic, openai, mutation or replay (default: by key)."
