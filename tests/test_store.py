@@ -38,6 +38,18 @@ def add_clip(store: Store, content_hash: str = "a" * 64) -> None:
         )  # fmt: skip
 
 
+def store_at_revision(path: Path, revision: str) -> Path:
+    """A SQLite store made by the migrations up to ``revision`` only (an older lab's store)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    engine.dispose()
+    return path
+
+
 def test_new_store_is_migrated_to_head_and_matches_the_models(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "new.db"))
     with store.engine.connect() as connection:
@@ -117,14 +129,7 @@ def test_store_url_comes_from_environment_or_option(monkeypatch: pytest.MonkeyPa
 def test_a_store_with_a_run_from_before_liveness_migrates_and_the_run_is_not_live(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "old.db"
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0005")
-    engine.dispose()
+    path = store_at_revision(tmp_path / "old.db", "0005")
     with sqlite3.connect(path) as connection:
         connection.execute(
             "INSERT INTO candidates (id, code_hash, source, name, origin, created_at) "
@@ -146,14 +151,7 @@ def test_a_store_with_a_run_from_before_liveness_migrates_and_the_run_is_not_liv
 def test_a_store_at_0006_gains_the_per_frame_psnr_column_with_old_runs_left_empty(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "old.db"
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0006")
-    engine.dispose()
+    path = store_at_revision(tmp_path / "old.db", "0006")
     with sqlite3.connect(path) as connection:
         connection.execute(
             "INSERT INTO clips (id, content_hash, name, source, start_frame, width, height, "

@@ -199,6 +199,24 @@ class Provider(Protocol):
         ...
 
 
+class AnswersPrompts:
+    """The part every model-backed provider shares: it writes code only through prompts."""
+
+    name: str
+    capabilities: Capabilities = MODEL_CAPABILITIES
+
+    def propose(
+        self,
+        parent_source: str,
+        count: int = 1,
+        *,
+        attempt: int = 0,
+        repeat_from: str | None = None,
+    ) -> list[str]:
+        """Not offered: ProviderError (this provider writes code only in answer to a prompt)."""
+        raise ProviderError(f"the {self.name} provider answers prompts; it proposes nothing")
+
+
 def refuse_unpriced_budget(provider: Provider, max_cost: float | None) -> None:
     """ConfigError when a cost budget is asked of a provider whose calls cannot be priced."""
     if max_cost is None or provider.priced():

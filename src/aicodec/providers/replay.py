@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from aicodec.errors import ProviderError
 from aicodec.prompting import without_timings
-from aicodec.providers.base import MODEL_CAPABILITIES, ModelReply, Prompt
+from aicodec.providers.base import AnswersPrompts, ModelReply, Prompt
 from aicodec.store import ModelCall, Store
 
 
@@ -21,11 +21,10 @@ def prompt_hash(prompt: Prompt) -> str:
     return hashlib.sha256(without_timings(blob).encode("utf-8")).hexdigest()
 
 
-class ReplayProvider:
+class ReplayProvider(AnswersPrompts):
     """Gives, for each prompt, the next recorded answer to the same prompt (in log order)."""
 
     name = "replay"
-    capabilities = MODEL_CAPABILITIES
 
     def __init__(self, store: Store) -> None:
         self.answers: dict[str, deque[ModelCall]] = defaultdict(deque)
@@ -57,17 +56,6 @@ class ReplayProvider:
             cache_read_tokens=call.cache_read_tokens,
             cache_write_tokens=call.cache_write_tokens,
         )
-
-    def propose(
-        self,
-        parent_source: str,
-        count: int = 1,
-        *,
-        attempt: int = 0,
-        repeat_from: str | None = None,
-    ) -> list[str]:
-        """Not offered: the replay provider only answers prompts."""
-        raise ProviderError("the replay provider answers prompts; it proposes nothing")
 
     def priced(self) -> bool:
         """Always: a replayed answer costs nothing."""

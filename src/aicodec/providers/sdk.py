@@ -13,8 +13,7 @@ from typing import Any
 
 from aicodec.errors import ProviderError
 from aicodec.providers.base import (
-    MODEL_CAPABILITIES,
-    Capabilities,
+    AnswersPrompts,
     ModelReply,
     PriceTable,
     Prompt,
@@ -51,11 +50,10 @@ class Answer:
     stop_reason: str | None
 
 
-class SdkProvider:
+class SdkProvider(AnswersPrompts):
     """A model behind a client library, called with the lab's own retries (the SDK's are off)."""
 
     name = "sdk"
-    capabilities: Capabilities = MODEL_CAPABILITIES
     errors: SdkErrors
 
     def __init__(
@@ -110,17 +108,6 @@ class SdkProvider:
             cost_usd=cost,
             stop_reason=answer.stop_reason,
         )
-
-    def propose(
-        self,
-        parent_source: str,
-        count: int = 1,
-        *,
-        attempt: int = 0,
-        repeat_from: str | None = None,
-    ) -> list[str]:
-        """Not offered: a model provider writes code only in answer to a prompt."""
-        raise ProviderError(f"the {self.name} provider answers prompts; it proposes nothing")
 
     def priced(self) -> bool:
         """Whether the price table holds the model asked for."""
