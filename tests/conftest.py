@@ -1,9 +1,14 @@
-"""Shared fixtures: the real media folder beside the repository, ffmpeg, small clips, stores."""
+"""Shared fixtures: the real media folder beside the repository, ffmpeg, small clips, stores
+(SQLite files, and databases on a real PostgreSQL server started once per test session)."""
 
 from __future__ import annotations
 
 import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +53,47 @@ def small_clip() -> Clip:
 def carphone() -> Path:
     """The 176x144 Carphone clip from ../shared/media."""
     return media_path("carphone_qcif.mp4")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A real PostgreSQL server for the whole test session, from the pgserver wheel (its own
+    binaries; as root it runs them as a system user it creates). Skips without the wheel."""
+    pgserver = pytest.importorskip(
+        "pgserver", reason="pgserver is not installed (pip install -e '.[dev,postgres]')"
+    )
+    pytest.importorskip("psycopg", reason="psycopg is not installed (aicodec[postgres])")
+    import psycopg
+
+    server = pgserver.get_server(tempfile.mkdtemp(prefix="aicodec-pg-"), cleanup_mode="delete")
+    with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+        for setting in ("fsync", "full_page_writes", "synchronous_commit"):  # a scratch server
+            connection.execute(f"ALTER SYSTEM SET {setting} = off")
+        connection.execute("SELECT pg_reload_conf()")
+    yield server
+    server.cleanup()
+
+
+def postgres_database(server: Any) -> str:
+    """A new, empty database on ``server``, as a store URL (over the server's local socket)."""
+    import psycopg
+
+    name = f"t{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    socket_dir = server.get_postmaster_info().socket_dir
+    return f"postgresql+psycopg://postgres@/{name}?host={socket_dir}"
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> str:
+    """A fresh database on the session's PostgreSQL server, as a store URL."""
+    return postgres_database(postgres_server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty store: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("postgres_url"))

@@ -1,21 +1,29 @@
-"""The experiment store: migrations, reopening, refusal of foreign or newer stores, rollback."""
+"""The experiment store: migrations, reopening, refusal of foreign or newer stores, rollback;
+on SQLite files and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
-import sqlite3
+import math
+import socket
+import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, make_url, select, text
 
 from aicodec.errors import StoreError
 from aicodec.scoring import stored_frame_psnr_y
 from aicodec.settings import Settings, load_settings
 from aicodec.store import (
+    CandidateRecord,
     ClipRecord,
     EvolutionRun,
     RunRecord,
@@ -26,6 +34,7 @@ from aicodec.store import (
 from aicodec.store.db import MIGRATIONS_DIR
 from aicodec.store.liveness import refuse_live_run
 from aicodec.store.models import Base
+from tests.conftest import postgres_database
 
 
 def add_clip(store: Store, content_hash: str = "a" * 64) -> None:
@@ -38,20 +47,31 @@ def add_clip(store: Store, content_hash: str = "a" * 64) -> None:
         )  # fmt: skip
 
 
-def store_at_revision(path: Path, revision: str) -> Path:
-    """A SQLite store made by the migrations up to ``revision`` only (an older lab's store)."""
+def query(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Rows of one statement on the store at ``url``, by a connection of its own (committed)."""
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(text(sql), params)
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def store_at_revision(url: str, revision: str) -> str:
+    """A store made by the migrations up to ``revision`` only (an older lab's store)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    engine = create_engine(f"sqlite:///{path}")
+    engine = create_engine(normalise_url(url))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
     engine.dispose()
-    return path
+    return url
 
 
-def test_new_store_is_migrated_to_head_and_matches_the_models(tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "new.db"))
+def test_new_store_is_migrated_to_head_and_matches_the_models(store_url: str) -> None:
+    store = Store(store_url)
     with store.engine.connect() as connection:
         context = MigrationContext.configure(connection)
         assert context.get_current_revision() == head_revision()
@@ -59,19 +79,18 @@ def test_new_store_is_migrated_to_head_and_matches_the_models(tmp_path: Path) ->
     store.close()
 
 
-def test_data_survives_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "keep.db"
-    store = Store(str(path))
+def test_data_survives_reopening(store_url: str) -> None:
+    store = Store(store_url)
     add_clip(store)
     store.close()
-    again = Store(f"sqlite:///{path}")
+    again = Store(store_url)
     with again.session() as session:
         assert session.scalar(select(func.count()).select_from(ClipRecord)) == 1
     again.close()
 
 
-def test_failed_transaction_writes_nothing(tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "tx.db"))
+def test_failed_transaction_writes_nothing(store_url: str) -> None:
+    store = Store(store_url)
     add_clip(store)
     with pytest.raises(StoreError, match="store write failed"):
         add_clip(store)  # same content hash: unique constraint
@@ -99,17 +118,15 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path)
     assert path.read_text() == "my precious notes\n" * 50
 
 
-def test_a_store_from_newer_code_is_refused_and_left_alone(tmp_path: Path) -> None:
-    path = tmp_path / "newer.db"
-    store = Store(str(path))
+def test_a_store_from_newer_code_is_refused_and_left_alone(store_url: str) -> None:
+    store = Store(store_url)
     add_clip(store)
     store.close()
-    with sqlite3.connect(path) as connection:
-        connection.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    query(store_url, "UPDATE alembic_version SET version_num = '9999_future'")
     with pytest.raises(StoreError, match="newer version"):
-        Store(str(path))
-    with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT count(*) FROM clips").fetchone() == (1,)
+        Store(store_url)
+    assert query(store_url, "SELECT count(*) FROM clips") == [(1,)]
+    assert query(store_url, "SELECT version_num FROM alembic_version") == [("9999_future",)]
 
 
 def test_missing_folder_and_driver_are_clear_errors(tmp_path: Path) -> None:
@@ -127,20 +144,21 @@ def test_store_url_comes_from_environment_or_option(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_store_with_a_run_from_before_liveness_migrates_and_the_run_is_not_live(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
-    path = store_at_revision(tmp_path / "old.db", "0005")
-    with sqlite3.connect(path) as connection:
-        connection.execute(
-            "INSERT INTO candidates (id, code_hash, source, name, origin, created_at) "
-            "VALUES (1, 'h', '', 'c', 'seed', '2026-01-01 00:00:00')"
-        )
-        connection.execute(
-            "INSERT INTO evolution_runs (batch, status, iterations_planned, provider, "
-            "provider_reason, seed, start_parent_id, config_json, created_at) "
-            "VALUES ('b', 'running', 3, 'mutation', 'r', 0, 1, '{}', '2026-01-01 00:00:00')"
-        )
-    store = Store(str(path))
+    url = store_at_revision(store_url, "0005")
+    query(
+        url,
+        "INSERT INTO candidates (id, code_hash, source, name, origin, created_at) "
+        "VALUES (1, 'h', '', 'c', 'seed', '2026-01-01 00:00:00')",
+    )
+    query(
+        url,
+        "INSERT INTO evolution_runs (batch, status, iterations_planned, provider, "
+        "provider_reason, seed, start_parent_id, config_json, created_at) "
+        "VALUES ('b', 'running', 3, 'mutation', 'r', 0, 1, '{}', '2026-01-01 00:00:00')",
+    )
+    store = Store(url)
     with store.session() as session:
         run = session.scalars(select(EvolutionRun)).one()
         assert (run.status, run.host, run.pid, run.heartbeat_at) == ("running", None, None, None)
@@ -149,25 +167,27 @@ def test_a_store_with_a_run_from_before_liveness_migrates_and_the_run_is_not_liv
 
 
 def test_a_store_at_0006_gains_the_per_frame_psnr_column_with_old_runs_left_empty(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
-    path = store_at_revision(tmp_path / "old.db", "0006")
-    with sqlite3.connect(path) as connection:
-        connection.execute(
-            "INSERT INTO clips (id, content_hash, name, source, start_frame, width, height, "
-            "frame_count, fps_num, fps_den, created_at) "
-            "VALUES (1, 'c', 'c', 's', 0, 16, 16, 2, 1, 1, '2026-01-01 00:00:00')"
-        )
-        connection.execute(
-            "INSERT INTO candidates (id, code_hash, source, name, origin, created_at) "
-            "VALUES (1, 'h', '', 'c', 'seed', '2026-01-01 00:00:00')"
-        )
-        connection.execute(
-            "INSERT INTO candidate_runs (candidate_id, clip_id, quality, status, isolation, "
-            "kbps, psnr_y, created_at) VALUES (1, 1, 40, 'ok', 'none', 10.0, 35.5, "
-            "'2026-01-01 00:00:00')"
-        )
-    store = Store(str(path))
+    url = store_at_revision(store_url, "0006")
+    query(
+        url,
+        "INSERT INTO clips (id, content_hash, name, source, start_frame, width, height, "
+        "frame_count, fps_num, fps_den, created_at) "
+        "VALUES (1, 'c', 'c', 's', 0, 16, 16, 2, 1, 1, '2026-01-01 00:00:00')",
+    )
+    query(
+        url,
+        "INSERT INTO candidates (id, code_hash, source, name, origin, created_at) "
+        "VALUES (1, 'h', '', 'c', 'seed', '2026-01-01 00:00:00')",
+    )
+    query(
+        url,
+        "INSERT INTO candidate_runs (candidate_id, clip_id, quality, status, isolation, "
+        "kbps, psnr_y, created_at) VALUES (1, 1, 40, 'ok', 'none', 10.0, 35.5, "
+        "'2026-01-01 00:00:00')",
+    )
+    store = Store(url)
     with store.engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == head_revision()
     with store.session() as session:
@@ -179,3 +199,102 @@ def test_a_store_at_0006_gains_the_per_frame_psnr_column_with_old_runs_left_empt
         run = session.scalars(select(RunRecord)).one()
         assert stored_frame_psnr_y(run) == (36.0, float("inf"))
     store.close()
+
+
+def test_values_come_back_as_written(store_url: str) -> None:
+    """Booleans, an infinite PSNR (a lossless run), text and UTC times survive a round trip."""
+    store = Store(store_url)
+    add_clip(store)
+    moment = datetime(2026, 3, 1, 12, 30, 15, 250000, tzinfo=UTC)
+    with store.session() as session:
+        candidate = CandidateRecord(code_hash="h" * 64, source="é\n" * 3, name="c", origin="seed")
+        session.add(candidate)
+        session.flush()
+        session.add(
+            RunRecord(
+                candidate_id=candidate.id, clip_id=1, quality=40, status="ok", isolation="none",
+                deterministic=False, psnr_y=float("inf"), kbps=0.125, created_at=moment,
+            )
+        )  # fmt: skip
+    with store.session() as session:
+        run = session.scalars(select(RunRecord)).one()
+        source = session.scalars(select(CandidateRecord.source)).one()
+    assert (run.deterministic, run.psnr_y, run.kbps, source) == (False, math.inf, 0.125, "é\n" * 3)
+    if store.engine.dialect.name == "postgresql":  # times come back aware, in UTC
+        assert run.created_at.utcoffset() == timedelta(0)
+    assert run.created_at.replace(tzinfo=UTC) == moment
+    store.close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def with_password(server: Any, user: str, password: str) -> str:
+    """A database owned by a new role that must give ``password``, as a store URL whose
+    password is a placeholder; waits until the server asks for it."""
+    import psycopg
+
+    base = make_url(postgres_database(server))
+    with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+        connection.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+        connection.execute(f"ALTER DATABASE {base.database} OWNER TO {user}")
+        hba = Path(server.pgdata) / "pg_hba.conf"
+        hba.write_text(f"local all {user} scram-sha-256\n" + hba.read_text())
+        connection.execute("SELECT pg_reload_conf()")
+    url = unquote(base.set(username=user, password="PASSWORD").render_as_string(False))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the server reloads its rules in the background
+        try:
+            psycopg.connect(url.replace("+psycopg", "").replace("PASSWORD", "x")).close()
+        except psycopg.OperationalError:
+            return url
+        time.sleep(0.05)
+    raise AssertionError("the server did not start asking for the password")
+
+
+def test_postgres_failures_are_one_line_each_and_touch_nothing(postgres_server: Any) -> None:
+    url = with_password(postgres_server, "lab_user", "s3cret")
+    with pytest.raises(StoreError) as wrong:
+        Store(url.replace("PASSWORD", "wrong-one"))
+    assert str(wrong.value) == (
+        f"cannot open the store {url.replace('PASSWORD', '***')}: "
+        'password authentication failed for user "lab_user"'
+    )
+    missing = make_url(url).set(database="no_such_store")
+    with pytest.raises(StoreError) as absent:
+        Store(missing.render_as_string(hide_password=False).replace("PASSWORD", "s3cret"))
+    assert str(absent.value).endswith(
+        ': database "no_such_store" does not exist; create it first (createdb no_such_store, '
+        "or CREATE DATABASE in psql)"
+    )
+    port = free_port()
+    with pytest.raises(StoreError) as unreachable:
+        Store(f"postgresql+psycopg://lab_user:s3cret@127.0.0.1:{port}/lab")
+    assert str(unreachable.value) == (
+        f"cannot open the store postgresql+psycopg://lab_user:***@127.0.0.1:{port}/lab: "
+        f'connection to server at "127.0.0.1", port {port} failed: Connection refused'
+    )
+    right = url.replace("PASSWORD", "s3cret")
+    assert query(right, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+    assert query(right, "SELECT count(*) FROM pg_database WHERE datname = 'no_such_store'") == [
+        (0,)
+    ]
+    Store(right).close()  # the right password opens (and migrates) it
+    assert query(right, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+
+
+def test_a_missing_postgres_driver_is_one_line_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if aicodec[postgres] were absent
+    with pytest.raises(StoreError) as missing:
+        Store("postgresql+psycopg://me:pw@db.example:5432/lab")
+    assert str(missing.value) == (
+        "cannot open the store postgresql+psycopg://me:***@db.example:5432/lab: the PostgreSQL "
+        "driver (psycopg) is not installed; pip install 'aicodec[postgres]' brings psycopg, "
+        "for postgresql+psycopg:// URLs"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field
@@ -178,6 +179,11 @@ class Settings(BaseSettings):
         default=60.0, gt=0,
         description="A run carried out on another host is live while its last heartbeat is "
         "younger than this (seconds); on this host, while its process lives.",
+    )  # fmt: skip
+    host: str = Field(
+        default_factory=socket.gethostname, min_length=1, max_length=255,
+        description="This machine's name in the store's live-run records (default: its host "
+        "name); give machines that share one store and one host name different names.",
     )  # fmt: skip
     evolve_planner: str = Field(
         default="auto", description="auto (the model plans when there is one), model or rules."

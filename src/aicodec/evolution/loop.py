@@ -931,7 +931,7 @@ def start_evolution(
         raise EvolutionError("--qualities needs at least 4 values: BD-rate needs 4 rate points")
     if config.planner not in ("auto", "model", "rules"):
         raise EvolutionError(f"planner {config.planner!r} is not auto, model or rules")
-    refuse_live_run(store, settings.evolve_live_timeout_s)
+    refuse_live_run(store, settings.evolve_live_timeout_s, settings.host)
     check_codec_repo(Path(config.git_repo))
     load_ladder(settings.ladder_file).select(config.encoders)
     clips = _load_clips(store, settings, config)
@@ -952,7 +952,7 @@ def start_evolution(
         provider=provider.name, provider_reason=reason, seed=config.seed,
         start_parent_id=start.id, config_json=config.to_json(),
     )  # fmt: skip
-    run_id = add_run(store, run, settings.evolve_live_timeout_s)  # refused while one is live
+    run_id = add_run(store, run, settings.evolve_live_timeout_s, settings.host)  # or refused
     try:
         evolution = Evolution(store, settings, config, run_id, on_event, clips=clips,
                               provider=(provider, reason))  # fmt: skip
@@ -966,7 +966,7 @@ def start_evolution(
 def _carried_out(store: Store, settings: Settings, run_id: int) -> AbstractContextManager[None]:
     """Hold the run for this process (heartbeats) while it is carried out."""
     return carrying_out(store, run_id, heartbeat_s=settings.evolve_heartbeat_s,
-                        timeout_s=settings.evolve_live_timeout_s)  # fmt: skip
+                        timeout_s=settings.evolve_live_timeout_s, host=settings.host)  # fmt: skip
 
 
 def unfinished_run(store: Store) -> int:
@@ -993,7 +993,7 @@ def resume_evolution(
 ) -> EvolveSummary:
     """Carry the last unfinished run on to its planned iteration count (refused while a run
     is live; a dead one is taken over)."""
-    refuse_live_run(store, settings.evolve_live_timeout_s)
+    refuse_live_run(store, settings.evolve_live_timeout_s, settings.host)
     run_id = unfinished_run(store)
     with store.session() as session:
         run = session.get(EvolutionRun, run_id)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aicodec.errors import StoreError
@@ -22,11 +24,22 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x61696364_0001  # PostgreSQL advisory-lock keys ("aicd"), one per purpose
 RUNS_LOCK = 0x61696364_0002
 BUSY_TIMEOUT_S = 30.0  # how long SQLite waits for another process's write lock
+CONNECT_TIMEOUT_S = 10  # how long a connection to a PostgreSQL server may take to open
+POSTGRES_EXTRA = "pip install 'aicodec[postgres]'"
+URL_FORMS = "a SQLite file path, sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
 
 
 def normalise_url(url: str) -> str:
     """A SQLAlchemy URL; a bare file path means a SQLite file at that path."""
     return url if "://" in url else f"sqlite:///{url}"
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be printed: any password replaced by ***."""
+    try:
+        return unquote(make_url(url).render_as_string(hide_password=True))
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def _alembic_config() -> Config:
@@ -120,6 +133,32 @@ def migrate(engine: Engine) -> None:
         connection.commit()
 
 
+def _postgres_connect_args(url: URL) -> dict[str, object]:
+    """libpq options the URL leaves open: a bounded connect wait, and times in UTC (as SQLite
+    stores them), so every client shows the same clock whatever the server's time zone."""
+    defaults: dict[str, object] = {
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "options": "-c TimeZone=UTC",
+    }
+    return {key: value for key, value in defaults.items() if key not in url.query}
+
+
+def _open_failure(url: URL, exc: Exception) -> str:
+    """Why the store at ``url`` could not be opened, in one line for its user."""
+    if isinstance(exc, ImportError) and url.get_backend_name() == "postgresql":
+        return (
+            f"the PostgreSQL driver ({exc.name or url.get_driver_name()}) is not installed; "
+            f"{POSTGRES_EXTRA} brings psycopg, for postgresql+psycopg:// URLs"
+        )
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    reason = re.sub(r"^connection (failed|is bad): ", "", reason)
+    if "FATAL:" in reason:  # the server answered: keep its words only
+        reason = reason.rsplit("FATAL:", 1)[1].strip()
+    if missing := re.fullmatch(r'database "(.+)" does not exist', reason):
+        reason += f"; create it first (createdb {missing[1]}, or CREATE DATABASE in psql)"
+    return reason
+
+
 def open_engine(url: str) -> Engine:
     """Create an engine for ``url`` and migrate its schema; StoreError when unusable."""
     url = normalise_url(url)
@@ -128,15 +167,26 @@ def open_engine(url: str) -> Engine:
         if not parent.is_dir():
             raise StoreError(f"store folder {parent} does not exist")
     try:
-        engine = create_engine(url)
-        if engine.dialect.name == "sqlite":
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StoreError(f"{shown_url(url)} is not a database URL ({URL_FORMS})") from exc
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(parsed)
             _enable_sqlite_pragmas(engine)
+        elif parsed.get_backend_name() == "postgresql":
+            engine = create_engine(
+                parsed, connect_args=_postgres_connect_args(parsed), pool_pre_ping=True
+            )
+        else:
+            engine = create_engine(parsed)
         migrate(engine)
     except StoreError:
         raise
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise StoreError(f"cannot open the store {url}: {reason}") from exc
+        raise StoreError(
+            f"cannot open the store {shown_url(url)}: {_open_failure(parsed, exc)}"
+        ) from exc
     return engine
 
 

@@ -4,8 +4,10 @@ The process that carries a run out writes its host and pid into the run's row wh
 the run, a heartbeat every few seconds while it works, and clears the heartbeat when it lets
 go. A run is live when it is unfinished (running or interrupted), its heartbeat is set, and
 either its host is this one and its process still lives, or its host is another and the
-heartbeat is younger than the timeout. The check and the taking of a run happen under the
-store's write lock, so of two processes starting at once only one wins.
+heartbeat is younger than the timeout. A machine is named by its host name, or by the
+``host`` setting (``AICODEC_HOST``) where machines sharing a store share a host name. The
+check and the taking of a run happen under the store's write lock, so of two processes
+starting at once only one wins.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ class Carrier:
     pid: int
 
 
-def this_process() -> Carrier:
-    """The carrier that this process is."""
-    return Carrier(socket.gethostname(), os.getpid())
+def this_process(host: str | None = None) -> Carrier:
+    """The carrier that this process is, on the machine named ``host`` (None: the host name)."""
+    return Carrier(host or socket.gethostname(), os.getpid())
 
 
 def _utc(moment: datetime) -> datetime:
@@ -57,12 +59,13 @@ def process_alive(pid: int, since: datetime) -> bool:
     return started is None or started <= since + START_SLACK
 
 
-def is_live(run: EvolutionRun, timeout_s: float, now: datetime) -> bool:
-    """Whether a run is being carried out now (see the module's description)."""
+def is_live(run: EvolutionRun, timeout_s: float, now: datetime, host: str) -> bool:
+    """Whether a run is being carried out now, seen from the machine named ``host`` (see the
+    module's description)."""
     if run.status not in UNFINISHED or run.heartbeat_at is None or run.pid is None:
         return False
     heartbeat = _utc(run.heartbeat_at)
-    if run.host == socket.gethostname():
+    if run.host == host:
         return process_alive(run.pid, heartbeat)
     return (now - heartbeat).total_seconds() < timeout_s
 
@@ -86,22 +89,25 @@ def _refuse(session: Session, timeout_s: float, carrier: Carrier) -> None:
         .order_by(EvolutionRun.id.desc())
     )
     for run in held:
-        if (run.host, run.pid) != (carrier.host, carrier.pid) and is_live(run, timeout_s, now):
+        if (run.host, run.pid) != (carrier.host, carrier.pid) and is_live(
+            run, timeout_s, now, carrier.host
+        ):
             raise EvolutionError(live_message(run, now))
 
 
-def refuse_live_run(store: Store, timeout_s: float) -> None:
-    """EvolutionError when another process carries out a run of this store (a read only)."""
+def refuse_live_run(store: Store, timeout_s: float, host: str | None = None) -> None:
+    """EvolutionError when another process carries out a run of this store (a read only);
+    ``host`` names this machine (None: its host name)."""
     with store.session() as session:
-        _refuse(session, timeout_s, this_process())
+        _refuse(session, timeout_s, this_process(host))
 
 
-def add_run(store: Store, run: EvolutionRun, timeout_s: float) -> int:
+def add_run(store: Store, run: EvolutionRun, timeout_s: float, host: str | None = None) -> int:
     """Store a new run carried out by this process, unless another run is live; its id.
 
     The check and the insert are one write transaction, so two starters cannot both win.
     """
-    carrier = this_process()
+    carrier = this_process(host)
     with store.write_session() as session:
         _refuse(session, timeout_s, carrier)
         run.host, run.pid, run.heartbeat_at = carrier.host, carrier.pid, datetime.now(UTC)
@@ -145,11 +151,11 @@ def _heartbeats(
 
 @contextmanager
 def carrying_out(
-    store: Store, run_id: int, *, heartbeat_s: float, timeout_s: float
+    store: Store, run_id: int, *, heartbeat_s: float, timeout_s: float, host: str | None = None
 ) -> Iterator[None]:
     """Hold the run for this process while the block runs: take it (EvolutionError when
     another run is live), beat in a daemon thread, let go at the end."""
-    carrier = this_process()
+    carrier = this_process(host)
     _take(store, run_id, timeout_s, carrier)
     stop = threading.Event()
     thread = threading.Thread(
