@@ -25,14 +25,16 @@ from tests import test_evolve_bad_states as bad_states
 from tests.test_cli import assert_one_line_error
 from tests.test_evolve_bad_states import Lab, crash, start_cli, wait_for
 from tests.test_generate import aicodec_env
+from tests.test_store import query
 
 seeded, lab = bad_states.seeded, bad_states.lab  # a small clip and a store with its seed scored
 HOST = socket.gethostname()
 
 
-def new_store(folder: Path) -> Store:
-    """A store with one candidate, the start of the runs below."""
-    store = Store(str(folder / "store.db"))
+def new_store(folder: Path, url: str | None = None) -> Store:
+    """A store with one candidate, the start of the runs below (at ``url``, else a SQLite
+    file in ``folder``)."""
+    store = Store(url or str(folder / "store.db"))
     with store.session() as session:
         session.add(CandidateRecord(code_hash="c" * 64, source="", name="c", origin="seed"))
     return store
@@ -172,12 +174,14 @@ while not done.exists():  # alive, so its run stays live, until every other has 
 """
 
 
-def test_of_processes_starting_runs_at_once_exactly_one_starts(tmp_path: Path) -> None:
-    new_store(tmp_path).close()
-    db, go, done, count = tmp_path / "store.db", tmp_path / "go", tmp_path / "done", 6
+def test_of_processes_starting_runs_at_once_exactly_one_starts(
+    tmp_path: Path, store_url: str
+) -> None:
+    new_store(tmp_path, store_url).close()
+    db, go, done, count = store_url, tmp_path / "go", tmp_path / "done", 6
     ready = [tmp_path / f"ready{n}" for n in range(count)]
     processes = [
-        subprocess.Popen([sys.executable, "-c", START, str(db), str(ready[n]), str(go), str(done)],
+        subprocess.Popen([sys.executable, "-c", START, db, str(ready[n]), str(go), str(done)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for n in range(count)
     ]  # fmt: skip
@@ -196,8 +200,7 @@ def test_of_processes_starting_runs_at_once_exactly_one_starts(tmp_path: Path) -
     errors = [p.communicate(timeout=60)[1].strip().splitlines()[-1:] for p in processes]
     winners = [n for n, p in enumerate(processes) if p.returncode == 0]
     assert len(winners) == 1, errors
-    with closing(sqlite3.connect(db)) as connection:
-        runs = connection.execute("SELECT id, batch FROM evolution_runs").fetchall()
+    runs = query(db, "SELECT id, batch FROM evolution_runs")
     assert runs == [(1, f"ready{winners[0]}")]
     for n, lines in enumerate(errors):
         if n not in winners:

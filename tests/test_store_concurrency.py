@@ -1,21 +1,25 @@
 """The store in company: processes that create it at once, readers beside a writer.
 
-Every test runs real processes on a real SQLite file."""
+Every test runs real processes on a real SQLite file or a real PostgreSQL database."""
 
 from __future__ import annotations
 
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, text
 
 from aicodec.store import Store, head_revision
+from aicodec.store.db import MIGRATION_LOCK
 from aicodec.store.models import Base
+from tests.test_store import query
 
 OPEN_ON_SIGNAL = """
 import sys, time
@@ -56,16 +60,16 @@ def released_together(folder: Path, count: int, script: str, *args: str) -> list
     return failures
 
 
-def test_processes_that_open_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
-    """Eight processes open one new store at the same moment; without the migration lock
-    every try had some fail with 'table clips already exists' or 'database is locked'."""
-    db = tmp_path / "new.db"
-    assert released_together(tmp_path, 8, OPEN_ON_SIGNAL, str(db)) == []
-    with closing(sqlite3.connect(db)) as connection:
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            (head_revision(),)
-        ]
-    store = Store(str(db))
+def test_processes_that_open_a_new_store_at_once_all_succeed(
+    tmp_path: Path, store_url: str
+) -> None:
+    """Processes open one new store at the same moment; without the migration lock every
+    try had some fail with 'table clips already exists' or 'database is locked' (SQLite, 8
+    processes) or 'duplicate key value violates unique constraint' (PostgreSQL, 4)."""
+    count = 8 if store_url.startswith("sqlite") else 4
+    assert released_together(tmp_path, count, OPEN_ON_SIGNAL, store_url) == []
+    assert query(store_url, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+    store = Store(store_url)
     with store.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     store.close()
@@ -97,6 +101,25 @@ def test_opening_a_store_at_head_neither_writes_nor_waits_for_a_writer(tmp_path:
         assert reader.returncode == 0, reader.stderr
         assert time.monotonic() - started < 15, "the reader waited for the write lock"
         observer.execute("ROLLBACK")
+
+
+def test_opening_a_postgres_store_at_head_neither_writes_nor_waits_for_the_lock(
+    postgres_url: str,
+) -> None:
+    Store(postgres_url).close()
+    written = "SELECT xmin::text FROM alembic_version"  # the transaction that last wrote it
+    before = query(postgres_url, written)
+    holder = create_engine(postgres_url)
+    opened = threading.Event()
+    with holder.connect() as connection:  # another process in the middle of a migration
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        opener = threading.Thread(target=lambda: (Store(postgres_url).close(), opened.set()))
+        opener.start()
+        assert opened.wait(30), "opening a store at head waited for the migration lock"
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+    holder.dispose()
+    opener.join()
+    assert query(postgres_url, written) == before
 
 
 WRITER = """
@@ -133,29 +156,29 @@ print(last)
 """
 
 
-def clip_count(db: Path) -> int:
+def clip_count(url: str) -> int:
     """Clips committed to the store (one short read)."""
-    with closing(sqlite3.connect(db)) as connection:
-        return int(connection.execute("SELECT count(*) FROM clips").fetchone()[0])
+    return int(query(url, "SELECT count(*) FROM clips")[0][0])
 
 
 def test_readers_never_fail_while_a_writer_writes(tmp_path: Path) -> None:
-    db, stop = tmp_path / "store.db", tmp_path / "stop"
-    Store(str(db)).close()
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(stop)])
+    """(On PostgreSQL, readers beside a writer are covered by test_evolve_postgres.)"""
+    db, stop = f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "stop"
+    Store(db).close()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, db, str(stop)])
     try:
         deadline = time.monotonic() + 60
         while not clip_count(db):
             assert writer.poll() is None and time.monotonic() < deadline, "the writer did not write"
             time.sleep(0.05)
         reader = subprocess.run(
-            [sys.executable, "-c", READER, str(db), "40"],
+            [sys.executable, "-c", READER, db, "40"],
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
-        logs = aicodec("logs", "--json", "--db", str(db))
+        logs = aicodec("logs", "--json", "--db", db)
         assert writer.poll() is None, "the writer stopped while the readers read"
     finally:
         stop.touch()
