@@ -65,13 +65,16 @@ def postgres_server() -> Iterator[Any]:
     pytest.importorskip("psycopg", reason="psycopg is not installed (aicodec[postgres])")
     import psycopg
 
-    server = pgserver.get_server(tempfile.mkdtemp(prefix="aicodec-pg-"), cleanup_mode="delete")
+    folder = tempfile.mkdtemp(prefix="aicodec-pg-")
+    server = pgserver.get_server(folder, cleanup_mode="stop")
     with psycopg.connect(server.get_uri(), autocommit=True) as connection:
         for setting in ("fsync", "full_page_writes", "synchronous_commit"):  # a scratch server
             connection.execute(f"ALTER SYSTEM SET {setting} = off")
         connection.execute("SELECT pg_reload_conf()")
     yield server
     server.cleanup()
+    # its databases are ~8 MB of small files each: removed in the background, not waited for
+    subprocess.Popen(["rm", "-rf", folder], start_new_session=True)
 
 
 def postgres_database(server: Any) -> str:
