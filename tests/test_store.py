@@ -298,3 +298,25 @@ def test_a_missing_postgres_driver_is_one_line_naming_the_extra(
         "driver (psycopg) is not installed; pip install 'aicodec[postgres]' brings psycopg, "
         "for postgresql+psycopg:// URLs"
     )
+
+
+def test_a_row_another_process_adds_first_is_reused_not_duplicated(store_url: str) -> None:
+    mine, theirs = Store(store_url), Store(store_url)  # two connections, as two machines
+    lookup = select(ClipRecord).where(ClipRecord.content_hash == "c" * 64)
+
+    def clip_row() -> ClipRecord:
+        return ClipRecord(content_hash="c" * 64, name="n", source="s", start_frame=0, width=2,
+                          height=2, frame_count=1, fps_num=1, fps_den=1)  # fmt: skip
+
+    def raced() -> ClipRecord:
+        """The other machine adds the same clip after this one looked and found nothing."""
+        theirs_id.append(theirs.add_once(lookup, clip_row))
+        return clip_row()
+
+    theirs_id: list[int] = []
+    assert mine.add_once(lookup, raced) == theirs_id[0]
+    assert mine.add_once(lookup, clip_row) == theirs_id[0]  # found at once the next time
+    with mine.session() as session:
+        assert len(session.scalars(lookup).all()) == 1
+    mine.close()
+    theirs.close()

@@ -104,26 +104,15 @@ ProgressCallback = Callable[[LadderProgress], None]
 def record_clip(store: Store, clip: Clip) -> int:
     """The store id of ``clip``, inserting it on first sight."""
     frames = clip.frames
-    with store.session() as session:
-        found = session.scalar(
-            select(ClipRecord).where(ClipRecord.content_hash == clip.content_hash)
-        )
-        if found is not None:
-            return found.id
-        record = ClipRecord(
-            content_hash=clip.content_hash,
-            name=clip.name,
-            source=clip.source,
-            start_frame=clip.start,
-            width=frames.width,
-            height=frames.height,
-            frame_count=frames.count,
-            fps_num=frames.fps.numerator,
+    return store.add_once(
+        select(ClipRecord).where(ClipRecord.content_hash == clip.content_hash),
+        lambda: ClipRecord(
+            content_hash=clip.content_hash, name=clip.name, source=clip.source,
+            start_frame=clip.start, width=frames.width, height=frames.height,
+            frame_count=frames.count, fps_num=frames.fps.numerator,
             fps_den=frames.fps.denominator,
-        )
-        session.add(record)
-        session.flush()
-        return record.id
+        ),
+    )  # fmt: skip
 
 
 class _EncoderRun:

@@ -18,13 +18,9 @@ def record_candidate(
     if origin not in ORIGINS:
         raise ValidationError(f"origin {origin!r} is not one of {', '.join(ORIGINS)}")
     digest = code_hash(source)
-    with store.session() as session:
-        found = session.scalar(select(CandidateRecord).where(CandidateRecord.code_hash == digest))
-        if found is not None:
-            return found.id
-        record = CandidateRecord(
+    return store.add_once(
+        select(CandidateRecord).where(CandidateRecord.code_hash == digest),
+        lambda: CandidateRecord(
             code_hash=digest, source=source, name=name, origin=origin, parent_id=parent_id
-        )
-        session.add(record)
-        session.flush()
-        return record.id
+        ),
+    )

@@ -5,17 +5,18 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy import URL, Connection, Engine, Select, create_engine, event, make_url, text
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aicodec.errors import StoreError
@@ -221,6 +222,33 @@ class Store:
         with self.session() as session:
             hold_write_lock(session.connection(), key)
             yield session
+
+    def add_once(self, lookup: Select[tuple[Any]], make: Callable[[], Any]) -> int:
+        """The id of the row ``lookup`` finds, adding ``make()`` when there is none.
+
+        Another process (on this machine or another one sharing the store) may add the same
+        row, by the same unique key, between the lookup and the insert: its row is then the
+        one returned, and nothing is stored twice.
+        """
+        with self.session() as session:
+            found = session.scalar(lookup)
+            if found is not None:
+                return int(found.id)
+        try:
+            with self.session() as session:
+                record = make()
+                session.add(record)
+                session.flush()
+                added = int(record.id)
+            return added
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+        with self.session() as session:
+            found = session.scalar(lookup)
+        if found is None:  # the conflict was with another key: not a race, a real error
+            raise StoreError("store write failed: a unique key clashed with no row to reuse")
+        return int(found.id)
 
     def close(self) -> None:
         """Release the database connections."""
