@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,torch,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,torch,postgres,ray]'
 	touch $(STAMP)
 
 ## install the lab into .venv and run the main job on the built-in clip
@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
 	$(BIN)/python benchmarks/bench_sandbox.py
 	$(BIN)/python benchmarks/bench_seeds.py $(SEEDS_ARGS)
+	$(BIN)/python benchmarks/bench_ray.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -9,7 +9,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -66,6 +66,18 @@ JobsOption = Annotated[
     int | None,
     typer.Option("--jobs", help="Sandbox jobs and ladder encodes at once [env AICODEC_JOBS; "
                  "default one per core, at most 4 with --device cuda].", show_default=False),
+]  # fmt: skip
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option("--executor", help="Where sandbox jobs and ladder encodes run: local "
+                 "(default) or ray (a Ray cluster; pip install 'aicodec[ray]') "
+                 "[env AICODEC_EXECUTOR].", show_default=False),
+]  # fmt: skip
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="With --executor ray: HOST:PORT of the cluster's head, "
+                 "or local to start one in this process [env RAY_ADDRESS; default local].",
+                 show_default=False),
 ]  # fmt: skip
 PricesOption = Annotated[
     Path | None,
@@ -321,6 +333,8 @@ def baselines_command(
         Path | None, typer.Option("--ladder", help="Ladder TOML file [default baselines/].")
     ] = None,
     jobs: JobsOption = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -330,22 +344,24 @@ def baselines_command(
         from aicodec.baselines import load_ladder, run_ladder
         from aicodec.store import Store
 
-        settings = make_settings(db=db, ladder_file=ladder_file, jobs=jobs)
+        settings = make_settings(db=db, ladder_file=ladder_file, jobs=jobs, executor=executor,
+                                 ray_address=ray_address)  # fmt: skip
         ladder = load_ladder(settings.ladder_file)
         names = [name.strip() for name in encoders.split(",") if name.strip()] if encoders else None
         ladder.select(names)  # fail on an unknown name before any work
         clip = load_window(settings, video, start=start, count=frames, size=size, fps=fps,
                            convert=convert)  # fmt: skip
-        store = Store(settings.db)
-        try:
-            result = _run_with_progress(
-                lambda progress: run_ladder(
-                    clip, store, settings, ladder, encoders=names, with_vmaf=vmaf,
-                    progress=progress,
-                )
-            )  # fmt: skip
-        finally:
-            store.close()
+        with _executor(settings):
+            store = Store(settings.db)
+            try:
+                result = _run_with_progress(
+                    lambda progress: run_ladder(
+                        clip, store, settings, ladder, encoders=names, with_vmaf=vmaf,
+                        progress=progress,
+                    )
+                )  # fmt: skip
+            finally:
+                store.close()
         for curve in result.encoders.values():
             for warning in curve.warnings:
                 err.print(
@@ -484,16 +500,40 @@ def validate_command(codec: CodecArgument, as_json: JsonOption = False) -> None:
     guarded(body)
 
 
-def _with_store(db: str | None, work: Callable[[Any, Settings], T], **overrides: Any) -> T:
-    """Open the store named by ``--db`` (or the settings), run ``work``, close it."""
+def _with_store(
+    db: str | None, work: Callable[[Any, Settings], T], *, runs_jobs: bool = False,
+    **overrides: Any,
+) -> T:  # fmt: skip
+    """Open the store named by ``--db`` (or the settings), run ``work``, close it; with
+    ``runs_jobs`` the executor is made ready first."""
     from aicodec.store import Store
 
     settings = make_settings(db=db, **overrides)
-    store = Store(settings.db)
+    with _executor(settings) if runs_jobs else nullcontext():
+        store = Store(settings.db)
+        try:
+            return work(store, settings)
+        finally:
+            store.close()
+
+
+@contextmanager
+def _executor(settings: Settings) -> Iterator[None]:
+    """With ``--executor ray``: connect before any work (an unreachable cluster is one
+    line), and afterwards say how many jobs were sent again because a worker died."""
+    if settings.executor == "local":
+        yield
+        return
+    from aicodec.pool import retried_jobs, start_executor
+
+    err.print(f"executor: {escape(start_executor(settings))}", soft_wrap=True)
     try:
-        return work(store, settings)
+        yield
     finally:
-        store.close()
+        retried = retried_jobs(settings)
+        if retried:
+            err.print(f"[yellow]ray:[/yellow] {retried} job(s) sent again after the worker "
+                      "running them died", soft_wrap=True)  # fmt: skip
 
 
 def _status(message: str) -> Any:
@@ -514,6 +554,8 @@ def run_command(
     keep: KeepOption = None,
     device: DeviceOption = None,
     jobs: JobsOption = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -535,7 +577,8 @@ def run_command(
                     reuse=False, progress=lambda text: status.update(f"{codec.name}: {text}"),
                 )  # fmt: skip
 
-        outcome = _with_store(db, work, device=device, jobs=jobs)
+        outcome = _with_store(db, work, runs_jobs=True, device=device, jobs=jobs,
+                              executor=executor, ray_address=ray_address)  # fmt: skip
         if as_json:
             print_json(outcome.to_dict())
             return
@@ -562,6 +605,8 @@ def score_command(
     ] = None,
     device: DeviceOption = None,
     jobs: JobsOption = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -588,7 +633,8 @@ def score_command(
                     progress=lambda text: status.update(f"{codec.name}: {text}"),
                 )  # fmt: skip
 
-        outcome = _with_store(db, work, device=device, jobs=jobs)
+        outcome = _with_store(db, work, runs_jobs=True, device=device, jobs=jobs,
+                              executor=executor, ray_address=ray_address)  # fmt: skip
         for warning in outcome.warnings:
             err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
         if as_json:
@@ -1049,6 +1095,8 @@ def evolve_command(
         typer.Option("--resume", help="Continue the last unfinished run to its planned count."),
     ] = False,
     jobs: JobsOption = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
     prices: PricesOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -1116,8 +1164,9 @@ def evolve_command(
             overrides.setdefault("provider", provider)
         try:
             summary = _with_store(
-                db, work, adopt_threshold_percent=threshold, jobs=jobs, **overrides
-            )
+                db, work, runs_jobs=True, adopt_threshold_percent=threshold, jobs=jobs,
+                executor=executor, ray_address=ray_address, **overrides,
+            )  # fmt: skip
         except EvolveInterrupted as exc:
             where = f" --db {shlex.quote(db)}" if db else ""
             err.print(f"[yellow]{escape(str(exc))}[/yellow]; completed iterations are stored. "

@@ -35,6 +35,11 @@ class StoreError(AicodecError):
     """The experiment store cannot be opened or written."""
 
 
+class ExecutorError(AicodecError):
+    """The executor could not run a job: its cluster is unreachable, or the workers running
+    the job kept dying (no figure is made from a job that did not finish)."""
+
+
 class SandboxError(AicodecError):
     """A candidate failed in the sandbox (crash, timeout, limit, refused access, bad output)."""
 

@@ -2,8 +2,9 @@
 
 A job is a plain function call (one sandbox child, one ladder encode) submitted from the
 lab's own thread; the pool runs up to its size of them at the same time and hands back
-futures. ``make_pool`` chooses the implementation from the settings (today: local
-threads, each driving its own child process).
+futures. ``make_pool`` chooses the implementation from the settings: local threads, each
+driving its own child process (the default), or Ray tasks on a cluster (``pool_ray``, imported
+only when asked for).
 """
 
 from __future__ import annotations
@@ -13,19 +14,29 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aicodec.settings import Settings
+
+if TYPE_CHECKING:
+    from aicodec.pool_ray import RayPool
 
 T = TypeVar("T")
 
 
 class JobPool(Protocol):
     """Runs submitted calls concurrently, at most ``size`` at a time; ``cancel`` is set when
-    the work is abandoned (an error or Ctrl-C in the caller), and long jobs watch it."""
+    the work is abandoned (an error or Ctrl-C in the caller), and long jobs watch it.
+
+    A job is a module-level function with picklable arguments, for a pool may run it on
+    another machine: there a ``Clip`` argument comes from the pool's clip cache, and the
+    pool's own ``cancel`` given as an argument arrives as None (that pool stops the job
+    itself). ``retried`` counts the jobs sent again because the worker running them died.
+    """
 
     size: int
     cancel: threading.Event
+    retried: int
 
     def submit(self, function: Callable[..., T], /, *args: Any) -> Future[T]:
         """Schedule ``function(*args)``; its future."""
@@ -38,6 +49,7 @@ class LocalPool:
     def __init__(self, size: int) -> None:
         self.size = size
         self.cancel = threading.Event()
+        self.retried = 0  # a thread of this process does not die alone
         self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="aicodec-job")
 
     def submit(self, function: Callable[..., T], /, *args: Any) -> Future[T]:
@@ -58,11 +70,37 @@ def job_count(settings: Settings) -> int:
     return min(cores, settings.cuda_jobs) if settings.device == "cuda" else cores
 
 
+def start_executor(settings: Settings) -> str:
+    """Make the chosen executor ready (with Ray: connect to the cluster, a ConfigError or
+    ExecutorError when that fails); one line saying where jobs run."""
+    if settings.executor == "ray":
+        from aicodec.pool_ray import connect
+
+        return connect(settings)
+    return f"local: {job_count(settings)} jobs at once"
+
+
+def retried_jobs(settings: Settings) -> int:
+    """Jobs sent again in this process because the worker running them died (Ray only)."""
+    if settings.executor == "ray":
+        from aicodec.pool_ray import retried_total
+
+        return retried_total()
+    return 0
+
+
 @contextmanager
 def make_pool(settings: Settings, most: int | None = None) -> Iterator[JobPool]:
-    """A pool of ``job_count(settings)`` workers (no more than ``most`` when given)."""
-    size = job_count(settings)
-    pool = LocalPool(max(1, min(size, most) if most else size))
+    """A pool of ``job_count(settings)`` workers (with Ray, by default one per CPU of the
+    cluster), no more than ``most`` when given; closed when the block ends."""
+    pool: LocalPool | RayPool
+    if settings.executor == "ray":
+        from aicodec.pool_ray import RayPool
+
+        pool = RayPool(settings, most)
+    else:
+        size = job_count(settings)
+        pool = LocalPool(max(1, min(size, most) if most else size))
     try:
         yield pool
     except BaseException:  # stop the jobs still running before waiting for them

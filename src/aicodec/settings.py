@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -91,6 +92,18 @@ class Settings(BaseSettings):
     cuda_jobs: int = Field(
         default=4, ge=1, description="Default jobs at once with --device cuda: the children "
         "share the GPU's memory (each holds its own CUDA context).",
+    )  # fmt: skip
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="Where sandbox jobs and ladder encodes run: local (threads "
+        "on this machine) or ray (tasks on a Ray cluster; needs aicodec[ray]).",
+    )  # fmt: skip
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster to use with executor ray: HOST:PORT of its head, "
+        "or local for a cluster started in this process (unset: RAY_ADDRESS, else local).",
+    )  # fmt: skip
+    ray_task_retries: int = Field(
+        default=3, ge=0, description="Times a job is sent again after the Ray worker or node "
+        "running it died (each retry is counted).",
     )  # fmt: skip
     sandbox_scratch_bytes: int = Field(
         default=256 * 1024**2, ge=1 << 20, description="Room a child's job folder has beyond "

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -15,10 +17,10 @@ from aicodec.baselines.ladder import EncoderSpec, Ladder
 from aicodec.baselines.search import choose_rates
 from aicodec.bdrate import RDPoint, bd_compare
 from aicodec.clips import Clip
-from aicodec.errors import BDRateError
+from aicodec.errors import BaselineError, BDRateError
 from aicodec.ffmpeg import ffmpeg_version
 from aicodec.metrics import MEASURED_FIELDS, EncodedQuality, measure_encoding
-from aicodec.pool import make_pool
+from aicodec.pool import JobPool, make_pool
 from aicodec.settings import Settings
 from aicodec.store import BaselineEncode, ClipRecord, RatePointChoice, Store
 
@@ -115,8 +117,30 @@ def record_clip(store: Store, clip: Clip) -> int:
     )  # fmt: skip
 
 
+def encode_rate_point(
+    spec: EncoderSpec,
+    clip: Clip,
+    rate: int,
+    threads: int,
+    settings: Settings,
+    with_vmaf: bool,
+    cancel: threading.Event | None,
+) -> tuple[RatePoint, str]:
+    """Encode ``clip`` with ``spec`` at ``rate``, decode and measure it: the point and the
+    ffmpeg version that made it. This is the ladder's job a pool runs (here or on a
+    cluster node); it never touches the store. Setting ``cancel`` kills ffmpeg."""
+    frames = clip.frames
+    encoded = encode_and_decode(spec, frames, rate, threads, settings.ffmpeg_timeout_s, cancel)
+    measured = measure_encoding(
+        frames, encoded.decoded, len(encoded.bitstream), encoded.encode_seconds,
+        settings=settings, with_vmaf=with_vmaf,
+    )  # fmt: skip
+    return RatePoint(rate_value=rate, **measured), ffmpeg_version()  # type: ignore[arg-type]
+
+
 class _EncoderRun:
-    """Encodes one encoder's points on one clip, through the store's cache."""
+    """Encodes one encoder's points on one clip, through the store's cache: the encodes run
+    on the pool, the store is read and written here in the driver."""
 
     def __init__(
         self,
@@ -127,7 +151,7 @@ class _EncoderRun:
         settings: Settings,
         ladder: Ladder,
         report: Callable[[int | None, bool], None],
-        cancel: threading.Event | None = None,
+        pool: JobPool,
     ) -> None:
         self.spec, self.clip, self.clip_id, self.store = spec, clip, clip_id, store
         self.settings, self.ladder, self.report = settings, ladder, report
@@ -136,7 +160,7 @@ class _EncoderRun:
         self.encoded_now: set[int] = set()
         self.cached = 0
         self.lock = threading.Lock()  # the anchor's points are encoded at once
-        self.cancel = cancel  # set by the pool when the work is dropped: ffmpeg is killed
+        self.pool = pool  # its cancel is set when the work is dropped: ffmpeg is killed
 
     def _key(self):  # type: ignore[no-untyped-def]
         return (
@@ -159,18 +183,18 @@ class _EncoderRun:
                     self.report(rate, True)
                 return _point_from_row(row)
         self.report(rate, False)
-        frames = self.clip.frames
-        encoded = encode_and_decode(
-            self.spec, frames, rate, self.ladder.threads, self.settings.ffmpeg_timeout_s,
-            self.cancel,
+        job = self.pool.submit(
+            encode_rate_point, self.spec, self.clip, rate, self.ladder.threads, self.settings,
+            with_vmaf, self.pool.cancel,
         )  # fmt: skip
+        point, version = job.result()
+        if version != self.version:  # stored under the driver's version: it must be the same
+            raise BaselineError(
+                f"a worker's ffmpeg is {version!r}, this machine's {self.version!r}: install "
+                "the same aicodec on every worker"
+            )
         with self.lock:
             self.encoded_now.add(rate)
-        measured = measure_encoding(
-            frames, encoded.decoded, len(encoded.bitstream), encoded.encode_seconds,
-            settings=self.settings, with_vmaf=with_vmaf,
-        )  # fmt: skip
-        point = RatePoint(rate_value=rate, **measured)  # type: ignore[arg-type]
         self._save(point)
         return point
 
@@ -254,22 +278,23 @@ def run_ladder(
     PSNR-Y range, and compute each encoder's BD-rate against the anchor.
 
     Encodes run on a pool of ``job_count(settings)`` workers: the anchor's rate points at
-    once, then every other encoder's search at once (each search is sequential). Stored
-    encodes are reused; results do not depend on the number of workers.
+    once, then every other encoder's search at once (each search is sequential, driven by
+    a thread here that sends its encodes to the pool). Stored encodes are reused; only this
+    process writes the store; results do not depend on the number of workers.
     """
     specs = ladder.select(encoders)
     clip_id = record_clip(store, clip)
     result = LadderResult(clip, ladder.anchor, ffmpeg_version(), {})
     lock = threading.Lock()
 
-    def start(index: int, spec: EncoderSpec) -> _EncoderRun:
+    def start(index: int, spec: EncoderSpec, pool: JobPool) -> _EncoderRun:
         def report(rate: int | None, cached: bool) -> None:
             if progress is not None:
                 with lock:
                     progress(LadderProgress(spec.name, index, len(specs), spec.rate_option,
                                             rate, cached))  # fmt: skip
 
-        return _EncoderRun(spec, clip, clip_id, store, settings, ladder, report, pool.cancel)
+        return _EncoderRun(spec, clip, clip_id, store, settings, ladder, report, pool)
 
     def finish(index: int, run: _EncoderRun, points: list[RatePoint]) -> None:
         spec = run.spec
@@ -287,20 +312,34 @@ def run_ladder(
 
     order = {spec.name: index for index, spec in enumerate(specs)}
     anchor_spec = next(spec for spec in specs if spec.name == ladder.anchor)
-    with make_pool(settings) as pool:
-        anchor = start(order[anchor_spec.name], anchor_spec)
-        rates = sorted(ladder.anchor_rates)
-        futures = [pool.submit(anchor.point, rate, with_vmaf) for rate in rates]
+    rates = sorted(ladder.anchor_rates)
+    with make_pool(settings) as pool, _drivers(pool, len(rates) + len(specs)) as drivers:
+        anchor = start(order[anchor_spec.name], anchor_spec, pool)
+        futures = [drivers.submit(anchor.point, rate, with_vmaf) for rate in rates]
         anchor_points = [future.result() for future in futures]
         finish(order[anchor_spec.name], anchor, anchor_points)
         targets = [point.psnr_y for point in sorted(anchor_points, key=lambda p: p.kbps)]
-        others = [start(order[spec.name], spec) for spec in specs if spec is not anchor_spec]
-        searches = [pool.submit(searched, run, targets) for run in others]
+        others = [start(order[spec.name], spec, pool) for spec in specs if spec is not anchor_spec]
+        searches = [drivers.submit(searched, run, targets) for run in others]
         for run, future in zip(others, searches, strict=True):
             finish(order[run.spec.name], run, future.result())
     result.encoders = {spec.name: result.encoders[spec.name] for spec in specs}
     _add_bd_rates(result, settings)
     return result
+
+
+@contextmanager
+def _drivers(pool: JobPool, count: int) -> Iterator[ThreadPoolExecutor]:
+    """Threads of this process that drive the ladder's searches (each waits on the pool's
+    encodes); on an error the pool's jobs are stopped before the threads are waited for."""
+    threads = ThreadPoolExecutor(max_workers=max(1, count), thread_name_prefix="aicodec-ladder")
+    try:
+        yield threads
+    except BaseException:
+        pool.cancel.set()
+        raise
+    finally:
+        threads.shutdown(wait=True, cancel_futures=True)
 
 
 def _add_bd_rates(result: LadderResult, settings: Settings) -> None:

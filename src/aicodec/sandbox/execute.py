@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
@@ -135,6 +136,43 @@ def _describe(frames: int, width: int, height: int) -> str:
     return f"{frames} frames of {width}x{height}"
 
 
+@dataclass(frozen=True)
+class SandboxJob:
+    """One sandbox child to run: the encode of a clip at ``quality``, or a decode of
+    ``bitstream`` giving at most ``max_bytes`` of frames; ``wall_s`` is its time limit."""
+
+    role: str
+    source: str
+    settings: Settings
+    wall_s: float
+    quality: int = 0
+    bitstream: bytes | None = None
+    max_bytes: int = 0
+
+
+def run_sandbox_job(
+    job: SandboxJob, clip: Clip | None, cancel: threading.Event | None
+) -> tuple[ChildReport, bytes | None]:
+    """Run ``job`` in a fresh sandbox child in a work folder of its own on this machine
+    (removed when it returns): the child's report and its output when it succeeded.
+
+    This is the job a pool runs, here or on a cluster node; ``clip`` is the encode's input
+    (None for a decode); setting ``cancel`` kills the child.
+    """
+    with work_folder() as base:
+        if job.role == "encode":
+            assert clip is not None
+            return encode_in_sandbox(
+                job.source, clip.frames, job.quality, base / "job", job.settings,
+                wall_s=job.wall_s, cancel=cancel,
+            )  # fmt: skip
+        assert job.bitstream is not None
+        return decode_in_sandbox(
+            job.source, job.bitstream, base / "job", job.settings, max_bytes=job.max_bytes,
+            wall_s=job.wall_s, cancel=cancel,
+        )  # fmt: skip
+
+
 @dataclass
 class _PointState:
     """Book-keeping of one (clip, quality) while its jobs run."""
@@ -153,12 +191,11 @@ class _Schedule:
         source: str,
         clips: Sequence[Clip],
         settings: Settings,
-        base: Path,
         references: ReferenceTimes,
         progress: ProgressCallback | None,
         pool: JobPool,
     ) -> None:
-        self.source, self.clips, self.settings, self.base = source, clips, settings, base
+        self.source, self.clips, self.settings = source, clips, settings
         self.references, self.progress, self.pool = references, progress, pool
         self.cancel = pool.cancel  # the pool is this candidate's alone: its cancel is ours
         self.failure: str | None = None
@@ -172,32 +209,22 @@ class _Schedule:
             prefix = f"{clip.name} " if len(self.clips) > 1 else ""
             self.progress(f"{prefix}quality {quality}: {text}")
 
-    def _job(self, state: _PointState, role: str, attempt: int) -> tuple[ChildReport, bytes | None]:
-        """One sandbox child (runs in a pool thread); its folder is gone when it returns."""
-        clip, point = self.clips[state.clip_index], state.point
-        name = f"c{state.clip_index}-q{point.quality}-{role}-{attempt}"
-        job_dir = self.base / name
-        self._say(clip, point.quality, "encoding" if role == "encode" else "decoding")
-        wall_s = self._limit(clip, point.quality, role)
-        try:
-            if role == "encode":
-                return encode_in_sandbox(
-                    self.source, clip.frames, point.quality, job_dir, self.settings,
-                    wall_s=wall_s, cancel=self.cancel,
-                )  # fmt: skip
-            frames = clip.frames
-            assert point.bitstream is not None
-            return decode_in_sandbox(
-                self.source, point.bitstream, job_dir, self.settings,
-                max_bytes=frames.frame_bytes * frames.count, wall_s=wall_s, cancel=self.cancel,
-            )  # fmt: skip
-        finally:
-            shutil.rmtree(job_dir, ignore_errors=True)
-
-    def _submit(self, state: _PointState, role: str, attempt: int = 1) -> None:
+    def _submit(self, state: _PointState, role: str) -> None:
+        """Send one job of the point to the pool (the bitstream goes with a decode)."""
         if self.cancel.is_set():
             return
-        future = self.pool.submit(self._job, state, role, attempt)
+        clip, point = self.clips[state.clip_index], state.point
+        self._say(clip, point.quality, "encoding" if role == "encode" else "decoding")
+        wall_s = self._limit(clip, point.quality, role)
+        if role == "encode":
+            job = SandboxJob("encode", self.source, self.settings, wall_s, quality=point.quality)
+            future = self.pool.submit(run_sandbox_job, job, clip, self.cancel)
+        else:
+            frames = clip.frames
+            job = SandboxJob("decode", self.source, self.settings, wall_s,
+                             bitstream=point.bitstream,
+                             max_bytes=frames.frame_bytes * frames.count)  # fmt: skip
+            future = self.pool.submit(run_sandbox_job, job, None, self.cancel)
         self.pending[future] = (state, role)
 
     def run(self, states: list[_PointState]) -> None:
@@ -242,8 +269,8 @@ class _Schedule:
                 self._fail(state, f"encode: {report.describe()}")
                 return
             point.bitstream = data
-            for attempt in range(1, DECODES + 1):
-                self._submit(state, "decode", attempt)
+            for _ in range(DECODES):
+                self._submit(state, "decode")
             return
         point.decodes.append(report)
         state.decoded.append(data)
@@ -301,14 +328,14 @@ def run_candidate_on_clips(
     ``references`` (seconds of a known codec, per clip hash, quality and role) through
     ``wall_limit``. Results do not depend on the number of workers.
     """
-    mode = isolation_mode(settings)
+    here = isolation_mode(settings) if settings.executor == "local" else None
     states = [
         _PointState(index, PointRun(quality, _not_run("encode")))
         for index in range(len(clips))
         for quality in qualities
     ]
-    with work_folder() as base, make_pool(settings, len(states) * DECODES) as pool:
-        schedule = _Schedule(source, clips, settings, base, references or {}, progress, pool)
+    with make_pool(settings, len(states) * DECODES) as pool:
+        schedule = _Schedule(source, clips, settings, references or {}, progress, pool)
         schedule.run(states)
     runs = []
     for index, clip in enumerate(clips):
@@ -319,7 +346,9 @@ def run_candidate_on_clips(
             if keep_dir is not None and point.ok:
                 _keep(point, keep_dir)
         found = (point.encode.isolation for point in points if point.encode.isolation)
-        runs.append(CandidateRun(clip, list(qualities), points, mode, next(found, ())))
+        layers = next(found, ())
+        mode = _mode_of(layers) if layers else here or "unreported"
+        runs.append(CandidateRun(clip, list(qualities), points, mode, layers))
     return runs
 
 
@@ -338,6 +367,11 @@ def run_candidate(
         source, [clip], qualities, settings, references=references, keep_dir=keep_dir,
         progress=progress,
     )[0]  # fmt: skip
+
+
+def _mode_of(layers: tuple[str, ...]) -> str:
+    """The isolation mode a child's reported layers show (it may have run on another node)."""
+    return "namespaces" if "mount-namespace" in layers else "process"
 
 
 def _not_run(role: str) -> ChildReport:
