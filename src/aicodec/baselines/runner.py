@@ -199,25 +199,27 @@ class _EncoderRun:
         return point
 
     def _save(self, point: RatePoint) -> None:
-        """Insert the point, or update the stored one (adding VMAF) in one transaction."""
+        """Store the point: a new row, or the stored one updated (adding VMAF); a row another
+        process stored meanwhile is updated, not duplicated."""
+
+        def new_row() -> BaselineEncode:
+            row = BaselineEncode(
+                clip_id=self.clip_id, encoder=self.spec.name, encoder_version=self.version,
+                settings_hash=self.settings_hash,
+                settings_json=json.dumps(self.spec.identity(self.ladder.threads)),
+                rate_option=self.spec.rate_option,
+            )  # fmt: skip
+            _fill(row, point)
+            return row
+
+        lookup = select(BaselineEncode).where(
+            *self._key(), BaselineEncode.rate_value == point.rate_value
+        )
+        row_id = self.store.add_once(lookup, new_row)
         with self.store.session() as session:
-            row = session.scalar(
-                select(BaselineEncode).where(
-                    *self._key(), BaselineEncode.rate_value == point.rate_value
-                )
-            )
-            if row is None:
-                row = BaselineEncode(
-                    clip_id=self.clip_id,
-                    encoder=self.spec.name,
-                    encoder_version=self.version,
-                    settings_hash=self.settings_hash,
-                    settings_json=json.dumps(self.spec.identity(self.ladder.threads)),
-                    rate_option=self.spec.rate_option,
-                )
-                session.add(row)
-            for name in ("rate_value", *MEASURED_FIELDS):
-                setattr(row, name, getattr(point, name))
+            row = session.get(BaselineEncode, row_id)
+            assert row is not None
+            _fill(row, point)
 
     def rates_for(self, targets: list[float]) -> list[int]:
         """Rate values matching ``targets`` (PSNR-Y dB): the cached choice, else searched."""
@@ -244,18 +246,24 @@ class _EncoderRun:
             tolerance_db=self.ladder.target_tolerance_db,
             max_encodes_per_target=self.ladder.max_search_encodes,
         )
-        with self.store.session() as session:
-            session.add(
-                RatePointChoice(
-                    clip_id=self.clip_id,
-                    encoder=spec.name,
-                    encoder_version=self.version,
-                    settings_hash=self.settings_hash,
-                    targets_key=key,
-                    rate_values_json=json.dumps(rates),
-                )
-            )
-        return rates
+        choice_id = self.store.add_once(
+            select(RatePointChoice).where(*where),
+            lambda: RatePointChoice(
+                clip_id=self.clip_id, encoder=spec.name, encoder_version=self.version,
+                settings_hash=self.settings_hash, targets_key=key,
+                rate_values_json=json.dumps(rates),
+            ),
+        )  # fmt: skip
+        with self.store.session() as session:  # another process's choice, if it came first
+            stored = session.get(RatePointChoice, choice_id)
+            assert stored is not None
+            return [int(rate) for rate in json.loads(stored.rate_values_json)]
+
+
+def _fill(row: BaselineEncode, point: RatePoint) -> None:
+    """Copy a measured point's rate value and figures into its stored row."""
+    for name in ("rate_value", *MEASURED_FIELDS):
+        setattr(row, name, getattr(point, name))
 
 
 def _point_from_row(row: BaselineEncode) -> RatePoint:
