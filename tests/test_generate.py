@@ -129,10 +129,11 @@ def test_prompt_history_is_trimmed_by_whole_entries_to_fit_the_budget() -> None:
 
 
 def test_planning_prompt_asks_for_the_plan_sections_within_budget() -> None:
+    entries = Settings().prompt_budget_tokens // 10  # about 40 tokens each: four budgets' worth
     note = "decode 0.52 s; qp_shift 0.0 -> 1.25, lambda_scale 1.0 -> 0.8, search_range 12 -> 16"
     history = tuple(
         Block((f"- candidate {i}: BD-rate vs x264 +{60 + i}.0 %, {note}",), 0, "entries", "entry")
-        for i in range(1500)
+        for i in range(entries)
     )
     material = PromptMaterial((Section("# Candidates", (), history),), None, ("Parent: c 1",))
     prompt = plan_prompt(Settings(), material)
@@ -141,7 +142,7 @@ def test_planning_prompt_asks_for_the_plan_sections_within_budget() -> None:
     for section in ("ROOT CAUSE:", "HYPOTHESIS:", "PLAN:", "EXPECTED BD-RATE:", "CONFIDENCE:"):
         assert section in text
     assert "Parent: c 1" in text and "- candidate 0:" in text
-    assert "- candidate 1499:" not in text and " entries)" in text
+    assert f"- candidate {entries - 1}:" not in text and " entries)" in text
     total = estimate_tokens(prompt.system) + estimate_tokens(text)
     assert total <= Settings().prompt_budget_tokens
 
