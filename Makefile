@@ -23,8 +23,9 @@ run: $(STAMP)
 	$(BIN)/aicodec evolve --iterations $(ITERATIONS)
 
 ## the test suite (what CI runs)
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## benchmarks: printed figures, not tests (SEEDS_ARGS="--seeds hybrid --clips builtin" for a subset)
 SEEDS_ARGS ?=
