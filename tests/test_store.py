@@ -143,15 +143,17 @@ def test_store_url_comes_from_environment_or_option(monkeypatch: pytest.MonkeyPa
     assert normalise_url("/tmp/from-env.db") == "sqlite:////tmp/from-env.db"
 
 
+OLD_CANDIDATE = (  # a candidate row as an older lab stored it
+    "INSERT INTO candidates (id, code_hash, source, name, origin, created_at) "
+    "VALUES (1, 'h', '', 'c', 'seed', '2026-01-01 00:00:00')"
+)
+
+
 def test_a_store_with_a_run_from_before_liveness_migrates_and_the_run_is_not_live(
     store_url: str,
 ) -> None:
     url = store_at_revision(store_url, "0005")
-    query(
-        url,
-        "INSERT INTO candidates (id, code_hash, source, name, origin, created_at) "
-        "VALUES (1, 'h', '', 'c', 'seed', '2026-01-01 00:00:00')",
-    )
+    query(url, OLD_CANDIDATE)
     query(
         url,
         "INSERT INTO evolution_runs (batch, status, iterations_planned, provider, "
@@ -176,11 +178,7 @@ def test_a_store_at_0006_gains_the_per_frame_psnr_column_with_old_runs_left_empt
         "frame_count, fps_num, fps_den, created_at) "
         "VALUES (1, 'c', 'c', 's', 0, 16, 16, 2, 1, 1, '2026-01-01 00:00:00')",
     )
-    query(
-        url,
-        "INSERT INTO candidates (id, code_hash, source, name, origin, created_at) "
-        "VALUES (1, 'h', '', 'c', 'seed', '2026-01-01 00:00:00')",
-    )
+    query(url, OLD_CANDIDATE)
     query(
         url,
         "INSERT INTO candidate_runs (candidate_id, clip_id, quality, status, isolation, "
