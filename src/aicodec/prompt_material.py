@@ -27,8 +27,8 @@ from aicodec.results import (
     best_candidate,
     ladder_bd_rates,
     latest_ok_run,
+    normal_qualities,
     parse_quality_key,
-    quality_key,
     stored_ladder_points,
 )
 from aicodec.sandbox.runner import wall_limit
@@ -151,10 +151,10 @@ def parent_sections(
     statement = select(ScoreRecord).where(ScoreRecord.candidate_id == parent_id)
     if clip_ids is not None:
         statement = statement.where(ScoreRecord.clip_id.in_(list(clip_ids)))
-    wanted = quality_key(qualities) if qualities is not None else None
+    wanted = normal_qualities(qualities) if qualities is not None else None
     latest: dict[int, ScoreRecord] = {}
     for score in session.scalars(statement.order_by(ScoreRecord.id.desc())):
-        if wanted is not None and quality_key(parse_quality_key(score.qualities) or []) != wanted:
+        if wanted is not None and parse_quality_key(score.qualities) != wanted:
             continue
         if score.clip_id not in latest and len(latest) < CLIPS_SHOWN:
             latest[score.clip_id] = score

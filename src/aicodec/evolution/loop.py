@@ -626,8 +626,9 @@ class Evolution:
         if candidate_id is None or parent_id is None:
             try:
                 parent_id = self._choose(row_id, number)
-                plan = self._plan(row_id, number, parent_id)
-                candidate_id = self._generate(row_id, number, parent_id, plan)
+                recent = self._recent(number)
+                plan = self._plan(row_id, number, parent_id, recent)
+                candidate_id = self._generate(row_id, number, parent_id, plan, recent)
             except _Halted:
                 return None
             if candidate_id is None:
@@ -692,8 +693,9 @@ class Evolution:
             rows = sorted(self._rows(self._known(number)), key=lambda item: -item.number)
             return [past_iteration(session, row) for row in rows if row.status in FINISHED][:12]
 
-    def _facts(self, parent_id: int, number: int) -> LabFacts:
-        """What iteration ``number``'s planner is told: only iterations known to it."""
+    def _facts(self, parent_id: int, number: int, recent: list[PastIteration]) -> LabFacts:
+        """What iteration ``number``'s planner is told: only iterations known to it
+        (``recent``: its known finished iterations, newest first)."""
         known = self._known(number)
         scored = sorted(
             self._scored(known), key=lambda item: (item[1].fitness, item[1].candidate_id)
@@ -711,7 +713,7 @@ class Evolution:
                             f"clip {clip_id} quality {quality}: {run.kbps:.1f} kbps, "
                             f"PSNR-Y {run.psnr_y:.2f} dB"
                         )
-        return LabFacts(parent_id, self._fitness(parent_id), points, best, self._recent(number),
+        return LabFacts(parent_id, self._fitness(parent_id), points, best, recent,
                         self.config.threshold)  # fmt: skip
 
     def _plan_material(self, parent_id: int, facts: LabFacts) -> PromptMaterial:
@@ -732,9 +734,9 @@ class Evolution:
             return True
         return self.provider.capabilities.plans
 
-    def _plan(self, row_id: int, number: int, parent_id: int) -> Plan:
+    def _plan(self, row_id: int, number: int, parent_id: int, recent: list[PastIteration]) -> Plan:
         with self._stage(row_id, "plan"):
-            facts = self._facts(parent_id, number)
+            facts = self._facts(parent_id, number, recent)
             cost = 0.0
             if self._use_model_planner():
                 prompt = plan_prompt(self.settings, self._plan_material(parent_id, facts))
@@ -755,7 +757,9 @@ class Evolution:
             )  # fmt: skip
         return plan
 
-    def _generate(self, row_id: int, number: int, parent_id: int, plan: Plan) -> int | None:
+    def _generate(
+        self, row_id: int, number: int, parent_id: int, plan: Plan, recent: list[PastIteration]
+    ) -> int | None:
         """The new candidate's id, or None after recording why there is none."""
         with self._stage(row_id, "generate"):
             source, name = self._source(parent_id)
@@ -781,7 +785,7 @@ class Evolution:
                         plan=plan.text(), batch_id=self.batch,
                         clip_ids=self.clips.training_ids, repeat_from=repeat_from,
                         hidden=hidden, qualities=self.config.qualities,
-                        recent=self._recent(number),
+                        recent=recent,
                         progress=lambda text: self._emit(text),
                     )  # fmt: skip
                 except GenerationError as exc:
@@ -1052,7 +1056,7 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
     entries = history(store, run_id)
     finished = [entry for entry in entries if entry["status"] in FINISHED]
     scored = [entry for entry in finished if entry["status"] == "scored"]
-    clips = run_clips(store, run_id)
+    clips = config_clips(store, config)
     training_ids = [clip["id"] for clip in clips["training"] if clip["id"] is not None]
     start_fitness = fitness(store, start_id, training_ids, config.qualities)
     eligible = [entry for entry in scored if entry["bd_rate_yuv_vs_parent"] is not None
@@ -1105,6 +1109,11 @@ def run_clips(store: Store, run_id: int | None = None) -> dict[str, list[dict[st
                 else "the store holds no evolve run yet; start one with evolve"
             )  # fmt: skip
         config = EvolveConfig.from_json(run.config_json)
+    return config_clips(store, config)
+
+
+def config_clips(store: Store, config: EvolveConfig) -> dict[str, list[dict[str, Any]]]:
+    """A run config's training and holdout clips: name, content hash, store id (or None)."""
 
     def described(spec: ClipSpec) -> dict[str, Any]:
         digest = spec.content_hash
