@@ -19,6 +19,18 @@ from aicodec.settings import Settings
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
 
+def pytest_report_header() -> str:
+    """Say at the top of every run whether the page tests have a browser."""
+    from tests.browser import browser_missing, chromium_path
+
+    missing = browser_missing()
+    return (
+        f"browser: {chromium_path()} (headless, for the page tests)"
+        if missing is None
+        else (f"browser: none, the page tests skip: {missing}")
+    )
+
+
 def media_path(name: str) -> Path:
     """A clip from ../shared/media, or skip the test with the reason when it is absent."""
     path = MEDIA / name

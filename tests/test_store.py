@@ -318,3 +318,25 @@ def test_a_row_another_process_adds_first_is_reused_not_duplicated(store_url: st
         assert len(session.scalars(lookup).all()) == 1
     mine.close()
     theirs.close()
+
+
+def test_a_read_only_store_reads_refuses_writes_and_migrates_nothing(store_url: str) -> None:
+    writer = Store(store_url)
+    add_clip(writer)
+    writer.close()
+    reader = Store(store_url, read_only=True)
+    try:
+        with reader.session() as session:
+            assert session.scalar(select(func.count()).select_from(ClipRecord)) == 1
+        with pytest.raises(StoreError, match="store write failed"):
+            add_clip(reader, "b" * 64)
+    finally:
+        reader.close()
+    assert query(store_url, "SELECT COUNT(*) FROM clips") == [(1,)]
+
+
+def test_a_read_only_store_refuses_an_older_schema_and_leaves_it(tmp_path: Path) -> None:
+    old = store_at_revision(f"sqlite:///{tmp_path / 'old.db'}", "0006")
+    with pytest.raises(StoreError, match="older schema revision 0006"):
+        Store(old, read_only=True)
+    assert query(old, "SELECT version_num FROM alembic_version") == [("0006",)]

@@ -502,15 +502,15 @@ def validate_command(codec: CodecArgument, as_json: JsonOption = False) -> None:
 
 def _with_store(
     db: str | None, work: Callable[[Any, Settings], T], *, runs_jobs: bool = False,
-    **overrides: Any,
+    read_only: bool = False, **overrides: Any,
 ) -> T:  # fmt: skip
     """Open the store named by ``--db`` (or the settings), run ``work``, close it; with
-    ``runs_jobs`` the executor is made ready first."""
+    ``runs_jobs`` the executor is made ready first; ``read_only`` neither migrates nor writes."""
     from aicodec.store import Store
 
     settings = make_settings(db=db, **overrides)
     with _executor(settings) if runs_jobs else nullcontext():
-        store = Store(settings.db)
+        store = Store(settings.db, read_only=read_only)
         try:
             return work(store, settings)
         finally:
@@ -603,6 +603,14 @@ def score_command(
         str | None,
         typer.Option("--encoders", help="Ladder encoders to compare with (default: all)."),
     ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Also draw the RD chart (PSNR-Y against log rate, the codec "
+            "and the encoders) to this .svg or .png file.",
+        ),
+    ] = None,  # fmt: skip
     device: DeviceOption = None,
     jobs: JobsOption = None,
     executor: ExecutorOption = None,
@@ -620,6 +628,10 @@ def score_command(
         source = read_candidate(codec)
         levels = parse_qualities(qualities)
         names = [name.strip() for name in encoders.split(",")] if encoders else None
+        if plot is not None:
+            from aicodec.report.charts import plot_format
+
+            plot_format(plot)
 
         def work(store: Any, settings: Settings) -> Any:
             ladder = load_ladder(settings.ladder_file)
@@ -627,18 +639,23 @@ def score_command(
             clip = load_window(settings, video, start=start, count=frames, size=size, fps=fps,
                                convert=convert)  # fmt: skip
             with _status(f"scoring {codec.name} on {clip.name}") as status:
-                return score_candidate(
+                scored = score_candidate(
                     source, codec.name, clip, store, settings, ladder, levels, encoders=names,
                     keep_dir=keep, with_vmaf=vmaf,
                     progress=lambda text: status.update(f"{codec.name}: {text}"),
                 )  # fmt: skip
+            if plot is not None:
+                from aicodec.report.score_plot import write_score_plot
+
+                write_score_plot(store, settings, scored, plot)
+            return scored
 
         outcome = _with_store(db, work, runs_jobs=True, device=device, jobs=jobs,
                               executor=executor, ray_address=ray_address)  # fmt: skip
         for warning in outcome.warnings:
             err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
         if as_json:
-            print_json(outcome.to_dict())
+            print_json({**outcome.to_dict(), **({"plot": str(plot)} if plot else {})})
             return
         _render_points(outcome, with_vmaf=vmaf, title="score")
         summary = Table(title="BD-rate of the codec against each encoder (PSNR-Y)")
@@ -648,6 +665,8 @@ def score_command(
             summary.add_row(name, "undefined" if value is None else f"{value:+.2f} %")
         out.print(summary)
         out.print("BD-rate < 0: the codec needs fewer bits than that encoder at equal PSNR-Y.")
+        if plot is not None:
+            out.print(f"RD chart: {escape(str(plot))}", soft_wrap=True)
 
     guarded(body)
 
@@ -1406,6 +1425,90 @@ def _history_calibration(db: str | None, run: int | None, all_runs: bool, as_jso
         "BD-rate vs the parent on the training clips, %; signed error = predicted - measured; "
         "beating the threshold = below -threshold."
     )
+
+
+RunOption = Annotated[
+    int | None, typer.Option("--run", help="The evolve run's id (default: the last run).")
+]
+
+
+@app.command("report")
+def report_command(
+    run: RunOption = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One self-contained HTML report of an evolve run: RD curves per clip, BD-rate over
+    iterations, lineage, planner calibration, failures, cost, time, and every candidate's
+    code and diff. It works offline; the store is only read."""
+
+    def body() -> None:
+        def work(store: Any, settings: Settings) -> Any:
+            from aicodec.report import write_report  # after the store opened: bad input is quick
+
+            with _status("building the report"):
+                return write_report(store, settings, run, output), settings.report_max_bytes
+
+        written, limit = _with_store(db, work, read_only=True)
+        if as_json:
+            print_json(written.to_dict())
+            return
+        out.print(f"report of evolve run {written.run_id}: {escape(str(written.path))} "
+                  f"({written.bytes / 1e6:.2f} MB, built in {written.seconds:.1f} s)",
+                  soft_wrap=True)  # fmt: skip
+        if written.bytes > limit:
+            err.print(f"[yellow]warning:[/yellow] the report is over {limit / 1e6:g} MB, "
+                      "heavy to mail", soft_wrap=True)  # fmt: skip
+
+    guarded(body)
+
+
+@app.command("serve")
+def serve_command(
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            help="Port on 127.0.0.1 [env AICODEC_SERVE_PORT; default 8765; 0: any free port].",
+        ),
+    ] = None,  # fmt: skip
+    refresh: Annotated[
+        int | None,
+        typer.Option(
+            "--refresh", help="Seconds between reloads of a page while its run goes on [default 5]."
+        ),
+    ] = None,  # fmt: skip
+    db: DbOption = None,
+) -> None:
+    """Serve the store's runs, candidates and reports as live, read-only pages on 127.0.0.1
+    while evolve runs; Ctrl-C stops it."""
+
+    def body() -> None:
+        def work(store: Any, settings: Settings) -> None:
+            from aicodec.report import PageServer
+            from aicodec.store.db import shown_url
+
+            server = PageServer(
+                store,
+                settings,
+                settings.serve_port,
+                log=lambda line: err.print(escape(line), soft_wrap=True),
+            )
+            out.print(f"serving {server.url} (read-only pages of {escape(shown_url(store.url))}"
+                      "); Ctrl-C stops", soft_wrap=True)  # fmt: skip
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                out.print("stopped")
+            finally:
+                server.server_close()
+
+        _with_store(db, work, read_only=True, serve_port=port, serve_refresh_s=refresh)
+
+    guarded(body)
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)

@@ -66,3 +66,8 @@ class AdoptionError(AicodecError):
 
 class EvolutionError(AicodecError):
     """An evolve run cannot start, resume or go on (no run to resume, changed clips, budget)."""
+
+
+class ReportError(AicodecError):
+    """A report, page or plot cannot be made: no such run or candidate, a file that cannot be
+    written, a port already taken."""

@@ -193,6 +193,18 @@ class Settings(BaseSettings):
         description="A run carried out on another host is live while its last heartbeat is "
         "younger than this (seconds); on this host, while its process lives.",
     )  # fmt: skip
+    serve_port: int = Field(
+        default=8765, ge=0, le=65535,
+        description="Port of aicodec serve on 127.0.0.1 (0: any free port).",
+    )  # fmt: skip
+    serve_refresh_s: int = Field(
+        default=5, ge=1, description="Seconds between reloads of a served page while its run "
+        "goes on.",
+    )  # fmt: skip
+    report_max_bytes: int = Field(
+        default=2_000_000, ge=1, description="A report file larger than this (bytes) gets a "
+        "warning: it may be too heavy to mail.",
+    )  # fmt: skip
     host: str = Field(
         default_factory=socket.gethostname, min_length=1, max_length=255,
         description="This machine's name in the store's live-run records (default: its host "

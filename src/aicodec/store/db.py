@@ -75,15 +75,19 @@ def _write_ahead_journal(cursor: sqlite3.Cursor) -> None:
             time.sleep(0.05)
 
 
-def _enable_sqlite_pragmas(engine: Engine) -> None:
-    """Foreign keys on and a write-ahead journal, so a crash loses at most the step in flight."""
+def _enable_sqlite_pragmas(engine: Engine, *, read_only: bool = False) -> None:
+    """Foreign keys on and a write-ahead journal, so a crash loses at most the step in flight;
+    a read-only engine changes nothing in the file and refuses every write."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        _write_ahead_journal(cursor)
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
+        else:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            _write_ahead_journal(cursor)
         cursor.close()
 
 
@@ -134,13 +138,28 @@ def migrate(engine: Engine) -> None:
         connection.commit()
 
 
-def _postgres_connect_args(url: URL) -> dict[str, object]:
+def check_readable(engine: Engine) -> None:
+    """Refuse, without writing, a store this code cannot read as it is: one from newer code,
+    one with no schema yet, or one at an older revision (which a writing command upgrades)."""
+    config = _alembic_config()
+    known = {rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions()}
+    with engine.connect() as connection:
+        current = _current_revision(connection, known)
+    if current is None:
+        raise StoreError("the store is empty: no evolve run or score was ever stored in it")
+    if current != head_revision():
+        raise StoreError(
+            f"the store is at the older schema revision {current}; any writing command "
+            "(aicodec history, say) upgrades it, then it can be read"
+        )
+
+
+def _postgres_connect_args(url: URL, *, read_only: bool = False) -> dict[str, object]:
     """libpq options the URL leaves open: a bounded connect wait, and times in UTC (as SQLite
-    stores them), so every client shows the same clock whatever the server's time zone."""
-    defaults: dict[str, object] = {
-        "connect_timeout": CONNECT_TIMEOUT_S,
-        "options": "-c TimeZone=UTC",
-    }
+    stores them), so every client shows the same clock whatever the server's time zone; a
+    read-only engine's transactions are read-only on the server."""
+    options = "-c TimeZone=UTC" + (" -c default_transaction_read_only=on" if read_only else "")
+    defaults: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S, "options": options}
     return {key: value for key, value in defaults.items() if key not in url.query}
 
 
@@ -160,13 +179,18 @@ def _open_failure(url: URL, exc: Exception) -> str:
     return reason
 
 
-def open_engine(url: str) -> Engine:
-    """Create an engine for ``url`` and migrate its schema; StoreError when unusable."""
+def open_engine(url: str, *, read_only: bool = False) -> Engine:
+    """Create an engine for ``url`` and migrate its schema; StoreError when unusable.
+
+    A read-only engine migrates nothing, creates no file and refuses writes (for pages that
+    show a store while another process writes it)."""
     url = normalise_url(url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        parent = Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent
-        if not parent.is_dir():
-            raise StoreError(f"store folder {parent} does not exist")
+        path = Path(url.removeprefix("sqlite:///")).expanduser().resolve()
+        if not path.parent.is_dir():
+            raise StoreError(f"store folder {path.parent} does not exist")
+        if read_only and not path.is_file():
+            raise StoreError(f"no store at {path}: nothing was ever stored there")
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
@@ -174,14 +198,18 @@ def open_engine(url: str) -> Engine:
     try:
         if parsed.get_backend_name() == "sqlite":
             engine = create_engine(parsed)
-            _enable_sqlite_pragmas(engine)
+            _enable_sqlite_pragmas(engine, read_only=read_only)
         elif parsed.get_backend_name() == "postgresql":
             engine = create_engine(
-                parsed, connect_args=_postgres_connect_args(parsed), pool_pre_ping=True
-            )
+                parsed, connect_args=_postgres_connect_args(parsed, read_only=read_only),
+                pool_pre_ping=True,
+            )  # fmt: skip
         else:
             engine = create_engine(parsed)
-        migrate(engine)
+        if read_only:
+            check_readable(engine)
+        else:
+            migrate(engine)
     except StoreError:
         raise
     except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -194,9 +222,9 @@ def open_engine(url: str) -> Engine:
 class Store:
     """The experiment store: a migrated database and transactional sessions on it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = normalise_url(url)
-        self.engine = open_engine(self.url)
+        self.engine = open_engine(self.url, read_only=read_only)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

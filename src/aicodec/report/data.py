@@ -1,0 +1,483 @@
+"""What a report shows, read from the store and nothing else: a run's clips and RD curves,
+its iterations, lineage, calibration, failures, cost and time, and each candidate's code.
+
+Every figure here is one the store already holds (or, for the BD-rates against the start,
+one ``aicodec.results`` and ``aicodec.adoption`` compute from stored points); nothing is
+measured again and nothing is written."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aicodec.baselines import load_ladder
+from aicodec.errors import EvolutionError, ReportError
+from aicodec.evolution import EvolveConfig, EvolveSummary, summarise
+from aicodec.evolution.calibration import Calibration, planner_calibration, stored_predictions
+from aicodec.evolution.loop import config_clips
+from aicodec.results import candidate_points, stored_ladder_points
+from aicodec.settings import Settings
+from aicodec.store import (
+    AdoptionRecord,
+    CandidateRecord,
+    ClipRecord,
+    EvolutionIteration,
+    EvolutionRun,
+    ModelCall,
+    RunRecord,
+    Store,
+)
+
+LIVE_STATUSES = ("running",)
+
+
+@dataclass
+class CodecCurve:
+    """A codec's stored RD points on one clip: kbit/s, PSNR-Y/YUV (dB) and SSIM-Y per quality."""
+
+    label: str
+    role: str  # start, adopted or best
+    candidate_id: int
+    points: list[dict[str, Any]]
+    problem: str | None = None  # why the curve is short or missing
+
+
+@dataclass
+class ClipView:
+    """One of the run's clips, with the ladder's curves and the run's codecs on it."""
+
+    name: str
+    role: str  # training or holdout
+    clip_id: int | None
+    size: str
+    frames: int
+    ladder: dict[str, list[dict[str, Any]]]  # encoder name -> points by kbit/s
+    codecs: list[CodecCurve]
+
+
+@dataclass
+class CandidateView:
+    """A candidate of the run: where it came from, how it did, its code and its diff."""
+
+    id: int
+    name: str
+    origin: str
+    parent_id: int | None
+    source: str
+    iteration: int | None  # None for the run's starting codec
+    outcome: str  # start, adopted, not adopted, failed, running
+    bd_rate: float | None  # mean BD-rate vs x264 on the training clips, percent
+    tag: str | None
+    diff: list[tuple[str, str]]  # (kind, line): kind is add, del, hunk, head or same
+    parent_in_run: bool
+
+
+@dataclass
+class LineageNode:
+    """A candidate in the run's tree, with the candidates bred from it."""
+
+    candidate: CandidateView
+    children: list[LineageNode] = field(default_factory=list)
+
+
+@dataclass
+class StageCost:
+    """Wall time (seconds) and model cost (US dollars) spent in one stage of the run."""
+
+    stage: str
+    seconds: float
+    cost_usd: float
+    calls: int
+
+
+@dataclass
+class RunView:
+    """Everything a run's report shows."""
+
+    run_id: int
+    batch: str
+    status: str
+    stop_reason: str | None
+    provider: str
+    created_at: datetime
+    finished_at: datetime | None
+    config: EvolveConfig
+    summary: EvolveSummary
+    clips: list[ClipView]
+    iterations: list[dict[str, Any]]
+    candidates: list[CandidateView]
+    lineage: list[LineageNode]
+    calibration: Calibration | None
+    calibration_problem: str | None
+    predictions: list[tuple[str, float, float]]  # planner, predicted, measured (percent)
+    stages: list[StageCost]
+
+    @property
+    def live(self) -> bool:
+        """Whether the run may still change (a page of it should refresh itself)."""
+        return self.status in LIVE_STATUSES
+
+
+@dataclass
+class RunListing:
+    """One row of the store's list of runs."""
+
+    run_id: int
+    status: str
+    provider: str
+    created_at: datetime
+    planned: int
+    iterations: int
+    adoptions: int
+
+
+def list_runs(store: Store) -> list[RunListing]:
+    """Every evolve run in the store, newest first; ReportError when there is none."""
+    with store.session() as session:
+        counts = dict(session.execute(
+            select(EvolutionIteration.run_id, func.count()).group_by(EvolutionIteration.run_id)
+        ).all())  # fmt: skip
+        adopted = dict(session.execute(
+            select(EvolutionIteration.run_id, func.count())
+            .where(EvolutionIteration.adopted.is_(True)).group_by(EvolutionIteration.run_id)
+        ).all())  # fmt: skip
+        runs = session.scalars(select(EvolutionRun).order_by(EvolutionRun.id.desc())).all()
+        listing = [
+            RunListing(run.id, run.status, run.provider, run.created_at, run.iterations_planned,
+                       counts.get(run.id, 0), adopted.get(run.id, 0))
+            for run in runs
+        ]  # fmt: skip
+    if not listing:
+        raise ReportError("the store holds no evolve run yet; start one with aicodec evolve")
+    return listing
+
+
+def latest_run_id(store: Store) -> int:
+    """The newest run's id; ReportError when the store holds none."""
+    return list_runs(store)[0].run_id
+
+
+def outcome_of(entry: dict[str, Any]) -> str:
+    """An iteration's outcome as the report names it."""
+    if entry["status"] == "failed":
+        return "failed"
+    if entry["status"] == "scored":
+        return "adopted" if entry["adopted"] else "not adopted"
+    return "running"
+
+
+def code_diff(
+    parent: str, child: str, parent_label: str, child_label: str
+) -> list[tuple[str, str]]:
+    """A unified diff (3 lines of context) of two sources, each line with its kind."""
+    lines = difflib.unified_diff(parent.splitlines(), child.splitlines(), parent_label,
+                                 child_label, lineterm="")  # fmt: skip
+    marked: list[tuple[str, str]] = []
+    for line in lines:
+        if line.startswith(("---", "+++")):
+            kind = "head"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "same"
+        marked.append((kind, line))
+    return marked
+
+
+def source_edits(parent: str, child: str) -> list[list[int] | list[str]]:
+    """The child's lines as edits of the parent's: ``[i, j]`` keeps the parent's lines i..j-1,
+    a list of strings inserts those lines. A page rebuilds the child's code from these."""
+    old, new = parent.splitlines(), child.splitlines()
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    edits: list[list[int] | list[str]] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            edits.append([i1, i2])
+        elif j2 > j1:
+            edits.append(new[j1:j2])
+    return edits
+
+
+def apply_edits(parent: str, edits: Sequence[Sequence[Any]]) -> str:
+    """The child's source from its parent's and ``source_edits`` (the pages' JS does the same)."""
+    old = parent.splitlines()
+    lines: list[str] = []
+    for edit in edits:
+        if edit and all(isinstance(value, int) for value in edit):
+            lines += old[edit[0] : edit[1]]
+        else:
+            lines += list(edit)
+    return "\n".join(lines)
+
+
+def _tags(session: Session, run_id: int) -> dict[int, str]:
+    """The git tag of each adopted iteration of the run, by iteration number."""
+    rows = session.execute(
+        select(EvolutionIteration.number, AdoptionRecord.tag)
+        .join(AdoptionRecord, AdoptionRecord.id == EvolutionIteration.adoption_id)
+        .where(EvolutionIteration.run_id == run_id, EvolutionIteration.adopted.is_(True))
+    ).all()  # fmt: skip
+    return {number: tag for number, tag in rows if tag}
+
+
+def _plans(session: Session, run_id: int) -> dict[int, dict[str, Any]]:
+    """Each iteration's stored plan (root cause, hypothesis, steps), by iteration number."""
+    rows = session.execute(
+        select(EvolutionIteration.number, EvolutionIteration.plan_json)
+        .where(EvolutionIteration.run_id == run_id)
+    ).all()  # fmt: skip
+    plans: dict[int, dict[str, Any]] = {}
+    for number, text in rows:
+        try:
+            plans[number] = json.loads(text) if text else {}
+        except ValueError:
+            plans[number] = {}
+    return plans
+
+
+def _stages(session: Session, batch: str, entries: list[dict[str, Any]]) -> list[StageCost]:
+    """Wall seconds per stage over the run's iterations, beside the model calls' cost."""
+    seconds: Counter[str] = Counter()
+    for entry in entries:
+        for stage, value in (entry["stage_seconds"] or {}).items():
+            seconds[stage] += float(value or 0.0)
+    calls = session.execute(
+        select(ModelCall.purpose, func.count(), func.coalesce(func.sum(ModelCall.cost_usd), 0.0))
+        .where(ModelCall.batch == batch).group_by(ModelCall.purpose)
+    ).all()  # fmt: skip
+    by_stage = {purpose: (int(count), float(cost)) for purpose, count, cost in calls}
+    stages = sorted(set(seconds) | set(by_stage), key=lambda s: (-seconds.get(s, 0.0), s))
+    return [StageCost(stage, seconds.get(stage, 0.0), by_stage.get(stage, (0, 0.0))[1],
+                      by_stage.get(stage, (0, 0.0))[0]) for stage in stages]  # fmt: skip
+
+
+def _points(session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]) -> tuple[
+    list[dict[str, Any]], str | None
+]:  # fmt: skip
+    """A candidate's stored points on a clip with SSIM-Y added to each."""
+    points, problem = candidate_points(session, candidate_id, clip_id, qualities)
+    for point in points:
+        row = session.scalar(
+            select(RunRecord.ssim_y).where(
+                RunRecord.candidate_id == candidate_id, RunRecord.clip_id == clip_id,
+                RunRecord.quality == point["quality"], RunRecord.status == "ok",
+                RunRecord.psnr_y.is_not(None),
+            ).order_by(RunRecord.id.desc())
+        )  # fmt: skip
+        point["ssim_y"] = row
+    return points, problem
+
+
+def _codecs_shown(summary: EvolveSummary, tags: dict[int, str]) -> list[tuple[str, str, int]]:
+    """(label, role, candidate) of the codecs drawn on the RD charts: the start, each adopted
+    codec with its tag, and the best one, each once."""
+    shown: list[tuple[str, str, int]] = [(f"start #{summary.start_candidate}", "start",
+                                          summary.start_candidate)]  # fmt: skip
+    for adoption in summary.adoptions:
+        tag = tags.get(adoption["iteration"], "adopted")
+        shown.append((f"{tag} #{adoption['candidate']}", "adopted", adoption["candidate"]))
+    best = summary.best_candidate
+    if best is not None:
+        for index, (label, _, candidate) in enumerate(shown):
+            if candidate == best:
+                shown[index] = (f"{label} (best)", "best", candidate)
+                break
+        else:
+            shown.append((f"best #{best}", "best", best))
+    return shown
+
+
+def _clip_views(
+    store: Store, settings: Settings, config: EvolveConfig, summary: EvolveSummary,
+    tags: dict[int, str],
+) -> list[ClipView]:  # fmt: skip
+    """The run's training and holdout clips with the ladder's and the codecs' stored curves."""
+    ladder = load_ladder(settings.ladder_file)
+    described = config_clips(store, config)
+    views: list[ClipView] = []
+    with store.session() as session:
+        for role in ("training", "holdout"):
+            for clip in described[role]:
+                record = session.get(ClipRecord, clip["id"]) if clip["id"] is not None else None
+                if record is None:
+                    views.append(ClipView(clip["name"], role, None, "?", 0, {}, []))
+                    continue
+                curves = stored_ladder_points(session, ladder, record.id)
+                ladder_points = {
+                    name: [{"kbps": row.kbps, "psnr_y": row.psnr_y, "psnr_yuv": row.psnr_yuv,
+                            "ssim_y": row.ssim_y, "rate": f"{row.rate_option} {row.rate_value}"}
+                           for row in rows]
+                    for name, rows in curves.items()
+                }  # fmt: skip
+                codecs = []
+                for label, kind, candidate in _codecs_shown(summary, tags):
+                    points, problem = _points(session, candidate, record.id, config.qualities)
+                    codecs.append(CodecCurve(label, kind, candidate, points, problem))
+                views.append(ClipView(clip["name"], role, record.id,
+                                      f"{record.width}x{record.height}", record.frame_count,
+                                      ladder_points, codecs))  # fmt: skip
+    return views
+
+
+def _candidate_views(
+    store: Store, summary: EvolveSummary, entries: list[dict[str, Any]], tags: dict[int, str]
+) -> list[CandidateView]:
+    """The run's starting codec and every candidate its iterations made, in iteration order."""
+    order: list[tuple[int, dict[str, Any] | None]] = [(summary.start_candidate, None)]
+    seen = {summary.start_candidate}
+    for entry in entries:
+        if entry["candidate"] is not None and entry["candidate"] not in seen:
+            order.append((entry["candidate"], entry))
+            seen.add(entry["candidate"])
+    with store.session() as session:
+        records = {
+            row.id: row
+            for row in session.scalars(
+                select(CandidateRecord).where(CandidateRecord.id.in_(
+                    seen | {e["parent"] for e in entries if e["parent"] is not None}))
+            )
+        }  # fmt: skip
+    views: list[CandidateView] = []
+    for candidate_id, entry in order:
+        record = records[candidate_id]
+        parent_id = entry["parent"] if entry else record.parent_id
+        parent = records.get(parent_id) if parent_id is not None else None
+        diff = (code_diff(parent.source, record.source, f"candidate {parent.id}",
+                          f"candidate {record.id}") if parent is not None else [])  # fmt: skip
+        views.append(CandidateView(
+            id=record.id, name=record.name, origin=entry["origin"] or record.origin
+            if entry else record.origin, parent_id=parent_id, source=record.source,
+            iteration=entry["iteration"] if entry else None,
+            outcome=outcome_of(entry) if entry else "start",
+            bd_rate=entry["bd_rate"] if entry else summary.start_bd_rate_vs_x264,
+            tag=tags.get(entry["iteration"]) if entry else None, diff=diff,
+            parent_in_run=parent_id in seen,
+        ))  # fmt: skip
+    return views
+
+
+def lineage(candidates: Sequence[CandidateView]) -> list[LineageNode]:
+    """The run's candidates as a forest: each under its parent, roots where the parent is
+    not one of the run's candidates."""
+    nodes = {view.id: LineageNode(view) for view in candidates}
+    roots: list[LineageNode] = []
+    for view in candidates:
+        parent = nodes.get(view.parent_id) if view.parent_id is not None else None
+        if parent is None or parent is nodes[view.id]:
+            roots.append(nodes[view.id])
+        else:
+            parent.children.append(nodes[view.id])
+    return roots
+
+
+def run_view(store: Store, settings: Settings, run_id: int | None = None) -> RunView:
+    """A run's report (default: the newest run); ReportError for a store with no run or a
+    run id that is not in it."""
+    if run_id is None:
+        run_id = latest_run_id(store)
+    with store.session() as session:
+        run = session.get(EvolutionRun, run_id)
+        if run is None:
+            known = session.scalars(select(EvolutionRun.id).order_by(EvolutionRun.id)).all()
+            shown = ", ".join(str(n) for n in known) if known else "none"
+            raise ReportError(f"no evolve run {run_id} in the store (runs: {shown})")
+        config = EvolveConfig.from_json(run.config_json)
+        head = (run.batch, run.status, run.stop_reason, f"{run.provider} ({run.provider_reason})",
+                run.created_at, run.finished_at)  # fmt: skip
+        tags = _tags(session, run_id)
+        plans = _plans(session, run_id)
+    try:
+        summary = summarise(store, settings, run_id)
+    except EvolutionError as exc:
+        raise ReportError(str(exc)) from exc
+    entries = summary.iterations
+    for entry in entries:
+        plan = plans.get(entry["iteration"], {})
+        entry["outcome"] = outcome_of(entry)
+        entry["tag"] = tags.get(entry["iteration"])
+        entry["root_cause"] = plan.get("root_cause")
+        entry["steps"] = plan.get("steps")
+    candidates = _candidate_views(store, summary, entries, tags)
+    calibration, problem = None, None
+    try:
+        calibration = planner_calibration(store, run_id)
+    except EvolutionError as exc:
+        problem = str(exc)
+    _, predictions = stored_predictions(store, run_id)
+    with store.session() as session:
+        stages = _stages(session, head[0], entries)
+    return RunView(
+        run_id, *head, config=config, summary=summary,
+        clips=_clip_views(store, settings, config, summary, tags), iterations=entries,
+        candidates=candidates, lineage=lineage(candidates), calibration=calibration,
+        calibration_problem=problem,
+        predictions=[(p.planner, p.predicted, p.measured) for p in predictions], stages=stages,
+    )  # fmt: skip
+
+
+@dataclass
+class CandidatePage:
+    """One candidate on its own: its record, code, parent's diff, children and stored scores."""
+
+    id: int
+    name: str
+    origin: str
+    parent_id: int | None
+    source: str
+    created_at: datetime
+    diff: list[tuple[str, str]]
+    children: list[int]
+    iterations: list[tuple[int, int, str]]  # (run, iteration, outcome)
+    points: dict[str, list[dict[str, Any]]]  # clip name -> newest ok point per quality
+
+
+def candidate_page(store: Store, candidate_id: int) -> CandidatePage:
+    """A candidate's page data; ReportError when the store has no such candidate."""
+    with store.session() as session:
+        record = session.get(CandidateRecord, candidate_id)
+        if record is None:
+            raise ReportError(f"no candidate {candidate_id} in the store")
+        parent = session.get(CandidateRecord, record.parent_id) if record.parent_id else None
+        diff = (code_diff(parent.source, record.source, f"candidate {parent.id}",
+                          f"candidate {record.id}") if parent is not None else [])  # fmt: skip
+        children = list(session.scalars(
+            select(CandidateRecord.id).where(CandidateRecord.parent_id == candidate_id)
+            .order_by(CandidateRecord.id)
+        ))  # fmt: skip
+        rows = session.scalars(
+            select(EvolutionIteration).where(EvolutionIteration.candidate_id == candidate_id)
+            .order_by(EvolutionIteration.run_id, EvolutionIteration.number)
+        ).all()  # fmt: skip
+        iterations = [(row.run_id, row.number, outcome_of(
+            {"status": row.status, "adopted": row.adopted})) for row in rows]  # fmt: skip
+        runs = session.scalars(
+            select(RunRecord).where(RunRecord.candidate_id == candidate_id,
+                                    RunRecord.status == "ok", RunRecord.psnr_y.is_not(None))
+            .order_by(RunRecord.id)
+        ).all()  # fmt: skip
+        clip_names = {clip.id: f"{clip.name} ({clip.width}x{clip.height}, {clip.frame_count} "
+                      "frames)" for clip in session.scalars(select(ClipRecord))}  # fmt: skip
+        points: dict[str, dict[int, dict[str, Any]]] = {}
+        for row in runs:  # newest last, so it wins
+            points.setdefault(clip_names.get(row.clip_id, str(row.clip_id)), {})[row.quality] = {
+                "quality": row.quality, "kbps": row.kbps, "psnr_y": row.psnr_y,
+                "psnr_yuv": row.psnr_yuv, "ssim_y": row.ssim_y, "bytes": row.bytes,
+            }  # fmt: skip
+        return CandidatePage(
+            record.id, record.name, record.origin, record.parent_id, record.source,
+            record.created_at, diff, children, iterations,
+            {clip: [by_quality[q] for q in sorted(by_quality)]
+             for clip, by_quality in points.items()},
+        )  # fmt: skip
