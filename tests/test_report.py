@@ -136,6 +136,20 @@ def test_report_code_is_each_candidates_stored_source(evolved: Path, report) -> 
         assert f"--- candidate {parent}" in section and f"+++ candidate {child}" in section
 
 
+def test_best_so_far_follows_the_summarys_rule() -> None:
+    from aicodec.report.charts import IterationPoint, iterations_chart_svg
+
+    points = [
+        IterationPoint(1, -3.0, "not adopted"),
+        IterationPoint(2, -9.0, "not adopted", eligible=False),  # worse on PSNR-YUV
+        IterationPoint(3, -4.0, "adopted", "v1"),
+        IterationPoint(4, None, "failed"),
+    ]
+    svg = iterations_chart_svg(points, -1.0, "t")
+    assert "best -4.00 %" in svg and ">v1<" in svg and "failed (no BD-rate)" in svg
+    assert "best +5.00 %" in iterations_chart_svg([], 5.0, "t")
+
+
 def test_source_edits_rebuild_any_child() -> None:
     parent = "a\nb\nc\nd\ne\n"
     for child in ("a\nb\nc\nd\ne", "x\na\nc\nd\ny\nz", "", "e\nd\nc\nb\na", "a\r\nb\n\nq"):
@@ -194,6 +208,7 @@ def test_report_bad_input_is_one_line(evolved: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     Store(str(empty)).close()  # the schema, and no run
     one_line_error(aicodec_env("report", "--db", str(empty), "-o", out), "no evolve run yet")
+    one_line_error(aicodec_env("serve", "--db", str(empty), "--port", "0"), "no evolve run yet")
     newer = tmp_path / "newer.db"
     shutil.copy(evolved, newer)
     with sqlite3.connect(newer) as connection:

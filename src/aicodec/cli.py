@@ -1488,9 +1488,10 @@ def serve_command(
 
     def body() -> None:
         def work(store: Any, settings: Settings) -> None:
-            from aicodec.report import PageServer
+            from aicodec.report import PageServer, list_runs
             from aicodec.store.db import shown_url
 
+            list_runs(store)  # a store with no run yet is one line, not an empty site
             server = PageServer(
                 store,
                 settings,

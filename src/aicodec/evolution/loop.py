@@ -1044,6 +1044,13 @@ def history(store: Store, run_id: int | None = None) -> list[dict[str, Any]]:
     return entries
 
 
+def may_be_best(entry: dict[str, Any]) -> bool:
+    """Whether a history entry's codec may be the run's best: scored, and no worse than its
+    parent on PSNR-YUV (BD-rate vs the parent <= 0)."""
+    yuv = entry["bd_rate_yuv_vs_parent"]
+    return entry["status"] == "scored" and yuv is not None and yuv <= 0
+
+
 def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
     """A run's summary from the store."""
     with store.session() as session:
@@ -1059,8 +1066,7 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
     clips = config_clips(store, config)
     training_ids = [clip["id"] for clip in clips["training"] if clip["id"] is not None]
     start_fitness = fitness(store, start_id, training_ids, config.qualities)
-    eligible = [entry for entry in scored if entry["bd_rate_yuv_vs_parent"] is not None
-                and entry["bd_rate_yuv_vs_parent"] <= 0]  # fmt: skip
+    eligible = [entry for entry in scored if may_be_best(entry)]
     best = min(eligible, key=lambda entry: (entry["bd_rate"], entry["candidate"]), default=None)
     best_id, best_fitness = start_id, start_fitness
     if best is not None and (start_fitness is None or best["bd_rate"] < start_fitness):

@@ -18,7 +18,12 @@ matplotlib.use("Agg")  # no screen: charts are files and page text only
 from matplotlib import rc_context  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+)
 
 from aicodec.errors import ReportError  # noqa: E402
 
@@ -43,7 +48,7 @@ OUTCOME_COLOURS = {
     "not adopted": "#1f77b4",
     "failed": "#d62728",
 }
-CHART_WIDTH_IN = 6.4
+CHART_WIDTH_IN = 6.0
 CHART_HEIGHT_IN = 3.6
 
 
@@ -65,6 +70,7 @@ class IterationPoint:
     bd_rate: float | None
     outcome: str  # adopted, not adopted, failed
     tag: str | None = None
+    eligible: bool = True  # whether it may be the run's best (its PSNR-YUV did not get worse)
 
 
 @dataclass(frozen=True)
@@ -213,11 +219,12 @@ def iterations_chart_svg(
 def _best_so_far(
     points: Sequence[IterationPoint], start: float | None
 ) -> tuple[list[tuple[int, float]], float | None]:
-    """The running minimum BD-rate (percent) from iteration 0 on, and its final value."""
+    """The running minimum BD-rate (percent) of the start and the eligible points from
+    iteration 0 on, and its final value."""
     best = start
     steps: list[tuple[int, float]] = [] if start is None else [(0, start)]
     for point in sorted(points, key=lambda p: p.number):
-        if point.bd_rate is not None and math.isfinite(point.bd_rate):
+        if point.eligible and point.bd_rate is not None and math.isfinite(point.bd_rate):
             if best is None or point.bd_rate < best:
                 best = point.bd_rate
         if best is not None:
@@ -263,6 +270,8 @@ def bar_chart_svg(chart: BarChart) -> str:
         for index, (_, value) in enumerate(items):
             axes.annotate(f"{value:.4g}", (value, index), xytext=(3, 0),
                           textcoords="offset points", va="center", fontsize=7)  # fmt: skip
+        if all(float(value).is_integer() for _, value in items):
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel(chart.unit)
         axes.set_title(chart.title, fontsize=10, loc="left")
         axes.grid(axis="y", visible=False)

@@ -356,9 +356,10 @@ def _candidate_views(
         parent = records.get(parent_id) if parent_id is not None else None
         diff = (code_diff(parent.source, record.source, f"candidate {parent.id}",
                           f"candidate {record.id}") if parent is not None else [])  # fmt: skip
+        origin = (entry["origin"] if entry else None) or record.origin
         views.append(CandidateView(
-            id=record.id, name=record.name, origin=entry["origin"] or record.origin
-            if entry else record.origin, parent_id=parent_id, source=record.source,
+            id=record.id, name=record.name, origin=origin, parent_id=parent_id,
+            source=record.source,
             iteration=entry["iteration"] if entry else None,
             outcome=outcome_of(entry) if entry else "start",
             bd_rate=entry["bd_rate"] if entry else summary.start_bd_rate_vs_x264,

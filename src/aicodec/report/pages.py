@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from aicodec.errors import ReportError
+from aicodec.evolution.loop import may_be_best
 from aicodec.report.charts import (
     BarChart,
     CalibrationPoint,
@@ -80,9 +81,11 @@ def run_charts(view: RunView) -> dict[str, str]:
             charts[f"clip-{index}-{name}"] = rd_chart_svg(
                 clip_curves(clip, key), label, f"{clip.name} ({clip.role}): {label}"
             )
-    points = [IterationPoint(e["iteration"], e["bd_rate"] if e["status"] == "scored" else None,
-                             e["outcome"], e["tag"])
-              for e in view.iterations if e["outcome"] != "running"]  # fmt: skip
+    points = [
+        IterationPoint(e["iteration"], e["bd_rate"] if e["status"] == "scored" else None,
+                       e["outcome"], e["tag"], eligible=may_be_best(e))
+        for e in view.iterations if e["outcome"] != "running"
+    ]  # fmt: skip
     charts["iterations"] = iterations_chart_svg(
         points, view.summary.start_bd_rate_vs_x264, "mean BD-rate vs x264, training clips"
     )
