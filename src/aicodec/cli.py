@@ -1311,11 +1311,14 @@ def _render_summary(summary: Any) -> None:
     out.print("BD-rates: PSNR-Y, pchip, mean over the training clips; negative = fewer bits.")
 
 
+RunOption = Annotated[
+    int | None, typer.Option("--run", help="The evolve run's id (default: the last run).")
+]
+
+
 @app.command("history")
 def history_command(
-    run: Annotated[
-        int | None, typer.Option("--run", help="The evolve run's id (default: the last run).")
-    ] = None,
+    run: RunOption = None,
     plans: Annotated[
         bool, typer.Option("--plans", help="Show plans, predictions and stage times too.")
     ] = False,
@@ -1427,11 +1430,6 @@ def _history_calibration(db: str | None, run: int | None, all_runs: bool, as_jso
     )
 
 
-RunOption = Annotated[
-    int | None, typer.Option("--run", help="The evolve run's id (default: the last run).")
-]
-
-
 @app.command("report")
 def report_command(
     run: RunOption = None,
@@ -1453,15 +1451,15 @@ def report_command(
                 return write_report(store, settings, run, output), settings.report_max_bytes
 
         written, limit = _with_store(db, work, read_only=True)
+        if written.bytes > limit:
+            err.print(f"[yellow]warning:[/yellow] the report is over {limit / 1e6:g} MB, "
+                      "heavy to mail", soft_wrap=True)  # fmt: skip
         if as_json:
             print_json(written.to_dict())
             return
         out.print(f"report of evolve run {written.run_id}: {escape(str(written.path))} "
                   f"({written.bytes / 1e6:.2f} MB, built in {written.seconds:.1f} s)",
                   soft_wrap=True)  # fmt: skip
-        if written.bytes > limit:
-            err.print(f"[yellow]warning:[/yellow] the report is over {limit / 1e6:g} MB, "
-                      "heavy to mail", soft_wrap=True)  # fmt: skip
 
     guarded(body)
 

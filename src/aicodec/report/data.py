@@ -181,8 +181,8 @@ def code_diff(
     lines = difflib.unified_diff(parent.splitlines(), child.splitlines(), parent_label,
                                  child_label, lineterm="")  # fmt: skip
     marked: list[tuple[str, str]] = []
-    for line in lines:
-        if line.startswith(("---", "+++")):
+    for index, line in enumerate(lines):
+        if index < 2:  # the two file lines; a body line may start with --- too
             kind = "head"
         elif line.startswith("@@"):
             kind = "hunk"
@@ -194,6 +194,13 @@ def code_diff(
             kind = "same"
         marked.append((kind, line))
     return marked
+
+
+def candidate_diff(parent: CandidateRecord | None, child: CandidateRecord) -> list[tuple[str, str]]:
+    """A stored candidate's diff against its parent's code (none without a parent)."""
+    if parent is None:
+        return []
+    return code_diff(parent.source, child.source, f"candidate {parent.id}", f"candidate {child.id}")
 
 
 def source_edits(parent: str, child: str) -> list[list[int] | list[str]]:
@@ -354,8 +361,7 @@ def _candidate_views(
         record = records[candidate_id]
         parent_id = entry["parent"] if entry else record.parent_id
         parent = records.get(parent_id) if parent_id is not None else None
-        diff = (code_diff(parent.source, record.source, f"candidate {parent.id}",
-                          f"candidate {record.id}") if parent is not None else [])  # fmt: skip
+        diff = candidate_diff(parent, record)
         origin = (entry["origin"] if entry else None) or record.origin
         views.append(CandidateView(
             id=record.id, name=record.name, origin=origin, parent_id=parent_id,
@@ -451,8 +457,7 @@ def candidate_page(store: Store, candidate_id: int) -> CandidatePage:
         if record is None:
             raise ReportError(f"no candidate {candidate_id} in the store")
         parent = session.get(CandidateRecord, record.parent_id) if record.parent_id else None
-        diff = (code_diff(parent.source, record.source, f"candidate {parent.id}",
-                          f"candidate {record.id}") if parent is not None else [])  # fmt: skip
+        diff = candidate_diff(parent, record)
         children = list(session.scalars(
             select(CandidateRecord.id).where(CandidateRecord.parent_id == candidate_id)
             .order_by(CandidateRecord.id)
