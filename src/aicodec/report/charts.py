@@ -208,6 +208,7 @@ def iterations_chart_svg(
                               textcoords="offset points", fontsize=8, color="#2ca02c")  # fmt: skip
         axes.set_ylim(bottom - 0.1 * span, fail_y + 0.1 * span)
         axes.set_xlim(-0.5, max([p.number for p in points], default=1) + 0.5)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel("iteration (0: the starting codec)")
         axes.set_ylabel("BD-rate vs x264 (%), lower is better")
         axes.set_title(title + ("" if best is None else f"; best {best:+.2f} %"), fontsize=10,
