@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -22,6 +22,30 @@ if TYPE_CHECKING:
     from aicodec.pool_ray import RayPool
 
 T = TypeVar("T")
+STOP_POLL_S = 0.2  # how often the lab's waiting main thread wakes to run a stop signal
+
+
+def wait_for_jobs(
+    futures: Iterable[Future[Any]], return_when: str = FIRST_COMPLETED
+) -> tuple[set[Future[Any]], set[Future[Any]]]:
+    """``concurrent.futures.wait`` (no time limit) that wakes every ``STOP_POLL_S``.
+
+    The kernel may hand a SIGTERM or Ctrl-C to any of the lab's threads; Python then runs
+    its handler in the main thread only once that thread runs again. A main thread asleep
+    until a hung job ends would never see the stop, so every wait of the main thread on
+    jobs goes through here.
+    """
+    futures = list(futures)
+    while True:
+        done, pending = wait(futures, timeout=STOP_POLL_S, return_when=return_when)
+        if not pending or (return_when == FIRST_COMPLETED and done):
+            return done, pending
+
+
+def job_result(future: Future[T]) -> T:
+    """``future.result()`` for the main thread, woken as ``wait_for_jobs`` is."""
+    wait_for_jobs([future], ALL_COMPLETED)
+    return future.result()
 
 
 class JobPool(Protocol):

@@ -20,7 +20,7 @@ from aicodec.clips import Clip
 from aicodec.errors import BaselineError, BDRateError
 from aicodec.ffmpeg import ffmpeg_version
 from aicodec.metrics import MEASURED_FIELDS, EncodedQuality, measure_encoding
-from aicodec.pool import JobPool, make_pool
+from aicodec.pool import JobPool, job_result, make_pool
 from aicodec.settings import Settings
 from aicodec.store import BaselineEncode, ClipRecord, RatePointChoice, Store
 
@@ -324,13 +324,13 @@ def run_ladder(
     with make_pool(settings) as pool, _drivers(pool, len(rates) + len(specs)) as drivers:
         anchor = start(order[anchor_spec.name], anchor_spec, pool)
         futures = [drivers.submit(anchor.point, rate, with_vmaf) for rate in rates]
-        anchor_points = [future.result() for future in futures]
+        anchor_points = [job_result(future) for future in futures]
         finish(order[anchor_spec.name], anchor, anchor_points)
         targets = [point.psnr_y for point in sorted(anchor_points, key=lambda p: p.kbps)]
         others = [start(order[spec.name], spec, pool) for spec in specs if spec is not anchor_spec]
         searches = [drivers.submit(searched, run, targets) for run in others]
         for run, future in zip(others, searches, strict=True):
-            finish(order[run.spec.name], run, future.result())
+            finish(order[run.spec.name], run, job_result(future))
     result.encoders = {spec.name: result.encoders[spec.name] for spec in specs}
     _add_bd_rates(result, settings)
     return result

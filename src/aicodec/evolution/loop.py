@@ -55,6 +55,7 @@ from aicodec.generation import (
     scrub,
     select_provider,
 )
+from aicodec.pool import STOP_POLL_S
 from aicodec.prompt_material import gather, past_iteration
 from aicodec.prompting import ParentCodec, PromptMaterial, plan_prompt
 from aicodec.providers.base import Provider, refuse_unpriced_budget
@@ -270,7 +271,12 @@ class _Feeder:
 
     def take(self) -> _Ready | _Stop | None:
         """The next prepared iteration, in submission order (its error raised here)."""
-        result, error = self._done.get()
+        while True:  # woken now and then: a stop signal must reach this (main) thread
+            try:
+                result, error = self._done.get(timeout=STOP_POLL_S)
+                break
+            except queue.Empty:
+                continue
         if error is not None:
             raise error
         return result

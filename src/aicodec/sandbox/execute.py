@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import ALL_COMPLETED, Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aicodec.clips import Clip, Frames
 from aicodec.errors import SandboxError
-from aicodec.pool import JobPool, make_pool
+from aicodec.pool import JobPool, make_pool, wait_for_jobs
 from aicodec.processes import is_running
 from aicodec.sandbox import isolation
 from aicodec.sandbox.runner import (
@@ -233,13 +233,13 @@ class _Schedule:
             for state in states:
                 self._submit(state, "encode")
             while self.pending:
-                done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
+                done, _ = wait_for_jobs(self.pending)
                 for future in done:
                     state, role = self.pending.pop(future)
                     self._finished(state, role, future)
         except BaseException:  # Ctrl-C or a failure: stop every child, wait until all ended
             self._cancel()
-            wait(list(self.pending))
+            wait_for_jobs(self.pending, ALL_COMPLETED)
             raise
 
     def _cancel(self) -> None:
