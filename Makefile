@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sandbox.py
 	$(BIN)/python benchmarks/bench_seeds.py $(SEEDS_ARGS)
 	$(BIN)/python benchmarks/bench_ray.py
+	$(BIN)/python benchmarks/bench_report.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
