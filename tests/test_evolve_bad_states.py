@@ -492,7 +492,9 @@ def test_resume_with_nothing_to_resume_or_new_settings(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_while_scoring_then_resume(lab: Lab) -> None:
-    process = start_cli(lab, *lab.evolve(2))
+    # one job at a time: iteration 1 scores for seconds, not a moment, so the test catches a
+    # child of it even when other work slows this machine down
+    process = start_cli(lab, *lab.evolve(2, "--jobs", "1"))
     sandbox: dict[int, Proc] = {}
 
     def sandbox_child_frozen() -> bool:
