@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_sandbox import NOTHING  # the codec that does nothing, beside this script
+
 from aicodec.baselines import load_ladder, run_ladder
 from aicodec.clips import load_clip
 from aicodec.metrics import measure_encoding
@@ -44,14 +46,6 @@ FRAMES = 8
 QUALITIES = [20, 40, 60, 80]
 TINY_JOBS = 24
 ROUNDS = 2
-NOTHING = """
-def encode(frames, quality):
-    return b"x"
-
-
-def decode(bitstream):
-    raise ValueError("not used")
-"""
 # the clip set of the estimate: three 1080p clips of 60 frames
 TARGET_PIXELS = 1920 * 1080 * 60
 TARGET_CLIPS = 3

@@ -69,10 +69,9 @@ def test_a_process_tree_that_ignores_signals_and_left_its_group_is_killed() -> N
     assert wait_for(lambda: not any(alive(pid) for pid in tree), 10)
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
-def test_a_stop_signal_ends_every_child_and_removes_the_work_folders(
-    stop: signal.Signals, tmp_path: Path
-) -> None:
+def start_hung_lab(tmp_path: Path) -> subprocess.Popen[str]:
+    """``aicodec run`` of a codec whose encoder never returns, once both its encodes run:
+    each is a sandbox child (under unshare with namespaces)."""
     codec = tmp_path / "hangs.py"
     codec.write_text(HANGS)
     lab = subprocess.Popen(
@@ -80,9 +79,16 @@ def test_a_stop_signal_ends_every_child_and_removes_the_work_folders(
          "--db", str(tmp_path / "s.db")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    # both encodes are running: each is a sandbox child (under unshare with namespaces)
     assert wait_for(lambda: sum("aicodec.sandbox.child" in _command(pid)
                                 for pid in descendants(lab.pid)) >= 2, 60)  # fmt: skip
+    return lab
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_ends_every_child_and_removes_the_work_folders(
+    stop: signal.Signals, tmp_path: Path
+) -> None:
+    lab = start_hung_lab(tmp_path)
     tree = descendants(lab.pid)
     assert folders_of(lab.pid)
     lab.send_signal(stop)
@@ -109,16 +115,8 @@ def signal_a_thread(pid: int, tid: int, stop: signal.Signals) -> None:
 def test_a_stop_signal_that_reaches_a_worker_thread_still_stops_the_lab(tmp_path: Path) -> None:
     """The kernel may hand a process's signal to any of its threads; Python runs the handler
     in the main thread, so a main thread asleep until a hung job ends must wake for it."""
-    codec = tmp_path / "hangs.py"
-    codec.write_text(HANGS)
-    lab = subprocess.Popen(
-        [sys.executable, "-m", "aicodec", "run", str(codec), "--frames", "2", "--jobs", "2",
-         "--db", str(tmp_path / "s.db")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    lab = start_hung_lab(tmp_path)
     try:
-        assert wait_for(lambda: sum("aicodec.sandbox.child" in _command(pid)
-                                    for pid in descendants(lab.pid)) >= 2, 60)  # fmt: skip
         threads = [int(tid) for tid in os.listdir(f"/proc/{lab.pid}/task")]
         signal_a_thread(lab.pid, max(tid for tid in threads if tid != lab.pid), signal.SIGTERM)
         _, stderr = lab.communicate(timeout=30)

@@ -222,6 +222,14 @@ def planner_calibration(
     """Each planner's calibration over the last run, run ``run_id`` or every run; an
     EvolutionError when there is no run or no iteration with both figures."""
     runs, predictions = stored_predictions(store, run_id, all_runs=all_runs)
+    return calibration_of(runs, predictions, all_runs=all_runs)
+
+
+def calibration_of(
+    runs: Sequence[RunPooled], predictions: Sequence[Prediction], *, all_runs: bool = False
+) -> Calibration:
+    """Each planner's calibration over predictions ``stored_predictions`` read; an
+    EvolutionError when there is none."""
     if not predictions:
         count = f"{len(runs)} evolve run{'s' if len(runs) > 1 else ''}"
         where = f"the {count} in the store" if all_runs else f"evolve run {runs[0].run_id}"
@@ -233,4 +241,4 @@ def planner_calibration(
     for prediction in predictions:
         by_planner.setdefault(prediction.planner, []).append(prediction)
     planners = [calibrate(name, found) for name, found in sorted(by_planner.items())]
-    return Calibration(runs, planners)
+    return Calibration(list(runs), planners)

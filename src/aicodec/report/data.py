@@ -21,9 +21,8 @@ from sqlalchemy.orm import Session
 from aicodec.baselines import load_ladder
 from aicodec.errors import EvolutionError, ReportError
 from aicodec.evolution import EvolveConfig, EvolveSummary, summarise
-from aicodec.evolution.calibration import Calibration, planner_calibration, stored_predictions
-from aicodec.evolution.loop import config_clips
-from aicodec.results import candidate_points, stored_ladder_points
+from aicodec.evolution.calibration import Calibration, calibration_of, stored_predictions
+from aicodec.results import candidate_points, latest_ok_run, stored_ladder_points
 from aicodec.settings import Settings
 from aicodec.store import (
     AdoptionRecord,
@@ -273,17 +272,11 @@ def _stages(session: Session, batch: str, entries: list[dict[str, Any]]) -> list
 def _points(session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]) -> tuple[
     list[dict[str, Any]], str | None
 ]:  # fmt: skip
-    """A candidate's stored points on a clip with SSIM-Y added to each."""
+    """A candidate's stored points on a clip with SSIM-Y added to each (from the same run)."""
     points, problem = candidate_points(session, candidate_id, clip_id, qualities)
     for point in points:
-        row = session.scalar(
-            select(RunRecord.ssim_y).where(
-                RunRecord.candidate_id == candidate_id, RunRecord.clip_id == clip_id,
-                RunRecord.quality == point["quality"], RunRecord.status == "ok",
-                RunRecord.psnr_y.is_not(None),
-            ).order_by(RunRecord.id.desc())
-        )  # fmt: skip
-        point["ssim_y"] = row
+        row = latest_ok_run(session, candidate_id, clip_id, point["quality"])
+        point["ssim_y"] = row.ssim_y if row is not None else None
     return points, problem
 
 
@@ -312,7 +305,7 @@ def _clip_views(
 ) -> list[ClipView]:  # fmt: skip
     """The run's training and holdout clips with the ladder's and the codecs' stored curves."""
     ladder = load_ladder(settings.ladder_file)
-    described = config_clips(store, config)
+    described = {"training": summary.training_clips, "holdout": summary.holdout_clips}
     views: list[ClipView] = []
     with store.session() as session:
         for role in ("training", "holdout"):
@@ -418,11 +411,11 @@ def run_view(store: Store, settings: Settings, run_id: int | None = None) -> Run
         entry["steps"] = plan.get("steps")
     candidates = _candidate_views(store, summary, entries, tags)
     calibration, problem = None, None
+    pooled, predictions = stored_predictions(store, run_id)
     try:
-        calibration = planner_calibration(store, run_id)
+        calibration = calibration_of(pooled, predictions)
     except EvolutionError as exc:
         problem = str(exc)
-    _, predictions = stored_predictions(store, run_id)
     with store.session() as session:
         stages = _stages(session, head[0], entries)
     return RunView(

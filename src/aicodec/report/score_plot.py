@@ -5,23 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
-
 from aicodec.baselines import load_ladder
+from aicodec.evolution.loop import stored_clip_id
 from aicodec.report.charts import Curve, write_rd_plot
 from aicodec.results import stored_ladder_points
 from aicodec.scoring import ScoreOutcome
 from aicodec.settings import Settings
-from aicodec.store import ClipRecord, Store
+from aicodec.store import Store
 
 
 def score_curves(store: Store, settings: Settings, outcome: ScoreOutcome) -> list[Curve]:
     """The scored codec's curve and those of the encoders it was compared with (PSNR-Y, dB)."""
     ladder = load_ladder(settings.ladder_file)
+    clip_id = stored_clip_id(store, outcome.clip.content_hash)
     with store.session() as session:
-        clip_id = session.scalar(
-            select(ClipRecord.id).where(ClipRecord.content_hash == outcome.clip.content_hash)
-        )
         stored = stored_ladder_points(session, ladder, clip_id) if clip_id is not None else {}
         curves = [
             Curve(name, [row.kbps for row in rows], [row.psnr_y for row in rows])
