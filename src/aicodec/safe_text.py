@@ -8,6 +8,8 @@ text reaches a terminal, a log line, a report or a served page.
 
 from __future__ import annotations
 
+import re
+
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 _UNSAFE = [
@@ -28,10 +30,15 @@ def _escape(code: int) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-_TABLE = {code: _escape(code) for code in _UNSAFE}
-_TABLE_KEEPING_NEWLINES = {code: text for code, text in _TABLE.items() if code != ord("\n")}
+_ESCAPES = {chr(code): _escape(code) for code in _UNSAFE}
+_ALL = re.compile("[" + "".join(re.escape(char) for char in _ESCAPES) + "]")
+_ALL_BUT_NEWLINE = re.compile("[" + "".join(re.escape(c) for c in _ESCAPES if c != "\n") + "]")
+
+
+def _replace(found: re.Match[str]) -> str:
+    return _ESCAPES[found.group()]
 
 
 def printable(text: str, *, keep_newlines: bool = False) -> str:
     """The text with every control, line-separator and bidi-override character escaped."""
-    return text.translate(_TABLE_KEEPING_NEWLINES if keep_newlines else _TABLE)
+    return (_ALL_BUT_NEWLINE if keep_newlines else _ALL).sub(_replace, text)
