@@ -155,7 +155,10 @@ def test_every_listed_import_is_accepted_and_others_refused() -> None:
     named = listed("imports")
     assert named == ALLOWED_IMPORTS
     for module in named:
-        assert valid(f"import {module}", module), module
+        assert valid(f"import {module}", f"{module} is not None"), module
+        # a module itself is no value to hand on (the "Modules as values" bullet)
+        report = validate_source(CODEC.format(imports=f"import {module}", expression=module))
+        assert [v.rule for v in report.violations] == ["module-value"], module
     for module in ("os", "json", "pickle", "scipy", "io"):
         assert module not in named and not valid(f"import {module}"), module
 
@@ -184,6 +187,27 @@ def test_every_listed_module_attribute_is_refused_and_allowed_dunders_pass() -> 
     for name in ALLOWED_DUNDER_NAMES:
         assert valid(expression=name), name
     assert valid(expression='hasattr(x, "shape")') and not valid(expression="hasattr(x, x)")
+
+
+def test_the_contract_states_the_module_rules_the_validator_applies() -> None:
+    values, reached = listed("module_values", DOTTED), listed("reached_modules", DOTTED)
+    assert values == {"numpy.fft", "module.name"} and reached
+    # used as module.name, bound to a plain name or a default, tested: fine
+    fine = ["numpy.fft.rfft(x)", "1 if numpy else 0", "numpy is None", 'hasattr(numpy, "fft")']
+    for expression in [*fine, "(lambda a=numpy: a.zeros(1))()"]:
+        assert valid("import numpy", expression), expression
+    # anywhere else: refused, a module reached as an attribute (numpy.fft) included
+    refused = ["(numpy,)", "[numpy.fft]", "{1: numpy}", "len(numpy.fft)", "numpy"]
+    for expression in [*refused, "lambda: numpy", "[a for a in (numpy,)]"]:
+        report = validate_source(CODEC.format(imports="import numpy", expression=expression))
+        assert "module-value" in {v.rule for v in report.violations}, expression
+    # each example of a module reached through attributes is refused as what it really is
+    for dotted in reached:
+        report = validate_source(
+            CODEC.format(imports=f"import {dotted.split('.')[0]}", expression=f"{dotted}.x")
+        )
+        messages = [v.message for v in report.violations]
+        assert any(f"{dotted} is the module" in m for m in messages), (dotted, messages)
 
 
 def test_the_signatures_in_the_contract_are_the_validators() -> None:

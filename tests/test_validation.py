@@ -256,6 +256,159 @@ def test_import_line_and_use_line_are_both_reported() -> None:
     assert lines == {first, first + 4}
 
 
+# ----------------------------------------------------------------- modules as values
+
+# (snippet, {(rule, line in the snippet)}): a module reached through an expression the
+# aliases cannot follow is refused where it becomes a value, with the rule and that line.
+MODULE_VALUES = [
+    ("def f():\n    return (np,)\n", {("module-value", 2)}),
+    ("def f():\n    return [np][0].ma\n", {("module-value", 2)}),
+    ("def f():\n    return {np}\n", {("module-value", 2)}),
+    ("def f():\n    return {'m': np}\n", {("module-value", 2)}),
+    ("def f():\n    return dict(m=np)\n", {("module-value", 2)}),
+    ("def f(g):\n    return g(np)\n", {("module-value", 2)}),
+    ("def f(x):\n    return x[np]\n", {("module-value", 2)}),
+    ("def f():\n    return np\n", {("module-value", 2)}),
+    ("def f():\n    yield np\n", {("module-value", 2)}),
+    ("F = lambda: np\n", {("module-value", 1)}),
+    ("F = lambda m=np: m\n", {("module-value", 1)}),
+    ("def f():\n    for m in np, math:\n        m.e\n", {("module-value", 2)}),
+    ("def f():\n    return [m.e for m in (math,)]\n", {("module-value", 2)}),
+    ("def f():\n    with np as m:\n        return m.ma\n", {("module-value", 2)}),
+    ("def f():\n    return [(m := np)]\n", {("module-value", 2)}),
+    ("def f(c):\n    return (np if c else math).e\n", {("module-value", 2)}),
+    ("def f():\n    m = np or 0\n    return m\n", {("module-value", 2)}),
+    ("def f():\n    return f'{np}'\n", {("module-value", 2)}),
+    ("def f(x):\n    x.m = np\n", {("module-value", 2)}),
+    ("def f(x):\n    x['m'] = np\n", {("module-value", 2)}),
+    ("def f():\n    a, *b = np, math\n", {("module-value", 2)}),
+    ("class K:\n    m = np\n", {("module-value", 2)}),
+    ("def f(x):\n    np.frombuffer = x\n", {("module-value", 2)}),
+    ("def f():\n    del np.frombuffer\n", {("module-value", 2)}),
+    ("def f(x):\n    match np:\n        case _:\n            return x\n", {("module-value", 2)}),
+    ("def f():\n    return (np.fft,)\n", {("module-value", 2)}),
+    ("from numpy import fft\n\n\ndef f():\n    return [fft]\n", {("module-value", 5)}),
+    ("import numpy.linalg as la\n\n\ndef f(g):\n    return g(la)\n", {("module-value", 5)}),
+    ("import constriction\nS = [constriction.stream]\n", {("module-value", 2)}),
+    ("M = np\n\n\ndef f():\n    return M\n", {("module-value", 5)}),
+]
+
+
+@pytest.mark.parametrize(("snippet", "expected"), MODULE_VALUES)
+def test_a_module_used_as_a_value_is_refused_at_its_line(
+    snippet: str, expected: set[tuple[str, int]]
+) -> None:
+    first = len(with_codec("").splitlines())
+    report = validate_source(with_codec("import math\n" + snippet))
+    found = {(v.rule, v.line - first - 1) for v in report.violations}
+    assert found == expected, [str(v) for v in report.violations]
+    assert all("is the module" in v.message for v in report.violations)
+
+
+def test_module_value_message_names_the_module_and_the_place() -> None:
+    report = validate_source(with_codec("def f():\n    return (np.fft, 1)\n"))
+    assert [v.message for v in report.violations] == [
+        "np.fft is the module numpy.fft; a module may only be used as np.fft.name, bound to "
+        "a plain name or tested, not put in a tuple"
+    ]
+
+
+def test_harmless_uses_of_modules_pass() -> None:
+    source = with_codec(
+        "import math\n"
+        "import numpy.linalg\n"
+        "import constriction\n"
+        "from numpy import fft\n\n\n"
+        "def f(x: np.ndarray, xp=np, *, m=math) -> float:\n"
+        "    lib, other = np, math\n"
+        "    spectrum = fft.rfft(x) + np.fft.rfft(x) + xp.zeros(3) + lib.ones(3)\n"
+        "    model = constriction.stream.model\n"
+        "    if np is not None and hasattr(np, 'float64') and not (m is None):\n"
+        "        spectrum = spectrum * other.pi\n"
+        "    if (walrus := np).ndim(x) and isinstance(x, np.ndarray):\n"
+        "        spectrum = spectrum + walrus.ones(3)\n"
+        "    scale = 1.0 if math else 2.0\n"
+        "    return float(numpy.linalg.norm(spectrum)) * scale + len(str(model.Categorical))\n"
+    )
+    report = validate_source(source)
+    assert report.violations == [], [str(v) for v in report.violations]
+
+
+def test_modules_bound_to_plain_names_stay_followed() -> None:
+    for snippet in (
+        "import math\n\n\ndef f():\n    a, b = math, np\n    return b.lib\n",
+        "def f(xp=np):\n    return xp.ma.core.re.compile\n",
+        "def f():\n    return (m := np).lib\n",
+    ):
+        report = validate_source(with_codec(snippet))
+        assert rules_of(report) == {"forbidden-attribute"}, [str(v) for v in report.violations]
+
+
+# ------------------------------------------------- modules reached through attributes
+
+
+@pytest.mark.parametrize(
+    ("snippet", "rule", "message"),
+    [
+        (
+            "import enum\nB = enum.bltns\n",
+            "forbidden-attribute",
+            "enum.bltns is the module builtins, not an allowed import",
+        ),
+        (
+            "from enum import bltns\n",
+            "forbidden-attribute",
+            "enum.bltns is the module builtins, not an allowed import",
+        ),
+        (
+            "import typing\nR = typing.stdlib_re\n",
+            "forbidden-attribute",
+            "typing.stdlib_re is the module re, not an allowed import",
+        ),
+        (
+            "X = np.ma.core.textwrap\n",
+            "forbidden-attribute",
+            "numpy.ma.core.textwrap is the module textwrap, not an allowed import",
+        ),
+        (
+            "X = np.ma.core.umath\n",
+            "forbidden-attribute",
+            "numpy.ma.core.umath is the module numpy._core.umath; numpy._core: private and "
+            "dunder attributes of modules are not allowed",
+        ),
+        (
+            "def f(m=np):\n    return m.ma.core.re.enum.bltns.exec\n",
+            "forbidden-attribute",
+            "numpy.ma.core.re is the module re, not an allowed import",
+        ),
+    ],
+)
+def test_a_module_reached_through_attributes_must_be_allowed(
+    snippet: str, rule: str, message: str
+) -> None:
+    first = len(with_codec("").splitlines())
+    report = validate_source(with_codec(snippet))
+    assert (rule, message) in {(v.rule, v.message) for v in report.violations}, report.violations
+    assert all(v.line > first for v in report.violations)
+
+
+def test_a_refused_builtin_reached_through_attributes_is_named() -> None:
+    report = validate_source(with_codec("import enum\n\n\ndef f():\n    return enum.bltns.eval\n"))
+    assert ("forbidden-name", "enum.bltns.eval is the builtin eval, not allowed in a codec") in {
+        (v.rule, v.message) for v in report.violations
+    }
+
+
+def test_allowed_submodules_reached_through_attributes_pass() -> None:
+    source = with_codec(
+        "import collections\n\n\n"
+        "def f(x):\n"
+        "    spectrum = np.fft.rfft(x) + np.linalg.norm(x) + np.random.default_rng(0).random()\n"
+        "    return spectrum, np.ma.masked_array(x), collections.abc.Sequence\n"
+    )
+    assert validate_source(source).violations == []
+
+
 # ------------------------------------------------------------------------- rules
 
 

@@ -54,6 +54,8 @@ LABELS: dict[str, str] = {
     "on_modules": "Refused as attributes of a module:",
     "module_parts": "Refused parts of allowed modules:",
     "because": "Refused for a reason of their own:",
+    "module_values": "Modules as values:",
+    "reached_modules": "Modules reached through attributes:",
 }
 
 # Allowed packages that need a word on what they are for.
@@ -139,6 +141,24 @@ def may_use_section() -> str:
         ),
         f"- {LABELS['because']}",
         *(f"  - `{name}`: {DENIED_BECAUSE[name]}." for name in sorted(DENIED_BECAUSE)),
+        _bullet(
+            "module_values",
+            "a module (a name an `import` binds, or an attribute that is a module, such as "
+            "`numpy.fft`) may only be used as `module.name`, bound to a plain name or a "
+            "default argument (then checked like the import itself), or tested (`if m:`, "
+            f'`m is None`, `{HASATTR}(m, "name")`). Anywhere else it is refused: in a '
+            "tuple, list, set or dict, passed to or returned from a function or lambda, "
+            "iterated over, in a `with`, stored in an attribute, an item or a class body, or "
+            "given an attribute (`m.x = ...`).",
+        ),
+        _bullet(
+            "reached_modules",
+            "every attribute chain from an allowed module is looked up in the installed "
+            "modules. Each module it passes through must itself be allowed (by its own name, "
+            "under the rules above), so a module's own imports are refused "
+            "(`numpy.ma.core.textwrap` is `textwrap`), and no chain may lead to a builtin "
+            "refused above.",
+        ),
         "- `str.format` only on a string literal whose fields use no `.` and no `[ ]`.",
         "- At module level (and in class bodies): definitions and constants only; no bare "
         "expressions (calls) and no `while` loops, since the module runs when it is loaded.",

@@ -9,8 +9,20 @@ by imports (and plain rebindings of them) are followed, so ``import numpy as n; 
 and ``from numpy import save as s`` are caught. The run-time guard of the sandbox stays
 the last line of defence; these checks reject early, with a rule id and a line.
 
+Modules are values a codec may not pass around: a module (a name bound to one, or an
+attribute chain that ends at one, such as ``np.fft``) may only be the base of an attribute
+(``np.fft.rfft``), bound to a plain name or default argument (which is then followed like an
+import), or tested (``if m``, ``m is None``, ``hasattr(m, "x")``). Anywhere else (in a
+tuple, list or dict, as a call argument, returned, iterated, a ``with`` item, stored in an
+attribute, item or class body) it is refused under ``module-value``, since the validator
+could no longer follow it. Attribute chains and from-imports are also resolved on the real
+installed modules (only those whose top is an allowed import, and only what the candidate's
+own imports and attribute reads would reach): every module passed through must itself be an
+allowed module (``enum.bltns`` is ``builtins``; ``numpy.ma.core.textwrap`` is ``textwrap``),
+and no refused builtin may be reached.
+
 Rule ids: ``syntax``, ``size``, ``missing-function``, ``signature``, ``import``,
-``forbidden-name``, ``forbidden-attribute``, ``dunder``, ``dynamic-code``,
+``forbidden-name``, ``forbidden-attribute``, ``module-value``, ``dunder``, ``dynamic-code``,
 ``params-literal``, ``params-range``, ``top-level-code``. Line 0 means the file as a whole.
 The library never prints.
 """
@@ -18,10 +30,17 @@ The library never prints.
 from __future__ import annotations
 
 import ast
+import builtins
 import hashlib
+import importlib
 import math
 import re
 import string
+import sys
+import threading
+import types
+import warnings
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,8 +57,8 @@ from aicodec.errors import ValidationError
 
 RULES: tuple[str, ...] = (
     "syntax", "size", "missing-function", "signature", "import", "forbidden-name",
-    "forbidden-attribute", "dunder", "dynamic-code", "params-literal", "params-range",
-    "top-level-code",
+    "forbidden-attribute", "module-value", "dunder", "dynamic-code", "params-literal",
+    "params-range", "top-level-code",
 )  # fmt: skip
 
 # Builtins that run code built from strings.
@@ -182,6 +201,36 @@ _DUNDER_RE = re.compile(r"__[A-Za-z][A-Za-z0-9_]*__")
 _MAX_ALIAS_PASSES = 4
 _MAX_ALIAS_DEPTH = 8
 
+# Builtins a module attribute may not lead to (``enum.bltns.exec``, ``x.io.open``), by name.
+# (The interpreter's own dunders, such as ``__spec__``, are refused by name already.)
+FORBIDDEN_BUILTINS: tuple[tuple[str, object], ...] = tuple(
+    (name, getattr(builtins, name))
+    for name in sorted(FORBIDDEN_NAMES | DYNAMIC_CODE_NAMES)
+    if hasattr(builtins, name) and (not name.startswith("__") or name in DYNAMIC_CODE_NAMES)
+)
+
+# Nodes that open a scope of their own (a class body's bindings are not followed into it).
+_SCOPES = (
+    ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp,
+    ast.DictComp, ast.GeneratorExp,
+)  # fmt: skip
+
+# Where a module was found used as a value, in words (by the type of the enclosing node).
+_PLACES: dict[type, str] = {
+    ast.Tuple: "put in a tuple", ast.List: "put in a list", ast.Set: "put in a set",
+    ast.Dict: "put in a dict", ast.Call: "passed to a call", ast.keyword: "passed to a call",
+    ast.Return: "returned", ast.Yield: "yielded", ast.YieldFrom: "yielded",
+    ast.Lambda: "returned by a lambda", ast.For: "iterated over",
+    ast.comprehension: "iterated over", ast.withitem: "used in a with statement",
+    ast.Subscript: "used in a subscript", ast.Starred: "unpacked",
+    ast.Attribute: "given an attribute by assignment or del",
+    ast.Assign: "stored in an attribute, an item or an unpacking",
+    ast.AnnAssign: "stored in an attribute or an item",
+    ast.AugAssign: "used in an augmented assignment",
+    ast.BoolOp: "combined with and/or", ast.IfExp: "chosen by a conditional expression",
+    ast.match_case: "matched", ast.Match: "matched", ast.FormattedValue: "formatted",
+}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -282,12 +331,14 @@ def _validate(source: str, data: bytes) -> ValidationReport:
 
 def _check_tree(tree: ast.Module, digest: str) -> ValidationReport:
     """Apply all rules to a parsed module."""
-    aliases = _module_aliases(tree)
+    rebindings = list(_rebindings(tree))
+    aliases = _module_aliases(tree, rebindings)
     bindings = list(_module_bindings(tree))
     violations: list[Violation] = []
     violations += _import_violations(tree)
     violations += _name_violations(tree, aliases)
     violations += _attribute_violations(tree, aliases)
+    violations += _module_value_violations(tree, aliases, rebindings)
     violations += _string_violations(tree)
     violations += _top_level_violations(tree.body, direct=True)
     violations += _function_violations(tree, bindings)
@@ -326,13 +377,14 @@ def _is_dunder(name: str) -> bool:
     return len(name) > 4 and name.startswith("__") and name.endswith("__")
 
 
-def _module_aliases(tree: ast.Module) -> dict[str, set[str]]:
+def _module_aliases(
+    tree: ast.Module, rebindings: list[tuple[str, ast.expr]]
+) -> dict[str, set[str]]:
     """Every name that may stand for a module or module attribute -> its dotted meanings."""
     aliases: dict[str, set[str]] = {}
     for node in ast.walk(tree):
         for name, dotted in _import_bindings(node):
             aliases.setdefault(name, set()).add(dotted)
-    rebindings = list(_rebindings(tree))
     for _ in range(_MAX_ALIAS_PASSES):
         changed = False
         for name, value in rebindings:
@@ -360,9 +412,26 @@ def _import_bindings(node: ast.AST) -> Iterator[tuple[str, str]]:
                 yield alias.asname or alias.name, f"{node.module}.{alias.name}"
 
 
+def _walk_with_class_scope(tree: ast.Module) -> Iterator[tuple[ast.AST, bool]]:
+    """Every node (breadth first, as ast.walk) with whether it is evaluated in a class body's
+    own scope (its bases and decorators count too; its methods' bodies do not)."""
+    queue: deque[tuple[ast.AST, bool]] = deque([(tree, False)])
+    while queue:
+        node, in_class = queue.popleft()
+        yield node, in_class
+        inner = isinstance(node, ast.ClassDef) or (in_class and not isinstance(node, _SCOPES))
+        queue.extend((child, inner) for child in ast.iter_child_nodes(node))
+
+
 def _rebindings(tree: ast.Module) -> Iterator[tuple[str, ast.expr]]:
-    """(name, value) pairs of plain bindings that may copy a module alias to a new name."""
-    for node in ast.walk(tree):
+    """(name, value) pairs of plain bindings that may copy a module alias to a new name.
+
+    A binding in a class body is not one of them: it makes a class attribute, which the
+    aliases (plain names) cannot follow, so a module bound there is refused instead.
+    """
+    for node, in_class in _walk_with_class_scope(tree):
+        if in_class and isinstance(node, ast.Assign | ast.AnnAssign | ast.NamedExpr):
+            continue
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 yield from _paired_targets(target, node.value)
@@ -389,9 +458,13 @@ def _paired_targets(target: ast.expr, value: ast.expr) -> Iterator[tuple[str, as
 
 
 def _meanings(node: ast.expr, aliases: dict[str, set[str]]) -> set[str]:
-    """Dotted names an expression ``a.b.c`` may stand for, through the import aliases."""
+    """Dotted names an expression ``a.b.c`` may stand for, through the import aliases
+    (``(m := a).b`` stands for what ``a.b`` does)."""
     parts: list[str] = []
-    while isinstance(node, ast.Attribute):
+    while isinstance(node, ast.Attribute | ast.NamedExpr):
+        if isinstance(node, ast.NamedExpr):
+            node = node.value
+            continue
         parts.append(node.attr)
         node = node.value
     if not isinstance(node, ast.Name) or node.id not in aliases:
@@ -424,6 +497,123 @@ def _dotted_problem(dotted: str) -> str | None:
     return None
 
 
+# -------------------------------------------------------- what dotted names really are
+
+_UNRESOLVED = object()
+_RESOLVED: dict[tuple[str, bool], tuple[object, ...]] = {}
+_RESOLVED_MAX = 20_000
+_RESOLVE_LOCK = threading.Lock()
+
+
+def _resolve(dotted: str, importing: bool = False) -> tuple[object, ...]:
+    """The objects ``top``, ``top.a``, ``top.a.b``... stand for in this (trusted) process,
+    as far as they resolve: the top must be an allowed import, and the walk stops before a
+    prefix the static tables refuse, so nothing denied is imported or touched. ``importing``
+    (for the candidate's own import statements) imports a submodule that is not yet an
+    attribute, as the candidate's import would."""
+    key = (dotted, importing)
+    cached = _RESOLVED.get(key)
+    if cached is not None:
+        return cached
+    parts = dotted.split(".")
+    if parts[0] not in ALLOWED_IMPORTS:
+        return ()
+    with _RESOLVE_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = _walk(parts, importing)
+    if len(found) == len(parts):  # a partial walk may resolve later, once more is imported
+        if len(_RESOLVED) >= _RESOLVED_MAX:
+            _RESOLVED.clear()
+        _RESOLVED[key] = found
+    return found
+
+
+def _walk(parts: list[str], importing: bool) -> tuple[object, ...]:
+    """The objects of each prefix of ``parts`` that resolves (see :func:`_resolve`)."""
+    found = [_quiet_import(parts[0])]
+    for end in range(2, len(parts) + 1):
+        if found[-1] is _UNRESOLVED:
+            break
+        path = ".".join(parts[:end])
+        if _last_part_problem(path):
+            break
+        try:
+            found.append(getattr(found[-1], parts[end - 1]))
+        except Exception:  # any failure at all means "does not resolve"
+            module = isinstance(found[-1], types.ModuleType)
+            found.append(_quiet_import(path) if importing and module else _UNRESOLVED)
+    return tuple(obj for obj in found if obj is not _UNRESOLVED)
+
+
+def _quiet_import(name: str) -> object:
+    """The module of that name imported here, or _UNRESOLVED when it cannot be."""
+    try:
+        return importlib.import_module(name)
+    except Exception:  # a module that fails to import reaches nothing
+        return _UNRESOLVED
+
+
+def _module_name(path: str, module: types.ModuleType) -> str | None:
+    """The name a module is registered under, or for a package whose submodules are only
+    attributes, the path it was reached by; None for a module registered under no name."""
+    try:
+        name = module.__name__
+    except Exception:  # a module whose name cannot be read is registered under none
+        name = None
+    if isinstance(name, str) and sys.modules.get(name) is module:
+        return name
+    if path.split(".")[0] in ATTRIBUTE_ONLY_PACKAGES:
+        return path
+    return None
+
+
+def _object_problem(path: str, obj: object) -> tuple[str, str] | None:
+    """(rule, message) when what a dotted name resolved to is a module that is not allowed
+    or a refused builtin."""
+    if isinstance(obj, types.ModuleType):
+        real = _module_name(path, obj)
+        if real is None:
+            return "forbidden-attribute", f"{path} is a module that is not an allowed import"
+        if real.split(".")[0] not in ALLOWED_IMPORTS:
+            return "forbidden-attribute", f"{path} is the module {real}, not an allowed import"
+        problem = _dotted_problem(real)
+        if problem:
+            return "forbidden-attribute", f"{path} is the module {real}; {problem}"
+        return None
+    for name, builtin in FORBIDDEN_BUILTINS:
+        if obj is builtin:
+            return "forbidden-name", f"{path} is the builtin {name}, not allowed in a codec"
+    return None
+
+
+def _runtime_problem(
+    dotted: str, *, importing: bool = False, last_only: bool = False
+) -> tuple[str, str] | None:
+    """(rule, message) for the first prefix of a dotted name (or only the whole name) that
+    resolves to a module that is not allowed or to a refused builtin."""
+    parts = dotted.split(".")
+    found = _resolve(dotted, importing)
+    for end in range(len(parts) if last_only else 2, len(found) + 1):
+        problem = _object_problem(".".join(parts[:end]), found[end - 1])
+        if problem:
+            return problem
+    return None
+
+
+def _reach_problem(dotted: str, importing: bool = False) -> tuple[str, str] | None:
+    """(rule, message) when a dotted name is refused by the tables or by what it really is."""
+    problem = _dotted_problem(dotted)
+    if problem:
+        return "forbidden-attribute", problem
+    return _runtime_problem(dotted, importing=importing)
+
+
+def _is_module(dotted: str) -> bool:
+    """Whether a dotted name resolves, here, to a module."""
+    found = _resolve(dotted)
+    return len(found) == dotted.count(".") + 1 and isinstance(found[-1], types.ModuleType)
+
+
 # ------------------------------------------------------------------------------ imports
 
 
@@ -444,9 +634,9 @@ def _import_name_violations(dotted: str, line: int) -> Iterator[Violation]:
     if top not in ALLOWED_IMPORTS:
         yield Violation("import", line, f"module {top} is not an allowed import")
         return
-    problem = _dotted_problem(dotted)
+    problem = _reach_problem(dotted, importing=True)
     if problem:
-        yield Violation("forbidden-attribute", line, problem)
+        yield Violation(problem[0], line, problem[1])
 
 
 def _attribute_only_violations(module: str, line: int) -> Iterator[Violation]:
@@ -521,9 +711,9 @@ def _name_violation(
     if _is_dunder(name) and name not in ALLOWED_DUNDER_NAMES:
         return Violation("dunder", line, f"{name} reaches interpreter internals")
     for dotted in sorted(aliases.get(name, ())):
-        problem = _dotted_problem(dotted)
+        problem = _reach_problem(dotted)
         if problem:
-            return Violation("forbidden-attribute", line, f"{name} stands for {dotted}; {problem}")
+            return Violation(problem[0], line, f"{name} stands for {dotted}; {problem[1]}")
     return None
 
 
@@ -568,6 +758,10 @@ def _attribute_violation(node: ast.Attribute, aliases: dict[str, set[str]]) -> V
         problem = _last_part_problem(dotted)
         if problem:
             return Violation("forbidden-attribute", line, problem)
+    for dotted in sorted(meanings):  # the prefixes are attribute nodes of their own
+        found = _runtime_problem(dotted, last_only=True)
+        if found:
+            return Violation(found[0], line, found[1])
     if node.attr == "format" and not meanings:
         return _format_violation(node, line)
     return None
@@ -595,6 +789,82 @@ def _format_reaches_attributes(template: str, depth: int = 0) -> bool:
         if spec and depth < 2 and _format_reaches_attributes(spec, depth + 1):
             return True
     return False
+
+
+# ------------------------------------------------------------------------ module values
+
+
+def _in_test(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    """Whether a value is only tested for truth (``if m``, ``not m``, ``m and x`` in a test)."""
+    parent = parents.get(id(node))
+    if isinstance(parent, ast.If | ast.While | ast.IfExp | ast.Assert):
+        return parent.test is node
+    if isinstance(parent, ast.comprehension):
+        return any(test is node for test in parent.ifs)
+    if isinstance(parent, ast.UnaryOp):
+        return isinstance(parent.op, ast.Not)
+    if isinstance(parent, ast.BoolOp):
+        return _in_test(parent, parents)
+    return False
+
+
+def _harmless_use(node: ast.expr, parents: dict[int, ast.AST], permitted: set[int]) -> bool:
+    """Whether a module value is used only as ``m.name``, tested, compared with ``is`` or
+    asked ``hasattr(m, "name")``."""
+    parent = parents.get(id(node))
+    if isinstance(parent, ast.Attribute):
+        return parent.value is node and isinstance(parent.ctx, ast.Load)
+    if isinstance(parent, ast.Compare):
+        return all(isinstance(op, ast.Is | ast.IsNot) for op in parent.ops)
+    if isinstance(parent, ast.Call) and id(parent.func) in permitted:
+        return parent.args[0] is node
+    return _in_test(node, parents)
+
+
+def _module_value_violations(
+    tree: ast.Module, aliases: dict[str, set[str]], rebindings: list[tuple[str, ast.expr]]
+) -> Iterator[Violation]:
+    """Modules (names bound to one, attribute chains ending at one, ``m := module``) used as
+    values the aliases cannot follow: in containers, calls, returns, loops, with, classes."""
+    if not aliases:
+        return
+    tracked = {id(value) for _name, value in rebindings}
+    imported: set[str] = set()  # what ``import a.b.c`` makes a module: a, a.b and a.b.c
+    uses: list[tuple[ast.expr, set[str]]] = []
+    parents: dict[int, ast.AST] = {}
+    class_scope: set[int] = set()
+    for node, in_class in _walk_with_class_scope(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[id(child)] = node
+        if in_class:
+            class_scope.add(id(node))
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                imported.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+        elif isinstance(node, ast.Name | ast.Attribute | ast.NamedExpr) and id(node) not in tracked:
+            if not isinstance(node, ast.Name | ast.Attribute) or isinstance(node.ctx, ast.Load):
+                meanings = _meanings(node, aliases)
+                if meanings:
+                    uses.append((node, meanings))
+    permitted = _permitted_hasattr(tree)
+    for node, meanings in uses:
+        modules = [d for d in sorted(meanings) if d in imported or _is_module(d)]
+        if not modules or _harmless_use(node, parents, permitted):
+            continue
+        parent = parents.get(id(node))
+        if isinstance(parent, ast.Assign | ast.AnnAssign | ast.NamedExpr) and (
+            id(parent) in class_scope
+        ):
+            place = "bound in a class body (a class attribute)"
+        else:
+            place = _PLACES.get(type(parent), "used as a value")
+        text = ast.unparse(node)
+        message = (
+            f"{text} is the module {modules[0]}; a module may only be used as {text}.name, "
+            f"bound to a plain name or tested, not {place}"
+        )
+        yield Violation("module-value", node.lineno, message)
 
 
 # ------------------------------------------------------------------------------ strings
