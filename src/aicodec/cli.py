@@ -21,6 +21,7 @@ from rich.table import Table
 
 from aicodec import __version__
 from aicodec.errors import AicodecError, ConfigError
+from aicodec.safe_text import printable
 from aicodec.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -98,6 +99,13 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
 
 
+def shown(text: object, limit: int | None = None) -> str:
+    """Text for a Rich line or cell, its control characters escaped, then its markup;
+    ``limit`` cuts the escaped text (never a markup escape) to that many characters."""
+    visible = printable(str(text))
+    return escape(visible if limit is None else visible[:limit])
+
+
 def guarded(action: Callable[[], T]) -> T:
     """Run a command body; any lab error becomes one red line on stderr and a non-zero exit."""
     try:
@@ -105,7 +113,7 @@ def guarded(action: Callable[[], T]) -> T:
     except typer.Exit:
         raise
     except AicodecError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {shown(str(exc))}", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]; everything finished so far is in the store")
@@ -114,7 +122,7 @@ def guarded(action: Callable[[], T]) -> T:
         if os.environ.get("AICODEC_DEBUG"):
             raise
         err.print(
-            f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))} "
+            f"[red]internal error:[/red] {type(exc).__name__}: {shown(str(exc))} "
             "(set AICODEC_DEBUG=1 to see the traceback)",
             soft_wrap=True,
         )
@@ -297,7 +305,7 @@ def bdrate_command(
             min_overlap=settings.bd_min_overlap,
         )
         for warning in result.warnings:
-            err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
+            err.print(f"[yellow]warning:[/yellow] {shown(warning)}", soft_wrap=True)
         if as_json:
             print_json(result.to_dict())
             return
@@ -365,7 +373,7 @@ def baselines_command(
         for curve in result.encoders.values():
             for warning in curve.warnings:
                 err.print(
-                    f"[yellow]warning:[/yellow] {curve.name}: {escape(warning)}", soft_wrap=True
+                    f"[yellow]warning:[/yellow] {curve.name}: {shown(warning)}", soft_wrap=True
                 )
         if as_json:
             print_json(result.to_dict())
@@ -486,13 +494,13 @@ def validate_command(codec: CodecArgument, as_json: JsonOption = False) -> None:
         if as_json:
             print_json(report.to_dict())
         elif report.valid:
-            out.print(f"[green]valid[/green] {codec} (code hash {report.code_hash[:16]})")
+            out.print(f"[green]valid[/green] {shown(codec)} (code hash {report.code_hash[:16]})")
         else:
-            table = Table(title=f"{codec}: {len(report.violations)} problem(s)")
+            table = Table(title=f"{shown(codec)}: {len(report.violations)} problem(s)")
             for column in ("line", "rule", "problem"):
                 table.add_column(column)
             for violation in report.violations:
-                table.add_row(str(violation.line), violation.rule, escape(violation.message))
+                table.add_row(str(violation.line), violation.rule, shown(violation.message))
             out.print(table)
         if not report.valid:
             raise typer.Exit(1)
@@ -526,7 +534,7 @@ def _executor(settings: Settings) -> Iterator[None]:
         return
     from aicodec.pool import retried_jobs, start_executor
 
-    err.print(f"executor: {escape(start_executor(settings))}", soft_wrap=True)
+    err.print(f"executor: {shown(start_executor(settings))}", soft_wrap=True)
     try:
         yield
     finally:
@@ -571,10 +579,10 @@ def run_command(
         def work(store: Any, settings: Settings) -> Any:
             clip = load_window(settings, video, start=start, count=frames, size=size, fps=fps,
                                convert=convert)  # fmt: skip
-            with _status(f"running {codec.name} on {clip.name}") as status:
+            with _status(f"running {shown(codec.name)} on {shown(clip.name)}") as status:
                 return run_and_measure(
-                    source, codec.name, clip, store, settings, levels, keep_dir=keep,
-                    reuse=False, progress=lambda text: status.update(f"{codec.name}: {text}"),
+                    source, codec.name, clip, store, settings, levels, keep_dir=keep, reuse=False,
+                    progress=lambda text: status.update(shown(f"{codec.name}: {text}")),
                 )  # fmt: skip
 
         outcome = _with_store(db, work, runs_jobs=True, device=device, jobs=jobs,
@@ -638,11 +646,11 @@ def score_command(
             ladder.select(names)
             clip = load_window(settings, video, start=start, count=frames, size=size, fps=fps,
                                convert=convert)  # fmt: skip
-            with _status(f"scoring {codec.name} on {clip.name}") as status:
+            with _status(f"scoring {shown(codec.name)} on {shown(clip.name)}") as status:
                 scored = score_candidate(
                     source, codec.name, clip, store, settings, ladder, levels, encoders=names,
                     keep_dir=keep, with_vmaf=vmaf,
-                    progress=lambda text: status.update(f"{codec.name}: {text}"),
+                    progress=lambda text: status.update(shown(f"{codec.name}: {text}")),
                 )  # fmt: skip
             if plot is not None:
                 from aicodec.report.score_plot import write_score_plot
@@ -653,7 +661,7 @@ def score_command(
         outcome = _with_store(db, work, runs_jobs=True, device=device, jobs=jobs,
                               executor=executor, ray_address=ray_address)  # fmt: skip
         for warning in outcome.warnings:
-            err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
+            err.print(f"[yellow]warning:[/yellow] {shown(warning)}", soft_wrap=True)
         if as_json:
             print_json({**outcome.to_dict(), **({"plot": str(plot)} if plot else {})})
             return
@@ -666,7 +674,7 @@ def score_command(
         out.print(summary)
         out.print("BD-rate < 0: the codec needs fewer bits than that encoder at equal PSNR-Y.")
         if plot is not None:
-            out.print(f"RD chart: {escape(str(plot))}", soft_wrap=True)
+            out.print(f"RD chart: {shown(str(plot))}", soft_wrap=True)
 
     guarded(body)
 
@@ -676,8 +684,8 @@ def _render_points(outcome: Any, *, with_vmaf: bool, title: str) -> None:
     clip = outcome.clip.frames
     reused = " (stored run reused)" if outcome.reused else ""
     table = Table(
-        title=f"{title} of {outcome.name} on {outcome.clip.name}: {clip.width}x{clip.height}, "
-        f"{clip.count} frames{reused}"
+        title=f"{title} of {shown(outcome.name)} on {shown(outcome.clip.name)}: "
+        f"{clip.width}x{clip.height}, {clip.count} frames{reused}"
     )
     columns = ["quality", "bytes", "kbps", "PSNR-Y", "PSNR-YUV", "SSIM-Y"]
     columns += ["VMAF"] if with_vmaf else []
@@ -691,7 +699,7 @@ def _render_points(outcome: Any, *, with_vmaf: bool, title: str) -> None:
         cells += [fmt(point.encode_fps, 1), fmt(point.decode_fps, 1)]
         table.add_row(*cells)
     out.print(table)
-    out.print(f"isolation: {outcome.isolation}")
+    out.print(f"isolation: {shown(outcome.isolation)}")
     out.print(
         "bytes = the whole bitstream the decoder received; kbps = 8*bytes/(frames/fps)/1000; "
         "every bitstream was decoded twice in separate processes with identical results."
@@ -725,7 +733,7 @@ def decode_command(
             raise ClipError(f"{bitstream}: cannot read the bitstream ({exc.strerror})") from None
         settings = make_settings()
         rate = parse_fps(fps) if fps is not None else None
-        with _status(f"decoding {bitstream.name} with {codec.name}"):
+        with _status(f"decoding {shown(bitstream.name)} with {shown(codec.name)}"):
             frames, report = decode_bitstream(source, data, settings, fps=rate)
         frames.write_y4m(output)
         info = {
@@ -795,10 +803,11 @@ def generate_command(
         def work(store: Any, settings: Settings) -> Any:
             chosen, reason = select_provider(settings, provider, seed=seed, store=store)
             origin = resolve_parent(store, parent)
-            with _status(f"generating from {origin.name}") as status:
+            with _status(f"generating from {shown(origin.name)}") as status:
                 return generate_candidates(
                     store, settings, chosen, reason, origin, count=n, repairs=repairs,
-                    max_cost=max_cost, max_tokens=max_tokens, progress=status.update,
+                    max_cost=max_cost, max_tokens=max_tokens,
+                    progress=lambda text: status.update(shown(text)),
                 )  # fmt: skip
 
         overrides: dict[str, object] = {"prices_file": prices}
@@ -809,9 +818,9 @@ def generate_command(
         elif model:
             overrides["model"] = model
         outcome = _with_store(db, work, **overrides)
-        err.print(f"provider: {outcome.provider} ({escape(outcome.provider_reason)})")
+        err.print(f"provider: {shown(outcome.provider)} ({shown(outcome.provider_reason)})")
         if outcome.stopped:
-            err.print(f"[yellow]stopped:[/yellow] {escape(outcome.stopped)}", soft_wrap=True)
+            err.print(f"[yellow]stopped:[/yellow] {shown(outcome.stopped)}", soft_wrap=True)
         if as_json:
             print_json(outcome.to_dict())
         else:
@@ -825,16 +834,16 @@ def generate_command(
 def _render_generation(outcome: Any) -> None:
     """Print each generated candidate's id, validity and fate."""
     table = Table(
-        title=f"{len(outcome.candidates)} candidate(s) from {outcome.parent.name} by "
-        f"{outcome.provider} ({outcome.model})"
+        title=f"{len(outcome.candidates)} candidate(s) from {shown(outcome.parent.name)} by "
+        f"{shown(outcome.provider)} ({shown(outcome.model)})"
     )
     for column in ("id", "status", "valid", "origin", "code hash", "repairs", "reason"):
         table.add_column(column)
     for item in outcome.candidates:
         table.add_row(
             str(item.candidate_id or "-"), item.status, "yes" if item.valid else "no",
-            item.origin, (item.code_hash or "-")[:12], str(item.repairs),
-            escape(item.reason or ""),
+            shown(item.origin), (item.code_hash or "-")[:12], str(item.repairs),
+            shown(item.reason or ""),
         )  # fmt: skip
     out.print(table)
     out.print(
@@ -885,10 +894,11 @@ def logs_command(
             table.add_column(column)
         for call in calls:
             table.add_row(
-                str(call["id"]), str(call["created_at"])[:19], call["provider"], call["model"],
-                call["purpose"], str(call["input_tokens"]), str(call["output_tokens"]),
-                str(call["cache_read_tokens"]), f"{call['cost_usd']:.4f}",
-                f"{call['latency_s']:.1f}", str(call["retries"]), escape(call["error"] or ""),
+                str(call["id"]), str(call["created_at"])[:19], shown(call["provider"]),
+                shown(call["model"]), shown(call["purpose"]), str(call["input_tokens"]),
+                str(call["output_tokens"]), str(call["cache_read_tokens"]),
+                f"{call['cost_usd']:.4f}", f"{call['latency_s']:.1f}", str(call["retries"]),
+                shown(call["error"] or ""),
             )  # fmt: skip
         out.print(table)
         runs = Table(title="totals per run")
@@ -986,23 +996,25 @@ def adopt_command(
             best = current_best(store)
             rival = candidate_source(store, best) if best not in (None, candidate) else None
             for clip in clips:
-                with _status(f"scoring candidate {candidate} on {clip.name}") as status:
+                with _status(f"scoring candidate {candidate} on {shown(clip.name)}") as status:
                     try:
                         score_candidate(
                             source, name, clip, store, settings, ladder, levels, encoders=names,
-                            progress=lambda text: status.update(f"{name}: {text}"),
+                            progress=lambda text: status.update(shown(f"{name}: {text}")),
                         )  # fmt: skip
                     except (SandboxError, ValidationError) as exc:
-                        err.print(f"[yellow]warning:[/yellow] {escape(str(exc))}", soft_wrap=True)
+                        err.print(f"[yellow]warning:[/yellow] {shown(str(exc))}", soft_wrap=True)
                     if rival is None:
                         continue
                     try:
                         run_and_measure(
                             rival[0], rival[1], clip, store, settings, levels,
-                            progress=lambda text: status.update(f"best {rival[1]}: {text}"),
+                            progress=lambda text: status.update(
+                                shown(f"best {rival[1]}: {text}")
+                            ),
                         )  # fmt: skip
                     except (SandboxError, ValidationError) as exc:
-                        err.print(f"[yellow]warning:[/yellow] {escape(str(exc))}", soft_wrap=True)
+                        err.print(f"[yellow]warning:[/yellow] {shown(str(exc))}", soft_wrap=True)
             return adopt(store, settings, candidate, clip_ids, levels, force=force, repo_path=repo)
 
         decision = _with_store(db, work, adopt_threshold_percent=threshold)
@@ -1015,10 +1027,10 @@ def adopt_command(
                 f"{decision.tag} (commit {decision.commit})",
                 soft_wrap=True,
             )
-            out.print(escape(decision.reason), soft_wrap=True)
+            out.print(shown(decision.reason), soft_wrap=True)
         else:
             out.print(f"[yellow]not adopted[/yellow]: candidate {decision.candidate_id}")
-            out.print(escape(decision.reason), soft_wrap=True)
+            out.print(shown(decision.reason), soft_wrap=True)
         if not decision.adopted:
             raise typer.Exit(1)
 
@@ -1188,8 +1200,8 @@ def evolve_command(
             )  # fmt: skip
         except EvolveInterrupted as exc:
             where = f" --db {shlex.quote(db)}" if db else ""
-            err.print(f"[yellow]{escape(str(exc))}[/yellow]; completed iterations are stored. "
-                      f"Resume with: aicodec evolve --resume{escape(where)}",
+            err.print(f"[yellow]{shown(str(exc))}[/yellow]; completed iterations are stored. "
+                      f"Resume with: aicodec evolve --resume{shown(where)}",
                       soft_wrap=True)  # fmt: skip
             raise typer.Exit(130) from None
         if as_json:
@@ -1224,7 +1236,7 @@ class _EvolveDisplay:
             self.started = True
         best = "-" if event.best_bd_rate is None else f"{event.best_bd_rate:+.2f} %"
         status = (f"best vs x264 {best} | adopted {event.adoptions} | "
-                  f"${event.cost_usd:.3f} | {escape(event.message)[:60]}")  # fmt: skip
+                  f"${event.cost_usd:.3f} | {shown(event.message, 60)}")  # fmt: skip
         self.progress.update(
             self.task, total=event.total, description=f"iteration {event.iteration} {event.stage}",
             status=status,
@@ -1242,10 +1254,10 @@ def _iteration_line(row: dict[str, Any]) -> str:
                    f"{fmt(row['bd_rate_vs_parent'])} %, "
                    f"vs x264 {fmt(row['bd_rate'])} %")  # fmt: skip
     else:
-        outcome = f"[red]{row['status']}[/red] ({row['failure_kind']})"
+        outcome = f"[red]{row['status']}[/red] ({shown(row['failure_kind'])})"
     adopted = " [green]adopted[/green]" if row["adopted"] else ""
     return (f"#{row['iteration']} parent {row['parent']}: {outcome}{adopted}; "
-            f"{escape(row['reason'] or '')[:160]} [dim]({seconds})[/dim]")  # fmt: skip
+            f"{shown(row['reason'] or '', 160)} [dim]({seconds})[/dim]")  # fmt: skip
 
 
 @contextmanager
@@ -1306,7 +1318,7 @@ def _render_summary(summary: Any) -> None:
     if summary.stop_reason:
         rows.append(("stopped", summary.stop_reason))
     for name, value in rows:
-        table.add_row(name, escape(str(value)))
+        table.add_row(name, shown(str(value)))
     out.print(table)
     out.print("BD-rates: PSNR-Y, pchip, mean over the training clips; negative = fewer bits.")
 
@@ -1355,8 +1367,8 @@ def history_command(
             print_json([{**entry, "clips": clips} for entry in entries] if plans else
                        [{key: entry[key] for key in keys} for entry in entries])  # fmt: skip
             return
-        out.print(f"training clips: {escape(_clip_list(clips['training']))}", soft_wrap=True)
-        out.print(f"holdout clips: {escape(_clip_list(clips['holdout']) or 'none')}",
+        out.print(f"training clips: {shown(_clip_list(clips['training']))}", soft_wrap=True)
+        out.print(f"holdout clips: {shown(_clip_list(clips['holdout']) or 'none')}",
                   soft_wrap=True)  # fmt: skip
         table = Table(title="evolve history (BD-rate: mean vs x264 on the training clips, %)")
         columns = ["#", "parent", "candidate", "origin", "status", "BD-rate", "vs parent",
@@ -1369,15 +1381,15 @@ def history_command(
             cells = [
                 str(entry["iteration"]), str(entry["parent"] or "-"),
                 str(entry["candidate"] or "-"),
-                entry["origin"] or "-", entry["status"] + (f" ({entry['failure_kind']})"
-                                                           if entry["failure_kind"] else ""),
+                shown(entry["origin"] or "-"), entry["status"] + (f" ({entry['failure_kind']})"
+                                                                  if entry["failure_kind"] else ""),
                 fmt(entry["bd_rate"]), fmt(entry["bd_rate_vs_parent"]),
-                "yes" if entry["adopted"] else "no", escape(entry["reason"] or ""),
+                "yes" if entry["adopted"] else "no", shown(entry["reason"] or ""),
             ]  # fmt: skip
             if plans:
                 seconds = sum(entry["stage_seconds"].values())
                 cells += [fmt(entry["predicted_bd_rate"]), fmt(entry["confidence"]),
-                          entry["planner"] or "-", escape(entry["hypothesis"] or ""),
+                          shown(entry["planner"] or "-"), shown(entry["hypothesis"] or ""),
                           f"{seconds:.1f}"]  # fmt: skip
             table.add_row(*cells)
         out.print(table)
@@ -1406,7 +1418,7 @@ def _history_calibration(db: str | None, run: int | None, all_runs: bool, as_jso
                      for pooled in result.runs)  # fmt: skip
     out.print(f"planner calibration over evolve run{'s' if len(result.runs) > 1 else ''} {runs}")
     for planner in result.planners:
-        table = Table(title=f"planner: {escape(planner.planner)}", show_header=False)
+        table = Table(title=f"planner: {shown(planner.planner)}", show_header=False)
         table.add_column("figure")
         table.add_column("value", justify="right")
         outcomes = planner.outcomes
@@ -1457,7 +1469,7 @@ def report_command(
         if as_json:
             print_json(written.to_dict())
             return
-        out.print(f"report of evolve run {written.run_id}: {escape(str(written.path))} "
+        out.print(f"report of evolve run {written.run_id}: {shown(str(written.path))} "
                   f"({written.bytes / 1e6:.2f} MB, built in {written.seconds:.1f} s)",
                   soft_wrap=True)  # fmt: skip
 
@@ -1494,9 +1506,9 @@ def serve_command(
                 store,
                 settings,
                 settings.serve_port,
-                log=lambda line: err.print(escape(line), soft_wrap=True),
+                log=lambda line: err.print(shown(line), soft_wrap=True),
             )
-            out.print(f"serving {server.url} (read-only pages of {escape(shown_url(store.url))}"
+            out.print(f"serving {server.url} (read-only pages of {shown(shown_url(store.url))}"
                       "); Ctrl-C stops", soft_wrap=True)  # fmt: skip
             try:
                 server.serve_forever()

@@ -32,6 +32,7 @@ from aicodec.report.data import (
     run_view,
     source_edits,
 )
+from aicodec.safe_text import printable
 from aicodec.settings import Settings
 from aicodec.store import Store
 
@@ -103,26 +104,35 @@ def run_charts(view: RunView) -> dict[str, str]:
     return charts
 
 
+def page_text(text: str) -> str:
+    """Text for a page: every control character escaped as ``printable`` does, except the
+    newlines and tabs that lay out code in a ``<pre>`` (HTML escaping is left to Jinja)."""
+    return "\t".join(printable(part, keep_newlines=True) for part in text.split("\t"))
+
+
 def _code_data(view: RunView) -> str:
     """Each candidate's code for the report's script: the lines of a codec whose parent is
-    not in the run, else edits of its parent's lines (JSON safe inside a script element)."""
-    sources = {candidate.id: candidate.source for candidate in view.candidates}
+    not in the run, else edits of its parent's lines (JSON safe inside a script element;
+    control characters escaped, as the script puts the lines into the page as they are)."""
+    sources = {candidate.id: page_text(candidate.source) for candidate in view.candidates}
     data: dict[int, Any] = {}
     for candidate in view.candidates:
         parent = candidate.parent_id
         if candidate.parent_in_run and parent is not None and parent != candidate.id:
             data[candidate.id] = {
                 "parent": parent,
-                "edits": source_edits(sources[parent], candidate.source),
+                "edits": source_edits(sources[parent], sources[candidate.id]),
             }
         else:
-            data[candidate.id] = {"lines": candidate.source.splitlines()}
+            data[candidate.id] = {"lines": sources[candidate.id].splitlines()}
     text = json.dumps(data, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _render(template: str, **context: Any) -> str:
-    return _ENVIRONMENT.get_template(template).render(**context)
+    """A page; whatever text of a candidate or a model it quotes shows its control
+    characters escaped (the templates' own text has none)."""
+    return page_text(_ENVIRONMENT.get_template(template).render(**context))
 
 
 def render_report(view: RunView) -> str:

@@ -9,6 +9,7 @@ from aicodec.baselines import load_ladder
 from aicodec.evolution.loop import stored_clip_id
 from aicodec.report.charts import Curve, write_rd_plot
 from aicodec.results import stored_ladder_points
+from aicodec.safe_text import printable
 from aicodec.scoring import ScoreOutcome
 from aicodec.settings import Settings
 from aicodec.store import Store
@@ -25,13 +26,13 @@ def score_curves(store: Store, settings: Settings, outcome: ScoreOutcome) -> lis
             for name, rows in stored.items() if name in outcome.bd_rate_vs
         ]  # fmt: skip
     points = sorted(outcome.points, key=lambda point: point.kbps)
-    curves.append(Curve(outcome.name, [p.kbps for p in points], [p.psnr_y for p in points],
-                        "best"))  # fmt: skip
+    curves.append(Curve(printable(outcome.name), [p.kbps for p in points],
+                        [p.psnr_y for p in points], "best"))  # fmt: skip
     return curves
 
 
 def write_score_plot(store: Store, settings: Settings, outcome: ScoreOutcome, path: Path) -> None:
     """Write the scoring's RD chart (PSNR-Y against log rate) as SVG or PNG."""
     clip = outcome.clip.frames
-    title = f"{outcome.clip.name}: {clip.width}x{clip.height}, {clip.count} frames"
+    title = f"{printable(outcome.clip.name)}: {clip.width}x{clip.height}, {clip.count} frames"
     write_rd_plot(path, {title: score_curves(store, settings, outcome)})

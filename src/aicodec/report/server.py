@@ -22,6 +22,7 @@ from aicodec.report.pages import (
     render_report,
     render_run_page,
 )
+from aicodec.safe_text import printable
 from aicodec.settings import Settings
 from aicodec.store import Store
 from aicodec.store.db import shown_url
@@ -140,4 +141,4 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (base signature)
         if self.server.log is not None:
-            self.server.log(format % args)
+            self.server.log(printable(format % args))  # the request line is anyone's text
