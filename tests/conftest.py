@@ -112,3 +112,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="session")
+def clip_320x180(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A y4m file of 4 frames of 320x180: the built-in clip's first frames, cropped."""
+    import numpy as np
+
+    from aicodec.clips import Frames
+
+    whole = load_clip(None, Settings(), count=4).frames
+    crop = {name: np.ascontiguousarray(getattr(whole, name)[:, :rows, :cols])
+            for name, rows, cols in (("y", 180, 320), ("u", 90, 160), ("v", 90, 160))}  # fmt: skip
+    path = tmp_path_factory.mktemp("clip320") / "clip_320x180.y4m"
+    Frames(crop["y"], crop["u"], crop["v"], whole.fps).write_y4m(path)
+    return path

@@ -1144,6 +1144,7 @@ def evolve_command(
             resume_evolution,
             start_evolution,
         )
+        from aicodec.evolution.loop import EvolveCrashed
         from aicodec.scoring import parse_qualities
 
         given = {"--video": video, "--holdout": holdout, "--parent": parent,
@@ -1191,6 +1192,17 @@ def evolve_command(
                 )  # fmt: skip
                 return start_evolution(store, settings, config, on_event)
 
+        def resume_command() -> str:
+            """The command that resumes this run, with the options it was given that the run
+            does not store (its store, executor, model address, prices)."""
+            words = ["aicodec", "evolve", "--resume"]
+            for option, value in (("--db", db), ("--executor", executor),
+                                  ("--ray-address", ray_address), ("--model", model),
+                                  ("--base-url", base_url), ("--prices", prices)):  # fmt: skip
+                if value is not None:
+                    words += [option, str(value)]
+            return shlex.join(words)
+
         if provider:
             overrides.setdefault("provider", provider)
         try:
@@ -1199,11 +1211,16 @@ def evolve_command(
                 executor=executor, ray_address=ray_address, **overrides,
             )  # fmt: skip
         except EvolveInterrupted as exc:
-            where = f" --db {shlex.quote(db)}" if db else ""
             err.print(f"[yellow]{shown(str(exc))}[/yellow]; completed iterations are stored. "
-                      f"Resume with: aicodec evolve --resume{shown(where)}",
-                      soft_wrap=True)  # fmt: skip
+                      f"Resume with: {shown(resume_command())}", soft_wrap=True)  # fmt: skip
             raise typer.Exit(130) from None
+        except EvolveCrashed as exc:
+            if os.environ.get("AICODEC_DEBUG"):
+                raise exc.error from exc
+            err.print(f"[red]internal error:[/red] {shown(str(exc))} (set AICODEC_DEBUG=1 to "
+                      "see the traceback); finished work is stored and the run is resumable. "
+                      f"Resume with: {shown(resume_command())}", soft_wrap=True)  # fmt: skip
+            raise typer.Exit(70) from None
         if as_json:
             print_json(summary.to_dict())
         else:

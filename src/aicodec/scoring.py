@@ -23,6 +23,7 @@ from aicodec.sandbox.execute import (
     CandidateRun,
     PointRun,
     ReferenceTimes,
+    point_isolation,
     run_candidate_on_clips,
 )
 from aicodec.settings import Settings
@@ -135,13 +136,14 @@ def _store_points(
     store: Store,
     candidate_id: int,
     clip_id: int,
-    run: CandidateRun,
+    layers: str,
+    points: Sequence[PointRun],
     scored: dict[int, ScoredPoint],
 ) -> None:
-    """Store every point of a run (failed ones with their stage and error) in one transaction."""
-    layers = f"{run.isolation}: {', '.join(run.layers)}"
+    """Store points of a run (failed ones with their stage and error) in one transaction;
+    ``layers`` is the run's isolation as stored."""
     with store.session() as session:
-        for point in run.points:
+        for point in points:
             measured = scored.get(point.quality)
             walls = [report.wall_seconds for report in point.decodes]
             row = RunRecord(
@@ -174,26 +176,25 @@ def stored_frame_psnr_y(row: RunRecord) -> tuple[float, ...]:
 
 def _stored_points(
     store: Store, candidate_id: int, clip: Clip, clip_id: int, qualities: Sequence[int], vmaf: bool
-) -> tuple[list[ScoredPoint], str] | None:
-    """The latest successful stored run of each quality, if every quality has one."""
-    points: list[ScoredPoint] = []
+) -> tuple[dict[int, ScoredPoint], str]:
+    """The latest successful stored run of each quality that has one (with VMAF when
+    ``vmaf``), and the isolation of the last of them ("" when none)."""
+    points: dict[int, ScoredPoint] = {}
     isolation = ""
     with store.session() as session:
         for quality in qualities:
             row = latest_ok_run(session, candidate_id, clip_id, quality)
             if row is None or (vmaf and row.vmaf is None):
-                return None
+                continue
             isolation = row.isolation
             fields = {name: getattr(row, name) for name in STORED_FIELDS}
-            points.append(
-                ScoredPoint(
-                    quality=quality,
-                    decode_seconds=row.decode_seconds or 0.0,
-                    frames=clip.frames.count,
-                    frame_psnr_y=stored_frame_psnr_y(row),
-                    **fields,
-                )  # fmt: skip
-            )
+            points[quality] = ScoredPoint(
+                quality=quality,
+                decode_seconds=row.decode_seconds or 0.0,
+                frames=clip.frames.count,
+                frame_psnr_y=stored_frame_psnr_y(row),
+                **fields,
+            )  # fmt: skip
     return points, isolation
 
 
@@ -237,55 +238,65 @@ def measure_candidate(
     """Validate, record, run in the sandbox (or reuse stored runs) and measure every point
     of every clip; the clips that need running share one pool of jobs.
 
-    ``reference_id`` is a stored codec (the parent) whose times bound each child's wall
-    clock. Raises ValidationError or SandboxError (one line: clip, quality, stage, what
-    happened) after storing what happened.
+    With ``reuse`` (and no ``keep_dir``) a point stored by an earlier run is taken as it
+    is and only the missing points run. Each point is measured and stored as soon as it
+    decoded correctly, so a run cut short (Ctrl-C, a crash of the lab) keeps the points it
+    finished for the next one. ``reference_id`` is a stored codec (the parent) whose times
+    bound each child's wall clock. Raises ValidationError or SandboxError (one line: clip,
+    quality, stage, what happened) after storing what happened.
     """
     validate_or_raise(source)
     qualities = normal_qualities(qualities)
     candidate_id = record_candidate(store, source, name)
     digest = code_hash(source)
     clip_ids = [record_clip(store, clip) for clip in clips]
-    outcomes: dict[int, RunOutcome] = {}
+    known: list[dict[int, ScoredPoint]] = [{} for _ in clips]
+    isolations = [""] * len(clips)
     if reuse and keep_dir is None:
         for index, (clip, clip_id) in enumerate(zip(clips, clip_ids, strict=True)):
-            stored = _stored_points(store, candidate_id, clip, clip_id, qualities, with_vmaf)
-            if stored is not None:
-                points, isolation = stored
-                outcomes[index] = RunOutcome(
-                    candidate_id, digest, name, clip, points, isolation, True
-                )
-    to_run = [index for index in range(len(clips)) if index not in outcomes]
+            known[index], isolations[index] = _stored_points(
+                store, candidate_id, clip, clip_id, qualities, with_vmaf
+            )
+    missing = [[quality for quality in qualities if quality not in found] for found in known]
+    to_run = [index for index in range(len(clips)) if missing[index]]
+    ran: dict[int, CandidateRun] = {}
     if to_run:
         chosen = [clips[index] for index in to_run]
         references = {}
         if reference_id is not None:
-            ran = [(clips[index], clip_ids[index]) for index in to_run]
-            references = reference_times(store, reference_id, ran, qualities)
+            pairs = [(clips[index], clip_ids[index]) for index in to_run]
+            references = reference_times(store, reference_id, pairs, qualities)
+
+        def keep(position: int, point: PointRun) -> None:  # a point decoded: store it now
+            index = to_run[position]
+            measured = _measure(point, clips[index], settings, with_vmaf)
+            layers = point_isolation(point, settings)
+            _store_points(store, candidate_id, clip_ids[index], layers, [point],
+                          {point.quality: measured})  # fmt: skip
+            known[index][point.quality], isolations[index] = measured, layers
+
         runs = run_candidate_on_clips(
             source, chosen, qualities, settings, references=references, keep_dir=keep_dir,
-            progress=progress,
+            progress=progress, per_clip=[missing[index] for index in to_run], on_point=keep,
         )  # fmt: skip
         failures: list[tuple[bool, str]] = []  # (only cancelled points, one line)
         for index, run in zip(to_run, runs, strict=True):
-            scored = {
-                point.quality: _measure(point, run.clip, settings, with_vmaf)
-                for point in run.points
-                if point.ok
-            }
-            _store_points(store, candidate_id, clip_ids[index], run, scored)
-            if not run.ok:
+            ran[index] = run
+            failed = [point for point in run.points if not point.ok]
+            layers = f"{run.isolation}: {', '.join(run.layers)}"
+            _store_points(store, candidate_id, clip_ids[index], layers, failed, {})
+            if failed:
                 line = f"{name} on {run.clip.name}, {run.first_error()}"
                 failures.append((run.only_cancelled, line))
-                continue
-            isolation = f"{run.isolation}: {', '.join(run.layers)}"
-            points = [scored[quality] for quality in qualities]
-            outcomes[index] = RunOutcome(
-                candidate_id, digest, name, run.clip, points, isolation, False, run
-            )
         if failures:  # the failure that stopped the run, not a clip cancelled because of it
             raise SandboxError(sorted(failures, key=lambda failure: failure[0])[0][1])
-    return [outcomes[index] for index in range(len(clips))]
+    outcomes = []
+    for index, clip in enumerate(clips):
+        points = [known[index][quality] for quality in qualities]
+        reused = index not in ran  # every point came from the store
+        outcomes.append(RunOutcome(candidate_id, digest, name, clip, points, isolations[index],
+                                   reused, ran.get(index)))  # fmt: skip
+    return outcomes
 
 
 def run_and_measure(

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="A child's wall-clock limit: this many times the "
         "reference codec's time for the same clip, quality and role (parent in evolve).",
     )  # fmt: skip
+    sandbox_seconds_per_megapixel_frame: float = Field(
+        default=80.0, gt=0, description="A child's wall-clock limit when no reference time "
+        "is known (score, run, the start of evolve): sandbox_time_floor_s plus this many "
+        "seconds per megapixel-frame of the clip (frames x width x height / 1e6), at most "
+        "sandbox_wall_s (s per megapixel-frame; the hybrid seed encodes in 8-25).",
+    )  # fmt: skip
     sandbox_cpu_s: int = Field(default=600, ge=1, description="CPU time per child (s).")
     sandbox_memory_bytes: int = Field(
         default=6 * 1024**3, description="Address-space limit per child (bytes)."

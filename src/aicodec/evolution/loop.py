@@ -24,11 +24,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import select
 
@@ -209,6 +209,22 @@ class EvolveInterrupted(Exception):
     def __init__(self, run_id: int, number: int, stage: str) -> None:
         super().__init__(f"evolve run {run_id} interrupted in iteration {number} ({stage})")
         self.run_id, self.number, self.stage = run_id, number, stage
+
+
+class EvolveCrashed(Exception):
+    """Raised when an unexpected error (a bug, an environment failure the lab does not know)
+    stopped a run: ``error`` is that error; the run was marked ``interrupted`` (where the
+    store still answered) and ``--resume`` goes on from it."""
+
+    def __init__(self, run_id: int, number: int, stage: str, error: BaseException) -> None:
+        where = f"in iteration {number} ({stage})" if number else f"before its iterations ({stage})"
+        super().__init__(f"evolve run {run_id} stopped {where} by {type(error).__name__}: {error}")
+        self.run_id, self.number, self.stage, self.error = run_id, number, stage, error
+
+
+def internal_reason(error: BaseException) -> str:
+    """The stop reason stored with a run that an unexpected error stopped."""
+    return scrub(f"internal error: {type(error).__name__}: {error}")[:500]
 
 
 @dataclass
@@ -528,6 +544,9 @@ class Evolution:
             if new:
                 self._set_status("failed", f"could not start: {scrub(str(exc))[:500]}")
             raise
+        except Exception as exc:  # unexpected: the run stays resumable, the points kept
+            self.stage = "scoring the starting codec"
+            self._crashed(None, exc)
         self._set_status("running", None, finished=False)
         status, stop = self._pipeline()
         self._set_status(status, stop)
@@ -568,6 +587,10 @@ class Evolution:
         except AdoptionError:
             self._halt(feeder)
             raise
+        except AicodecError:
+            raise
+        except Exception as exc:
+            self._crashed(feeder, exc)
         finally:
             self._stop.set()
             if feeder is not None:
@@ -648,9 +671,22 @@ class Evolution:
             self._decide(ready.row_id, ready.candidate_id)
             self._finish(ready.row_id, "scored")
 
-    def _halt(self, feeder: _Feeder | None) -> None:
+    def _crashed(self, feeder: _Feeder | None, error: Exception) -> NoReturn:
+        """After an unexpected error: mark the run ``interrupted`` with the error as its stop
+        reason (as far as the store still answers), then raise EvolveCrashed."""
+        number = self.number
+        stage = self.stage
+        try:
+            stage = self._stage_of(number) if number else stage
+            self._halt(feeder, internal_reason(error))
+        except Exception:  # the store itself may be what failed
+            pass
+        raise EvolveCrashed(self.run_id, number, stage, error) from error
+
+    def _halt(self, feeder: _Feeder | None, reason: str | None = None) -> None:
         """Stop the worker (it ends the stage it is in, waited for briefly), then mark the
-        iterations in flight and the run ``interrupted``."""
+        iterations in flight and the run ``interrupted`` (with ``reason`` as its stop
+        reason when given)."""
         self._stop.set()
         if feeder is not None:
             feeder.close(STOP_WAIT_S)
@@ -665,6 +701,8 @@ class Evolution:
             run = session.get(EvolutionRun, self.run_id)
             assert run is not None
             run.status = "interrupted"
+            if reason is not None:
+                run.stop_reason = reason
 
     def _stage_of(self, number: int) -> str:
         """The stored stage of iteration ``number`` (this thread's when it has no row)."""
@@ -969,6 +1007,10 @@ def start_evolution(
     except AicodecError as exc:
         _set_run_status(store, run_id, "failed", f"could not start: {scrub(str(exc))[:500]}")
         raise
+    except Exception as exc:  # unexpected: left resumable
+        with suppress(Exception):
+            _set_run_status(store, run_id, "interrupted", internal_reason(exc), finished=False)
+        raise EvolveCrashed(run_id, 0, "setup", exc) from exc
     with _carried_out(store, settings, run_id):
         return evolution.run(new=True)
 
@@ -1013,7 +1055,12 @@ def resume_evolution(
         config.max_cost = max_cost
     if max_minutes is not None:
         config.max_minutes = max_minutes
-    evolution = Evolution(store, settings, config, run_id, on_event)
+    try:
+        evolution = Evolution(store, settings, config, run_id, on_event)
+    except AicodecError:
+        raise
+    except Exception as exc:  # unexpected: the run is left as it was, resumable
+        raise EvolveCrashed(run_id, 0, "setup", exc) from exc
     refuse_unpriced_budget(evolution.provider, config.max_cost)
     with _carried_out(store, settings, run_id):
         return evolution.run()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import re
 import shutil
+import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ALL_COMPLETED, Future
 from contextlib import contextmanager
@@ -90,23 +94,52 @@ def _cancelled_last(point: PointRun) -> bool:
 
 
 ProgressCallback = Callable[[str], None]
+# called with (clip index, point) as soon as a point's decodes check out
+PointCallback = Callable[[int, PointRun], None]
 # reference seconds of a codec the lab knows, per (clip content hash, quality, role)
 ReferenceTimes = dict[tuple[str, int, str], float]
 SWEPT_PREFIX = "aicodec-sandbox-"
+_MAKING = "."  # a folder being made is hidden (".aicodec-sandbox-...") until it is locked
+_SWEPT_NAME = re.compile(rf"{re.escape(SWEPT_PREFIX)}(\d+)-\w+")
+MAKING_GRACE_S = 3600.0  # a hidden folder left this long unlocked lost its maker
 
 
 @contextmanager
 def work_folder() -> Iterator[Path]:
-    """A temporary folder for sandbox jobs, named after this process so a later start can
-    sweep it if the process dies; the unprivileged child may pass through it to its own
-    job directory (mode 711) but not list it; removed afterwards."""
+    """A temporary folder for sandbox jobs, held by this process for its whole life.
+
+    It is made hidden, locked (an exclusive ``flock`` on its directory, held until it is
+    removed), then given its name ``aicodec-sandbox-PID-XXXX``: a sweep by any lab on this
+    machine removes only folders whose lock it can take, so never one in use, whatever
+    pid namespace either lab is in or whoever reuses the pid. The unprivileged child may
+    pass through it to its own job directory (mode 711) but not list it; removed
+    afterwards."""
     sweep_stale_folders()
-    base = Path(tempfile.mkdtemp(prefix=f"{SWEPT_PREFIX}{os.getpid()}-"))
+    base, lock = _locked_folder()
     try:
-        base.chmod(0o711)
         yield base
     finally:
-        remove_folder(base)
+        try:
+            remove_folder(base)
+        finally:
+            os.close(lock)  # the lock goes last: a sweep never meets a half-removed folder
+
+
+def _locked_folder() -> tuple[Path, int]:
+    """Make a work folder and take its lock before it has its sweepable name; the folder
+    and the open descriptor holding the lock."""
+    hidden = Path(tempfile.mkdtemp(prefix=f"{_MAKING}{SWEPT_PREFIX}{os.getpid()}-"))
+    lock = os.open(hidden, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new: nobody else can hold it
+        hidden.chmod(0o711)
+        base = hidden.with_name(hidden.name.removeprefix(_MAKING))
+        os.rename(hidden, base)
+    except BaseException:
+        os.close(lock)
+        shutil.rmtree(hidden, ignore_errors=True)
+        raise
+    return base, lock
 
 
 def remove_folder(folder: Path) -> None:
@@ -120,16 +153,53 @@ def remove_folder(folder: Path) -> None:
 
 
 def sweep_stale_folders() -> list[Path]:
-    """Remove the work folders that lab processes which no longer run left behind (a run
-    killed with SIGKILL cannot clean up); the folders removed."""
+    """Remove the work folders that no process holds any more (a run killed with SIGKILL
+    cannot clean up); the folders removed.
+
+    A folder is removed only when it belongs to this user, its lock can be taken at once
+    (its maker holds it while the folder lives, from any pid namespace), and the process
+    its name gives does not run here: the pid is a hint that can only keep a folder (one
+    made by a lab without locks), never condemn it. Hidden folders still being made are
+    left for an hour."""
     removed = []
-    for folder in Path(tempfile.gettempdir()).glob(f"{SWEPT_PREFIX}*-*"):
-        owner = folder.name.removeprefix(SWEPT_PREFIX).split("-", 1)[0]
-        if not owner.isdigit() or is_running(int(owner)):
+    for folder in Path(tempfile.gettempdir()).glob(f"*{SWEPT_PREFIX}*-*"):
+        hidden = folder.name.startswith(_MAKING)
+        named = _SWEPT_NAME.fullmatch(folder.name.removeprefix(_MAKING) if hidden else folder.name)
+        if named is None or is_running(int(named.group(1))):
             continue
-        remove_folder(folder)
-        removed.append(folder)
+        if _take_stale(folder, MAKING_GRACE_S if hidden else 0.0):
+            removed.append(folder)
     return removed
+
+
+def _take_stale(folder: Path, min_age_s: float) -> bool:
+    """Remove ``folder`` if it is this user's, at least ``min_age_s`` old, and its lock is
+    free (taken while it is removed); whether it was removed."""
+    try:
+        seen = folder.lstat()
+        if (not stat.S_ISDIR(seen.st_mode) or seen.st_uid != os.geteuid()
+                or time.time() - seen.st_mtime < min_age_s):  # fmt: skip
+            return False
+        lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return False  # gone already, or not ours to open
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a live process holds it
+        held = os.fstat(lock)
+        if (held.st_dev, held.st_ino) != (seen.st_dev, seen.st_ino):
+            return False  # removed and made again under this name meanwhile
+        try:
+            if folder.lstat().st_ino != held.st_ino:
+                return False
+        except OSError:
+            return False  # another sweep removed it first
+        remove_folder(folder)
+        return True
+    finally:
+        os.close(lock)
 
 
 def _describe(frames: int, width: int, height: int) -> str:
@@ -157,20 +227,38 @@ def run_sandbox_job(
     (removed when it returns): the child's report and its output when it succeeded.
 
     This is the job a pool runs, here or on a cluster node; ``clip`` is the encode's input
-    (None for a decode); setting ``cancel`` kills the child.
+    (None for a decode); setting ``cancel`` kills the child. A work folder that vanished
+    or broke under the job (removed by another process, a full disk) makes a failed job
+    that says so.
     """
     with work_folder() as base:
-        if job.role == "encode":
-            assert clip is not None
-            return encode_in_sandbox(
-                job.source, clip.frames, job.quality, base / "job", job.settings,
-                wall_s=job.wall_s, cancel=cancel,
+        started = time.perf_counter()
+        try:
+            if job.role == "encode":
+                assert clip is not None
+                return encode_in_sandbox(
+                    job.source, clip.frames, job.quality, base / "job", job.settings,
+                    wall_s=job.wall_s, cancel=cancel,
+                )  # fmt: skip
+            assert job.bitstream is not None
+            return decode_in_sandbox(
+                job.source, job.bitstream, base / "job", job.settings,
+                max_bytes=job.max_bytes, wall_s=job.wall_s, cancel=cancel,
             )  # fmt: skip
-        assert job.bitstream is not None
-        return decode_in_sandbox(
-            job.source, job.bitstream, base / "job", job.settings, max_bytes=job.max_bytes,
-            wall_s=job.wall_s, cancel=cancel,
-        )  # fmt: skip
+        except OSError as exc:
+            wall = time.perf_counter() - started
+            return ChildReport(job.role, "error", job.role, folder_lost(base, exc), None, wall,
+                               None, ()), None  # fmt: skip
+
+
+def folder_lost(base: Path, exc: OSError) -> str:
+    """Why a job failed when the lab could not use its work folder ``base``: one line."""
+    what = f"{type(exc).__name__}: {exc.strerror or exc}"
+    if exc.filename:
+        what += f": {exc.filename}"
+    if not base.is_dir():
+        return f"its work folder {base} vanished while it ran (removed by another process?): {what}"
+    return f"the lab could not use its work folder {base}: {what}"
 
 
 @dataclass
@@ -194,15 +282,19 @@ class _Schedule:
         references: ReferenceTimes,
         progress: ProgressCallback | None,
         pool: JobPool,
+        on_point: PointCallback | None = None,
     ) -> None:
         self.source, self.clips, self.settings = source, clips, settings
         self.references, self.progress, self.pool = references, progress, pool
+        self.on_point = on_point
         self.cancel = pool.cancel  # the pool is this candidate's alone: its cancel is ours
         self.failure: str | None = None
         self.pending: dict[Future[tuple[ChildReport, bytes | None]], tuple[_PointState, str]] = {}
 
     def _limit(self, clip: Clip, quality: int, role: str) -> float:
-        return wall_limit(self.settings, self.references.get((clip.content_hash, quality, role)))
+        frames = clip.frames
+        reference = self.references.get((clip.content_hash, quality, role))
+        return wall_limit(self.settings, reference, frames.count, frames.width, frames.height)
 
     def _say(self, clip: Clip, quality: int, text: str) -> None:
         if self.progress is not None:
@@ -300,6 +392,8 @@ class _Schedule:
         )
         point.decoded_sha256 = hashes[0]
         state.decoded = []
+        if self.on_point is not None:
+            self.on_point(state.clip_index, point)
 
     def _fail(self, state: _PointState, error: str) -> None:
         """Record the point's failure; the first failure cancels every other job."""
@@ -319,23 +413,30 @@ def run_candidate_on_clips(
     references: ReferenceTimes | None = None,
     keep_dir: Path | None = None,
     progress: ProgressCallback | None = None,
+    per_clip: Sequence[Sequence[int]] | None = None,
+    on_point: PointCallback | None = None,
 ) -> list[CandidateRun]:
     """Encode every clip at each quality in the sandbox and decode each bitstream twice
     apart, all on one pool of ``job_count(settings)`` workers; a run per clip.
 
+    ``per_clip`` gives each clip its own qualities instead (those left to run).
+    ``on_point`` is called (in this thread) with each point that decoded correctly, as
+    soon as it did, so a caller can keep it even if the run is cut short.
     The first failure (refusal, crash, timeout, wrong output) cancels the remaining jobs:
     their points carry a ``cancelled`` error. A job's wall-clock limit comes from
-    ``references`` (seconds of a known codec, per clip hash, quality and role) through
-    ``wall_limit``. Results do not depend on the number of workers.
+    ``references`` (seconds of a known codec, per clip hash, quality and role), else from
+    the clip's size, through ``wall_limit``. Results do not depend on the number of
+    workers.
     """
     here = isolation_mode(settings) if settings.executor == "local" else None
+    wanted = [list(qualities)] * len(clips) if per_clip is None else [list(q) for q in per_clip]
     states = [
         _PointState(index, PointRun(quality, _not_run("encode")))
         for index in range(len(clips))
-        for quality in qualities
+        for quality in wanted[index]
     ]
     with make_pool(settings, len(states) * DECODES) as pool:
-        schedule = _Schedule(source, clips, settings, references or {}, progress, pool)
+        schedule = _Schedule(source, clips, settings, references or {}, progress, pool, on_point)
         schedule.run(states)
     runs = []
     for index, clip in enumerate(clips):
@@ -348,8 +449,16 @@ def run_candidate_on_clips(
         found = (point.encode.isolation for point in points if point.encode.isolation)
         layers = next(found, ())
         mode = _mode_of(layers) if layers else here or "unreported"
-        runs.append(CandidateRun(clip, list(qualities), points, mode, layers))
+        runs.append(CandidateRun(clip, wanted[index], points, mode, layers))
     return runs
+
+
+def point_isolation(point: PointRun, settings: Settings) -> str:
+    """The isolation a point ran under, as a run's is stored: ``mode: layer, ...``."""
+    layers = point.encode.isolation
+    here = isolation_mode(settings) if settings.executor == "local" else None
+    mode = _mode_of(layers) if layers else here or "unreported"
+    return f"{mode}: {', '.join(layers)}"
 
 
 def run_candidate(
@@ -393,9 +502,12 @@ def decode_bitstream(
 ) -> tuple[Frames, ChildReport]:
     """Decode one bitstream in the sandbox (as a reader checking a result would)."""
     with work_folder() as base:
-        report, data = decode_in_sandbox(
-            source, bitstream, base / "decode", settings, max_bytes=settings.max_clip_bytes
-        )
+        try:
+            report, data = decode_in_sandbox(
+                source, bitstream, base / "decode", settings, max_bytes=settings.max_clip_bytes
+            )
+        except OSError as exc:
+            raise SandboxError(f"decode: {folder_lost(base, exc)}") from None
     if not report.ok or data is None:
         raise SandboxError(f"decode: {report.describe()}")
     count, width, height = (int(report.values[key]) for key in ("frames", "width", "height"))

@@ -143,13 +143,26 @@ def read_output(job_dir: Path, name: str, max_bytes: int) -> bytes | None:
         return handle.read(max_bytes + 1)
 
 
-def wall_limit(settings: Settings, reference_s: float | None) -> float:
-    """A child's wall-clock limit (s): the multiple of the reference time, at least the
-    floor, at most the absolute cap; the cap when no reference time is known."""
-    if reference_s is None or reference_s <= 0:
+def wall_limit(
+    settings: Settings, reference_s: float | None, frames: int = 0, width: int = 0,
+    height: int = 0,
+) -> float:  # fmt: skip
+    """A child's wall-clock limit (s), at most the absolute cap ``sandbox_wall_s``.
+
+    With a reference time (a related codec's, same clip, quality and role): its
+    ``sandbox_time_multiple``, at least ``sandbox_time_floor_s``. Without one, from the
+    clip (``frames`` of ``width`` x ``height``): the floor plus
+    ``sandbox_seconds_per_megapixel_frame`` per million pixels of all its frames. The cap
+    when neither is known."""
+    if reference_s is not None and reference_s > 0:
+        limit = max(settings.sandbox_time_floor_s, settings.sandbox_time_multiple * reference_s)
+    elif frames > 0 and width > 0 and height > 0:
+        megapixel_frames = frames * width * height / 1e6
+        limit = (settings.sandbox_time_floor_s
+                 + settings.sandbox_seconds_per_megapixel_frame * megapixel_frames)  # fmt: skip
+    else:
         return settings.sandbox_wall_s
-    relative = max(settings.sandbox_time_floor_s, settings.sandbox_time_multiple * reference_s)
-    return min(settings.sandbox_wall_s, relative)
+    return min(settings.sandbox_wall_s, limit)
 
 
 def run_child(
