@@ -65,6 +65,7 @@ PARAMS = {
     "rdoq": 1,
     "rdoq_decisions": 0,
     "intra_inter": 1,
+    "intra_ratio": 1.5,
     "intra_shortlist": 3,
     "intra_partitions": 2,
     "inter_shortlist": 1,
@@ -94,6 +95,7 @@ PARAM_RANGES = {
     "rdoq": [0, 1],
     "rdoq_decisions": [0, 1],
     "intra_inter": [0, 1],
+    "intra_ratio": (0.5, 4.0),
     "intra_shortlist": (1, 10),
     "intra_partitions": (0, 2),
     "inter_shortlist": (1, 3),
@@ -106,9 +108,32 @@ PARAM_RANGES = {
 }
 
 MAGIC = b"HYB1"
-# magic, width, height, frames, fps num, fps den, gop, base qp, qp_i_offset, chroma offset,
-# layer step x 16, merge candidates, min cu, tools, beta, tc, memory x 1000, adapt limit
-HEADER = struct.Struct("<4sHHHIIBBbbBBBBbbHI")
+# The header after MAGIC, in order: (field, struct format, scale). A field named like a PARAMS
+# key carries that parameter to the decoder: round(value * scale) where a scale is given, else
+# the integer value. "tools" carries the on/off PARAMS of TOOL_BITS, one bit each. The other
+# fields describe the clip. A parameter the decoder needs is one entry here or in TOOL_BITS
+# (beside its PARAMS and PARAM_RANGES entries); the other PARAMS steer the encoder alone.
+HEADER_FIELDS = (
+    ("width", "H", None),
+    ("height", "H", None),
+    ("count", "H", None),  # frames
+    ("fps_num", "I", None),
+    ("fps_den", "I", None),
+    ("gop", "B", None),
+    ("base_qp", "B", None),  # from the quality and qp_shift
+    ("qp_i_offset", "b", None),
+    ("chroma_qp_offset", "b", None),
+    ("qp_layer_step", "B", 16),
+    ("merge_candidates", "B", None),
+    ("min_cu", "B", None),
+    ("tools", "B", None),
+    ("deblock_beta", "b", None),
+    ("deblock_tc", "b", None),
+    ("context_memory", "H", 1000),
+    ("adapt_limit", "I", None),
+)
+TOOL_BITS = ("deblock", "alf")  # bit k of the "tools" field is PARAMS[TOOL_BITS[k]]
+HEADER = struct.Struct("<4s" + "".join(fmt for _, fmt, _ in HEADER_FIELDS))
 CTU = 32
 MARGIN = 80  # luma samples of edge extension around reference pictures
 MAX_LEVEL = 1 << 15
@@ -2682,7 +2707,7 @@ class InterEncoder(PictureEncoder):
         rows, cols = block_index(ys, xs, 16)
         dc = satd(self.source[0][rows, cols] - intra_predict(above, left, 16, 1, LUMA_MODES))
         out = np.full(ys.size, np.inf)
-        keep = np.nonzero(dc < self.params.get("intra_ratio", 1.5) * self.inter_rough16)[0]
+        keep = np.nonzero(dc < self.params["intra_ratio"] * self.inter_rough16)[0]
         if keep.size:
             out[keep] = self.intra_estimate_rd(ys[keep], xs[keep])
         return out
@@ -2927,48 +2952,63 @@ def pad_plane(plane, height, width):
 
 
 class Stream:
-    """Bitstream-level settings, written in the header and read back by the decoder."""
+    """Bitstream-level settings, written in the header and read back by the decoder.
 
-    def __init__(self, width, height, count, fps_num, fps_den, gop, base_qp, qp_i_offset,
-                 chroma_offset, layer_step, merge_size, min_cu, tools, beta, tc, memory, limit):  # fmt: skip
-        self.width, self.height, self.count = width, height, count
-        self.fps_num, self.fps_den = fps_num, fps_den
-        self.gop, self.base_qp, self.qp_i_offset = gop, base_qp, qp_i_offset
-        self.chroma_offset, self.layer_step = chroma_offset, layer_step
-        self.merge_size, self.min_cu = merge_size, min_cu
-        self.tools = tools  # bit 0: deblocking, bit 1: adaptive loop filter
-        self.deblock, self.alf = tools & 1, (tools >> 1) & 1
-        self.beta, self.tc = beta, tc
-        self.memory, self.limit = memory, limit
-        self.padded_width = -(-width // CTU) * CTU
-        self.padded_height = -(-height // CTU) * CTU
+    ``fields`` holds the values of HEADER_FIELDS by name; ``params`` is the decoder's copy of
+    the PARAMS they carry (TOOL_BITS taken out of "tools").
+    """
+
+    def __init__(self, fields):
+        self.fields = fields
+        self.width, self.height, self.count = fields["width"], fields["height"], fields["count"]
+        self.fps_num, self.fps_den = fields["fps_num"], fields["fps_den"]
+        self.base_qp = fields["base_qp"]
+        self.params = {name: fields[name] for name, _, _ in HEADER_FIELDS if name in PARAMS}
+        for bit, name in enumerate(TOOL_BITS):
+            self.params[name] = (fields["tools"] >> bit) & 1
+        self.padded_width = -(-self.width // CTU) * CTU
+        self.padded_height = -(-self.height // CTU) * CTU
+
+    @classmethod
+    def of_clip(cls, frames, quality, params):
+        """The settings of a clip coded at a quality with ``params`` (before the header)."""
+        count, height, width = frames.y.shape
+        fields = {"width": width, "height": height, "count": count, "tools": 0}
+        fields["fps_num"], fields["fps_den"] = frames.fps.numerator, frames.fps.denominator
+        fields["base_qp"] = quality_qp(quality, params["qp_shift"])
+        for bit, name in enumerate(TOOL_BITS):
+            fields["tools"] |= int(params[name]) << bit
+        for name, _, _ in HEADER_FIELDS:
+            if name in params:
+                fields[name] = params[name]
+        return cls(fields)
 
     def pack(self):
         """The header bytes."""
-        return HEADER.pack(
-            MAGIC, self.width, self.height, self.count, self.fps_num, self.fps_den, self.gop,
-            self.base_qp, self.qp_i_offset, self.chroma_offset, int(round(self.layer_step * 16)),
-            self.merge_size, self.min_cu, self.tools, self.beta, self.tc,
-            int(round(self.memory * 1000)), int(self.limit),
-        )  # fmt: skip
+        values = []
+        for name, _, scale in HEADER_FIELDS:
+            value = self.fields[name]
+            values.append(int(value) if scale is None else int(round(float(value) * scale)))
+        return HEADER.pack(MAGIC, *values)
 
     @classmethod
     def unpack(cls, data):
         """Settings from the header bytes."""
         if len(data) < HEADER.size:
             raise ValueError("bitstream shorter than its header")
-        fields = HEADER.unpack_from(data)
-        if fields[0] != MAGIC:
+        magic, *values = HEADER.unpack_from(data)
+        if magic != MAGIC:
             raise ValueError("not a hybrid bitstream")
-        (_, width, height, count, num, den, gop, base, ioff, coff, step, merge, min_cu,
-         tools, beta, tc, memory, limit) = fields  # fmt: skip
-        return cls(width, height, count, num, den, gop, base, ioff, coff, step / 16.0, merge,
-                   min_cu, tools, beta, tc, memory / 1000.0, limit)  # fmt: skip
+        fields = {}
+        for (name, _, scale), value in zip(HEADER_FIELDS, values, strict=True):
+            fields[name] = value if scale is None else value / scale
+        return cls(fields)
 
     def qps(self, kind, layer):
         """Luma and chroma QP of a picture."""
-        qp = picture_qp(self.base_qp, kind, layer, self.qp_i_offset, self.layer_step)
-        return qp, int(min(max(qp + self.chroma_offset, 0), 63))
+        p = self.params
+        qp = picture_qp(self.base_qp, kind, layer, p["qp_i_offset"], p["qp_layer_step"])
+        return qp, int(min(max(qp + p["chroma_qp_offset"], 0), 63))
 
     def shapes(self):
         """Padded plane shapes (y, u, v)."""
@@ -3007,8 +3047,9 @@ def finish_picture(recon, frame, field, ref_pocs):
 def new_field(stream, frame, refs, ref_pocs):
     """An empty motion field for an inter picture."""
     collocated = refs[1] if frame.kind == "B" else refs[0]
+    merge_size = stream.params["merge_candidates"]
     return MotionField(stream.padded_height // 8, stream.padded_width // 8, frame.poc, ref_pocs,
-                       collocated, frame.kind == "B", stream.merge_size)  # fmt: skip
+                       collocated, frame.kind == "B", merge_size)  # fmt: skip
 
 
 def field_arrays(field):
@@ -3032,24 +3073,19 @@ def _encode(frames, quality, stats=None):
     """Encode a clip; returns the bitstream and the reconstruction the decoder will produce."""
     p = PARAMS
     count, height, width = frames.y.shape
-    fps = frames.fps
-    stream = Stream(
-        width, height, count, fps.numerator, fps.denominator, int(p["gop"]),
-        quality_qp(quality, p["qp_shift"]), int(p["qp_i_offset"]), int(p["chroma_qp_offset"]),
-        float(p["qp_layer_step"]), int(p["merge_candidates"]), int(p["min_cu"]), int(p["deblock"]) | 2 * int(p["alf"]),
-        int(p["deblock_beta"]), int(p["deblock_tc"]), float(p["context_memory"]), int(p["adapt_limit"]),
-    )  # fmt: skip
+    stream = Stream.of_clip(frames, quality, p)
     stream = Stream.unpack(stream.pack())  # the decoder's view of every setting
+    header = stream.params  # the PARAMS as the decoder reads them from the header
     coder = Coder()
     coder.stats = stats
-    models = SyntaxModels(stream.limit)
+    models = SyntaxModels(header["adapt_limit"])
     shapes = stream.shapes()
     pictures = {}
     out = output_planes(count, height, width)
     groups = choose_groups(
-        frames.y, stream.gop, float(p["b_growth"]), float(p["p_growth"]), float(p["fast_motion"])
+        frames.y, header["gop"], float(p["b_growth"]), float(p["p_growth"]), float(p["fast_motion"])
     )
-    code_groups(coder, count, stream.gop, groups)
+    code_groups(coder, count, header["gop"], groups)
     order = coding_order(count, groups)
     last = last_uses(order)
     for index, (poc, kind, layer, ref0, ref1) in enumerate(order):
@@ -3081,17 +3117,19 @@ def _encode(frames, quality, stats=None):
                 ref_pocs,
             )
             split32, split16, field = encoder.analyse(
-                stream.min_cu, stream.merge_size, lambda f: new_field(stream, f, refs, ref_pocs)
+                header["min_cu"],
+                header["merge_candidates"],
+                lambda f: new_field(stream, f, refs, ref_pocs),
             )
             frame.collect_levels()
             residual = residual_planes(frame, shapes, encoder.scales)
             reconstruct_inter(frame, refs, residual, recon)
             code_splits(
-                coder, models, frame.layer_class, split32, split16, stream.min_cu, frame.context
+                coder, models, frame.layer_class, split32, split16, header["min_cu"], frame.context
             )
         intra_pass(frame, recon, None, encoder.choose_intra)
-        if stream.deblock:
-            deblock(recon, frame, qp, chroma_qp, stream.beta, stream.tc)
+        if header["deblock"]:
+            deblock(recon, frame, qp, chroma_qp, header["deblock_beta"], header["deblock_tc"])
         design = (
             alf_design(
                 source[0],
@@ -3099,13 +3137,13 @@ def _encode(frames, quality, stats=None):
                 None if encoder.valid is None else encoder.valid[0],
                 encoder.lam,
             )
-            if stream.alf
+            if header["alf"]
             else None
         )
         if design is not None:
             alf_apply(recon[0], *design)
         code_units(coder, models, frame)
-        if stream.alf:
+        if header["alf"]:
             code_alf(coder, models, frame.layer_class, shapes[0], design)
         if stats is not None:
             for k, (_, _, n) in enumerate(frame.units):
@@ -3123,7 +3161,7 @@ def _encode(frames, quality, stats=None):
         for ref in {ref0, ref1} - {None}:
             if last[ref] <= index:
                 pictures[ref].drop_phases()
-        models.forget(stream.memory)
+        models.forget(header["context_memory"])
     return stream.pack() + coder.data(), out
 
 
@@ -3135,14 +3173,15 @@ def encode(frames, quality):
 def decode(bitstream):
     """Decode bytes from ``encode`` into (y, u, v, fps)."""
     stream = Stream.unpack(bitstream)
+    header = stream.params
     payload = bitstream[HEADER.size :]
     payload += b"\0" * (-len(payload) % 4)
     coder = Coder(payload)
-    models = SyntaxModels(stream.limit)
+    models = SyntaxModels(header["adapt_limit"])
     shapes = stream.shapes()
     pictures = {}
     out = output_planes(stream.count, stream.height, stream.width)
-    order = coding_order(stream.count, code_groups(coder, stream.count, stream.gop))
+    order = coding_order(stream.count, code_groups(coder, stream.count, header["gop"]))
     last = last_uses(order)
     for index, (poc, kind, layer, ref0, ref1) in enumerate(order):
         qp, chroma_qp = stream.qps(kind, layer)
@@ -3162,7 +3201,7 @@ def decode(bitstream):
             layer_class = FrameCode(kind, poc, layer, qp, []).layer_class
             collocated = refs[1] if kind == "B" else refs[0]
             code_splits(
-                coder, models, layer_class, split32, split16, stream.min_cu, collocated.temporal
+                coder, models, layer_class, split32, split16, header["min_cu"], collocated.temporal
             )
             frame = FrameCode(kind, poc, layer, qp, coding_units(split32, split16))
             frame.context = collocated.temporal
@@ -3171,9 +3210,9 @@ def decode(bitstream):
             residual = residual_planes(frame, shapes, scales)
             reconstruct_inter(frame, refs, residual, recon)
         intra_pass(frame, recon, residual)
-        if stream.deblock:
-            deblock(recon, frame, qp, chroma_qp, stream.beta, stream.tc)
-        design = code_alf(coder, models, frame.layer_class, shapes[0]) if stream.alf else None
+        if header["deblock"]:
+            deblock(recon, frame, qp, chroma_qp, header["deblock_beta"], header["deblock_tc"])
+        design = code_alf(coder, models, frame.layer_class, shapes[0]) if header["alf"] else None
         if design is not None:
             alf_apply(recon[0], *design)
         pictures[poc] = finish_picture(recon, frame, field, ref_pocs)
@@ -3182,5 +3221,5 @@ def decode(bitstream):
         for ref in {ref0, ref1} - {None}:
             if last[ref] <= index:
                 pictures[ref].drop_phases()
-        models.forget(stream.memory)
+        models.forget(header["context_memory"])
     return out[0], out[1], out[2], (stream.fps_num, stream.fps_den)
