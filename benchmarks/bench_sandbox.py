@@ -26,8 +26,7 @@ from aicodec.clips import load_clip
 from aicodec.errors import SandboxError
 from aicodec.pool import job_count
 from aicodec.sandbox.execute import work_folder
-from aicodec.sandbox.isolation import namespaces_available
-from aicodec.sandbox.runner import encode_in_sandbox
+from aicodec.sandbox.runner import encode_in_sandbox, namespaces_available
 from aicodec.scoring import measure_candidate
 from aicodec.settings import Settings
 from aicodec.store import Store

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from aicodec.clips import load_clip
-from aicodec.sandbox.isolation import namespaces_available
+from aicodec.sandbox.runner import namespaces_available
 from aicodec.settings import Settings
 from tests.conftest import run_ffmpeg_cli
 from tests.test_cli import aicodec, assert_one_line_error
@@ -156,7 +156,7 @@ def test_a_constriction_codec_runs_in_the_sandbox(source: Path, tmp_path: Path) 
     mode, _, layers = data["isolation"].partition(": ")
     assert {"rlimits", "audit-hook", "scrubbed-env"} <= set(layers.split(", "))
     if namespaces_available():
-        assert mode == "namespaces" and "chroot" in layers.split(", ")
+        assert mode == "namespaces" and "pivot-root" in layers.split(", ")
     low, high = data["points"]
     assert 0 < low["bytes"] < high["bytes"] and 30 < low["psnr_y"] < high["psnr_y"]
     with sqlite3.connect(db) as connection:

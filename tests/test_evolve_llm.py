@@ -230,3 +230,33 @@ def test_holdout_clips_decide_adoption_and_never_reach_the_model(  # type: ignor
     assert all("holdout" not in prompt for prompt in prompts)
     assert all(f"clip {clips['holdout.y4m']} " not in prompt for prompt in prompts)
     assert any("training.y4m: BD-rate" in prompt for prompt in prompts)
+
+
+def test_model_code_needs_kernel_isolation_or_an_opt_in(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    video = tmp_path / "source.y4m"
+    load_clip(None, Settings(), count=2).frames.write_y4m(video)
+    db, repo = tmp_path / "store.db", tmp_path / "codecs"
+    args = [*evolve_args(video, db, repo)[:-1], "--iterations", "1", "--encoders", "x264"]
+    server = fake_llm(*SCRIPT[:2])
+    process = env_for(server, AICODEC_SANDBOX_ISOLATION="process")
+
+    refused = aicodec_env(*args, env=process)
+    assert refused.returncode == 2, refused.stderr
+    line = refused.stderr.strip()
+    assert "\n" not in line and "--allow-process-sandbox" in line and "kernel isolation" in line
+    assert server.requests == []  # refused before a single model call, and nothing started
+    assert not db.exists() or sqlite3.connect(db).execute(
+        "SELECT count(*) FROM evolution_runs").fetchone() == (0,)  # fmt: skip
+
+    allowed = aicodec_env(*args, "--allow-process-sandbox", "--json", env=process)
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout)["completed"] == 1
+    modes = {row[0].split(":")[0] for row in sqlite3.connect(db).execute(
+        "SELECT isolation FROM candidate_runs")}  # fmt: skip
+    assert modes == {"process"}  # the run says which isolation it had
+
+    # parameter mutations of the lab's own seeds need no opt-in
+    offline = aicodec_env(
+        *args, "--provider", "mutation", env={"AICODEC_SANDBOX_ISOLATION": "process"}
+    )
+    assert offline.returncode == 0, offline.stderr

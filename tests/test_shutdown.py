@@ -19,7 +19,7 @@ import pytest
 from aicodec.clips import Clip, Frames, load_clip
 from aicodec.processes import descendants, stop_process_tree
 from aicodec.sandbox.execute import SWEPT_PREFIX, run_candidate, sweep_stale_folders, work_folder
-from aicodec.sandbox.isolation import namespaces_available
+from aicodec.sandbox.runner import namespaces_available
 from aicodec.settings import Settings
 from tests.test_jobs import HANGS
 
@@ -79,8 +79,11 @@ def start_hung_lab(tmp_path: Path) -> subprocess.Popen[str]:
          "--db", str(tmp_path / "s.db")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert wait_for(lambda: sum("aicodec.sandbox.child" in _command(pid)
-                                for pid in descendants(lab.pid)) >= 2, 60)  # fmt: skip
+    # both job folders made and children in them (the lab's start-up probe of the kernel
+    # layers is a sandbox child too, in a folder of its own)
+    assert wait_for(lambda: len(folders_of(lab.pid)) >= 2
+                    and sum("aicodec.sandbox.child" in _command(pid)
+                            for pid in descendants(lab.pid)) >= 2, 60)  # fmt: skip
     return lab
 
 

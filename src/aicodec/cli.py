@@ -1125,6 +1125,14 @@ def evolve_command(
         bool,
         typer.Option("--resume", help="Continue the last unfinished run to its planned count."),
     ] = False,
+    allow_process_sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--allow-process-sandbox",
+            help="Run code a model writes even where kernel isolation (namespaces, seccomp) "
+            "is unavailable, with process isolation only.",
+        ),
+    ] = False,  # fmt: skip
     jobs: JobsOption = None,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
@@ -1153,6 +1161,8 @@ def evolve_command(
                  "--frames": frames, "--start": start or None, "--model": model,
                  "--base-url": base_url, "--parallel": parallel}  # fmt: skip
         overrides: dict[str, object] = {"prices_file": prices}
+        if allow_process_sandbox:
+            overrides["sandbox_allow_process"] = True
         if base_url:
             overrides.update(openai_base_url=base_url, provider=provider or "openai")
             if model:
@@ -1194,13 +1204,15 @@ def evolve_command(
 
         def resume_command() -> str:
             """The command that resumes this run, with the options it was given that the run
-            does not store (its store, executor, model address, prices)."""
+            does not store (its store, executor, model address, prices, sandbox opt-in)."""
             words = ["aicodec", "evolve", "--resume"]
             for option, value in (("--db", db), ("--executor", executor),
                                   ("--ray-address", ray_address), ("--model", model),
                                   ("--base-url", base_url), ("--prices", prices)):  # fmt: skip
                 if value is not None:
                     words += [option, str(value)]
+            if allow_process_sandbox:
+                words.append("--allow-process-sandbox")
             return shlex.join(words)
 
         if provider:

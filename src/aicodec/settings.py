@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         default="auto",
         description="auto (namespaces where unshare works), namespaces, or process.",
     )
+    sandbox_allow_process: bool = Field(
+        default=False, description="Let code a model wrote run in process mode where kernel "
+        "isolation is unavailable (weaker: no namespaces; the child can read what the lab's "
+        "user can).",
+    )  # fmt: skip
     sandbox_wall_s: float = Field(
         default=600.0, gt=0, description="Wall clock per child, the absolute cap (s)."
     )
@@ -114,6 +119,10 @@ class Settings(BaseSettings):
     sandbox_scratch_bytes: int = Field(
         default=256 * 1024**2, ge=1 << 20, description="Room a child's job folder has beyond "
         "its largest output (bytes; an OS-enforced tmpfs with namespace isolation).",
+    )  # fmt: skip
+    sandbox_job_inodes: int = Field(
+        default=1024, ge=16, description="Files and folders a child's job folder may hold "
+        "(an OS-enforced tmpfs inode limit with namespace isolation).",
     )  # fmt: skip
     sandbox_threads: int = Field(
         default=1, ge=1, description="Threads for numpy/OpenMP/torch inside a child."

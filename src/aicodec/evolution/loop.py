@@ -61,6 +61,7 @@ from aicodec.prompting import ParentCodec, PromptMaterial, plan_prompt
 from aicodec.providers.base import Provider, refuse_unpriced_budget
 from aicodec.results import X264, current_best, fitness, latest_ok_run, normal_qualities
 from aicodec.sandbox.execute import CANCELLED
+from aicodec.sandbox.runner import refuse_unisolated_model_code
 from aicodec.scoring import ScoreOutcome, score_clips
 from aicodec.settings import Settings
 from aicodec.store import (
@@ -993,6 +994,8 @@ def start_evolution(
     ]
     provider, reason = select_provider(settings, config.provider, seed=config.seed, store=store)
     refuse_unpriced_budget(provider, config.max_cost)
+    if provider.capabilities.writes_code_by_model:
+        refuse_unisolated_model_code(settings)
     start = resolve_parent(store, config.parent, config.qualities, clips.training_ids)
     assert start.id is not None
     run = EvolutionRun(
@@ -1062,6 +1065,8 @@ def resume_evolution(
     except Exception as exc:  # unexpected: the run is left as it was, resumable
         raise EvolveCrashed(run_id, 0, "setup", exc) from exc
     refuse_unpriced_budget(evolution.provider, config.max_cost)
+    if evolution.provider.capabilities.writes_code_by_model:
+        refuse_unisolated_model_code(settings)
     with _carried_out(store, settings, run_id):
         return evolution.run()
 

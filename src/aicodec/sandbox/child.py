@@ -1,9 +1,23 @@
-"""Entry point of a sandbox child: ``python -m aicodec.sandbox.child JOB_DIR RESULT_FD``.
+"""Entry point of a sandbox child: ``python -m aicodec.sandbox.child JOB_DIR RESULT_FD
+KEEPER_FD LAB_PID [ROOT]``.
 
-Trusted steps first (isolation, privilege drop, limits, reading the input), then the
-guard goes on and the candidate's code runs: its module body, then ``encode`` or
-``decode``. The outcome is written as one JSON object to the inherited result pipe, which
-the candidate cannot reach; outputs are files in the job directory.
+Trusted steps first, then the candidate. Each process below is killed when the one that
+started it dies, so nothing outlives the lab:
+
+- the *keeper* (with a ``ROOT``, namespace isolation as root, it first enters new
+  namespaces) forks, then times its child from the ready signal to its exit and writes
+  that time to ``KEEPER_FD``, a pipe no candidate code can reach; it exits as its child
+  did. It runs no candidate code, so the lab trusts its clock.
+- the *init* (namespace mode only: the first process of the new PID namespace) builds the
+  private root and forks, then waits; when it ends the kernel kills whatever is left in
+  the namespace, session leaders included.
+- the *worker* drops to the sandbox user (in a user namespace of its own), lowers its
+  limits, reads its input, installs the seccomp filter and the guard, sends the ready
+  signal (a byte and the monotonic clock) and runs the candidate's code: its module
+  body, then ``encode`` or ``decode``.
+
+The worker's closing JSON report on ``RESULT_FD`` is a hint: the lab checks the outputs,
+files in the job directory, on its own and holds the report to them.
 """
 
 from __future__ import annotations
@@ -12,6 +26,7 @@ import builtins
 import json
 import os
 import re
+import struct
 import sys
 import time
 import traceback
@@ -22,7 +37,7 @@ from fractions import Fraction
 import numpy as np
 
 from aicodec.candidates.contract import ALLOWED_IMPORTS
-from aicodec.sandbox import isolation
+from aicodec.sandbox import isolation, syscalls
 from aicodec.sandbox.guard import BLOCKED_IMPORTS, Guard, GuardViolation, python_read_roots
 
 CODEC_FILE = "codec.py"
@@ -37,6 +52,9 @@ REMOVED_BUILTINS = (
 OPTIONAL_MODULES = ("cv2", "torch")
 # Imported before the guard, so codecs find them loaded (numpy loads these lazily).
 PRELOADED_MODULES = ("numpy.random", "numpy.fft", "numpy.linalg", "numpy.polynomial", "numpy.ma")
+READY = b"R"  # then the monotonic clock, written just before the candidate's first line runs
+READY_BYTES = len(READY) + 8
+SANDBOX_HOSTNAME = "sandbox"
 
 
 class CandidateFailure(Exception):
@@ -167,8 +185,14 @@ def _write_output(name: str, chunks: Iterable[bytes]) -> None:
         os.close(descriptor)
 
 
-def _run(job: dict[str, object], guard: Guard, report: dict[str, object]) -> None:
-    """Load the candidate under the guard and run its encode or decode."""
+def _run(
+    job: dict[str, object],
+    guard: Guard,
+    report: dict[str, object],
+    ready_fd: int,
+    walls: list[str],
+) -> None:
+    """Load the candidate under the syscall filter and the guard, run its encode or decode."""
     role = str(job["role"])
     with open(CODEC_FILE, encoding="utf-8") as handle:
         source = handle.read()
@@ -182,8 +206,16 @@ def _run(job: dict[str, object], guard: Guard, report: dict[str, object]) -> Non
             bitstream = handle.read()
     code = compile(source, CODEC_FILE, "exec")
     namespace = {"__name__": "codec", "__builtins__": _restricted_builtins(guard)}
+    if job.get("syscall_filter"):
+        syscalls.install_syscall_filter()
+        walls.append("seccomp")
+    report["isolation"] = list(walls)
     guard.allow_code_once(code)
     guard.install()
+    # the clock starts now, read before any of the codec's code runs: module body and call
+    # both count, and the keeper's own wake-up, however late, does not shorten the time
+    os.write(ready_fd, READY + struct.pack("<d", time.monotonic()))
+    os.close(ready_fd)
     try:
         exec(code, namespace)  # the candidate's module body, under the guard
     except GuardViolation:
@@ -226,32 +258,98 @@ def _run(job: dict[str, object], guard: Guard, report: dict[str, object]) -> Non
         report["frames"], report["height"], report["width"] = (int(n) for n in y.shape)
 
 
+def _fork_and_relay() -> None:
+    """Fork; the parent waits for the child and exits as it did, the child returns."""
+    pid = os.fork()
+    if pid:
+        isolation.wait_and_relay(pid)
+
+
+def _fork_keeper(keeper_fd: int, *, in_new_pid_namespace: bool) -> int:
+    """Fork; the parent becomes the keeper (never returns), the child gets the write end
+    of the ready pipe and returns it. The keeper reads the ready signal (``READY`` and the
+    system's monotonic clock when the trusted code sent it), waits for the child, writes
+    ``{"call_seconds": ...}`` (that clock to the child's exit) to ``keeper_fd`` and exits
+    as the child did."""
+    ready_read, ready_write = os.pipe()
+    keeper = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        # the keeper is outside a new PID namespace: its pid reads as 0 from inside
+        isolation.die_with_parent(0 if in_new_pid_namespace else keeper)
+        os.close(ready_read)
+        os.close(keeper_fd)  # the child, and the candidate after it, cannot reach it
+        return ready_write
+    os.close(ready_write)
+    ready = b""
+    while len(ready) < READY_BYTES and (chunk := os.read(ready_read, READY_BYTES)):
+        ready += chunk  # EOF first: the child ended before the codec's code ran
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    seconds = None
+    if len(ready) == READY_BYTES and ready.startswith(READY):
+        (started,) = struct.unpack("<d", ready[len(READY) :])
+        seconds = max(0.0, time.monotonic() - started)
+    os.write(keeper_fd, json.dumps({"call_seconds": seconds}).encode())
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
+def _wall_in(
+    job: dict[str, object], job_dir: str, root: str, keeper_fd: int
+) -> tuple[str, list[str], int]:
+    """The trusted start: namespaces, keeper, private root, user, limits. Returns in the
+    worker process with its job folder, the layers in force so far and the ready pipe."""
+    walls = ["parent-death-signal"]
+    syscalls.load_binding()
+    if root:
+        walls += isolation.enter_namespaces()
+    ready_fd = _fork_keeper(keeper_fd, in_new_pid_namespace=bool(root))
+    parent = os.getppid()  # the keeper (0: outside this PID namespace), or the init below
+    if root:  # this is the init of the new PID namespace
+        isolation.enter_private_root(
+            job_dir, root, tuple(job.get("read_only", ())), tuple(job.get("devices", ()))
+        )
+        isolation.set_hostname(SANDBOX_HOSTNAME)
+        walls.append("pivot-root")
+        _fork_and_relay()  # the init waits; the worker goes on
+        parent = 1
+        isolation.die_with_parent(parent)
+        job_dir = "/job"
+    else:
+        os.chdir(job_dir)
+    if isolation.drop_privileges(int(job["user"])):  # type: ignore[call-overload]
+        walls.append("unprivileged-user")
+        if root:
+            isolation.enter_user_namespace()
+            walls.append("user-namespace")
+    isolation.die_with_parent(parent)  # a change of user cleared the parent-death signal
+    isolation.forbid_new_privileges()
+    isolation.apply_limits(**job["limits"])  # type: ignore[arg-type]
+    walls += ["rlimits", "audit-hook", "scrubbed-env"]
+    return job_dir, walls, ready_fd
+
+
 def main(argv: list[str]) -> int:
     """Run one job; the exit code is 0 when the report says ok."""
-    job_dir, result_fd = argv[1], int(argv[2])
-    root = argv[3] if len(argv) > 3 else ""
+    job_dir, result_fd, keeper_fd, lab_pid = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
+    root = argv[5] if len(argv) > 5 else ""
+    isolation.die_with_parent(lab_pid)
     report: dict[str, object] = {"status": "error", "stage": "setup"}
-    result = os.fdopen(result_fd, "w")
     guard: Guard | None = None
     try:
         with open(os.path.join(job_dir, JOB_FILE), encoding="utf-8") as handle:
             job = json.load(handle)
-        layers = ["rlimits", "audit-hook", "scrubbed-env"]
-        if root:
-            isolation.enter_private_root(
-                job_dir, root, tuple(job.get("read_only", ())), tuple(job.get("devices", ()))
-            )
-            job_dir = "/job"
-            layers = ["net-namespace", "mount-namespace", "pid-namespace", "chroot", *layers]
-        else:
-            os.chdir(job_dir)
-        if isolation.drop_privileges(int(job["user"])):
-            layers.append("unprivileged-user")
-        isolation.apply_limits(**job["limits"])
-        report["isolation"] = layers
+        job_dir, walls, ready_fd = _wall_in(job, job_dir, root, keeper_fd)
+        report["isolation"] = walls
         guard = Guard(job_dir, python_read_roots())
         report["stage"] = str(job["role"])
-        _run(job, guard, report)
+        _run(job, guard, report, ready_fd, walls)
         if guard.refusals:
             raise GuardViolation(guard.refusals[0])
         report["status"] = "ok"
@@ -267,13 +365,17 @@ def main(argv: list[str]) -> int:
         report["detail"] = _where(exc)
     if guard is not None and guard.refusals and report["status"] != "refused":
         report.update(status="refused", message=guard.refusals[0])  # a refusal caught and hidden
+    code = 0 if report["status"] == "ok" else 1
     try:
-        result.write(json.dumps(report))
-        result.flush()
+        data = json.dumps(report).encode()
+        while data:
+            data = data[os.write(result_fd, data) :]
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
     except Exception:
-        return 3
-    return 0 if report["status"] == "ok" else 1
+        code = 3
+    os._exit(code)  # no interpreter teardown: nothing of the candidate's runs after this
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    main(sys.argv)

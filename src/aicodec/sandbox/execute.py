@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ALL_COMPLETED, Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -236,15 +236,21 @@ def run_sandbox_job(
         try:
             if job.role == "encode":
                 assert clip is not None
-                return encode_in_sandbox(
+                report, data = encode_in_sandbox(
                     job.source, clip.frames, job.quality, base / "job", job.settings,
                     wall_s=job.wall_s, cancel=cancel,
                 )  # fmt: skip
-            assert job.bitstream is not None
-            return decode_in_sandbox(
-                job.source, job.bitstream, base / "job", job.settings,
-                max_bytes=job.max_bytes, wall_s=job.wall_s, cancel=cancel,
-            )  # fmt: skip
+            else:
+                assert job.bitstream is not None
+                report, data = decode_in_sandbox(
+                    job.source, job.bitstream, base / "job", job.settings,
+                    max_bytes=job.max_bytes, wall_s=job.wall_s, cancel=cancel,
+                )  # fmt: skip
+            if not report.ok and not base.is_dir():  # the child failed for want of its folder
+                lost = FileNotFoundError(2, "No such file or directory", str(base))
+                message = f"{folder_lost(base, lost)} ({report.describe()})"
+                return replace(report, status="error", stage=job.role, message=message), None
+            return report, data
         except OSError as exc:
             wall = time.perf_counter() - started
             return ChildReport(job.role, "error", job.role, folder_lost(base, exc), None, wall,
@@ -366,6 +372,8 @@ class _Schedule:
             return
         point.decodes.append(report)
         state.decoded.append(data)
+        if point.error is not None:
+            return  # its other decode failed first: that failure is the point's
         if data is None:
             self._fail(state, f"decode: {report.describe()}")
             return

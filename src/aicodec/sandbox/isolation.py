@@ -1,58 +1,69 @@
-"""Operating-system isolation of a sandbox child: namespaces, a minimal mount view, no root.
+"""Kernel isolation of a sandbox child: namespaces, a minimal root, no privileges, limits.
 
-The parent starts the child under ``unshare --net --mount --pid``. Inside, while still
-root, the child builds a fresh root file system on a tmpfs: read-only binds of the system
-and the Python installation, its own job directory as ``/job``, a private ``/proc`` and
-``/tmp``; then it chroots there, drops to an unprivileged user and lowers its resource
-limits. The source clip, the store and the other child's directory do not exist in that
-view, and the network namespace has no interface but a downed loopback.
+The walls here are the kernel's, so they hold whatever the candidate's Python does. The
+child (``aicodec.sandbox.child``) uses them in this order:
+
+1. ``die_with_parent``: a parent-death signal, so no sandbox process outlives the lab.
+2. ``enter_namespaces``: new mount, PID, network, IPC and UTS namespaces (as root). A
+   fork then makes the first process of the new PID namespace; when it ends, the kernel
+   kills every process left in that namespace, session leaders included.
+3. ``enter_private_root``: a fresh root on a tmpfs with read-only binds of the system and
+   the Python installation, the job folder as ``/job``, a private ``/proc`` and ``/tmp``;
+   ``pivot_root`` into it and the host's tree is detached.
+4. ``drop_privileges`` to the sandbox user, then ``enter_user_namespace``: a user
+   namespace of the child's own (its keyrings and credentials shared with no one), with
+   every capability dropped.
+5. ``apply_limits``: resource limits lowered, soft and hard.
+
+``aicodec.sandbox.syscalls`` then adds the seccomp filter, just before candidate code.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
+import platform
 import resource
-import shutil
-import subprocess
+import signal
 import sys
-from functools import lru_cache
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+PIVOT_ROOT_SYSCALL = {"x86_64": 155, "aarch64": 41}
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sys")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
-UNSHARE_ARGS = ("--net", "--mount", "--pid", "--kill-child")
+# the namespaces a child enters as root, and the layer names a run records for them
+NAMESPACES = (
+    (CLONE_NEWNS, "mount-namespace"), (CLONE_NEWPID, "pid-namespace"),
+    (CLONE_NEWNET, "net-namespace"), (CLONE_NEWIPC, "ipc-namespace"),
+    (CLONE_NEWUTS, "uts-namespace"),
+)  # fmt: skip
+ROOT_TMPFS = "size=16m,nr_inodes=4096,mode=755"
+TMP_TMPFS = "size=64m,nr_inodes=1024,mode=1777"
 
 
-@lru_cache(maxsize=1)
-def namespaces_available() -> bool:
-    """Whether ``unshare`` can create network, mount and pid namespaces here (as root)."""
-    command = shutil.which("unshare")
-    if command is None or os.geteuid() != 0:
-        return False
-    try:
-        probe = subprocess.run(
-            [command, *UNSHARE_ARGS, "true"], capture_output=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
-
-
-def unshare_prefix() -> list[str]:
-    """The command prefix that starts a child in new network, mount and pid namespaces."""
-    return [shutil.which("unshare") or "unshare", *UNSHARE_ARGS, "--"]
+class IsolationError(OSError):
+    """A kernel isolation step failed (the child cannot run isolated)."""
 
 
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    """Raise IsolationError naming ``what`` when a libc call returned non-zero."""
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise IsolationError(errno, f"{what}: {os.strerror(errno)}")
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
-    """mount(2); OSError with the target on failure."""
+    """mount(2); IsolationError with the target on failure."""
     result = _libc().mount(
         source.encode() if source else None,
         target.encode(),
@@ -60,23 +71,23 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
         ctypes.c_ulong(flags),
         data.encode() if data else None,
     )
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"mount {source} on {target}: {os.strerror(errno)}")
+    _check(result, f"mount {source} on {target}")
 
 
-def mount_job_folder(path: str, size_bytes: int, owner: int) -> None:
-    """Mount a tmpfs of ``size_bytes`` on the (empty) job folder ``path``, owned by
-    ``owner``: everything written there, through any library, counts against that size."""
-    options = f"size={max(size_bytes, 1 << 20)},mode=700,uid={owner},gid={owner}"
-    _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options)
+def tmpfs_options(size_bytes: int, inodes: int, owner: int) -> str:
+    """Options of a job folder's tmpfs: bounded in bytes and in inodes, owned by ``owner``."""
+    return f"size={max(size_bytes, 1 << 20)},nr_inodes={inodes},mode=700,uid={owner},gid={owner}"
+
+
+def mount_job_folder(path: str, size_bytes: int, inodes: int, owner: int) -> None:
+    """Mount a tmpfs of ``size_bytes`` and ``inodes`` files on the (empty) job folder
+    ``path``: everything written there, through any library, counts against both."""
+    _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_options(size_bytes, inodes, owner))
 
 
 def unmount(path: str) -> None:
     """Detach the file system mounted on ``path`` (its memory is freed once unused)."""
-    if _libc().umount2(path.encode(), MNT_DETACH) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"umount {path}: {os.strerror(errno)}")
+    _check(_libc().umount2(path.encode(), MNT_DETACH), f"umount {path}")
 
 
 def mounts_under(folder: str) -> list[str]:
@@ -92,6 +103,29 @@ def mounts_under(folder: str) -> list[str]:
     except OSError:
         return []
     return sorted(found, key=len, reverse=True)
+
+
+def die_with_parent(parent: int) -> None:
+    """Be killed when the process that started this one dies; exit at once when it has
+    died already (between the fork and this call)."""
+    _check(_libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+    if os.getppid() != parent:
+        os._exit(125)
+
+
+def enter_namespaces() -> tuple[str, ...]:
+    """Unshare mount, PID, network, IPC and UTS namespaces (needs root); their layer
+    names. The PID namespace takes effect for this process's next child."""
+    flags = 0
+    for flag, _ in NAMESPACES:
+        flags |= flag
+    _check(_libc().unshare(flags), "unshare")
+    return tuple(name for _, name in NAMESPACES)
+
+
+def set_hostname(name: str) -> None:
+    """Name this UTS namespace's host (the real host name stays unseen)."""
+    _check(_libc().sethostname(name.encode(), len(name)), "sethostname")
 
 
 def _top_level(paths: list[str]) -> list[str]:
@@ -129,15 +163,30 @@ def gpu_devices() -> list[str]:
     return [f"/dev/{name}" for name in names if name.startswith("nvidia")]
 
 
+def _pivot_root(root: str) -> None:
+    """Make ``root`` (a mount point) this mount namespace's root and detach the old one."""
+    number = PIVOT_ROOT_SYSCALL.get(platform.machine())
+    if number is None:
+        raise IsolationError(0, f"pivot_root: unknown on {platform.machine()}")
+    os.chdir(root)
+    _check(_libc().syscall(number, b".", b"."), "pivot_root")
+    _check(_libc().umount2(b".", MNT_DETACH), "umount of the host's root")
+    os.chdir("/")
+
+
 def enter_private_root(
     job_dir: str, root: str, extra_read_only: tuple[str, ...] = (), devices: tuple[str, ...] = ()
 ) -> None:
-    """Build the minimal root at ``root`` (an empty directory), chroot into it, cd /job."""
+    """Build the minimal root at ``root`` (an empty directory), pivot into it, cd /job.
+
+    Needs a mount namespace of this process's own (``enter_namespaces``) and, for the
+    private ``/proc``, to be the first process of a new PID namespace or its child.
+    """
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, ROOT_TMPFS)
     # the private /tmp first: an interpreter or virtualenv under /tmp is bound inside it
     os.makedirs(root + "/tmp", exist_ok=True)
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, TMP_TMPFS)
     readable = [path for path in SYSTEM_DIRS if os.path.isdir(path)]
     readable += python_dirs() + [path for path in extra_read_only if os.path.exists(path)]
     for path in _top_level(readable):
@@ -149,7 +198,7 @@ def enter_private_root(
     _mount(job_dir, root + "/job", None, MS_BIND)
     os.makedirs(root + "/proc", exist_ok=True)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    os.chroot(root)
+    _pivot_root(root)
     os.chdir("/job")
 
 
@@ -161,6 +210,43 @@ def drop_privileges(uid: int) -> bool:
     os.setgid(uid)
     os.setuid(uid)
     return True
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]  # fmt: skip
+
+
+def drop_capabilities() -> None:
+    """Clear every capability of this process (effective, permitted, inheritable)."""
+    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_libc().capset(ctypes.byref(header), data), "capset")
+
+
+def enter_user_namespace() -> None:
+    """Move into a new user namespace of this process alone, its own uid and gid mapped
+    to themselves, and drop the capabilities that the new namespace grants."""
+    libc = _libc()
+    uid, gid = os.geteuid(), os.getegid()
+    # a uid change cleared "dumpable", which makes /proc/self root's; the maps need it back
+    _check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl(DUMPABLE)")
+    _check(libc.unshare(CLONE_NEWUSER), "unshare(user)")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                       ("gid_map", f"{gid} {gid} 1")):  # fmt: skip
+        with open(f"/proc/self/{name}", "w", encoding="ascii") as handle:
+            handle.write(text)
+    drop_capabilities()
+    _check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
+
+
+def forbid_new_privileges() -> None:
+    """No execve may ever grant privileges again (setuid files, file capabilities)."""
+    _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
 
 
 def apply_limits(*, cpu_s: int, memory: int, file_bytes: int, open_files: int, procs: int) -> None:
@@ -179,3 +265,17 @@ def apply_limits(*, cpu_s: int, memory: int, file_bytes: int, open_files: int, p
         (resource.RLIMIT_CORE, 0),
     ):
         resource.setrlimit(limit, (value, value))
+
+
+def wait_and_relay(pid: int) -> None:
+    """Wait for child ``pid`` and end this process the same way: its exit code, or 128 plus
+    the signal that killed it (a namespace's first process cannot die of most signals)."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)

@@ -1,22 +1,34 @@
-"""The parent side of the sandbox: start a child for one encode or decode, collect the outcome."""
+"""The parent side of the sandbox: start a child for one encode or decode, collect the outcome.
+
+The parent trusts only what it measures itself. The candidate is timed from the ready
+signal (the monotonic clock, read by trusted code just before the candidate's first line)
+to its process's exit, as the child's keeper sees it: a process that runs no candidate
+code. The parent opens the outputs itself (regular files only, no links or FIFOs,
+bounded) and holds the child's own JSON report to those measurements: a report that
+claims more than was measured is a failed run with its reason.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
 from aicodec.clips import Frames
 from aicodec.errors import ConfigError, SandboxError
 from aicodec.processes import stop_process_tree
-from aicodec.sandbox import child, isolation
+from aicodec.safe_text import printable
+from aicodec.sandbox import child, isolation, syscalls
 from aicodec.settings import Settings
 
 SIGNAL_MEANINGS = {
@@ -27,6 +39,16 @@ SIGNAL_MEANINGS = {
     signal.SIGABRT: "aborted",
     signal.SIGBUS: "crashed (bus error)",
 }
+SIGNALLED = 128  # a child's exit code above this: it died of signal (code - 128)
+CLAIM_SLACK_S = 0.05  # a child may claim this much more call time than the parent measured
+# the layers a run in namespace mode must report, or it did not run isolated
+KERNEL_LAYERS = (
+    "mount-namespace", "pid-namespace", "net-namespace", "ipc-namespace", "uts-namespace",
+    "user-namespace", "pivot-root", "seccomp",
+)  # fmt: skip
+PROBE_CODEC = (
+    "def encode(frames, quality):\n    return b'ok'\n\n\ndef decode(data):\n    return None\n"
+)
 
 
 @dataclass(frozen=True)
@@ -38,12 +60,13 @@ class ChildReport:
     stage: str | None
     message: str
     exit_code: int | None
-    wall_seconds: float
-    call_seconds: float | None
+    wall_seconds: float  # the whole child, start to exit (s, the parent's clock)
+    call_seconds: float | None  # the candidate's code, ready signal to exit (s, keeper-timed)
     isolation: tuple[str, ...]
     stdout: str = ""
     stderr: str = ""
     values: dict[str, object] = field(default_factory=dict)
+    claimed_seconds: float | None = None  # the call time the child itself reported (a hint)
 
     @property
     def ok(self) -> bool:
@@ -59,7 +82,8 @@ class ChildReport:
 
 
 def isolation_mode(settings: Settings) -> str:
-    """The isolation actually used: ``namespaces`` where allowed (and asked), else ``process``."""
+    """The isolation actually used: ``namespaces`` (every kernel layer) where it works here
+    (and is asked for), else ``process``."""
     if settings.device not in ("cpu", "cuda"):
         raise ConfigError(f"device {settings.device!r} is not cpu or cuda")
     wanted = settings.sandbox_isolation
@@ -67,11 +91,61 @@ def isolation_mode(settings: Settings) -> str:
         raise ConfigError(f"sandbox isolation {wanted!r} is not auto, namespaces or process")
     if wanted == "process":
         return "process"
-    if isolation.namespaces_available():
+    problem = kernel_isolation_problem()
+    if problem is None:
         return "namespaces"
     if wanted == "namespaces":
-        raise ConfigError("namespace isolation was asked for but unshare is not available")
+        raise ConfigError(f"namespace isolation was asked for but is not available: {problem}")
     return "process"
+
+
+def refuse_unisolated_model_code(settings: Settings) -> None:
+    """Raise ConfigError when code a model wrote would run here without every kernel layer
+    and the user has not opted in to process mode (``sandbox_allow_process``)."""
+    if settings.sandbox_allow_process or isolation_mode(settings) == "namespaces":
+        return
+    why = kernel_isolation_problem() or "process isolation was asked for"
+    raise ConfigError(
+        f"code a model writes runs only with kernel isolation, which is not in force here "
+        f"({why}); to run it with process isolation anyway, pass --allow-process-sandbox "
+        f"(AICODEC_SANDBOX_ALLOW_PROCESS=1)"
+    )
+
+
+def namespaces_available() -> bool:
+    """Whether children can run with every kernel layer here (see kernel_isolation_problem)."""
+    return kernel_isolation_problem() is None
+
+
+@lru_cache(maxsize=1)
+def kernel_isolation_problem() -> str | None:
+    """Why a child cannot run with every kernel layer on this machine (namespaces, private
+    root, user namespace, seccomp), found by running one; None when it can."""
+    if sys.platform != "linux":
+        return f"kernel isolation needs Linux, not {sys.platform}"
+    if os.geteuid() != 0:
+        return "namespace isolation needs the lab to run as root"
+    problem = syscalls.filter_problem()
+    if problem is not None:
+        return problem
+    settings = Settings(sandbox_isolation="namespaces", sandbox_wall_s=30.0)
+    with tempfile.TemporaryDirectory(prefix="aicodec-probe-") as folder:
+        os.chmod(folder, 0o711)
+        try:
+            report, _ = run_child(
+                "encode", PROBE_CODEC, Path(folder) / "job", settings, mode="namespaces",
+                inputs={child.FRAMES_FILE: bytes(96)}, output=child.BITSTREAM_FILE,
+                output_bytes=16, job={"quality": 50, "width": 8, "height": 8, "count": 1,
+                                      "fps_num": 1, "fps_den": 1},
+            )  # fmt: skip
+        except (OSError, SandboxError) as exc:
+            return f"the probe child could not start ({exc})"
+    missing = [layer for layer in KERNEL_LAYERS if layer not in report.isolation]
+    if not report.ok:
+        return f"the probe child failed: {report.describe()}"
+    if missing:
+        return f"the probe child ran without {', '.join(missing)}"
+    return None
 
 
 def child_environment(settings: Settings, home: str) -> dict[str, str]:
@@ -131,16 +205,28 @@ def _prepare_job(
             os.chown(path, uid, uid)
 
 
-def read_output(job_dir: Path, name: str, max_bytes: int) -> bytes | None:
-    """A child's output file: None when it is missing, a link or larger than ``max_bytes``."""
+def read_output(folder: int, name: str, max_bytes: int) -> bytes | str:
+    """A child's output file ``name`` in the job folder open as descriptor ``folder``: its
+    bytes, or why it cannot be trusted (missing, a link, a FIFO or other non-regular
+    file, larger than ``max_bytes``). Never blocks: a FIFO is refused, not read."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
     try:
-        descriptor = os.open(job_dir / name, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
+        descriptor = os.open(name, flags, dir_fd=folder)
+    except FileNotFoundError:
+        return f"the child left no {name}"
+    except OSError as exc:
+        return f"cannot open {name} ({exc.strerror})"
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(descriptor)
+        return f"{name} is not a regular file"
     with os.fdopen(descriptor, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size > max_bytes:
-            return None
-        return handle.read(max_bytes + 1)
+        if info.st_size > max_bytes:
+            return f"{name} holds {info.st_size} bytes, more than the {max_bytes} allowed"
+        data = handle.read(max_bytes + 1)
+    if len(data) != info.st_size:
+        return f"{name} changed while the lab read it"
+    return data
 
 
 def wall_limit(
@@ -177,16 +263,19 @@ def run_child(
     output_bytes: int,
     wall_s: float | None = None,
     cancel: threading.Event | None = None,
+    mode: str | None = None,
 ) -> tuple[ChildReport, bytes | None]:
     """Run one encode or decode job of ``source`` in a fresh sandbox child at ``job_dir``;
     its report and its ``output`` file (at most ``output_bytes``) when it succeeded.
 
-    With namespace isolation the job folder is a tmpfs sized for the inputs, the output
-    and ``sandbox_scratch_bytes``, unmounted (and so emptied) before this returns. Setting
-    ``cancel`` (from another thread) kills the child at once and raises SandboxError: how
-    an interrupted run stops the children it started in worker threads.
+    With namespace isolation the job folder is a tmpfs bounded in bytes (the inputs, the
+    output and ``sandbox_scratch_bytes``) and in inodes, unmounted (and so emptied) before
+    this returns. Setting ``cancel`` (from another thread) kills the child at once and
+    raises SandboxError: how an interrupted run stops the children it started in worker
+    threads. A job folder that cannot be made, or that vanished while the child ran, raises
+    OSError. ``mode`` overrides ``isolation_mode`` (the probe uses it).
     """
-    mode = isolation_mode(settings)
+    mode = mode or isolation_mode(settings)
     cuda = settings.device == "cuda"
     limit_s = settings.sandbox_wall_s if wall_s is None else wall_s
     file_limit = output_bytes + (1 << 20)
@@ -196,6 +285,7 @@ def run_child(
         "max_bitstream_bytes": settings.sandbox_max_bitstream_bytes,
         "device": settings.device,
         "devices": isolation.gpu_devices() if cuda else [],
+        "syscall_filter": mode == "namespaces" or syscalls.filter_problem() is None,
         "limits": {
             "cpu_s": settings.sandbox_cpu_s,
             "memory": -1 if cuda else settings.sandbox_memory_bytes,
@@ -211,26 +301,78 @@ def run_child(
         size = sum(map(len, inputs.values())) + len(source.encode()) + file_limit
         try:
             isolation.mount_job_folder(
-                str(job_dir), size + settings.sandbox_scratch_bytes, settings.sandbox_user
-            )
+                str(job_dir), size + settings.sandbox_scratch_bytes,
+                settings.sandbox_job_inodes, settings.sandbox_user,
+            )  # fmt: skip
         except OSError as exc:
             raise SandboxError(f"cannot bound the job folder with a tmpfs: {exc}") from exc
         mounted = True
     try:
         _prepare_job(job_dir, source, full_job, inputs, settings.sandbox_user)
-        report = _run_process(role, job_dir, settings, mode, limit_s, cancel)
-        if mounted and report.isolation:  # a child that reported its layers
-            report = replace(report, isolation=(*report.isolation, "job-tmpfs"))
-        if not report.ok:
-            return report, None
-        data = read_output(job_dir, output, output_bytes)
-        if data is None:
-            return replace(report, status="error", stage=role,
-                           message=f"the child left no readable {output}"), None  # fmt: skip
+        folder = os.open(job_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            report = _run_process(role, job_dir, settings, mode, limit_s, cancel)
+            if mounted and report.isolation:  # a child that reported its layers
+                report = replace(report, isolation=(*report.isolation, "job-tmpfs"))
+            if not report.ok:
+                return report, None
+            _check_same_folder(job_dir, folder)
+            data = read_output(folder, output, output_bytes)
+        finally:
+            os.close(folder)
+        if isinstance(data, str):
+            return replace(report, status="error", stage="output", message=data), None
+        problem = _disagreement(report, len(data))
+        if problem is not None:
+            return replace(report, status="error", stage="report", message=problem), None
         return report, data
     finally:
         if mounted:
-            isolation.unmount(str(job_dir))
+            _unmount_quietly(job_dir)
+
+
+def _check_same_folder(job_dir: Path, folder: int) -> None:
+    """Raise FileNotFoundError when ``job_dir`` is no longer the folder the job ran in
+    (open as descriptor ``folder``): removed, or replaced, by another process."""
+    try:
+        now = os.stat(job_dir, follow_symlinks=False)
+    except FileNotFoundError:
+        now = None
+    held = os.fstat(folder)
+    if now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+        raise FileNotFoundError(2, "the job folder was removed while the child ran", str(job_dir))
+
+
+def _unmount_quietly(job_dir: Path) -> None:
+    """Unmount the job folder's tmpfs; one already gone is fine."""
+    try:
+        isolation.unmount(str(job_dir))
+    except OSError:
+        pass
+
+
+def _disagreement(report: ChildReport, size: int) -> str | None:
+    """How the child's own report disagrees with what the parent measured (``size``: bytes
+    of its output file, the call time on the parent's clock); None when it agrees."""
+    if report.call_seconds is None:
+        return "the child never signalled the start of the codec's code"
+    claimed, measured = report.claimed_seconds, report.call_seconds
+    if not isinstance(claimed, int | float) or not 0 <= claimed <= measured + CLAIM_SLACK_S:
+        return (f"the child reported {claimed!r} s in the codec's call, but the lab measured "
+                f"{report.call_seconds:.3f} s")  # fmt: skip
+    if report.role == "encode":
+        if report.values.get("bytes") != size:
+            return f"the child reported {report.values.get('bytes')!r} bytes, its file holds {size}"
+        return None
+    try:
+        frames, width, height = (int(report.values[key]) for key in ("frames", "width", "height"))  # type: ignore[call-overload]
+    except (KeyError, TypeError, ValueError):
+        return "the child reported no frame count and size"
+    expected = frames * (width * height + 2 * ((width + 1) // 2) * ((height + 1) // 2))
+    if min(frames, width, height) <= 0 or expected != size:
+        shown = f"{frames} frames of {width}x{height}"
+        return f"the child reported {shown}, its file holds {size} bytes"
+    return None
 
 
 def _run_process(
@@ -242,23 +384,30 @@ def _run_process(
     cancel: threading.Event | None,
 ) -> ChildReport:
     """Start the child process on the prepared ``job_dir`` and wait for its report."""
-    command = [sys.executable, "-s", "-P", "-m", "aicodec.sandbox.child", str(job_dir)]
-    root = ""
+    read_fd, write_fd = os.pipe()
+    keeper_read, keeper_write = os.pipe()
+    command = [sys.executable, "-s", "-P", "-m", "aicodec.sandbox.child", str(job_dir),
+               str(write_fd), str(keeper_write), str(os.getpid())]  # fmt: skip
+    root_dir: Path | None = None
     if mode == "namespaces":
         root_dir = job_dir.with_name(job_dir.name + "-root")
         root_dir.mkdir()
-        root = str(root_dir)
-        command = isolation.unshare_prefix() + command
-    read_fd, write_fd = os.pipe()
-    command += [str(write_fd)] + ([root] if root else [])
-    home = "/job" if root else str(job_dir)
+        command.append(str(root_dir))
+    home = "/job" if root_dir else str(job_dir)
     started = time.perf_counter()
-    process = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=child_environment(settings, home), cwd=job_dir, pass_fds=(write_fd,),
-        start_new_session=True,
-    )  # fmt: skip
-    os.close(write_fd)
+    try:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=child_environment(settings, home), cwd=job_dir,
+            pass_fds=(write_fd, keeper_write), start_new_session=True,
+        )  # fmt: skip
+    except BaseException:
+        os.close(read_fd)
+        os.close(keeper_read)
+        raise
+    finally:
+        os.close(write_fd)
+        os.close(keeper_write)
     flooded = threading.Event()
 
     def kill() -> None:
@@ -270,15 +419,8 @@ def _run_process(
 
     keep, flood = settings.sandbox_output_bytes, settings.sandbox_flood_bytes
     drains = [_Drain(stream, keep, on_flood, flood) for stream in (process.stdout, process.stderr)]  # type: ignore[arg-type]
-    report_chunks: list[bytes] = []
-
-    def read_report() -> None:
-        while chunk := os.read(read_fd, 1 << 16):
-            if sum(map(len, report_chunks)) < (1 << 20):
-                report_chunks.append(chunk)
-
-    reader = threading.Thread(target=read_report, daemon=True)
-    for thread in (*drains, reader):
+    reader, keeper = _PipeReader(read_fd), _PipeReader(keeper_read)
+    for thread in (*drains, reader, keeper):
         thread.start()
     try:
         timed_out = not _wait(process, started + limit_s, cancel)
@@ -288,19 +430,63 @@ def _run_process(
     except BaseException:  # Ctrl-C or another interruption: the child must not outlive it
         kill()
         process.wait()
-        os.close(read_fd)
         raise
-    kill()  # anything the child left behind in its process group
-    wall = time.perf_counter() - started
-    reader.join(timeout=5)
-    for thread in drains:
-        thread.join(timeout=5)
-    os.close(read_fd)
-    if root:
-        os.rmdir(root)
+    finally:
+        ended = time.perf_counter()
+        kill()  # anything the child left behind in its process group
+        for thread in (reader, keeper, *drains):
+            thread.join(timeout=5)
+        os.close(read_fd)
+        os.close(keeper_read)
+        if root_dir is not None:
+            _remove_quietly(root_dir)
     ending = "timeout" if timed_out else "flood" if flooded.is_set() else None
-    raw = b"".join(report_chunks)
-    return _report(role, process.returncode, raw, wall, ending, drains, settings, limit_s)
+    measured = _Measured(process.returncode, ended - started, keeper.seconds(), ending)
+    return _report(role, measured, reader.data(), drains, settings, limit_s)
+
+
+def _remove_quietly(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+class _PipeReader(threading.Thread):
+    """Reads one of a child's pipes to its end, keeping at most 1 MiB."""
+
+    def __init__(self, descriptor: int) -> None:
+        super().__init__(daemon=True)
+        self.descriptor = descriptor
+        self.chunks: list[bytes] = []
+
+    def run(self) -> None:
+        kept = 0
+        while chunk := os.read(self.descriptor, 1 << 16):
+            if kept < (1 << 20):
+                self.chunks.append(chunk)
+                kept += len(chunk)
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def seconds(self) -> float | None:
+        """The keeper's measured call time (s), None when the codec's code never started."""
+        try:
+            value = json.loads(self.data().decode("ascii")).get("call_seconds")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            return None
+        return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """What the parent measured of a child: exit code, seconds, how it was stopped."""
+
+    exit_code: int | None
+    wall_seconds: float
+    call_seconds: float | None  # from the ready signal to the exit, timed by the keeper
+    ending: str | None  # timeout, flood, or None when the child ended by itself
 
 
 def _wait(
@@ -322,45 +508,58 @@ def _wait(
                 raise SandboxError("the run was interrupted") from None
 
 
+def _exit_meaning(code: int | None) -> str:
+    """What a child's exit status says when it left no report."""
+    if code is not None and code < 0:
+        return SIGNAL_MEANINGS.get(-code, f"killed by signal {-code}")
+    if code is not None and code > SIGNALLED:
+        return SIGNAL_MEANINGS.get(code - SIGNALLED, f"killed by signal {code - SIGNALLED}")
+    return f"exited with status {code} without a report"
+
+
 def _report(
     role: str,
-    code: int | None,
+    measured: _Measured,
     raw: bytes,
-    wall: float,
-    ending: str | None,
     drains: list[_Drain],
     settings: Settings,
     limit_s: float,
 ) -> ChildReport:
-    """Turn a finished child's exit status and JSON report into a ChildReport."""
+    """Turn a finished child's exit status, the parent's timings and the child's JSON
+    report into a ChildReport; every text from the child has its control characters
+    escaped."""
     try:
         data = json.loads(raw.decode("utf-8")) if raw else {}
     except ValueError:
         data = {}
-    layers = tuple(str(layer) for layer in data.get("isolation", ()))
-    common = dict(role=role, exit_code=code, wall_seconds=wall, isolation=layers,
-                  stdout=drains[0].text(), stderr=drains[1].text())  # fmt: skip
-    if ending == "timeout":
+    if not isinstance(data, dict):
+        data = {}
+    layers = tuple(printable(str(layer)) for layer in data.get("isolation", ()) or ())
+    common = dict(role=role, exit_code=measured.exit_code, wall_seconds=measured.wall_seconds,
+                  isolation=layers, stdout=printable(drains[0].text(), keep_newlines=True),
+                  stderr=printable(drains[1].text(), keep_newlines=True))  # fmt: skip
+    if measured.ending == "timeout":
         message = f"no result within the {limit_s:.0f} s wall-clock limit"
         return ChildReport(status="timeout", stage=role, message=message, call_seconds=None,
                            **common)  # type: ignore[arg-type]  # fmt: skip
-    if ending == "flood":
+    if measured.ending == "flood":
         message = f"wrote more than {settings.sandbox_flood_bytes} bytes to stdout/stderr"
         return ChildReport(status="flood", stage=role, message=message, call_seconds=None,
                            **common)  # type: ignore[arg-type]  # fmt: skip
     if not data:
-        if code is not None and code < 0:
-            meaning = SIGNAL_MEANINGS.get(-code, f"killed by signal {-code}")
-        else:
-            meaning = f"exited with status {code} without a report"
-        return ChildReport(status="crashed", stage=role, message=meaning, call_seconds=None,
-                           **common)  # type: ignore[arg-type]  # fmt: skip
+        return ChildReport(status="crashed", stage=role, message=_exit_meaning(measured.exit_code),
+                           call_seconds=None, **common)  # type: ignore[arg-type]  # fmt: skip
     values = {k: v for k, v in data.items() if k in ("bytes", "frames", "height", "width", "fps")}
+    status = printable(str(data.get("status", "error")))
+    if status == "ok" and measured.exit_code != 0:
+        status, data["message"] = "error", f"reported ok but {_exit_meaning(measured.exit_code)}"
+    claimed = data.get("call_seconds")
     return ChildReport(
-        status=str(data.get("status", "error")),
-        stage=data.get("stage"),
-        message=str(data.get("message", "")),
-        call_seconds=data.get("call_seconds"),
+        status=status,
+        stage=printable(str(data["stage"])) if data.get("stage") is not None else None,
+        message=printable(str(data.get("message", ""))),
+        call_seconds=measured.call_seconds,
+        claimed_seconds=claimed if isinstance(claimed, int | float) else None,
         values=values,
         **common,  # type: ignore[arg-type]
     )
