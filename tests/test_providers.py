@@ -296,13 +296,13 @@ def test_anthropic_connection_errors_exhaust_retries(fake_llm) -> None:
 
 
 def test_anthropic_wrong_port_is_a_connection_error() -> None:
-    sleeps = Sleeps()
-    provider = anthropic(f"http://127.0.0.1:{free_port()}", sleeps, max_retries=2)
+    sleeps, port = Sleeps(), free_port()
+    provider = anthropic(f"http://127.0.0.1:{port}", sleeps, max_retries=2)
     with pytest.raises(ProviderCallError) as caught:
         provider.complete(PROMPT)
     error = caught.value
     assert "after 2 retries" in str(error)
-    assert "connection error" in str(error)
+    assert f"connection error to http://127.0.0.1:{port}/v1/messages (" in str(error)
     assert len(error.failure.notes) == 3
     assert len(sleeps) == 2
     assert_key_absent(error, ANTHROPIC_KEY)

@@ -173,12 +173,25 @@ def classify_sdk_error(exc: Exception, kinds: SdkErrors) -> Failure:
         headers = getattr(response, "headers", None)
         return status_failure(status, headers, error_detail(getattr(exc, "body", None)))
     if isinstance(exc, kinds.timeout):
-        return Failure(f"timed out ({_describe(exc.__cause__ or exc)})", retryable=True)
+        url = _address(exc)
+        waited = f"timed out waiting for {url}" if url else "timed out"
+        return Failure(f"{waited} ({_describe(exc.__cause__ or exc)})", retryable=True)
     if isinstance(exc, kinds.connection):
-        return Failure(f"connection error ({_describe(exc.__cause__ or exc)})", retryable=True)
+        url = _address(exc)
+        failed = f"connection error to {url}" if url else "connection error"
+        return Failure(f"{failed} ({_describe(exc.__cause__ or exc)})", retryable=True)
     if isinstance(exc, json.JSONDecodeError):
         return Failure(f"malformed answer: the body is not JSON ({exc})", retryable=False)
     return Failure(f"unexpected client error ({_describe(exc)})", retryable=False)
+
+
+def _address(exc: BaseException) -> str:
+    """The URL a failed request was sent to, where the client says it; else empty."""
+    try:
+        url = getattr(exc, "request", None) and exc.request.url  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # an httpx error made without its request
+        return ""
+    return str(url) if url else ""
 
 
 def _describe(exc: BaseException) -> str:
