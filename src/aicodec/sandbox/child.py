@@ -33,6 +33,7 @@ import traceback
 import types
 from collections.abc import Iterable
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from aicodec.sandbox.guard import BLOCKED_IMPORTS, Guard, GuardViolation, python
 
 CODEC_FILE = "codec.py"
 JOB_FILE = "job.json"
+Job = dict[str, Any]  # the job file as read: JSON values written by the lab
 FRAMES_FILE = "frames.i420"
 BITSTREAM_FILE = "bitstream.bin"
 DECODED_FILE = "decoded.i420"
@@ -115,7 +117,7 @@ def _prepare_cuda() -> None:
     torch.cuda.synchronize()
 
 
-def _frames_namespace(job: dict[str, object]) -> types.SimpleNamespace:
+def _frames_namespace(job: Job) -> types.SimpleNamespace:
     """The encoder's input as a plain namespace of read-only planes (no lab objects)."""
     width, height, count = int(job["width"]), int(job["height"]), int(job["count"])
     luma, chroma = width * height, (width // 2) * (height // 2)
@@ -154,7 +156,7 @@ def _planes(result: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _frame_rate(result: object) -> list[int] | None:
     """The frame rate a decoder returned (4th tuple item or ``fps`` attribute), if any: a
     number, a Fraction or a (numerator, denominator) pair."""
-    value = result[3] if isinstance(result, tuple | list) and len(result) > 3 else None
+    value: Any = result[3] if isinstance(result, tuple | list) and len(result) > 3 else None
     value = getattr(result, "fps", value)
     try:
         if isinstance(value, tuple | list) and len(value) == 2:
@@ -186,7 +188,7 @@ def _write_output(name: str, chunks: Iterable[bytes]) -> None:
 
 
 def _run(
-    job: dict[str, object],
+    job: Job,
     guard: Guard,
     report: dict[str, object],
     ready_fd: int,
@@ -262,7 +264,7 @@ def _fork_and_relay() -> None:
     """Fork; the parent waits for the child and exits as it did, the child returns."""
     pid = os.fork()
     if pid:
-        isolation.wait_and_relay(pid)
+        isolation.exit_as(isolation.wait_for(pid))
 
 
 def _fork_keeper(keeper_fd: int, *, in_new_pid_namespace: bool) -> int:
@@ -284,24 +286,17 @@ def _fork_keeper(keeper_fd: int, *, in_new_pid_namespace: bool) -> int:
     ready = b""
     while len(ready) < READY_BYTES and (chunk := os.read(ready_read, READY_BYTES)):
         ready += chunk  # EOF first: the child ended before the codec's code ran
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
+    status = isolation.wait_for(pid)
     seconds = None
     if len(ready) == READY_BYTES and ready.startswith(READY):
         (started,) = struct.unpack("<d", ready[len(READY) :])
         seconds = max(0.0, time.monotonic() - started)
     os.write(keeper_fd, json.dumps({"call_seconds": seconds}).encode())
-    if os.WIFSIGNALED(status):
-        os._exit(128 + os.WTERMSIG(status))
-    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+    isolation.exit_as(status)
 
 
 def _wall_in(
-    job: dict[str, object], job_dir: str, root: str, keeper_fd: int
+    job: Job, job_dir: str, root: str, keeper_fd: int
 ) -> tuple[str, list[str], int]:
     """The trusted start: namespaces, keeper, private root, user, limits. Returns in the
     worker process with its job folder, the layers in force so far and the ready pipe."""
@@ -323,14 +318,14 @@ def _wall_in(
         job_dir = "/job"
     else:
         os.chdir(job_dir)
-    if isolation.drop_privileges(int(job["user"])):  # type: ignore[call-overload]
+    if isolation.drop_privileges(int(job["user"])):
         walls.append("unprivileged-user")
         if root:
             isolation.enter_user_namespace()
             walls.append("user-namespace")
     isolation.die_with_parent(parent)  # a change of user cleared the parent-death signal
     isolation.forbid_new_privileges()
-    isolation.apply_limits(**job["limits"])  # type: ignore[arg-type]
+    isolation.apply_limits(**job["limits"])
     walls += ["rlimits", "audit-hook", "scrubbed-env"]
     return job_dir, walls, ready_fd
 

@@ -26,6 +26,7 @@ import platform
 import resource
 import signal
 import sys
+from typing import NoReturn
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -267,15 +268,18 @@ def apply_limits(*, cpu_s: int, memory: int, file_bytes: int, open_files: int, p
         resource.setrlimit(limit, (value, value))
 
 
-def wait_and_relay(pid: int) -> None:
-    """Wait for child ``pid`` and end this process the same way: its exit code, or 128 plus
-    the signal that killed it (a namespace's first process cannot die of most signals)."""
+def wait_for(pid: int) -> int:
+    """Wait until child ``pid`` ends; its wait status."""
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
-            break
+            return os.waitpid(pid, 0)[1]
         except InterruptedError:
             continue
+
+
+def exit_as(status: int) -> NoReturn:
+    """End this process as a child with wait ``status`` ended: its exit code, or 128 plus
+    the signal that killed it (a namespace's first process cannot die of most signals)."""
     if os.WIFSIGNALED(status):
         os._exit(128 + os.WTERMSIG(status))
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
