@@ -36,9 +36,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ray.py
 	$(BIN)/python benchmarks/bench_report.py
 
+## ruff (lint and format) and mypy (types, src/: pyproject's [tool.mypy]; no errors, no unused ignores)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -156,9 +156,10 @@ def adopted_decision(store: Store, candidate_id: int) -> Decision | None:
             return None
         clip_ids = [int(value) for value in json.loads(row.clips)]
         qualities = parse_quality_key(row.qualities) or []
-        compared: int | str | None = row.compared_with
-        if compared is not None and compared.isdigit():
-            compared = int(compared)
+        stored = row.compared_with
+        compared: int | str | None = (
+            int(stored) if stored is not None and stored.isdigit() else stored
+        )
         return Decision(
             candidate_id=candidate_id, adopted=True, forced=row.forced,
             reason=f"already adopted as {row.tag} (commit {(row.commit or '')[:12]}): "
@@ -354,8 +355,9 @@ def _against_candidate(
         theirs += points
     best_decode = _mean_decode(theirs)
     slowdown = _mean_decode(mine) / best_decode if best_decode > 0 else None
-    if all(value is not None for value in yuv):
-        decision.bd_rate_yuv_vs_best = sum(yuv) / len(yuv)  # type: ignore[arg-type]
+    known = [value for value in yuv if value is not None]
+    if len(known) == len(yuv):
+        decision.bd_rate_yuv_vs_best = sum(known) / len(known)
     return _conclude(decision, sum(values) / len(values), slowdown, label, settings)
 
 
@@ -549,12 +551,12 @@ def _commit(repo: git.Repo, store: Store, decision: Decision) -> tuple[str, str]
     """Write codec.py and codec.json, commit them and tag the commit; (sha, tag)."""
     with store.session() as session:
         record = _candidate(session, decision.candidate_id)
-        source = record.source
+        source, code_hash = record.source, record.code_hash
         candidate = {
             "id": record.id, "name": record.name, "code_hash": record.code_hash,
             "parent": record.parent_id, "origin": record.origin,
         }  # fmt: skip
-    earlier = _committed_before(repo, candidate["code_hash"])
+    earlier = _committed_before(repo, code_hash)
     if earlier is not None:
         return earlier
     tag = _next_tag(repo)

@@ -253,7 +253,7 @@ def bd_compare(
     _check_options(method, min_overlap)
     anchor_curve = _prepare(anchor, "anchor")
     test_curve = _prepare(test, "test")
-    deltas = []
+    deltas: list[tuple[float | None, float, list[str]]] = []
     failures: list[str] = []
     for delta in (_rate_delta, _psnr_delta):
         try:

@@ -243,7 +243,7 @@ def _parse_weights(text: str) -> tuple[int, int, int]:
         raise ConfigError(f"--weights {text!r} must be three integers like 6,1,1") from None
     if len(values) != 3 or min(values) < 0 or sum(values) == 0:
         raise ConfigError(f"--weights {text!r} must be three non-negative integers, not all 0")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _render_quality(report: Any, ref_name: str, dist_name: str, per_frame: bool) -> None:
@@ -810,7 +810,7 @@ def generate_command(
                     progress=lambda text: status.update(shown(text)),
                 )  # fmt: skip
 
-        overrides: dict[str, object] = {"prices_file": prices}
+        overrides: dict[str, Any] = {"prices_file": prices}
         if base_url:
             overrides.update(openai_base_url=base_url, provider=provider or "openai")
             if model:
@@ -1160,7 +1160,7 @@ def evolve_command(
                  "--git-repo": git_repo, "--threshold": threshold, "--fps": fps,
                  "--frames": frames, "--start": start or None, "--model": model,
                  "--base-url": base_url, "--parallel": parallel}  # fmt: skip
-        overrides: dict[str, object] = {"prices_file": prices}
+        overrides: dict[str, Any] = {"prices_file": prices}
         if allow_process_sandbox:
             overrides["sandbox_allow_process"] = True
         if base_url:

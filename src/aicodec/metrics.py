@@ -277,7 +277,8 @@ def _per_frame(
     ref_y, dist_y = np.ascontiguousarray(reference[0]), np.ascontiguousarray(distorted[0])
     count, height, width = ref_y.shape
     _check_ssim_size(height, width)
-    workers = min(_worker_count(threads), numba.config.NUMBA_NUM_THREADS)
+    # numba.config sets NUMBA_NUM_THREADS at run time; its type stub does not declare it
+    workers = min(_worker_count(threads), numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     numba.set_num_threads(workers)
     sums, sse = frames_ssim_sse(ref_y, dist_y, _strips(height, width, count, workers))
     mse = np.zeros((count, len(reference)), dtype=np.float64)

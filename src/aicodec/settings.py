@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -233,7 +233,7 @@ class Settings(BaseSettings):
     )
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build the settings from defaults, the environment and explicit (CLI) overrides."""
     clean = {key: value for key, value in overrides.items() if value is not None}
     return Settings(**clean)

@@ -30,14 +30,15 @@ def gaussian_taps() -> np.ndarray:
 
 
 TAPS = gaussian_taps()
-_JIT = {"nogil": True, "fastmath": True, "cache": True, "error_model": "numpy"}
+# the serial kernels: no GIL, fast math, cached on disk, numpy's error model
+_jit = numba.njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 
 
-@numba.njit(**_JIT)
-def _centre_row(xr, yr, a, b, q, p):  # type: ignore[no-untyped-def]
+@_jit
+def _centre_row(xr, yr, a, b, q, p):
     """Centred samples and their products for one row; returns the row's squared error."""
     centre = np.float32(CENTRE)
-    sse = 0
+    sse: int | np.integer = 0  # numba: int64
     for c in range(xr.shape[0]):
         xi = np.int32(xr[c])
         yi = np.int32(yr[c])
@@ -52,8 +53,8 @@ def _centre_row(xr, yr, a, b, q, p):  # type: ignore[no-untyped-def]
     return sse
 
 
-@numba.njit(**_JIT)
-def _horizontal(src, dst, g):  # type: ignore[no-untyped-def]
+@_jit
+def _horizontal(src, dst, g):
     """dst[c] = sum of g[j] * src[c + j], j = 0..10 (symmetric taps paired)."""
     g0, g1, g2, g3, g4, g5 = g[0], g[1], g[2], g[3], g[4], g[5]
     for c in range(dst.shape[0]):
@@ -64,8 +65,8 @@ def _horizontal(src, dst, g):  # type: ignore[no-untyped-def]
         )  # fmt: skip
 
 
-@numba.njit(**_JIT)
-def _vertical_ssim(mx, my, mq, mp, base, g, out):  # type: ignore[no-untyped-def]
+@_jit
+def _vertical_ssim(mx, my, mq, mp, base, g, out):
     """Sum of one SSIM output row from the 11 ring rows starting at ``base``."""
     g0, g1, g2, g3, g4, g5 = g[0], g[1], g[2], g[3], g[4], g[5]
     n = WINDOW
@@ -106,8 +107,8 @@ def _vertical_ssim(mx, my, mq, mp, base, g, out):  # type: ignore[no-untyped-def
     return row
 
 
-@numba.njit(**_JIT)
-def strip_ssim_sse(x, y, first, last, sse_first, sse_last):  # type: ignore[no-untyped-def]
+@_jit
+def strip_ssim_sse(x, y, first, last, sse_first, sse_last):
     """SSIM-map sum over output rows [first, last) and squared error over [sse_first, sse_last).
 
     ``x`` and ``y`` are uint8 [H, W] planes; output row r is the window centred on input row
@@ -135,7 +136,7 @@ def strip_ssim_sse(x, y, first, last, sse_first, sse_last):  # type: ignore[no-u
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def frames_ssim_sse(x, y, strips):  # type: ignore[no-untyped-def]
+def frames_ssim_sse(x, y, strips):
     """Per-frame SSIM-map sums and luma squared errors of uint8 [T, H, W] planes.
 
     ``strips`` is an int64 [S, 2] array of output row ranges tiling rows 5..H-5; every

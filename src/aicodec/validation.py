@@ -755,9 +755,9 @@ def _attribute_violation(node: ast.Attribute, aliases: dict[str, set[str]]) -> V
         return Violation(problem[0], line, problem[1])
     meanings = _meanings(node, aliases)
     for dotted in sorted(meanings):
-        problem = _last_part_problem(dotted)
-        if problem:
-            return Violation("forbidden-attribute", line, problem)
+        reason = _last_part_problem(dotted)
+        if reason:
+            return Violation("forbidden-attribute", line, reason)
     for dotted in sorted(meanings):  # the prefixes are attribute nodes of their own
         found = _runtime_problem(dotted, last_only=True)
         if found:
@@ -1103,6 +1103,8 @@ def _mutation_violations(tree: ast.Module, names: Iterable[str]) -> Iterator[Vio
     """Item assignments, deletions and mutating calls on PARAMS or PARAM_RANGES."""
     watched = set(names)
     for node in ast.walk(tree):
+        if not isinstance(node, ast.expr):  # subscripts and calls are expressions
+            continue
         target: ast.expr | None = None
         if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store | ast.Del):
             target = node.value
@@ -1162,7 +1164,7 @@ def _range_problem(rng: object) -> str | None:
     if isinstance(rng, tuple):
         if len(rng) != 2 or not all(_is_number(end) for end in rng):
             return "a numeric range must be (low, high) with two numbers"
-        if rng[0] > rng[1]:  # type: ignore[operator]
+        if rng[0] > rng[1]:
             return "a numeric range must have low <= high"
         return None
     if isinstance(rng, list):
@@ -1183,4 +1185,4 @@ def _within(value: object, rng: object) -> bool:
         return False
     if isinstance(low, int) and isinstance(high, int) and not isinstance(value, int):
         return False
-    return low <= value <= high  # type: ignore[operator]
+    return low <= value <= high

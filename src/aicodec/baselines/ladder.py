@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from aicodec.errors import BaselineError
 
@@ -115,7 +116,7 @@ def load_ladder(path: Path) -> Ladder:
         raise BaselineError(f"ladder file {path} defines no [encoders.NAME] tables")
     encoders = {name: _encoder(name, fields, path) for name, fields in raw_encoders.items()}
     anchor = data.get("anchor")
-    if anchor not in encoders:
+    if not isinstance(anchor, str) or anchor not in encoders:
         raise BaselineError(f"ladder file {path}: anchor {anchor!r} is not one of its encoders")
     rates = tuple(int(rate) for rate in data.get("anchor_rates", ()))
     if len(set(rates)) < 4:
@@ -130,8 +131,8 @@ def load_ladder(path: Path) -> Ladder:
     )
 
 
-def _encoder(name: str, fields: dict[str, object], path: Path) -> EncoderSpec:
-    """Build one EncoderSpec from its TOML table."""
+def _encoder(name: str, fields: dict[str, Any], path: Path) -> EncoderSpec:
+    """Build one EncoderSpec from its TOML table (values as TOML parsed them)."""
     missing = [key for key in REQUIRED if key not in fields]
     if missing:
         raise BaselineError(f"ladder file {path}: encoder {name} lacks {', '.join(missing)}")
@@ -143,9 +144,9 @@ def _encoder(name: str, fields: dict[str, object], path: Path) -> EncoderSpec:
         description=str(fields.get("description", name)),
         format=str(fields["format"]),
         rate_option=str(fields["rate_option"]),
-        rate_min=int(fields["rate_min"]),  # type: ignore[arg-type]
-        rate_max=int(fields["rate_max"]),  # type: ignore[arg-type]
-        db_per_step=float(fields["db_per_step"]),  # type: ignore[arg-type]
+        rate_min=int(fields["rate_min"]),
+        rate_max=int(fields["rate_max"]),
+        db_per_step=float(fields["db_per_step"]),
         args=tuple(str(arg) for arg in args),
         strip_nal_types=str(fields.get("strip_nal_types", "")),
         pix_fmt=str(fields.get("pix_fmt", "yuv420p")),

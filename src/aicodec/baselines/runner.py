@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from aicodec.baselines.encoding import encode_and_decode
 from aicodec.baselines.ladder import EncoderSpec, Ladder
@@ -162,7 +162,7 @@ class _EncoderRun:
         self.lock = threading.Lock()  # the anchor's points are encoded at once
         self.pool = pool  # its cancel is set when the work is dropped: ffmpeg is killed
 
-    def _key(self):  # type: ignore[no-untyped-def]
+    def _key(self) -> tuple[ColumnElement[bool], ...]:
         return (
             BaselineEncode.clip_id == self.clip_id,
             BaselineEncode.encoder == self.spec.name,

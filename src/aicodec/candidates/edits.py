@@ -103,6 +103,7 @@ def extract_candidate(answer: str, parent_source: str | None) -> str:
     kind = answer_kind(text)
     if kind == "none":
         raise GenerationError(NO_CODE)
+    source: str | None
     if kind == "edits":
         if parent_source is None:
             raise GenerationError(NO_PARENT)

@@ -905,7 +905,8 @@ class Evolution:
                 self.config.qualities, "psnr_yuv",
             )  # fmt: skip
             x264 = [outcome.bd_rate_vs.get(X264) for outcome in outcomes]
-            vs_x264 = sum(x264) / len(x264) if all(v is not None for v in x264) else None  # type: ignore[misc, arg-type]
+            known = [v for v in x264 if v is not None]
+            vs_x264 = sum(known) / len(known) if len(known) == len(x264) else None
             seconds = [point.decode_seconds for outcome in outcomes for point in outcome.points]
             values = dict(bd_rate_vs_parent=vs_parent, bd_rate_yuv_vs_parent=vs_parent_yuv,
                           bd_rate_vs_x264=vs_x264,

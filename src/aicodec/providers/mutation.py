@@ -30,6 +30,7 @@ import math
 import random
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from aicodec.candidates.contract import PARAM_RANGES_NAME, PARAMS_NAME
 from aicodec.errors import ConfigError, GenerationError, ProviderError
@@ -146,11 +147,11 @@ def _repeated_step(tunables: _Tunables, earlier_source: str) -> dict[str, object
         bounds = _numeric_range(tunables.ranges.get(key))
         if bounds is None or not _is_number(value) or not _is_number(before):
             continue
-        step = float(value) - float(before)  # type: ignore[arg-type]
+        step = float(value) - float(before)
         if step == 0:
             continue
         low, high = bounds
-        target = min(max(float(value) + step, low), high)  # type: ignore[arg-type]
+        target = min(max(float(value) + step, low), high)
         if _int_range(bounds):
             moved[key] = round(target)
         else:
@@ -252,7 +253,7 @@ def _with_params(tunables: _Tunables, literal: str) -> str:
 # ------------------------------------------------------------------------------- mutation
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     if isinstance(value, bool):
         return False
     return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
@@ -262,8 +263,8 @@ def _numeric_range(rng: object) -> tuple[float, float] | None:
     """``(low, high)`` when a range is two finite numbers with low <= high, else None."""
     if isinstance(rng, tuple) and len(rng) == 2 and all(_is_number(end) for end in rng):
         low, high = rng
-        if low <= high:  # type: ignore[operator]
-            return low, high  # type: ignore[return-value]
+        if low <= high:
+            return low, high
     return None
 
 
@@ -293,7 +294,7 @@ def _mutated(rand: random.Random, value: object, rng: object, scale: float) -> o
         return rand.choice([choice for choice in rng if not _same(choice, value)])
     bounds = _numeric_range(rng)
     assert bounds is not None and _is_number(value)
-    current = float(value)  # type: ignore[arg-type]
+    current = float(value)
     low, high = bounds
     sigma = scale * (high - low)
     if _int_range(bounds):
@@ -313,9 +314,9 @@ def _mutated(rand: random.Random, value: object, rng: object, scale: float) -> o
         return base + rand.choice((-1, 1))
     digits = max(0, math.ceil(-math.log10((high - low) / _FLOAT_RESOLUTION))) if high > low else 0
     for _ in range(_STEP_TRIES):
-        new = float(min(max(round(current + rand.gauss(0.0, sigma), digits), low), high))
-        if not _same(new, value):
-            return new
+        stepped = float(min(max(round(current + rand.gauss(0.0, sigma), digits), low), high))
+        if not _same(stepped, value):
+            return stepped
     # a sure change: the end of the range farther from the current value
     return float(high if current - low < high - current else low)
 

@@ -75,12 +75,14 @@ class OpenAIProvider(SdkProvider):
     def _request(self, prompt: Prompt) -> Any:
         """One attempt: the system prompt first, then the conversation (temperature if set)."""
         messages = [{"role": "system", "content": prompt.system}, *prompt.messages]
-        sampling = {"temperature": self.temperature} if self.temperature is not None else {}
+        sampling: dict[str, Any] = {}
+        if self.temperature is not None:
+            sampling["temperature"] = self.temperature
         return self._client.chat.completions.create(
             model=self.model,
             messages=messages,  # type: ignore[arg-type]
             max_tokens=self.max_tokens,
-            **sampling,  # type: ignore[arg-type]
+            **sampling,
         )
 
     def _parse(self, completion: Any) -> Answer:

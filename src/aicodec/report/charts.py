@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -27,10 +28,13 @@ from matplotlib.ticker import (  # noqa: E402
 
 from aicodec.errors import ReportError  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 PLOT_FORMATS = ("svg", "png")
 # SVG text stays text (small files, searchable pages); a fixed salt makes the ids, and so
 # the bytes of a chart, the same every time it is drawn from the same figures.
-_STYLE = {
+_STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",
     "svg.hashsalt": "aicodec",
     "font.family": "sans-serif",
@@ -109,6 +113,7 @@ def _svg_text(figure: Figure) -> str:
 def _draw_rd(axes: Axes, curves: Sequence[Curve], metric_label: str, title: str) -> None:
     """RD curves on a log-rate axis: ladder encoders dashed, codecs solid."""
     ladder_index = 0
+    style: dict[str, Any]
     for curve in curves:
         if not curve.kbps:
             continue
@@ -195,8 +200,8 @@ def iterations_chart_svg(
                 axes.scatter([p.number for p in chosen], [fail_y] * len(chosen), marker="x",
                              color=colour, label="failed (no BD-rate)", zorder=3)  # fmt: skip
             else:
-                shown = [p for p in chosen if p.bd_rate is not None]
-                axes.scatter([p.number for p in shown], [p.bd_rate for p in shown], s=24,
+                shown = [(p.number, p.bd_rate) for p in chosen if p.bd_rate is not None]
+                axes.scatter([number for number, _ in shown], [rate for _, rate in shown], s=24,
                              color=colour, label=outcome, zorder=3)  # fmt: skip
         steps, best = _best_so_far(points, start_bd_rate)
         if steps:

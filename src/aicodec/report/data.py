@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -255,10 +254,10 @@ def _plans(session: Session, run_id: int) -> dict[int, dict[str, Any]]:
 
 def _stages(session: Session, batch: str, entries: list[dict[str, Any]]) -> list[StageCost]:
     """Wall seconds per stage over the run's iterations, beside the model calls' cost."""
-    seconds: Counter[str] = Counter()
+    seconds: dict[str, float] = {}
     for entry in entries:
         for stage, value in (entry["stage_seconds"] or {}).items():
-            seconds[stage] += float(value or 0.0)
+            seconds[stage] = seconds.get(stage, 0) + float(value or 0.0)
     calls = session.execute(
         select(ModelCall.purpose, func.count(), func.coalesce(func.sum(ModelCall.cost_usd), 0.0))
         .where(ModelCall.batch == batch).group_by(ModelCall.purpose)
@@ -337,10 +336,10 @@ def _candidate_views(
     """The run's starting codec and every candidate its iterations made, in iteration order."""
     order: list[tuple[int, dict[str, Any] | None]] = [(summary.start_candidate, None)]
     seen = {summary.start_candidate}
-    for entry in entries:
-        if entry["candidate"] is not None and entry["candidate"] not in seen:
-            order.append((entry["candidate"], entry))
-            seen.add(entry["candidate"])
+    for item in entries:
+        if item["candidate"] is not None and item["candidate"] not in seen:
+            order.append((item["candidate"], item))
+            seen.add(item["candidate"])
     with store.session() as session:
         records = {
             row.id: row

@@ -81,7 +81,7 @@ class PageServer(ThreadingHTTPServer):
                 )
             if route == "report":
                 return HTTPStatus.OK, render_report(run_view(self.store, self.settings, number))
-            if route == "candidate":
+            if route == "candidate" and number is not None:
                 return HTTPStatus.OK, render_candidate(candidate_page(self.store, number))
         except ReportError as exc:
             return HTTPStatus.NOT_FOUND, render_not_found(str(exc))

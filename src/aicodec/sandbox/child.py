@@ -295,9 +295,7 @@ def _fork_keeper(keeper_fd: int, *, in_new_pid_namespace: bool) -> int:
     isolation.exit_as(status)
 
 
-def _wall_in(
-    job: Job, job_dir: str, root: str, keeper_fd: int
-) -> tuple[str, list[str], int]:
+def _wall_in(job: Job, job_dir: str, root: str, keeper_fd: int) -> tuple[str, list[str], int]:
     """The trusted start: namespaces, keeper, private root, user, limits. Returns in the
     worker process with its job folder, the layers in force so far and the ready pipe."""
     walls = ["parent-death-signal"]

@@ -386,7 +386,7 @@ class _Schedule:
         for report in point.decodes:
             got = tuple(report.values.get(key) for key in ("frames", "width", "height"))
             if got != (frames.count, frames.width, frames.height):
-                shown = _describe(*(int(value or 0) for value in got))  # type: ignore[call-overload]
+                shown = _describe(*(int(value or 0) for value in got))
                 want = _describe(frames.count, frames.width, frames.height)
                 self._fail(state, f"output: decode returned {shown}, the clip has {want}")
                 return

@@ -125,9 +125,11 @@ class Guard:
             raise GuardViolation(f"opening file descriptor {path} is not allowed")
         if path is None:
             return  # os.open of an already-open descriptor by the runtime itself
+        if not isinstance(path, str | bytes | os.PathLike):
+            raise GuardViolation("opening a non-path object is not allowed")
         try:
-            text = os.fsdecode(os.fspath(path))  # type: ignore[arg-type]
-        except TypeError:
+            text = os.fsdecode(os.fspath(path))
+        except TypeError:  # __fspath__ returned neither str nor bytes
             raise GuardViolation("opening a non-path object is not allowed") from None
         real = os.path.realpath(text)
         if _inside(real, (self.workdir,)):

@@ -19,10 +19,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from aicodec.clips import Frames
 from aicodec.errors import ConfigError, SandboxError
@@ -31,7 +32,7 @@ from aicodec.safe_text import printable
 from aicodec.sandbox import child, isolation, syscalls
 from aicodec.settings import Settings
 
-SIGNAL_MEANINGS = {
+SIGNAL_MEANINGS: dict[int, str] = {
     signal.SIGKILL: "killed (memory, time or process limit)",
     signal.SIGXCPU: "CPU time limit reached",
     signal.SIGXFSZ: "file size limit reached",
@@ -65,7 +66,7 @@ class ChildReport:
     isolation: tuple[str, ...]
     stdout: str = ""
     stderr: str = ""
-    values: dict[str, object] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)  # JSON values the child reported
     claimed_seconds: float | None = None  # the call time the child itself reported (a hint)
 
     @property
@@ -173,7 +174,9 @@ def child_environment(settings: Settings, home: str) -> dict[str, str]:
 class _Drain(threading.Thread):
     """Reads a child's stdout or stderr, keeping the first ``keep`` bytes and counting all."""
 
-    def __init__(self, stream: IO[bytes], keep: int, on_flood, flood: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, stream: IO[bytes], keep: int, on_flood: Callable[[], None], flood: int
+    ) -> None:
         super().__init__(daemon=True)
         self.stream, self.keep, self.on_flood, self.flood = stream, keep, on_flood, flood
         self.kept = bytearray()
@@ -365,7 +368,7 @@ def _disagreement(report: ChildReport, size: int) -> str | None:
             return f"the child reported {report.values.get('bytes')!r} bytes, its file holds {size}"
         return None
     try:
-        frames, width, height = (int(report.values[key]) for key in ("frames", "width", "height"))  # type: ignore[call-overload]
+        frames, width, height = (int(report.values[key]) for key in ("frames", "width", "height"))
     except (KeyError, TypeError, ValueError):
         return "the child reported no frame count and size"
     expected = frames * (width * height + 2 * ((width + 1) // 2) * ((height + 1) // 2))
@@ -576,7 +579,7 @@ def encode_in_sandbox(
     cancel: threading.Event | None = None,
 ) -> tuple[ChildReport, bytes | None]:
     """Encode ``frames`` at ``quality`` in a child; the bitstream when it succeeded."""
-    job = {
+    job: dict[str, object] = {
         "quality": quality,
         "width": frames.width,
         "height": frames.height,

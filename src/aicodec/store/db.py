@@ -80,7 +80,7 @@ def _enable_sqlite_pragmas(engine: Engine, *, read_only: bool = False) -> None:
     a read-only engine changes nothing in the file and refuses every write."""
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         if read_only:
@@ -251,7 +251,7 @@ class Store:
             hold_write_lock(session.connection(), key)
             yield session
 
-    def add_once(self, lookup: Select[tuple[Any]], make: Callable[[], Any]) -> int:
+    def add_once(self, lookup: Select[Any], make: Callable[[], Any]) -> int:
         """The id of the row ``lookup`` finds, adding ``make()`` when there is none.
 
         Another process (on this machine or another one sharing the store) may add the same

@@ -46,7 +46,7 @@ def _sprite() -> tuple[np.ndarray, np.ndarray]:
 
     face = data.chelsea()[30:270, 110:390]
     rgb = cv2.resize(face, (SPRITE_W, SPRITE_H), interpolation=cv2.INTER_AREA).astype(np.float32)
-    alpha = np.zeros((SPRITE_H, SPRITE_W), np.float32)
+    alpha: np.ndarray = np.zeros((SPRITE_H, SPRITE_W), np.float32)
     centre = (SPRITE_W // 2, SPRITE_H // 2)
     cv2.ellipse(alpha, centre, (SPRITE_W // 2 - 6, SPRITE_H // 2 - 6), 0, 0, 360, 1.0, -1)
     alpha = cv2.GaussianBlur(alpha, (0, 0), 2.5)

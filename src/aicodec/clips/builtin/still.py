@@ -70,7 +70,7 @@ def _place_coin(view: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, progress: 
     travel = float(np.hypot(COIN_END[0] - COIN_START[0], COIN_END[1] - COIN_START[1]))
     turn = 360.0 * travel / (np.pi * COIN_SIZE) * progress  # rolls, not slides (degrees)
     half = COIN_SIZE / 2
-    move = cv2.getRotationMatrix2D((half, half), turn, 1.0)
+    move: np.ndarray = cv2.getRotationMatrix2D((half, half), turn, 1.0)
     move[:, 2] += (x - half, y - half)
     size = (WIDTH, HEIGHT)
     placed_rgb = cv2.warpAffine(rgb, move, size, flags=cv2.INTER_LINEAR)
@@ -83,7 +83,9 @@ def _view(photo: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, index: int) -> 
     """Frame ``index`` as float RGB."""
     progress = index / (FRAME_COUNT - 1)
     map_x, map_y = _crema_maps(progress)
-    view = cv2.remap(photo, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    view: np.ndarray = cv2.remap(
+        photo, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+    )
     _place_coin(view, rgb, alpha, progress)
     view *= np.float32(1.0 - DIMMING * np.sin(np.pi * progress))
     return view
