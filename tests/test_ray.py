@@ -18,7 +18,6 @@ from concurrent.futures import CancelledError
 from pathlib import Path
 
 import pytest
-import ray
 
 from aicodec.clips import Clip, load_clip
 from aicodec.errors import ExecutorError
@@ -26,6 +25,8 @@ from aicodec.pool import make_pool
 from aicodec.pool_ray import cached_clips, retried_total
 from aicodec.settings import Settings
 from tests.test_evolve import INTRA, QUALITIES, evolve_args
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install -e '.[ray]')")
 
 SCORE = ["score", str(INTRA), "--frames", "4", "--qualities", QUALITIES, "--encoders", "x264",
          "--json"]  # fmt: skip
