@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup install run test bench lint clean
+.PHONY: setup install run test bench lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_seeds.py $(SEEDS_ARGS)
 	$(BIN)/python benchmarks/bench_ray.py
 	$(BIN)/python benchmarks/bench_report.py
+
+## docs/commands.md, the command reference, from the CLI's own --help (a test checks it)
+docs: $(STAMP)
+	$(BIN)/python -m aicodec.cli_reference docs/commands.md
 
 ## ruff (lint and format) and mypy (types, src/: pyproject's [tool.mypy]; no errors, no unused ignores)
 lint: $(STAMP)

@@ -1,4 +1,4 @@
-"""The contract in prose (prompts, README) against the contract in code (imports, denials).
+"""The contract in prose (prompts, docs/codecs.md) against the contract in code (imports, denials).
 
 The contract's lists are rendered from the validator's tables; these tests read them back
 from the rendered text and hold each entry against ``validate_source``, so a table change
@@ -36,7 +36,7 @@ from aicodec.validation import (
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = (ROOT / "prompts" / "contract.md.j2").read_text(encoding="utf-8")
 CONTRACT = contract_text(Settings())
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+CODECS_DOC = (ROOT / "docs" / "codecs.md").read_text(encoding="utf-8")  # the contract in the docs
 THIRD_PARTY = {name for name in ALLOWED_IMPORTS if name not in sys.stdlib_module_names}
 
 
@@ -58,9 +58,9 @@ def test_contract_lists_exactly_the_allowed_imports() -> None:
     assert named == ALLOWED_IMPORTS
 
 
-def test_readme_and_system_prompt_name_every_third_party_import() -> None:
+def test_the_docs_and_system_prompt_name_every_third_party_import() -> None:
     assert "constriction" in THIRD_PARTY  # an installed package, not the standard library
-    head = imports_bullet(README).split(" and pure-computation")[0]
+    head = imports_bullet(CODECS_DOC).split(" and pure-computation")[0]
     said = {re.sub(r"\(.*?\)", "", part).strip() for part in head.split(",")}
     assert said == THIRD_PARTY
     prompt = system_prompt(Settings())
@@ -78,7 +78,7 @@ def test_the_contract_names_the_constriction_models_the_validator_refuses() -> N
     refused = {name for name in DENIED_BECAUSE if ".model." in name}
     assert {name.rpartition(".")[2] for name in refused} == {"CustomModel", "ScipyModel"}
     for name in refused:
-        assert f"`{name}`" in CONTRACT and f"`{name.rpartition('.')[2]}`" in README, name
+        assert f"`{name}`" in CONTRACT and f"`{name.rpartition('.')[2]}`" in CODECS_DOC, name
 
 
 def test_the_constriction_example_round_trips() -> None:

@@ -246,11 +246,15 @@ def test_prices_file_cli_error_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(result, "models.x.input must be 0 or more")
 
 
-def test_the_default_model_and_the_readme_models_are_priced() -> None:
+def test_the_default_model_and_the_documented_models_are_priced() -> None:
     table = load_prices()
     assert Settings().model in table
-    readme = (SEED.parents[2] / "README.md").read_text()
+    root = SEED.parents[2]
+    docs = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    text = "\n".join(path.read_text() for path in docs)
     import re
 
-    for name in set(re.findall(r"`(claude-[a-z0-9-]+)`", readme)):
+    named = set(re.findall(r"`(claude-[a-z0-9-]+)`", text))
+    assert named, "the docs name no Claude model"
+    for name in named:
         assert name in table, name

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -38,7 +38,9 @@ T = TypeVar("T")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Store URL or SQLite path [env AICODEC_DB; default experiments.db]."),
+    typer.Option(
+        "--db", help="Store URL or SQLite path \\[env AICODEC_DB; default experiments.db]."
+    ),
 ]
 VideoOption = Annotated[
     Path | None,
@@ -65,26 +67,26 @@ ConvertOption = Annotated[
 VmafOption = Annotated[bool, typer.Option("--vmaf", help="Also measure VMAF (vmaf_v0.6.1).")]
 JobsOption = Annotated[
     int | None,
-    typer.Option("--jobs", help="Sandbox jobs and ladder encodes at once [env AICODEC_JOBS; "
+    typer.Option("--jobs", help="Sandbox jobs and ladder encodes at once \\[env AICODEC_JOBS; "
                  "default one per core, at most 4 with --device cuda].", show_default=False),
 ]  # fmt: skip
 ExecutorOption = Annotated[
     str | None,
     typer.Option("--executor", help="Where sandbox jobs and ladder encodes run: local "
-                 "(default) or ray (a Ray cluster; pip install 'aicodec[ray]') "
-                 "[env AICODEC_EXECUTOR].", show_default=False),
+                 "(default) or ray (a Ray cluster; pip install 'aicodec\\[ray]') "
+                 "\\[env AICODEC_EXECUTOR].", show_default=False),
 ]  # fmt: skip
 RayAddressOption = Annotated[
     str | None,
     typer.Option("--ray-address", help="With --executor ray: HOST:PORT of the cluster's head, "
-                 "or local to start one in this process [env RAY_ADDRESS; default local].",
+                 "or local to start one in this process \\[env RAY_ADDRESS; default local].",
                  show_default=False),
 ]  # fmt: skip
 PricesOption = Annotated[
     Path | None,
     typer.Option("--prices", help="TOML price table merged over the built-in one, for models "
-                 "it lacks ([models.NAME] input, output: USD per million tokens) "
-                 "[env AICODEC_PRICES_FILE].", show_default=False),
+                 "it lacks (\\[models.NAME] input, output: USD per million tokens) "
+                 "\\[env AICODEC_PRICES_FILE].", show_default=False),
 ]  # fmt: skip
 DeviceOption = Annotated[
     str | None,
@@ -206,7 +208,7 @@ def compare_command(
     vmaf: VmafOption = False,
     weights: Annotated[
         str | None,
-        typer.Option("--weights", help="PSNR-YUV weights Y,U,V [default 6,1,1]."),
+        typer.Option("--weights", help="PSNR-YUV weights Y,U,V \\[default 6,1,1]."),
     ] = None,
     per_frame: Annotated[
         bool, typer.Option("--per-frame", help="Also print the per-frame table.")
@@ -288,7 +290,7 @@ def bdrate_command(
     ] = None,
     min_overlap: Annotated[
         float | None,
-        typer.Option("--min-overlap", help="Warn below this overlap fraction [default 0.75]."),
+        typer.Option("--min-overlap", help="Warn below this overlap fraction \\[default 0.75]."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -338,7 +340,11 @@ def baselines_command(
     ] = None,
     vmaf: VmafOption = False,
     ladder_file: Annotated[
-        Path | None, typer.Option("--ladder", help="Ladder TOML file [default baselines/].")
+        Path | None,
+        typer.Option(
+            "--ladder",
+            help="Ladder TOML file \\[env AICODEC_LADDER_FILE; default baselines/ladder.toml].",
+        ),
     ] = None,
     jobs: JobsOption = None,
     executor: ExecutorOption = None,
@@ -452,7 +458,7 @@ def _render_ladder(result: Any, with_vmaf: bool) -> None:
 CodecArgument = Annotated[Path, typer.Argument(help="The codec file (Python, in the contract).")]
 QualitiesOption = Annotated[
     str | None,
-    typer.Option("--qualities", help="Comma list of qualities 0-100 [default 20,40,60,80]."),
+    typer.Option("--qualities", help="Comma list of qualities 0-100 \\[default 20,40,60,80]."),
 ]
 KeepOption = Annotated[
     Path | None,
@@ -1073,7 +1079,7 @@ def evolve_command(
         typer.Option(
             "--encoders",
             help="Ladder encoders to score against "
-            "[env AICODEC_EVOLVE_ENCODERS; default x264,x265,vvenc].",
+            "\\[env AICODEC_EVOLVE_ENCODERS; default x264,x265,vvenc].",
         ),
     ] = None,  # fmt: skip
     parent: Annotated[
@@ -1097,14 +1103,14 @@ def evolve_command(
         typer.Option(
             "--parallel",
             help="Iterations in flight: the next are generated while one is scored "
-            "[env AICODEC_EVOLVE_PARALLEL; default 1].",
+            "\\[env AICODEC_EVOLVE_PARALLEL; default 1].",
         ),
     ] = None,  # fmt: skip
     git_repo: Annotated[
         Path | None,
         typer.Option(
             "--git-repo",
-            help="Codec repository for adoptions [env AICODEC_CODEC_REPO; default ./codecs].",
+            help="Codec repository for adoptions \\[env AICODEC_CODEC_REPO; default ./codecs].",
         ),
     ] = None,  # fmt: skip
     threshold: Annotated[
@@ -1377,8 +1383,9 @@ def history_command(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The iterations of an evolve run: parent, origin, status, BD-rate, adoption, reason;
-    with --calibration, how well its planners predicted the BD-rate vs the parent."""
+    """The iterations of an evolve run: parent, origin, status, BD-rate, adoption, reason.
+
+    With --calibration, how well its planners predicted the BD-rate vs the parent."""
 
     def body() -> None:
         if all_runs and not calibration:
@@ -1480,9 +1487,10 @@ def report_command(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """One self-contained HTML report of an evolve run: RD curves per clip, BD-rate over
-    iterations, lineage, planner calibration, failures, cost, time, and every candidate's
-    code and diff. It works offline; the store is only read."""
+    """One self-contained HTML report of an evolve run; it works offline, the store is only read.
+
+    RD curves per clip, BD-rate over iterations, lineage, planner calibration, failures, cost,
+    time, and every candidate's code and diff."""
 
     def body() -> None:
         def work(store: Any, settings: Settings) -> Any:
@@ -1511,19 +1519,21 @@ def serve_command(
         int | None,
         typer.Option(
             "--port",
-            help="Port on 127.0.0.1 [env AICODEC_SERVE_PORT; default 8765; 0: any free port].",
+            help="Port on 127.0.0.1 \\[env AICODEC_SERVE_PORT; default 8765; 0: any free port].",
         ),
     ] = None,  # fmt: skip
     refresh: Annotated[
         int | None,
         typer.Option(
-            "--refresh", help="Seconds between reloads of a page while its run goes on [default 5]."
+            "--refresh",
+            help="Seconds between reloads of a page while its run goes on \\[default 5].",
         ),
     ] = None,  # fmt: skip
     db: DbOption = None,
 ) -> None:
-    """Serve the store's runs, candidates and reports as live, read-only pages on 127.0.0.1
-    while evolve runs; Ctrl-C stops it."""
+    """Serve the store's runs, candidates and reports as live, read-only pages on 127.0.0.1.
+
+    The pages follow evolve while it runs; Ctrl-C stops the server."""
 
     def body() -> None:
         def work(store: Any, settings: Settings) -> None:
@@ -1554,8 +1564,40 @@ def serve_command(
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
+class _ReaderMayLeave:
+    """stdout or stderr of the console script, whose reader may leave early (``aicodec ... |
+    head``): from the first write to the closed pipe on, the output goes to /dev/null, so the
+    command ends as it would have, with its own exit status and no BrokenPipeError."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._reader_left()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_left()
+
+    def _reader_left(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())  # what is still buffered goes there too
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     """Entry point of the ``aicodec`` console script."""
     for stop in STOP_SIGNALS:
         signal.signal(stop, _stop_signal_to_interrupt)
+    sys.stdout = cast(TextIO, _ReaderMayLeave(sys.stdout))
+    sys.stderr = cast(TextIO, _ReaderMayLeave(sys.stderr))
     app()
