@@ -40,10 +40,11 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m aicodec.cli_reference docs/commands.md
 
-## ruff (lint and format) and mypy (types, src/: pyproject's [tool.mypy]; no errors, no unused ignores)
+## ruff (rules and format) over the code, the seed codecs in baselines/ included;
+## mypy over src/ (pyproject's [tool.mypy]): no errors, no unused ignores
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks baselines
+	$(BIN)/ruff format --check src tests benchmarks baselines
 	$(BIN)/mypy
 
 clean:

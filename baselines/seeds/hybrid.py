@@ -714,7 +714,8 @@ class Picture:
         self.layer = layer
         self.margins = (MARGIN, MARGIN // 2, MARGIN // 2)
         self.extended = [
-            np.pad(p, m, mode="edge").astype(np.float32) for p, m in zip(planes, self.margins)
+            np.pad(p, m, mode="edge").astype(np.float32)
+            for p, m in zip(planes, self.margins, strict=True)
         ]
         self.extended_int = [plane.astype(np.int32) for plane in self.extended]
         self.cache = {}
@@ -961,7 +962,7 @@ def nearest_candidate(motion, candidates, tolerance):
     for index, other in enumerate(candidates):
         if other[0] != motion[0]:
             continue
-        distance = max(abs(a - b) for a, b in zip(motion[1:], other[1:]))
+        distance = max(abs(a - b) for a, b in zip(motion[1:], other[1:], strict=True))
         if distance < best_distance:
             best, best_distance = index, distance
     return best
@@ -1146,9 +1147,9 @@ class SyntaxModels:
     def all(self):
         """Every model (for forgetting between pictures)."""
         own = [
-            self.split32, self.split16, self.mode, self.merge, self.mvd, self.intra_split, self.luma_mode,
-            self.chroma_mode, self.rootcbf, self.cbf, self.tu_split, self.sub_cbf, self.intra_cbf,
-            self.intra_chroma_cbf, self.alf, self.alf_coef, self.alf_unit,
+            self.split32, self.split16, self.mode, self.merge, self.mvd, self.intra_split,
+            self.luma_mode, self.chroma_mode, self.rootcbf, self.cbf, self.tu_split, self.sub_cbf,
+            self.intra_cbf, self.intra_chroma_cbf, self.alf, self.alf_coef, self.alf_unit,
         ]  # fmt: skip
         return own + self.coefficients.models()
 
@@ -1631,7 +1632,7 @@ ALF_LIMIT = 64
 def alf_kernel(coefs):
     """The 7x7 integer kernel (sum 128) of a set of pair coefficients."""
     kernel = np.zeros((7, 7), dtype=np.float32)
-    for (dy, dx), c in zip(ALF_TAPS, coefs):
+    for (dy, dx), c in zip(ALF_TAPS, coefs, strict=True):
         kernel[3 + dy, 3 + dx] += c
         kernel[3 - dy, 3 - dx] += c
     kernel[3, 3] = (1 << ALF_SHIFT) - 2 * int(np.sum(coefs))
@@ -1661,7 +1662,8 @@ def alf_design(source, plane, valid, lam):
     rec = plane.astype(np.float32)
     padded = np.pad(rec, 3, mode="edge")
     features = np.stack([
-        padded[3 + dy : 3 + dy + height, 3 + dx : 3 + dx + width] + padded[3 - dy : 3 - dy + height, 3 - dx : 3 - dx + width] - 2 * rec
+        padded[3 + dy : 3 + dy + height, 3 + dx : 3 + dx + width]
+        + padded[3 - dy : 3 - dy + height, 3 - dx : 3 - dx + width] - 2 * rec
         for dy, dx in ALF_TAPS
     ]).reshape(len(ALF_TAPS), -1)  # fmt: skip
     target = (source - plane).astype(np.float32).reshape(-1)
@@ -1744,7 +1746,7 @@ class PictureEncoder:
             self.valid = [
                 (np.arange(plane.shape[0])[:, None] < height // f)
                 & (np.arange(plane.shape[1])[None, :] < width // f)
-                for plane, f in zip(source, (1, 2, 2))
+                for plane, f in zip(source, (1, 2, 2), strict=True)
             ]
         self.frame = frame
         self.models = models
@@ -2298,7 +2300,7 @@ def median_predictor(neigh, lst, ratio=None):
 def splice(old, new, index):
     """Copy of nested tuples/lists of arrays ``old`` with rows ``index`` taken from ``new``."""
     if isinstance(old, tuple | list):
-        return type(old)(splice(a, b, index) for a, b in zip(old, new))
+        return type(old)(splice(a, b, index) for a, b in zip(old, new, strict=True))
     out = old.copy()
     out[index] = new
     return out
@@ -2439,11 +2441,12 @@ class InterEncoder(PictureEncoder):
             costs = mode_costs[(lc * 3 + size_class) * 4 + col].T  # [mode, block]
             cy, cx, cs = ys >> 3, xs >> 3, n >> 3
             neigh = np.stack([
-                cell_lookup(dirs, mvs, cy + cs - 1, cx - 1), cell_lookup(dirs, mvs, cy - 1, cx + cs - 1),
+                cell_lookup(dirs, mvs, cy + cs - 1, cx - 1),
+                cell_lookup(dirs, mvs, cy - 1, cx + cs - 1),
                 cell_lookup(dirs, mvs, cy - 1, cx + cs),
             ], axis=1)  # fmt: skip
             options, totals = [], []
-            for motions, evaluated in zip(motions_list, rd):
+            for motions, evaluated in zip(motions_list, rd, strict=True):
                 bits = costs[motions[:, 0], np.arange(ys.size)]
                 for lst in (0, 1):
                     uses = (motions[:, 0] & (lst + 1)) != 0
@@ -2552,7 +2555,8 @@ class InterEncoder(PictureEncoder):
         """The best merge candidate of each block by SAD, from the approximate field."""
         cy, cx, cs = ys >> 3, xs >> 3, n >> 3
         listed = np.stack([
-            cell_lookup(dirs, mvs, cy + cs - 1, cx - 1), cell_lookup(dirs, mvs, cy - 1, cx + cs - 1),
+            cell_lookup(dirs, mvs, cy + cs - 1, cx - 1),
+            cell_lookup(dirs, mvs, cy - 1, cx + cs - 1),
             cell_lookup(dirs, mvs, cy - 1, cx + cs), cell_lookup(dirs, mvs, cy - 1, cx - 1),
             self.temporal_candidates(ys, xs, n),
         ], axis=1)  # fmt: skip
@@ -2660,7 +2664,7 @@ class InterEncoder(PictureEncoder):
             part = self.split_luma(
                 residual[who], n, step, rdoq, size_class, np.ones(who.size, bool)
             )
-            for index, (target, value) in enumerate(zip(out, part)):
+            for index, (target, value) in enumerate(zip(out, part, strict=True)):
                 if index != 4:  # the split-flag costs are shared, not per block
                     target[who] = value
             return out
@@ -3092,7 +3096,7 @@ def _encode(frames, quality, stats=None):
         qp, chroma_qp = stream.qps(kind, layer)
         source = [
             pad_plane(plane[poc], *shape)
-            for plane, shape in zip((frames.y, frames.u, frames.v), shapes)
+            for plane, shape in zip((frames.y, frames.u, frames.v), shapes, strict=True)
         ]
         recon = [np.zeros(shape, np.uint8) for shape in shapes]
         field = None
@@ -3119,7 +3123,7 @@ def _encode(frames, quality, stats=None):
             split32, split16, field = encoder.analyse(
                 header["min_cu"],
                 header["merge_candidates"],
-                lambda f: new_field(stream, f, refs, ref_pocs),
+                lambda f, refs=refs, ref_pocs=ref_pocs: new_field(stream, f, refs, ref_pocs),
             )
             frame.collect_levels()
             residual = residual_planes(frame, shapes, encoder.scales)
@@ -3147,7 +3151,8 @@ def _encode(frames, quality, stats=None):
             code_alf(coder, models, frame.layer_class, shapes[0], design)
         if stats is not None:
             for k, (_, _, n) in enumerate(frame.units):
-                key = f"#{kind}{n}:{'MLBBI'[frame.modes[k]] + ('s' if frame.modes[k] != INTRA and not frame.rootcbf[k] else '')}"
+                skipped = "s" if frame.modes[k] != INTRA and not frame.rootcbf[k] else ""
+                key = f"#{kind}{n}:{'MLBBI'[frame.modes[k]] + skipped}"
                 stats[key] = stats.get(key, 0) + 8
             if kind != "I":
                 lost = int((frame.planned_merge & (frame.modes != MERGE)).sum())
@@ -3156,7 +3161,7 @@ def _encode(frames, quality, stats=None):
                     frame.planned_merge.sum()
                 )
         pictures[poc] = finish_picture(recon, frame, field, ref_pocs)
-        for plane, target in zip(recon, out):
+        for plane, target in zip(recon, out, strict=True):
             target[poc] = plane[: target.shape[1], : target.shape[2]]
         for ref in {ref0, ref1} - {None}:
             if last[ref] <= index:
@@ -3216,7 +3221,7 @@ def decode(bitstream):
         if design is not None:
             alf_apply(recon[0], *design)
         pictures[poc] = finish_picture(recon, frame, field, ref_pocs)
-        for plane, target in zip(recon, out):
+        for plane, target in zip(recon, out, strict=True):
             target[poc] = plane[: target.shape[1], : target.shape[2]]
         for ref in {ref0, ref1} - {None}:
             if last[ref] <= index:
