@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup install run test bench lint docs clean
+.PHONY: setup install run test test-fast bench lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,15 @@ ITERATIONS ?= 20
 run: $(STAMP)
 	$(BIN)/aicodec evolve --iterations $(ITERATIONS)
 
-## the test suite (what CI runs)
+## the whole test suite, slow tests included (what CI runs)
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+## the fast lane for the edit-test loop (under 2 minutes on 2 cores): every test but those
+## marked slow (real evolves and ladders, Ray, PostgreSQL, a browser, many sandbox runs)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS)
 
 ## benchmarks: printed figures, not tests (SEEDS_ARGS="--seeds hybrid --clips builtin" for a subset)
 SEEDS_ARGS ?=

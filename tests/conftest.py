@@ -106,7 +106,7 @@ def postgres_url(postgres_server: Any) -> str:
     return postgres_database(postgres_server)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a new, empty store: a SQLite file, then a PostgreSQL database."""
     if request.param == "sqlite":

@@ -64,6 +64,7 @@ def adopt_args(candidate: int, source: Path, db: Path, repo: Path, *extra: str) 
             "--db", str(db), "--git-repo", str(repo), "--json", *extra]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_seeds_are_adopted_by_the_policy_or_by_force(source: Path, tmp_path: Path) -> None:
     db, repo_path = tmp_path / "store.db", tmp_path / "codecs"
     intra, motion = seed_store(db)
@@ -191,6 +192,7 @@ def test_a_repository_with_uncommitted_changes_is_refused(source: Path, tmp_path
     assert (path / "codec.py").read_text() == "# changed\n"
 
 
+@pytest.mark.slow
 def test_a_folder_that_is_not_a_repository_is_refused(source: Path, tmp_path: Path) -> None:
     db, folder = tmp_path / "store.db", tmp_path / "notes"
     intra, _ = seed_store(db)
@@ -205,6 +207,7 @@ def test_a_folder_that_is_not_a_repository_is_refused(source: Path, tmp_path: Pa
     assert_one_line_error(cli(*adopt_args(99, source, db, folder)), "no candidate 99")
 
 
+@pytest.mark.slow
 def test_the_first_adoption_is_against_the_seed_and_a_lost_record_commits_nothing_twice(
     source: Path, tmp_path: Path
 ) -> None:

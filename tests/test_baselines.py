@@ -35,6 +35,7 @@ def store(settings: Settings):
     opened.close()
 
 
+@pytest.mark.slow
 def test_every_encoder_round_trips_deterministically(tiny_clip: Clip) -> None:
     ladder = load_ladder(Settings().ladder_file)
     for spec in ladder.encoders.values():
@@ -143,6 +144,7 @@ def test_vmaf_is_added_to_cached_points(tiny_clip: Clip, store: Store, settings:
     assert [p.vmaf for p in cached.encoders["x264-medium"].points] == [p.vmaf for p in points]
 
 
+@pytest.mark.slow
 def test_ffmpeg_gets_all_of_a_large_input_however_slowly_it_reads() -> None:
     frames = np.random.default_rng(3).integers(0, 256, (16, 1080, 1280), dtype=np.uint8)
     # a slow encoder: ffmpeg stops reading its input until the encoder catches up

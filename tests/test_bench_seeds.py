@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_seeds.py"
 QUICK = ["--clips", "builtin", "--frames", "4", "--encoders", "x264"]
@@ -20,6 +22,7 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_scores_seeds_reuses_runs_and_names_a_failing_seed(tmp_path: Path) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()

@@ -81,6 +81,7 @@ def test_compare_json_has_the_promised_keys(clip_pair: tuple[Path, Path]) -> Non
     )
 
 
+@pytest.mark.slow
 def test_compare_with_vmaf_and_identical_clips(clip_pair: tuple[Path, Path]) -> None:
     reference, distorted = clip_pair
     scored = aicodec("compare", str(reference), str(distorted), "--vmaf", "--json")
@@ -98,6 +99,7 @@ def test_compare_table_output(clip_pair: tuple[Path, Path]) -> None:
         assert heading in result.stdout
 
 
+@pytest.mark.slow
 def test_bdrate_json_and_errors(tmp_path: Path) -> None:
     anchor = tmp_path / "anchor.csv"
     anchor.write_text("qp,kbps,psnr\n22,9487.76,40.037\n27,4593.60,38.615\n32,2486.44,36.845\n"
@@ -120,6 +122,7 @@ def test_bdrate_json_and_errors(tmp_path: Path) -> None:
     assert_one_line_error(aicodec("bdrate", str(anchor), str(test), "--method", "x"), "'x'")
 
 
+@pytest.mark.slow
 def test_baselines_json_shape_and_cache(tmp_path: Path) -> None:
     db = tmp_path / "store.db"
     args = ("baselines", "--frames", "4", "--encoders", "x265,mjpeg", "--db", str(db), "--json")

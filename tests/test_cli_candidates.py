@@ -45,6 +45,7 @@ def test_validate_reports_rule_and_line(tmp_path: Path) -> None:
     assert_one_line_error(aicodec("validate", str(tmp_path / "missing.py")), "no such file")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", [INTRA, HYBRID], ids=["intra_dct", "hybrid"])
 def test_score_figures_equal_what_independent_tools_compute(
     codec: Path, source: Path, tmp_path: Path
@@ -95,6 +96,7 @@ def test_score_figures_equal_what_independent_tools_compute(
     assert again == load_clip(kept / "q50.y4m", Settings()).content_hash
 
 
+@pytest.mark.slow
 def test_decode_reproduces_the_kept_frames(source: Path, tmp_path: Path) -> None:
     kept = tmp_path / "kept"
     run = aicodec("run", str(INTRA), "--video", str(source), "--qualities", "40",
@@ -113,6 +115,7 @@ def test_decode_reproduces_the_kept_frames(source: Path, tmp_path: Path) -> None
     )
 
 
+@pytest.mark.slow
 def test_failures_are_one_line_and_stored(source: Path, tmp_path: Path) -> None:
     db = tmp_path / "store.db"
     crash = aicodec("run", str(CODECS / "crashes_at_quality_60.py"), "--video", str(source),
@@ -137,6 +140,7 @@ def test_failures_are_one_line_and_stored(source: Path, tmp_path: Path) -> None:
     assert_one_line_error(aicodec("run", str(huge), "--db", str(db)), "200000-byte limit")
 
 
+@pytest.mark.slow
 def test_a_torch_codec_runs_in_the_sandbox(source: Path, tmp_path: Path) -> None:
     pytest.importorskip("torch", reason="torch is an optional extra (pip install aicodec[torch])")
     result = aicodec("run", str(CODECS / "torch_pool.py"), "--video", str(source),
@@ -146,6 +150,7 @@ def test_a_torch_codec_runs_in_the_sandbox(source: Path, tmp_path: Path) -> None
     assert 20 < point["psnr_y"] < 40 and point["bytes"] > 0
 
 
+@pytest.mark.slow
 def test_a_constriction_codec_runs_in_the_sandbox(source: Path, tmp_path: Path) -> None:
     codec, kept, db = CODECS / "constriction_dpcm.py", tmp_path / "kept", tmp_path / "c.db"
     assert json.loads(aicodec("validate", str(codec), "--json").stdout)["valid"] is True

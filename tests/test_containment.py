@@ -32,6 +32,8 @@ from aicodec.sandbox.runner import kernel_isolation_problem, namespaces_availabl
 from aicodec.settings import Settings
 from tests.test_sandbox import tight
 
+pytestmark = pytest.mark.slow
+
 HOSTILE = Path(__file__).parent / "hostile_kernel"
 CHANNEL_KEY = 0x41434F44  # the SysV key the channel codecs use
 EPERM = 1

@@ -53,6 +53,7 @@ def rows(db: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
         return connection.execute(sql).fetchall()
 
 
+@pytest.mark.slow
 def test_offline_evolve_adopts_into_git_and_keeps_a_history(source: Path, tmp_path: Path) -> None:
     result = aicodec_env(*evolve_args(source, tmp_path, 4), "--json")
     assert result.returncode == 0, result.stderr
@@ -117,6 +118,7 @@ def wait_for(db: Path, sql: str, process: subprocess.Popen[bytes], timeout: floa
     raise AssertionError(f"timed out waiting for: {sql}")
 
 
+@pytest.mark.slow
 def test_kill_9_mid_iteration_then_resume_loses_and_repeats_nothing(
     source: Path, tmp_path: Path
 ) -> None:
@@ -162,6 +164,7 @@ def test_kill_9_mid_iteration_then_resume_loses_and_repeats_nothing(
     assert "no unfinished evolve run" in again.stderr
 
 
+@pytest.mark.slow
 def test_without_a_parent_evolve_starts_from_the_hybrid_seed(tmp_path: Path) -> None:
     frames = load_clip(None, Settings(), count=4).frames
     clip = tmp_path / "tiny.y4m"  # 128x96 from the middle of the built-in clip, 4 frames
@@ -186,6 +189,7 @@ def test_without_a_parent_evolve_starts_from_the_hybrid_seed(tmp_path: Path) -> 
     assert rows(db, f"select parent_id from candidates where id = {child}") == [(start,)]
 
 
+@pytest.mark.slow
 def test_evolve_decides_adoption_on_the_held_out_builtin_clips_by_default(tmp_path: Path) -> None:
     db = tmp_path / "store.db"
     common = ["--frames", "4", "--qualities", QUALITIES, "--encoders", "x264", "--parent",

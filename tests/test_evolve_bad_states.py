@@ -37,9 +37,12 @@ KEY = "sk-ant-test-KEY-0123456789"
 DEADLINE_S = 300.0  # generous: another heavy job may share the two cores
 REMOVED_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AICODEC_PROVIDER")
 
-pytestmark = pytest.mark.skipif(
-    not Path("/proc/self/stat").exists(), reason="needs /proc to follow the CLI's processes"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path("/proc/self/stat").exists(), reason="needs /proc to follow the CLI's processes"
+    ),
+]
 
 
 # --- the lab: a clip, a store where the seed is already scored, a codec repository ----------

@@ -207,6 +207,7 @@ def test_of_processes_starting_runs_at_once_exactly_one_starts(
             assert lines[0].startswith("aicodec.errors.EvolutionError: evolve run 1 is live")
 
 
+@pytest.mark.slow
 def test_a_live_evolve_refuses_others_and_a_resume_takes_it_over_once_dead(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,11 +9,15 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from aicodec.candidates import code_hash
 from aicodec.clips import load_clip
 from aicodec.settings import Settings
 from tests.fake_llm import FakeLLM, Reply, fake_llm_fixture
 from tests.test_generate import aicodec_env
+
+pytestmark = pytest.mark.slow
 
 fake_llm = fake_llm_fixture()
 SEED = Path(__file__).resolve().parents[1] / "baselines" / "seeds" / "intra_dct.py"

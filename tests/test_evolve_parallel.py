@@ -45,9 +45,12 @@ SEED = "3"
 ISLANDS = {"AICODEC_EVOLVE_ISLANDS": "1"}  # one island: each parent depends on all known rows
 FINISHED = ("scored", "failed")
 
-pytestmark = pytest.mark.skipif(
-    not Path("/proc/self/stat").exists(), reason="needs /proc to follow the CLI's processes"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path("/proc/self/stat").exists(), reason="needs /proc to follow the CLI's processes"
+    ),
+]
 
 
 @pytest.fixture(scope="module")

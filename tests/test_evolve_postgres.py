@@ -16,6 +16,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from aicodec.clips import load_clip
 from aicodec.settings import Settings
 from aicodec.store import Store
@@ -23,6 +25,8 @@ from tests.test_cli import assert_one_line_error
 from tests.test_evolve_bad_states import INTRA, QUALITIES, crash
 from tests.test_generate import aicodec_env
 from tests.test_store import query
+
+pytestmark = pytest.mark.slow
 
 DEADLINE_S = 300.0
 TIMEOUT_S = 2.0  # machine B's live-run timeout: a silent run of another host is dead after it

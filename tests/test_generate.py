@@ -38,6 +38,7 @@ def aicodec_env(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_offline_generation_without_a_key(tmp_path: Path) -> None:
     db = str(tmp_path / "store.db")
     # a fixed parent: whether two rounds' random draws collide depends on the parent's bytes,
@@ -67,6 +68,7 @@ def test_offline_generation_without_a_key(tmp_path: Path) -> None:
     assert {item["status"] for item in other_seed["candidates"]} == {"new"}
 
 
+@pytest.mark.slow
 def test_children_of_a_stored_candidate_and_of_a_file(tmp_path: Path) -> None:
     db = str(tmp_path / "store.db")
     first = json.loads(aicodec_env("generate", "--db", db, "--json").stdout)
@@ -128,6 +130,7 @@ def test_prompt_history_is_trimmed_by_whole_entries_to_fit_the_budget() -> None:
     assert prompt.system.count("encode(frames, quality: int) -> bytes") == 1  # the contract
 
 
+@pytest.mark.slow
 def test_planning_prompt_asks_for_the_plan_sections_within_budget() -> None:
     entries = Settings().prompt_budget_tokens // 10  # about 40 tokens each: four budgets' worth
     note = "decode 0.52 s; qp_shift 0.0 -> 1.25, lambda_scale 1.0 -> 0.8, search_range 12 -> 16"

@@ -51,6 +51,7 @@ SCRIPT = (
 )
 
 
+@pytest.mark.slow
 def test_generate_with_claude_logs_every_call(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert '"quant_scale": 1.0' in PARENT and '"deadzone": 0.15' in PARENT
     server = fake_llm(*SCRIPT)
@@ -111,6 +112,7 @@ def test_budgets_stop_generation_cleanly(fake_llm, tmp_path: Path) -> None:  # t
     assert "stopped: max-tokens" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_model_that_answers_garbage_or_is_down(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     garbage = fake_llm(*(Reply("no code here, sorry") for _ in range(3)))
     result = aicodec_env("generate", "--parent", str(SEED), "--n", "3", "--db",
@@ -189,6 +191,7 @@ def test_a_missed_search_gets_a_repair_turn(fake_llm, tmp_path: Path, repairs: i
 UNPRICED = "claude-experimental-9"
 
 
+@pytest.mark.slow
 def test_max_cost_with_an_unpriced_model_is_refused(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server = fake_llm(Reply(fenced(BETTER)))
     args = ("--parent", str(SEED), "--model", UNPRICED, "--max-cost", "1")

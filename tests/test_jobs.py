@@ -68,6 +68,7 @@ def scored(jobs: int, tmp_path: Path) -> dict[str, object]:
     return data
 
 
+@pytest.mark.slow
 def test_scores_are_identical_for_one_job_and_several(tmp_path: Path) -> None:
     one, two = scored(1, tmp_path), scored(2, tmp_path)
     assert one["points"] == two["points"] and one["bd_rate_vs"] == two["bd_rate_vs"]

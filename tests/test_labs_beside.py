@@ -25,6 +25,8 @@ from aicodec.processes import is_running, stop_process_tree
 from aicodec.sandbox.execute import SWEPT_PREFIX, remove_folder, sweep_stale_folders
 from tests.test_jobs import HANGS, PLAIN
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 INTRA = ROOT / "baselines" / "seeds" / "intra_dct.py"  # the fastest seed
 QUALITIES = "30,50,70,90"

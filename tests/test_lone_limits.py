@@ -13,6 +13,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from aicodec.sandbox.runner import wall_limit
 from aicodec.settings import Settings
 from tests.test_cli import assert_one_line_error
@@ -59,6 +61,7 @@ def _score(codec: Path, clip: Path, db: Path) -> tuple[subprocess.CompletedProce
     return result, time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_a_lone_score_of_a_codec_that_hangs_fails_within_a_minute(
     tmp_path: Path, clip_320x180: Path
 ) -> None:
@@ -82,6 +85,7 @@ def test_a_lone_score_of_a_codec_that_hangs_fails_within_a_minute(
         assert role in stages  # the timeout is stored with its stage; the rest cancelled
 
 
+@pytest.mark.slow
 def test_an_honest_seed_fits_its_lone_limit_with_room(tmp_path: Path, clip_320x180: Path) -> None:
     """The slowest seed at its slowest quality takes well under a third of its limit."""
     db = tmp_path / "store.db"

@@ -26,6 +26,8 @@ from aicodec.pool_ray import cached_clips, retried_total
 from aicodec.settings import Settings
 from tests.test_evolve import INTRA, QUALITIES, evolve_args
 
+pytestmark = pytest.mark.slow
+
 ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install -e '.[ray]')")
 
 SCORE = ["score", str(INTRA), "--frames", "4", "--qualities", QUALITIES, "--encoders", "x264",

@@ -74,6 +74,7 @@ def report(evolved: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     return out, json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_report_is_one_offline_file_with_every_section(evolved: Path, report) -> None:  # type: ignore[no-untyped-def]
     path, figures = report
     html = path.read_text()
@@ -108,6 +109,7 @@ def test_report_is_one_offline_file_with_every_section(evolved: Path, report) ->
     assert anchors and all(f'id="{anchor}"' in html for anchor in anchors)
 
 
+@pytest.mark.slow
 def test_report_code_is_each_candidates_stored_source(evolved: Path, report) -> None:  # type: ignore[no-untyped-def]
     html = report[0].read_text()
     data = json.loads(re.search(r'<script type="application/json" id="code-data">(.*?)</script>',
@@ -156,6 +158,7 @@ def test_source_edits_rebuild_any_child() -> None:
         assert apply_edits(parent, source_edits(parent, child)) == "\n".join(child.splitlines())
 
 
+@pytest.mark.slow
 def test_report_figures_are_the_stored_points(evolved: Path) -> None:
     from aicodec.report.data import run_view
     from aicodec.report.pages import clip_curves
@@ -196,6 +199,7 @@ def one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> Non
     assert all(word in lines[0] for word in words), lines[0]
 
 
+@pytest.mark.slow
 def test_report_bad_input_is_one_line(evolved: Path, tmp_path: Path) -> None:
     from aicodec.store import Store
 
@@ -256,6 +260,7 @@ def served(evolved: Path) -> Iterator[Served]:
         server.process.wait()
 
 
+@pytest.mark.slow
 def test_serve_pages_404s_read_only_and_ctrl_c(evolved: Path, served: Served) -> None:
     before = digest(evolved)
     status, index = served.get("/")
@@ -283,6 +288,7 @@ def test_serve_pages_404s_read_only_and_ctrl_c(evolved: Path, served: Served) ->
     assert code == 0 and "stopped" in out and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_live_run_page_reloads_itself(evolved: Path, tmp_path: Path) -> None:
     from aicodec.report import PageServer
     from aicodec.store import Store
@@ -307,6 +313,7 @@ def test_a_live_run_page_reloads_itself(evolved: Path, tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.slow
 def test_serve_on_a_port_in_use_is_one_line(evolved: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -316,6 +323,7 @@ def test_serve_on_a_port_in_use_is_one_line(evolved: Path) -> None:
                        f"port {port}", "in use")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_score_plot_draws_the_codec_and_the_ladder(evolved: Path, tmp_path: Path) -> None:
     one_line_error(aicodec_env("score", str(INTRA), "--plot", str(tmp_path / "rd.gif")),
                    ".svg or .png")  # fmt: skip
@@ -342,6 +350,7 @@ def test_score_plot_draws_the_codec_and_the_ladder(evolved: Path, tmp_path: Path
 needs_browser = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
 
 
+@pytest.mark.slow
 @needs_browser
 def test_report_in_chromium(evolved: Path, report, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     shots = screenshot_dir(tmp_path)
@@ -368,6 +377,7 @@ def test_report_in_chromium(evolved: Path, report, tmp_path: Path) -> None:  # t
     assert (shots / "report.png").stat().st_size > 50_000
 
 
+@pytest.mark.slow
 @needs_browser
 def test_served_pages_in_chromium(evolved: Path, served: Served, tmp_path: Path) -> None:
     shots = screenshot_dir(tmp_path)

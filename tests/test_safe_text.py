@@ -107,6 +107,7 @@ def hostile_run(evolved: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return db
 
 
+@pytest.mark.slow
 def test_report_shows_hostile_text_escaped(hostile_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     result = aicodec_env("report", "--db", str(hostile_run), "-o", str(out))
@@ -133,6 +134,7 @@ def test_report_shows_hostile_text_escaped(hostile_run: Path, tmp_path: Path) ->
     assert "\tpass" in lines  # code keeps its tabs
 
 
+@pytest.mark.slow
 def test_history_shows_hostile_text_escaped_and_json_keeps_it(hostile_run: Path) -> None:
     table = aicodec_env("history", "--plans", "--db", str(hostile_run), env={"COLUMNS": "2000"})
     assert table.returncode == 0, table.stderr
@@ -143,6 +145,7 @@ def test_history_shows_hostile_text_escaped_and_json_keeps_it(hostile_run: Path)
     assert {entry["reason"] for entry in data} == {MESSAGE}
 
 
+@pytest.mark.slow
 def test_served_pages_and_log_show_hostile_text_escaped(hostile_run: Path) -> None:
     from aicodec.report import PageServer
     from aicodec.store import Store

@@ -111,6 +111,7 @@ def test_encoding_is_deterministic(name: str, small: Frames) -> None:
     assert load_seed(name).encode(small, 40) == load_seed(name).encode(small, 40)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SEED_NAMES)
 def test_bytes_and_psnr_grow_with_quality(name: str, curves) -> None:
     sizes = [size for size, _ in curves[name]]
@@ -152,6 +153,7 @@ def test_other_params_round_trip(name: str, params: dict, small: Frames) -> None
     assert bitstream != load_seed(name).encode(small, 50)  # the parameters changed the coding
 
 
+@pytest.mark.slow
 def test_motion_beats_intra(curves, clip8: Frames) -> None:
     seconds = clip8.count / float(clip8.fps)
 
@@ -162,6 +164,7 @@ def test_motion_beats_intra(curves, clip8: Frames) -> None:
     assert rate < -25.0, f"motion_dct BD-rate against intra_dct is {rate:.1f}%"
 
 
+@pytest.mark.slow
 def test_hybrid_beats_motion(curves, clip8: Frames) -> None:
     seconds = clip8.count / float(clip8.fps)
 

@@ -254,6 +254,7 @@ def with_password(server: Any, user: str, password: str) -> str:
     raise AssertionError("the server did not start asking for the password")
 
 
+@pytest.mark.slow
 def test_postgres_failures_are_one_line_each_and_touch_nothing(postgres_server: Any) -> None:
     url = with_password(postgres_server, "lab_user", "s3cret")
     with pytest.raises(StoreError) as wrong:

@@ -12,6 +12,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
@@ -103,6 +104,7 @@ def test_opening_a_store_at_head_neither_writes_nor_waits_for_a_writer(tmp_path:
         observer.execute("ROLLBACK")
 
 
+@pytest.mark.slow
 def test_opening_a_postgres_store_at_head_neither_writes_nor_waits_for_the_lock(
     postgres_url: str,
 ) -> None:
