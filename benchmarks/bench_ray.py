@@ -87,8 +87,9 @@ def prime(db: Path) -> None:
     store = Store(settings.db)
     ladder = load_ladder(settings.ladder_file)
     for name in CLIPS:
-        run_ladder(load_clip(name, settings, count=FRAMES), store, settings, ladder,
-                   encoders=["x264"])  # fmt: skip
+        run_ladder(
+            load_clip(name, settings, count=FRAMES), store, settings, ladder, encoders=["x264"]
+        )
     store.close()
 
 
@@ -99,8 +100,16 @@ def score(db: Path, settings: Settings) -> float:
     clips = [load_clip(name, settings, count=FRAMES) for name in CLIPS]
     ladder = load_ladder(settings.ladder_file)
     started = time.perf_counter()
-    score_clips(HYBRID.read_text(), "hybrid.py", clips, store, settings, ladder, QUALITIES,
-                encoders=["x264"])  # fmt: skip
+    score_clips(
+        HYBRID.read_text(),
+        "hybrid.py",
+        clips,
+        store,
+        settings,
+        ladder,
+        QUALITIES,
+        encoders=["x264"],
+    )
     seconds = time.perf_counter() - started
     store.close()
     return seconds
@@ -203,31 +212,49 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Ray executor against local on this machine ({cores} cores; {where})")
     print(f"  starting a local cluster: {connect_s:.1f} s (once per process)")
     print(f"  sandbox job, no-op codec, {TINY_JOBS} jobs on {cores} workers, seconds per job:")
-    print(f"    local {per_job['local']:.3f} s   ray {per_job['ray']:.3f} s   "
-          f"-> Ray adds {overhead:.3f} s per job on one worker")  # fmt: skip
+    print(
+        f"    local {per_job['local']:.3f} s   ray {per_job['ray']:.3f} s   "
+        f"-> Ray adds {overhead:.3f} s per job on one worker"
+    )
     print(f"  a bare Ray task's round trip: {bare_s * 1000:.1f} ms")
-    print(f"  scoring hybrid.py on {len(CLIPS)} built-in clips ({FRAMES} frames; qualities "
-          f"{','.join(map(str, QUALITIES))}; x264 ladder cached), {ROUNDS} rounds:")  # fmt: skip
+    print(
+        f"  scoring hybrid.py on {len(CLIPS)} built-in clips ({FRAMES} frames; qualities "
+        f"{','.join(map(str, QUALITIES))}; x264 ladder cached), {ROUNDS} rounds:"
+    )
     for name, times in seconds.items():
         print(f"    {name:<6}" + "   ".join(f"{value:.1f} s" for value in times))
-    print(f"    best ray / best local: {min(seconds['ray']) / min(seconds['local']):.2f}x; "
-          f"same bitstreams and decoded frames: {same}")  # fmt: skip
-    print(f"  hybrid.py per job: encode {enc / 1e3:.0f} kpixel/s, decode {dec / 1e3:.0f} "
-          f"kpixel/s; the driver's PSNR+SSIM {metric_px_s / 1e6:.0f} Mpixel/s")  # fmt: skip
-    print("Estimate: one evolve iteration scoring hybrid.py-like code on three 1080p clips of "
-          "60 frames at 4 qualities")  # fmt: skip
-    print(f"  model: {model['jobs']} jobs (clips x qualities x (1 encode + 2 decodes)); a job "
-          "takes pixels / the measured rate + Ray's overhead;")  # fmt: skip
-    print("  wall(N) = max(work / N, critical path) + driver's serial part (metrics, decoded "
-          f"frames in over {LINK_BYTES_S / 1e9:.0f} GB/s);")  # fmt: skip
+    print(
+        f"    best ray / best local: {min(seconds['ray']) / min(seconds['local']):.2f}x; "
+        f"same bitstreams and decoded frames: {same}"
+    )
+    print(
+        f"  hybrid.py per job: encode {enc / 1e3:.0f} kpixel/s, decode {dec / 1e3:.0f} "
+        f"kpixel/s; the driver's PSNR+SSIM {metric_px_s / 1e6:.0f} Mpixel/s"
+    )
+    print(
+        "Estimate: one evolve iteration scoring hybrid.py-like code on three 1080p clips of "
+        "60 frames at 4 qualities"
+    )
+    print(
+        f"  model: {model['jobs']} jobs (clips x qualities x (1 encode + 2 decodes)); a job "
+        "takes pixels / the measured rate + Ray's overhead;"
+    )
+    print(
+        "  wall(N) = max(work / N, critical path) + driver's serial part (metrics, decoded "
+        f"frames in over {LINK_BYTES_S / 1e9:.0f} GB/s);"
+    )
     print("  the ladder is encoded once per clip set and cached, so it is not in an iteration")
-    print(f"  encode {model['encode_s']:.0f} s, decode {model['decode_s']:.0f} s per job; "
-          f"work {model['work_s'] / 3600:.1f} CPU-hours; critical path "
-          f"{model['critical_path_s']:.0f} s; driver {model['driver_serial_s']:.0f} s")  # fmt: skip
+    print(
+        f"  encode {model['encode_s']:.0f} s, decode {model['decode_s']:.0f} s per job; "
+        f"work {model['work_s'] / 3600:.1f} CPU-hours; critical path "
+        f"{model['critical_path_s']:.0f} s; driver {model['driver_serial_s']:.0f} s"
+    )
     for workers, wall in model["wall_s_by_workers"].items():
         print(f"    N = {workers:>3}: {wall / 60:>7.1f} min")
-    print(f"  it stops scaling at about {model['stops_scaling_at_workers']} workers: beyond, "
-          "the slowest encode followed by its decode sets the time")  # fmt: skip
+    print(
+        f"  it stops scaling at about {model['stops_scaling_at_workers']} workers: beyond, "
+        "the slowest encode followed by its decode sets the time"
+    )
     return 0
 
 

@@ -49,9 +49,14 @@ def build_figures(db: Path, run: int | None) -> dict[str, Any]:
                 digests.add(hashlib.sha256(written.path.read_bytes()).hexdigest())
     finally:
         store.close()
-    return {"run": written.run_id, "bytes": written.bytes, "budget_bytes": 2_000_000,
-            "build_seconds_best": min(seconds), "build_seconds_worst": max(seconds),
-            "identical_builds": len(digests) == 1}  # fmt: skip
+    return {
+        "run": written.run_id,
+        "bytes": written.bytes,
+        "budget_bytes": 2_000_000,
+        "build_seconds_best": min(seconds),
+        "build_seconds_worst": max(seconds),
+        "identical_builds": len(digests) == 1,
+    }
 
 
 def take_shots(db: Path, run: int, shots: Path) -> list[str]:
@@ -66,9 +71,12 @@ def take_shots(db: Path, run: int, shots: Path) -> list[str]:
         write_report(store, Settings(), run, report)
     finally:
         store.close()
-    server = subprocess.Popen([sys.executable, "-m", "aicodec", "serve", "--port", "0", "--db",
-                               str(db)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aicodec", "serve", "--port", "0", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         found = re.search(r"(http://\S+/)", server.stdout.readline())  # type: ignore[union-attr]
         assert found, "aicodec serve did not start"
@@ -101,8 +109,11 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     if not args.db.is_file():
-        print(f"bench_report: no store at {args.db}; make one with aicodec evolve --iterations "
-              f"20 --db {args.db}, then run this again (skipped)", file=sys.stderr)  # fmt: skip
+        print(
+            f"bench_report: no store at {args.db}; make one with aicodec evolve --iterations "
+            f"20 --db {args.db}, then run this again (skipped)",
+            file=sys.stderr,
+        )
         return 0
     figures = build_figures(args.db, args.run)
     if args.shots is not None:
@@ -114,8 +125,10 @@ def main() -> int:
     print(f"report of evolve run {figures['run']} in {args.db}")
     print(f"  size: {figures['bytes']:,} bytes ({figures['bytes'] / 1e6:.2f} MB; budget 2 MB)")
     same = "byte-identical" if figures["identical_builds"] else "DIFFERENT"
-    print(f"  build time: {figures['build_seconds_best']:.2f} s best, "
-          f"{figures['build_seconds_worst']:.2f} s worst of {ROUNDS} ({same} builds)")  # fmt: skip
+    print(
+        f"  build time: {figures['build_seconds_best']:.2f} s best, "
+        f"{figures['build_seconds_worst']:.2f} s worst of {ROUNDS} ({same} builds)"
+    )
     if args.shots is not None:
         print(f"  screenshots in {args.shots}; page errors: {figures['page_errors'] or 'none'}")
     return 0

@@ -78,9 +78,13 @@ def hung_candidate_cost(db: str) -> dict[str, float]:
         try:
             measure_candidate(
                 hybrid.replace(f"\ndef {role}(", f"\ndef _replaced_{role}(") + HANGS[role],
-                f"hangs-in-{role}", [clip], store, settings,
-                QUALITIES, reference_id=parent.candidate_id,
-            )  # fmt: skip
+                f"hangs-in-{role}",
+                [clip],
+                store,
+                settings,
+                QUALITIES,
+                reference_id=parent.candidate_id,
+            )
         except SandboxError:
             costs[role] = time.perf_counter() - started
         else:
@@ -109,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         scores = {seed.stem: timed([*cli, "score", str(seed), "--db", db]) for seed in SEEDS}
         hybrid = str(ROOT / "baselines" / "seeds" / "hybrid.py")
         cores = job_count(Settings())
-        runs = {jobs: timed([*cli, "run", hybrid, "--jobs", str(jobs), "--db", db])
-                for jobs in sorted({1, cores})}  # fmt: skip
+        runs = {
+            jobs: timed([*cli, "run", hybrid, "--jobs", str(jobs), "--db", db])
+            for jobs in sorted({1, cores})
+        }
         hung = hung_candidate_cost(db)
     figures = {
         "child_overhead_s": overhead,

@@ -72,11 +72,17 @@ class ClipSpec:
 CLIPS = (
     ClipSpec("builtin", None, 0, None),
     ClipSpec("carphone", "carphone_qcif.mp4", 0, 120),
-    ClipSpec("foreman", "foreman_cif25.264", 170, 60, fps="25",
-             note="the pan; --fps 25 given explicitly (the raw stream carries no rate)"),
+    ClipSpec(
+        "foreman",
+        "foreman_cif25.264",
+        170,
+        60,
+        fps="25",
+        note="the pan; --fps 25 given explicitly (the raw stream carries no rate)",
+    ),
     ClipSpec("cereus", "cereus_flower_foliage_720p30.264", 121, 60),
     ClipSpec("tears", "tears_of_steel_battle_800x332.webm", 605, 60),
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -169,8 +175,10 @@ def machine(settings: Any) -> dict[str, object]:
     try:
         commit = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = None
     return {
@@ -204,19 +212,33 @@ def clip_line(key: str, clip: Clip, spec: ClipSpec) -> str:
 
 
 def score_row(
-    key: str, seed: Path, source: str, clip: Clip, store: Store, settings: Any, ladder: Any,
-    baselines: LadderResult, qualities: list[int], status: Callable[[str], None],
-) -> Row:  # fmt: skip
+    key: str,
+    seed: Path,
+    source: str,
+    clip: Clip,
+    store: Store,
+    settings: Any,
+    ladder: Any,
+    baselines: LadderResult,
+    qualities: list[int],
+    status: Callable[[str], None],
+) -> Row:
     """Score one seed on one clip as ``aicodec score`` does; a failing seed is a row with
     its error, not an exception."""
     row = Row(key, seed.stem, code_hash(source))
     started = time.perf_counter()
     try:
         outcome: ScoreOutcome = score_candidate(
-            source, seed.name, clip, store, settings, ladder, qualities,
+            source,
+            seed.name,
+            clip,
+            store,
+            settings,
+            ladder,
+            qualities,
             encoders=list(baselines.encoders),
             progress=lambda text: status(f"{key}: {seed.stem}: {text}"),
-        )  # fmt: skip
+        )
     except (SandboxError, ValidationError) as exc:
         row.error = str(exc)
         return row
@@ -232,8 +254,12 @@ def score_row(
     curve = [RDPoint(point.kbps, point.psnr_y) for point in outcome.points]
     for name, anchor in baselines.encoders.items():
         try:
-            bd = bd_compare(anchor.rd_points(), curve, method=settings.bd_method,
-                            min_overlap=settings.bd_min_overlap)  # fmt: skip
+            bd = bd_compare(
+                anchor.rd_points(),
+                curve,
+                method=settings.bd_method,
+                min_overlap=settings.bd_min_overlap,
+            )
         except BDRateError:
             continue
         row.overlap_psnr[name] = bd.overlap_psnr
@@ -266,9 +292,13 @@ def row_notes(row: Row, min_overlap: float) -> list[str]:
 
 
 def render(
-    out: Console, rows: list[Row], encoders: list[str], clip_lines: list[str],
-    skipped: list[str], settings: Any,
-) -> None:  # fmt: skip
+    out: Console,
+    rows: list[Row],
+    encoders: list[str],
+    clip_lines: list[str],
+    skipped: list[str],
+    settings: Any,
+) -> None:
     """The table of every seed on every clip, with the clips it covers."""
     method, min_overlap = settings.bd_method, settings.bd_min_overlap
     table = Table(title=f"BD-rate of each seed (PSNR-Y, {method}); seconds summed over qualities")
@@ -289,8 +319,9 @@ def render(
             cells = [percent(row.bd_rate_vs.get(name)) for name in encoders]
             cells += [f"{row.encode_seconds:.1f}", f"{row.decode_seconds:.1f}"]
             cells += [", ".join(row_notes(row, min_overlap))]
-        table.add_row(row.clip if first else "", row.seed, row.code_hash[:8], *cells,
-                      end_section=last)  # fmt: skip
+        table.add_row(
+            row.clip if first else "", row.seed, row.code_hash[:8], *cells, end_section=last
+        )
     out.print(table)
     for line in clip_lines:
         out.print(f"  {escape(line)}", soft_wrap=True)
@@ -389,10 +420,14 @@ def run(args: argparse.Namespace, argv: list[str], out: Console, err: Console) -
     store = Store(settings.db)
     try:
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-            TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(),
-            console=err, transient=True,
-        ) as bar:  # fmt: skip
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} runs"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
             task = bar.add_task("starting", total=len(present) * len(chosen_seeds))
 
             def status(text: str) -> None:
@@ -403,12 +438,28 @@ def run(args: argparse.Namespace, argv: list[str], out: Console, err: Console) -
                 clip = load_spec(spec, args.media, settings, args.frames)
                 clips.append({"key": spec.key, "note": spec.note, **clip.describe()})
                 clip_lines.append(clip_line(spec.key, clip, spec))
-                baselines = run_ladder(clip, store, settings, ladder, encoders=encoders,
-                                       progress=ladder_status(spec.key, status))  # fmt: skip
+                baselines = run_ladder(
+                    clip,
+                    store,
+                    settings,
+                    ladder,
+                    encoders=encoders,
+                    progress=ladder_status(spec.key, status),
+                )
                 for name in chosen_seeds:
                     status(f"{spec.key}: {name}")
-                    row = score_row(spec.key, seeds[name], sources[name], clip, store,
-                                    settings, ladder, baselines, qualities, status)  # fmt: skip
+                    row = score_row(
+                        spec.key,
+                        seeds[name],
+                        sources[name],
+                        clip,
+                        store,
+                        settings,
+                        ladder,
+                        baselines,
+                        qualities,
+                        status,
+                    )
                     rows.append(row)
                     bar.advance(task)
                     line = progress_line(row, encoders[0], settings.bd_min_overlap)
@@ -417,8 +468,14 @@ def run(args: argparse.Namespace, argv: list[str], out: Console, err: Console) -
         store.close()
 
     if args.json:
-        print_json({**header, "clips": clips, "skipped": skipped,
-                    "results": [row.to_dict() for row in rows]})  # fmt: skip
+        print_json(
+            {
+                **header,
+                "clips": clips,
+                "skipped": skipped,
+                "results": [row.to_dict() for row in rows],
+            }
+        )
     else:
         render(out, rows, encoders, clip_lines, skipped, settings)
     failed = [row for row in rows if row.error is not None]

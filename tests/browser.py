@@ -12,9 +12,15 @@ from pathlib import Path
 from typing import Any
 
 CHROMIUM_FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str | None:
@@ -50,11 +56,19 @@ class PageLog:
     errors: list[str] = field(default_factory=list)
 
     def attach(self, page: Any) -> None:
-        page.on("console", lambda message: self.errors.append(f"console: {message.text}")
-                if message.type == "error" else None)  # fmt: skip
+        page.on(
+            "console",
+            lambda message: (
+                self.errors.append(f"console: {message.text}") if message.type == "error" else None
+            ),
+        )
         page.on("pageerror", lambda error: self.errors.append(f"exception: {error}"))
-        page.on("requestfailed", lambda request: self.errors.append(
-            f"request failed: {request.url} ({request.failure})"))  # fmt: skip
+        page.on(
+            "requestfailed",
+            lambda request: self.errors.append(
+                f"request failed: {request.url} ({request.failure})"
+            ),
+        )
 
 
 @contextmanager
@@ -63,8 +77,7 @@ def chromium_page(width: int = 1280, height: int = 900) -> Iterator[tuple[Any, P
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(),
-                                             args=CHROMIUM_FLAGS)  # fmt: skip
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             log = PageLog()

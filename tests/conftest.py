@@ -122,8 +122,10 @@ def clip_320x180(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from aicodec.clips import Frames
 
     whole = load_clip(None, Settings(), count=4).frames
-    crop = {name: np.ascontiguousarray(getattr(whole, name)[:, :rows, :cols])
-            for name, rows, cols in (("y", 180, 320), ("u", 90, 160), ("v", 90, 160))}  # fmt: skip
+    crop = {
+        name: np.ascontiguousarray(getattr(whole, name)[:, :rows, :cols])
+        for name, rows, cols in (("y", 180, 320), ("u", 90, 160), ("v", 90, 160))
+    }
     path = tmp_path_factory.mktemp("clip320") / "clip_320x180.y4m"
     Frames(crop["y"], crop["u"], crop["v"], whole.fps).write_y4m(path)
     return path

@@ -36,8 +36,12 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     """Run ``aicodec ARGS`` in a fresh interpreter with extra environment variables."""
     return subprocess.run(
         [sys.executable, "-m", "aicodec", *args],
-        capture_output=True, text=True, timeout=600, check=False, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +64,20 @@ def seed_store(db: Path) -> tuple[int, int]:
 
 
 def adopt_args(candidate: int, source: Path, db: Path, repo: Path, *extra: str) -> list[str]:
-    return ["adopt", str(candidate), "--video", str(source), "--qualities", QUALITIES,
-            "--db", str(db), "--git-repo", str(repo), "--json", *extra]  # fmt: skip
+    return [
+        "adopt",
+        str(candidate),
+        "--video",
+        str(source),
+        "--qualities",
+        QUALITIES,
+        "--db",
+        str(db),
+        "--git-repo",
+        str(repo),
+        "--json",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -90,11 +106,13 @@ def test_seeds_are_adopted_by_the_policy_or_by_force(source: Path, tmp_path: Pat
     against_parent = decide(store, roomy, motion, [clip_id], LEVELS)
     assert against_parent.compared_with == intra and against_parent.adopted
     assert against_parent.bd_rate_vs_best is not None and against_parent.bd_rate_vs_best < -10
-    slow = decide(store, Settings(db=settings.db, adopt_max_decode_slowdown=0.01), motion,
-                  [clip_id], LEVELS)  # fmt: skip
+    slow = decide(
+        store, Settings(db=settings.db, adopt_max_decode_slowdown=0.01), motion, [clip_id], LEVELS
+    )
     assert not slow.adopted and "decode time" in slow.reason
-    strict = decide(store, Settings(db=settings.db, adopt_threshold_percent=1000), motion,
-                    [clip_id], LEVELS)  # fmt: skip
+    strict = decide(
+        store, Settings(db=settings.db, adopt_threshold_percent=1000), motion, [clip_id], LEVELS
+    )
     assert not strict.adopted and "not below -1000 %" in strict.reason
     assert current_best(store) is None
     store.close()
@@ -112,14 +130,19 @@ def test_seeds_are_adopted_by_the_policy_or_by_force(source: Path, tmp_path: Pat
 
     # the motion seed beats the current best (the intra seed) by far; decode times on four
     # frames are noisy, so the decode limit is relaxed here (decide() checks it above)
-    adopted = cli(*adopt_args(motion, source, db, repo_path),
-                  env={"AICODEC_ADOPT_MAX_DECODE_SLOWDOWN": "20"})  # fmt: skip
+    adopted = cli(
+        *adopt_args(motion, source, db, repo_path), env={"AICODEC_ADOPT_MAX_DECODE_SLOWDOWN": "20"}
+    )
     assert adopted.returncode == 0, adopted.stderr
     data = json.loads(adopted.stdout)
     assert data["adopted"] is True and data["forced"] is False and data["tag"] == "v2"
     assert data["compared_with"] == intra and data["bd_rate_vs_best"] < -10
-    log = subprocess.run(["git", "-C", str(repo_path), "log", "--format=%H%n%B%n--end--"],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    log = subprocess.run(
+        ["git", "-C", str(repo_path), "log", "--format=%H%n%B%n--end--"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     commits = [block.strip() for block in log.split("--end--") if block.strip()]
     assert len(commits) == 2
     sha, message = commits[0].split("\n", 1)
@@ -133,8 +156,9 @@ def test_seeds_are_adopted_by_the_policy_or_by_force(source: Path, tmp_path: Pat
     for point in data["per_clip"][str(clip_id)]["points"]:
         expected = f"q{point['quality']}: {point['kbps']:.2f} kbps, PSNR-Y {point['psnr_y']:.2f} dB"
         assert expected in message
-    tags = subprocess.run(["git", "-C", str(repo_path), "tag"], capture_output=True, text=True,
-                          check=True).stdout.split()  # fmt: skip
+    tags = subprocess.run(
+        ["git", "-C", str(repo_path), "tag"], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert tags == ["v1", "v2"]
     assert (repo_path / "codec.py").read_text() == MOTION.read_text()
     meta = json.loads((repo_path / "codec.json").read_text())

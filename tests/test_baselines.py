@@ -148,12 +148,31 @@ def test_vmaf_is_added_to_cached_points(tiny_clip: Clip, store: Store, settings:
 def test_ffmpeg_gets_all_of_a_large_input_however_slowly_it_reads() -> None:
     frames = np.random.default_rng(3).integers(0, 256, (16, 1080, 1280), dtype=np.uint8)
     # a slow encoder: ffmpeg stops reading its input until the encoder catches up
-    args = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "1280x720", "-i", "pipe:0",
-            "-c:v", "libx264", "-preset", "fast", "-rc-lookahead", "0", "-threads", "1",
-            "-f", "h264", "pipe:1"]  # fmt: skip
+    args = [
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "yuv420p",
+        "-s",
+        "1280x720",
+        "-i",
+        "pipe:0",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "fast",
+        "-rc-lookahead",
+        "0",
+        "-threads",
+        "1",
+        "-f",
+        "h264",
+        "pipe:1",
+    ]
     result = run_ffmpeg(args, input_bytes=frames.tobytes(), timeout_s=120)
-    decoded = run_ffmpeg(["-f", "h264", "-i", "pipe:0", "-f", "rawvideo", "pipe:1"],
-                         input_bytes=result.stdout)  # fmt: skip
+    decoded = run_ffmpeg(
+        ["-f", "h264", "-i", "pipe:0", "-f", "rawvideo", "pipe:1"], input_bytes=result.stdout
+    )
     assert len(decoded.stdout) == frames.nbytes  # every frame went in and came out
 
 
@@ -162,6 +181,18 @@ def test_a_cancelled_ffmpeg_is_killed_at_once() -> None:
     threading.Timer(0.5, stop.set).start()
     started = time.monotonic()
     with pytest.raises(FFmpegError, match="stopped"):
-        run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "3600",
-                    "-f", "null", "-"], cancel=stop)  # fmt: skip
+        run_ffmpeg(
+            [
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=30",
+                "-t",
+                "3600",
+                "-f",
+                "null",
+                "-",
+            ],
+            cancel=stop,
+        )
     assert time.monotonic() - started < 5

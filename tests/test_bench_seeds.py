@@ -47,8 +47,19 @@ def test_scores_seeds_reuses_runs_and_names_a_failing_seed(tmp_path: Path) -> No
     # the same code, clip and qualities again: the stored run is reused; a missing media
     # folder skips its clips with the reason; the table goes to stdout
     media = str(tmp_path / "none")
-    again = bench(*QUICK[2:], "--clips", "builtin,carphone", "--seeds-dir", str(seeds),
-                  "--seeds", "intra_dct", "--db", db, "--media", media)  # fmt: skip
+    again = bench(
+        *QUICK[2:],
+        "--clips",
+        "builtin,carphone",
+        "--seeds-dir",
+        str(seeds),
+        "--seeds",
+        "intra_dct",
+        "--db",
+        db,
+        "--media",
+        media,
+    )
     assert again.returncode == 0, again.stderr
     lines = again.stdout.splitlines()
     assert lines[0].startswith("command: python ") and " cores (" in lines[1]

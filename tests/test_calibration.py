@@ -58,12 +58,14 @@ def test_threshold_outcomes_use_each_runs_threshold() -> None:
     def made(predicted: float, measured: float, threshold: float) -> Prediction:
         return Prediction(1, 1, "rules", predicted, measured, threshold)
 
-    outcomes = threshold_outcomes([
-        made(-2.0, -1.5, 1.0),  # predicted win, measured win
-        made(-2.0, -0.5, 1.0),  # predicted win, no win
-        made(-1.0, -3.0, 1.0),  # exactly -threshold is no predicted win; it won anyway
-        made(-2.0, -1.5, 2.0),  # under a 2 % threshold: neither
-    ])  # fmt: skip
+    outcomes = threshold_outcomes(
+        [
+            made(-2.0, -1.5, 1.0),  # predicted win, measured win
+            made(-2.0, -0.5, 1.0),  # predicted win, no win
+            made(-1.0, -3.0, 1.0),  # exactly -threshold is no predicted win; it won anyway
+            made(-2.0, -1.5, 2.0),  # under a 2 % threshold: neither
+        ]
+    )
     assert (outcomes.predicted_to_beat, outcomes.came_true) == (2, 1)
     assert (outcomes.predicted_not_to_beat, outcomes.beat_anyway) == (2, 1)
     assert outcomes.came_true_share == 0.5 and outcomes.beat_anyway_share == 0.5
@@ -72,8 +74,15 @@ def test_threshold_outcomes_use_each_runs_threshold() -> None:
 
 # predicted, measured BD-rate vs the parent (%); None where the iteration lacks the figure
 Figures = list[tuple[float | None, float | None]]
-RULES: Figures = [(-1.0, -2.5), (-1.0, 0.8), (-1.5, -1.2), (-0.4, -3.0), (-2.5, 0.2),
-                  (None, -1.0), (-2.0, None)]  # fmt: skip
+RULES: Figures = [
+    (-1.0, -2.5),
+    (-1.0, 0.8),
+    (-1.5, -1.2),
+    (-0.4, -3.0),
+    (-2.5, 0.2),
+    (None, -1.0),
+    (-2.0, None),
+]
 MODEL: Figures = [(-3.0, -2.0), (-0.5, 0.4), (-2.2, -0.1), (1.0, 2.5)]
 LATER: Figures = [(-4.0, -4.5), (-0.2, 0.3)]  # a second run, threshold 2 %
 
@@ -86,20 +95,33 @@ def write_run(store: Store, threshold: float, rows: dict[str, Figures]) -> int:
             session.add(CandidateRecord(code_hash="c" * 64, source="", name="c", origin="seed"))
             session.flush()
         run = EvolutionRun(
-            batch=os.urandom(8).hex(), status="finished", iterations_planned=10,
-            provider="mutation", provider_reason="test", seed=0, start_parent_id=1,
+            batch=os.urandom(8).hex(),
+            status="finished",
+            iterations_planned=10,
+            provider="mutation",
+            provider_reason="test",
+            seed=0,
+            start_parent_id=1,
             config_json=json.dumps(config),
-        )  # fmt: skip
+        )
         session.add(run)
         session.flush()
         number = 0
         for planner, stored in rows.items():
             for predicted, measured in stored:
                 number += 1
-                session.add(EvolutionIteration(
-                    run_id=run.id, number=number, status="done", stage="end", planner=planner,
-                    predicted_bd_rate=predicted, bd_rate_vs_parent=measured, parent_id=1,
-                ))  # fmt: skip
+                session.add(
+                    EvolutionIteration(
+                        run_id=run.id,
+                        number=number,
+                        status="done",
+                        stage="end",
+                        planner=planner,
+                        predicted_bd_rate=predicted,
+                        bd_rate_vs_parent=measured,
+                        parent_id=1,
+                    )
+                )
         return run.id
 
 

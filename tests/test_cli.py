@@ -18,8 +18,12 @@ def aicodec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     """Run ``aicodec ARGS`` in a fresh interpreter, capturing its output."""
     return subprocess.run(
         [sys.executable, "-m", "aicodec", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=600, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        check=False,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
@@ -38,8 +42,9 @@ def clip_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     reference = folder / "ref.y4m"
     load_clip(None, Settings(), count=6).frames.write_y4m(reference)
     encoded, distorted = folder / "enc.mkv", folder / "dist.y4m"
-    run_ffmpeg_cli("-v", "error", "-i", str(reference), "-c:v", "libx264", "-crf", "35",
-                   str(encoded))  # fmt: skip
+    run_ffmpeg_cli(
+        "-v", "error", "-i", str(reference), "-c:v", "libx264", "-crf", "35", str(encoded)
+    )
     run_ffmpeg_cli("-v", "error", "-i", str(encoded), "-pix_fmt", "yuv420p", str(distorted))
     return reference, distorted
 
@@ -102,11 +107,13 @@ def test_compare_table_output(clip_pair: tuple[Path, Path]) -> None:
 @pytest.mark.slow
 def test_bdrate_json_and_errors(tmp_path: Path) -> None:
     anchor = tmp_path / "anchor.csv"
-    anchor.write_text("qp,kbps,psnr\n22,9487.76,40.037\n27,4593.60,38.615\n32,2486.44,36.845\n"
-                      "37,1358.24,34.851\n")  # fmt: skip
+    anchor.write_text(
+        "qp,kbps,psnr\n22,9487.76,40.037\n27,4593.60,38.615\n32,2486.44,36.845\n37,1358.24,34.851\n"
+    )
     test = tmp_path / "test.json"
-    test.write_text(json.dumps([[9787.80, 40.121], [4469.00, 38.651], [2451.52, 36.970],
-                                [1356.24, 34.987]]))  # fmt: skip
+    test.write_text(
+        json.dumps([[9787.80, 40.121], [4469.00, 38.651], [2451.52, 36.970], [1356.24, 34.987]])
+    )
     result = aicodec("bdrate", str(anchor), str(test), "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)

@@ -51,22 +51,50 @@ def test_score_figures_equal_what_independent_tools_compute(
     codec: Path, source: Path, tmp_path: Path
 ) -> None:
     db, kept = tmp_path / "store.db", tmp_path / "kept"
-    args = ["score", str(codec), "--video", str(source), "--qualities", "30,50,70,90",
-            "--encoders", "x264", "--db", str(db), "--json"]  # fmt: skip
+    args = [
+        "score",
+        str(codec),
+        "--video",
+        str(source),
+        "--qualities",
+        "30,50,70,90",
+        "--encoders",
+        "x264",
+        "--db",
+        str(db),
+        "--json",
+    ]
     result = aicodec(*args, "--keep", str(kept))
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert [point["quality"] for point in data["points"]] == [30, 50, 70, 90]
     assert set(data["bd_rate_vs"]) == {"x264-medium"}
     for point in data["points"]:
-        keys = {"quality", "bytes", "kbps", "psnr_y", "psnr_yuv", "ssim_y", "encode_fps",
-                "decode_fps"}  # fmt: skip
+        keys = {
+            "quality",
+            "bytes",
+            "kbps",
+            "psnr_y",
+            "psnr_yuv",
+            "ssim_y",
+            "encode_fps",
+            "decode_fps",
+        }
         assert keys <= set(point)
         stream = kept / f"q{point['quality']}.bin"
         assert point["bytes"] == stream.stat().st_size  # every byte the decoder received
         assert point["kbps"] == pytest.approx(8 * point["bytes"] / (4 / 30) / 1000)
-        log = run_ffmpeg_cli("-i", str(kept / f"q{point['quality']}.y4m"), "-i", str(source),
-                             "-lavfi", "psnr", "-f", "null", "-")  # fmt: skip
+        log = run_ffmpeg_cli(
+            "-i",
+            str(kept / f"q{point['quality']}.y4m"),
+            "-i",
+            str(source),
+            "-lavfi",
+            "psnr",
+            "-f",
+            "null",
+            "-",
+        )
         ffmpeg_psnr = float(re.search(r"PSNR y:([0-9.]+)", log.stderr).group(1))
         assert point["psnr_y"] == pytest.approx(ffmpeg_psnr, abs=0.01)
     assert data["isolation"].split(":")[0] in ("namespaces", "process")
@@ -75,8 +103,9 @@ def test_score_figures_equal_what_independent_tools_compute(
     with sqlite3.connect(db) as connection:
         runs = connection.execute("SELECT count(*), min(status) FROM candidate_runs").fetchone()
         hashes = connection.execute("SELECT code_hash FROM candidates").fetchall()
-        stored = connection.execute("SELECT quality, deterministic, bitstream_sha256, "
-                                    "decoded_sha256 FROM candidate_runs").fetchall()  # fmt: skip
+        stored = connection.execute(
+            "SELECT quality, deterministic, bitstream_sha256, decoded_sha256 FROM candidate_runs"
+        ).fetchall()
     assert runs == (4, "ok")
     assert hashes == [(data["candidate"]["code_hash"],)]
     for quality, deterministic, bitstream_sha256, decoded_sha256 in stored:
@@ -99,13 +128,24 @@ def test_score_figures_equal_what_independent_tools_compute(
 @pytest.mark.slow
 def test_decode_reproduces_the_kept_frames(source: Path, tmp_path: Path) -> None:
     kept = tmp_path / "kept"
-    run = aicodec("run", str(INTRA), "--video", str(source), "--qualities", "40",
-                  "--keep", str(kept), "--db", str(tmp_path / "s.db"))  # fmt: skip
+    run = aicodec(
+        "run",
+        str(INTRA),
+        "--video",
+        str(source),
+        "--qualities",
+        "40",
+        "--keep",
+        str(kept),
+        "--db",
+        str(tmp_path / "s.db"),
+    )
     assert run.returncode == 0, run.stderr
     assert "isolation:" in run.stdout
     out = tmp_path / "out.y4m"
-    result = aicodec("decode", str(INTRA), str(kept / "q40.bin"), "-o", str(out), "--fps", "30",
-                     "--json")  # fmt: skip
+    result = aicodec(
+        "decode", str(INTRA), str(kept / "q40.bin"), "-o", str(out), "--fps", "30", "--json"
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["frames"] == 4
     decoded = load_clip(out, Settings())
@@ -118,8 +158,16 @@ def test_decode_reproduces_the_kept_frames(source: Path, tmp_path: Path) -> None
 @pytest.mark.slow
 def test_failures_are_one_line_and_stored(source: Path, tmp_path: Path) -> None:
     db = tmp_path / "store.db"
-    crash = aicodec("run", str(CODECS / "crashes_at_quality_60.py"), "--video", str(source),
-                    "--qualities", "40,60", "--db", str(db))  # fmt: skip
+    crash = aicodec(
+        "run",
+        str(CODECS / "crashes_at_quality_60.py"),
+        "--video",
+        str(source),
+        "--qualities",
+        "40,60",
+        "--db",
+        str(db),
+    )
     assert_one_line_error(crash, "quality 60: encode: encode error: ValueError")
     assert crash.returncode == 1
     with sqlite3.connect(db) as connection:
@@ -143,8 +191,17 @@ def test_failures_are_one_line_and_stored(source: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_torch_codec_runs_in_the_sandbox(source: Path, tmp_path: Path) -> None:
     pytest.importorskip("torch", reason="torch is an optional extra (pip install aicodec[torch])")
-    result = aicodec("run", str(CODECS / "torch_pool.py"), "--video", str(source),
-                     "--qualities", "50", "--db", str(tmp_path / "t.db"), "--json")  # fmt: skip
+    result = aicodec(
+        "run",
+        str(CODECS / "torch_pool.py"),
+        "--video",
+        str(source),
+        "--qualities",
+        "50",
+        "--db",
+        str(tmp_path / "t.db"),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     point = json.loads(result.stdout)["points"][0]
     assert 20 < point["psnr_y"] < 40 and point["bytes"] > 0
@@ -154,8 +211,19 @@ def test_a_torch_codec_runs_in_the_sandbox(source: Path, tmp_path: Path) -> None
 def test_a_constriction_codec_runs_in_the_sandbox(source: Path, tmp_path: Path) -> None:
     codec, kept, db = CODECS / "constriction_dpcm.py", tmp_path / "kept", tmp_path / "c.db"
     assert json.loads(aicodec("validate", str(codec), "--json").stdout)["valid"] is True
-    result = aicodec("run", str(codec), "--video", str(source), "--qualities", "30,70",
-                     "--keep", str(kept), "--db", str(db), "--json")  # fmt: skip
+    result = aicodec(
+        "run",
+        str(codec),
+        "--video",
+        str(source),
+        "--qualities",
+        "30,70",
+        "--keep",
+        str(kept),
+        "--db",
+        str(db),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     mode, _, layers = data["isolation"].partition(": ")

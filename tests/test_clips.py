@@ -28,9 +28,22 @@ def make_video(path: Path, *filters: str, pix_fmt: str = "yuv420p", frames: int 
     """Write a small lossless test video with ffmpeg (FFV1 keeps the pixels exact)."""
     vf = ["-vf", ",".join(filters)] if filters else []
     run_ffmpeg_cli(
-        "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25",
-        "-frames:v", str(frames), *vf, "-pix_fmt", pix_fmt, "-c:v", "ffv1", "-y", str(path),
-    )  # fmt: skip
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25",
+        "-frames:v",
+        str(frames),
+        *vf,
+        "-pix_fmt",
+        pix_fmt,
+        "-c:v",
+        "ffv1",
+        "-y",
+        str(path),
+    )
     return path
 
 
@@ -82,8 +95,10 @@ def test_builtin_family_members_load_by_name_the_same_each_time() -> None:
     assert (
         load_clip(None, Settings()).content_hash == load_clip(BUILTIN_NAME, Settings()).content_hash
     )
-    assert (load_clip("builtin:shake", Settings()).frames.width,
-            load_clip("builtin:shake", Settings()).frames.height) == (320, 240)  # fmt: skip
+    assert (
+        load_clip("builtin:shake", Settings()).frames.width,
+        load_clip("builtin:shake", Settings()).frames.height,
+    ) == (320, 240)
 
 
 def test_builtin_still_is_a_fixed_camera_with_small_moving_areas() -> None:
@@ -145,8 +160,9 @@ def test_y4m_round_trip_through_ffmpeg_keeps_every_pixel(tmp_path: Path) -> None
 def test_real_clip_matches_ffmpeg_raw_decode(tmp_path: Path) -> None:
     source = media_path("carphone_qcif.mp4")
     raw = tmp_path / "ref.yuv"
-    run_ffmpeg_cli("-v", "error", "-i", str(source), "-f", "rawvideo", "-pix_fmt", "yuv420p",
-                   str(raw))  # fmt: skip
+    run_ffmpeg_cli(
+        "-v", "error", "-i", str(source), "-f", "rawvideo", "-pix_fmt", "yuv420p", str(raw)
+    )
     expected = Frames.from_i420(raw.read_bytes(), 176, 144, Fraction(30000, 1001))
     clip = load_clip(source, Settings(), start=10, count=20)
     assert clip.frames.fps == Fraction(30000, 1001)
@@ -261,9 +277,9 @@ def test_parse_size_rejects_garbage(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "value"), [("30", Fraction(30)), ("29.97", Fraction(2997, 100)),
-                        ("30000/1001", Fraction(30000, 1001))]
-)  # fmt: skip
+    ("text", "value"),
+    [("30", Fraction(30)), ("29.97", Fraction(2997, 100)), ("30000/1001", Fraction(30000, 1001))],
+)
 def test_parse_fps(text: str, value: Fraction) -> None:
     assert parse_fps(text) == value
 

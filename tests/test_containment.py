@@ -246,8 +246,21 @@ def test_a_lab_killed_with_sigkill_leaves_no_sandbox_process(mode: str, tmp_path
     codec.write_text(HANG)
     environment = {**os.environ, "AICODEC_SANDBOX_ISOLATION": mode}
     store = str(tmp_path / "store.db")
-    command = [sys.executable, "-m", "aicodec", "run", str(codec), "--frames", "2",
-               "--qualities", "20,80", "--jobs", "2", "--db", store]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "aicodec",
+        "run",
+        str(codec),
+        "--frames",
+        "2",
+        "--qualities",
+        "20,80",
+        "--jobs",
+        "2",
+        "--db",
+        store,
+    ]
     quiet = subprocess.DEVNULL
     lab = subprocess.Popen(command, env=environment, stdout=quiet, stderr=quiet)
     try:

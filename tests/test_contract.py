@@ -223,9 +223,13 @@ def test_the_hand_written_prose_names_no_checked_name() -> None:
     """What the checks refuse is said only in the generated part: the prose names none of it
     (the way ``getattr`` was once said to be allowed with literal names)."""
     checked = (
-        FORBIDDEN_NAMES | DYNAMIC_CODE_NAMES | DENIED_ATTRIBUTE_NAMES | INTERNAL_ATTRIBUTES
-        | SYSTEM_MODULE_NAMES | {"hasattr"}
-    )  # fmt: skip
+        FORBIDDEN_NAMES
+        | DYNAMIC_CODE_NAMES
+        | DENIED_ATTRIBUTE_NAMES
+        | INTERNAL_ATTRIBUTES
+        | SYSTEM_MODULE_NAMES
+        | {"hasattr"}
+    )
     prose = re.sub(r"```python\n.*?```", "", TEMPLATE, flags=re.S)  # examples are validated
     codes = re.findall(r"`([^`]+)`", prose)
     assert "{{ may_use }}" in TEMPLATE and codes
@@ -242,6 +246,7 @@ def test_aicodec_contract_prints_what_the_prompt_carries() -> None:
     run = [sys.executable, "-m", "aicodec", "contract"]
     text = subprocess.run(run, capture_output=True, text=True, check=True, timeout=60).stdout
     assert text.strip() == CONTRACT and CONTRACT in system_prompt(Settings())
-    data = subprocess.run([*run, "--json"], capture_output=True, text=True, check=True,
-                          timeout=60).stdout  # fmt: skip
+    data = subprocess.run(
+        [*run, "--json"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     assert json.loads(data) == {"contract": CONTRACT}

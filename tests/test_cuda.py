@@ -64,8 +64,9 @@ def test_a_codecs_own_ctypes_stays_refused_with_cuda(clip: Clip) -> None:
 
 @needs_gpu
 def test_a_codec_computes_on_the_gpu_in_the_sandbox(clip: Clip) -> None:
-    run = run_candidate((CODECS / "torch_cuda_pool.py").read_text(), clip, [30, 70],
-                        Settings(device="cuda"))  # fmt: skip
+    run = run_candidate(
+        (CODECS / "torch_cuda_pool.py").read_text(), clip, [30, 70], Settings(device="cuda")
+    )
     assert run.ok, run.first_error()
     for point in run.points:
         assert struct.unpack_from("<B", point.bitstream or b"")[0] == 1  # pooled on CUDA
@@ -75,11 +76,13 @@ def test_a_codec_computes_on_the_gpu_in_the_sandbox(clip: Clip) -> None:
 @needs_gpu
 def test_the_cli_runs_a_cuda_codec(tmp_path: Path) -> None:
     codec, db = str(CODECS / "torch_cuda_pool.py"), str(tmp_path / "t.db")
-    result = aicodec("run", codec, "--device", "cuda", "--frames", "4", "--qualities", "50",
-                     "--db", db, "--json")  # fmt: skip
+    result = aicodec(
+        "run", codec, "--device", "cuda", "--frames", "4", "--qualities", "50", "--db", db, "--json"
+    )
     assert result.returncode == 0, result.stderr
     point = json.loads(result.stdout)["points"][0]
     assert 20 < point["psnr_y"] < 45 and point["bytes"] > 0
-    on_cpu = aicodec("run", codec, "--device", "cpu", "--frames", "4", "--qualities", "50",
-                     "--db", db)  # fmt: skip
+    on_cpu = aicodec(
+        "run", codec, "--device", "cpu", "--frames", "4", "--qualities", "50", "--db", db
+    )
     assert on_cpu.returncode != 0 and "Traceback" not in on_cpu.stderr

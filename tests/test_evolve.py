@@ -36,15 +36,36 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def evolve_args(source: Path, tmp: Path, iterations: int, *extra: str) -> list[str]:
-    return ["evolve", "--iterations", str(iterations), "--video", str(source), "--qualities",
-            QUALITIES, "--encoders", "x264", "--parent", str(INTRA), "--seed", SEED,
-            "--threshold", "0.3", "--holdout", "none",
-            "--db", str(tmp / "store.db"), "--git-repo", str(tmp / "codecs"), *extra]  # fmt: skip
+    return [
+        "evolve",
+        "--iterations",
+        str(iterations),
+        "--video",
+        str(source),
+        "--qualities",
+        QUALITIES,
+        "--encoders",
+        "x264",
+        "--parent",
+        str(INTRA),
+        "--seed",
+        SEED,
+        "--threshold",
+        "0.3",
+        "--holdout",
+        "none",
+        "--db",
+        str(tmp / "store.db"),
+        "--git-repo",
+        str(tmp / "codecs"),
+        *extra,
+    ]
 
 
 def git(repo: Path, *args: str) -> list[str]:
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                            check=True)  # fmt: skip
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    )
     return result.stdout.split("\n")[:-1]
 
 
@@ -63,24 +84,31 @@ def test_offline_evolve_adopts_into_git_and_keeps_a_history(source: Path, tmp_pa
     # --holdout none: no holdout clip, adoption decided on the training clip
     assert summary["holdout_clips"] == []
     assert [clip["name"] for clip in summary["training_clips"]] == [str(source)]
-    history = json.loads(aicodec_env("history", "--db", str(tmp_path / "store.db"),
-                                     "--json").stdout)  # fmt: skip
+    history = json.loads(
+        aicodec_env("history", "--db", str(tmp_path / "store.db"), "--json").stdout
+    )
     assert [entry["iteration"] for entry in history] == [1, 2, 3, 4]
-    assert all(set(entry) == {"iteration", "parent", "origin", "status", "bd_rate", "adopted",
-                              "reason"} for entry in history)  # fmt: skip
+    assert all(
+        set(entry) == {"iteration", "parent", "origin", "status", "bd_rate", "adopted", "reason"}
+        for entry in history
+    )
     assert {entry["origin"] for entry in history} == {"mutation"}
     adopted = [entry for entry in history if entry["adopted"]]
     assert adopted, "this seed's mutations include an adoption; the policy refused them all"
     assert all(entry["reason"].startswith("adopted: mean BD-rate") for entry in adopted)
-    assert all(entry["reason"].startswith("not adopted") for entry in history
-               if entry["status"] == "scored" and not entry["adopted"])  # fmt: skip
+    assert all(
+        entry["reason"].startswith("not adopted")
+        for entry in history
+        if entry["status"] == "scored" and not entry["adopted"]
+    )
     # one commit and one tag per adoption, newest first, with the figures in the message
     repo = tmp_path / "codecs"
     subjects = git(repo, "log", "--format=%s")
     assert len(subjects) == len(adopted) == len(summary["adoptions"])
     assert sorted(git(repo, "tag")) == [f"v{n}" for n in range(1, len(adopted) + 1)]
-    details = json.loads(aicodec_env("history", "--plans", "--db", str(tmp_path / "store.db"),
-                                     "--json").stdout)  # fmt: skip
+    details = json.loads(
+        aicodec_env("history", "--plans", "--db", str(tmp_path / "store.db"), "--json").stdout
+    )
     newest = [entry for entry in details if entry["adopted"]][-1]
     assert subjects[0].startswith(f"adopt candidate {newest['candidate']}: BD-rate")
     meta = json.loads((repo / "codec.json").read_text())
@@ -126,16 +154,23 @@ def test_kill_9_mid_iteration_then_resume_loses_and_repeats_nothing(
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC")}
     process = subprocess.Popen(
         [sys.executable, "-m", "aicodec", *evolve_args(source, tmp_path, 4)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     try:
-        wait_for(db, "select 1 from evolution_iterations where number = 3 and stage = 'score' "
-                     "and status = 'running'", process)  # fmt: skip
+        wait_for(
+            db,
+            "select 1 from evolution_iterations where number = 3 and stage = 'score' "
+            "and status = 'running'",
+            process,
+        )
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    before = rows(db, "select number, status, candidate_id from evolution_iterations "
-                      "order by number")  # fmt: skip
+    before = rows(
+        db, "select number, status, candidate_id from evolution_iterations order by number"
+    )
     assert [(n, s) for n, s, _ in before] == [(1, "scored"), (2, "scored"), (3, "running")]
     assert rows(db, "select status from evolution_runs") == [("running",)]
 
@@ -143,8 +178,9 @@ def test_kill_9_mid_iteration_then_resume_loses_and_repeats_nothing(
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["status"] == "finished" and summary["completed"] == 4
-    after = rows(db, "select number, status, candidate_id from evolution_iterations "
-                     "order by number")  # fmt: skip
+    after = rows(
+        db, "select number, status, candidate_id from evolution_iterations order by number"
+    )
     assert [n for n, _, _ in after] == [1, 2, 3, 4]
     assert all(status in ("scored", "failed") for _, status, _ in after)
     # completed iterations untouched; the killed one went on with its stored candidate
@@ -170,9 +206,24 @@ def test_without_a_parent_evolve_starts_from_the_hybrid_seed(tmp_path: Path) -> 
     clip = tmp_path / "tiny.y4m"  # 128x96 from the middle of the built-in clip, 4 frames
     crop(frames, 128, 96, 112, 96).write_y4m(clip)
     db = tmp_path / "store.db"
-    result = aicodec_env("evolve", "--iterations", "1", "--video", str(clip), "--qualities",
-                         QUALITIES, "--encoders", "x264", "--holdout", "none", "--db", str(db),
-                         "--git-repo", str(tmp_path / "codecs"), "--json")  # fmt: skip
+    result = aicodec_env(
+        "evolve",
+        "--iterations",
+        "1",
+        "--video",
+        str(clip),
+        "--qualities",
+        QUALITIES,
+        "--encoders",
+        "x264",
+        "--holdout",
+        "none",
+        "--db",
+        str(db),
+        "--git-repo",
+        str(tmp_path / "codecs"),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     start = summary["start_candidate"]
@@ -192,9 +243,25 @@ def test_without_a_parent_evolve_starts_from_the_hybrid_seed(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_evolve_decides_adoption_on_the_held_out_builtin_clips_by_default(tmp_path: Path) -> None:
     db = tmp_path / "store.db"
-    common = ["--frames", "4", "--qualities", QUALITIES, "--encoders", "x264", "--parent",
-              str(INTRA), "--seed", SEED, "--threshold", "0.3", "--db", str(db), "--git-repo",
-              str(tmp_path / "codecs"), "--json"]  # fmt: skip
+    common = [
+        "--frames",
+        "4",
+        "--qualities",
+        QUALITIES,
+        "--encoders",
+        "x264",
+        "--parent",
+        str(INTRA),
+        "--seed",
+        SEED,
+        "--threshold",
+        "0.3",
+        "--db",
+        str(db),
+        "--git-repo",
+        str(tmp_path / "codecs"),
+        "--json",
+    ]
     result = aicodec_env("evolve", "--iterations", "3", *common)  # no --video, no --holdout
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -206,8 +273,11 @@ def test_evolve_decides_adoption_on_the_held_out_builtin_clips_by_default(tmp_pa
     holdout_ids = sorted(clip["id"] for clip in holdout)
     # the starting codec was scored on the holdout clips too
     start = summary["start_candidate"]
-    scored_on = rows(db, f"select distinct clip_id from candidate_runs where candidate_id = "
-                         f"{start} and status = 'ok' order by clip_id")  # fmt: skip
+    scored_on = rows(
+        db,
+        f"select distinct clip_id from candidate_runs where candidate_id = "
+        f"{start} and status = 'ok' order by clip_id",
+    )
     assert set(holdout_ids) <= {clip_id for (clip_id,) in scored_on}
     # this seed's first child passes the training gate, so holdout clips decided something
     decisions = rows(db, "select clips from adoptions")
@@ -218,9 +288,14 @@ def test_evolve_decides_adoption_on_the_held_out_builtin_clips_by_default(tmp_pa
     decided = {candidate for (candidate,) in rows(db, "select candidate_id from adoptions")}
     for entry in summary["iterations"]:
         if entry["status"] == "scored" and not entry["adopted"]:
-            assert ("on the training clips" in entry["reason"] and "holdout clips not run" in
-                    entry["reason"]) or "holdout clip" in entry["reason"] or (
-                entry["candidate"] in decided)  # fmt: skip
+            assert (
+                (
+                    "on the training clips" in entry["reason"]
+                    and "holdout clips not run" in entry["reason"]
+                )
+                or "holdout clip" in entry["reason"]
+                or (entry["candidate"] in decided)
+            )
     details = json.loads(aicodec_env("history", "--plans", "--db", str(db), "--json").stdout)
     assert details and all(entry["clips"]["holdout"] == holdout for entry in details)
 
@@ -233,8 +308,9 @@ def test_default_holdout_is_the_held_out_builtin_clips_that_are_not_training_cli
     assert holdout_sources(["builtin:shake", "builtin:still"], None) == []
     assert holdout_sources(["builtin:default"], ["none"]) == []
     assert holdout_sources(["builtin:default"], ["c.y4m", "builtin:still"]) == [
-        "c.y4m", "builtin:still"
-    ]  # fmt: skip
+        "c.y4m",
+        "builtin:still",
+    ]
     with pytest.raises(EvolutionError, match="give it alone"):
         holdout_sources(["builtin:default"], ["none", "c.y4m"])
 

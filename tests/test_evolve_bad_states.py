@@ -57,10 +57,26 @@ class Lab:
 
     def evolve(self, iterations: int, *extra: str, video: Path | None = None) -> list[str]:
         """Arguments of a small, fast evolve run on this lab."""
-        return ["evolve", "--iterations", str(iterations), "--video", str(video or self.clip),
-                "--qualities", QUALITIES, "--encoders", "x264", "--parent", str(INTRA),
-                "--holdout", "none", "--db", str(self.db), "--git-repo", str(self.repo),
-                *extra]  # fmt: skip
+        return [
+            "evolve",
+            "--iterations",
+            str(iterations),
+            "--video",
+            str(video or self.clip),
+            "--qualities",
+            QUALITIES,
+            "--encoders",
+            "x264",
+            "--parent",
+            str(INTRA),
+            "--holdout",
+            "none",
+            "--db",
+            str(self.db),
+            "--git-repo",
+            str(self.repo),
+            *extra,
+        ]
 
     def query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         """Rows of one read of the store (its own short connection)."""
@@ -98,8 +114,19 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("seeded")
     clip, db = folder / "source.y4m", folder / "template.db"
     load_clip(None, Settings(), count=4).frames.write_y4m(clip)
-    scored = aicodec_env("score", str(INTRA), "--video", str(clip), "--qualities", QUALITIES,
-                         "--encoders", "x264", "--db", str(db), "--json")  # fmt: skip
+    scored = aicodec_env(
+        "score",
+        str(INTRA),
+        "--video",
+        str(clip),
+        "--qualities",
+        QUALITIES,
+        "--encoders",
+        "x264",
+        "--db",
+        str(db),
+        "--json",
+    )
     assert scored.returncode == 0, scored.stderr
     assert json.loads(scored.stdout)["bd_rate_vs"]["x264-medium"] is not None
     return clip, db
@@ -133,9 +160,14 @@ def start_cli(lab: Lab, *args: str) -> subprocess.Popen[str]:
     env = {key: value for key, value in os.environ.items() if key not in REMOVED_ENV}
     with open(lab.folder / "evolve.out", "w") as out, open(lab.folder / "evolve.err", "w") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "aicodec", *args], stdout=out, stderr=err, text=True,
-            env=env, start_new_session=True, preexec_fn=_default_sigint,
-        )  # fmt: skip
+            [sys.executable, "-m", "aicodec", *args],
+            stdout=out,
+            stderr=err,
+            text=True,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_default_sigint,
+        )
 
 
 @dataclass(frozen=True)
@@ -183,9 +215,10 @@ def descendants(pid: int) -> dict[int, Proc]:
 def alive(pids: set[int], groups: set[int], sessions: set[int]) -> list[Proc]:
     """Live (not zombie) processes among ``pids`` or in those process groups or sessions."""
     return [
-        proc for proc in processes().values()
+        proc
+        for proc in processes().values()
         if proc.state != "Z" and (proc.pid in pids or proc.pgid in groups or proc.sid in sessions)
-    ]  # fmt: skip
+    ]
 
 
 def crash(process: subprocess.Popen[str]) -> None:
@@ -326,8 +359,9 @@ def test_resume_after_kill_9_and_a_write_torn_by_a_crash(lab: Lab) -> None:
 
     # another process dies in the middle of a write transaction, pages already on the disk
     marker = f"half-written-{uuid.uuid4().hex}"
-    writer = subprocess.Popen([sys.executable, "-c", HALF_WRITER, str(lab.db), marker],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    writer = subprocess.Popen(
+        [sys.executable, "-c", HALF_WRITER, str(lab.db), marker], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert writer.stdout is not None and writer.stdout.readline() == "in the transaction\n"
         wal = lab.db.with_name(lab.db.name + "-wal")
@@ -343,10 +377,12 @@ def test_resume_after_kill_9_and_a_write_torn_by_a_crash(lab: Lab) -> None:
     assert_finished(lab, summary, 3)
     assert summary["run_id"] == 1
     # the torn write left nothing: no half-written candidate, iteration 1 as it was stored
-    assert lab.query("SELECT count(*) FROM candidates WHERE code_hash = ? OR name LIKE ?",
-                     marker, f"{marker}%") == [(0,)]  # fmt: skip
-    assert lab.query("SELECT count(*) FROM evolution_iterations WHERE reason LIKE ?",
-                     f"%{marker}%") == [(0,)]  # fmt: skip
+    assert lab.query(
+        "SELECT count(*) FROM candidates WHERE code_hash = ? OR name LIKE ?", marker, f"{marker}%"
+    ) == [(0,)]
+    assert lab.query(
+        "SELECT count(*) FROM evolution_iterations WHERE reason LIKE ?", f"%{marker}%"
+    ) == [(0,)]
     assert lab.iterations()[0] == before[0]
 
 
@@ -354,8 +390,11 @@ def test_resume_after_kill_9_and_a_write_torn_by_a_crash(lab: Lab) -> None:
 
 
 def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_a_codec_repository_with_uncommitted_changes_is_refused_at_start(lab: Lab) -> None:
@@ -370,9 +409,10 @@ def test_a_codec_repository_with_uncommitted_changes_is_refused_at_start(lab: La
 
     refused = aicodec_env(*lab.evolve(2))
     assert_one_line_error(
-        refused, f"codec repository {lab.repo.resolve()} has uncommitted changes "
+        refused,
+        f"codec repository {lab.repo.resolve()} has uncommitted changes "
         "(codec.py, notes.txt); commit or discard them first",
-    )  # fmt: skip
+    )
     assert refused.returncode == 2
     # refused before the run row exists: nothing left 'running' for --resume to pick up
     assert lab.query("SELECT count(*) FROM evolution_runs") == [(0,)]
@@ -384,9 +424,12 @@ def test_a_starting_codec_that_fails_leaves_no_run_to_resume(lab: Lab) -> None:
     seed = INTRA.read_text()
     assert seed.count("\ndef encode(frames, quality):\n") == 1
     broken = lab.folder / "broken.py"
-    broken.write_text(seed.replace("\ndef encode(frames, quality):\n",
-                                   "\ndef encode(frames, quality):\n"
-                                   "    raise RuntimeError('broken on purpose')\n"))  # fmt: skip
+    broken.write_text(
+        seed.replace(
+            "\ndef encode(frames, quality):\n",
+            "\ndef encode(frames, quality):\n    raise RuntimeError('broken on purpose')\n",
+        )
+    )
     args = lab.evolve(2)
     args[args.index(str(INTRA))] = str(broken)
     refused = aicodec_env(*args)
@@ -440,8 +483,12 @@ def test_a_clip_that_disappeared(lab: Lab) -> None:
 def test_a_model_that_only_answers_garbage_stops_the_run(fake_llm, lab: Lab) -> None:  # type: ignore[no-untyped-def]
     garbage = "I am sorry, I cannot help with codecs today. Have a lovely afternoon!"
     server = fake_llm(*(Reply(garbage) for _ in range(40)))
-    env = {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.url,
-           "AICODEC_LLM_MAX_RETRIES": "1", "AICODEC_EVOLVE_MAX_FAILURES_IN_ROW": "3"}  # fmt: skip
+    env = {
+        "ANTHROPIC_API_KEY": KEY,
+        "ANTHROPIC_BASE_URL": server.url,
+        "AICODEC_LLM_MAX_RETRIES": "1",
+        "AICODEC_EVOLVE_MAX_FAILURES_IN_ROW": "3",
+    }
     result = aicodec_env(*lab.evolve(10, "--provider", "anthropic", "--json"), env=env)
     # the run ends by itself with its summary; failing out is exit 1 for scripts
     assert result.returncode == 1, result.stderr

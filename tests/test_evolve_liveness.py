@@ -43,9 +43,15 @@ def new_store(folder: Path, url: str | None = None) -> Store:
 def a_run(**columns_on_top: object) -> EvolutionRun:
     """A running run row as ``start_evolution`` makes it, with the given columns on top."""
     columns: dict[str, object] = dict(
-        batch=os.urandom(8).hex(), status="running", iterations_planned=1, provider="mutation",
-        provider_reason="test", seed=0, start_parent_id=1, config_json="{}",
-    )  # fmt: skip
+        batch=os.urandom(8).hex(),
+        status="running",
+        iterations_planned=1,
+        provider="mutation",
+        provider_reason="test",
+        seed=0,
+        start_parent_id=1,
+        config_json="{}",
+    )
     return EvolutionRun(**{**columns, **columns_on_top})
 
 
@@ -143,13 +149,15 @@ def test_a_run_beats_while_carried_out_and_is_let_go_after(tmp_path: Path) -> No
         assert first is not None and (host, pid) == (HOST, os.getpid())
         time.sleep(0.5)
         assert heartbeat(db, run_id)[0] > first  # type: ignore[operator]
-        other = subprocess.run([sys.executable, "-c", REFUSE, str(db)], capture_output=True,
-                               text=True, check=False)  # fmt: skip
+        other = subprocess.run(
+            [sys.executable, "-c", REFUSE, str(db)], capture_output=True, text=True, check=False
+        )
         assert other.returncode != 0
         assert f"EvolutionError: evolve run {run_id} is live on this store" in other.stderr
     assert heartbeat(db, run_id) == (None, HOST, os.getpid())
-    done = subprocess.run([sys.executable, "-c", REFUSE, str(db)], capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", REFUSE, str(db)], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     store.close()
 
@@ -181,18 +189,27 @@ def test_of_processes_starting_runs_at_once_exactly_one_starts(
     db, go, done, count = store_url, tmp_path / "go", tmp_path / "done", 6
     ready = [tmp_path / f"ready{n}" for n in range(count)]
     processes = [
-        subprocess.Popen([sys.executable, "-c", START, db, str(ready[n]), str(go), str(done)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", START, db, str(ready[n]), str(go), str(done)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for n in range(count)
-    ]  # fmt: skip
+    ]
     try:
         deadline = time.monotonic() + 120
         while not all(path.exists() for path in ready):
             assert time.monotonic() < deadline and all(p.poll() is None for p in processes)
             time.sleep(0.01)
         go.touch()
-        while sum(p.poll() is not None or path.with_suffix(".won").exists()
-                  for p, path in zip(processes, ready, strict=True)) < count:  # fmt: skip
+        while (
+            sum(
+                p.poll() is not None or path.with_suffix(".won").exists()
+                for p, path in zip(processes, ready, strict=True)
+            )
+            < count
+        ):
             assert time.monotonic() < deadline, "the starters did not all finish"
             time.sleep(0.01)
     finally:
@@ -214,9 +231,17 @@ def test_a_live_evolve_refuses_others_and_a_resume_takes_it_over_once_dead(
     monkeypatch.setenv("AICODEC_EVOLVE_HEARTBEAT_S", "0.2")
     first = start_cli(lab, *lab.evolve(1))
     try:
-        wait_for(lab, first, "the run's heartbeat",
-                 lambda: bool(lab.query("SELECT 1 FROM evolution_runs WHERE heartbeat_at "
-                                        "IS NOT NULL AND status = 'running'")))  # fmt: skip
+        wait_for(
+            lab,
+            first,
+            "the run's heartbeat",
+            lambda: bool(
+                lab.query(
+                    "SELECT 1 FROM evolution_runs WHERE heartbeat_at "
+                    "IS NOT NULL AND status = 'running'"
+                )
+            ),
+        )
         os.killpg(first.pid, signal.SIGSTOP)  # alive, but it goes no further meanwhile
         assert lab.query("SELECT id, host, pid FROM evolution_runs") == [(1, HOST, first.pid)]
         line = f"error: evolve run 1 is live on this store (host {HOST}, pid {first.pid}, last"

@@ -58,14 +58,35 @@ SCRIPT = (
 
 
 def evolve_args(video: Path, db: Path, repo: Path, holdout: str = "none") -> list[str]:
-    return ["evolve", "--video", str(video), "--qualities", "30,50,70,90", "--encoders", "x264",
-            "--iterations", "3", "--parent", str(SEED), "--git-repo", str(repo),
-            "--holdout", holdout, "--db", str(db), "--json"]  # fmt: skip
+    return [
+        "evolve",
+        "--video",
+        str(video),
+        "--qualities",
+        "30,50,70,90",
+        "--encoders",
+        "x264",
+        "--iterations",
+        "3",
+        "--parent",
+        str(SEED),
+        "--git-repo",
+        str(repo),
+        "--holdout",
+        holdout,
+        "--db",
+        str(db),
+        "--json",
+    ]
 
 
 def env_for(server: FakeLLM, **extra: str) -> dict[str, str]:
-    return {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.url,
-            "AICODEC_LLM_MAX_RETRIES": "0", **extra}  # fmt: skip
+    return {
+        "ANTHROPIC_API_KEY": KEY,
+        "ANTHROPIC_BASE_URL": server.url,
+        "AICODEC_LLM_MAX_RETRIES": "0",
+        **extra,
+    }
 
 
 def history_of(db: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -84,8 +105,9 @@ def candidate_hashes(db: Path, entries: list[dict[str, Any]]) -> list[str | None
 
 
 def git(repo: Path, *args: str) -> list[str]:
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          check=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=60
+    )
     return done.stdout.splitlines()
 
 
@@ -116,8 +138,10 @@ def test_evolve_with_claude_then_replay(fake_llm, tmp_path: Path) -> None:  # ty
     assert len(sent) == 6
     assert [text.startswith("# Planning") for text in sent] == [True, False] * 3
     assert all(request.path == "/v1/messages" for request in server.requests)
-    carried = [{request.headers.get("x-api-key"), request.headers.get("authorization")}
-               for request in server.requests]  # fmt: skip
+    carried = [
+        {request.headers.get("x-api-key"), request.headers.get("authorization")}
+        for request in server.requests
+    ]
     assert all(KEY in found or f"Bearer {KEY}" in found for found in carried)
     assert "HYPOTHESIS: a coarser chroma quantiser saves bits" in sent[1]  # plan 1 shown
     assert "failed (no-code)" in sent[4]  # the planner of iteration 3 sees the failure
@@ -133,8 +157,7 @@ def test_evolve_with_claude_then_replay(fake_llm, tmp_path: Path) -> None:  # ty
         )
     assert "- iteration 2: parent " in sent[5] and "failed (no-code)" in sent[5]
     assert PARENT.splitlines()[0] in sent[1]
-    assert logged_purposes(db) == [("anthropic", purpose) for purpose in
-                                   ("plan", "generate") * 3]  # fmt: skip
+    assert logged_purposes(db) == [("anthropic", purpose) for purpose in ("plan", "generate") * 3]
 
     # the history: three iterations, the model planned 1 and 3, rules planned 2
     short, full = history_of(db)
@@ -178,22 +201,37 @@ def test_evolve_with_claude_then_replay(fake_llm, tmp_path: Path) -> None:  # ty
     # replay: the recorded answers give the same candidates and decisions, with no request
     fresh_db, fresh_repo = tmp_path / "replay.db", tmp_path / "replay-codecs"
     silent = fake_llm()
-    replay = aicodec_env(*evolve_args(video, fresh_db, fresh_repo), "--provider", "replay",
-                         env=env_for(silent, AICODEC_REPLAY_DB=str(db)))  # fmt: skip
+    replay = aicodec_env(
+        *evolve_args(video, fresh_db, fresh_repo),
+        "--provider",
+        "replay",
+        env=env_for(silent, AICODEC_REPLAY_DB=str(db)),
+    )
     assert replay.returncode == 0, replay.stderr
     assert silent.requests == [] and len(server.requests) == 6
     again = json.loads(replay.stdout)
     assert again["completed"] == 3 and again["failures"] == summary["failures"]
     _, replayed = history_of(fresh_db)
     assert candidate_hashes(fresh_db, replayed) == hashes
-    decision = ("iteration", "status", "adopted", "failure_kind", "bd_rate", "bd_rate_vs_parent",
-                "planner", "predicted_bd_rate", "confidence", "origin")  # fmt: skip
+    decision = (
+        "iteration",
+        "status",
+        "adopted",
+        "failure_kind",
+        "bd_rate",
+        "bd_rate_vs_parent",
+        "planner",
+        "predicted_bd_rate",
+        "confidence",
+        "origin",
+    )
     assert [[entry[k] for k in decision] for entry in replayed] == [
         [entry[k] for k in decision] for entry in full
     ]
     assert replayed[1]["reason"] == second["reason"]  # the same failure, word for word
-    assert logged_purposes(fresh_db) == [("replay", purpose) for purpose in
-                                         ("plan", "generate") * 3]  # fmt: skip
+    assert logged_purposes(fresh_db) == [
+        ("replay", purpose) for purpose in ("plan", "generate") * 3
+    ]
     assert git(fresh_repo, "tag") == git(repo, "tag")
     assert git(fresh_repo, "log", "--format=%s") == subjects
     assert KEY.encode() not in fresh_db.read_bytes()
@@ -250,13 +288,16 @@ def test_model_code_needs_kernel_isolation_or_an_opt_in(fake_llm, tmp_path: Path
     assert "\n" not in line and "--allow-process-sandbox" in line and "kernel isolation" in line
     assert server.requests == []  # refused before a single model call, and nothing started
     assert not db.exists() or sqlite3.connect(db).execute(
-        "SELECT count(*) FROM evolution_runs").fetchone() == (0,)  # fmt: skip
+        "SELECT count(*) FROM evolution_runs"
+    ).fetchone() == (0,)
 
     allowed = aicodec_env(*args, "--allow-process-sandbox", "--json", env=process)
     assert allowed.returncode == 0, allowed.stderr
     assert json.loads(allowed.stdout)["completed"] == 1
-    modes = {row[0].split(":")[0] for row in sqlite3.connect(db).execute(
-        "SELECT isolation FROM candidate_runs")}  # fmt: skip
+    modes = {
+        row[0].split(":")[0]
+        for row in sqlite3.connect(db).execute("SELECT isolation FROM candidate_runs")
+    }
     assert modes == {"process"}  # the run says which isolation it had
 
     # parameter mutations of the lab's own seeds need no opt-in

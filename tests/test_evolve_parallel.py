@@ -59,8 +59,19 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("parallel")
     clip, db = folder / "tiny.y4m", folder / "template.db"
     crop(load_clip(None, Settings(), count=4).frames, 128, 96, 112, 96).write_y4m(clip)
-    scored = aicodec_env("score", str(INTRA), "--video", str(clip), "--qualities", QUALITIES,
-                         "--encoders", "x264", "--db", str(db), "--json")  # fmt: skip
+    scored = aicodec_env(
+        "score",
+        str(INTRA),
+        "--video",
+        str(clip),
+        "--qualities",
+        QUALITIES,
+        "--encoders",
+        "x264",
+        "--db",
+        str(db),
+        "--json",
+    )
     assert scored.returncode == 0, scored.stderr
     return clip, db
 
@@ -94,8 +105,12 @@ def subjects(lab: Lab) -> list[str]:
     """The codec repository's commit subjects, newest first (none before an adoption)."""
     if not (lab.repo / ".git").exists():
         return []
-    done = subprocess.run(["git", "-C", str(lab.repo), "log", "--format=%s"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        ["git", "-C", str(lab.repo), "log", "--format=%s"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout.splitlines()
 
 
@@ -138,13 +153,16 @@ def test_parallel_runs_are_deterministic_and_learn_only_from_finished_iterations
         "started_at, finished_at FROM evolution_iterations ORDER BY number"
     )
     settings = Settings()
-    rule = IslandRule(1, settings.evolve_explore, settings.evolve_top,
-                      settings.evolve_migrate_every)  # fmt: skip
+    rule = IslandRule(
+        1, settings.evolve_explore, settings.evolve_top, settings.evolve_migrate_every
+    )
     start = Member(summary["start_candidate"], summary["start_bd_rate_vs_x264"])
     for number, parent, *_ in stored:
-        known = [(n, Member(c, bd)) for n, _, c, status, bd, yuv, _, _ in stored
-                 if n <= number - 2 and status == "scored" and yuv is not None
-                 and yuv <= 0]  # fmt: skip
+        known = [
+            (n, Member(c, bd))
+            for n, _, c, status, bd, yuv, _, _ in stored
+            if n <= number - 2 and status == "scored" and yuv is not None and yuv <= 0
+        ]
         assert choose_parent(rule, int(SEED), start, known, number)[0] == parent
     assert stored[0][1] == stored[1][1] == summary["start_candidate"]  # nothing known yet
     # at most two in flight: iteration n began only after iteration n-2 had finished
@@ -155,24 +173,35 @@ def test_parallel_runs_are_deterministic_and_learn_only_from_finished_iterations
 def test_generation_of_the_next_iteration_overlaps_scoring(  # type: ignore[no-untyped-def]
     fake_llm, template: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    codes = [PARENT.replace('"chroma_factor": 1.2', f'"chroma_factor": {factor}', 1)
-             for factor in (1.5, 2.0)]  # fmt: skip
-    plan = ("HYPOTHESIS: coarser chroma saves bits.\nPLAN: raise chroma_factor.\n"
-            "EXPECTED BD-RATE: -1 %\nCONFIDENCE: 0.5\n")  # fmt: skip
+    codes = [
+        PARENT.replace('"chroma_factor": 1.2', f'"chroma_factor": {factor}', 1)
+        for factor in (1.5, 2.0)
+    ]
+    plan = (
+        "HYPOTHESIS: coarser chroma saves bits.\nPLAN: raise chroma_factor.\n"
+        "EXPECTED BD-RATE: -1 %\nCONFIDENCE: 0.5\n"
+    )
     # iteration 1 gets no code (it fails at once); then a slow model: code answers take 1.5 s
-    server = fake_llm(Reply(plan), Reply("I would rather not change anything."),
-                      *[step for code in codes
-                        for step in (Reply(plan), Sleep(1.5, Reply(fenced(code))))])  # fmt: skip
+    server = fake_llm(
+        Reply(plan),
+        Reply("I would rather not change anything."),
+        *[step for code in codes for step in (Reply(plan), Sleep(1.5, Reply(fenced(code))))],
+    )
     lab = new_lab(template, tmp_path / "llm")
     result = aicodec_env(*parallel_args(lab, 3), "--json", env=env_for(server))
     assert result.returncode == 0, result.stderr
     assert server.remaining == 0 and not server.errors
     sent = [request.body["messages"][0]["content"] for request in server.requests]
     assert [text.startswith("# Planning") for text in sent] == [True, False] * 3
-    rows = lab.query("SELECT number, status, failure_kind, started_at, finished_at, "
-                     "stage_seconds_json FROM evolution_iterations ORDER BY number")  # fmt: skip
-    assert [row[:3] for row in rows] == [(1, "failed", "no-code"), (2, "scored", None),
-                                         (3, "scored", None)]  # fmt: skip
+    rows = lab.query(
+        "SELECT number, status, failure_kind, started_at, finished_at, "
+        "stage_seconds_json FROM evolution_iterations ORDER BY number"
+    )
+    assert [row[:3] for row in rows] == [
+        (1, "failed", "no-code"),
+        (2, "scored", None),
+        (3, "scored", None),
+    ]
 
     # iteration 3 was planned (and its code asked for) while iteration 2 was being scored
     calls = [when(at) for (at,) in lab.query("SELECT created_at FROM model_calls ORDER BY id")]
@@ -206,23 +235,29 @@ def test_ctrl_c_with_two_in_flight_then_resume_gives_the_uninterrupted_rows(
     def two_in_flight_and_frozen() -> bool:
         """Iteration 2 scores with a sandbox child stopped (it cannot finish by itself) and
         iteration 3 already has its candidate."""
-        rows = lab.query("SELECT number, stage, status, candidate_id FROM evolution_iterations "
-                         "WHERE number IN (2, 3) ORDER BY number")  # fmt: skip
+        rows = lab.query(
+            "SELECT number, stage, status, candidate_id FROM evolution_iterations "
+            "WHERE number IN (2, 3) ORDER BY number"
+        )
         if len(rows) != 2 or rows[0][1:3] != ("score", "running") or rows[1][3] is None:
             return False
         return freeze_sandbox(process, sandbox)
 
     left = interrupt_and_survivors(
-        lab, process, "iteration 2 scoring with iteration 3 ready", two_in_flight_and_frozen,
+        lab,
+        process,
+        "iteration 2 scoring with iteration 3 ready",
+        two_in_flight_and_frozen,
         sandbox,
-    )  # fmt: skip
+    )
     assert sandbox and left == []
     err = stderr_of(lab)
     assert process.returncode == 130 and "Traceback" not in err, err
     assert "evolve run 1 interrupted in iteration 2 (score)" in err
     assert lab.query("SELECT status FROM evolution_runs") == [("interrupted",)]
-    left_rows = lab.query("SELECT number, status, candidate_id IS NOT NULL "
-                          "FROM evolution_iterations ORDER BY number")  # fmt: skip
+    left_rows = lab.query(
+        "SELECT number, status, candidate_id IS NOT NULL FROM evolution_iterations ORDER BY number"
+    )
     assert left_rows[0][1] in FINISHED
     assert left_rows[1:] == [(2, "interrupted", 1), (3, "interrupted", 1)]  # both in flight
 
@@ -242,10 +277,14 @@ def test_ctrl_c_while_a_slow_model_call_is_in_flight_ends_at_once(  # type: igno
     env = {key: value for key, value in os.environ.items() if key not in REMOVED_ENV}
     with open(lab.folder / "evolve.out", "w") as out, open(lab.folder / "evolve.err", "w") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "aicodec", *parallel_args(lab, 3)], stdout=out, stderr=err,
-            text=True, env={**env, **env_for(server)}, start_new_session=True,
+            [sys.executable, "-m", "aicodec", *parallel_args(lab, 3)],
+            stdout=out,
+            stderr=err,
+            text=True,
+            env={**env, **env_for(server)},
+            start_new_session=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )  # fmt: skip
+        )
 
     def planning() -> bool:
         """The plan request of iteration 1 is at the server, which holds it."""
@@ -273,8 +312,9 @@ def test_parallel_below_one_is_refused_in_one_line(tmp_path: Path) -> None:
     db, repo = str(tmp_path / "store.db"), str(tmp_path / "codecs")
     refused = aicodec_env("evolve", "--parallel", "0", "--db", db, "--git-repo", repo)
     assert_one_line_error(refused, "--parallel must be 1 or more, not 0")
-    by_env = aicodec_env("evolve", "--db", db, "--git-repo", repo,
-                         env={"AICODEC_EVOLVE_PARALLEL": "0"})  # fmt: skip
+    by_env = aicodec_env(
+        "evolve", "--db", db, "--git-repo", repo, env={"AICODEC_EVOLVE_PARALLEL": "0"}
+    )
     assert_one_line_error(by_env, "setting evolve_parallel")
     resume = aicodec_env("evolve", "--resume", "--parallel", "2", "--db", db)
     assert_one_line_error(resume, "drop --parallel")

@@ -43,9 +43,13 @@ def start_evolve(args: list[str], env: dict[str, str], folder: Path) -> subproce
     base = {key: value for key, value in os.environ.items() if key not in removed}
     with open(folder / "a.out", "w") as out, open(folder / "a.err", "w") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "aicodec", *args], stdout=out, stderr=err, text=True,
-            env={**base, **env}, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "aicodec", *args],
+            stdout=out,
+            stderr=err,
+            text=True,
+            env={**base, **env},
+            start_new_session=True,
+        )
 
 
 class HistoryReader(threading.Thread):
@@ -67,16 +71,34 @@ class HistoryReader(threading.Thread):
 def test_two_machines_on_one_postgres_store(postgres_url: str, tmp_path: Path) -> None:
     clip = tmp_path / "source.y4m"
     load_clip(None, Settings(), count=4).frames.write_y4m(clip)
-    evolve = ["evolve", "--iterations", "2", "--video", str(clip), "--qualities", QUALITIES,
-              "--encoders", "x264", "--parent", str(INTRA), "--holdout", "none",
-              "--db", postgres_url, "--git-repo", str(tmp_path / "codecs")]  # fmt: skip
+    evolve = [
+        "evolve",
+        "--iterations",
+        "2",
+        "--video",
+        str(clip),
+        "--qualities",
+        QUALITIES,
+        "--encoders",
+        "x264",
+        "--parent",
+        str(INTRA),
+        "--holdout",
+        "none",
+        "--db",
+        postgres_url,
+        "--git-repo",
+        str(tmp_path / "codecs"),
+    ]
     Store(postgres_url).close()  # the schema, before polling it
     first = start_evolve(evolve, machine("machine-a"), tmp_path)
     reader = HistoryReader(postgres_url)
     try:
         deadline = time.monotonic() + DEADLINE_S
-        while not query(postgres_url, "SELECT 1 FROM evolution_runs WHERE heartbeat_at IS NOT "
-                        "NULL AND status = 'running'"):  # fmt: skip
+        while not query(
+            postgres_url,
+            "SELECT 1 FROM evolution_runs WHERE heartbeat_at IS NOT NULL AND status = 'running'",
+        ):
             assert first.poll() is None, (tmp_path / "a.err").read_text()
             assert time.monotonic() < deadline, "machine A's run never beat"
             time.sleep(0.1)
@@ -92,9 +114,14 @@ def test_two_machines_on_one_postgres_store(postgres_url: str, tmp_path: Path) -
         crash(first)  # machine A dies: its heartbeat stops
     (beat,) = query(postgres_url, "SELECT heartbeat_at FROM evolution_runs WHERE id = 1")[0]
     time.sleep(max(0.0, TIMEOUT_S + 0.5 - (datetime.now(UTC) - beat).total_seconds()))
-    resumed = aicodec_env("evolve", "--resume", "--db", postgres_url, "--json",
-                          env={**machine("machine-b"), "AICODEC_EVOLVE_LIVE_TIMEOUT_S":
-                               str(TIMEOUT_S)})  # fmt: skip
+    resumed = aicodec_env(
+        "evolve",
+        "--resume",
+        "--db",
+        postgres_url,
+        "--json",
+        env={**machine("machine-b"), "AICODEC_EVOLVE_LIVE_TIMEOUT_S": str(TIMEOUT_S)},
+    )
     reader.stop.set()
     reader.join(timeout=120)
     assert resumed.returncode == 0, resumed.stderr
@@ -102,7 +129,10 @@ def test_two_machines_on_one_postgres_store(postgres_url: str, tmp_path: Path) -
     assert (summary["status"], summary["completed"]) == ("finished", 2)
     runs = query(postgres_url, "SELECT id, status, host, heartbeat_at FROM evolution_runs")
     assert runs == [(1, "finished", "machine-b", None)]  # taken over by B, let go at the end
-    numbers = query(postgres_url, "SELECT number FROM evolution_iterations WHERE run_id = 1 "
-                    "AND status IN ('scored', 'failed') ORDER BY number")  # fmt: skip
+    numbers = query(
+        postgres_url,
+        "SELECT number FROM evolution_iterations WHERE run_id = 1 "
+        "AND status IN ('scored', 'failed') ORDER BY number",
+    )
     assert numbers == [(1,), (2,)]
     assert reader.failures == [] and reader.reads >= 2, (reader.reads, reader.failures)

@@ -25,8 +25,12 @@ def test_each_island_climbs_from_its_own_best() -> None:
 
 
 def test_the_best_migrates_to_every_island() -> None:
-    scored = [(1, Member(2, 30.0)), (2, Member(3, 60.0)), (3, Member(4, 45.0)),
-              (4, Member(5, 70.0))]  # fmt: skip
+    scored = [
+        (1, Member(2, 30.0)),
+        (2, Member(3, 60.0)),
+        (3, Member(4, 45.0)),
+        (4, Member(5, 70.0)),
+    ]
     # after iteration 4 (a migration point) the run's best, candidate 2, joins island 1
     members = island_members(RULE, START, scored, 6)
     assert members[0].candidate_id == 2
@@ -80,10 +84,16 @@ def test_an_unreadable_plan_is_an_error(answer: str) -> None:
         parse_plan(answer)
 
 
-def past(number: int, bd: float | None, change: str | None = None, status: str = "scored",
-         kind: str | None = None) -> PastIteration:  # fmt: skip
-    return PastIteration(number, 1, number + 1, status, kind, "why" if kind else None, change,
-                         -1.0, bd)  # fmt: skip
+def past(
+    number: int,
+    bd: float | None,
+    change: str | None = None,
+    status: str = "scored",
+    kind: str | None = None,
+) -> PastIteration:
+    return PastIteration(
+        number, 1, number + 1, status, kind, "why" if kind else None, change, -1.0, bd
+    )
 
 
 def test_the_rule_planner_predicts_from_recent_outcomes() -> None:
@@ -91,14 +101,20 @@ def test_the_rule_planner_predicts_from_recent_outcomes() -> None:
     first = rule_plan(facts)
     assert first.planner == "rules" and first.predicted_bd_rate == -1.0
     assert "default settings" in first.root_cause and "100.0 kbps" in first.root_cause
-    facts.recent = [past(3, -4.0, "tilt 0.4 -> 0.9"), past(2, 2.0, "deadzone 0.15 -> 0.3"),
-                    past(1, -2.0, "tilt 0.4 -> 0.7, search 8 -> 4")]  # fmt: skip
+    facts.recent = [
+        past(3, -4.0, "tilt 0.4 -> 0.9"),
+        past(2, 2.0, "deadzone 0.15 -> 0.3"),
+        past(1, -2.0, "tilt 0.4 -> 0.7, search 8 -> 4"),
+    ]
     plan = rule_plan(facts)
     assert plan.predicted_bd_rate == pytest.approx(-4.0 / 3)
     assert plan.confidence == pytest.approx(2 / 3)
     assert "tilt moved BD-rate most: mean -3.00 %" in plan.root_cause
-    facts.recent = [past(5, None, status="failed", kind="sandbox-encode"),
-                    past(4, None, status="failed", kind="invalid"), *facts.recent]  # fmt: skip
+    facts.recent = [
+        past(5, None, status="failed", kind="sandbox-encode"),
+        past(4, None, status="failed", kind="invalid"),
+        *facts.recent,
+    ]
     failing = rule_plan(facts)
     assert "the last 2 iterations scored nothing" in failing.root_cause
     assert "(sandbox-encode): why" in failing.root_cause

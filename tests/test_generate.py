@@ -33,9 +33,13 @@ def aicodec_env(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     removed = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AICODEC_PROVIDER")
     base = {key: value for key, value in os.environ.items() if key not in removed}
     return subprocess.run(
-        [sys.executable, "-m", "aicodec", *args], capture_output=True, text=True,
-        env={**base, **(env or {})}, timeout=600, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "aicodec", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        timeout=600,
+        check=False,
+    )
 
 
 @pytest.mark.slow
@@ -73,14 +77,16 @@ def test_children_of_a_stored_candidate_and_of_a_file(tmp_path: Path) -> None:
     db = str(tmp_path / "store.db")
     first = json.loads(aicodec_env("generate", "--db", db, "--json").stdout)
     with sqlite3.connect(tmp_path / "store.db") as connection:  # no --parent: the hybrid seed
-        seed = connection.execute("SELECT name, origin, source FROM candidates WHERE id = ?",
-                                  (first["parent"],)).fetchone()  # fmt: skip
+        seed = connection.execute(
+            "SELECT name, origin, source FROM candidates WHERE id = ?", (first["parent"],)
+        ).fetchone()
     assert seed == ("hybrid.py", "seed", (SEEDS / "hybrid.py").read_text(encoding="utf-8"))
     child_id = str(first["candidates"][0]["id"])
     grand = json.loads(aicodec_env("generate", "--parent", child_id, "--db", db, "--json").stdout)
     assert grand["parent"] == int(child_id)
-    from_file = aicodec_env("generate", "--parent", str(SEEDS / "intra_dct.py"), "--db", db,
-                            "--json")  # fmt: skip
+    from_file = aicodec_env(
+        "generate", "--parent", str(SEEDS / "intra_dct.py"), "--db", db, "--json"
+    )
     assert json.loads(from_file.stdout)["candidates"][0]["valid"] is True
     assert_one_line_error(aicodec_env("generate", "--parent", "999", "--db", db), "no candidate")
     hostile = Path(__file__).parent / "hostile_static" / "import_os.py"
@@ -109,8 +115,9 @@ def failures_material(lines: list[str]) -> PromptMaterial:
 def test_prompt_history_is_trimmed_by_whole_entries_to_fit_the_budget() -> None:
     source = (SEEDS / "intra_dct.py").read_text()
     parent = ParentCodec(1, "intra_dct.py", source)
-    failures = [f"- candidate {i}, quality 60: encode error: ValueError number {i}" for i in
-                range(400)]  # fmt: skip
+    failures = [
+        f"- candidate {i}, quality 60: encode error: ValueError number {i}" for i in range(400)
+    ]
     roomy = generate_prompt(Settings(), parent, failures_material(failures[:3]))
     assert "ValueError number 2" in roomy.messages[0]["content"]
     assert "dropped" not in roomy.messages[0]["content"]
@@ -157,20 +164,43 @@ def test_default_parent_is_the_adopted_codec_before_the_best_scored(tmp_path: Pa
 
     store = Store(str(tmp_path / "store.db"))
     intra = record_candidate(store, (SEEDS / "intra_dct.py").read_text(), "intra_dct.py", "seed")
-    motion = record_candidate(store, (SEEDS / "motion_dct.py").read_text(), "motion_dct.py",
-                              "seed")  # fmt: skip
+    motion = record_candidate(store, (SEEDS / "motion_dct.py").read_text(), "motion_dct.py", "seed")
     with store.session() as session:
-        clip = ClipRecord(content_hash="c" * 64, name="c", source="c", start_frame=0, width=2,
-                          height=2, frame_count=1, fps_num=1, fps_den=1)  # fmt: skip
+        clip = ClipRecord(
+            content_hash="c" * 64,
+            name="c",
+            source="c",
+            start_frame=0,
+            width=2,
+            height=2,
+            frame_count=1,
+            fps_num=1,
+            fps_den=1,
+        )
         session.add(clip)
         session.flush()
-        session.add(ScoreRecord(candidate_id=motion, clip_id=clip.id, qualities="20,40,60,80",
-                                bd_rate_json='{"x264-medium": 70.0}'))  # fmt: skip
+        session.add(
+            ScoreRecord(
+                candidate_id=motion,
+                clip_id=clip.id,
+                qualities="20,40,60,80",
+                bd_rate_json='{"x264-medium": 70.0}',
+            )
+        )
     assert resolve_parent(store, None).id == motion  # best scored, nothing adopted
     with store.session() as session:
-        session.add(AdoptionRecord(candidate_id=intra, compared_with="x264-medium", adopted=True,
-                                   forced=True, reason="forced", threshold=1.0, clips="[]",
-                                   qualities="20,40,60,80"))  # fmt: skip
+        session.add(
+            AdoptionRecord(
+                candidate_id=intra,
+                compared_with="x264-medium",
+                adopted=True,
+                forced=True,
+                reason="forced",
+                threshold=1.0,
+                clips="[]",
+                qualities="20,40,60,80",
+            )
+        )
     assert resolve_parent(store, None).id == intra  # the adopted current best comes first
     store.close()
 

@@ -31,8 +31,11 @@ def fenced(code: str) -> str:
 
 
 def env_for(server) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.url,
-            "AICODEC_LLM_MAX_RETRIES": "1"}  # fmt: skip
+    return {
+        "ANTHROPIC_API_KEY": KEY,
+        "ANTHROPIC_BASE_URL": server.url,
+        "AICODEC_LLM_MAX_RETRIES": "1",
+    }
 
 
 MISSED_EDIT = "<<<<<<< SEARCH\nthis line is not in the parent\n=======\nx = 1\n>>>>>>> REPLACE\n"
@@ -84,16 +87,18 @@ def test_generate_with_claude_logs_every_call(fake_llm, tmp_path: Path) -> None:
     assert newest_first == ["repair", "generate", "generate", "repair", "generate", "generate"]
     assert logs["calls"][-1]["cache_read_tokens"] == 1200
     assert logs["runs"][0]["calls"] == 6
-    found = json.loads(aicodec_env("logs", "--db", str(db), "-q", "already perfect",
-                                   "--json").stdout)  # fmt: skip
+    found = json.loads(
+        aicodec_env("logs", "--db", str(db), "-q", "already perfect", "--json").stdout
+    )
     assert [call["purpose"] for call in found["calls"]] == ["generate"]
     assert KEY.encode() not in db.read_bytes()
     assert "totals per run" in aicodec_env("logs", "--db", str(db)).stdout
 
     # replay: the recorded answers give the same candidates and decisions in a fresh store
     fresh = tmp_path / "fresh.db"
-    replay = aicodec_env(*args[:-1], str(fresh), "--provider", "replay", "--json",
-                         env={"AICODEC_REPLAY_DB": str(db)})  # fmt: skip
+    replay = aicodec_env(
+        *args[:-1], str(fresh), "--provider", "replay", "--json", env={"AICODEC_REPLAY_DB": str(db)}
+    )
     assert replay.returncode == 0, replay.stderr
     again = json.loads(replay.stdout)
     keys = ("status", "repairs", "code_hash", "valid")
@@ -104,8 +109,19 @@ def test_generate_with_claude_logs_every_call(fake_llm, tmp_path: Path) -> None:
 
 def test_budgets_stop_generation_cleanly(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server = fake_llm(*SCRIPT)
-    result = aicodec_env("generate", "--parent", str(SEED), "--n", "4", "--max-tokens", "100",
-                         "--db", str(tmp_path / "s.db"), "--json", env=env_for(server))  # fmt: skip
+    result = aicodec_env(
+        "generate",
+        "--parent",
+        str(SEED),
+        "--n",
+        "4",
+        "--max-tokens",
+        "100",
+        "--db",
+        str(tmp_path / "s.db"),
+        "--json",
+        env=env_for(server),
+    )
     data = json.loads(result.stdout)
     assert data["calls"] == 1 and len(data["candidates"]) == 1
     assert data["stopped"].startswith("max-tokens 100 reached")
@@ -115,22 +131,33 @@ def test_budgets_stop_generation_cleanly(fake_llm, tmp_path: Path) -> None:  # t
 @pytest.mark.slow
 def test_a_model_that_answers_garbage_or_is_down(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     garbage = fake_llm(*(Reply("no code here, sorry") for _ in range(3)))
-    result = aicodec_env("generate", "--parent", str(SEED), "--n", "3", "--db",
-                         str(tmp_path / "g.db"), "--json", env=env_for(garbage))  # fmt: skip
+    result = aicodec_env(
+        "generate",
+        "--parent",
+        str(SEED),
+        "--n",
+        "3",
+        "--db",
+        str(tmp_path / "g.db"),
+        "--json",
+        env=env_for(garbage),
+    )
     assert result.returncode == 1
     assert {item["status"] for item in json.loads(result.stdout)["candidates"]} == {"failed"}
     down = fake_llm(*(Status(529, headers={"retry-after": "0"}) for _ in range(4)))
     db = tmp_path / "d.db"
-    failed = aicodec_env("generate", "--parent", str(SEED), "--db", str(db), "--json",
-                         env=env_for(down))  # fmt: skip
+    failed = aicodec_env(
+        "generate", "--parent", str(SEED), "--db", str(db), "--json", env=env_for(down)
+    )
     assert failed.returncode == 1
     data = json.loads(failed.stdout)
     assert data["stopped"].startswith("provider failed") and KEY not in failed.stdout
     calls = json.loads(aicodec_env("logs", "--db", str(db), "--json").stdout)["calls"]
     assert len(calls) == 1 and calls[0]["retries"] == 1 and calls[0]["error"]
     unauthorised = fake_llm(Status(401))
-    refused = aicodec_env("generate", "--parent", str(SEED), "--db", str(db),
-                          env=env_for(unauthorised))  # fmt: skip
+    refused = aicodec_env(
+        "generate", "--parent", str(SEED), "--db", str(db), env=env_for(unauthorised)
+    )
     assert refused.returncode == 1 and KEY not in refused.stderr + refused.stdout
     assert_one_line_error(
         aicodec_env("generate", "--provider", "replay", "--db", str(tmp_path / "empty.db")),
@@ -141,8 +168,9 @@ def test_a_model_that_answers_garbage_or_is_down(fake_llm, tmp_path: Path) -> No
 def test_generate_with_a_local_openai_compatible_server(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server = fake_llm(Reply(fenced(BETTER)))
     args = ("--base-url", server.openai_url, "--model", "local-coder")
-    result = aicodec_env("generate", "--parent", str(SEED), *args, "--db", str(tmp_path / "o.db"),
-                         "--json")  # fmt: skip
+    result = aicodec_env(
+        "generate", "--parent", str(SEED), *args, "--db", str(tmp_path / "o.db"), "--json"
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["provider"] == "openai" and data["model"] == "local-coder"
@@ -160,12 +188,18 @@ def test_a_missed_search_gets_a_repair_turn(fake_llm, tmp_path: Path, repairs: i
     server = fake_llm(Reply(MISSED_EDIT), Reply(GOOD_EDIT))
     store = Store(str(tmp_path / "s.db"))
     try:
-        provider = AnthropicProvider("claude-sonnet-5-5", api_key=KEY, base_url=server.url,
-                                     max_retries=0)  # fmt: skip
+        provider = AnthropicProvider(
+            "claude-sonnet-5-5", api_key=KEY, base_url=server.url, max_retries=0
+        )
         outcome = generate_candidates(
-            store, Settings(), provider, "test", resolve_parent(store, str(SEED)),
-            count=1, repairs=repairs,
-        )  # fmt: skip
+            store,
+            Settings(),
+            provider,
+            "test",
+            resolve_parent(store, str(SEED)),
+            count=1,
+            repairs=repairs,
+        )
         with store.session() as session:
             recorded = [(row.status, row.repairs) for row in session.query(GenerationRecord)]
     finally:
@@ -202,8 +236,16 @@ def test_max_cost_with_an_unpriced_model_is_refused(fake_llm, tmp_path: Path) ->
     # without --max-cost the same model works (its cost is not known: logged as 0)
     prices = tmp_path / "prices.toml"
     prices.write_text(f'[models."{UNPRICED}"]\ninput = 1.0\noutput = 2.0\n')
-    accepted = aicodec_env("generate", *args, "--prices", str(prices), "--db",
-                           str(tmp_path / "a.db"), "--json", env=env_for(server))  # fmt: skip
+    accepted = aicodec_env(
+        "generate",
+        *args,
+        "--prices",
+        str(prices),
+        "--db",
+        str(tmp_path / "a.db"),
+        "--json",
+        env=env_for(server),
+    )
     assert accepted.returncode == 0, accepted.stderr
     data = json.loads(accepted.stdout)
     assert [item["status"] for item in data["candidates"]] == ["new"]
@@ -214,10 +256,23 @@ def test_max_cost_with_an_unpriced_model_is_refused(fake_llm, tmp_path: Path) ->
 def test_evolve_refuses_max_cost_with_an_unpriced_model(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server = fake_llm(Reply(fenced(BETTER)))
     refused = aicodec_env(
-        "evolve", "--iterations", "1", "--frames", "4", "--encoders", "x264", "--model", UNPRICED,
-        "--max-cost", "1", "--git-repo", str(tmp_path / "codecs"), "--db", str(tmp_path / "e.db"),
+        "evolve",
+        "--iterations",
+        "1",
+        "--frames",
+        "4",
+        "--encoders",
+        "x264",
+        "--model",
+        UNPRICED,
+        "--max-cost",
+        "1",
+        "--git-repo",
+        str(tmp_path / "codecs"),
+        "--db",
+        str(tmp_path / "e.db"),
         env=env_for(server),
-    )  # fmt: skip
+    )
     assert_one_line_error(refused, f"model {UNPRICED} is not in the price table")
     assert server.requests == []
 
@@ -244,8 +299,17 @@ def test_prices_file_errors_are_one_line(tmp_path: Path, content: str | None, sa
 def test_prices_file_cli_error_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "prices.toml"
     bad.write_text("[models.x]\ninput = -1.0\noutput = 2.0\n")
-    result = aicodec_env("generate", "--provider", "mutation", "--parent", str(SEED), "--prices",
-                         str(bad), "--db", str(tmp_path / "p.db"))  # fmt: skip
+    result = aicodec_env(
+        "generate",
+        "--provider",
+        "mutation",
+        "--parent",
+        str(SEED),
+        "--prices",
+        str(bad),
+        "--db",
+        str(tmp_path / "p.db"),
+    )
     assert_one_line_error(result, "models.x.input must be 0 or more")
 
 

@@ -58,8 +58,19 @@ def clips() -> list[Clip]:
 
 
 def scored(jobs: int, tmp_path: Path) -> dict[str, object]:
-    result = aicodec("score", str(SEED), "--frames", "5", "--encoders", "x264", "--jobs",
-                     str(jobs), "--db", str(tmp_path / f"jobs{jobs}.db"), "--json")  # fmt: skip
+    result = aicodec(
+        "score",
+        str(SEED),
+        "--frames",
+        "5",
+        "--encoders",
+        "x264",
+        "--jobs",
+        str(jobs),
+        "--db",
+        str(tmp_path / f"jobs{jobs}.db"),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     for point in data["points"]:
@@ -75,9 +86,12 @@ def test_scores_are_identical_for_one_job_and_several(tmp_path: Path) -> None:
     hashes = []
     for jobs in (1, 2):
         with sqlite3.connect(tmp_path / f"jobs{jobs}.db") as connection:
-            hashes.append(connection.execute(
-                "SELECT quality, bitstream_sha256, decoded_sha256 FROM candidate_runs "
-                "ORDER BY quality").fetchall())  # fmt: skip
+            hashes.append(
+                connection.execute(
+                    "SELECT quality, bitstream_sha256, decoded_sha256 FROM candidate_runs "
+                    "ORDER BY quality"
+                ).fetchall()
+            )
             baseline = connection.execute(
                 "SELECT rate_value, bytes, psnr_y FROM baseline_encodes ORDER BY rate_value"
             ).fetchall()
@@ -124,8 +138,9 @@ def test_a_hung_candidate_costs_a_multiple_of_its_parents_time(
     parent = measure_candidate(PLAIN, "parent", clips[:1], store, settings, [30, 60])[0]
     started = time.monotonic()
     with pytest.raises(SandboxError) as caught:
-        measure_candidate(HANGS, "child", clips[:1], store, settings, [30, 60],
-                          reference_id=parent.candidate_id)  # fmt: skip
+        measure_candidate(
+            HANGS, "child", clips[:1], store, settings, [30, 60], reference_id=parent.candidate_id
+        )
     assert time.monotonic() - started < 15
     assert "timeout: no result within the 3 s wall-clock limit" in str(caught.value)
     with store.session() as session:
@@ -151,13 +166,21 @@ def test_wall_limits_are_relative_to_a_reference_within_the_floor_and_the_cap() 
 def test_a_cancelled_run_stores_the_real_failure_first(clips: list[Clip], tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     with pytest.raises(SandboxError) as caught:
-        measure_candidate(FAILS_FAST_THEN_HANGS, "broken", clips, store,
-                          Settings(jobs=2, sandbox_wall_s=120), [20, 40, 60, 80])  # fmt: skip
+        measure_candidate(
+            FAILS_FAST_THEN_HANGS,
+            "broken",
+            clips,
+            store,
+            Settings(jobs=2, sandbox_wall_s=120),
+            [20, 40, 60, 80],
+        )
     assert "quality 20: encode: encode error: ValueError: quality 20 is broken" in str(caught.value)
     with store.session() as session:
-        stages = session.execute(
-            __import__("sqlalchemy").text("SELECT stage FROM candidate_runs")
-        ).scalars().all()  # fmt: skip
+        stages = (
+            session.execute(__import__("sqlalchemy").text("SELECT stage FROM candidate_runs"))
+            .scalars()
+            .all()
+        )
     assert sorted(stages).count(CANCELLED) == 7 and "encode" in stages
     store.close()
 

@@ -98,9 +98,23 @@ def running_job_folder(pid: int) -> Path | None:
 def lab_command(codec: Path, clip: Path, db: Path, *extra: str) -> list[str]:
     """``aicodec run`` of ``codec`` at one quality, as JSON, with its work folders in this
     test's temporary folder (``TMPDIR``)."""
-    return ["env", f"TMPDIR={tempfile.gettempdir()}", sys.executable, "-m", "aicodec", "run",
-            str(codec), "--video", str(clip), "--qualities", "50", "--db", str(db), "--json",
-            *extra]  # fmt: skip
+    return [
+        "env",
+        f"TMPDIR={tempfile.gettempdir()}",
+        sys.executable,
+        "-m",
+        "aicodec",
+        "run",
+        str(codec),
+        "--video",
+        str(clip),
+        "--qualities",
+        "50",
+        "--db",
+        str(db),
+        "--json",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -150,10 +164,11 @@ def test_a_lab_in_another_pid_namespace_keeps_its_folder_while_others_sweep(
     forks = " ".join(["/bin/true;"] * (inner - 2))  # bash is 1, its forks 2.., then the lab
     command = shlex.join(lab_command(codecs["slow"], clip_320x180, tmp_path / "a.db"))
     lab_a = subprocess.Popen(
-        ["unshare", "--pid", "--fork", "--mount-proc", "bash", "-c",
-         f"{forks} {command}; exit $?"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        ["unshare", "--pid", "--fork", "--mount-proc", "bash", "-c", f"{forks} {command}; exit $?"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         folder = wait_for(lambda: running_job_folder(inner))
         assert isinstance(folder, Path)
@@ -162,8 +177,10 @@ def test_a_lab_in_another_pid_namespace_keeps_its_folder_while_others_sweep(
         assert folder.exists() and (folder / "job").exists()
         lab_b = subprocess.Popen(
             lab_command(codecs["plain"], clip_320x180, tmp_path / "b.db"),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         wait_for(lambda: folders_of(lab_b.pid) or lab_b.poll() is not None)  # B swept first
         assert lab_a.poll() is None  # B swept while A's jobs ran (in folders it keeps: A ends ok)
         out_b, err_b = lab_b.communicate(timeout=300)
@@ -182,8 +199,10 @@ def test_the_folder_of_a_killed_lab_is_swept(
 ) -> None:
     lab = subprocess.Popen(
         lab_command(codecs["hangs"], clip_320x180, tmp_path / "s.db", "--jobs", "1"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     folder = wait_for(lambda: running_job_folder(lab.pid))
     stop_process_tree(lab.pid)  # kill -9 of the lab and its children: nothing cleans up
     lab.wait(timeout=30)
@@ -200,8 +219,10 @@ def test_a_job_whose_folder_vanishes_is_a_failed_job_with_its_reason(
     db = tmp_path / "s.db"
     lab = subprocess.Popen(
         lab_command(codecs["slow"], clip_320x180, db, "--jobs", "1"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         folder = wait_for(lambda: running_job_folder(lab.pid))
         assert isinstance(folder, Path)
@@ -231,9 +252,13 @@ def run_lab(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
     removed = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AICODEC_PROVIDER")
     base = {key: value for key, value in os.environ.items() if key not in removed}
     return subprocess.run(
-        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=900,
-        env={**base, "JOB_LOG": str(tmp_path / "jobs.log"), **env}, check=False,
-    )  # fmt: skip
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**base, "JOB_LOG": str(tmp_path / "jobs.log"), **env},
+        check=False,
+    )
 
 
 def logged_jobs(tmp_path: Path) -> list[tuple[str, str, int]]:
@@ -272,9 +297,27 @@ def test_an_internal_error_leaves_a_run_that_resumes_without_scoring_the_seed_ag
 ) -> None:
     db, repo = tmp_path / "store.db", tmp_path / "codecs"
     seed = code_hash(INTRA.read_text())
-    evolve = ["evolve", "--iterations", "1", "--video", str(clip_320x180), "--qualities",
-              QUALITIES, "--encoders", "x264", "--parent", str(INTRA), "--holdout", "none",
-              "--db", str(db), "--git-repo", str(repo), "--jobs", "1"]  # fmt: skip
+    evolve = [
+        "evolve",
+        "--iterations",
+        "1",
+        "--video",
+        str(clip_320x180),
+        "--qualities",
+        QUALITIES,
+        "--encoders",
+        "x264",
+        "--parent",
+        str(INTRA),
+        "--holdout",
+        "none",
+        "--db",
+        str(db),
+        "--git-repo",
+        str(repo),
+        "--jobs",
+        "1",
+    ]
 
     # 1. the lab breaks in the seed's 9th job: with one job at a time, the four encodes go
     # first, then the decodes in order: quality 30 and 50 are done, the rest is not
@@ -299,8 +342,10 @@ def test_an_internal_error_leaves_a_run_that_resumes_without_scoring_the_seed_ag
     assert run_row(db)[0] == "interrupted"
     history = subprocess.run(
         [sys.executable, "-m", "aicodec", "history", "--json", "--db", str(db)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert [entry["status"] for entry in json.loads(history.stdout)] == ["interrupted"]
 
     # 3. resumed again: the seed is not run at all; the iteration finishes

@@ -17,8 +17,14 @@ def test_shipped_ladder_has_every_encoder_the_lab_promises() -> None:
     ladder = load_ladder(Settings().ladder_file)
     libraries = {spec.args[spec.args.index("-c:v") + 1] for spec in ladder.encoders.values()}
     assert libraries == {
-        "libx264", "libx265", "libsvtav1", "libaom-av1", "libvvenc", "mpeg2video", "mjpeg",
-    }  # fmt: skip
+        "libx264",
+        "libx265",
+        "libsvtav1",
+        "libaom-av1",
+        "libvvenc",
+        "mpeg2video",
+        "mjpeg",
+    }
     assert ladder.anchor == "x264-medium"
     assert len(ladder.anchor_rates) >= 4
     x264 = ladder.encoders["x264-medium"]
@@ -99,9 +105,15 @@ def test_search_hits_each_target_within_tolerance(slope: float, offset: float) -
     evaluate = model_encoder(slope, offset, calls)
     targets = [44.1, 41.3, 38.2, 35.0]
     rates = choose_rates(
-        evaluate, targets, lo=0, hi=63, start=31, db_per_step=0.45, tolerance_db=0.3,
+        evaluate,
+        targets,
+        lo=0,
+        hi=63,
+        start=31,
+        db_per_step=0.45,
+        tolerance_db=0.3,
         max_encodes_per_target=6,
-    )  # fmt: skip
+    )
     assert len(rates) == len(set(rates)) == 4
     achieved = sorted((evaluate(rate) for rate in rates), reverse=True)
     for target, value in zip(sorted(targets, reverse=True), achieved, strict=True):
@@ -120,9 +132,15 @@ def test_search_keeps_distinct_points_when_the_encoder_saturates() -> None:
         return min(36.0, 40.0 - 0.8 * rate)
 
     rates = choose_rates(
-        weak, [44.0, 41.0, 38.0, 35.0], lo=2, hi=31, start=16, db_per_step=0.8,
-        tolerance_db=0.3, max_encodes_per_target=5,
-    )  # fmt: skip
+        weak,
+        [44.0, 41.0, 38.0, 35.0],
+        lo=2,
+        hi=31,
+        start=16,
+        db_per_step=0.8,
+        tolerance_db=0.3,
+        max_encodes_per_target=5,
+    )
     assert len(rates) == len(set(rates)) == 4
     assert min(rates) >= 2
 

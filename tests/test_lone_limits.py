@@ -30,8 +30,12 @@ HANGS_IN_DECODE = PLAIN.replace(
 
 
 def test_a_job_without_a_reference_gets_a_limit_from_the_clip() -> None:
-    settings = Settings(sandbox_wall_s=100, sandbox_time_floor_s=5, sandbox_time_multiple=4,
-                        sandbox_seconds_per_megapixel_frame=10)  # fmt: skip
+    settings = Settings(
+        sandbox_wall_s=100,
+        sandbox_time_floor_s=5,
+        sandbox_time_multiple=4,
+        sandbox_seconds_per_megapixel_frame=10,
+    )
     assert wall_limit(settings, None, 4, 500, 500) == 5 + 10 * 4 * 0.25  # floor + per Mpf
     assert wall_limit(settings, None, 100, 1000, 1000) == 100  # at most the cap
     assert wall_limit(settings, 3.0, 4, 500, 500) == 12  # a reference time comes first
@@ -44,9 +48,12 @@ def test_the_per_megapixel_frame_setting_comes_from_the_environment(tmp_path: Pa
         "print(Settings().sandbox_seconds_per_megapixel_frame)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
         env={"AICODEC_SANDBOX_SECONDS_PER_MEGAPIXEL_FRAME": "12.5", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
     assert result.stdout.strip() == "12.5"
 
 
@@ -54,10 +61,24 @@ def _score(codec: Path, clip: Path, db: Path) -> tuple[subprocess.CompletedProce
     """``aicodec score`` of ``codec`` alone (default limits and jobs): result and seconds."""
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "aicodec", "score", str(codec), "--video", str(clip),
-         "--encoders", "x264", "--db", str(db)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "aicodec",
+            "score",
+            str(codec),
+            "--video",
+            str(clip),
+            "--encoders",
+            "x264",
+            "--db",
+            str(db),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     return result, time.monotonic() - started
 
 
@@ -71,8 +92,10 @@ def test_a_lone_score_of_a_codec_that_hangs_fails_within_a_minute(
     codecs["encode"].write_text(HANGS)
     codecs["decode"].write_text(HANGS_IN_DECODE)
     with ThreadPoolExecutor(2) as both:  # the two at once: half the test's time
-        runs = {role: both.submit(_score, codec, clip_320x180, tmp_path / f"{role}.db")
-                for role, codec in codecs.items()}  # fmt: skip
+        runs = {
+            role: both.submit(_score, codec, clip_320x180, tmp_path / f"{role}.db")
+            for role, codec in codecs.items()
+        }
         outcomes = {role: run.result() for role, run in runs.items()}
     for role, (result, seconds) in outcomes.items():
         assert seconds < LONE_DEADLINE_S, (role, seconds, result.stderr)
@@ -90,10 +113,25 @@ def test_an_honest_seed_fits_its_lone_limit_with_room(tmp_path: Path, clip_320x1
     """The slowest seed at its slowest quality takes well under a third of its limit."""
     db = tmp_path / "store.db"
     result = subprocess.run(
-        [sys.executable, "-m", "aicodec", "run", str(HYBRID), "--video", str(clip_320x180),
-         "--qualities", "90", "--db", str(db), "--json"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "aicodec",
+            "run",
+            str(HYBRID),
+            "--video",
+            str(clip_320x180),
+            "--qualities",
+            "90",
+            "--db",
+            str(db),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["points"][0]["quality"] == 90
     with sqlite3.connect(db) as store:

@@ -175,8 +175,9 @@ def test_a_small_space_gives_fewer_children_never_duplicates() -> None:
     ]
     for child in children:
         assert child.startswith("import math\n\nPARAMS = {\n")
-        assert child.endswith('}  # tunables\nPARAM_RANGES = {"mode": ["dct", "haar", "wht"], '
-                              '"fixed": [2]}\n')  # fmt: skip
+        assert child.endswith(
+            '}  # tunables\nPARAM_RANGES = {"mode": ["dct", "haar", "wht"], "fixed": [2]}\n'
+        )
 
 
 def test_non_ascii_text_before_params_is_kept() -> None:

@@ -95,9 +95,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     store = Store(settings.db)
     source = SEED.read_text(encoding="utf-8")
     outcomes = score_clips(
-        source, "intra_dct.py", [training, holdout], store, settings,
-        load_ladder(settings.ladder_file), QUALITIES, encoders=["x264"],
-    )  # fmt: skip
+        source,
+        "intra_dct.py",
+        [training, holdout],
+        store,
+        settings,
+        load_ladder(settings.ladder_file),
+        QUALITIES,
+        encoders=["x264"],
+    )
     parent = ParentCodec(outcomes[0].candidate_id, "intra_dct.py", source)
     return Lab(store, settings, training, holdout, outcomes, parent)
 
@@ -139,8 +145,10 @@ def expected_figures(lab: Lab, clip: Clip, times: bool = True) -> list[str]:
         values = stored_frame_psnr_y(run)
         worst = min(range(len(values)), key=lambda index: values[index])
         mean = sum(values[1:]) / 3
-        figures.append(f"q{run.quality}: frame 0 {values[0]:.2f} dB, frames 1-3 mean "
-                       f"{mean:.2f} dB; worst: #{worst} {values[worst]:.2f}")  # fmt: skip
+        figures.append(
+            f"q{run.quality}: frame 0 {values[0]:.2f} dB, frames 1-3 mean "
+            f"{mean:.2f} dB; worst: #{worst} {values[worst]:.2f}"
+        )
     return figures
 
 
@@ -149,8 +157,9 @@ def test_both_prompts_show_the_training_clips_beside_the_ladder_never_the_holdou
 ) -> None:
     material = gather(lab.store, lab.settings, lab.parent.id, clip_ids=[lab.training_id()])
     generation = generate_prompt(lab.settings, lab.parent, material).messages[0]["content"]
-    planning = gather(lab.store, lab.settings, lab.parent.id, clip_ids=[lab.training_id()],
-                      failures=False)  # fmt: skip
+    planning = gather(
+        lab.store, lab.settings, lab.parent.id, clip_ids=[lab.training_id()], failures=False
+    )
     plan = plan_prompt(lab.settings, planning).messages[0]["content"]
     for text in (generation, plan):
         for figure in expected_figures(lab, lab.training):
@@ -176,10 +185,13 @@ def test_a_tight_budget_drops_whole_blocks_and_says_which(lab: Lab) -> None:
     assert "Per-frame PSNR-Y" not in text and "frames 1-3 mean" not in text
     ladder = [f"{row.kbps:.1f} at {row.psnr_y:.2f}" for row in lab.ladder_rows(lab.training)]
     assert all(figure in text for figure in ladder)  # the ladder stays
-    recent = [PastIteration(n, 1, n + 1, "scored", None, None, f"step {n}", -1.0, -0.5,
-                            f"idea {n}") for n in range(9, 0, -1)]  # fmt: skip
-    many = gather(lab.store, lab.settings, lab.parent.id, clip_ids=[lab.training_id()],
-                  recent=recent)  # fmt: skip
+    recent = [
+        PastIteration(n, 1, n + 1, "scored", None, None, f"step {n}", -1.0, -0.5, f"idea {n}")
+        for n in range(9, 0, -1)
+    ]
+    many = gather(
+        lab.store, lab.settings, lab.parent.id, clip_ids=[lab.training_id()], recent=recent
+    )
     roomy = generate_prompt(lab.settings, lab.parent, many).messages[0]["content"]
     assert (
         "- iteration 9: parent 1 -> candidate 10; hypothesis: idea 9; change: step 9; "
@@ -191,8 +203,11 @@ def test_a_tight_budget_drops_whole_blocks_and_says_which(lab: Lab) -> None:
     text = generate_prompt(tight, lab.parent, many).messages[0]["content"]
     assert "(dropped to fit the prompt budget: iteration 2)" in text  # older ones go first
     assert "- iteration 3:" in text and "frames 1-3 mean" in text
-    older = [line for line in roomy.splitlines() if line.startswith(tuple(
-        f"- iteration {n}:" for n in range(2, 7)))]  # fmt: skip
+    older = [
+        line
+        for line in roomy.splitlines()
+        if line.startswith(tuple(f"- iteration {n}:" for n in range(2, 7)))
+    ]
     older_tokens = estimate_tokens("\n".join(older))
     tighter = lab.settings.model_copy(update={"prompt_budget_tokens": size - older_tokens - 10})
     text = generate_prompt(tighter, lab.parent, many).messages[0]["content"]
@@ -205,9 +220,16 @@ def test_a_tight_budget_drops_whole_blocks_and_says_which(lab: Lab) -> None:
 
 def test_stored_iterations_show_outside_evolve_and_old_runs_say_no_profile(lab: Lab) -> None:
     with lab.store.session() as session:
-        run = EvolutionRun(batch="b", status="finished", iterations_planned=2,
-                           provider="anthropic", provider_reason="r", seed=0,
-                           start_parent_id=lab.parent.id, config_json="{}")  # fmt: skip
+        run = EvolutionRun(
+            batch="b",
+            status="finished",
+            iterations_planned=2,
+            provider="anthropic",
+            provider_reason="r",
+            seed=0,
+            start_parent_id=lab.parent.id,
+            config_json="{}",
+        )
         session.add(run)
         session.flush()
         plan = json.dumps({"hypothesis": "a finer chroma quantiser"})
@@ -228,14 +250,17 @@ def test_stored_iterations_show_outside_evolve_and_old_runs_say_no_profile(lab: 
     material = gather(lab.store, lab.settings, lab.parent.id, clip_ids=[lab.training_id()])
     text = generate_prompt(lab.settings, lab.parent, material).messages[0]["content"]
     assert f"# Recent iterations of evolve run {run_id}, newest first" in text
-    assert ("- iteration 1: parent None -> no candidate; hypothesis: a finer chroma quantiser; "
-            "predicted -2.00 %; failed (no-code): no python code block") in text  # fmt: skip
+    assert (
+        "- iteration 1: parent None -> no candidate; hypothesis: a finer chroma quantiser; "
+        "predicted -2.00 %; failed (no-code): no python code block"
+    ) in text
     assert "- iteration 2" not in text  # not finished
     # runs stored before per-frame PSNR-Y was kept: reused as they are, the prompt says so
     with lab.store.session() as session:
         session.execute(update(RunRecord).values(frame_psnr_y_json=None))
-    again = run_and_measure(lab.parent.source, "intra_dct.py", lab.training, lab.store,
-                            lab.settings, QUALITIES)  # fmt: skip
+    again = run_and_measure(
+        lab.parent.source, "intra_dct.py", lab.training, lab.store, lab.settings, QUALITIES
+    )
     assert again.reused and all(point.frame_psnr_y == () for point in again.points)
     assert again.points == lab.outcomes[0].points  # the figures, without the per-frame list
     material = gather(lab.store, lab.settings, lab.parent.id, clip_ids=[lab.training_id()])

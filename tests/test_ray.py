@@ -30,8 +30,17 @@ pytestmark = pytest.mark.slow
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install -e '.[ray]')")
 
-SCORE = ["score", str(INTRA), "--frames", "4", "--qualities", QUALITIES, "--encoders", "x264",
-         "--json"]  # fmt: skip
+SCORE = [
+    "score",
+    str(INTRA),
+    "--frames",
+    "4",
+    "--qualities",
+    QUALITIES,
+    "--encoders",
+    "x264",
+    "--json",
+]
 # a CLI run that writes, at exit, the ray modules it imported
 WATCHED = (
     "import atexit, runpy, sys; out = sys.argv.pop(1); "
@@ -47,8 +56,9 @@ def cluster() -> Iterator[str]:
     ignore SIGINT, as those of a head started in the background do (the lab copes)."""
     interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        context = ray.init(address="local", num_cpus=2, include_dashboard=False,
-                           log_to_driver=False)  # fmt: skip
+        context = ray.init(
+            address="local", num_cpus=2, include_dashboard=False, log_to_driver=False
+        )
     finally:
         signal.signal(signal.SIGINT, interrupt)
     try:
@@ -59,12 +69,14 @@ def cluster() -> Iterator[str]:
 
 def lab(*args: str, watch: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``aicodec ARGS`` in a fresh process (with ``watch``: it records its ray imports)."""
-    head = [sys.executable, "-c", WATCHED, str(watch)] if watch else [sys.executable, "-m",
-                                                                       "aicodec"]  # fmt: skip
+    head = (
+        [sys.executable, "-c", WATCHED, str(watch)] if watch else [sys.executable, "-m", "aicodec"]
+    )
     # RAY_AUTH_MODE=token, which ray.init put in this environment, lets them join the cluster
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
-    return subprocess.run([*head, *args], capture_output=True, text=True, env=env,
-                          timeout=600, check=False)  # fmt: skip
+    return subprocess.run(
+        [*head, *args], capture_output=True, text=True, env=env, timeout=600, check=False
+    )
 
 
 def stored(db: Path) -> list[tuple]:  # type: ignore[type-arg]
@@ -89,8 +101,11 @@ def ray_scored(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 def without_times(data: object) -> object:
     """JSON with the measured times left out (they differ from run to run)."""
     if isinstance(data, dict):
-        return {key: without_times(value) for key, value in data.items()
-                if not key.endswith(("_seconds", "_fps"))}  # fmt: skip
+        return {
+            key: without_times(value)
+            for key, value in data.items()
+            if not key.endswith(("_seconds", "_fps"))
+        }
     if isinstance(data, list):
         return [without_times(value) for value in data]
     return data
@@ -198,13 +213,18 @@ def test_cancel_stops_the_running_jobs_and_drops_the_rest(cluster: str, tmp_path
 
 
 def test_a_missing_ray_or_an_unreachable_cluster_is_one_line(tmp_path: Path) -> None:
-    hidden = ("import runpy, sys; sys.modules['ray'] = None; "
-              "runpy.run_module('aicodec', run_name='__main__')")  # fmt: skip
+    hidden = (
+        "import runpy, sys; sys.modules['ray'] = None; "
+        "runpy.run_module('aicodec', run_name='__main__')"
+    )
     db = str(tmp_path / "s.db")
     missing = subprocess.run(
         [sys.executable, "-c", hidden, *SCORE, "--db", db, "--executor", "ray"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
         "error: the Ray executor needs Ray, which is not installed: pip install 'aicodec[ray]'"

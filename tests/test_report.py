@@ -33,8 +33,20 @@ from tests.test_generate import aicodec_env
 REPO = Path(__file__).resolve().parents[1]
 INTRA = REPO / "baselines" / "seeds" / "intra_dct.py"
 # seed 8's first child beats the intra seed on these clips by more than 0.3 %: one adoption
-EVOLVE = ("--iterations", "2", "--qualities", "30,50,70,90", "--encoders", "x264", "--parent",
-          str(INTRA), "--seed", "8", "--threshold", "0.3")  # fmt: skip
+EVOLVE = (
+    "--iterations",
+    "2",
+    "--qualities",
+    "30,50,70,90",
+    "--encoders",
+    "x264",
+    "--parent",
+    str(INTRA),
+    "--seed",
+    "8",
+    "--threshold",
+    "0.3",
+)
 EXTERNAL = re.compile(  # an attribute or CSS rule that would fetch from elsewhere
     r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//|@import|url\(\s*["']?(?:https?:)?//""",
     re.IGNORECASE,
@@ -57,9 +69,18 @@ def evolved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("evolved")
     load_clip(None, Settings(), count=4).frames.write_y4m(folder / "train.y4m")
     load_clip(None, Settings(), start=2, count=4).frames.write_y4m(folder / "hold.y4m")
-    result = aicodec_env("evolve", *EVOLVE, "--video", str(folder / "train.y4m"), "--holdout",
-                         str(folder / "hold.y4m"), "--db", str(folder / "store.db"),
-                         "--git-repo", str(folder / "codecs"))  # fmt: skip
+    result = aicodec_env(
+        "evolve",
+        *EVOLVE,
+        "--video",
+        str(folder / "train.y4m"),
+        "--holdout",
+        str(folder / "hold.y4m"),
+        "--db",
+        str(folder / "store.db"),
+        "--git-repo",
+        str(folder / "codecs"),
+    )
     assert result.returncode == 0, result.stderr
     return folder / "store.db"
 
@@ -94,12 +115,15 @@ def test_report_is_one_offline_file_with_every_section(evolved: Path, report) ->
         "Iterations",
         "Candidates",
     ):
-        assert f">{heading}</h2>" in html  # fmt: skip
+        assert f">{heading}</h2>" in html
     # every iteration is a table row; every adoption shows its git tag from the store
     numbers = [n for (n,) in rows(evolved, "SELECT number FROM evolution_iterations")]
     assert all(f'id="iteration-{n}"' in html for n in numbers)
-    tags = rows(evolved, "SELECT a.tag FROM evolution_iterations i JOIN adoptions a "
-                "ON a.id = i.adoption_id WHERE i.adopted")  # fmt: skip
+    tags = rows(
+        evolved,
+        "SELECT a.tag FROM evolution_iterations i JOIN adoptions a "
+        "ON a.id = i.adoption_id WHERE i.adopted",
+    )
     assert tags, "seed 8 adopts its first child on these clips; the run adopted nothing"
     assert all(f'<span class="tag">{tag}</span>' in html for (tag,) in tags)
     # each candidate has a section; the in-page links all land on an element of the page
@@ -112,8 +136,9 @@ def test_report_is_one_offline_file_with_every_section(evolved: Path, report) ->
 @pytest.mark.slow
 def test_report_code_is_each_candidates_stored_source(evolved: Path, report) -> None:  # type: ignore[no-untyped-def]
     html = report[0].read_text()
-    data = json.loads(re.search(r'<script type="application/json" id="code-data">(.*?)</script>',
-                                html, re.S)[1])  # type: ignore[index]  # fmt: skip
+    data = json.loads(
+        re.search(r'<script type="application/json" id="code-data">(.*?)</script>', html, re.S)[1]
+    )  # type: ignore[index]
     built: dict[str, list[str]] = {}
 
     def lines(key: str) -> list[str]:  # the page's rebuilding, step for step
@@ -122,8 +147,9 @@ def test_report_code_is_each_candidates_stored_source(evolved: Path, report) -> 
             if "lines" in entry:
                 built[key] = entry["lines"]
             else:
-                built[key] = apply_edits("\n".join(lines(str(entry["parent"]))),
-                                         entry["edits"]).split("\n")  # fmt: skip
+                built[key] = apply_edits(
+                    "\n".join(lines(str(entry["parent"]))), entry["edits"]
+                ).split("\n")
         return built[key]
 
     stored = dict(rows(evolved, "SELECT id, source FROM candidates"))
@@ -132,8 +158,10 @@ def test_report_code_is_each_candidates_stored_source(evolved: Path, report) -> 
     for key in data:
         assert "\n".join(lines(key)) == "\n".join(stored[int(key)].splitlines())
     # each child's diff section shows the lines it changed against its parent
-    for child, parent in rows(evolved, "SELECT candidate_id, parent_id FROM "
-                              "evolution_iterations WHERE candidate_id IS NOT NULL"):  # fmt: skip
+    for child, parent in rows(
+        evolved,
+        "SELECT candidate_id, parent_id FROM evolution_iterations WHERE candidate_id IS NOT NULL",
+    ):
         section = html.split(f'id="candidate-{child}"', 1)[1].split("<section", 1)[0]
         assert f"--- candidate {parent}" in section and f"+++ candidate {child}" in section
 
@@ -171,15 +199,26 @@ def test_report_figures_are_the_stored_points(evolved: Path) -> None:
         store.close()
     assert [clip.role for clip in view.clips] == ["training", "holdout"]
     for clip in view.clips:
-        ladder = rows(evolved, "SELECT kbps, psnr_y FROM baseline_encodes WHERE clip_id = ? AND "
-                      "encoder = 'x264-medium' ORDER BY kbps", clip.clip_id)  # fmt: skip
+        ladder = rows(
+            evolved,
+            "SELECT kbps, psnr_y FROM baseline_encodes WHERE clip_id = ? AND "
+            "encoder = 'x264-medium' ORDER BY kbps",
+            clip.clip_id,
+        )
         curve = next(c for c in clip_curves(clip, "psnr_y") if c.label == "x264-medium")
         assert list(zip(curve.kbps, curve.quality, strict=True)) == ladder
-        start = next(c for c in clip.codecs if c.role in ("start", "best")
-                     and c.candidate_id == view.summary.start_candidate)  # fmt: skip
-        stored = rows(evolved, "SELECT quality, kbps, psnr_y, ssim_y FROM candidate_runs WHERE "
-                      "candidate_id = ? AND clip_id = ? AND status = 'ok' ORDER BY quality",
-                      start.candidate_id, clip.clip_id)  # fmt: skip
+        start = next(
+            c
+            for c in clip.codecs
+            if c.role in ("start", "best") and c.candidate_id == view.summary.start_candidate
+        )
+        stored = rows(
+            evolved,
+            "SELECT quality, kbps, psnr_y, ssim_y FROM candidate_runs WHERE "
+            "candidate_id = ? AND clip_id = ? AND status = 'ok' ORDER BY quality",
+            start.candidate_id,
+            clip.clip_id,
+        )
         assert [(p["quality"], p["kbps"], p["psnr_y"], p["ssim_y"]) for p in start.points] == stored
     measured = rows(
         evolved,
@@ -187,8 +226,10 @@ def test_report_figures_are_the_stored_points(evolved: Path) -> None:
         "evolution_iterations WHERE bd_rate_vs_parent IS NOT NULL ORDER BY number",
     )
     assert [tuple(p) for p in view.predictions] == measured
-    seconds = sum(sum(json.loads(text).values()) for (text,) in
-                  rows(evolved, "SELECT stage_seconds_json FROM evolution_iterations"))  # fmt: skip
+    seconds = sum(
+        sum(json.loads(text).values())
+        for (text,) in rows(evolved, "SELECT stage_seconds_json FROM evolution_iterations")
+    )
     assert sum(stage.seconds for stage in view.stages) == pytest.approx(seconds)
 
 
@@ -204,10 +245,14 @@ def test_report_bad_input_is_one_line(evolved: Path, tmp_path: Path) -> None:
     from aicodec.store import Store
 
     out = str(tmp_path / "r.html")
-    one_line_error(aicodec_env("report", "--db", str(evolved), "--run", "7", "-o", out),
-                   "no evolve run 7", "runs: 1")  # fmt: skip
-    one_line_error(aicodec_env("report", "--db", str(tmp_path / "none.db"), "-o", out),
-                   "no store at")  # fmt: skip
+    one_line_error(
+        aicodec_env("report", "--db", str(evolved), "--run", "7", "-o", out),
+        "no evolve run 7",
+        "runs: 1",
+    )
+    one_line_error(
+        aicodec_env("report", "--db", str(tmp_path / "none.db"), "-o", out), "no store at"
+    )
     assert not (tmp_path / "none.db").exists()
     empty = tmp_path / "empty.db"
     Store(str(empty)).close()  # the schema, and no run
@@ -217,10 +262,13 @@ def test_report_bad_input_is_one_line(evolved: Path, tmp_path: Path) -> None:
     shutil.copy(evolved, newer)
     with sqlite3.connect(newer) as connection:
         connection.execute("UPDATE alembic_version SET version_num = 'f00dface'")
-    one_line_error(aicodec_env("report", "--db", str(newer), "-o", out), "f00dface",
-                   "newer version")  # fmt: skip
-    one_line_error(aicodec_env("report", "--db", str(evolved), "-o",
-                               str(tmp_path / "gone" / "r.html")), "does not exist")  # fmt: skip
+    one_line_error(
+        aicodec_env("report", "--db", str(newer), "-o", out), "f00dface", "newer version"
+    )
+    one_line_error(
+        aicodec_env("report", "--db", str(evolved), "-o", str(tmp_path / "gone" / "r.html")),
+        "does not exist",
+    )
     assert not (tmp_path / "r.html").exists()
 
 
@@ -230,8 +278,10 @@ class Served:
     def __init__(self, db: Path) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "aicodec", "serve", "--port", "0", "--db", str(db)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         line = self.process.stdout.readline()  # type: ignore[union-attr]
         found = re.search(r"serving (http://127\.0\.0\.1:\d+/)", line)
         assert found, line + self.process.stderr.read()  # type: ignore[union-attr]
@@ -277,8 +327,11 @@ def test_serve_pages_404s_read_only_and_ctrl_c(evolved: Path, served: Served) ->
     assert all(str(escape(line)) in page for line in source.splitlines()[:20])
     status, whole = served.get("/runs/1/report.html")
     assert status == 200 and 'id="code-data"' in whole
-    for path, words in (("/runs/99", "no evolve run 99"), ("/candidates/9999",
-                        "no candidate 9999"), ("/nowhere", "no page at /nowhere")):  # fmt: skip
+    for path, words in (
+        ("/runs/99", "no evolve run 99"),
+        ("/candidates/9999", "no candidate 9999"),
+        ("/nowhere", "no page at /nowhere"),
+    ):
         status, page = served.get(path)
         assert status == 404 and words in page
     assert served.get("/", method="POST")[0] == 405
@@ -319,21 +372,37 @@ def test_serve_on_a_port_in_use_is_one_line(evolved: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        one_line_error(aicodec_env("serve", "--db", str(evolved), "--port", str(port)),
-                       f"port {port}", "in use")  # fmt: skip
+        one_line_error(
+            aicodec_env("serve", "--db", str(evolved), "--port", str(port)),
+            f"port {port}",
+            "in use",
+        )
 
 
 @pytest.mark.slow
 def test_score_plot_draws_the_codec_and_the_ladder(evolved: Path, tmp_path: Path) -> None:
-    one_line_error(aicodec_env("score", str(INTRA), "--plot", str(tmp_path / "rd.gif")),
-                   ".svg or .png")  # fmt: skip
+    one_line_error(
+        aicodec_env("score", str(INTRA), "--plot", str(tmp_path / "rd.gif")), ".svg or .png"
+    )
     assert not (tmp_path / "rd.gif").exists()
     plot = tmp_path / "rd.svg"
     store = tmp_path / "copy.db"
     shutil.copy(evolved, store)  # its x264 ladder on the training clip is stored: not encoded
-    result = aicodec_env("score", str(INTRA), "--video", str(evolved.parent / "train.y4m"),
-                         "--qualities", "30,60,90", "--encoders", "x264", "--db", str(store),
-                         "--plot", str(plot), "--json")  # fmt: skip
+    result = aicodec_env(
+        "score",
+        str(INTRA),
+        "--video",
+        str(evolved.parent / "train.y4m"),
+        "--qualities",
+        "30,60,90",
+        "--encoders",
+        "x264",
+        "--db",
+        str(store),
+        "--plot",
+        str(plot),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["plot"] == str(plot)
     svg = ET.parse(plot).getroot()
@@ -389,8 +458,10 @@ def test_served_pages_in_chromium(evolved: Path, served: Served, tmp_path: Path)
         sizes = chart_sizes(page)
         assert len(sizes) == 7 and all(s["width"] > 200 and s["marks"] > 20 for s in sizes)
         page.screenshot(path=shots / "serve-run.png", full_page=True)
-        child, number = rows(evolved, "SELECT candidate_id, number FROM evolution_iterations "
-                             "ORDER BY number DESC LIMIT 1")[0]  # fmt: skip
+        child, number = rows(
+            evolved,
+            "SELECT candidate_id, number FROM evolution_iterations ORDER BY number DESC LIMIT 1",
+        )[0]
         page.click(f'#lineage ~ .lineage a[href="/candidates/{child}"]')
         page.wait_for_url(served.url + f"candidates/{child}")
         assert page.locator("h1").inner_text().startswith(f"candidate #{child}")

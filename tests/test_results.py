@@ -38,8 +38,9 @@ def store(tmp_path: Path) -> Store:
 
 def codec(store: Store, number: int) -> int:
     """A stored candidate (the intra seed with a distinct comment)."""
-    return record_candidate(store, f"{SEED.read_text()}\n# variant {number}\n", f"c{number}.py",
-                            origin="manual")  # fmt: skip
+    return record_candidate(
+        store, f"{SEED.read_text()}\n# variant {number}\n", f"c{number}.py", origin="manual"
+    )
 
 
 def add_score(store: Store, candidate: int, clip: int, key: str, x264: float | None) -> None:
@@ -55,12 +56,24 @@ def add_runs(store: Store, candidate: int, clip: int, levels: list[int]) -> None
     """Deterministic successful runs, one per quality, rate rising with quality."""
     with store.session() as session:
         for level in levels:
-            session.add(RunRecord(
-                candidate_id=candidate, clip_id=clip, quality=level, status="ok", isolation="t",
-                bytes=100 * level, kbps=10.0 * level, psnr_y=20 + level / 5, psnr_u=40.0,
-                psnr_v=40.0, psnr_yuv=30 + level / 5, ssim_y=0.9, decode_seconds=0.1,
-                deterministic=True,
-            ))  # fmt: skip
+            session.add(
+                RunRecord(
+                    candidate_id=candidate,
+                    clip_id=clip,
+                    quality=level,
+                    status="ok",
+                    isolation="t",
+                    bytes=100 * level,
+                    kbps=10.0 * level,
+                    psnr_y=20 + level / 5,
+                    psnr_u=40.0,
+                    psnr_v=40.0,
+                    psnr_yuv=30 + level / 5,
+                    ssim_y=0.9,
+                    decode_seconds=0.1,
+                    deterministic=True,
+                )
+            )
 
 
 def test_qualities_have_one_normal_form() -> None:
@@ -115,8 +128,16 @@ def test_fitness_and_the_best_codec_use_the_latest_score_at_the_same_qualities(
 
 def test_fitness_needs_a_defined_score_on_every_clip(store: Store, small_clip: Clip) -> None:
     clip = record_clip(store, small_clip)
-    other = record_clip(store, Clip(small_clip.frames.window(0, 4), "short", "short", 0,
-                                    small_clip.frames.window(0, 4).content_hash()))  # fmt: skip
+    other = record_clip(
+        store,
+        Clip(
+            small_clip.frames.window(0, 4),
+            "short",
+            "short",
+            0,
+            small_clip.frames.window(0, 4).content_hash(),
+        ),
+    )
     mine, rival = codec(store, 1), codec(store, 2)
     add_score(store, mine, clip, "20,40,60,80", -8.0)
     assert fitness(store, mine, [clip, other], LEVELS) is None  # no score on the second clip

@@ -97,8 +97,9 @@ def hostile_run(evolved: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     shutil.copy(evolved, db)
     plan = json.dumps({"root_cause": MESSAGE, "hypothesis": MESSAGE, "steps": MESSAGE})
     with sqlite3.connect(db) as connection:
-        connection.execute("UPDATE evolution_iterations SET reason = ?, plan_json = ?",
-                           (MESSAGE, plan))  # fmt: skip
+        connection.execute(
+            "UPDATE evolution_iterations SET reason = ?, plan_json = ?", (MESSAGE, plan)
+        )
         connection.execute("UPDATE evolution_runs SET stop_reason = ?", (MESSAGE,))
         connection.execute(  # a line of its own in each: a child's comes as an edit
             "UPDATE candidates SET name = name || ?, source = source || ? || id || ?",
@@ -116,8 +117,7 @@ def test_report_shows_hostile_text_escaped(hostile_run: Path, tmp_path: Path) ->
     assert not RAW.search(html), RAW.search(html)
     page_form = str(escape(printable(MESSAGE, keep_newlines=True)))
     assert html.count(page_form) >= 3  # the plan, the reason, the stop reason
-    script = re.search(r'<script type="application/json" id="code-data">(.*?)</script>', html,
-                       re.S)  # fmt: skip
+    script = re.search(r'<script type="application/json" id="code-data">(.*?)</script>', html, re.S)
     assert script is not None
     data = json.loads(script[1])
 

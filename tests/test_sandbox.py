@@ -37,9 +37,11 @@ def clip() -> Clip:
 def tight(**overrides: object) -> Settings:
     """Settings with small limits, so abuse ends fast."""
     values: dict[str, object] = dict(
-        sandbox_wall_s=WALL_S, sandbox_memory_bytes=3 * 1024**3, sandbox_flood_bytes=1 << 20,
+        sandbox_wall_s=WALL_S,
+        sandbox_memory_bytes=3 * 1024**3,
+        sandbox_flood_bytes=1 << 20,
         sandbox_max_bitstream_bytes=4 << 20,
-    )  # fmt: skip
+    )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -187,10 +189,18 @@ def test_child_is_unprivileged_with_a_scrubbed_environment(
     variables = set(re.findall(r"'([A-Z_]+)'", names))
     assert "ANTHROPIC_API_KEY" not in variables and "AWS_SECRET_ACCESS_KEY" not in variables
     assert variables <= {
-        "PATH", "HOME", "LANG", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE",
-        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+        "PATH",
+        "HOME",
+        "LANG",
+        "PYTHONHASHSEED",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONNOUSERSITE",
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
         "CUDA_VISIBLE_DEVICES",
-    }  # fmt: skip
+    }
     if namespaces_available():
         assert uid == str(Settings().sandbox_user)
         assert pid == "2" and cwd == "/job"  # own pid namespace (after its init), own root

@@ -75,15 +75,32 @@ def start_hung_lab(tmp_path: Path) -> subprocess.Popen[str]:
     codec = tmp_path / "hangs.py"
     codec.write_text(HANGS)
     lab = subprocess.Popen(
-        [sys.executable, "-m", "aicodec", "run", str(codec), "--frames", "2", "--jobs", "2",
-         "--db", str(tmp_path / "s.db")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "aicodec",
+            "run",
+            str(codec),
+            "--frames",
+            "2",
+            "--jobs",
+            "2",
+            "--db",
+            str(tmp_path / "s.db"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # both job folders made and children in them (the lab's start-up probe of the kernel
     # layers is a sandbox child too, in a folder of its own)
-    assert wait_for(lambda: len(folders_of(lab.pid)) >= 2
-                    and sum("aicodec.sandbox.child" in _command(pid)
-                            for pid in descendants(lab.pid)) >= 2, 60)  # fmt: skip
+    assert wait_for(
+        lambda: (
+            len(folders_of(lab.pid)) >= 2
+            and sum("aicodec.sandbox.child" in _command(pid) for pid in descendants(lab.pid)) >= 2
+        ),
+        60,
+    )
     return lab
 
 
@@ -202,10 +219,24 @@ def test_a_stop_signal_ends_the_ladders_running_encoders(tmp_path: Path) -> None
     video = tmp_path / "noise.y4m"  # seconds per x264 encode: a stop must not wait for it
     Frames(noise, chroma, chroma, Fraction(24)).write_y4m(video)
     lab = subprocess.Popen(
-        [sys.executable, "-m", "aicodec", "baselines", "--video", str(video), "--encoders",
-         "x264", "--jobs", "2", "--db", str(tmp_path / "s.db")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "aicodec",
+            "baselines",
+            "--video",
+            str(video),
+            "--encoders",
+            "x264",
+            "--jobs",
+            "2",
+            "--db",
+            str(tmp_path / "s.db"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     def encoders() -> list[int]:
         return [pid for pid in descendants(lab.pid) if "libx264" in _command(pid)]

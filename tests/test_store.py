@@ -41,10 +41,17 @@ def add_clip(store: Store, content_hash: str = "a" * 64) -> None:
     with store.session() as session:
         session.add(
             ClipRecord(
-                content_hash=content_hash, name="c", source="s", start_frame=0, width=352,
-                height=288, frame_count=30, fps_num=30, fps_den=1,
+                content_hash=content_hash,
+                name="c",
+                source="s",
+                start_frame=0,
+                width=352,
+                height=288,
+                frame_count=30,
+                fps_num=30,
+                fps_den=1,
             )
-        )  # fmt: skip
+        )
 
 
 def query(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
@@ -98,10 +105,17 @@ def test_failed_transaction_writes_nothing(store_url: str) -> None:
         with store.session() as session:
             session.add(
                 ClipRecord(
-                    content_hash="b" * 64, name="c", source="s", start_frame=0, width=2,
-                    height=2, frame_count=1, fps_num=1, fps_den=1,
+                    content_hash="b" * 64,
+                    name="c",
+                    source="s",
+                    start_frame=0,
+                    width=2,
+                    height=2,
+                    frame_count=1,
+                    fps_num=1,
+                    fps_den=1,
                 )
-            )  # fmt: skip
+            )
             session.flush()
             raise RuntimeError("crash in the middle of a step")
     with store.session() as session:
@@ -210,10 +224,17 @@ def test_values_come_back_as_written(store_url: str) -> None:
         session.flush()
         session.add(
             RunRecord(
-                candidate_id=candidate.id, clip_id=1, quality=40, status="ok", isolation="none",
-                deterministic=False, psnr_y=float("inf"), kbps=0.125, created_at=moment,
+                candidate_id=candidate.id,
+                clip_id=1,
+                quality=40,
+                status="ok",
+                isolation="none",
+                deterministic=False,
+                psnr_y=float("inf"),
+                kbps=0.125,
+                created_at=moment,
             )
-        )  # fmt: skip
+        )
     with store.session() as session:
         run = session.scalars(select(RunRecord)).one()
         source = session.scalars(select(CandidateRecord.source)).one()
@@ -304,8 +325,17 @@ def test_a_row_another_process_adds_first_is_reused_not_duplicated(store_url: st
     lookup = select(ClipRecord).where(ClipRecord.content_hash == "c" * 64)
 
     def clip_row() -> ClipRecord:
-        return ClipRecord(content_hash="c" * 64, name="n", source="s", start_frame=0, width=2,
-                          height=2, frame_count=1, fps_num=1, fps_den=1)  # fmt: skip
+        return ClipRecord(
+            content_hash="c" * 64,
+            name="n",
+            source="s",
+            start_frame=0,
+            width=2,
+            height=2,
+            frame_count=1,
+            fps_num=1,
+            fps_den=1,
+        )
 
     def raced() -> ClipRecord:
         """The other machine adds the same clip after this one looked and found nothing."""

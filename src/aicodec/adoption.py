@@ -117,10 +117,15 @@ def _clip_info(session: Session, clip_id: int) -> dict[str, Any]:
     if found is None:
         raise AdoptionError(f"no clip {clip_id} in the store")
     return {
-        "id": found.id, "name": found.name, "content_hash": found.content_hash,
-        "width": found.width, "height": found.height, "frames": found.frame_count,
-        "start": found.start_frame, "fps": f"{found.fps_num}/{found.fps_den}",
-    }  # fmt: skip
+        "id": found.id,
+        "name": found.name,
+        "content_hash": found.content_hash,
+        "width": found.width,
+        "height": found.height,
+        "frames": found.frame_count,
+        "start": found.start_frame,
+        "fps": f"{found.fps_num}/{found.fps_den}",
+    }
 
 
 def _per_clip(
@@ -161,14 +166,20 @@ def adopted_decision(store: Store, candidate_id: int) -> Decision | None:
             int(stored) if stored is not None and stored.isdigit() else stored
         )
         return Decision(
-            candidate_id=candidate_id, adopted=True, forced=row.forced,
-            reason=f"already adopted as {row.tag} (commit {(row.commit or '')[:12]}): "
-            f"{row.reason}",
-            bd_rate_vs_best=row.bd_rate_vs_best, compared_with=compared,
-            per_clip=_per_clip(session, candidate_id, clip_ids, qualities), commit=row.commit,
-            tag=row.tag, threshold=row.threshold, clips=clip_ids, qualities=qualities,
+            candidate_id=candidate_id,
+            adopted=True,
+            forced=row.forced,
+            reason=f"already adopted as {row.tag} (commit {(row.commit or '')[:12]}): {row.reason}",
+            bd_rate_vs_best=row.bd_rate_vs_best,
+            compared_with=compared,
+            per_clip=_per_clip(session, candidate_id, clip_ids, qualities),
+            commit=row.commit,
+            tag=row.tag,
+            threshold=row.threshold,
+            clips=clip_ids,
+            qualities=qualities,
             record_id=row.id,
-        )  # fmt: skip
+        )
 
 
 # --- the policy -------------------------------------------------------------------------------
@@ -221,10 +232,19 @@ def decide(
         candidate = _candidate(session, candidate_id)
         per_clip = _per_clip(session, candidate_id, clip_ids, qualities)
         decision = Decision(
-            candidate_id=candidate_id, adopted=False, forced=False, reason="",
-            bd_rate_vs_best=None, compared_with=None, per_clip=per_clip, commit=None, tag=None,
-            threshold=threshold, clips=clip_ids, qualities=qualities,
-        )  # fmt: skip
+            candidate_id=candidate_id,
+            adopted=False,
+            forced=False,
+            reason="",
+            bd_rate_vs_best=None,
+            compared_with=None,
+            per_clip=per_clip,
+            commit=None,
+            tag=None,
+            threshold=threshold,
+            clips=clip_ids,
+            qualities=qualities,
+        )
         for clip_id in clip_ids:
             _, problem = candidate_points(session, candidate_id, clip_id, qualities)
             if problem is not None:
@@ -284,8 +304,9 @@ def points_bd_rate(
         result = bd_compare(
             [RDPoint(point["kbps"], point[metric]) for point in anchor],
             [RDPoint(point["kbps"], point[metric]) for point in test],
-            method=settings.bd_method, min_overlap=settings.bd_min_overlap,
-        )  # fmt: skip
+            method=settings.bd_method,
+            min_overlap=settings.bd_min_overlap,
+        )
     except BDRateError as exc:
         return None, str(exc)
     value = finite_or_none(result.bd_rate_percent)
@@ -553,28 +574,39 @@ def _commit(repo: git.Repo, store: Store, decision: Decision) -> tuple[str, str]
         record = _candidate(session, decision.candidate_id)
         source, code_hash = record.source, record.code_hash
         candidate = {
-            "id": record.id, "name": record.name, "code_hash": record.code_hash,
-            "parent": record.parent_id, "origin": record.origin,
-        }  # fmt: skip
+            "id": record.id,
+            "name": record.name,
+            "code_hash": record.code_hash,
+            "parent": record.parent_id,
+            "origin": record.origin,
+        }
     earlier = _committed_before(repo, code_hash)
     if earlier is not None:
         return earlier
     tag = _next_tag(repo)
     root = Path(str(repo.working_tree_dir))
     meta = {
-        "candidate": candidate["id"], "name": candidate["name"],
-        "code_hash": candidate["code_hash"], "parent": candidate["parent"],
-        "origin": candidate["origin"], "tag": tag, "clips": decision.clips,
-        "qualities": decision.qualities, "compared_with": decision.compared_with,
+        "candidate": candidate["id"],
+        "name": candidate["name"],
+        "code_hash": candidate["code_hash"],
+        "parent": candidate["parent"],
+        "origin": candidate["origin"],
+        "tag": tag,
+        "clips": decision.clips,
+        "qualities": decision.qualities,
+        "compared_with": decision.compared_with,
         "bd_rate_vs_best": decision.bd_rate_vs_best,
         "bd_rate_vs_ladder": _ladder_means(decision),
         "per_clip": decision.per_clip,
         "decision": {
-            "adopted": decision.adopted, "forced": decision.forced, "reason": decision.reason,
-            "threshold": decision.threshold, "decode_slowdown": decision.decode_slowdown,
+            "adopted": decision.adopted,
+            "forced": decision.forced,
+            "reason": decision.reason,
+            "threshold": decision.threshold,
+            "decode_slowdown": decision.decode_slowdown,
             "policy": decision.policy,
         },
-    }  # fmt: skip
+    }
     git = _git()
     try:
         (root / "codec.py").write_text(source, encoding="utf-8")
@@ -598,12 +630,16 @@ def _record(store: Store, decision: Decision) -> None:
         row = AdoptionRecord(
             candidate_id=decision.candidate_id,
             compared_with=None if compared is None else str(compared),
-            adopted=decision.adopted, forced=decision.forced, reason=decision.reason,
+            adopted=decision.adopted,
+            forced=decision.forced,
+            reason=decision.reason,
             bd_rate_vs_best=finite_or_none(decision.bd_rate_vs_best),
-            threshold=decision.threshold, commit=decision.commit, tag=decision.tag,
+            threshold=decision.threshold,
+            commit=decision.commit,
+            tag=decision.tag,
             clips=json.dumps(decision.clips),
             qualities=quality_key(decision.qualities),
-        )  # fmt: skip
+        )
         session.add(row)
         session.flush()
         decision.record_id = row.id

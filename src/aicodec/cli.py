@@ -57,9 +57,12 @@ FramesOption = Annotated[
 SizeOption = Annotated[str | None, typer.Option("--size", help="WxH, required for raw .yuv.")]
 FpsOption = Annotated[
     str | None,
-    typer.Option("--fps", help="Frame rate (30, 29.97, 30000/1001); required for raw .yuv, "
-                 "overrides the file's rate otherwise."),
-]  # fmt: skip
+    typer.Option(
+        "--fps",
+        help="Frame rate (30, 29.97, 30000/1001); required for raw .yuv, "
+        "overrides the file's rate otherwise.",
+    ),
+]
 ConvertOption = Annotated[
     bool,
     typer.Option("--convert", help="Convert 10-bit, 4:2:2, 4:4:4 or RGB sources to 8-bit 4:2:0."),
@@ -67,27 +70,42 @@ ConvertOption = Annotated[
 VmafOption = Annotated[bool, typer.Option("--vmaf", help="Also measure VMAF (vmaf_v0.6.1).")]
 JobsOption = Annotated[
     int | None,
-    typer.Option("--jobs", help="Sandbox jobs and ladder encodes at once \\[env AICODEC_JOBS; "
-                 "default one per core, at most 4 with --device cuda].", show_default=False),
-]  # fmt: skip
+    typer.Option(
+        "--jobs",
+        help="Sandbox jobs and ladder encodes at once \\[env AICODEC_JOBS; "
+        "default one per core, at most 4 with --device cuda].",
+        show_default=False,
+    ),
+]
 ExecutorOption = Annotated[
     str | None,
-    typer.Option("--executor", help="Where sandbox jobs and ladder encodes run: local "
-                 "(default) or ray (a Ray cluster; pip install 'aicodec\\[ray]') "
-                 "\\[env AICODEC_EXECUTOR].", show_default=False),
-]  # fmt: skip
+    typer.Option(
+        "--executor",
+        help="Where sandbox jobs and ladder encodes run: local "
+        "(default) or ray (a Ray cluster; pip install 'aicodec\\[ray]') "
+        "\\[env AICODEC_EXECUTOR].",
+        show_default=False,
+    ),
+]
 RayAddressOption = Annotated[
     str | None,
-    typer.Option("--ray-address", help="With --executor ray: HOST:PORT of the cluster's head, "
-                 "or local to start one in this process \\[env RAY_ADDRESS; default local].",
-                 show_default=False),
-]  # fmt: skip
+    typer.Option(
+        "--ray-address",
+        help="With --executor ray: HOST:PORT of the cluster's head, "
+        "or local to start one in this process \\[env RAY_ADDRESS; default local].",
+        show_default=False,
+    ),
+]
 PricesOption = Annotated[
     Path | None,
-    typer.Option("--prices", help="TOML price table merged over the built-in one, for models "
-                 "it lacks (\\[models.NAME] input, output: USD per million tokens) "
-                 "\\[env AICODEC_PRICES_FILE].", show_default=False),
-]  # fmt: skip
+    typer.Option(
+        "--prices",
+        help="TOML price table merged over the built-in one, for models "
+        "it lacks (\\[models.NAME] input, output: USD per million tokens) "
+        "\\[env AICODEC_PRICES_FILE].",
+        show_default=False,
+    ),
+]
 DeviceOption = Annotated[
     str | None,
     typer.Option("--device", help="cpu (default) or cuda: the device a torch codec may use."),
@@ -182,8 +200,9 @@ def clip_command(
 
     def body() -> None:
         settings = make_settings()
-        clip = load_window(settings, video, start=start, count=frames, size=size, fps=fps,
-                           convert=convert)  # fmt: skip
+        clip = load_window(
+            settings, video, start=start, count=frames, size=size, fps=fps, convert=convert
+        )
         info = clip.describe()
         if as_json:
             print_json(info)
@@ -358,22 +377,29 @@ def baselines_command(
         from aicodec.baselines import load_ladder, run_ladder
         from aicodec.store import Store
 
-        settings = make_settings(db=db, ladder_file=ladder_file, jobs=jobs, executor=executor,
-                                 ray_address=ray_address)  # fmt: skip
+        settings = make_settings(
+            db=db, ladder_file=ladder_file, jobs=jobs, executor=executor, ray_address=ray_address
+        )
         ladder = load_ladder(settings.ladder_file)
         names = [name.strip() for name in encoders.split(",") if name.strip()] if encoders else None
         ladder.select(names)  # fail on an unknown name before any work
-        clip = load_window(settings, video, start=start, count=frames, size=size, fps=fps,
-                           convert=convert)  # fmt: skip
+        clip = load_window(
+            settings, video, start=start, count=frames, size=size, fps=fps, convert=convert
+        )
         with _executor(settings):
             store = Store(settings.db)
             try:
                 result = _run_with_progress(
                     lambda progress: run_ladder(
-                        clip, store, settings, ladder, encoders=names, with_vmaf=vmaf,
+                        clip,
+                        store,
+                        settings,
+                        ladder,
+                        encoders=names,
+                        with_vmaf=vmaf,
                         progress=progress,
                     )
-                )  # fmt: skip
+                )
             finally:
                 store.close()
         for curve in result.encoders.values():
@@ -515,9 +541,13 @@ def validate_command(codec: CodecArgument, as_json: JsonOption = False) -> None:
 
 
 def _with_store(
-    db: str | None, work: Callable[[Any, Settings], T], *, runs_jobs: bool = False,
-    read_only: bool = False, **overrides: Any,
-) -> T:  # fmt: skip
+    db: str | None,
+    work: Callable[[Any, Settings], T],
+    *,
+    runs_jobs: bool = False,
+    read_only: bool = False,
+    **overrides: Any,
+) -> T:
     """Open the store named by ``--db`` (or the settings), run ``work``, close it; with
     ``runs_jobs`` the executor is made ready first; ``read_only`` neither migrates nor writes."""
     from aicodec.store import Store
@@ -546,8 +576,11 @@ def _executor(settings: Settings) -> Iterator[None]:
     finally:
         retried = retried_jobs(settings)
         if retried:
-            err.print(f"[yellow]ray:[/yellow] {retried} job(s) sent again after the worker "
-                      "running them died", soft_wrap=True)  # fmt: skip
+            err.print(
+                f"[yellow]ray:[/yellow] {retried} job(s) sent again after the worker "
+                "running them died",
+                soft_wrap=True,
+            )
 
 
 def _status(message: str) -> Any:
@@ -583,16 +616,31 @@ def run_command(
         levels = parse_qualities(qualities)
 
         def work(store: Any, settings: Settings) -> Any:
-            clip = load_window(settings, video, start=start, count=frames, size=size, fps=fps,
-                               convert=convert)  # fmt: skip
+            clip = load_window(
+                settings, video, start=start, count=frames, size=size, fps=fps, convert=convert
+            )
             with _status(f"running {shown(codec.name)} on {shown(clip.name)}") as status:
                 return run_and_measure(
-                    source, codec.name, clip, store, settings, levels, keep_dir=keep, reuse=False,
+                    source,
+                    codec.name,
+                    clip,
+                    store,
+                    settings,
+                    levels,
+                    keep_dir=keep,
+                    reuse=False,
                     progress=lambda text: status.update(shown(f"{codec.name}: {text}")),
-                )  # fmt: skip
+                )
 
-        outcome = _with_store(db, work, runs_jobs=True, device=device, jobs=jobs,
-                              executor=executor, ray_address=ray_address)  # fmt: skip
+        outcome = _with_store(
+            db,
+            work,
+            runs_jobs=True,
+            device=device,
+            jobs=jobs,
+            executor=executor,
+            ray_address=ray_address,
+        )
         if as_json:
             print_json(outcome.to_dict())
             return
@@ -624,7 +672,7 @@ def score_command(
             help="Also draw the RD chart (PSNR-Y against log rate, the codec "
             "and the encoders) to this .svg or .png file.",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     device: DeviceOption = None,
     jobs: JobsOption = None,
     executor: ExecutorOption = None,
@@ -650,22 +698,38 @@ def score_command(
         def work(store: Any, settings: Settings) -> Any:
             ladder = load_ladder(settings.ladder_file)
             ladder.select(names)
-            clip = load_window(settings, video, start=start, count=frames, size=size, fps=fps,
-                               convert=convert)  # fmt: skip
+            clip = load_window(
+                settings, video, start=start, count=frames, size=size, fps=fps, convert=convert
+            )
             with _status(f"scoring {shown(codec.name)} on {shown(clip.name)}") as status:
                 scored = score_candidate(
-                    source, codec.name, clip, store, settings, ladder, levels, encoders=names,
-                    keep_dir=keep, with_vmaf=vmaf,
+                    source,
+                    codec.name,
+                    clip,
+                    store,
+                    settings,
+                    ladder,
+                    levels,
+                    encoders=names,
+                    keep_dir=keep,
+                    with_vmaf=vmaf,
                     progress=lambda text: status.update(shown(f"{codec.name}: {text}")),
-                )  # fmt: skip
+                )
             if plot is not None:
                 from aicodec.report.score_plot import write_score_plot
 
                 write_score_plot(store, settings, scored, plot)
             return scored
 
-        outcome = _with_store(db, work, runs_jobs=True, device=device, jobs=jobs,
-                              executor=executor, ray_address=ray_address)  # fmt: skip
+        outcome = _with_store(
+            db,
+            work,
+            runs_jobs=True,
+            device=device,
+            jobs=jobs,
+            executor=executor,
+            ray_address=ray_address,
+        )
         for warning in outcome.warnings:
             err.print(f"[yellow]warning:[/yellow] {shown(warning)}", soft_wrap=True)
         if as_json:
@@ -699,8 +763,14 @@ def _render_points(outcome: Any, *, with_vmaf: bool, title: str) -> None:
     for column in columns:
         table.add_column(column, justify="right")
     for point in outcome.points:
-        cells = [str(point.quality), str(point.bytes), fmt(point.kbps, 1), fmt(point.psnr_y),
-                 fmt(point.psnr_yuv), fmt(point.ssim_y, 4)]  # fmt: skip
+        cells = [
+            str(point.quality),
+            str(point.bytes),
+            fmt(point.kbps, 1),
+            fmt(point.psnr_y),
+            fmt(point.psnr_yuv),
+            fmt(point.ssim_y, 4),
+        ]
         cells += [fmt(point.vmaf)] if with_vmaf else []
         cells += [fmt(point.encode_fps, 1), fmt(point.decode_fps, 1)]
         table.add_row(*cells)
@@ -743,10 +813,15 @@ def decode_command(
             frames, report = decode_bitstream(source, data, settings, fps=rate)
         frames.write_y4m(output)
         info = {
-            "output": str(output), "frames": frames.count, "width": frames.width,
-            "height": frames.height, "fps": float(frames.fps), "bytes": len(data),
-            "decode_seconds": report.call_seconds, "isolation": list(report.isolation),
-        }  # fmt: skip
+            "output": str(output),
+            "frames": frames.count,
+            "width": frames.width,
+            "height": frames.height,
+            "fps": float(frames.fps),
+            "bytes": len(data),
+            "decode_seconds": report.call_seconds,
+            "isolation": list(report.isolation),
+        }
         if as_json:
             print_json(info)
             return
@@ -811,10 +886,17 @@ def generate_command(
             origin = resolve_parent(store, parent)
             with _status(f"generating from {shown(origin.name)}") as status:
                 return generate_candidates(
-                    store, settings, chosen, reason, origin, count=n, repairs=repairs,
-                    max_cost=max_cost, max_tokens=max_tokens,
+                    store,
+                    settings,
+                    chosen,
+                    reason,
+                    origin,
+                    count=n,
+                    repairs=repairs,
+                    max_cost=max_cost,
+                    max_tokens=max_tokens,
                     progress=lambda text: status.update(shown(text)),
-                )  # fmt: skip
+                )
 
         overrides: dict[str, Any] = {"prices_file": prices}
         if base_url:
@@ -847,10 +929,14 @@ def _render_generation(outcome: Any) -> None:
         table.add_column(column)
     for item in outcome.candidates:
         table.add_row(
-            str(item.candidate_id or "-"), item.status, "yes" if item.valid else "no",
-            shown(item.origin), (item.code_hash or "-")[:12], str(item.repairs),
+            str(item.candidate_id or "-"),
+            item.status,
+            "yes" if item.valid else "no",
+            shown(item.origin),
+            (item.code_hash or "-")[:12],
+            str(item.repairs),
             shown(item.reason or ""),
-        )  # fmt: skip
+        )
     out.print(table)
     out.print(
         f"{outcome.calls} model call(s), {outcome.input_tokens} input and "
@@ -883,9 +969,12 @@ def logs_command(
             if query:
                 pattern = f"%{query}%"
                 statement = statement.where(
-                    or_(ModelCall.messages_json.like(pattern),
-                        ModelCall.response_text.like(pattern), ModelCall.error.like(pattern))
-                )  # fmt: skip
+                    or_(
+                        ModelCall.messages_json.like(pattern),
+                        ModelCall.response_text.like(pattern),
+                        ModelCall.error.like(pattern),
+                    )
+                )
             with store.session() as session:
                 calls = [_call_dict(call) for call in session.scalars(statement)]
             return calls, call_totals(store)
@@ -895,27 +984,49 @@ def logs_command(
             print_json({"calls": calls, "runs": [_jsonable(total) for total in totals]})
             return
         table = Table(title=f"model calls ({len(calls)} shown, newest first)")
-        for column in ("id", "when", "provider", "model", "purpose", "in", "out", "cached",
-                       "USD", "s", "retries", "error"):  # fmt: skip
+        for column in (
+            "id",
+            "when",
+            "provider",
+            "model",
+            "purpose",
+            "in",
+            "out",
+            "cached",
+            "USD",
+            "s",
+            "retries",
+            "error",
+        ):
             table.add_column(column)
         for call in calls:
             table.add_row(
-                str(call["id"]), str(call["created_at"])[:19], shown(call["provider"]),
-                shown(call["model"]), shown(call["purpose"]), str(call["input_tokens"]),
-                str(call["output_tokens"]), str(call["cache_read_tokens"]),
-                f"{call['cost_usd']:.4f}", f"{call['latency_s']:.1f}", str(call["retries"]),
+                str(call["id"]),
+                str(call["created_at"])[:19],
+                shown(call["provider"]),
+                shown(call["model"]),
+                shown(call["purpose"]),
+                str(call["input_tokens"]),
+                str(call["output_tokens"]),
+                str(call["cache_read_tokens"]),
+                f"{call['cost_usd']:.4f}",
+                f"{call['latency_s']:.1f}",
+                str(call["retries"]),
                 shown(call["error"] or ""),
-            )  # fmt: skip
+            )
         out.print(table)
         runs = Table(title="totals per run")
         for column in ("run", "calls", "input", "output", "cached", "USD"):
             runs.add_column(column)
         for total in totals:
             runs.add_row(
-                str(total["batch"])[:12], str(total["calls"]), str(total["input_tokens"]),
-                str(total["output_tokens"]), str(total["cache_read_tokens"]),
+                str(total["batch"])[:12],
+                str(total["calls"]),
+                str(total["input_tokens"]),
+                str(total["output_tokens"]),
+                str(total["cache_read_tokens"]),
                 f"{total['cost_usd'] or 0:.4f}",
-            )  # fmt: skip
+            )
         out.print(runs)
 
     guarded(body)
@@ -924,17 +1035,34 @@ def logs_command(
 def _call_dict(call: Any) -> dict[str, Any]:
     """A logged model call as plain values."""
     names = (
-        "id", "batch", "provider", "model", "purpose", "prompt_hash", "input_tokens",
-        "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "latency_s",
-        "retries", "error", "created_at", "response_text", "system_prompt", "messages_json",
-    )  # fmt: skip
+        "id",
+        "batch",
+        "provider",
+        "model",
+        "purpose",
+        "prompt_hash",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cost_usd",
+        "latency_s",
+        "retries",
+        "error",
+        "created_at",
+        "response_text",
+        "system_prompt",
+        "messages_json",
+    )
     return _jsonable({name: getattr(call, name) for name in names})
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     """Datetimes as ISO text."""
-    return {key: value.isoformat() if hasattr(value, "isoformat") else value
-            for key, value in row.items()}  # fmt: skip
+    return {
+        key: value.isoformat() if hasattr(value, "isoformat") else value
+        for key, value in row.items()
+    }
 
 
 @app.command("adopt")
@@ -961,14 +1089,14 @@ def adopt_command(
             help="The codec repository (env AICODEC_CODEC_REPO; "
             "default ./codecs); created when absent or empty.",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     threshold: Annotated[
         float | None,
         typer.Option(
             "--threshold",
             help="BD-rate (percent) by which the candidate must beat the best (default 1).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -991,8 +1119,10 @@ def adopt_command(
         def work(store: Any, settings: Settings) -> Any:
             repo = git_repo if git_repo is not None else settings.codec_repo
             source, name = candidate_source(store, candidate)
-            clips = [load_window(settings, path, start=start, count=frames)
-                     for path in (video or HELD_OUT_BUILTINS)]  # fmt: skip
+            clips = [
+                load_window(settings, path, start=start, count=frames)
+                for path in (video or HELD_OUT_BUILTINS)
+            ]
             clip_ids = [record_clip(store, clip) for clip in clips]
             if adopted_decision(store, candidate) is not None:
                 return adopt(store, settings, candidate, clip_ids, levels, repo_path=repo)
@@ -1005,20 +1135,30 @@ def adopt_command(
                 with _status(f"scoring candidate {candidate} on {shown(clip.name)}") as status:
                     try:
                         score_candidate(
-                            source, name, clip, store, settings, ladder, levels, encoders=names,
+                            source,
+                            name,
+                            clip,
+                            store,
+                            settings,
+                            ladder,
+                            levels,
+                            encoders=names,
                             progress=lambda text: status.update(shown(f"{name}: {text}")),
-                        )  # fmt: skip
+                        )
                     except (SandboxError, ValidationError) as exc:
                         err.print(f"[yellow]warning:[/yellow] {shown(str(exc))}", soft_wrap=True)
                     if rival is None:
                         continue
                     try:
                         run_and_measure(
-                            rival[0], rival[1], clip, store, settings, levels,
-                            progress=lambda text: status.update(
-                                shown(f"best {rival[1]}: {text}")
-                            ),
-                        )  # fmt: skip
+                            rival[0],
+                            rival[1],
+                            clip,
+                            store,
+                            settings,
+                            levels,
+                            progress=lambda text: status.update(shown(f"best {rival[1]}: {text}")),
+                        )
                     except (SandboxError, ValidationError) as exc:
                         err.print(f"[yellow]warning:[/yellow] {shown(str(exc))}", soft_wrap=True)
             return adopt(store, settings, candidate, clip_ids, levels, force=force, repo_path=repo)
@@ -1053,14 +1193,14 @@ def evolve_command(
             help="anthropic, openai, mutation or replay (default: "
             "anthropic when ANTHROPIC_API_KEY is set, else mutation).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     video: Annotated[
         list[Path] | None,
         typer.Option(
             "--video",
             help="A training clip, file or builtin:NAME (repeatable); default: builtin:default.",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     holdout: Annotated[
         list[Path] | None,
         typer.Option(
@@ -1069,7 +1209,7 @@ def evolve_command(
             "on it. Default: builtin:still and builtin:shake (less any training clip); "
             "none: no holdout clip, adoption on the training clips.",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     start: StartOption = 0,
     frames: FramesOption = None,
     fps: FpsOption = None,
@@ -1081,7 +1221,7 @@ def evolve_command(
             help="Ladder encoders to score against "
             "\\[env AICODEC_EVOLVE_ENCODERS; default x264,x265,vvenc].",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     parent: Annotated[
         str | None,
         typer.Option(
@@ -1089,7 +1229,7 @@ def evolve_command(
             help="Starting codec: candidate id or file (default: the "
             "adopted best, else the best scored, else the hybrid seed).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     max_cost: Annotated[
         float | None, typer.Option("--max-cost", help="Stop once the run has spent this many USD.")
     ] = None,
@@ -1105,21 +1245,21 @@ def evolve_command(
             help="Iterations in flight: the next are generated while one is scored "
             "\\[env AICODEC_EVOLVE_PARALLEL; default 1].",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     git_repo: Annotated[
         Path | None,
         typer.Option(
             "--git-repo",
             help="Codec repository for adoptions \\[env AICODEC_CODEC_REPO; default ./codecs].",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     threshold: Annotated[
         float | None,
         typer.Option(
             "--threshold",
             help="BD-rate (percent) a codec must beat the best by to be adopted (default 1).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", help="Model name (Claude, or the openai server's).")
     ] = None,
@@ -1138,7 +1278,7 @@ def evolve_command(
             help="Run code a model writes even where kernel isolation (namespaces, seccomp) "
             "is unavailable, with process isolation only.",
         ),
-    ] = False,  # fmt: skip
+    ] = False,
     jobs: JobsOption = None,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
@@ -1161,11 +1301,22 @@ def evolve_command(
         from aicodec.evolution.loop import EvolveCrashed
         from aicodec.scoring import parse_qualities
 
-        given = {"--video": video, "--holdout": holdout, "--parent": parent,
-                 "--qualities": qualities, "--encoders": encoders, "--provider": provider,
-                 "--git-repo": git_repo, "--threshold": threshold, "--fps": fps,
-                 "--frames": frames, "--start": start or None, "--model": model,
-                 "--base-url": base_url, "--parallel": parallel}  # fmt: skip
+        given = {
+            "--video": video,
+            "--holdout": holdout,
+            "--parent": parent,
+            "--qualities": qualities,
+            "--encoders": encoders,
+            "--provider": provider,
+            "--git-repo": git_repo,
+            "--threshold": threshold,
+            "--fps": fps,
+            "--frames": frames,
+            "--start": start or None,
+            "--model": model,
+            "--base-url": base_url,
+            "--parallel": parallel,
+        }
         overrides: dict[str, Any] = {"prices_file": prices}
         if allow_process_sandbox:
             overrides["sandbox_allow_process"] = True
@@ -1179,42 +1330,62 @@ def evolve_command(
         def work(store: Any, settings: Settings) -> Any:
             with _evolve_progress(iterations) as on_event:
                 if resume:
-                    clash = [name for name, value in given.items()
-                             if value not in (None, []) and name not in SWITCHABLE]  # fmt: skip
+                    clash = [
+                        name
+                        for name, value in given.items()
+                        if value not in (None, []) and name not in SWITCHABLE
+                    ]
                     if clash:
                         raise ConfigError(
                             f"--resume continues a run with its own settings; drop {clash[0]}"
                         )
-                    return resume_evolution(store, settings, on_event, max_cost=max_cost,
-                                            max_minutes=max_minutes)  # fmt: skip
+                    return resume_evolution(
+                        store, settings, on_event, max_cost=max_cost, max_minutes=max_minutes
+                    )
                 training = [str(path) for path in video or []] or [BUILTIN_NAME]
                 held = holdout_sources(training, [str(path) for path in holdout or []])
                 specs = [ClipSpec(source, start, frames, None, fps) for source in training]
                 held_specs = [ClipSpec(source, start, frames, None, fps) for source in held]
                 config = EvolveConfig(
-                    iterations=iterations, videos=specs, holdout=held_specs,
+                    iterations=iterations,
+                    videos=specs,
+                    holdout=held_specs,
                     qualities=parse_qualities(qualities),
-                    encoders=[name.strip() for name in
-                              (encoders or settings.evolve_encoders).split(",") if name.strip()],
-                    seed=seed, provider=settings.provider, parent=parent,
-                    planner=settings.evolve_planner, max_cost=max_cost, max_minutes=max_minutes,
+                    encoders=[
+                        name.strip()
+                        for name in (encoders or settings.evolve_encoders).split(",")
+                        if name.strip()
+                    ],
+                    seed=seed,
+                    provider=settings.provider,
+                    parent=parent,
+                    planner=settings.evolve_planner,
+                    max_cost=max_cost,
+                    max_minutes=max_minutes,
                     git_repo=str(Path(git_repo or settings.codec_repo).resolve()),
-                    islands=settings.evolve_islands, explore=settings.evolve_explore,
-                    top=settings.evolve_top, migrate_every=settings.evolve_migrate_every,
+                    islands=settings.evolve_islands,
+                    explore=settings.evolve_explore,
+                    top=settings.evolve_top,
+                    migrate_every=settings.evolve_migrate_every,
                     threshold=settings.adopt_threshold_percent,
                     max_failures_in_row=settings.evolve_max_failures_in_row,
                     duplicate_tries=settings.evolve_duplicate_tries,
                     parallel=settings.evolve_parallel if parallel is None else parallel,
-                )  # fmt: skip
+                )
                 return start_evolution(store, settings, config, on_event)
 
         def resume_command() -> str:
             """The command that resumes this run, with the options it was given that the run
             does not store (its store, executor, model address, prices, sandbox opt-in)."""
             words = ["aicodec", "evolve", "--resume"]
-            for option, value in (("--db", db), ("--executor", executor),
-                                  ("--ray-address", ray_address), ("--model", model),
-                                  ("--base-url", base_url), ("--prices", prices)):  # fmt: skip
+            for option, value in (
+                ("--db", db),
+                ("--executor", executor),
+                ("--ray-address", ray_address),
+                ("--model", model),
+                ("--base-url", base_url),
+                ("--prices", prices),
+            ):
                 if value is not None:
                     words += [option, str(value)]
             if allow_process_sandbox:
@@ -1225,19 +1396,31 @@ def evolve_command(
             overrides.setdefault("provider", provider)
         try:
             summary = _with_store(
-                db, work, runs_jobs=True, adopt_threshold_percent=threshold, jobs=jobs,
-                executor=executor, ray_address=ray_address, **overrides,
-            )  # fmt: skip
+                db,
+                work,
+                runs_jobs=True,
+                adopt_threshold_percent=threshold,
+                jobs=jobs,
+                executor=executor,
+                ray_address=ray_address,
+                **overrides,
+            )
         except EvolveInterrupted as exc:
-            err.print(f"[yellow]{shown(str(exc))}[/yellow]; completed iterations are stored. "
-                      f"Resume with: {shown(resume_command())}", soft_wrap=True)  # fmt: skip
+            err.print(
+                f"[yellow]{shown(str(exc))}[/yellow]; completed iterations are stored. "
+                f"Resume with: {shown(resume_command())}",
+                soft_wrap=True,
+            )
             raise typer.Exit(130) from None
         except EvolveCrashed as exc:
             if os.environ.get("AICODEC_DEBUG"):
                 raise exc.error from exc
-            err.print(f"[red]internal error:[/red] {shown(str(exc))} (set AICODEC_DEBUG=1 to "
-                      "see the traceback); finished work is stored and the run is resumable. "
-                      f"Resume with: {shown(resume_command())}", soft_wrap=True)  # fmt: skip
+            err.print(
+                f"[red]internal error:[/red] {shown(str(exc))} (set AICODEC_DEBUG=1 to "
+                "see the traceback); finished work is stored and the run is resumable. "
+                f"Resume with: {shown(resume_command())}",
+                soft_wrap=True,
+            )
             raise typer.Exit(70) from None
         if as_json:
             print_json(summary.to_dict())
@@ -1258,10 +1441,14 @@ class _EvolveDisplay:
 
     def __init__(self, total: int) -> None:
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(),
-            TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(), console=err, transient=False,
-        )  # fmt: skip
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        )
         self.task = self.progress.add_task("evolve", total=total, status="")
         self.started = False
 
@@ -1270,12 +1457,16 @@ class _EvolveDisplay:
             self.progress.start()
             self.started = True
         best = "-" if event.best_bd_rate is None else f"{event.best_bd_rate:+.2f} %"
-        status = (f"best vs x264 {best} | adopted {event.adoptions} | "
-                  f"${event.cost_usd:.3f} | {shown(event.message, 60)}")  # fmt: skip
+        status = (
+            f"best vs x264 {best} | adopted {event.adoptions} | "
+            f"${event.cost_usd:.3f} | {shown(event.message, 60)}"
+        )
         self.progress.update(
-            self.task, total=event.total, description=f"iteration {event.iteration} {event.stage}",
+            self.task,
+            total=event.total,
+            description=f"iteration {event.iteration} {event.stage}",
             status=status,
-        )  # fmt: skip
+        )
         if event.row is not None:
             self.progress.update(self.task, advance=1)
             self.progress.console.print(_iteration_line(event.row), soft_wrap=True)
@@ -1285,14 +1476,18 @@ def _iteration_line(row: dict[str, Any]) -> str:
     """One finished iteration as a line: outcome, BD-rates, adoption, time per stage."""
     seconds = ", ".join(f"{stage} {value:.1f}s" for stage, value in row["stage_seconds"].items())
     if row["status"] == "scored":
-        outcome = (f"candidate {row['candidate']} BD-rate vs parent "
-                   f"{fmt(row['bd_rate_vs_parent'])} %, "
-                   f"vs x264 {fmt(row['bd_rate'])} %")  # fmt: skip
+        outcome = (
+            f"candidate {row['candidate']} BD-rate vs parent "
+            f"{fmt(row['bd_rate_vs_parent'])} %, "
+            f"vs x264 {fmt(row['bd_rate'])} %"
+        )
     else:
         outcome = f"[red]{row['status']}[/red] ({shown(row['failure_kind'])})"
     adopted = " [green]adopted[/green]" if row["adopted"] else ""
-    return (f"#{row['iteration']} parent {row['parent']}: {outcome}{adopted}; "
-            f"{shown(row['reason'] or '', 160)} [dim]({seconds})[/dim]")  # fmt: skip
+    return (
+        f"#{row['iteration']} parent {row['parent']}: {outcome}{adopted}; "
+        f"{shown(row['reason'] or '', 160)} [dim]({seconds})[/dim]"
+    )
 
 
 @contextmanager
@@ -1320,8 +1515,9 @@ def _stop_signal_to_interrupt(signum: int, frame: Any) -> None:
 
 def _clip_list(clips: list[dict[str, Any]]) -> str:
     """Clips on one line: name, store id and the start of the content hash of each."""
-    return ", ".join(f"{clip['name']} (clip {clip['id']}, {(clip['hash'] or '-')[:12]})"
-                     for clip in clips)  # fmt: skip
+    return ", ".join(
+        f"{clip['name']} (clip {clip['id']}, {(clip['hash'] or '-')[:12]})" for clip in clips
+    )
 
 
 def _render_summary(summary: Any) -> None:
@@ -1330,26 +1526,46 @@ def _render_summary(summary: Any) -> None:
     table.add_column("figure")
     table.add_column("value", overflow="fold")
     failures = ", ".join(f"{kind} {count}" for kind, count in summary.failures.items()) or "none"
-    adoptions = ", ".join(f"candidate {item['candidate']} (iteration {item['iteration']})"
-                          for item in summary.adoptions) or "none"  # fmt: skip
+    adoptions = (
+        ", ".join(
+            f"candidate {item['candidate']} (iteration {item['iteration']})"
+            for item in summary.adoptions
+        )
+        or "none"
+    )
     rows = [
         ("provider", summary.provider),
         ("training clips", _clip_list(summary.training_clips)),
-        ("holdout clips", _clip_list(summary.holdout_clips) if summary.holdout_clips
-         else "none: adoption is decided on the training clips"),
+        (
+            "holdout clips",
+            _clip_list(summary.holdout_clips)
+            if summary.holdout_clips
+            else "none: adoption is decided on the training clips",
+        ),
         ("iterations", f"{summary.completed} of {summary.planned} done, {summary.scored} scored"),
         ("failures by kind", failures),
         ("adoptions", adoptions),
-        ("starting codec", f"candidate {summary.start_candidate}, BD-rate vs x264 "
-                           f"{fmt(summary.start_bd_rate_vs_x264)} %"),
-        ("best codec", f"candidate {summary.best_candidate}, BD-rate vs x264 "
-                       f"{fmt(summary.best_bd_rate_vs_x264)} %, vs the start "
-                       f"{fmt(summary.best_vs_start)} %"),
-        ("adopted best", "none" if summary.adopted_best is None else
-         f"candidate {summary.adopted_best}, vs the start {fmt(summary.adopted_vs_start)} %"),
+        (
+            "starting codec",
+            f"candidate {summary.start_candidate}, BD-rate vs x264 "
+            f"{fmt(summary.start_bd_rate_vs_x264)} %",
+        ),
+        (
+            "best codec",
+            f"candidate {summary.best_candidate}, BD-rate vs x264 "
+            f"{fmt(summary.best_bd_rate_vs_x264)} %, vs the start "
+            f"{fmt(summary.best_vs_start)} %",
+        ),
+        (
+            "adopted best",
+            "none"
+            if summary.adopted_best is None
+            else f"candidate {summary.adopted_best}, "
+            f"vs the start {fmt(summary.adopted_vs_start)} %",
+        ),
         ("model cost", f"{summary.cost_usd:.4f} USD"),
         ("time in iterations", f"{summary.seconds / 60:.1f} min"),
-    ]  # fmt: skip
+    ]
     if summary.stop_reason:
         rows.append(("stopped", summary.stop_reason))
     for name, value in rows:
@@ -1400,33 +1616,51 @@ def history_command(
         )
         keys = ("iteration", "parent", "origin", "status", "bd_rate", "adopted", "reason")
         if as_json:
-            print_json([{**entry, "clips": clips} for entry in entries] if plans else
-                       [{key: entry[key] for key in keys} for entry in entries])  # fmt: skip
+            print_json(
+                [{**entry, "clips": clips} for entry in entries]
+                if plans
+                else [{key: entry[key] for key in keys} for entry in entries]
+            )
             return
         out.print(f"training clips: {shown(_clip_list(clips['training']))}", soft_wrap=True)
-        out.print(f"holdout clips: {shown(_clip_list(clips['holdout']) or 'none')}",
-                  soft_wrap=True)  # fmt: skip
+        out.print(f"holdout clips: {shown(_clip_list(clips['holdout']) or 'none')}", soft_wrap=True)
         table = Table(title="evolve history (BD-rate: mean vs x264 on the training clips, %)")
-        columns = ["#", "parent", "candidate", "origin", "status", "BD-rate", "vs parent",
-                   "adopted", "reason"]  # fmt: skip
+        columns = [
+            "#",
+            "parent",
+            "candidate",
+            "origin",
+            "status",
+            "BD-rate",
+            "vs parent",
+            "adopted",
+            "reason",
+        ]
         if plans:
             columns += ["predicted", "confidence", "planner", "hypothesis", "seconds"]
         for column in columns:
             table.add_column(column, overflow="fold")
         for entry in entries:
             cells = [
-                str(entry["iteration"]), str(entry["parent"] or "-"),
+                str(entry["iteration"]),
+                str(entry["parent"] or "-"),
                 str(entry["candidate"] or "-"),
-                shown(entry["origin"] or "-"), entry["status"] + (f" ({entry['failure_kind']})"
-                                                                  if entry["failure_kind"] else ""),
-                fmt(entry["bd_rate"]), fmt(entry["bd_rate_vs_parent"]),
-                "yes" if entry["adopted"] else "no", shown(entry["reason"] or ""),
-            ]  # fmt: skip
+                shown(entry["origin"] or "-"),
+                entry["status"] + (f" ({entry['failure_kind']})" if entry["failure_kind"] else ""),
+                fmt(entry["bd_rate"]),
+                fmt(entry["bd_rate_vs_parent"]),
+                "yes" if entry["adopted"] else "no",
+                shown(entry["reason"] or ""),
+            ]
             if plans:
                 seconds = sum(entry["stage_seconds"].values())
-                cells += [fmt(entry["predicted_bd_rate"]), fmt(entry["confidence"]),
-                          shown(entry["planner"] or "-"), shown(entry["hypothesis"] or ""),
-                          f"{seconds:.1f}"]  # fmt: skip
+                cells += [
+                    fmt(entry["predicted_bd_rate"]),
+                    fmt(entry["confidence"]),
+                    shown(entry["planner"] or "-"),
+                    shown(entry["hypothesis"] or ""),
+                    f"{seconds:.1f}",
+                ]
             table.add_row(*cells)
         out.print(table)
 
@@ -1450,8 +1684,10 @@ def _history_calibration(db: str | None, run: int | None, all_runs: bool, as_jso
     if as_json:
         print_json(result.to_dict())
         return
-    runs = ", ".join(f"{pooled.run_id} ({pooled.pairs} pairs, threshold {pooled.threshold:g} %)"
-                     for pooled in result.runs)  # fmt: skip
+    runs = ", ".join(
+        f"{pooled.run_id} ({pooled.pairs} pairs, threshold {pooled.threshold:g} %)"
+        for pooled in result.runs
+    )
     out.print(f"planner calibration over evolve run{'s' if len(result.runs) > 1 else ''} {runs}")
     for planner in result.planners:
         table = Table(title=f"planner: {shown(planner.planner)}", show_header=False)
@@ -1462,13 +1698,21 @@ def _history_calibration(db: str | None, run: int | None, all_runs: bool, as_jso
             ("pairs (predicted and measured)", str(planner.pairs)),
             ("mean absolute error (points)", fmt(planner.mean_absolute_error)),
             ("mean signed error (points)", fmt(planner.mean_signed_error)),
-            ("correlation (Pearson)", "n/a" if planner.correlation is None
-             else fmt(planner.correlation, 3)),
-            ("predicted to beat the threshold, did", _hits(
-                outcomes.came_true, outcomes.predicted_to_beat, outcomes.came_true_share)),
-            ("predicted not to, beat it anyway", _hits(
-                outcomes.beat_anyway, outcomes.predicted_not_to_beat, outcomes.beat_anyway_share)),
-        ]  # fmt: skip
+            (
+                "correlation (Pearson)",
+                "n/a" if planner.correlation is None else fmt(planner.correlation, 3),
+            ),
+            (
+                "predicted to beat the threshold, did",
+                _hits(outcomes.came_true, outcomes.predicted_to_beat, outcomes.came_true_share),
+            ),
+            (
+                "predicted not to, beat it anyway",
+                _hits(
+                    outcomes.beat_anyway, outcomes.predicted_not_to_beat, outcomes.beat_anyway_share
+                ),
+            ),
+        ]
         for name, value in rows:
             table.add_row(name, value)
         out.print(table)
@@ -1501,14 +1745,18 @@ def report_command(
 
         written, limit = _with_store(db, work, read_only=True)
         if written.bytes > limit:
-            err.print(f"[yellow]warning:[/yellow] the report is over {limit / 1e6:g} MB, "
-                      "heavy to mail", soft_wrap=True)  # fmt: skip
+            err.print(
+                f"[yellow]warning:[/yellow] the report is over {limit / 1e6:g} MB, heavy to mail",
+                soft_wrap=True,
+            )
         if as_json:
             print_json(written.to_dict())
             return
-        out.print(f"report of evolve run {written.run_id}: {shown(str(written.path))} "
-                  f"({written.bytes / 1e6:.2f} MB, built in {written.seconds:.1f} s)",
-                  soft_wrap=True)  # fmt: skip
+        out.print(
+            f"report of evolve run {written.run_id}: {shown(str(written.path))} "
+            f"({written.bytes / 1e6:.2f} MB, built in {written.seconds:.1f} s)",
+            soft_wrap=True,
+        )
 
     guarded(body)
 
@@ -1521,14 +1769,14 @@ def serve_command(
             "--port",
             help="Port on 127.0.0.1 \\[env AICODEC_SERVE_PORT; default 8765; 0: any free port].",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     refresh: Annotated[
         int | None,
         typer.Option(
             "--refresh",
             help="Seconds between reloads of a page while its run goes on \\[default 5].",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Serve the store's runs, candidates and reports as live, read-only pages on 127.0.0.1.
@@ -1547,8 +1795,11 @@ def serve_command(
                 settings.serve_port,
                 log=lambda line: err.print(shown(line), soft_wrap=True),
             )
-            out.print(f"serving {server.url} (read-only pages of {shown(shown_url(store.url))}"
-                      "); Ctrl-C stops", soft_wrap=True)  # fmt: skip
+            out.print(
+                f"serving {server.url} (read-only pages of {shown(shown_url(store.url))}"
+                "); Ctrl-C stops",
+                soft_wrap=True,
+            )
             try:
                 server.serve_forever()
             except KeyboardInterrupt:

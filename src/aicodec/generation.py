@@ -74,11 +74,15 @@ def select_provider(
         from aicodec.providers.anthropic_provider import AnthropicProvider
 
         provider = AnthropicProvider(
-            settings.model, api_key=os.environ.get("ANTHROPIC_API_KEY"),
-            base_url=os.environ.get("ANTHROPIC_BASE_URL"), max_tokens=settings.max_tokens,
-            temperature=settings.temperature, timeout_s=settings.llm_timeout_s,
-            max_retries=settings.llm_max_retries, prices=prices,
-        )  # fmt: skip
+            settings.model,
+            api_key=os.environ.get("ANTHROPIC_API_KEY"),
+            base_url=os.environ.get("ANTHROPIC_BASE_URL"),
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            timeout_s=settings.llm_timeout_s,
+            max_retries=settings.llm_max_retries,
+            prices=prices,
+        )
     elif chosen == "openai":
         from aicodec.providers.openai_provider import OpenAIProvider
 
@@ -88,11 +92,15 @@ def select_provider(
                 "(e.g. http://127.0.0.1:8000/v1 and the served model's name)"
             )
         provider = OpenAIProvider(
-            settings.openai_model, base_url=settings.openai_base_url,
-            api_key=os.environ.get("OPENAI_API_KEY"), max_tokens=settings.max_tokens,
-            temperature=settings.temperature, timeout_s=settings.llm_timeout_s,
-            max_retries=settings.llm_max_retries, prices=prices,
-        )  # fmt: skip
+            settings.openai_model,
+            base_url=settings.openai_base_url,
+            api_key=os.environ.get("OPENAI_API_KEY"),
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            timeout_s=settings.llm_timeout_s,
+            max_retries=settings.llm_max_retries,
+            prices=prices,
+        )
     elif chosen == "mutation":
         from aicodec.providers.mutation import MutationProvider
 
@@ -157,10 +165,15 @@ class GeneratedCandidate:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready outcome: id, valid, code_hash, parent, origin, status, reason, repairs."""
         return {
-            "id": self.candidate_id, "valid": self.valid, "code_hash": self.code_hash,
-            "parent": self.parent, "origin": self.origin, "status": self.status,
-            "reason": self.reason, "repairs": self.repairs,
-        }  # fmt: skip
+            "id": self.candidate_id,
+            "valid": self.valid,
+            "code_hash": self.code_hash,
+            "parent": self.parent,
+            "origin": self.origin,
+            "status": self.status,
+            "reason": self.reason,
+            "repairs": self.repairs,
+        }
 
 
 @dataclass
@@ -182,13 +195,18 @@ class GenerationOutcome:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready batch; ``candidates`` as promised by ``aicodec generate --json``."""
         return {
-            "provider": self.provider, "model": self.model, "why": self.provider_reason,
-            "batch": self.batch, "parent": self.parent.id,
+            "provider": self.provider,
+            "model": self.model,
+            "why": self.provider_reason,
+            "batch": self.batch,
+            "parent": self.parent.id,
             "candidates": [candidate.to_dict() for candidate in self.candidates],
-            "calls": self.calls, "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens, "cost_usd": self.cost_usd,
+            "calls": self.calls,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
             "stopped": self.stopped,
-        }  # fmt: skip
+        }
 
 
 def log_call(
@@ -199,12 +217,21 @@ def log_call(
     Returns the reply and the call's id; ProviderError after logging a failed call.
     """
     row = ModelCall(
-        batch=batch, provider=provider.name, model=provider.model,
-        purpose=prompt.purpose, prompt_hash=prompt_hash(prompt),
-        system_prompt=scrub(prompt.system), messages_json=scrub(json.dumps(prompt.messages)),
-        input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0,
-        cost_usd=0.0, latency_s=0.0, retries=0,
-    )  # fmt: skip
+        batch=batch,
+        provider=provider.name,
+        model=provider.model,
+        purpose=prompt.purpose,
+        prompt_hash=prompt_hash(prompt),
+        system_prompt=scrub(prompt.system),
+        messages_json=scrub(json.dumps(prompt.messages)),
+        input_tokens=0,
+        output_tokens=0,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        cost_usd=0.0,
+        latency_s=0.0,
+        retries=0,
+    )
     try:
         reply = provider.complete(prompt)
     except ProviderError as exc:
@@ -215,8 +242,15 @@ def log_call(
         raise
     row.model = reply.model
     row.response_text = scrub(reply.text)
-    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-                 "cost_usd", "latency_s", "retries"):  # fmt: skip
+    for name in (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cost_usd",
+        "latency_s",
+        "retries",
+    ):
         setattr(row, name, getattr(reply, name))
     return reply, _save_call(store, row)
 
@@ -250,12 +284,17 @@ class _Batch:
         with self.store.session() as session:
             session.add(
                 GenerationRecord(
-                    batch=self.outcome.batch, provider=self.provider.name,
-                    model=self.provider.model, parent_id=result.parent,
-                    candidate_id=result.candidate_id, model_call_id=call_id,
-                    status=result.status, reason=result.reason, repairs=result.repairs,
+                    batch=self.outcome.batch,
+                    provider=self.provider.name,
+                    model=self.provider.model,
+                    parent_id=result.parent,
+                    candidate_id=result.candidate_id,
+                    model_call_id=call_id,
+                    status=result.status,
+                    reason=result.reason,
+                    repairs=result.repairs,
                 )
-            )  # fmt: skip
+            )
 
     def keep(
         self, source: str, origin: str, repairs: int, call_id: int | None, reason: str | None = None
@@ -266,22 +305,38 @@ class _Batch:
         digest = code_hash(source)
         if not report.valid:
             reason = f"validate: {report.violations[0]}"
-            self.record(GeneratedCandidate(None, False, digest, parent.id, origin, "invalid",
-                                           reason, repairs), call_id)  # fmt: skip
+            self.record(
+                GeneratedCandidate(
+                    None, False, digest, parent.id, origin, "invalid", reason, repairs
+                ),
+                call_id,
+            )
             return
         with self.store.session() as session:
             existing = session.scalar(
                 select(CandidateRecord.id).where(CandidateRecord.code_hash == digest)
             )
         if existing is not None:
-            self.record(GeneratedCandidate(existing, True, digest, parent.id, origin, "duplicate",
-                                           f"same code as candidate {existing}", repairs),
-                        call_id)  # fmt: skip
+            self.record(
+                GeneratedCandidate(
+                    existing,
+                    True,
+                    digest,
+                    parent.id,
+                    origin,
+                    "duplicate",
+                    f"same code as candidate {existing}",
+                    repairs,
+                ),
+                call_id,
+            )
             return
         name = f"{origin}-{digest[:12]}.py"
         new_id = record_candidate(self.store, source, name, origin, parent.id)
-        self.record(GeneratedCandidate(new_id, True, digest, parent.id, origin, "new", reason,
-                                       repairs), call_id)  # fmt: skip
+        self.record(
+            GeneratedCandidate(new_id, True, digest, parent.id, origin, "new", reason, repairs),
+            call_id,
+        )
 
     def over_budget(self, max_cost: float | None, max_tokens: int | None) -> str | None:
         """Which budget is spent, if any."""
@@ -353,8 +408,15 @@ def generate_candidates(
         return outcome
     from aicodec.prompt_material import gather
 
-    material = gather(store, settings, parent.id, clip_ids=clip_ids, hidden=hidden,
-                      recent=recent, qualities=qualities)  # fmt: skip
+    material = gather(
+        store,
+        settings,
+        parent.id,
+        clip_ids=clip_ids,
+        hidden=hidden,
+        recent=recent,
+        qualities=qualities,
+    )
 
     for index in range(count):
         outcome.stopped = batch.over_budget(max_cost, max_tokens)
@@ -383,14 +445,22 @@ def _one_candidate(
             source = extract_candidate(reply.text, parent.source)
         except EditError as exc:
             if attempt == repairs:
-                batch.record(GeneratedCandidate(None, False, None, parent.id, origin, "failed",
-                                                str(exc), attempt), call_id)  # fmt: skip
+                batch.record(
+                    GeneratedCandidate(
+                        None, False, None, parent.id, origin, "failed", str(exc), attempt
+                    ),
+                    call_id,
+                )
                 return
             prompt = repair_prompt(settings, prompt, reply.text, str(exc), failed_edits=True)
             continue
         except GenerationError as exc:
-            batch.record(GeneratedCandidate(None, False, None, parent.id, origin, "failed",
-                                            str(exc), attempt), call_id)  # fmt: skip
+            batch.record(
+                GeneratedCandidate(
+                    None, False, None, parent.id, origin, "failed", str(exc), attempt
+                ),
+                call_id,
+            )
             return
         report = validate_source(source)
         if report.valid or attempt == repairs:
@@ -404,11 +474,24 @@ def call_totals(store: Store) -> list[dict[str, object]]:
     with store.session() as session:
         rows = session.execute(
             select(
-                ModelCall.batch, func.count(ModelCall.id), func.sum(ModelCall.input_tokens),
-                func.sum(ModelCall.output_tokens), func.sum(ModelCall.cache_read_tokens),
-                func.sum(ModelCall.cost_usd), func.min(ModelCall.created_at),
-            ).group_by(ModelCall.batch).order_by(func.min(ModelCall.created_at).desc())
-        ).all()  # fmt: skip
-    keys = ("batch", "calls", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd",
-            "started")  # fmt: skip
+                ModelCall.batch,
+                func.count(ModelCall.id),
+                func.sum(ModelCall.input_tokens),
+                func.sum(ModelCall.output_tokens),
+                func.sum(ModelCall.cache_read_tokens),
+                func.sum(ModelCall.cost_usd),
+                func.min(ModelCall.created_at),
+            )
+            .group_by(ModelCall.batch)
+            .order_by(func.min(ModelCall.created_at).desc())
+        ).all()
+    keys = (
+        "batch",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cost_usd",
+        "started",
+    )
     return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -114,9 +114,17 @@ def json_safe(value: Any) -> Any:
 
 
 MEASURED_FIELDS = (
-    "bytes", "kbps", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ssim_y", "vmaf", "frames",
+    "bytes",
+    "kbps",
+    "psnr_y",
+    "psnr_u",
+    "psnr_v",
+    "psnr_yuv",
+    "ssim_y",
+    "vmaf",
+    "frames",
     "encode_seconds",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -165,16 +173,22 @@ def measure_encoding(
     quality = compare(reference, decoded, settings=settings)
     score = None
     if with_vmaf:
-        score, _ = vmaf(reference, decoded, model=settings.vmaf_model,
-                        threads=settings.vmaf_threads)  # fmt: skip
+        score, _ = vmaf(
+            reference, decoded, model=settings.vmaf_model, threads=settings.vmaf_threads
+        )
     return {
         "bytes": size_bytes,
         "kbps": bitrate_kbps(size_bytes, reference.count, float(reference.fps)),
-        "psnr_y": quality.psnr_y, "psnr_u": quality.psnr_u, "psnr_v": quality.psnr_v,
-        "psnr_yuv": quality.psnr_yuv, "ssim_y": quality.ssim_y, "vmaf": score,
-        "frames": reference.count, "encode_seconds": encode_seconds,
+        "psnr_y": quality.psnr_y,
+        "psnr_u": quality.psnr_u,
+        "psnr_v": quality.psnr_v,
+        "psnr_yuv": quality.psnr_yuv,
+        "ssim_y": quality.ssim_y,
+        "vmaf": score,
+        "frames": reference.count,
+        "encode_seconds": encode_seconds,
         "frame_psnr_y": tuple(frame.psnr_y for frame in quality.per_frame),
-    }  # fmt: skip
+    }
 
 
 def bitrate_kbps(size_bytes: int, frames: int, fps: float) -> float:

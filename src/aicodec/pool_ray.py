@@ -102,8 +102,12 @@ def _init(ray: Any, address: str) -> None:
     in_main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if in_main else None
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)  # fmt: skip
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = ""
@@ -152,8 +156,13 @@ def _run_job(function: Callable[..., T], *args: Any) -> T:
 def _retryable(ray: Any) -> tuple[type[BaseException], ...]:
     """Ray's errors that mean the machine failed the job, not the job itself."""
     errors = ray.exceptions
-    return (errors.WorkerCrashedError, errors.NodeDiedError, errors.LocalRayletDiedError,
-            errors.ObjectLostError, errors.OutOfMemoryError)  # fmt: skip
+    return (
+        errors.WorkerCrashedError,
+        errors.NodeDiedError,
+        errors.LocalRayletDiedError,
+        errors.ObjectLostError,
+        errors.OutOfMemoryError,
+    )
 
 
 @dataclass
@@ -320,10 +329,13 @@ class RayPool:
                     self._waiting.appendleft(job)
             else:
                 tries = job.retries + 1
-                _reject(job, ExecutorError(
-                    f"the Ray worker running a job died {tries} time(s), the last with "
-                    f"{type(exc).__name__}; the job made no figure"
-                ))  # fmt: skip
+                _reject(
+                    job,
+                    ExecutorError(
+                        f"the Ray worker running a job died {tries} time(s), the last with "
+                        f"{type(exc).__name__}; the job made no figure"
+                    ),
+                )
         except errors.RayTaskError as exc:  # the job itself raised: the same error here
             cause = exc.cause
             _reject(job, cause if isinstance(cause, Exception) else _short(exc))

@@ -84,8 +84,7 @@ def _point_line(settings: Settings, quality: int, run: RunRecord | None) -> str:
     if run is None or run.kbps is None:
         return f"- q{quality}: no successful stored run"
     times = []
-    for role, seconds in (("encode", run.encode_wall_seconds),
-                          ("decode", run.decode_wall_seconds)):  # fmt: skip
+    for role, seconds in (("encode", run.encode_wall_seconds), ("decode", run.decode_wall_seconds)):
         if seconds:
             times.append(timing_text(role, seconds, wall_limit(settings, seconds)))
     return (
@@ -112,10 +111,17 @@ def _clip_section(
         for encoder, value in rates.items()
     )
     shape = f" ({clip.width}x{clip.height}, {clip.frame_count} frames)" if clip else ""
-    runs = {quality: latest_ok_run(session, parent_id, score.clip_id, quality)
-            for quality in qualities}  # fmt: skip
-    blocks = [Block(tuple(_point_line(settings, q, run) for q, run in runs.items()), RANK_POINTS,
-                    "parent points", f"parent points on {name}")]  # fmt: skip
+    runs = {
+        quality: latest_ok_run(session, parent_id, score.clip_id, quality) for quality in qualities
+    }
+    blocks = [
+        Block(
+            tuple(_point_line(settings, q, run) for q, run in runs.items()),
+            RANK_POINTS,
+            "parent points",
+            f"parent points on {name}",
+        )
+    ]
     profiles = []
     for quality, run in runs.items():
         values = stored_frame_psnr_y(run) if run is not None else ()
@@ -124,8 +130,11 @@ def _clip_section(
     heading = "Per-frame PSNR-Y (dB):"
     if not profiles:
         heading = "Per-frame PSNR-Y: not stored for these runs (scored before the lab kept it)."
-    blocks.append(Block((heading, *profiles), RANK_PROFILE, "per-frame profiles",
-                        f"per-frame profile of {name}"))  # fmt: skip
+    blocks.append(
+        Block(
+            (heading, *profiles), RANK_PROFILE, "per-frame profiles", f"per-frame profile of {name}"
+        )
+    )
     if ladder is not None:
         curves = stored_ladder_points(session, ladder, score.clip_id)
         if curves:
@@ -133,8 +142,9 @@ def _clip_section(
                 f"  {encoder}: " + ", ".join(f"{row.kbps:.1f} at {_db(row.psnr_y)}" for row in rows)
                 for encoder, rows in curves.items()
             ]
-            blocks.append(Block(tuple(lines), RANK_LADDER, "ladder curves",
-                                f"ladder points of {name}"))  # fmt: skip
+            blocks.append(
+                Block(tuple(lines), RANK_LADDER, "ladder curves", f"ladder points of {name}")
+            )
     return Section(f"## {name}: BD-rate {figures or 'not stored'}{shape}", (), tuple(blocks))
 
 
@@ -186,9 +196,17 @@ def past_iteration(session: Session, row: EvolutionIteration) -> PastIteration:
             )
         )
     return PastIteration(
-        row.number, row.parent_id, row.candidate_id, row.status, row.failure_kind, row.reason,
-        change or hypothesis, row.predicted_bd_rate, row.bd_rate_vs_parent, hypothesis,
-    )  # fmt: skip
+        row.number,
+        row.parent_id,
+        row.candidate_id,
+        row.status,
+        row.failure_kind,
+        row.reason,
+        change or hypothesis,
+        row.predicted_bd_rate,
+        row.bd_rate_vs_parent,
+        hypothesis,
+    )
 
 
 def stored_iterations(session: Session) -> tuple[int | None, list[PastIteration]]:
@@ -202,10 +220,12 @@ def stored_iterations(session: Session) -> tuple[int | None, list[PastIteration]
         return None, []
     rows = session.scalars(
         select(EvolutionIteration)
-        .where(EvolutionIteration.run_id == run_id,
-               EvolutionIteration.status.in_(("scored", "failed")))
-        .order_by(EvolutionIteration.number.desc()).limit(ITERATIONS_SHOWN)
-    )  # fmt: skip
+        .where(
+            EvolutionIteration.run_id == run_id, EvolutionIteration.status.in_(("scored", "failed"))
+        )
+        .order_by(EvolutionIteration.number.desc())
+        .limit(ITERATIONS_SHOWN)
+    )
     return run_id, [past_iteration(session, row) for row in rows]
 
 
@@ -214,21 +234,28 @@ def iterations_section(
 ) -> Section:
     """The recent iterations (newest first), one droppable line each."""
     blocks = tuple(
-        Block((past.line(settings.adopt_threshold_percent),),
-              RANK_ITERATIONS if index < NEWEST_KEPT else RANK_OLDER_ITERATIONS,
-              "older iterations", f"iteration {past.number}")
+        Block(
+            (past.line(settings.adopt_threshold_percent),),
+            RANK_ITERATIONS if index < NEWEST_KEPT else RANK_OLDER_ITERATIONS,
+            "older iterations",
+            f"iteration {past.number}",
+        )
         for index, past in enumerate(recent[:ITERATIONS_SHOWN])
-    )  # fmt: skip
+    )
     return Section(heading, (), blocks)
 
 
 def failures_section(lines: Sequence[str]) -> Section:
     """Recent failures with their exact errors (newest first), one droppable line each."""
     blocks = tuple(
-        Block((line,), RANK_FAILURES if index < NEWEST_KEPT else RANK_OLDER_FAILURES,
-              "older failures", "1 failure")
+        Block(
+            (line,),
+            RANK_FAILURES if index < NEWEST_KEPT else RANK_OLDER_FAILURES,
+            "older failures",
+            "1 failure",
+        )
         for index, line in enumerate(lines)
-    )  # fmt: skip
+    )
     return Section("# Recent failures (exact errors)", (), blocks)
 
 
@@ -247,11 +274,14 @@ def recent_failures(
     )
     lines = [f"- candidate {run.candidate_id}, quality {run.quality}: {run.error}" for run in runs]
     generations = session.scalars(
-        select(GenerationRecord).where(GenerationRecord.status.in_(("invalid", "failed")))
-        .order_by(GenerationRecord.id.desc()).limit(FAILURES_SHOWN)
-    )  # fmt: skip
-    return lines + [f"- generation {record.id} ({record.status}): {record.reason}"
-                    for record in generations]  # fmt: skip
+        select(GenerationRecord)
+        .where(GenerationRecord.status.in_(("invalid", "failed")))
+        .order_by(GenerationRecord.id.desc())
+        .limit(FAILURES_SHOWN)
+    )
+    return lines + [
+        f"- generation {record.id} ({record.status}): {record.reason}" for record in generations
+    ]
 
 
 def _ladder(settings: Settings) -> Ladder | None:

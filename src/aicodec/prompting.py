@@ -149,8 +149,15 @@ def _fit(
             if lines or section.blocks:
                 shown.append(_Shown(section.heading, lines))
         note = dropped_note([blocks[index] for index in order if index in dropped])
-        text = render(settings, template, **values, sections=shown, best=material.best,
-                      summary=list(material.summary), dropped=note)  # fmt: skip
+        text = render(
+            settings,
+            template,
+            **values,
+            sections=shown,
+            best=material.best,
+            summary=list(material.summary),
+            dropped=note,
+        )
         if estimate_tokens(text) <= budget:
             return text
         if len(dropped) == len(blocks):
@@ -177,10 +184,16 @@ def generate_prompt(
     budget = settings.prompt_budget_tokens - estimate_tokens(system)
     parent_tokens = estimate_tokens(parent.source)
     text = _fit(
-        settings, "generate.md.j2", budget, material, parent=parent, plan=plan,
-        edits_only=parent_tokens > settings.max_tokens // 2, parent_tokens=parent_tokens,
+        settings,
+        "generate.md.j2",
+        budget,
+        material,
+        parent=parent,
+        plan=plan,
+        edits_only=parent_tokens > settings.max_tokens // 2,
+        parent_tokens=parent_tokens,
         max_tokens=settings.max_tokens,
-    )  # fmt: skip
+    )
     return Prompt(system=system, messages=({"role": "user", "content": text},))
 
 
@@ -190,8 +203,11 @@ def repair_prompt(
     """The conversation continued with the model's answer and the error to fix: a validation
     error, or (``failed_edits``) why its SEARCH/REPLACE edits could not be applied."""
     message = render(settings, "repair.md.j2", error=error, failed_edits=failed_edits)
-    turns = (*previous.messages, {"role": "assistant", "content": answer},
-             {"role": "user", "content": message})  # fmt: skip
+    turns = (
+        *previous.messages,
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": message},
+    )
     return Prompt(system=previous.system, messages=turns, purpose="repair")
 
 

@@ -86,11 +86,14 @@ def candidate_points(
             return points, f"is not deterministic at quality {quality} on clip {clip_id}"
         points.append(
             {
-                "quality": quality, "kbps": row.kbps, "psnr_y": row.psnr_y,
-                "psnr_yuv": row.psnr_yuv, "bytes": row.bytes,
+                "quality": quality,
+                "kbps": row.kbps,
+                "psnr_y": row.psnr_y,
+                "psnr_yuv": row.psnr_yuv,
+                "bytes": row.bytes,
                 "decode_seconds": row.decode_seconds,
             }
-        )  # fmt: skip
+        )
     return points, None
 
 
@@ -133,8 +136,10 @@ def _bd_rates(blob: str) -> dict[str, float | None] | None:
         return None
     if not isinstance(data, dict):
         return None
-    return {str(key): finite_or_none(value) if isinstance(value, int | float) else None
-            for key, value in data.items()}  # fmt: skip
+    return {
+        str(key): finite_or_none(value) if isinstance(value, int | float) else None
+        for key, value in data.items()
+    }
 
 
 def ladder_bd_rates(
@@ -156,19 +161,25 @@ def stored_ladder_points(
     curves: dict[str, list[BaselineEncode]] = {}
     for spec in ladder.select(None):
         digest = spec.settings_hash(ladder.threads)
-        key = (BaselineEncode.clip_id == clip_id, BaselineEncode.encoder == spec.name,
-               BaselineEncode.encoder_version == version,
-               BaselineEncode.settings_hash == digest)  # fmt: skip
+        key = (
+            BaselineEncode.clip_id == clip_id,
+            BaselineEncode.encoder == spec.name,
+            BaselineEncode.encoder_version == version,
+            BaselineEncode.settings_hash == digest,
+        )
         if spec.name == ladder.anchor:
             rates = list(ladder.anchor_rates)
         else:
             chosen = session.scalar(
                 select(RatePointChoice.rate_values_json)
-                .where(RatePointChoice.clip_id == clip_id, RatePointChoice.encoder == spec.name,
-                       RatePointChoice.encoder_version == version,
-                       RatePointChoice.settings_hash == digest)
+                .where(
+                    RatePointChoice.clip_id == clip_id,
+                    RatePointChoice.encoder == spec.name,
+                    RatePointChoice.encoder_version == version,
+                    RatePointChoice.settings_hash == digest,
+                )
                 .order_by(RatePointChoice.id.desc())
-            )  # fmt: skip
+            )
             rates = [int(rate) for rate in json.loads(chosen)] if chosen else []
         where = (*key, BaselineEncode.rate_value.in_(rates))
         rows = list(session.scalars(select(BaselineEncode).where(*where)))
@@ -188,8 +199,7 @@ def fitness(
     if not clip_ids:
         return None
     with store.session() as session:
-        scores = _latest_scores(session, qualities, candidate_ids=[candidate_id],
-                                clip_ids=clip_ids)  # fmt: skip
+        scores = _latest_scores(session, qualities, candidate_ids=[candidate_id], clip_ids=clip_ids)
     values = [(scores.get((candidate_id, clip_id)) or {}).get(X264) for clip_id in clip_ids]
     if any(value is None for value in values):
         return None

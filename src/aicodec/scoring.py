@@ -48,9 +48,11 @@ class ScoredPoint(EncodedQuality):
     def to_dict(self) -> dict[str, object]:
         """JSON-ready point; VMAF only when measured."""
         return {
-            "quality": self.quality, **self.measured(),
-            "decode_seconds": self.decode_seconds, "decode_fps": self.decode_fps,
-        }  # fmt: skip
+            "quality": self.quality,
+            **self.measured(),
+            "decode_seconds": self.decode_seconds,
+            "decode_fps": self.decode_fps,
+        }
 
 
 @dataclass
@@ -126,9 +128,13 @@ def _measure(point: PointRun, clip: Clip, settings: Settings, with_vmaf: bool) -
     assert point.decoded is not None and point.bitstream is not None
     decode_seconds = min(report.call_seconds or 0.0 for report in point.decodes)
     measured = measure_encoding(
-        clip.frames, point.decoded, len(point.bitstream), point.encode.call_seconds or 0.0,
-        settings=settings, with_vmaf=with_vmaf,
-    )  # fmt: skip
+        clip.frames,
+        point.decoded,
+        len(point.bitstream),
+        point.encode.call_seconds or 0.0,
+        settings=settings,
+        with_vmaf=with_vmaf,
+    )
     return ScoredPoint(quality=point.quality, decode_seconds=decode_seconds, **measured)  # type: ignore[arg-type]
 
 
@@ -147,17 +153,22 @@ def _store_points(
             measured = scored.get(point.quality)
             walls = [report.wall_seconds for report in point.decodes]
             row = RunRecord(
-                candidate_id=candidate_id, clip_id=clip_id, quality=point.quality,
-                status="ok" if point.ok else "failed", stage=point.failed_stage,
-                error=point.error, isolation=layers,
+                candidate_id=candidate_id,
+                clip_id=clip_id,
+                quality=point.quality,
+                status="ok" if point.ok else "failed",
+                stage=point.failed_stage,
+                error=point.error,
+                isolation=layers,
                 bytes=len(point.bitstream) if point.bitstream is not None else None,
                 encode_wall_seconds=point.encode.wall_seconds,
                 decode_wall_seconds=min(walls) if walls else None,
                 deterministic=point.deterministic,
                 bitstream_sha256=hashlib.sha256(point.bitstream).hexdigest()
-                if point.bitstream is not None else None,
+                if point.bitstream is not None
+                else None,
                 decoded_sha256=point.decoded_sha256,
-            )  # fmt: skip
+            )
             if measured is not None:
                 for name in (*STORED_FIELDS, "decode_seconds"):
                     setattr(row, name, getattr(measured, name))
@@ -170,8 +181,9 @@ def stored_frame_psnr_y(row: RunRecord) -> tuple[float, ...]:
     was stored before the lab kept it."""
     if not row.frame_psnr_y_json:
         return ()
-    return tuple(math.inf if value is None else float(value)
-                 for value in json.loads(row.frame_psnr_y_json))  # fmt: skip
+    return tuple(
+        math.inf if value is None else float(value) for value in json.loads(row.frame_psnr_y_json)
+    )
 
 
 def _stored_points(
@@ -194,7 +206,7 @@ def _stored_points(
                 frames=clip.frames.count,
                 frame_psnr_y=stored_frame_psnr_y(row),
                 **fields,
-            )  # fmt: skip
+            )
     return points, isolation
 
 
@@ -214,8 +226,10 @@ def reference_times(
                 row = latest_ok_run(session, candidate_id, clip_id, quality)
                 if row is None:
                     continue
-                for role, seconds in (("encode", row.encode_wall_seconds),
-                                      ("decode", row.decode_wall_seconds)):  # fmt: skip
+                for role, seconds in (
+                    ("encode", row.encode_wall_seconds),
+                    ("decode", row.decode_wall_seconds),
+                ):
                     if seconds:
                         times[(clip.content_hash, quality, role)] = seconds
     return times
@@ -271,14 +285,22 @@ def measure_candidate(
             index = to_run[position]
             measured = _measure(point, clips[index], settings, with_vmaf)
             layers = point_isolation(point, settings)
-            _store_points(store, candidate_id, clip_ids[index], layers, [point],
-                          {point.quality: measured})  # fmt: skip
+            _store_points(
+                store, candidate_id, clip_ids[index], layers, [point], {point.quality: measured}
+            )
             known[index][point.quality], isolations[index] = measured, layers
 
         runs = run_candidate_on_clips(
-            source, chosen, qualities, settings, references=references, keep_dir=keep_dir,
-            progress=progress, per_clip=[missing[index] for index in to_run], on_point=keep,
-        )  # fmt: skip
+            source,
+            chosen,
+            qualities,
+            settings,
+            references=references,
+            keep_dir=keep_dir,
+            progress=progress,
+            per_clip=[missing[index] for index in to_run],
+            on_point=keep,
+        )
         failures: list[tuple[bool, str]] = []  # (only cancelled points, one line)
         for index, run in zip(to_run, runs, strict=True):
             ran[index] = run
@@ -294,8 +316,11 @@ def measure_candidate(
     for index, clip in enumerate(clips):
         points = [known[index][quality] for quality in qualities]
         reused = index not in ran  # every point came from the store
-        outcomes.append(RunOutcome(candidate_id, digest, name, clip, points, isolations[index],
-                                   reused, ran.get(index)))  # fmt: skip
+        outcomes.append(
+            RunOutcome(
+                candidate_id, digest, name, clip, points, isolations[index], reused, ran.get(index)
+            )
+        )
     return outcomes
 
 
@@ -314,9 +339,17 @@ def run_and_measure(
 ) -> RunOutcome:
     """``measure_candidate`` on one clip."""
     return measure_candidate(
-        source, name, [clip], store, settings, qualities, keep_dir=keep_dir,
-        with_vmaf=with_vmaf, reuse=reuse, progress=progress,
-    )[0]  # fmt: skip
+        source,
+        name,
+        [clip],
+        store,
+        settings,
+        qualities,
+        keep_dir=keep_dir,
+        with_vmaf=with_vmaf,
+        reuse=reuse,
+        progress=progress,
+    )[0]
 
 
 def score_clips(
@@ -337,9 +370,17 @@ def score_clips(
     """Run and measure a candidate on every clip (one pool), then per clip its BD-rate
     against each encoder of the ladder; ``reference_id`` as in ``measure_candidate``."""
     outcomes = measure_candidate(
-        source, name, clips, store, settings, qualities, reference_id=reference_id,
-        keep_dir=keep_dir, with_vmaf=with_vmaf, progress=progress,
-    )  # fmt: skip
+        source,
+        name,
+        clips,
+        store,
+        settings,
+        qualities,
+        reference_id=reference_id,
+        keep_dir=keep_dir,
+        with_vmaf=with_vmaf,
+        progress=progress,
+    )
     return [
         _compare_with_ladder(outcome, store, settings, ladder, qualities, encoders, progress)
         for outcome in outcomes
@@ -362,9 +403,18 @@ def score_candidate(
 ) -> ScoreOutcome:
     """``score_clips`` on one clip."""
     return score_clips(
-        source, name, [clip], store, settings, ladder, qualities, encoders=encoders,
-        keep_dir=keep_dir, with_vmaf=with_vmaf, progress=progress,
-    )[0]  # fmt: skip
+        source,
+        name,
+        [clip],
+        store,
+        settings,
+        ladder,
+        qualities,
+        encoders=encoders,
+        keep_dir=keep_dir,
+        with_vmaf=with_vmaf,
+        progress=progress,
+    )[0]
 
 
 def _compare_with_ladder(
@@ -389,9 +439,11 @@ def _compare_with_ladder(
     for encoder, anchor in baselines.encoders.items():
         try:
             bd = bd_compare(
-                anchor.rd_points(), curve, method=settings.bd_method,
+                anchor.rd_points(),
+                curve,
+                method=settings.bd_method,
                 min_overlap=settings.bd_min_overlap,
-            )  # fmt: skip
+            )
         except BDRateError as exc:
             result.bd_rate_vs[encoder] = None
             result.warnings.append(f"BD-rate vs {encoder} undefined: {exc}")

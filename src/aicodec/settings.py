@@ -58,27 +58,33 @@ class Settings(BaseSettings):
         description="auto (namespaces where unshare works), namespaces, or process.",
     )
     sandbox_allow_process: bool = Field(
-        default=False, description="Let code a model wrote run in process mode where kernel "
+        default=False,
+        description="Let code a model wrote run in process mode where kernel "
         "isolation is unavailable (weaker: no namespaces; the child can read what the lab's "
         "user can).",
-    )  # fmt: skip
+    )
     sandbox_wall_s: float = Field(
         default=600.0, gt=0, description="Wall clock per child, the absolute cap (s)."
     )
     sandbox_time_floor_s: float = Field(
-        default=20.0, gt=0, description="Smallest wall-clock limit a child gets when a "
-        "reference time is known (s).",
-    )  # fmt: skip
+        default=20.0,
+        gt=0,
+        description="Smallest wall-clock limit a child gets when a reference time is known (s).",
+    )
     sandbox_time_multiple: float = Field(
-        default=5.0, gt=0, description="A child's wall-clock limit: this many times the "
+        default=5.0,
+        gt=0,
+        description="A child's wall-clock limit: this many times the "
         "reference codec's time for the same clip, quality and role (parent in evolve).",
-    )  # fmt: skip
+    )
     sandbox_seconds_per_megapixel_frame: float = Field(
-        default=80.0, gt=0, description="A child's wall-clock limit when no reference time "
+        default=80.0,
+        gt=0,
+        description="A child's wall-clock limit when no reference time "
         "is known (score, run, the start of evolve): sandbox_time_floor_s plus this many "
         "seconds per megapixel-frame of the clip (frames x width x height / 1e6), at most "
         "sandbox_wall_s (s per megapixel-frame; the hybrid seed encodes in 8-25).",
-    )  # fmt: skip
+    )
     sandbox_cpu_s: int = Field(default=600, ge=1, description="CPU time per child (s).")
     sandbox_memory_bytes: int = Field(
         default=6 * 1024**3, description="Address-space limit per child (bytes)."
@@ -97,33 +103,45 @@ class Settings(BaseSettings):
         default=512, ge=8, description="Processes and threads of the sandbox user."
     )
     jobs: int = Field(
-        default=0, ge=0, description="Sandbox jobs (encodes, decodes) and ladder encodes run "
+        default=0,
+        ge=0,
+        description="Sandbox jobs (encodes, decodes) and ladder encodes run "
         "at once (0: one per CPU core; with --device cuda at most cuda_jobs).",
-    )  # fmt: skip
+    )
     cuda_jobs: int = Field(
-        default=4, ge=1, description="Default jobs at once with --device cuda: the children "
+        default=4,
+        ge=1,
+        description="Default jobs at once with --device cuda: the children "
         "share the GPU's memory (each holds its own CUDA context).",
-    )  # fmt: skip
+    )
     executor: Literal["local", "ray"] = Field(
-        default="local", description="Where sandbox jobs and ladder encodes run: local (threads "
+        default="local",
+        description="Where sandbox jobs and ladder encodes run: local (threads "
         "on this machine) or ray (tasks on a Ray cluster; needs aicodec[ray]).",
-    )  # fmt: skip
+    )
     ray_address: str | None = Field(
-        default=None, description="Ray cluster to use with executor ray: HOST:PORT of its head, "
+        default=None,
+        description="Ray cluster to use with executor ray: HOST:PORT of its head, "
         "or local for a cluster started in this process (unset: RAY_ADDRESS, else local).",
-    )  # fmt: skip
+    )
     ray_task_retries: int = Field(
-        default=3, ge=0, description="Times a job is sent again after the Ray worker or node "
+        default=3,
+        ge=0,
+        description="Times a job is sent again after the Ray worker or node "
         "running it died (each retry is counted).",
-    )  # fmt: skip
+    )
     sandbox_scratch_bytes: int = Field(
-        default=256 * 1024**2, ge=1 << 20, description="Room a child's job folder has beyond "
+        default=256 * 1024**2,
+        ge=1 << 20,
+        description="Room a child's job folder has beyond "
         "its largest output (bytes; an OS-enforced tmpfs with namespace isolation).",
-    )  # fmt: skip
+    )
     sandbox_job_inodes: int = Field(
-        default=1024, ge=16, description="Files and folders a child's job folder may hold "
+        default=1024,
+        ge=16,
+        description="Files and folders a child's job folder may hold "
         "(an OS-enforced tmpfs inode limit with namespace isolation).",
-    )  # fmt: skip
+    )
     sandbox_threads: int = Field(
         default=1, ge=1, description="Threads for numpy/OpenMP/torch inside a child."
     )
@@ -143,13 +161,17 @@ class Settings(BaseSettings):
     model: str = Field(default="claude-sonnet-5-5", description="Claude model for anthropic.")
     max_tokens: int = Field(default=8192, ge=256, description="Longest model answer (tokens).")
     temperature: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Sampling temperature (unset: the model's "
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Sampling temperature (unset: the model's "
         "own; Claude models from Sonnet 5 on refuse any other).",
-    )  # fmt: skip
+    )
     prices_file: Path | None = Field(
-        default=None, description="TOML price table ([models.NAME] input, output, cache_read, "
+        default=None,
+        description="TOML price table ([models.NAME] input, output, cache_read, "
         "cache_write in USD per million tokens) merged over the built-in prices.toml.",
-    )  # fmt: skip
+    )
     llm_timeout_s: float = Field(default=180.0, gt=0, description="Timeout of one model call.")
     llm_max_retries: int = Field(default=6, ge=0, description="Retries of a failed model call.")
     openai_base_url: str | None = Field(
@@ -168,18 +190,24 @@ class Settings(BaseSettings):
         default=4.0, gt=0, description="Largest decode time of an adopted codec, times the best's."
     )
     mutation_scale: float = Field(
-        default=0.1, gt=0, le=1.0,
+        default=0.1,
+        gt=0,
+        le=1.0,
         description="Mutation step: standard deviation as a fraction of a parameter's range.",
-    )  # fmt: skip
+    )
     evolve_islands: int = Field(
-        default=2, ge=1, description="Islands of the evolve search; iteration n works on island "
+        default=2,
+        ge=1,
+        description="Islands of the evolve search; iteration n works on island "
         "(n - 1) mod islands.",
-    )  # fmt: skip
+    )
     evolve_explore: float = Field(
-        default=0.2, ge=0.0, le=1.0,
+        default=0.2,
+        ge=0.0,
+        le=1.0,
         description="Chance that an iteration's parent is another of its island's top codecs "
         "instead of the island's best.",
-    )  # fmt: skip
+    )
     evolve_top: int = Field(
         default=3, ge=2, description="How many of an island's best codecs exploration draws from."
     )
@@ -187,16 +215,18 @@ class Settings(BaseSettings):
         default=5, ge=1, description="Every this many iterations the best codec joins every island."
     )
     evolve_max_failures_in_row: int = Field(
-        default=5, ge=1,
+        default=5,
+        ge=1,
         description="An evolve run stops after this many iterations in a row score nothing.",
-    )  # fmt: skip
+    )
     evolve_duplicate_tries: int = Field(
         default=3, ge=1, description="Mutation draws per iteration while all are duplicates."
     )
     evolve_parallel: int = Field(
-        default=1, ge=1,
+        default=1,
+        ge=1,
         description="Evolve iterations in flight: the next are generated while one is scored.",
-    )  # fmt: skip
+    )
     evolve_encoders: str = Field(
         default="x264,x265,vvenc", description="Ladder encoders evolved codecs are scored against."
     )
@@ -204,27 +234,35 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Seconds between the heartbeats a running evolve writes."
     )
     evolve_live_timeout_s: float = Field(
-        default=60.0, gt=0,
+        default=60.0,
+        gt=0,
         description="A run carried out on another host is live while its last heartbeat is "
         "younger than this (seconds); on this host, while its process lives.",
-    )  # fmt: skip
+    )
     serve_port: int = Field(
-        default=8765, ge=0, le=65535,
+        default=8765,
+        ge=0,
+        le=65535,
         description="Port of aicodec serve on 127.0.0.1 (0: any free port).",
-    )  # fmt: skip
+    )
     serve_refresh_s: int = Field(
-        default=5, ge=1, description="Seconds between reloads of a served page while its run "
-        "goes on.",
-    )  # fmt: skip
+        default=5,
+        ge=1,
+        description="Seconds between reloads of a served page while its run goes on.",
+    )
     report_max_bytes: int = Field(
-        default=2_000_000, ge=1, description="A report file larger than this (bytes) gets a "
+        default=2_000_000,
+        ge=1,
+        description="A report file larger than this (bytes) gets a "
         "warning: it may be too heavy to mail.",
-    )  # fmt: skip
+    )
     host: str = Field(
-        default_factory=socket.gethostname, min_length=1, max_length=255,
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=255,
         description="This machine's name in the store's live-run records (default: its host "
         "name); give machines that share one store and one host name different names.",
-    )  # fmt: skip
+    )
     evolve_planner: str = Field(
         default="auto", description="auto (the model plans when there is one), model or rules."
     )

@@ -59,10 +59,13 @@ def _horizontal(src, dst, g):
     g0, g1, g2, g3, g4, g5 = g[0], g[1], g[2], g[3], g[4], g[5]
     for c in range(dst.shape[0]):
         dst[c] = (
-            g0 * (src[c] + src[c + 10]) + g1 * (src[c + 1] + src[c + 9])
-            + g2 * (src[c + 2] + src[c + 8]) + g3 * (src[c + 3] + src[c + 7])
-            + g4 * (src[c + 4] + src[c + 6]) + g5 * src[c + 5]
-        )  # fmt: skip
+            g0 * (src[c] + src[c + 10])
+            + g1 * (src[c + 1] + src[c + 9])
+            + g2 * (src[c + 2] + src[c + 8])
+            + g3 * (src[c + 3] + src[c + 7])
+            + g4 * (src[c + 4] + src[c + 6])
+            + g5 * src[c + 5]
+        )
 
 
 @_jit
@@ -77,25 +80,37 @@ def _vertical_ssim(mx, my, mq, mp, base, g, out):
     c1, c2 = np.float32(C1), np.float32(C2)
     for c in range(out.shape[0]):
         ma = (
-            g0 * (mx[i0, c] + mx[i10, c]) + g1 * (mx[i1, c] + mx[i9, c])
-            + g2 * (mx[i2, c] + mx[i8, c]) + g3 * (mx[i3, c] + mx[i7, c])
-            + g4 * (mx[i4, c] + mx[i6, c]) + g5 * mx[i5, c]
-        )  # fmt: skip
+            g0 * (mx[i0, c] + mx[i10, c])
+            + g1 * (mx[i1, c] + mx[i9, c])
+            + g2 * (mx[i2, c] + mx[i8, c])
+            + g3 * (mx[i3, c] + mx[i7, c])
+            + g4 * (mx[i4, c] + mx[i6, c])
+            + g5 * mx[i5, c]
+        )
         mb = (
-            g0 * (my[i0, c] + my[i10, c]) + g1 * (my[i1, c] + my[i9, c])
-            + g2 * (my[i2, c] + my[i8, c]) + g3 * (my[i3, c] + my[i7, c])
-            + g4 * (my[i4, c] + my[i6, c]) + g5 * my[i5, c]
-        )  # fmt: skip
+            g0 * (my[i0, c] + my[i10, c])
+            + g1 * (my[i1, c] + my[i9, c])
+            + g2 * (my[i2, c] + my[i8, c])
+            + g3 * (my[i3, c] + my[i7, c])
+            + g4 * (my[i4, c] + my[i6, c])
+            + g5 * my[i5, c]
+        )
         eq = (
-            g0 * (mq[i0, c] + mq[i10, c]) + g1 * (mq[i1, c] + mq[i9, c])
-            + g2 * (mq[i2, c] + mq[i8, c]) + g3 * (mq[i3, c] + mq[i7, c])
-            + g4 * (mq[i4, c] + mq[i6, c]) + g5 * mq[i5, c]
-        )  # fmt: skip
+            g0 * (mq[i0, c] + mq[i10, c])
+            + g1 * (mq[i1, c] + mq[i9, c])
+            + g2 * (mq[i2, c] + mq[i8, c])
+            + g3 * (mq[i3, c] + mq[i7, c])
+            + g4 * (mq[i4, c] + mq[i6, c])
+            + g5 * mq[i5, c]
+        )
         ep = (
-            g0 * (mp[i0, c] + mp[i10, c]) + g1 * (mp[i1, c] + mp[i9, c])
-            + g2 * (mp[i2, c] + mp[i8, c]) + g3 * (mp[i3, c] + mp[i7, c])
-            + g4 * (mp[i4, c] + mp[i6, c]) + g5 * mp[i5, c]
-        )  # fmt: skip
+            g0 * (mp[i0, c] + mp[i10, c])
+            + g1 * (mp[i1, c] + mp[i9, c])
+            + g2 * (mp[i2, c] + mp[i8, c])
+            + g3 * (mp[i3, c] + mp[i7, c])
+            + g4 * (mp[i4, c] + mp[i6, c])
+            + g5 * mp[i5, c]
+        )
         ux = ma + centre
         uy = mb + centre
         num = (two * ux * uy + c1) * (two * (ep - ma * mb) + c2)

@@ -56,10 +56,20 @@ from aicodec.candidates.contract import (
 from aicodec.errors import ValidationError
 
 RULES: tuple[str, ...] = (
-    "syntax", "size", "missing-function", "signature", "import", "forbidden-name",
-    "forbidden-attribute", "module-value", "dunder", "dynamic-code", "params-literal",
-    "params-range", "top-level-code",
-)  # fmt: skip
+    "syntax",
+    "size",
+    "missing-function",
+    "signature",
+    "import",
+    "forbidden-name",
+    "forbidden-attribute",
+    "module-value",
+    "dunder",
+    "dynamic-code",
+    "params-literal",
+    "params-range",
+    "top-level-code",
+)
 
 # Builtins that run code built from strings.
 DYNAMIC_CODE_NAMES: frozenset[str] = frozenset({"exec", "eval", "compile", "__import__"})
@@ -67,11 +77,26 @@ DYNAMIC_CODE_NAMES: frozenset[str] = frozenset({"exec", "eval", "compile", "__im
 # Builtins and module globals a codec may not name at all (any context).
 FORBIDDEN_NAMES: frozenset[str] = frozenset(
     {
-        "open", "input", "breakpoint", "globals", "locals", "vars", "getattr", "setattr",
-        "delattr", "__builtins__", "__loader__", "__spec__", "exit", "quit", "help",
-        "copyright", "credits", "license",
+        "open",
+        "input",
+        "breakpoint",
+        "globals",
+        "locals",
+        "vars",
+        "getattr",
+        "setattr",
+        "delattr",
+        "__builtins__",
+        "__loader__",
+        "__spec__",
+        "exit",
+        "quit",
+        "help",
+        "copyright",
+        "credits",
+        "license",
     }
-)  # fmt: skip
+)
 
 # hasattr is allowed only as hasattr(obj, "literal_name").
 HASATTR = "hasattr"
@@ -82,10 +107,20 @@ ALLOWED_DUNDER_NAMES: frozenset[str] = frozenset({"__name__", "__doc__", "__debu
 # Dunder attributes a codec may use (x.__init__ in super().__init__(), protocol methods).
 SAFE_DUNDER_ATTRIBUTES: frozenset[str] = frozenset(
     {
-        "__init__", "__len__", "__getitem__", "__setitem__", "__iter__", "__next__",
-        "__enter__", "__exit__", "__eq__", "__hash__", "__repr__", "__str__",
+        "__init__",
+        "__len__",
+        "__getitem__",
+        "__setitem__",
+        "__iter__",
+        "__next__",
+        "__enter__",
+        "__exit__",
+        "__eq__",
+        "__hash__",
+        "__repr__",
+        "__str__",
     }
-)  # fmt: skip
+)
 
 # Dunders a string constant may mention (e.g. ``if __name__ == "__main__"``).
 SAFE_STRING_DUNDERS: frozenset[str] = SAFE_DUNDER_ATTRIBUTES | ALLOWED_DUNDER_NAMES | {"__main__"}
@@ -93,43 +128,131 @@ SAFE_STRING_DUNDERS: frozenset[str] = SAFE_DUNDER_ATTRIBUTES | ALLOWED_DUNDER_NA
 # Frame, code, generator and traceback internals (reported under the ``dunder`` rule).
 INTERNAL_ATTRIBUTES: frozenset[str] = frozenset(
     {
-        "f_globals", "f_locals", "f_builtins", "f_back", "f_code", "f_trace", "gi_frame",
-        "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code",
-        "tb_frame", "tb_next", "co_code", "co_consts", "co_names", "func_globals", "mro",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "f_back",
+        "f_code",
+        "f_trace",
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "cr_frame",
+        "cr_code",
+        "cr_await",
+        "ag_frame",
+        "ag_code",
+        "tb_frame",
+        "tb_next",
+        "co_code",
+        "co_consts",
+        "co_names",
+        "func_globals",
+        "mro",
     }
-)  # fmt: skip
+)
 
 # Attribute names refused on any object: file I/O, native memory, computed attribute access.
 DENIED_ATTRIBUTE_NAMES: frozenset[str] = frozenset(
     {
-        "tofile", "fromfile", "from_file", "fromregex", "ctypes", "ctypeslib", "dump", "load",
-        "loadtxt", "save", "savez", "savez_compressed", "savetxt", "genfromtxt", "memmap",
-        "imread", "imreadmulti", "imwrite", "imwritemulti", "VideoCapture", "VideoWriter",
-        "FileStorage", "attrgetter", "methodcaller", "get_type_hints", "format_map", "open",
+        "tofile",
+        "fromfile",
+        "from_file",
+        "fromregex",
+        "ctypes",
+        "ctypeslib",
+        "dump",
+        "load",
+        "loadtxt",
+        "save",
+        "savez",
+        "savez_compressed",
+        "savetxt",
+        "genfromtxt",
+        "memmap",
+        "imread",
+        "imreadmulti",
+        "imwrite",
+        "imwritemulti",
+        "VideoCapture",
+        "VideoWriter",
+        "FileStorage",
+        "attrgetter",
+        "methodcaller",
+        "get_type_hints",
+        "format_map",
+        "open",
     }
-)  # fmt: skip
+)
 
 # System modules that libraries re-export as attributes (cv2.os, cv2.sys, ...): refused on
 # any object.
 SYSTEM_MODULE_NAMES: frozenset[str] = frozenset(
     {
-        "os", "sys", "subprocess", "importlib", "builtins", "inspect", "pickle", "marshal",
-        "shutil", "pathlib", "socket", "tempfile", "multiprocessing", "threading", "_thread",
-        "gc", "codeop", "runpy", "pkgutil", "sysconfig", "mmap", "posix", "linecache",
-        "tokenize", "webbrowser", "sqlite3", "asyncio", "faulthandler", "zipimport", "pty",
-        "fcntl", "_io", "_ctypes", "_posixsubprocess", "pydoc", "pdb", "urllib",
+        "os",
+        "sys",
+        "subprocess",
+        "importlib",
+        "builtins",
+        "inspect",
+        "pickle",
+        "marshal",
+        "shutil",
+        "pathlib",
+        "socket",
+        "tempfile",
+        "multiprocessing",
+        "threading",
+        "_thread",
+        "gc",
+        "codeop",
+        "runpy",
+        "pkgutil",
+        "sysconfig",
+        "mmap",
+        "posix",
+        "linecache",
+        "tokenize",
+        "webbrowser",
+        "sqlite3",
+        "asyncio",
+        "faulthandler",
+        "zipimport",
+        "pty",
+        "fcntl",
+        "_io",
+        "_ctypes",
+        "_posixsubprocess",
+        "pydoc",
+        "pdb",
+        "urllib",
     }
-)  # fmt: skip
+)
 
 # Module names too common as plain attribute names to refuse everywhere: refused only as
 # attributes of a module reached through an import (numpy.io, torch.types, ...).
 SYSTEM_MODULE_NAMES_ON_MODULES: frozenset[str] = frozenset(
     {
-        "io", "code", "types", "platform", "site", "resource", "codecs", "logging", "glob",
-        "zipfile", "tarfile", "gzip", "shelve", "http", "concurrent", "traceback", "ssl",
+        "io",
+        "code",
+        "types",
+        "platform",
+        "site",
+        "resource",
+        "codecs",
+        "logging",
+        "glob",
+        "zipfile",
+        "tarfile",
+        "gzip",
+        "shelve",
+        "http",
+        "concurrent",
+        "traceback",
+        "ssl",
         "signal",
     }
-)  # fmt: skip
+)
 
 # Dotted names of allowed modules refused for a reason of their own -> that reason.
 # constriction's coders and models take numpy arrays and numbers and reach no files,
@@ -158,32 +281,98 @@ DENIED_BECAUSE: dict[str, str] = {
 DENIED_MODULE_ATTRIBUTES: frozenset[str] = frozenset(
     {
         # numpy
-        "numpy.load", "numpy.save", "numpy.savez", "numpy.savez_compressed", "numpy.fromfile",
-        "numpy.fromregex", "numpy.loadtxt", "numpy.savetxt", "numpy.genfromtxt",
-        "numpy.memmap", "numpy.lib", "numpy.ctypeslib", "numpy.distutils", "numpy.f2py",
-        "numpy.testing", "numpy.DataSource", "numpy.ctypes", "numpy.core", "numpy.show_config",
-        "numpy.show_runtime", "numpy.info", "numpy.source", "numpy.lookfor", "numpy.ma.load",
-        "numpy.ma.loads", "numpy.ma.dump", "numpy.ma.dumps",
+        "numpy.load",
+        "numpy.save",
+        "numpy.savez",
+        "numpy.savez_compressed",
+        "numpy.fromfile",
+        "numpy.fromregex",
+        "numpy.loadtxt",
+        "numpy.savetxt",
+        "numpy.genfromtxt",
+        "numpy.memmap",
+        "numpy.lib",
+        "numpy.ctypeslib",
+        "numpy.distutils",
+        "numpy.f2py",
+        "numpy.testing",
+        "numpy.DataSource",
+        "numpy.ctypes",
+        "numpy.core",
+        "numpy.show_config",
+        "numpy.show_runtime",
+        "numpy.info",
+        "numpy.source",
+        "numpy.lookfor",
+        "numpy.ma.load",
+        "numpy.ma.loads",
+        "numpy.ma.dump",
+        "numpy.ma.dumps",
         # OpenCV
-        "cv2.imread", "cv2.imreadmulti", "cv2.imcount", "cv2.imwrite", "cv2.imwritemulti",
-        "cv2.haveImageReader", "cv2.haveImageWriter", "cv2.VideoCapture", "cv2.VideoWriter",
-        "cv2.videoio_registry", "cv2.FileStorage", "cv2.FileNode", "cv2.dnn", "cv2.utils",
-        "cv2.samples", "cv2.ml", "cv2.gapi", "cv2.CascadeClassifier", "cv2.HOGDescriptor",
-        "cv2.FaceDetectorYN", "cv2.FaceRecognizerSF", "cv2.bootstrap", "cv2.imshow",
-        "cv2.namedWindow", "cv2.waitKey", "cv2.destroyAllWindows", "cv2.load_config_py2",
+        "cv2.imread",
+        "cv2.imreadmulti",
+        "cv2.imcount",
+        "cv2.imwrite",
+        "cv2.imwritemulti",
+        "cv2.haveImageReader",
+        "cv2.haveImageWriter",
+        "cv2.VideoCapture",
+        "cv2.VideoWriter",
+        "cv2.videoio_registry",
+        "cv2.FileStorage",
+        "cv2.FileNode",
+        "cv2.dnn",
+        "cv2.utils",
+        "cv2.samples",
+        "cv2.ml",
+        "cv2.gapi",
+        "cv2.CascadeClassifier",
+        "cv2.HOGDescriptor",
+        "cv2.FaceDetectorYN",
+        "cv2.FaceRecognizerSF",
+        "cv2.bootstrap",
+        "cv2.imshow",
+        "cv2.namedWindow",
+        "cv2.waitKey",
+        "cv2.destroyAllWindows",
+        "cv2.load_config_py2",
         "cv2.load_config_py3",
         # torch
-        "torch.load", "torch.save", "torch.hub", "torch.utils", "torch.ops", "torch.classes",
-        "torch.jit", "torch.compile", "torch.compiler", "torch.from_file", "torch.package",
-        "torch.multiprocessing", "torch.distributed", "torch.library", "torch.fx",
-        "torch.export", "torch.onnx", "torch.profiler", "torch.autograd.profiler",
-        "torch.serialization", "torch.testing", "torch.monitor",
+        "torch.load",
+        "torch.save",
+        "torch.hub",
+        "torch.utils",
+        "torch.ops",
+        "torch.classes",
+        "torch.jit",
+        "torch.compile",
+        "torch.compiler",
+        "torch.from_file",
+        "torch.package",
+        "torch.multiprocessing",
+        "torch.distributed",
+        "torch.library",
+        "torch.fx",
+        "torch.export",
+        "torch.onnx",
+        "torch.profiler",
+        "torch.autograd.profiler",
+        "torch.serialization",
+        "torch.testing",
+        "torch.monitor",
         # standard library
-        "operator.attrgetter", "operator.methodcaller", "typing.get_type_hints",
-        "typing.ForwardRef", "functools.singledispatch", "functools.singledispatchmethod",
-        "lzma.open", "lzma.LZMAFile", "bz2.open", "bz2.BZ2File",
+        "operator.attrgetter",
+        "operator.methodcaller",
+        "typing.get_type_hints",
+        "typing.ForwardRef",
+        "functools.singledispatch",
+        "functools.singledispatchmethod",
+        "lzma.open",
+        "lzma.LZMAFile",
+        "bz2.open",
+        "bz2.BZ2File",
     }
-) | frozenset(DENIED_BECAUSE)  # fmt: skip
+) | frozenset(DENIED_BECAUSE)
 
 # Allowed packages whose submodules are attributes of a native extension, not importable
 # modules: ``from constriction.stream.model import Categorical`` fails when the codec loads.
@@ -211,25 +400,43 @@ FORBIDDEN_BUILTINS: tuple[tuple[str, object], ...] = tuple(
 
 # Nodes that open a scope of their own (a class body's bindings are not followed into it).
 _SCOPES = (
-    ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp,
-    ast.DictComp, ast.GeneratorExp,
-)  # fmt: skip
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.Lambda,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
 
 # Where a module was found used as a value, in words (by the type of the enclosing node).
 _PLACES: dict[type, str] = {
-    ast.Tuple: "put in a tuple", ast.List: "put in a list", ast.Set: "put in a set",
-    ast.Dict: "put in a dict", ast.Call: "passed to a call", ast.keyword: "passed to a call",
-    ast.Return: "returned", ast.Yield: "yielded", ast.YieldFrom: "yielded",
-    ast.Lambda: "returned by a lambda", ast.For: "iterated over",
-    ast.comprehension: "iterated over", ast.withitem: "used in a with statement",
-    ast.Subscript: "used in a subscript", ast.Starred: "unpacked",
+    ast.Tuple: "put in a tuple",
+    ast.List: "put in a list",
+    ast.Set: "put in a set",
+    ast.Dict: "put in a dict",
+    ast.Call: "passed to a call",
+    ast.keyword: "passed to a call",
+    ast.Return: "returned",
+    ast.Yield: "yielded",
+    ast.YieldFrom: "yielded",
+    ast.Lambda: "returned by a lambda",
+    ast.For: "iterated over",
+    ast.comprehension: "iterated over",
+    ast.withitem: "used in a with statement",
+    ast.Subscript: "used in a subscript",
+    ast.Starred: "unpacked",
     ast.Attribute: "given an attribute by assignment or del",
     ast.Assign: "stored in an attribute, an item or an unpacking",
     ast.AnnAssign: "stored in an attribute or an item",
     ast.AugAssign: "used in an augmented assignment",
-    ast.BoolOp: "combined with and/or", ast.IfExp: "chosen by a conditional expression",
-    ast.match_case: "matched", ast.Match: "matched", ast.FormattedValue: "formatted",
-}  # fmt: skip
+    ast.BoolOp: "combined with and/or",
+    ast.IfExp: "chosen by a conditional expression",
+    ast.match_case: "matched",
+    ast.Match: "matched",
+    ast.FormattedValue: "formatted",
+}
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,22 @@ class EncoderSpec:
         encoder = [arg.format(**values) for arg in self.args]
         strip = ["-bsf:v", f"filter_units=remove_types={self.strip_nal_types}"]
         return [
-            "-f", "rawvideo", "-pix_fmt", self.pix_fmt, "-video_size", f"{width}x{height}",
-            "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "pipe:0",
-            *encoder, *(strip if self.strip_nal_types else []), "-f", self.format, "pipe:1",
-        ]  # fmt: skip
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            self.pix_fmt,
+            "-video_size",
+            f"{width}x{height}",
+            "-framerate",
+            f"{fps.numerator}/{fps.denominator}",
+            "-i",
+            "pipe:0",
+            *encoder,
+            *(strip if self.strip_nal_types else []),
+            "-f",
+            self.format,
+            "pipe:1",
+        ]
 
     def decode_args(self, bitstream_path: Path, fps: Fraction) -> list[str]:
         """ffmpeg arguments decoding the stream to raw frames on stdout, in the input layout.
@@ -66,11 +78,20 @@ class EncoderSpec:
         of the ladder outputs that format natively.
         """
         return [
-            "-f", self.demuxer or self.format,
-            "-framerate", f"{fps.numerator}/{fps.denominator}",
-            "-i", str(bitstream_path), "-fps_mode", "passthrough",
-            "-f", "rawvideo", "-pix_fmt", self.pix_fmt, "pipe:1",
-        ]  # fmt: skip
+            "-f",
+            self.demuxer or self.format,
+            "-framerate",
+            f"{fps.numerator}/{fps.denominator}",
+            "-i",
+            str(bitstream_path),
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            self.pix_fmt,
+            "pipe:1",
+        ]
 
 
 @dataclass(frozen=True)

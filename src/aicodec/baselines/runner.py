@@ -109,12 +109,17 @@ def record_clip(store: Store, clip: Clip) -> int:
     return store.add_once(
         select(ClipRecord).where(ClipRecord.content_hash == clip.content_hash),
         lambda: ClipRecord(
-            content_hash=clip.content_hash, name=clip.name, source=clip.source,
-            start_frame=clip.start, width=frames.width, height=frames.height,
-            frame_count=frames.count, fps_num=frames.fps.numerator,
+            content_hash=clip.content_hash,
+            name=clip.name,
+            source=clip.source,
+            start_frame=clip.start,
+            width=frames.width,
+            height=frames.height,
+            frame_count=frames.count,
+            fps_num=frames.fps.numerator,
             fps_den=frames.fps.denominator,
         ),
-    )  # fmt: skip
+    )
 
 
 def encode_rate_point(
@@ -132,9 +137,13 @@ def encode_rate_point(
     frames = clip.frames
     encoded = encode_and_decode(spec, frames, rate, threads, settings.ffmpeg_timeout_s, cancel)
     measured = measure_encoding(
-        frames, encoded.decoded, len(encoded.bitstream), encoded.encode_seconds,
-        settings=settings, with_vmaf=with_vmaf,
-    )  # fmt: skip
+        frames,
+        encoded.decoded,
+        len(encoded.bitstream),
+        encoded.encode_seconds,
+        settings=settings,
+        with_vmaf=with_vmaf,
+    )
     return RatePoint(rate_value=rate, **measured), ffmpeg_version()  # type: ignore[arg-type]
 
 
@@ -184,9 +193,15 @@ class _EncoderRun:
                 return _point_from_row(row)
         self.report(rate, False)
         job = self.pool.submit(
-            encode_rate_point, self.spec, self.clip, rate, self.ladder.threads, self.settings,
-            with_vmaf, self.pool.cancel,
-        )  # fmt: skip
+            encode_rate_point,
+            self.spec,
+            self.clip,
+            rate,
+            self.ladder.threads,
+            self.settings,
+            with_vmaf,
+            self.pool.cancel,
+        )
         point, version = job.result()
         if version != self.version:  # stored under the driver's version: it must be the same
             raise BaselineError(
@@ -204,11 +219,13 @@ class _EncoderRun:
 
         def new_row() -> BaselineEncode:
             row = BaselineEncode(
-                clip_id=self.clip_id, encoder=self.spec.name, encoder_version=self.version,
+                clip_id=self.clip_id,
+                encoder=self.spec.name,
+                encoder_version=self.version,
                 settings_hash=self.settings_hash,
                 settings_json=json.dumps(self.spec.identity(self.ladder.threads)),
                 rate_option=self.spec.rate_option,
-            )  # fmt: skip
+            )
             _fill(row, point)
             return row
 
@@ -249,11 +266,14 @@ class _EncoderRun:
         choice_id = self.store.add_once(
             select(RatePointChoice).where(*where),
             lambda: RatePointChoice(
-                clip_id=self.clip_id, encoder=spec.name, encoder_version=self.version,
-                settings_hash=self.settings_hash, targets_key=key,
+                clip_id=self.clip_id,
+                encoder=spec.name,
+                encoder_version=self.version,
+                settings_hash=self.settings_hash,
+                targets_key=key,
                 rate_values_json=json.dumps(rates),
             ),
-        )  # fmt: skip
+        )
         with self.store.session() as session:  # another process's choice, if it came first
             stored = session.get(RatePointChoice, choice_id)
             assert stored is not None
@@ -299,8 +319,9 @@ def run_ladder(
         def report(rate: int | None, cached: bool) -> None:
             if progress is not None:
                 with lock:
-                    progress(LadderProgress(spec.name, index, len(specs), spec.rate_option,
-                                            rate, cached))  # fmt: skip
+                    progress(
+                        LadderProgress(spec.name, index, len(specs), spec.rate_option, rate, cached)
+                    )
 
         return _EncoderRun(spec, clip, clip_id, store, settings, ladder, report, pool)
 
@@ -312,8 +333,11 @@ def run_ladder(
         result.fresh_encodes += len(run.encoded_now)
         result.cached_encodes += run.cached
         if progress is not None:
-            progress(LadderProgress(spec.name, index, len(specs), spec.rate_option, None, False,
-                                    finished=True))  # fmt: skip
+            progress(
+                LadderProgress(
+                    spec.name, index, len(specs), spec.rate_option, None, False, finished=True
+                )
+            )
 
     def searched(run: _EncoderRun, targets: list[float]) -> list[RatePoint]:
         return [run.point(rate, with_vmaf) for rate in run.rates_for(targets)]

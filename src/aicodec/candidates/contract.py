@@ -32,12 +32,34 @@ PARAM_RANGES_NAME = "PARAM_RANGES"
 # Modules a candidate may import (a dotted import is allowed when its first part is here).
 ALLOWED_IMPORTS: frozenset[str] = frozenset(
     {
-        "numpy", "math", "cmath", "struct", "zlib", "lzma", "bz2", "heapq", "itertools",
-        "functools", "operator", "collections", "bisect", "array", "fractions", "typing",
-        "dataclasses", "enum", "statistics", "copy", "numbers", "decimal", "abc",
-        "constriction", "cv2", "torch",
+        "numpy",
+        "math",
+        "cmath",
+        "struct",
+        "zlib",
+        "lzma",
+        "bz2",
+        "heapq",
+        "itertools",
+        "functools",
+        "operator",
+        "collections",
+        "bisect",
+        "array",
+        "fractions",
+        "typing",
+        "dataclasses",
+        "enum",
+        "statistics",
+        "copy",
+        "numbers",
+        "decimal",
+        "abc",
+        "constriction",
+        "cv2",
+        "torch",
     }
-)  # fmt: skip
+)
 
 # Largest candidate source accepted (bytes).
 MAX_SOURCE_BYTES = 200_000

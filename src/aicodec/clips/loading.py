@@ -162,9 +162,17 @@ def _input_args(
             f"({frame_bytes} bytes each); check --size"
         )
     return [
-        "-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{width}x{height}",
-        "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", str(path),
-    ]  # fmt: skip
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "yuv420p",
+        "-video_size",
+        f"{width}x{height}",
+        "-framerate",
+        f"{fps.numerator}/{fps.denominator}",
+        "-i",
+        str(path),
+    ]
 
 
 def _decode(
@@ -178,10 +186,19 @@ def _decode(
     """Decode the window through ffmpeg's y4m output, checking format before reading pixels."""
     end = f":end_frame={start + count}" if count is not None else ""
     command = [
-        ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", *input_args,
-        "-map", "0:v:0", "-fps_mode", "passthrough",
-        "-vf", f"trim=start_frame={start}{end},setpts=PTS-STARTPTS",
-    ]  # fmt: skip
+        ffmpeg_exe(),
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        *input_args,
+        "-map",
+        "0:v:0",
+        "-fps_mode",
+        "passthrough",
+        "-vf",
+        f"trim=start_frame={start}{end},setpts=PTS-STARTPTS",
+    ]
     if convert:
         command += ["-pix_fmt", "yuv420p"]
     command += ["-f", "yuv4mpegpipe", "-strict", "-1", "pipe:1"]
@@ -285,9 +302,23 @@ def _explain_failure(path: Path, stderr: bytes, start: int) -> str:
 def _count_frames(path: Path, input_args: list[str]) -> int:
     """Count the decodable frames of a source (used only to explain a bad window)."""
     result = subprocess.run(
-        [ffmpeg_exe(), "-nostdin", "-hide_banner", *input_args, "-map", "0:v:0",
-         "-fps_mode", "passthrough", "-f", "null", "-"],
-        capture_output=True, text=True, check=False, timeout=3600,
-    )  # fmt: skip
+        [
+            ffmpeg_exe(),
+            "-nostdin",
+            "-hide_banner",
+            *input_args,
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
     found = re.findall(r"frame=\s*(\d+)", result.stderr)
     return int(found[-1]) if found else 0

@@ -71,14 +71,18 @@ class PlannerCalibration:
         """The figures as plain JSON values (never NaN)."""
         outcomes = self.outcomes
         return {
-            "planner": self.planner, "pairs": self.pairs,
+            "planner": self.planner,
+            "pairs": self.pairs,
             "mean_absolute_error": self.mean_absolute_error,
-            "mean_signed_error": self.mean_signed_error, "correlation": self.correlation,
-            "predicted_to_beat": outcomes.predicted_to_beat, "came_true": outcomes.came_true,
+            "mean_signed_error": self.mean_signed_error,
+            "correlation": self.correlation,
+            "predicted_to_beat": outcomes.predicted_to_beat,
+            "came_true": outcomes.came_true,
             "came_true_share": outcomes.came_true_share,
             "predicted_not_to_beat": outcomes.predicted_not_to_beat,
-            "beat_anyway": outcomes.beat_anyway, "beat_anyway_share": outcomes.beat_anyway_share,
-        }  # fmt: skip
+            "beat_anyway": outcomes.beat_anyway,
+            "beat_anyway_share": outcomes.beat_anyway_share,
+        }
 
 
 @dataclass(frozen=True)
@@ -161,10 +165,13 @@ def calibrate(planner: str, predictions: Sequence[Prediction]) -> PlannerCalibra
     """One planner's figures over its predictions (at least one)."""
     pairs = [(p.predicted, p.measured) for p in predictions]
     return PlannerCalibration(
-        planner=planner, pairs=len(pairs), mean_absolute_error=mean_absolute_error(pairs),
-        mean_signed_error=mean_signed_error(pairs), correlation=pearson(pairs),
+        planner=planner,
+        pairs=len(pairs),
+        mean_absolute_error=mean_absolute_error(pairs),
+        mean_signed_error=mean_signed_error(pairs),
+        correlation=pearson(pairs),
         outcomes=threshold_outcomes(predictions),
-    )  # fmt: skip
+    )
 
 
 def _threshold(run: EvolutionRun) -> float:
@@ -198,19 +205,29 @@ def stored_predictions(
         for run in runs:
             threshold = _threshold(run)
             rows = session.scalars(
-                select(EvolutionIteration).where(
+                select(EvolutionIteration)
+                .where(
                     EvolutionIteration.run_id == run.id,
                     EvolutionIteration.predicted_bd_rate.is_not(None),
                     EvolutionIteration.bd_rate_vs_parent.is_not(None),
-                ).order_by(EvolutionIteration.number)
-            ).all()  # fmt: skip
+                )
+                .order_by(EvolutionIteration.number)
+            ).all()
             found = [
-                Prediction(run.id, row.number, row.planner or "unknown", row.predicted_bd_rate,
-                           row.bd_rate_vs_parent, threshold)
+                Prediction(
+                    run.id,
+                    row.number,
+                    row.planner or "unknown",
+                    row.predicted_bd_rate,
+                    row.bd_rate_vs_parent,
+                    threshold,
+                )
                 for row in rows
-                if row.predicted_bd_rate is not None and row.bd_rate_vs_parent is not None
-                and math.isfinite(row.predicted_bd_rate) and math.isfinite(row.bd_rate_vs_parent)
-            ]  # fmt: skip
+                if row.predicted_bd_rate is not None
+                and row.bd_rate_vs_parent is not None
+                and math.isfinite(row.predicted_bd_rate)
+                and math.isfinite(row.bd_rate_vs_parent)
+            ]
             pooled.append(RunPooled(run.id, threshold, len(found)))
             predictions += found
     return pooled, predictions

@@ -101,9 +101,14 @@ class ClipSpec:
     def load(self, settings: Settings) -> Clip:
         """The clip; ClipError when it is gone or its frames changed since the run began."""
         clip = load_clip(
-            self.name, settings, start=self.start, count=self.frames, size=self.size,
-            fps=self.fps, convert=self.convert,
-        )  # fmt: skip
+            self.name,
+            settings,
+            start=self.start,
+            count=self.frames,
+            size=self.size,
+            fps=self.fps,
+            convert=self.convert,
+        )
         if self.content_hash and clip.content_hash != self.content_hash:
             raise ClipError(
                 f"clip {self.name} changed since the run began (content hash "
@@ -324,9 +329,11 @@ def _load_clips(store: Store, settings: Settings, config: EvolveConfig) -> _Clip
     if shared:
         raise EvolutionError("a --holdout clip is also a --video clip; holdout clips must differ")
     return _Clips(
-        training, [record_clip(store, clip) for clip in training],
-        holdout, [record_clip(store, clip) for clip in holdout],
-    )  # fmt: skip
+        training,
+        [record_clip(store, clip) for clip in training],
+        holdout,
+        [record_clip(store, clip) for clip in holdout],
+    )
 
 
 def _now() -> datetime:
@@ -405,9 +412,15 @@ class Evolution:
         if self.start_fitness is not None:
             known.append(self.start_fitness)
         event = EvolveEvent(
-            self.number, self.config.iterations, self.stage, message,
-            min(known) if known else None, len(self._adoptions()), self._cost(), row,
-        )  # fmt: skip
+            self.number,
+            self.config.iterations,
+            self.stage,
+            message,
+            min(known) if known else None,
+            len(self._adoptions()),
+            self._cost(),
+            row,
+        )
         with self._events:
             if not self._closed:
                 self.on_event(event)
@@ -462,10 +475,12 @@ class Evolution:
         return [
             (row.number, Member(row.candidate_id, row.bd_rate_vs_x264))
             for row in self._rows(upto)
-            if row.status == "scored" and row.candidate_id is not None
-            and row.bd_rate_vs_x264 is not None and row.bd_rate_yuv_vs_parent is not None
+            if row.status == "scored"
+            and row.candidate_id is not None
+            and row.bd_rate_vs_x264 is not None
+            and row.bd_rate_yuv_vs_parent is not None
             and row.bd_rate_yuv_vs_parent <= 0
-        ]  # fmt: skip
+        ]
 
     def _fitness(self, candidate_id: int) -> float | None:
         """Mean BD-rate vs x264 of a candidate over the training clips (percent)."""
@@ -474,13 +489,19 @@ class Evolution:
     def _adoptions(self) -> list[dict[str, Any]]:
         with self.store.session() as session:
             found = session.execute(
-                select(EvolutionIteration.number, AdoptionRecord.candidate_id, AdoptionRecord.tag,
-                       AdoptionRecord.commit, AdoptionRecord.bd_rate_vs_best)
+                select(
+                    EvolutionIteration.number,
+                    AdoptionRecord.candidate_id,
+                    AdoptionRecord.tag,
+                    AdoptionRecord.commit,
+                    AdoptionRecord.bd_rate_vs_best,
+                )
                 .join(AdoptionRecord, AdoptionRecord.id == EvolutionIteration.adoption_id)
-                .where(EvolutionIteration.run_id == self.run_id,
-                       EvolutionIteration.adopted.is_(True))
+                .where(
+                    EvolutionIteration.run_id == self.run_id, EvolutionIteration.adopted.is_(True)
+                )
                 .order_by(EvolutionIteration.number)
-            ).all()  # fmt: skip
+            ).all()
         keys = ("iteration", "candidate", "tag", "commit", "bd_rate_vs_previous")
         return [dict(zip(keys, row, strict=True)) for row in found]
 
@@ -501,10 +522,17 @@ class Evolution:
         """Score on ``clips`` (one pool); children get limits relative to ``reference_id``'s
         stored times."""
         return score_clips(
-            source, name, clips, self.store, self.settings, self.ladder, self.config.qualities,
-            encoders=self.config.encoders, reference_id=reference_id,
+            source,
+            name,
+            clips,
+            self.store,
+            self.settings,
+            self.ladder,
+            self.config.qualities,
+            encoders=self.config.encoders,
+            reference_id=reference_id,
             progress=lambda text: self._emit(text),
-        )  # fmt: skip
+        )
 
     def prepare(self) -> None:
         """Score the starting codec (and the adopted best) on every clip, once."""
@@ -643,9 +671,14 @@ class Evolution:
         if row is None:
             with self.store.session() as session:
                 created = EvolutionIteration(
-                    run_id=self.run_id, number=number, status="running", stage="parent",
-                    adopted=False, cost_usd=0.0, stage_seconds_json="{}",
-                )  # fmt: skip
+                    run_id=self.run_id,
+                    number=number,
+                    status="running",
+                    stage="parent",
+                    adopted=False,
+                    cost_usd=0.0,
+                    stage_seconds_json="{}",
+                )
                 session.add(created)
                 session.flush()
                 row_id = created.id
@@ -712,8 +745,9 @@ class Evolution:
 
     def _finish(self, row_id: int, status: str, **values: Any) -> None:
         self._update(row_id, status=status, stage="end", finished_at=_now(), **values)
-        entry = next(item for item in history(self.store, self.run_id)
-                     if item["iteration"] == self.number)  # fmt: skip
+        entry = next(
+            item for item in history(self.store, self.run_id) if item["iteration"] == self.number
+        )
         self.stage = "end"
         self._emit(status, entry)
 
@@ -726,9 +760,12 @@ class Evolution:
         with self._stage(row_id, "parent"):
             assert self.start_fitness is not None
             parent_id, why = choose_parent(
-                self.config.rule, self.config.seed, Member(self.start_id, self.start_fitness),
-                self._scored(self._known(number)), number,
-            )  # fmt: skip
+                self.config.rule,
+                self.config.seed,
+                Member(self.start_id, self.start_fitness),
+                self._scored(self._known(number)),
+                number,
+            )
             self._update(row_id, parent_id=parent_id, parent_rule=why)
         return parent_id
 
@@ -758,17 +795,23 @@ class Evolution:
                             f"clip {clip_id} quality {quality}: {run.kbps:.1f} kbps, "
                             f"PSNR-Y {run.psnr_y:.2f} dB"
                         )
-        return LabFacts(parent_id, self._fitness(parent_id), points, best, recent,
-                        self.config.threshold)  # fmt: skip
+        return LabFacts(
+            parent_id, self._fitness(parent_id), points, best, recent, self.config.threshold
+        )
 
     def _plan_material(self, parent_id: int, facts: LabFacts) -> PromptMaterial:
         """The planning prompt's material: the facts' summary, the parent on the training
         clips beside the ladder, the known iterations."""
         material = gather(
-            self.store, self.settings, parent_id, clip_ids=self.clips.training_ids,
-            recent=facts.recent, failures=False, ladder=self.ladder,
+            self.store,
+            self.settings,
+            parent_id,
+            clip_ids=self.clips.training_ids,
+            recent=facts.recent,
+            failures=False,
+            ladder=self.ladder,
             qualities=self.config.qualities,
-        )  # fmt: skip
+        )
         return replace(material, summary=tuple(facts.summary_lines()))
 
     def _use_model_planner(self) -> bool:
@@ -796,10 +839,13 @@ class Evolution:
             else:
                 plan = rule_plan(facts)
             self._update(
-                row_id, planner=plan.planner, plan_json=plan.to_json(),
-                predicted_bd_rate=plan.predicted_bd_rate, confidence=plan.confidence,
+                row_id,
+                planner=plan.planner,
+                plan_json=plan.to_json(),
+                predicted_bd_rate=plan.predicted_bd_rate,
+                confidence=plan.confidence,
                 cost_usd=cost,
-            )  # fmt: skip
+            )
         return plan
 
     def _generate(
@@ -825,14 +871,23 @@ class Evolution:
                     remaining = max(0.0, self.config.max_cost - self._cost(number))
                 try:
                     outcome = generate_candidates(
-                        self.store, self.settings, self.provider, self.provider_reason, parent,
-                        count=1, repairs=self.config.repairs, max_cost=remaining,
-                        plan=plan.text(), batch_id=self.batch,
-                        clip_ids=self.clips.training_ids, repeat_from=repeat_from,
-                        hidden=hidden, qualities=self.config.qualities,
+                        self.store,
+                        self.settings,
+                        self.provider,
+                        self.provider_reason,
+                        parent,
+                        count=1,
+                        repairs=self.config.repairs,
+                        max_cost=remaining,
+                        plan=plan.text(),
+                        batch_id=self.batch,
+                        clip_ids=self.clips.training_ids,
+                        repeat_from=repeat_from,
+                        hidden=hidden,
+                        qualities=self.config.qualities,
                         recent=recent,
                         progress=lambda text: self._emit(text),
-                    )  # fmt: skip
+                    )
                 except GenerationError as exc:
                     self._fail(row_id, "generation", str(exc))
                     return None
@@ -862,11 +917,14 @@ class Evolution:
         repeats it once."""
         for row in self._rows(self._known(number)):
             if (
-                row.candidate_id == parent_id and row.status == "scored"
-                and row.parent_id is not None and row.bd_rate_vs_parent is not None
-                and row.bd_rate_vs_parent < 0 and row.bd_rate_yuv_vs_parent is not None
+                row.candidate_id == parent_id
+                and row.status == "scored"
+                and row.parent_id is not None
+                and row.bd_rate_vs_parent is not None
+                and row.bd_rate_vs_parent < 0
+                and row.bd_rate_yuv_vs_parent is not None
                 and row.bd_rate_yuv_vs_parent <= 0
-            ):  # fmt: skip
+            ):
                 return self._source(row.parent_id)[0]
         return None
 
@@ -874,10 +932,12 @@ class Evolution:
         """The candidates of iterations not known to ``number`` (in flight while it is
         generated): their runs and scores stay out of its prompt."""
         return [
-            row.candidate_id for row in self._rows()
-            if row.number > self._known(number) and row.number != number
+            row.candidate_id
+            for row in self._rows()
+            if row.number > self._known(number)
+            and row.number != number
             and row.candidate_id is not None
-        ]  # fmt: skip
+        ]
 
     def _row_cost(self, row_id: int) -> float:
         with self.store.session() as session:
@@ -897,20 +957,32 @@ class Evolution:
                 self._fail(row_id, f"sandbox-{self._failed_stage(candidate_id)}", str(exc))
                 return False
             vs_parent, problem = bd_rate_between(
-                self.store, self.settings, candidate_id, parent_id, self.clips.training_ids,
+                self.store,
+                self.settings,
+                candidate_id,
+                parent_id,
+                self.clips.training_ids,
                 self.config.qualities,
-            )  # fmt: skip
+            )
             vs_parent_yuv, _ = bd_rate_between(
-                self.store, self.settings, candidate_id, parent_id, self.clips.training_ids,
-                self.config.qualities, "psnr_yuv",
-            )  # fmt: skip
+                self.store,
+                self.settings,
+                candidate_id,
+                parent_id,
+                self.clips.training_ids,
+                self.config.qualities,
+                "psnr_yuv",
+            )
             x264 = [outcome.bd_rate_vs.get(X264) for outcome in outcomes]
             known = [v for v in x264 if v is not None]
             vs_x264 = sum(known) / len(known) if len(known) == len(x264) else None
             seconds = [point.decode_seconds for outcome in outcomes for point in outcome.points]
-            values = dict(bd_rate_vs_parent=vs_parent, bd_rate_yuv_vs_parent=vs_parent_yuv,
-                          bd_rate_vs_x264=vs_x264,
-                          decode_seconds=sum(seconds) / len(seconds))  # fmt: skip
+            values = dict(
+                bd_rate_vs_parent=vs_parent,
+                bd_rate_yuv_vs_parent=vs_parent_yuv,
+                bd_rate_vs_x264=vs_x264,
+                decode_seconds=sum(seconds) / len(seconds),
+            )
             if vs_parent is None or vs_x264 is None:
                 why = problem if vs_parent is None else "BD-rate vs x264 undefined"
                 self._fail(row_id, "bd-undefined", f"scored, but {why}", **values)
@@ -921,11 +993,14 @@ class Evolution:
     def _failed_stage(self, candidate_id: int) -> str:
         with self.store.session() as session:
             stage = session.scalar(
-                select(RunRecord.stage).where(
-                    RunRecord.candidate_id == candidate_id, RunRecord.status == "failed",
+                select(RunRecord.stage)
+                .where(
+                    RunRecord.candidate_id == candidate_id,
+                    RunRecord.status == "failed",
                     RunRecord.stage != CANCELLED,
-                ).order_by(RunRecord.id.desc())
-            )  # fmt: skip
+                )
+                .order_by(RunRecord.id.desc())
+            )
         return stage or "run"
 
     def _decide(self, row_id: int, candidate_id: int) -> None:
@@ -935,32 +1010,46 @@ class Evolution:
             if self.clips.holdout:
                 reference = current_best(self.store) or self.start_id
                 gain, problem = bd_rate_between(
-                    self.store, self.settings, candidate_id, reference, self.clips.training_ids,
+                    self.store,
+                    self.settings,
+                    candidate_id,
+                    reference,
+                    self.clips.training_ids,
                     self.config.qualities,
-                )  # fmt: skip
+                )
                 if gain is None or gain >= -self.config.threshold:
                     figure = problem if gain is None else f"{gain:+.2f} %"
                     self._update(
-                        row_id, adopted=False,
+                        row_id,
+                        adopted=False,
                         reason=f"not adopted: BD-rate vs candidate {reference} on the training "
                         f"clips is {figure}, not below -{self.config.threshold:g} %; holdout "
                         "clips not run",
-                    )  # fmt: skip
+                    )
                     return
                 source, name = self._source(candidate_id)
                 try:
                     self._score(source, name, self.clips.holdout, self.start_id)
                 except (SandboxError, ValidationError) as exc:
-                    self._update(row_id, adopted=False,
-                                 reason=f"not adopted: fails on a holdout clip: {exc}")  # fmt: skip
+                    self._update(
+                        row_id, adopted=False, reason=f"not adopted: fails on a holdout clip: {exc}"
+                    )
                     return
                 evaluation = self.clips.holdout_ids
             decision = adopt(
-                self.store, self.settings, candidate_id, evaluation, self.config.qualities,
+                self.store,
+                self.settings,
+                candidate_id,
+                evaluation,
+                self.config.qualities,
                 repo_path=Path(self.config.git_repo),
-            )  # fmt: skip
-            self._update(row_id, adopted=decision.adopted, adoption_id=decision.record_id,
-                         reason=decision.reason)  # fmt: skip
+            )
+            self._update(
+                row_id,
+                adopted=decision.adopted,
+                adoption_id=decision.record_id,
+                reason=decision.reason,
+            )
 
 
 # --- starting, resuming, reading -----------------------------------------------------------
@@ -1000,14 +1089,20 @@ def start_evolution(
     start = resolve_parent(store, config.parent, config.qualities, clips.training_ids)
     assert start.id is not None
     run = EvolutionRun(
-        batch=uuid.uuid4().hex, status="running", iterations_planned=config.iterations,
-        provider=provider.name, provider_reason=reason, seed=config.seed,
-        start_parent_id=start.id, config_json=config.to_json(),
-    )  # fmt: skip
+        batch=uuid.uuid4().hex,
+        status="running",
+        iterations_planned=config.iterations,
+        provider=provider.name,
+        provider_reason=reason,
+        seed=config.seed,
+        start_parent_id=start.id,
+        config_json=config.to_json(),
+    )
     run_id = add_run(store, run, settings.evolve_live_timeout_s, settings.host)  # or refused
     try:
-        evolution = Evolution(store, settings, config, run_id, on_event, clips=clips,
-                              provider=(provider, reason))  # fmt: skip
+        evolution = Evolution(
+            store, settings, config, run_id, on_event, clips=clips, provider=(provider, reason)
+        )
     except AicodecError as exc:
         _set_run_status(store, run_id, "failed", f"could not start: {scrub(str(exc))[:500]}")
         raise
@@ -1021,17 +1116,23 @@ def start_evolution(
 
 def _carried_out(store: Store, settings: Settings, run_id: int) -> AbstractContextManager[None]:
     """Hold the run for this process (heartbeats) while it is carried out."""
-    return carrying_out(store, run_id, heartbeat_s=settings.evolve_heartbeat_s,
-                        timeout_s=settings.evolve_live_timeout_s, host=settings.host)  # fmt: skip
+    return carrying_out(
+        store,
+        run_id,
+        heartbeat_s=settings.evolve_heartbeat_s,
+        timeout_s=settings.evolve_live_timeout_s,
+        host=settings.host,
+    )
 
 
 def unfinished_run(store: Store) -> int:
     """The id of the last run that did not finish; EvolutionError when there is none."""
     with store.session() as session:
         run_id = session.scalar(
-            select(EvolutionRun.id).where(EvolutionRun.status.in_(UNFINISHED_RUNS))
+            select(EvolutionRun.id)
+            .where(EvolutionRun.status.in_(UNFINISHED_RUNS))
             .order_by(EvolutionRun.id.desc())
-        )  # fmt: skip
+        )
     if run_id is None:
         raise EvolutionError(
             "no unfinished evolve run in the store to resume; start one with aicodec evolve"
@@ -1082,24 +1183,36 @@ def history(store: Store, run_id: int | None = None) -> list[dict[str, Any]]:
         elif session.get(EvolutionRun, run_id) is None:
             raise EvolutionError(f"no evolve run {run_id} in the store")
         rows = session.scalars(
-            select(EvolutionIteration).where(EvolutionIteration.run_id == run_id)
+            select(EvolutionIteration)
+            .where(EvolutionIteration.run_id == run_id)
             .order_by(EvolutionIteration.number)
-        ).all()  # fmt: skip
+        ).all()
         entries = []
         for row in rows:
             plan = json.loads(row.plan_json) if row.plan_json else {}
-            entries.append({
-                "iteration": row.number, "parent": row.parent_id, "origin": row.origin,
-                "status": row.status, "bd_rate": row.bd_rate_vs_x264, "adopted": row.adopted,
-                "reason": row.reason, "candidate": row.candidate_id,
-                "bd_rate_vs_parent": row.bd_rate_vs_parent,
-                "bd_rate_yuv_vs_parent": row.bd_rate_yuv_vs_parent,
-                "predicted_bd_rate": row.predicted_bd_rate, "confidence": row.confidence,
-                "failure_kind": row.failure_kind, "planner": row.planner,
-                "hypothesis": plan.get("hypothesis"), "parent_rule": row.parent_rule,
-                "cost_usd": row.cost_usd, "stage_seconds": json.loads(row.stage_seconds_json),
-                "stage": row.stage,
-            })  # fmt: skip
+            entries.append(
+                {
+                    "iteration": row.number,
+                    "parent": row.parent_id,
+                    "origin": row.origin,
+                    "status": row.status,
+                    "bd_rate": row.bd_rate_vs_x264,
+                    "adopted": row.adopted,
+                    "reason": row.reason,
+                    "candidate": row.candidate_id,
+                    "bd_rate_vs_parent": row.bd_rate_vs_parent,
+                    "bd_rate_yuv_vs_parent": row.bd_rate_yuv_vs_parent,
+                    "predicted_bd_rate": row.predicted_bd_rate,
+                    "confidence": row.confidence,
+                    "failure_kind": row.failure_kind,
+                    "planner": row.planner,
+                    "hypothesis": plan.get("hypothesis"),
+                    "parent_rule": row.parent_rule,
+                    "cost_usd": row.cost_usd,
+                    "stage_seconds": json.loads(row.stage_seconds_json),
+                    "stage": row.stage,
+                }
+            )
     return entries
 
 
@@ -1131,34 +1244,54 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
     if best is not None and (start_fitness is None or best["bd_rate"] < start_fitness):
         best_id, best_fitness = best["candidate"], best["bd_rate"]
     adoptions = [
-        {"iteration": entry["iteration"], "candidate": entry["candidate"],
-         "reason": entry["reason"]}
-        for entry in entries if entry["adopted"]
-    ]  # fmt: skip
+        {
+            "iteration": entry["iteration"],
+            "candidate": entry["candidate"],
+            "reason": entry["reason"],
+        }
+        for entry in entries
+        if entry["adopted"]
+    ]
     adopted = adoptions[-1]["candidate"] if adoptions else None
     settings = settings.model_copy(update={"adopt_threshold_percent": config.threshold})
 
     def versus_start(candidate: int | None) -> float | None:
         if candidate is None or candidate == start_id:
             return 0.0 if candidate == start_id else None
-        value, _ = bd_rate_between(store, settings, candidate, start_id, training_ids,
-                                   config.qualities)  # fmt: skip
+        value, _ = bd_rate_between(
+            store, settings, candidate, start_id, training_ids, config.qualities
+        )
         return value
 
     return EvolveSummary(
-        run_id=run_id, status=status, stop_reason=stop, provider=provider,
+        run_id=run_id,
+        status=status,
+        stop_reason=stop,
+        provider=provider,
         planned=config.iterations,
-        completed=len(finished), scored=len(scored),
-        failures=dict(Counter(entry["failure_kind"] or "unknown" for entry in finished
-                              if entry["status"] == "failed")),
-        adoptions=adoptions, start_candidate=start_id, start_bd_rate_vs_x264=start_fitness,
-        best_candidate=best_id, best_bd_rate_vs_x264=best_fitness,
-        best_vs_start=versus_start(best_id), adopted_best=adopted,
+        completed=len(finished),
+        scored=len(scored),
+        failures=dict(
+            Counter(
+                entry["failure_kind"] or "unknown"
+                for entry in finished
+                if entry["status"] == "failed"
+            )
+        ),
+        adoptions=adoptions,
+        start_candidate=start_id,
+        start_bd_rate_vs_x264=start_fitness,
+        best_candidate=best_id,
+        best_bd_rate_vs_x264=best_fitness,
+        best_vs_start=versus_start(best_id),
+        adopted_best=adopted,
         adopted_vs_start=versus_start(adopted),
         cost_usd=sum(entry["cost_usd"] or 0.0 for entry in entries),
         seconds=sum(sum(entry["stage_seconds"].values()) for entry in entries),
-        iterations=entries, training_clips=clips["training"], holdout_clips=clips["holdout"],
-    )  # fmt: skip
+        iterations=entries,
+        training_clips=clips["training"],
+        holdout_clips=clips["holdout"],
+    )
 
 
 def run_clips(store: Store, run_id: int | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -1170,9 +1303,10 @@ def run_clips(store: Store, run_id: int | None = None) -> dict[str, list[dict[st
         run = session.get(EvolutionRun, run_id) if run_id is not None else None
         if run is None:
             raise EvolutionError(
-                f"no evolve run {run_id} in the store" if run_id
+                f"no evolve run {run_id} in the store"
+                if run_id
                 else "the store holds no evolve run yet; start one with evolve"
-            )  # fmt: skip
+            )
         config = EvolveConfig.from_json(run.config_json)
     return config_clips(store, config)
 
@@ -1185,8 +1319,10 @@ def config_clips(store: Store, config: EvolveConfig) -> dict[str, list[dict[str,
         clip_id = stored_clip_id(store, digest) if digest else None
         return {"name": spec.name, "hash": digest, "id": clip_id}
 
-    return {"training": [described(spec) for spec in config.videos],
-            "holdout": [described(spec) for spec in config.holdout]}  # fmt: skip
+    return {
+        "training": [described(spec) for spec in config.videos],
+        "holdout": [described(spec) for spec in config.holdout],
+    }
 
 
 def stored_clip_id(store: Store, content_hash: str) -> int | None:

@@ -88,8 +88,10 @@ class PastIteration:
         measured = self.bd_vs_parent
         beat = measured is not None and measured < -threshold
         outcome = "beat" if beat else "did not beat"
-        return (f"{text}, measured {signed_percent(measured)} vs parent: {outcome} the "
-                f"-{threshold:g} % threshold")  # fmt: skip
+        return (
+            f"{text}, measured {signed_percent(measured)} vs parent: {outcome} the "
+            f"-{threshold:g} % threshold"
+        )
 
 
 def _short(text: str, limit: int = 240) -> str:
@@ -111,8 +113,10 @@ class LabFacts:
 
     def summary_lines(self) -> list[str]:
         """The parent's and the run's best fitness as prompt lines."""
-        lines = [f"Parent: candidate {self.parent}, mean BD-rate vs x264 "
-                 f"{signed_percent(self.parent_fitness)} on the training clips."]  # fmt: skip
+        lines = [
+            f"Parent: candidate {self.parent}, mean BD-rate vs x264 "
+            f"{signed_percent(self.parent_fitness)} on the training clips."
+        ]
         lines.append("Best codecs of this run (mean BD-rate vs x264 on the training clips):")
         lines += [f"- candidate {cid}: {fitness:+.2f} %" for cid, fitness in self.best]
         return lines
@@ -151,8 +155,10 @@ def rule_plan(facts: LabFacts) -> Plan:
             f"the last {failing} iterations scored nothing; the latest failed "
             f"({last.failure_kind}): {last.reason}",
             "a smaller change of a codec that runs avoids the failure",
-            steps, predicted, confidence,
-        )  # fmt: skip
+            steps,
+            predicted,
+            confidence,
+        )
     effects: dict[str, list[float]] = {}
     for past in recent:
         if past.bd_vs_parent is None or not past.change:
@@ -168,8 +174,10 @@ def rule_plan(facts: LabFacts) -> Plan:
             f"{mean:+.2f} % vs the parent over {len(effects[name])} change(s)",
             f"candidate {facts.parent}'s settings are not yet tuned for these clips; further "
             f"steps in {name} and its neighbours lower the BD-rate",
-            steps, predicted, confidence,
-        )  # fmt: skip
+            steps,
+            predicted,
+            confidence,
+        )
     points = "; ".join(facts.parent_points[:4]) or "no stored points"
     return Plan(
         "rules",
@@ -177,8 +185,10 @@ def rule_plan(facts: LabFacts) -> Plan:
         f"uses its default settings on these clips ({points})",
         "its quantiser, dead-zone and motion settings were not tuned for these clips; a "
         "parameter search finds cheaper settings at equal PSNR-Y",
-        steps, predicted, confidence,
-    )  # fmt: skip
+        steps,
+        predicted,
+        confidence,
+    )
 
 
 def parse_plan(text: str) -> Plan:

@@ -52,10 +52,17 @@ class AnthropicProvider(SdkProvider):
                 "ANTHROPIC_API_KEY is not set; export it to use the anthropic provider"
             )
         super().__init__(
-            model, api_key=api_key, max_tokens=max_tokens, temperature=temperature,
-            max_retries=max_retries, backoff_base_s=backoff_base_s,
-            backoff_max_s=backoff_max_s, sleep=sleep, rng=rng, prices=prices,
-        )  # fmt: skip
+            model,
+            api_key=api_key,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            max_retries=max_retries,
+            backoff_base_s=backoff_base_s,
+            backoff_max_s=backoff_max_s,
+            sleep=sleep,
+            rng=rng,
+            prices=prices,
+        )
         # max_retries=0: the SDK never retries on its own, our loop does and counts.
         self._client = anthropic.Anthropic(
             api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0

@@ -93,9 +93,11 @@ def _price_entry(name: str, entry: object, where: Path) -> Price:
     if unknown:
         raise ConfigError(f"price table {where}: models.{name} has an unknown key {unknown[0]}")
     return Price(
-        values["input"], values["output"],
-        values.get("cache_read", values["input"]), values.get("cache_write", values["input"]),
-    )  # fmt: skip
+        values["input"],
+        values["output"],
+        values.get("cache_read", values["input"]),
+        values.get("cache_write", values["input"]),
+    )
 
 
 @lru_cache(maxsize=8)
@@ -163,9 +165,13 @@ class Capabilities:
 
 
 MODEL_CAPABILITIES = Capabilities(
-    writes_code_by_model=True, plans=True, proposes_locally=False,
-    repeats_improving_steps=False, retries_duplicates=False, origin="llm",
-)  # fmt: skip
+    writes_code_by_model=True,
+    plans=True,
+    proposes_locally=False,
+    repeats_improving_steps=False,
+    retries_duplicates=False,
+    origin="llm",
+)
 
 
 class Provider(Protocol):

@@ -65,9 +65,13 @@ class MutationProvider:
     name = "mutation"
     model = "params-mutation-v1"
     capabilities = Capabilities(
-        writes_code_by_model=False, plans=False, proposes_locally=True,
-        repeats_improving_steps=True, retries_duplicates=True, origin="mutation",
-    )  # fmt: skip
+        writes_code_by_model=False,
+        plans=False,
+        proposes_locally=True,
+        repeats_improving_steps=True,
+        retries_duplicates=True,
+        origin="mutation",
+    )
 
     def __init__(self, seed: int = 0, *, scale: float = 0.25) -> None:
         if isinstance(scale, bool) or not isinstance(scale, int | float):

@@ -55,10 +55,17 @@ class OpenAIProvider(SdkProvider):
                 "(for example http://127.0.0.1:8000/v1)"
             )
         super().__init__(
-            model, api_key=api_key, max_tokens=max_tokens, temperature=temperature,
-            max_retries=max_retries, backoff_base_s=backoff_base_s,
-            backoff_max_s=backoff_max_s, sleep=sleep, rng=rng, prices=prices,
-        )  # fmt: skip
+            model,
+            api_key=api_key,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            max_retries=max_retries,
+            backoff_base_s=backoff_base_s,
+            backoff_max_s=backoff_max_s,
+            sleep=sleep,
+            rng=rng,
+            prices=prices,
+        )
         self.base_url = base_url
         # max_retries=0: the SDK never retries on its own, our loop does and counts.
         self._client = openai.OpenAI(

@@ -58,9 +58,12 @@ def retry_policy(
     if max_retries < 0:
         raise ProviderError(f"max_retries must be 0 or more, not {max_retries}")
     return RetryPolicy(
-        max_retries=max_retries, backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s,
-        sleep=sleep, rng=rng if rng is not None else random.Random(),
-    )  # fmt: skip
+        max_retries=max_retries,
+        backoff_base_s=backoff_base_s,
+        backoff_max_s=backoff_max_s,
+        sleep=sleep,
+        rng=rng if rng is not None else random.Random(),
+    )
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,12 @@ class SdkProvider(AnswersPrompts):
             secrets=(self._api_key,),
         )
         answer = outcome.value
-        counts = (answer.input_tokens, answer.output_tokens, answer.cache_read_tokens,
-                  answer.cache_write_tokens)  # fmt: skip
+        counts = (
+            answer.input_tokens,
+            answer.output_tokens,
+            answer.cache_read_tokens,
+            answer.cache_write_tokens,
+        )
         # Price by the name asked for (the table uses aliases), else by the one answered.
         cost = call_cost(self.model, *counts, prices=self.prices) or call_cost(
             answer.model, *counts, prices=self.prices

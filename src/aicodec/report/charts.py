@@ -125,8 +125,13 @@ def _draw_rd(axes: Axes, curves: Sequence[Curve], metric_label: str, title: str)
             colour = CODEC_COLOURS.get(curve.role, "#1f77b4")
             style = {"linestyle": "-", "marker": "o", "markersize": 4, "linewidth": 1.6}
         order = sorted(range(len(curve.kbps)), key=lambda i: curve.kbps[i])
-        axes.plot([curve.kbps[i] for i in order], [curve.quality[i] for i in order],
-                  color=colour, label=curve.label, **style)  # fmt: skip
+        axes.plot(
+            [curve.kbps[i] for i in order],
+            [curve.quality[i] for i in order],
+            color=colour,
+            label=curve.label,
+            **style,
+        )
     axes.set_xscale("log")
     axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
@@ -164,8 +169,9 @@ def write_rd_plot(
     kind = plot_format(path)
     count = max(len(charts), 1)
     with _figure(CHART_WIDTH_IN * count, CHART_HEIGHT_IN + 0.4) as figure:
-        for axes, (title, curves) in zip(figure.subplots(1, count, squeeze=False)[0],
-                                         charts.items(), strict=False):  # fmt: skip
+        for axes, (title, curves) in zip(
+            figure.subplots(1, count, squeeze=False)[0], charts.items(), strict=False
+        ):
             _draw_rd(axes, curves, metric_label, title)
         try:
             figure.savefig(path, format=kind, dpi=150, metadata=_file_metadata(kind))
@@ -197,27 +203,52 @@ def iterations_chart_svg(
             if not chosen:
                 continue
             if outcome == "failed":
-                axes.scatter([p.number for p in chosen], [fail_y] * len(chosen), marker="x",
-                             color=colour, label="failed (no BD-rate)", zorder=3)  # fmt: skip
+                axes.scatter(
+                    [p.number for p in chosen],
+                    [fail_y] * len(chosen),
+                    marker="x",
+                    color=colour,
+                    label="failed (no BD-rate)",
+                    zorder=3,
+                )
             else:
                 shown = [(p.number, p.bd_rate) for p in chosen if p.bd_rate is not None]
-                axes.scatter([number for number, _ in shown], [rate for _, rate in shown], s=24,
-                             color=colour, label=outcome, zorder=3)  # fmt: skip
+                axes.scatter(
+                    [number for number, _ in shown],
+                    [rate for _, rate in shown],
+                    s=24,
+                    color=colour,
+                    label=outcome,
+                    zorder=3,
+                )
         steps, best = _best_so_far(points, start_bd_rate)
         if steps:
-            axes.step([n for n, _ in steps], [v for _, v in steps], where="post",
-                      color="#444444", linewidth=1.2, label="best so far")  # fmt: skip
+            axes.step(
+                [n for n, _ in steps],
+                [v for _, v in steps],
+                where="post",
+                color="#444444",
+                linewidth=1.2,
+                label="best so far",
+            )
         for point in points:
             if point.tag and point.bd_rate is not None:
-                axes.annotate(point.tag, (point.number, point.bd_rate), xytext=(4, -12),
-                              textcoords="offset points", fontsize=8, color="#2ca02c")  # fmt: skip
+                axes.annotate(
+                    point.tag,
+                    (point.number, point.bd_rate),
+                    xytext=(4, -12),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color="#2ca02c",
+                )
         axes.set_ylim(bottom - 0.1 * span, fail_y + 0.1 * span)
         axes.set_xlim(-0.5, max([p.number for p in points], default=1) + 0.5)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel("iteration (0: the starting codec)")
         axes.set_ylabel("BD-rate vs x264 (%), lower is better")
-        axes.set_title(title + ("" if best is None else f"; best {best:+.2f} %"), fontsize=10,
-                       loc="left")  # fmt: skip
+        axes.set_title(
+            title + ("" if best is None else f"; best {best:+.2f} %"), fontsize=10, loc="left"
+        )
         axes.legend(fontsize=7, loc="upper right", frameon=False)
         return _svg_text(figure)
 
@@ -247,16 +278,27 @@ def calibration_chart_svg(points: Sequence[CalibrationPoint], threshold: float) 
         low, high = min(values), max(values)
         pad = max(high - low, 1.0) * 0.08
         low, high = low - pad, high + pad
-        axes.plot([low, high], [low, high], color="#999999", linewidth=1,
-                  label="prediction = measurement")  # fmt: skip
+        axes.plot(
+            [low, high], [low, high], color="#999999", linewidth=1, label="prediction = measurement"
+        )
         axes.axvline(-threshold, color="#2ca02c", linewidth=0.8, linestyle=":")
-        axes.axhline(-threshold, color="#2ca02c", linewidth=0.8, linestyle=":",
-                     label=f"threshold (-{threshold:g} %)")  # fmt: skip
+        axes.axhline(
+            -threshold,
+            color="#2ca02c",
+            linewidth=0.8,
+            linestyle=":",
+            label=f"threshold (-{threshold:g} %)",
+        )
         for index, planner in enumerate(sorted({p.planner for p in points})):
             chosen = [p for p in points if p.planner == planner]
-            axes.scatter([p.predicted for p in chosen], [p.measured for p in chosen], s=22,
-                         color=LADDER_COLOURS[index % len(LADDER_COLOURS)] if index else
-                         "#1f77b4", label=f"planner: {planner}", zorder=3)  # fmt: skip
+            axes.scatter(
+                [p.predicted for p in chosen],
+                [p.measured for p in chosen],
+                s=22,
+                color=LADDER_COLOURS[index % len(LADDER_COLOURS)] if index else "#1f77b4",
+                label=f"planner: {planner}",
+                zorder=3,
+            )
         axes.set_xlim(low, high)
         axes.set_ylim(low, high)
         axes.set_xlabel("predicted BD-rate vs parent (%)")
@@ -274,8 +316,14 @@ def bar_chart_svg(chart: BarChart) -> str:
         axes = figure.add_subplot()
         axes.barh([name for name, _ in items], [value for _, value in items], color="#1f77b4")
         for index, (_, value) in enumerate(items):
-            axes.annotate(f"{value:.4g}", (value, index), xytext=(3, 0),
-                          textcoords="offset points", va="center", fontsize=7)  # fmt: skip
+            axes.annotate(
+                f"{value:.4g}",
+                (value, index),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7,
+            )
         if all(float(value).is_integer() for _, value in items):
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel(chart.unit)

@@ -140,19 +140,31 @@ class RunListing:
 def list_runs(store: Store) -> list[RunListing]:
     """Every evolve run in the store, newest first; ReportError when there is none."""
     with store.session() as session:
-        counts = dict(session.execute(
-            select(EvolutionIteration.run_id, func.count()).group_by(EvolutionIteration.run_id)
-        ).all())  # fmt: skip
-        adopted = dict(session.execute(
-            select(EvolutionIteration.run_id, func.count())
-            .where(EvolutionIteration.adopted.is_(True)).group_by(EvolutionIteration.run_id)
-        ).all())  # fmt: skip
+        counts = dict(
+            session.execute(
+                select(EvolutionIteration.run_id, func.count()).group_by(EvolutionIteration.run_id)
+            ).all()
+        )
+        adopted = dict(
+            session.execute(
+                select(EvolutionIteration.run_id, func.count())
+                .where(EvolutionIteration.adopted.is_(True))
+                .group_by(EvolutionIteration.run_id)
+            ).all()
+        )
         runs = session.scalars(select(EvolutionRun).order_by(EvolutionRun.id.desc())).all()
         listing = [
-            RunListing(run.id, run.status, run.provider, run.created_at, run.iterations_planned,
-                       counts.get(run.id, 0), adopted.get(run.id, 0))
+            RunListing(
+                run.id,
+                run.status,
+                run.provider,
+                run.created_at,
+                run.iterations_planned,
+                counts.get(run.id, 0),
+                adopted.get(run.id, 0),
+            )
             for run in runs
-        ]  # fmt: skip
+        ]
     if not listing:
         raise ReportError("the store holds no evolve run yet; start one with aicodec evolve")
     return listing
@@ -176,8 +188,9 @@ def code_diff(
     parent: str, child: str, parent_label: str, child_label: str
 ) -> list[tuple[str, str]]:
     """A unified diff (3 lines of context) of two sources, each line with its kind."""
-    lines = difflib.unified_diff(parent.splitlines(), child.splitlines(), parent_label,
-                                 child_label, lineterm="")  # fmt: skip
+    lines = difflib.unified_diff(
+        parent.splitlines(), child.splitlines(), parent_label, child_label, lineterm=""
+    )
     marked: list[tuple[str, str]] = []
     for index, line in enumerate(lines):
         if index < 2:  # the two file lines; a body line may start with --- too
@@ -233,16 +246,17 @@ def _tags(session: Session, run_id: int) -> dict[int, str]:
         select(EvolutionIteration.number, AdoptionRecord.tag)
         .join(AdoptionRecord, AdoptionRecord.id == EvolutionIteration.adoption_id)
         .where(EvolutionIteration.run_id == run_id, EvolutionIteration.adopted.is_(True))
-    ).all()  # fmt: skip
+    ).all()
     return {number: tag for number, tag in rows if tag}
 
 
 def _plans(session: Session, run_id: int) -> dict[int, dict[str, Any]]:
     """Each iteration's stored plan (root cause, hypothesis, steps), by iteration number."""
     rows = session.execute(
-        select(EvolutionIteration.number, EvolutionIteration.plan_json)
-        .where(EvolutionIteration.run_id == run_id)
-    ).all()  # fmt: skip
+        select(EvolutionIteration.number, EvolutionIteration.plan_json).where(
+            EvolutionIteration.run_id == run_id
+        )
+    ).all()
     plans: dict[int, dict[str, Any]] = {}
     for number, text in rows:
         try:
@@ -260,17 +274,25 @@ def _stages(session: Session, batch: str, entries: list[dict[str, Any]]) -> list
             seconds[stage] = seconds.get(stage, 0) + float(value or 0.0)
     calls = session.execute(
         select(ModelCall.purpose, func.count(), func.coalesce(func.sum(ModelCall.cost_usd), 0.0))
-        .where(ModelCall.batch == batch).group_by(ModelCall.purpose)
-    ).all()  # fmt: skip
+        .where(ModelCall.batch == batch)
+        .group_by(ModelCall.purpose)
+    ).all()
     by_stage = {purpose: (int(count), float(cost)) for purpose, count, cost in calls}
     stages = sorted(set(seconds) | set(by_stage), key=lambda s: (-seconds.get(s, 0.0), s))
-    return [StageCost(stage, seconds.get(stage, 0.0), by_stage.get(stage, (0, 0.0))[1],
-                      by_stage.get(stage, (0, 0.0))[0]) for stage in stages]  # fmt: skip
+    return [
+        StageCost(
+            stage,
+            seconds.get(stage, 0.0),
+            by_stage.get(stage, (0, 0.0))[1],
+            by_stage.get(stage, (0, 0.0))[0],
+        )
+        for stage in stages
+    ]
 
 
-def _points(session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]) -> tuple[
-    list[dict[str, Any]], str | None
-]:  # fmt: skip
+def _points(
+    session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]
+) -> tuple[list[dict[str, Any]], str | None]:
     """A candidate's stored points on a clip with SSIM-Y added to each (from the same run)."""
     points, problem = candidate_points(session, candidate_id, clip_id, qualities)
     for point in points:
@@ -282,8 +304,9 @@ def _points(session: Session, candidate_id: int, clip_id: int, qualities: Sequen
 def _codecs_shown(summary: EvolveSummary, tags: dict[int, str]) -> list[tuple[str, str, int]]:
     """(label, role, candidate) of the codecs drawn on the RD charts: the start, each adopted
     codec with its tag, and the best one, each once."""
-    shown: list[tuple[str, str, int]] = [(f"start #{summary.start_candidate}", "start",
-                                          summary.start_candidate)]  # fmt: skip
+    shown: list[tuple[str, str, int]] = [
+        (f"start #{summary.start_candidate}", "start", summary.start_candidate)
+    ]
     for adoption in summary.adoptions:
         tag = tags.get(adoption["iteration"], "adopted")
         shown.append((f"{tag} #{adoption['candidate']}", "adopted", adoption["candidate"]))
@@ -299,9 +322,12 @@ def _codecs_shown(summary: EvolveSummary, tags: dict[int, str]) -> list[tuple[st
 
 
 def _clip_views(
-    store: Store, settings: Settings, config: EvolveConfig, summary: EvolveSummary,
+    store: Store,
+    settings: Settings,
+    config: EvolveConfig,
+    summary: EvolveSummary,
     tags: dict[int, str],
-) -> list[ClipView]:  # fmt: skip
+) -> list[ClipView]:
     """The run's training and holdout clips with the ladder's and the codecs' stored curves."""
     ladder = load_ladder(settings.ladder_file)
     described = {"training": summary.training_clips, "holdout": summary.holdout_clips}
@@ -315,18 +341,33 @@ def _clip_views(
                     continue
                 curves = stored_ladder_points(session, ladder, record.id)
                 ladder_points = {
-                    name: [{"kbps": row.kbps, "psnr_y": row.psnr_y, "psnr_yuv": row.psnr_yuv,
-                            "ssim_y": row.ssim_y, "rate": f"{row.rate_option} {row.rate_value}"}
-                           for row in rows]
+                    name: [
+                        {
+                            "kbps": row.kbps,
+                            "psnr_y": row.psnr_y,
+                            "psnr_yuv": row.psnr_yuv,
+                            "ssim_y": row.ssim_y,
+                            "rate": f"{row.rate_option} {row.rate_value}",
+                        }
+                        for row in rows
+                    ]
                     for name, rows in curves.items()
-                }  # fmt: skip
+                }
                 codecs = []
                 for label, kind, candidate in _codecs_shown(summary, tags):
                     points, problem = _points(session, candidate, record.id, config.qualities)
                     codecs.append(CodecCurve(label, kind, candidate, points, problem))
-                views.append(ClipView(clip["name"], role, record.id,
-                                      f"{record.width}x{record.height}", record.frame_count,
-                                      ladder_points, codecs))  # fmt: skip
+                views.append(
+                    ClipView(
+                        clip["name"],
+                        role,
+                        record.id,
+                        f"{record.width}x{record.height}",
+                        record.frame_count,
+                        ladder_points,
+                        codecs,
+                    )
+                )
     return views
 
 
@@ -344,10 +385,13 @@ def _candidate_views(
         records = {
             row.id: row
             for row in session.scalars(
-                select(CandidateRecord).where(CandidateRecord.id.in_(
-                    seen | {e["parent"] for e in entries if e["parent"] is not None}))
+                select(CandidateRecord).where(
+                    CandidateRecord.id.in_(
+                        seen | {e["parent"] for e in entries if e["parent"] is not None}
+                    )
+                )
             )
-        }  # fmt: skip
+        }
     views: list[CandidateView] = []
     for candidate_id, entry in order:
         record = records[candidate_id]
@@ -355,15 +399,21 @@ def _candidate_views(
         parent = records.get(parent_id) if parent_id is not None else None
         diff = candidate_diff(parent, record)
         origin = (entry["origin"] if entry else None) or record.origin
-        views.append(CandidateView(
-            id=record.id, name=record.name, origin=origin, parent_id=parent_id,
-            source=record.source,
-            iteration=entry["iteration"] if entry else None,
-            outcome=outcome_of(entry) if entry else "start",
-            bd_rate=entry["bd_rate"] if entry else summary.start_bd_rate_vs_x264,
-            tag=tags.get(entry["iteration"]) if entry else None, diff=diff,
-            parent_in_run=parent_id in seen,
-        ))  # fmt: skip
+        views.append(
+            CandidateView(
+                id=record.id,
+                name=record.name,
+                origin=origin,
+                parent_id=parent_id,
+                source=record.source,
+                iteration=entry["iteration"] if entry else None,
+                outcome=outcome_of(entry) if entry else "start",
+                bd_rate=entry["bd_rate"] if entry else summary.start_bd_rate_vs_x264,
+                tag=tags.get(entry["iteration"]) if entry else None,
+                diff=diff,
+                parent_in_run=parent_id in seen,
+            )
+        )
     return views
 
 
@@ -393,8 +443,14 @@ def run_view(store: Store, settings: Settings, run_id: int | None = None) -> Run
             shown = ", ".join(str(n) for n in known) if known else "none"
             raise ReportError(f"no evolve run {run_id} in the store (runs: {shown})")
         config = EvolveConfig.from_json(run.config_json)
-        head = (run.batch, run.status, run.stop_reason, f"{run.provider} ({run.provider_reason})",
-                run.created_at, run.finished_at)  # fmt: skip
+        head = (
+            run.batch,
+            run.status,
+            run.stop_reason,
+            f"{run.provider} ({run.provider_reason})",
+            run.created_at,
+            run.finished_at,
+        )
         tags = _tags(session, run_id)
         plans = _plans(session, run_id)
     try:
@@ -418,12 +474,19 @@ def run_view(store: Store, settings: Settings, run_id: int | None = None) -> Run
     with store.session() as session:
         stages = _stages(session, head[0], entries)
     return RunView(
-        run_id, *head, config=config, summary=summary,
-        clips=_clip_views(store, settings, config, summary, tags), iterations=entries,
-        candidates=candidates, lineage=lineage(candidates), calibration=calibration,
+        run_id,
+        *head,
+        config=config,
+        summary=summary,
+        clips=_clip_views(store, settings, config, summary, tags),
+        iterations=entries,
+        candidates=candidates,
+        lineage=lineage(candidates),
+        calibration=calibration,
         calibration_problem=problem,
-        predictions=[(p.planner, p.predicted, p.measured) for p in predictions], stages=stages,
-    )  # fmt: skip
+        predictions=[(p.planner, p.predicted, p.measured) for p in predictions],
+        stages=stages,
+    )
 
 
 @dataclass
@@ -450,32 +513,57 @@ def candidate_page(store: Store, candidate_id: int) -> CandidatePage:
             raise ReportError(f"no candidate {candidate_id} in the store")
         parent = session.get(CandidateRecord, record.parent_id) if record.parent_id else None
         diff = candidate_diff(parent, record)
-        children = list(session.scalars(
-            select(CandidateRecord.id).where(CandidateRecord.parent_id == candidate_id)
-            .order_by(CandidateRecord.id)
-        ))  # fmt: skip
+        children = list(
+            session.scalars(
+                select(CandidateRecord.id)
+                .where(CandidateRecord.parent_id == candidate_id)
+                .order_by(CandidateRecord.id)
+            )
+        )
         rows = session.scalars(
-            select(EvolutionIteration).where(EvolutionIteration.candidate_id == candidate_id)
+            select(EvolutionIteration)
+            .where(EvolutionIteration.candidate_id == candidate_id)
             .order_by(EvolutionIteration.run_id, EvolutionIteration.number)
-        ).all()  # fmt: skip
-        iterations = [(row.run_id, row.number, outcome_of(
-            {"status": row.status, "adopted": row.adopted})) for row in rows]  # fmt: skip
+        ).all()
+        iterations = [
+            (row.run_id, row.number, outcome_of({"status": row.status, "adopted": row.adopted}))
+            for row in rows
+        ]
         runs = session.scalars(
-            select(RunRecord).where(RunRecord.candidate_id == candidate_id,
-                                    RunRecord.status == "ok", RunRecord.psnr_y.is_not(None))
+            select(RunRecord)
+            .where(
+                RunRecord.candidate_id == candidate_id,
+                RunRecord.status == "ok",
+                RunRecord.psnr_y.is_not(None),
+            )
             .order_by(RunRecord.id)
-        ).all()  # fmt: skip
-        clip_names = {clip.id: f"{clip.name} ({clip.width}x{clip.height}, {clip.frame_count} "
-                      "frames)" for clip in session.scalars(select(ClipRecord))}  # fmt: skip
+        ).all()
+        clip_names = {
+            clip.id: f"{clip.name} ({clip.width}x{clip.height}, {clip.frame_count} frames)"
+            for clip in session.scalars(select(ClipRecord))
+        }
         points: dict[str, dict[int, dict[str, Any]]] = {}
         for row in runs:  # newest last, so it wins
             points.setdefault(clip_names.get(row.clip_id, str(row.clip_id)), {})[row.quality] = {
-                "quality": row.quality, "kbps": row.kbps, "psnr_y": row.psnr_y,
-                "psnr_yuv": row.psnr_yuv, "ssim_y": row.ssim_y, "bytes": row.bytes,
-            }  # fmt: skip
+                "quality": row.quality,
+                "kbps": row.kbps,
+                "psnr_y": row.psnr_y,
+                "psnr_yuv": row.psnr_yuv,
+                "ssim_y": row.ssim_y,
+                "bytes": row.bytes,
+            }
         return CandidatePage(
-            record.id, record.name, record.origin, record.parent_id, record.source,
-            record.created_at, diff, children, iterations,
-            {clip: [by_quality[q] for q in sorted(by_quality)]
-             for clip, by_quality in points.items()},
-        )  # fmt: skip
+            record.id,
+            record.name,
+            record.origin,
+            record.parent_id,
+            record.source,
+            record.created_at,
+            diff,
+            children,
+            iterations,
+            {
+                clip: [by_quality[q] for q in sorted(by_quality)]
+                for clip, by_quality in points.items()
+            },
+        )

@@ -38,9 +38,11 @@ from aicodec.store import Store
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _ENVIRONMENT = Environment(
-    loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]),
-    trim_blocks=False, keep_trailing_newline=True,
-)  # fmt: skip
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["j2", "html"]),
+    trim_blocks=False,
+    keep_trailing_newline=True,
+)
 RD_METRICS = {"psnr": ("psnr_y", "PSNR-Y (dB)"), "ssim": ("ssim_y", "SSIM-Y")}
 
 
@@ -55,8 +57,12 @@ class WrittenReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready figures."""
-        return {"run": self.run_id, "path": str(self.path), "bytes": self.bytes,
-                "seconds": round(self.seconds, 3)}  # fmt: skip
+        return {
+            "run": self.run_id,
+            "path": str(self.path),
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def clip_curves(clip: ClipView, key: str) -> list[Curve]:
@@ -67,8 +73,9 @@ def clip_curves(clip: ClipView, key: str) -> list[Curve]:
     ]
     for codec in clip.codecs:
         shown = [p for p in codec.points if p.get(key) is not None]
-        curves.append(Curve(codec.label, [p["kbps"] for p in shown], [p[key] for p in shown],
-                            codec.role))  # fmt: skip
+        curves.append(
+            Curve(codec.label, [p["kbps"] for p in shown], [p[key] for p in shown], codec.role)
+        )
     return curves
 
 
@@ -83,10 +90,16 @@ def run_charts(view: RunView) -> dict[str, str]:
                 clip_curves(clip, key), label, f"{clip.name} ({clip.role}): {label}"
             )
     points = [
-        IterationPoint(e["iteration"], e["bd_rate"] if e["status"] == "scored" else None,
-                       e["outcome"], e["tag"], eligible=may_be_best(e))
-        for e in view.iterations if e["outcome"] != "running"
-    ]  # fmt: skip
+        IterationPoint(
+            e["iteration"],
+            e["bd_rate"] if e["status"] == "scored" else None,
+            e["outcome"],
+            e["tag"],
+            eligible=may_be_best(e),
+        )
+        for e in view.iterations
+        if e["outcome"] != "running"
+    ]
     charts["iterations"] = iterations_chart_svg(
         points, view.summary.start_bd_rate_vs_x264, "mean BD-rate vs x264, training clips"
     )
@@ -138,41 +151,65 @@ def _render(template: str, **context: Any) -> str:
 def render_report(view: RunView) -> str:
     """A run's report as one self-contained HTML page (no link leaves the file)."""
     return _render(
-        "run.html.j2", title=f"aicodec evolve run {view.run_id}", view=view,
-        charts=run_charts(view), standalone=True, code_data=_code_data(view), refresh=None,
-        nav=[(f"aicodec · evolve run {view.run_id}", "#")], report_href=None,
+        "run.html.j2",
+        title=f"aicodec evolve run {view.run_id}",
+        view=view,
+        charts=run_charts(view),
+        standalone=True,
+        code_data=_code_data(view),
+        refresh=None,
+        nav=[(f"aicodec · evolve run {view.run_id}", "#")],
+        report_href=None,
         candidate_href=lambda candidate: f"#candidate-{candidate}",
-    )  # fmt: skip
+    )
 
 
 def render_run_page(view: RunView, refresh: int | None) -> str:
     """A run's live page for ``serve``: reloads itself every ``refresh`` seconds while the
     run goes on, and links to each candidate's page."""
     return _render(
-        "run.html.j2", title=f"run {view.run_id} · aicodec", view=view, charts=run_charts(view),
-        standalone=False, code_data="", refresh=refresh if view.live else None,
-        nav=_nav(), report_href=f"/runs/{view.run_id}/report.html",
+        "run.html.j2",
+        title=f"run {view.run_id} · aicodec",
+        view=view,
+        charts=run_charts(view),
+        standalone=False,
+        code_data="",
+        refresh=refresh if view.live else None,
+        nav=_nav(),
+        report_href=f"/runs/{view.run_id}/report.html",
         candidate_href=_candidate_href,
-    )  # fmt: skip
+    )
 
 
 def render_index(runs: list[RunListing], store: str, refresh: int | None) -> str:
     """The list of the store's runs for ``serve``."""
     live = any(run.status == "running" for run in runs)
-    return _render("index.html.j2", title="aicodec runs", runs=runs, store=store,
-                   refresh=refresh if live else None, nav=_nav())  # fmt: skip
+    return _render(
+        "index.html.j2",
+        title="aicodec runs",
+        runs=runs,
+        store=store,
+        refresh=refresh if live else None,
+        nav=_nav(),
+    )
 
 
 def render_candidate(page: CandidatePage) -> str:
     """One candidate's page for ``serve``."""
-    return _render("candidate.html.j2", title=f"candidate {page.id} · aicodec", page=page,
-                   refresh=None, nav=_nav())  # fmt: skip
+    return _render(
+        "candidate.html.j2",
+        title=f"candidate {page.id} · aicodec",
+        page=page,
+        refresh=None,
+        nav=_nav(),
+    )
 
 
 def render_not_found(message: str) -> str:
     """The page for a run, candidate or address that is not there."""
-    return _render("not_found.html.j2", title="not found · aicodec", message=message,
-                   refresh=None, nav=_nav())  # fmt: skip
+    return _render(
+        "not_found.html.j2", title="not found · aicodec", message=message, refresh=None, nav=_nav()
+    )
 
 
 def _nav() -> list[tuple[str, str]]:
@@ -194,5 +231,6 @@ def write_report(store: Store, settings: Settings, run_id: int | None, path: Pat
         path.write_text(html, encoding="utf-8")
     except OSError as exc:
         raise ReportError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
-    return WrittenReport(view.run_id, path, len(html.encode("utf-8")),
-                         time.perf_counter() - started)  # fmt: skip
+    return WrittenReport(
+        view.run_id, path, len(html.encode("utf-8")), time.perf_counter() - started
+    )

@@ -23,11 +23,13 @@ def score_curves(store: Store, settings: Settings, outcome: ScoreOutcome) -> lis
         stored = stored_ladder_points(session, ladder, clip_id) if clip_id is not None else {}
         curves = [
             Curve(name, [row.kbps for row in rows], [row.psnr_y for row in rows])
-            for name, rows in stored.items() if name in outcome.bd_rate_vs
-        ]  # fmt: skip
+            for name, rows in stored.items()
+            if name in outcome.bd_rate_vs
+        ]
     points = sorted(outcome.points, key=lambda point: point.kbps)
-    curves.append(Curve(printable(outcome.name), [p.kbps for p in points],
-                        [p.psnr_y for p in points], "best"))  # fmt: skip
+    curves.append(
+        Curve(printable(outcome.name), [p.kbps for p in points], [p.psnr_y for p in points], "best")
+    )
     return curves
 
 

@@ -43,9 +43,12 @@ class PageServer(ThreadingHTTPServer):
     allow_reuse_address = False  # a second server on a port in use must fail, not share it
 
     def __init__(
-        self, store: Store, settings: Settings, port: int,
+        self,
+        store: Store,
+        settings: Settings,
+        port: int,
         log: Callable[[str], None] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.store = store
         self.settings = settings
         self.log = log
@@ -73,8 +76,9 @@ class PageServer(ThreadingHTTPServer):
         refresh = self.settings.serve_refresh_s
         try:
             if route == "index":
-                return HTTPStatus.OK, render_index(list_runs(self.store),
-                                                   shown_url(self.store.url), refresh)  # fmt: skip
+                return HTTPStatus.OK, render_index(
+                    list_runs(self.store), shown_url(self.store.url), refresh
+                )
             if route == "run":
                 return HTTPStatus.OK, render_run_page(
                     run_view(self.store, self.settings, number), refresh

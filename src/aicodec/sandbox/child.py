@@ -48,9 +48,24 @@ FRAMES_FILE = "frames.i420"
 BITSTREAM_FILE = "bitstream.bin"
 DECODED_FILE = "decoded.i420"
 REMOVED_BUILTINS = (
-    "open", "exec", "eval", "compile", "input", "breakpoint", "help", "exit", "quit",
-    "globals", "locals", "vars", "copyright", "credits", "license", "__loader__", "__spec__",
-)  # fmt: skip
+    "open",
+    "exec",
+    "eval",
+    "compile",
+    "input",
+    "breakpoint",
+    "help",
+    "exit",
+    "quit",
+    "globals",
+    "locals",
+    "vars",
+    "copyright",
+    "credits",
+    "license",
+    "__loader__",
+    "__spec__",
+)
 OPTIONAL_MODULES = ("cv2", "torch")
 # Imported before the guard, so codecs find them loaded (numpy loads these lazily).
 PRELOADED_MODULES = ("numpy.random", "numpy.fft", "numpy.linalg", "numpy.polynomial", "numpy.ma")

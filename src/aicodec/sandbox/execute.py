@@ -177,8 +177,11 @@ def _take_stale(folder: Path, min_age_s: float) -> bool:
     free (taken while it is removed); whether it was removed."""
     try:
         seen = folder.lstat()
-        if (not stat.S_ISDIR(seen.st_mode) or seen.st_uid != os.geteuid()
-                or time.time() - seen.st_mtime < min_age_s):  # fmt: skip
+        if (
+            not stat.S_ISDIR(seen.st_mode)
+            or seen.st_uid != os.geteuid()
+            or time.time() - seen.st_mtime < min_age_s
+        ):
             return False
         lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
@@ -237,15 +240,25 @@ def run_sandbox_job(
             if job.role == "encode":
                 assert clip is not None
                 report, data = encode_in_sandbox(
-                    job.source, clip.frames, job.quality, base / "job", job.settings,
-                    wall_s=job.wall_s, cancel=cancel,
-                )  # fmt: skip
+                    job.source,
+                    clip.frames,
+                    job.quality,
+                    base / "job",
+                    job.settings,
+                    wall_s=job.wall_s,
+                    cancel=cancel,
+                )
             else:
                 assert job.bitstream is not None
                 report, data = decode_in_sandbox(
-                    job.source, job.bitstream, base / "job", job.settings,
-                    max_bytes=job.max_bytes, wall_s=job.wall_s, cancel=cancel,
-                )  # fmt: skip
+                    job.source,
+                    job.bitstream,
+                    base / "job",
+                    job.settings,
+                    max_bytes=job.max_bytes,
+                    wall_s=job.wall_s,
+                    cancel=cancel,
+                )
             if not report.ok and not base.is_dir():  # the child failed for want of its folder
                 lost = FileNotFoundError(2, "No such file or directory", str(base))
                 message = f"{folder_lost(base, lost)} ({report.describe()})"
@@ -253,8 +266,9 @@ def run_sandbox_job(
             return report, data
         except OSError as exc:
             wall = time.perf_counter() - started
-            return ChildReport(job.role, "error", job.role, folder_lost(base, exc), None, wall,
-                               None, ()), None  # fmt: skip
+            return ChildReport(
+                job.role, "error", job.role, folder_lost(base, exc), None, wall, None, ()
+            ), None
 
 
 def folder_lost(base: Path, exc: OSError) -> str:
@@ -319,9 +333,14 @@ class _Schedule:
             future = self.pool.submit(run_sandbox_job, job, clip, self.cancel)
         else:
             frames = clip.frames
-            job = SandboxJob("decode", self.source, self.settings, wall_s,
-                             bitstream=point.bitstream,
-                             max_bytes=frames.frame_bytes * frames.count)  # fmt: skip
+            job = SandboxJob(
+                "decode",
+                self.source,
+                self.settings,
+                wall_s,
+                bitstream=point.bitstream,
+                max_bytes=frames.frame_bytes * frames.count,
+            )
             future = self.pool.submit(run_sandbox_job, job, None, self.cancel)
         self.pending[future] = (state, role)
 
@@ -481,9 +500,14 @@ def run_candidate(
 ) -> CandidateRun:
     """``run_candidate_on_clips`` for one clip: its points in the order of ``qualities``."""
     return run_candidate_on_clips(
-        source, [clip], qualities, settings, references=references, keep_dir=keep_dir,
+        source,
+        [clip],
+        qualities,
+        settings,
+        references=references,
+        keep_dir=keep_dir,
         progress=progress,
-    )[0]  # fmt: skip
+    )[0]
 
 
 def _mode_of(layers: tuple[str, ...]) -> str:

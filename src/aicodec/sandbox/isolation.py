@@ -40,10 +40,12 @@ SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sy
 DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
 # the namespaces a child enters as root, and the layer names a run records for them
 NAMESPACES = (
-    (CLONE_NEWNS, "mount-namespace"), (CLONE_NEWPID, "pid-namespace"),
-    (CLONE_NEWNET, "net-namespace"), (CLONE_NEWIPC, "ipc-namespace"),
+    (CLONE_NEWNS, "mount-namespace"),
+    (CLONE_NEWPID, "pid-namespace"),
+    (CLONE_NEWNET, "net-namespace"),
+    (CLONE_NEWIPC, "ipc-namespace"),
     (CLONE_NEWUTS, "uts-namespace"),
-)  # fmt: skip
+)
 ROOT_TMPFS = "size=16m,nr_inodes=4096,mode=755"
 TMP_TMPFS = "size=64m,nr_inodes=1024,mode=1777"
 
@@ -218,8 +220,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]  # fmt: skip
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def drop_capabilities() -> None:
@@ -237,8 +242,11 @@ def enter_user_namespace() -> None:
     # a uid change cleared "dumpable", which makes /proc/self root's; the maps need it back
     _check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl(DUMPABLE)")
     _check(libc.unshare(CLONE_NEWUSER), "unshare(user)")
-    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
-                       ("gid_map", f"{gid} {gid} 1")):  # fmt: skip
+    for name, text in (
+        ("setgroups", "deny"),
+        ("uid_map", f"{uid} {uid} 1"),
+        ("gid_map", f"{gid} {gid} 1"),
+    ):
         with open(f"/proc/self/{name}", "w", encoding="ascii") as handle:
             handle.write(text)
     drop_capabilities()

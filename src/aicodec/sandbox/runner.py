@@ -44,9 +44,15 @@ SIGNALLED = 128  # a child's exit code above this: it died of signal (code - 128
 CLAIM_SLACK_S = 0.05  # a child may claim this much more call time than the parent measured
 # the layers a run in namespace mode must report, or it did not run isolated
 KERNEL_LAYERS = (
-    "mount-namespace", "pid-namespace", "net-namespace", "ipc-namespace", "uts-namespace",
-    "user-namespace", "pivot-root", "seccomp",
-)  # fmt: skip
+    "mount-namespace",
+    "pid-namespace",
+    "net-namespace",
+    "ipc-namespace",
+    "uts-namespace",
+    "user-namespace",
+    "pivot-root",
+    "seccomp",
+)
 PROBE_CODEC = (
     "def encode(frames, quality):\n    return b'ok'\n\n\ndef decode(data):\n    return None\n"
 )
@@ -134,11 +140,23 @@ def kernel_isolation_problem() -> str | None:
         os.chmod(folder, 0o711)
         try:
             report, _ = run_child(
-                "encode", PROBE_CODEC, Path(folder) / "job", settings, mode="namespaces",
-                inputs={child.FRAMES_FILE: bytes(96)}, output=child.BITSTREAM_FILE,
-                output_bytes=16, job={"quality": 50, "width": 8, "height": 8, "count": 1,
-                                      "fps_num": 1, "fps_den": 1},
-            )  # fmt: skip
+                "encode",
+                PROBE_CODEC,
+                Path(folder) / "job",
+                settings,
+                mode="namespaces",
+                inputs={child.FRAMES_FILE: bytes(96)},
+                output=child.BITSTREAM_FILE,
+                output_bytes=16,
+                job={
+                    "quality": 50,
+                    "width": 8,
+                    "height": 8,
+                    "count": 1,
+                    "fps_num": 1,
+                    "fps_den": 1,
+                },
+            )
         except (OSError, SandboxError) as exc:
             return f"the probe child could not start ({exc})"
     missing = [layer for layer in KERNEL_LAYERS if layer not in report.isolation]
@@ -233,9 +251,12 @@ def read_output(folder: int, name: str, max_bytes: int) -> bytes | str:
 
 
 def wall_limit(
-    settings: Settings, reference_s: float | None, frames: int = 0, width: int = 0,
+    settings: Settings,
+    reference_s: float | None,
+    frames: int = 0,
+    width: int = 0,
     height: int = 0,
-) -> float:  # fmt: skip
+) -> float:
     """A child's wall-clock limit (s), at most the absolute cap ``sandbox_wall_s``.
 
     With a reference time (a related codec's, same clip, quality and role): its
@@ -247,8 +268,10 @@ def wall_limit(
         limit = max(settings.sandbox_time_floor_s, settings.sandbox_time_multiple * reference_s)
     elif frames > 0 and width > 0 and height > 0:
         megapixel_frames = frames * width * height / 1e6
-        limit = (settings.sandbox_time_floor_s
-                 + settings.sandbox_seconds_per_megapixel_frame * megapixel_frames)  # fmt: skip
+        limit = (
+            settings.sandbox_time_floor_s
+            + settings.sandbox_seconds_per_megapixel_frame * megapixel_frames
+        )
     else:
         return settings.sandbox_wall_s
     return min(settings.sandbox_wall_s, limit)
@@ -304,9 +327,11 @@ def run_child(
         size = sum(map(len, inputs.values())) + len(source.encode()) + file_limit
         try:
             isolation.mount_job_folder(
-                str(job_dir), size + settings.sandbox_scratch_bytes,
-                settings.sandbox_job_inodes, settings.sandbox_user,
-            )  # fmt: skip
+                str(job_dir),
+                size + settings.sandbox_scratch_bytes,
+                settings.sandbox_job_inodes,
+                settings.sandbox_user,
+            )
         except OSError as exc:
             raise SandboxError(f"cannot bound the job folder with a tmpfs: {exc}") from exc
         mounted = True
@@ -361,8 +386,10 @@ def _disagreement(report: ChildReport, size: int) -> str | None:
         return "the child never signalled the start of the codec's code"
     claimed, measured = report.claimed_seconds, report.call_seconds
     if not isinstance(claimed, int | float) or not 0 <= claimed <= measured + CLAIM_SLACK_S:
-        return (f"the child reported {claimed!r} s in the codec's call, but the lab measured "
-                f"{report.call_seconds:.3f} s")  # fmt: skip
+        return (
+            f"the child reported {claimed!r} s in the codec's call, but the lab measured "
+            f"{report.call_seconds:.3f} s"
+        )
     if report.role == "encode":
         if report.values.get("bytes") != size:
             return f"the child reported {report.values.get('bytes')!r} bytes, its file holds {size}"
@@ -389,8 +416,17 @@ def _run_process(
     """Start the child process on the prepared ``job_dir`` and wait for its report."""
     read_fd, write_fd = os.pipe()
     keeper_read, keeper_write = os.pipe()
-    command = [sys.executable, "-s", "-P", "-m", "aicodec.sandbox.child", str(job_dir),
-               str(write_fd), str(keeper_write), str(os.getpid())]  # fmt: skip
+    command = [
+        sys.executable,
+        "-s",
+        "-P",
+        "-m",
+        "aicodec.sandbox.child",
+        str(job_dir),
+        str(write_fd),
+        str(keeper_write),
+        str(os.getpid()),
+    ]
     root_dir: Path | None = None
     if mode == "namespaces":
         root_dir = job_dir.with_name(job_dir.name + "-root")
@@ -400,10 +436,15 @@ def _run_process(
     started = time.perf_counter()
     try:
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=child_environment(settings, home), cwd=job_dir,
-            pass_fds=(write_fd, keeper_write), start_new_session=True,
-        )  # fmt: skip
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_environment(settings, home),
+            cwd=job_dir,
+            pass_fds=(write_fd, keeper_write),
+            start_new_session=True,
+        )
     except BaseException:
         os.close(read_fd)
         os.close(keeper_read)
@@ -537,34 +578,39 @@ def _report(
         data = {}
     if not isinstance(data, dict):
         data = {}
-    layers = tuple(printable(str(layer)) for layer in data.get("isolation", ()) or ())
-    common = dict(role=role, exit_code=measured.exit_code, wall_seconds=measured.wall_seconds,
-                  isolation=layers, stdout=printable(drains[0].text(), keep_newlines=True),
-                  stderr=printable(drains[1].text(), keep_newlines=True))  # fmt: skip
+    crashed = ChildReport(
+        role=role,
+        status="crashed",
+        stage=role,
+        message=_exit_meaning(measured.exit_code),
+        exit_code=measured.exit_code,
+        wall_seconds=measured.wall_seconds,
+        call_seconds=None,
+        isolation=tuple(printable(str(layer)) for layer in data.get("isolation", ()) or ()),
+        stdout=printable(drains[0].text(), keep_newlines=True),
+        stderr=printable(drains[1].text(), keep_newlines=True),
+    )
     if measured.ending == "timeout":
         message = f"no result within the {limit_s:.0f} s wall-clock limit"
-        return ChildReport(status="timeout", stage=role, message=message, call_seconds=None,
-                           **common)  # type: ignore[arg-type]  # fmt: skip
+        return replace(crashed, status="timeout", message=message)
     if measured.ending == "flood":
         message = f"wrote more than {settings.sandbox_flood_bytes} bytes to stdout/stderr"
-        return ChildReport(status="flood", stage=role, message=message, call_seconds=None,
-                           **common)  # type: ignore[arg-type]  # fmt: skip
+        return replace(crashed, status="flood", message=message)
     if not data:
-        return ChildReport(status="crashed", stage=role, message=_exit_meaning(measured.exit_code),
-                           call_seconds=None, **common)  # type: ignore[arg-type]  # fmt: skip
+        return crashed
     values = {k: v for k, v in data.items() if k in ("bytes", "frames", "height", "width", "fps")}
     status = printable(str(data.get("status", "error")))
     if status == "ok" and measured.exit_code != 0:
         status, data["message"] = "error", f"reported ok but {_exit_meaning(measured.exit_code)}"
     claimed = data.get("call_seconds")
-    return ChildReport(
+    return replace(
+        crashed,
         status=status,
         stage=printable(str(data["stage"])) if data.get("stage") is not None else None,
         message=printable(str(data.get("message", ""))),
         call_seconds=measured.call_seconds,
         claimed_seconds=claimed if isinstance(claimed, int | float) else None,
         values=values,
-        **common,  # type: ignore[arg-type]
     )
 
 
@@ -588,10 +634,17 @@ def encode_in_sandbox(
         "fps_den": frames.fps.denominator,
     }
     return run_child(
-        "encode", source, job_dir, settings, inputs={child.FRAMES_FILE: frames.i420_bytes()},
-        job=job, output=child.BITSTREAM_FILE, output_bytes=settings.sandbox_max_bitstream_bytes,
-        wall_s=wall_s, cancel=cancel,
-    )  # fmt: skip
+        "encode",
+        source,
+        job_dir,
+        settings,
+        inputs={child.FRAMES_FILE: frames.i420_bytes()},
+        job=job,
+        output=child.BITSTREAM_FILE,
+        output_bytes=settings.sandbox_max_bitstream_bytes,
+        wall_s=wall_s,
+        cancel=cancel,
+    )
 
 
 def decode_in_sandbox(
@@ -606,6 +659,14 @@ def decode_in_sandbox(
 ) -> tuple[ChildReport, bytes | None]:
     """Decode ``bitstream`` in a child that sees nothing else; its raw I420 output."""
     return run_child(
-        "decode", source, job_dir, settings, inputs={child.BITSTREAM_FILE: bitstream}, job={},
-        output=child.DECODED_FILE, output_bytes=max_bytes, wall_s=wall_s, cancel=cancel,
-    )  # fmt: skip
+        "decode",
+        source,
+        job_dir,
+        settings,
+        inputs={child.BITSTREAM_FILE: bitstream},
+        job={},
+        output=child.DECODED_FILE,
+        output_bytes=max_bytes,
+        wall_s=wall_s,
+        cancel=cancel,
+    )

@@ -201,9 +201,10 @@ def open_engine(url: str, *, read_only: bool = False) -> Engine:
             _enable_sqlite_pragmas(engine, read_only=read_only)
         elif parsed.get_backend_name() == "postgresql":
             engine = create_engine(
-                parsed, connect_args=_postgres_connect_args(parsed, read_only=read_only),
+                parsed,
+                connect_args=_postgres_connect_args(parsed, read_only=read_only),
                 pool_pre_ping=True,
-            )  # fmt: skip
+            )
         else:
             engine = create_engine(parsed)
         if read_only:

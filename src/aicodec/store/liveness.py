@@ -159,9 +159,11 @@ def carrying_out(
     _take(store, run_id, timeout_s, carrier)
     stop = threading.Event()
     thread = threading.Thread(
-        target=_heartbeats, args=(store, run_id, carrier, heartbeat_s, stop),
-        name=f"evolve-run-{run_id}-heartbeat", daemon=True,
-    )  # fmt: skip
+        target=_heartbeats,
+        args=(store, run_id, carrier, heartbeat_s, stop),
+        name=f"evolve-run-{run_id}-heartbeat",
+        daemon=True,
+    )
     thread.start()
     try:
         yield

@@ -45,10 +45,14 @@ class BaselineEncode(Base):
     __tablename__ = "baseline_encodes"
     __table_args__ = (
         UniqueConstraint(
-            "clip_id", "encoder", "encoder_version", "settings_hash", "rate_value",
+            "clip_id",
+            "encoder",
+            "encoder_version",
+            "settings_hash",
+            "rate_value",
             name="uq_baseline_encode_point",
         ),
-    )  # fmt: skip
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
@@ -77,10 +81,14 @@ class RatePointChoice(Base):
     __tablename__ = "rate_point_choices"
     __table_args__ = (
         UniqueConstraint(
-            "clip_id", "encoder", "encoder_version", "settings_hash", "targets_key",
+            "clip_id",
+            "encoder",
+            "encoder_version",
+            "settings_hash",
+            "targets_key",
             name="uq_rate_point_choice",
         ),
-    )  # fmt: skip
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)

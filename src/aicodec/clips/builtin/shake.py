@@ -94,8 +94,9 @@ def frames() -> Frames:
     """builtin:shake: 320x240, 30 frames at 30 fps, YUV 4:2:0 (BT.601 via OpenCV)."""
     canvas = _canvas()
     views = (
-        cv2.warpAffine(canvas, _camera(offset), (WIDTH, HEIGHT),
-                       flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
+        cv2.warpAffine(
+            canvas, _camera(offset), (WIDTH, HEIGHT), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+        )
         for offset in shake_path()
-    )  # fmt: skip
+    )
     return i420_frames(views, FPS)

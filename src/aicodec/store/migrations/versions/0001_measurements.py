@@ -55,10 +55,14 @@ def upgrade() -> None:
         sa.Column("encode_seconds", sa.Float, nullable=False),
         _stamps(),
         sa.UniqueConstraint(
-            "clip_id", "encoder", "encoder_version", "settings_hash", "rate_value",
+            "clip_id",
+            "encoder",
+            "encoder_version",
+            "settings_hash",
+            "rate_value",
             name="uq_baseline_encode_point",
         ),
-    )  # fmt: skip
+    )
     op.create_table(
         "rate_point_choices",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -70,10 +74,14 @@ def upgrade() -> None:
         sa.Column("rate_values_json", sa.Text, nullable=False),
         _stamps(),
         sa.UniqueConstraint(
-            "clip_id", "encoder", "encoder_version", "settings_hash", "targets_key",
+            "clip_id",
+            "encoder",
+            "encoder_version",
+            "settings_hash",
+            "targets_key",
             name="uq_rate_point_choice",
         ),
-    )  # fmt: skip
+    )
 
 
 def downgrade() -> None:

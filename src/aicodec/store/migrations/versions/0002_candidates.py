@@ -14,9 +14,18 @@ branch_labels = None
 depends_on = None
 
 FLOAT_COLUMNS = (
-    "kbps", "encode_seconds", "decode_seconds", "encode_wall_seconds", "decode_wall_seconds",
-    "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ssim_y", "vmaf",
-)  # fmt: skip
+    "kbps",
+    "encode_seconds",
+    "decode_seconds",
+    "encode_wall_seconds",
+    "decode_wall_seconds",
+    "psnr_y",
+    "psnr_u",
+    "psnr_v",
+    "psnr_yuv",
+    "ssim_y",
+    "vmaf",
+)
 
 
 def upgrade() -> None:
