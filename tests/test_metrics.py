@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -364,3 +367,38 @@ def test_vmaf_failure_is_an_ffmpeg_error_with_ffmpegs_message() -> None:
         vmaf(clip, clip, model="vmaf_no_such_model", threads=1)
     with pytest.raises(MetricError, match="model version"):
         vmaf(clip, clip, model="vmaf_v0.6.1:log_path=/tmp/x", threads=1)
+
+
+MEASURE = """
+from aicodec.clips import load_clip
+from aicodec.metrics import compare
+from aicodec.settings import Settings
+clip = load_clip(None, Settings(), count=2)
+print(compare(clip.frames, clip.frames, settings=Settings()).ssim_y)
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="needs root and unshare for a read-only view of the package",
+)
+def test_the_kernels_run_for_a_user_who_cannot_write_the_package_or_home(tmp_path: Path) -> None:
+    """Another user of the same installation: the package folder read-only, no home."""
+    package = Path(metrics.__file__).parent
+    script = tmp_path / "measure.py"
+    script.write_text(MEASURE)
+    environment = {**os.environ, "HOME": "/proc/no-home", "TMPDIR": str(tmp_path)}
+    environment.pop("NUMBA_CACHE_DIR", None)
+    environment.pop("XDG_CACHE_HOME", None)
+    shell = f"mount --bind -o ro {package} {package} && exec {sys.executable} {script}"
+    result = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", shell],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) == pytest.approx(1.0)
+    assert (tmp_path / f"aicodec-numba-{os.getuid()}").is_dir()  # where the kernels went

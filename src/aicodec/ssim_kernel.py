@@ -10,6 +10,10 @@ on the way, for PSNR-Y.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import numba
 import numpy as np
 
@@ -30,8 +34,35 @@ def gaussian_taps() -> np.ndarray:
 
 
 TAPS = gaussian_taps()
+
+
+def numba_cache_dir() -> str | None:
+    """A folder this user can write for numba's compiled kernels: NUMBA_CACHE_DIR if set,
+    else ``$XDG_CACHE_HOME/aicodec/numba`` (``~/.cache`` by default), else one under the
+    temporary folder; None when none is writable (the kernels are then not cached). Never
+    the package's own folder, which another user of the installation cannot write."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
+    home_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    candidates = [Path(home_cache) / "aicodec" / "numba"]
+    candidates.append(Path(tempfile.gettempdir()) / f"aicodec-numba-{os.getuid()}")
+    for folder in candidates:
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except (OSError, RuntimeError):  # RuntimeError: no home folder to expand
+            continue
+        if os.access(folder, os.W_OK | os.X_OK) and folder.stat().st_uid == os.getuid():
+            return str(folder)
+    return None
+
+
+CACHE_DIR = numba_cache_dir()
+if CACHE_DIR is not None:
+    # read as each cached kernel below is declared (numba's stub does not list it)
+    numba.config.CACHE_DIR = CACHE_DIR  # type: ignore[attr-defined]
+CACHED = CACHE_DIR is not None
 # the serial kernels: no GIL, fast math, cached on disk, numpy's error model
-_jit = numba.njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+_jit = numba.njit(nogil=True, fastmath=True, cache=CACHED, error_model="numpy")
 
 
 @_jit
@@ -150,7 +181,7 @@ def strip_ssim_sse(x, y, first, last, sse_first, sse_last):
     return total, sse
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@numba.njit(parallel=True, nogil=True, cache=CACHED)
 def frames_ssim_sse(x, y, strips):
     """Per-frame SSIM-map sums and luma squared errors of uint8 [T, H, W] planes.
 
