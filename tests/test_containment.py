@@ -27,7 +27,7 @@ from aicodec.processes import descendants, is_running
 from aicodec.safe_text import printable
 from aicodec.sandbox import syscalls
 from aicodec.sandbox.execute import SWEPT_PREFIX, CandidateRun, run_candidate
-from aicodec.sandbox.isolation import mounts_under, tmpfs_options
+from aicodec.sandbox.isolation import landlock_version, mounts_under, tmpfs_options
 from aicodec.sandbox.runner import kernel_isolation_problem, namespaces_available, read_output
 from aicodec.settings import Settings
 from tests.test_sandbox import tight
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 HOSTILE = Path(__file__).parent / "hostile_kernel"
 CHANNEL_KEY = 0x41434F44  # the SysV key the channel codecs use
-EPERM = 1
+EPERM, ENOENT, EACCES = 1, 2, 13
 NAMESPACES = pytest.mark.skipif(
     not namespaces_available(), reason=f"no kernel isolation here: {kernel_isolation_problem()}"
 )
@@ -124,6 +124,34 @@ def test_with_the_guard_off_the_kernel_still_refuses(mode: str, clip: Clip, tmp_
     assert "seccomp" in encode.isolation
     assert not (tmp_path / "escaped").exists()
     assert CHANNEL_KEY not in sysv_keys()
+
+
+@pytest.mark.parametrize("mode", ["namespaces", "process"])
+def test_with_the_guard_off_files_outside_stay_out_of_reach(
+    mode: str, clip: Clip, tmp_path: Path
+) -> None:
+    if mode == "namespaces" and not namespaces_available():
+        pytest.skip(str(kernel_isolation_problem()))
+    if mode == "process" and landlock_version() < 1:
+        pytest.skip("no Landlock in this kernel: process mode cannot narrow the file system")
+    source = tmp_path / "source.y4m"
+    clip.frames.write_y4m(source)
+    for path in (tmp_path, source):  # readable by anyone: only the sandbox stands in the way
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    result = run(hostile("guard_off_files", tmp_path, SOURCE=source), clip, mode)
+    encode = result.points[0].encode
+    assert encode.ok, encode.describe()
+    outcomes = dict(
+        item.split("=") for item in (result.points[0].bitstream or b"").decode().split(";")
+    )
+    if mode == "process":  # the host's files are there, but Landlock refuses them
+        assert "landlock" in encode.isolation
+        assert outcomes == dict.fromkeys(outcomes, str(EACCES)) and len(outcomes) == 4
+    else:  # the private root holds neither the source nor the lab; its /tmp is its own
+        assert outcomes["read_source"] == outcomes["write_sentinel"] == str(ENOENT)
+        assert outcomes["read_lab_environ"] in (str(EACCES), str(ENOENT))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["source.y4m"]
+    assert not Path("/tmp/aicodec-escaped").exists()
 
 
 @pytest.mark.parametrize("mode", ["namespaces", "process"])

@@ -338,6 +338,11 @@ def _wall_in(job: Job, job_dir: str, root: str, keeper_fd: int) -> tuple[str, li
             walls.append("user-namespace")
     isolation.die_with_parent(parent)  # a change of user cleared the parent-death signal
     isolation.forbid_new_privileges()
+    if not root:  # no private root: Landlock narrows the host's file system instead
+        extra = tuple(job.get("read_only", ()))
+        readable, writable = isolation.process_view(os.path.realpath(job_dir), extra)
+        if isolation.restrict_paths(readable, writable):
+            walls.append("landlock")
     isolation.apply_limits(**job["limits"])
     walls += ["rlimits", "audit-hook", "scrubbed-env"]
     return job_dir, walls, ready_fd

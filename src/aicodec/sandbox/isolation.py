@@ -177,6 +177,18 @@ def _pivot_root(root: str) -> None:
     os.chdir("/")
 
 
+def process_view(
+    job_dir: str, extra_read_only: tuple[str, ...] = ()
+) -> tuple[list[str], list[str]]:
+    """What a child in process mode may read (the system and Python folders, its own
+    /proc entry and CPU facts) and read and write (its job folder, the harmless devices):
+    the host's view otherwise, so Landlock (``restrict_paths``) narrows it to this."""
+    own = f"/proc/{os.getpid()}"
+    readable = [path for path in SYSTEM_DIRS if os.path.isdir(path)] + python_dirs()
+    readable += [own, "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", *extra_read_only]
+    return _top_level(readable), [job_dir, *DEVICES]
+
+
 def enter_private_root(
     job_dir: str, root: str, extra_read_only: tuple[str, ...] = (), devices: tuple[str, ...] = ()
 ) -> None:
@@ -251,6 +263,74 @@ def enter_user_namespace() -> None:
             handle.write(text)
     drop_capabilities()
     _check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
+
+
+# Landlock (Linux 5.13+): the same system call numbers on every architecture
+LANDLOCK_CREATE_RULESET, LANDLOCK_ADD_RULE, LANDLOCK_RESTRICT_SELF = 444, 445, 446
+LANDLOCK_CREATE_RULESET_VERSION, LANDLOCK_RULE_PATH_BENEATH = 1, 1
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FS_REMOVE_DIR, FS_REMOVE_FILE, FS_MAKE_DIR, FS_MAKE_REG = 1 << 4, 1 << 5, 1 << 7, 1 << 8
+FS_ALL_ABI1 = (1 << 13) - 1  # the 13 file-system rights of Landlock's first version
+FS_TRUNCATE = 1 << 14  # version 3
+FS_READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+FS_READ_WRITE = FS_READ | FS_WRITE_FILE | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_DIR | FS_MAKE_REG
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64)]
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def landlock_version() -> int:
+    """The Landlock ABI version this kernel offers; 0 where it has none."""
+    version = _libc().syscall(LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    return max(int(version), 0)
+
+
+def restrict_paths(readable: list[str], writable: list[str]) -> bool:
+    """Limit this process (and its threads) to reading below ``readable`` and reading and
+    writing below ``writable``, with Landlock; no device, FIFO, socket or link can be made
+    anywhere. False where the kernel has no Landlock (nothing is restricted then)."""
+    libc = _libc()
+    version = landlock_version()
+    if version < 1:
+        return False
+    handled = FS_ALL_ABI1 | (FS_TRUNCATE if version >= 3 else 0)
+    attr = _RulesetAttr(handled)
+    ruleset = libc.syscall(LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
+    if ruleset < 0:
+        return False
+    try:
+        write_rights = FS_READ_WRITE | (FS_TRUNCATE if version >= 3 else 0)
+        for paths, rights in ((readable, FS_READ), (writable, write_rights)):
+            for path in paths:
+                _allow_beneath(libc, ruleset, path, rights)
+        _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+        _check(libc.syscall(LANDLOCK_RESTRICT_SELF, ruleset, 0), "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+    return True
+
+
+def _allow_beneath(libc: ctypes.CDLL, ruleset: int, path: str, rights: int) -> None:
+    """Add a Landlock rule: ``rights`` below ``path`` (a file gets only the file rights)."""
+    try:
+        descriptor = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # not on this machine: nothing to allow
+    try:
+        if not os.path.isdir(path):
+            rights &= FS_EXECUTE | FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE
+        rule = _PathBeneathAttr(rights, descriptor)
+        rule_type = LANDLOCK_RULE_PATH_BENEATH
+        result = libc.syscall(LANDLOCK_ADD_RULE, ruleset, rule_type, ctypes.byref(rule), 0)
+        _check(result, f"landlock_add_rule {path}")
+    finally:
+        os.close(descriptor)
 
 
 def forbid_new_privileges() -> None:
