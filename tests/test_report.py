@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import tomllib
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -477,3 +478,18 @@ def test_served_pages_in_chromium(evolved: Path, served: Served, tmp_path: Path)
     assert all("404" in error for error in log.errors), log.errors
     code, _, err = served.stop()
     assert code == 0 and "Traceback" not in err
+
+
+def test_every_ladder_encoder_has_its_own_look_on_an_rd_chart(tmp_path: Path) -> None:
+    """x264 and MPEG-2 once shared a grey, x265 and MJPEG an olive: every encoder of the
+    ladder and a codec on one chart must give lines that all look different."""
+    ladder = tomllib.loads((REPO / "baselines" / "ladder.toml").read_text())["encoders"]
+    curves = [Curve(name, [100.0 + i, 300.0 + i], [30.0, 34.0]) for i, name in enumerate(ladder)]
+    curves.append(Curve("codec", [120.0, 320.0], [31.0, 35.0], role="start"))
+    svg = tmp_path / "rd.svg"
+    write_rd_plot(svg, {"clip": curves})
+    styles = re.findall(r'<g id="line2d_\d+">\s*<path [^>]*style="([^"]*)"', svg.read_text())
+    drawn = [style for style in styles if "stroke-opacity" not in style]  # not the grid
+    looks = [re.sub(r"stroke-dashoffset: [\d.]+; |; stroke-width.*", "", style) for style in drawn]
+    assert len(ladder) >= 7
+    assert len(set(looks[: len(curves)])) == len(curves), looks[: len(curves)]

@@ -45,7 +45,18 @@ _STYLE: dict[RcKeyType, Any] = {
     "axes.spines.right": False,
 }
 _DRAWING = threading.Lock()  # matplotlib's settings are global; pages render in threads
-LADDER_COLOURS = ("#7f7f7f", "#bcbd22", "#17becf", "#8c564b", "#9467bd")
+# the ladder's encoders: colours none of the codecs' use, then other dashes once they run out
+LADDER_COLOURS = (
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#8c564b",
+    "#9467bd",
+    "#ff7f0e",
+    "#e377c2",
+    "#000000",
+)
+LADDER_DASHES = ("--", "-.", ":")
 CODEC_COLOURS = {"start": "#1f77b4", "adopted": "#2ca02c", "best": "#d62728"}
 OUTCOME_COLOURS = {
     "adopted": "#2ca02c",
@@ -110,6 +121,14 @@ def _svg_text(figure: Figure) -> str:
     return text[text.index("<svg") :]
 
 
+def ladder_style(index: int) -> tuple[str, str]:
+    """Colour and dash of the ``index``-th ladder encoder on a chart: no two of the first
+    len(LADDER_COLOURS) * len(LADDER_DASHES) encoders look alike."""
+    colour = LADDER_COLOURS[index % len(LADDER_COLOURS)]
+    dash = LADDER_DASHES[(index // len(LADDER_COLOURS)) % len(LADDER_DASHES)]
+    return colour, dash
+
+
 def _draw_rd(axes: Axes, curves: Sequence[Curve], metric_label: str, title: str) -> None:
     """RD curves on a log-rate axis: ladder encoders dashed, codecs solid."""
     ladder_index = 0
@@ -118,9 +137,9 @@ def _draw_rd(axes: Axes, curves: Sequence[Curve], metric_label: str, title: str)
         if not curve.kbps:
             continue
         if curve.role == "ladder":
-            colour = LADDER_COLOURS[ladder_index % len(LADDER_COLOURS)]
+            colour, dash = ladder_style(ladder_index)
             ladder_index += 1
-            style = {"linestyle": "--", "marker": "s", "markersize": 3, "linewidth": 1}
+            style = {"linestyle": dash, "marker": "s", "markersize": 3, "linewidth": 1}
         else:
             colour = CODEC_COLOURS.get(curve.role, "#1f77b4")
             style = {"linestyle": "-", "marker": "o", "markersize": 4, "linewidth": 1.6}
