@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ALL_COMPLETED, Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -259,10 +259,6 @@ def run_sandbox_job(
                     wall_s=job.wall_s,
                     cancel=cancel,
                 )
-            if not report.ok and not base.is_dir():  # the child failed for want of its folder
-                lost = FileNotFoundError(2, "No such file or directory", str(base))
-                message = f"{folder_lost(base, lost)} ({report.describe()})"
-                return replace(report, status="error", stage=job.role, message=message), None
             return report, data
         except OSError as exc:
             wall = time.perf_counter() - started
@@ -475,8 +471,7 @@ def run_candidate_on_clips(
                 _keep(point, keep_dir)
         found = (point.encode.isolation for point in points if point.encode.isolation)
         layers = next(found, ())
-        mode = _mode_of(layers) if layers else here or "unreported"
-        runs.append(CandidateRun(clip, wanted[index], points, mode, layers))
+        runs.append(CandidateRun(clip, wanted[index], points, _mode_of(layers, here), layers))
     return runs
 
 
@@ -484,8 +479,7 @@ def point_isolation(point: PointRun, settings: Settings) -> str:
     """The isolation a point ran under, as a run's is stored: ``mode: layer, ...``."""
     layers = point.encode.isolation
     here = isolation_mode(settings) if settings.executor == "local" else None
-    mode = _mode_of(layers) if layers else here or "unreported"
-    return f"{mode}: {', '.join(layers)}"
+    return f"{_mode_of(layers, here)}: {', '.join(layers)}"
 
 
 def run_candidate(
@@ -510,9 +504,12 @@ def run_candidate(
     )[0]
 
 
-def _mode_of(layers: tuple[str, ...]) -> str:
-    """The isolation mode a child's reported layers show (it may have run on another node)."""
-    return "namespaces" if "mount-namespace" in layers else "process"
+def _mode_of(layers: tuple[str, ...], here: str | None) -> str:
+    """The isolation mode a child's reported layers show (it may have run on another node);
+    without layers, ``here`` (this machine's mode, None on a cluster) or "unreported"."""
+    if layers:
+        return "namespaces" if "mount-namespace" in layers else "process"
+    return here or "unreported"
 
 
 def _not_run(role: str) -> ChildReport:

@@ -309,7 +309,7 @@ def restrict_paths(readable: list[str], writable: list[str]) -> bool:
         for paths, rights in ((readable, FS_READ), (writable, write_rights)):
             for path in paths:
                 _allow_beneath(libc, ruleset, path, rights)
-        _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+        forbid_new_privileges()  # Landlock's condition for an unprivileged process
         _check(libc.syscall(LANDLOCK_RESTRICT_SELF, ruleset, 0), "landlock_restrict_self")
     finally:
         os.close(ruleset)

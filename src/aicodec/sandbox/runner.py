@@ -342,9 +342,9 @@ def run_child(
             report = _run_process(role, job_dir, settings, mode, limit_s, cancel)
             if mounted and report.isolation:  # a child that reported its layers
                 report = replace(report, isolation=(*report.isolation, "job-tmpfs"))
+            _check_same_folder(job_dir, folder)  # also when the child failed for want of it
             if not report.ok:
                 return report, None
-            _check_same_folder(job_dir, folder)
             data = read_output(folder, output, output_bytes)
         finally:
             os.close(folder)
