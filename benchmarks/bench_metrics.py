@@ -21,7 +21,7 @@ import numpy as np
 
 from aicodec.clips.frames import Frames
 from aicodec.ffmpeg import ffmpeg_exe
-from aicodec.metrics import compare
+from aicodec.scoring.metrics import compare
 from aicodec.settings import Settings
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"

@@ -30,12 +30,12 @@ from pathlib import Path
 
 from bench_sandbox import NOTHING  # the codec that does nothing, beside this script
 
-from aicodec.baselines import load_ladder, run_ladder
 from aicodec.clips import load_clip
-from aicodec.metrics import measure_encoding
-from aicodec.pool import job_count, make_pool
+from aicodec.ladder import load_ladder, run_ladder
+from aicodec.pools.local import job_count, make_pool
 from aicodec.sandbox.execute import SandboxJob, run_sandbox_job
-from aicodec.scoring import score_clips
+from aicodec.scoring.candidate import score_clips
+from aicodec.scoring.metrics import measure_encoding
 from aicodec.settings import Settings
 from aicodec.store import Store
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("RAY_ADDRESS", None)
     connect_started = time.perf_counter()
     ray = Settings(executor="ray", ray_address="local", jobs=cores)
-    from aicodec.pool import start_executor
+    from aicodec.pools.local import start_executor
 
     where = start_executor(ray)
     connect_s = time.perf_counter() - connect_started

@@ -32,8 +32,6 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from aicodec import __version__
-from aicodec.baselines import LadderProgress, LadderResult, load_ladder, run_ladder
-from aicodec.bdrate import RDPoint, bd_compare
 from aicodec.candidates import code_hash, read_candidate
 from aicodec.cli import make_settings, print_json
 from aicodec.clips import Clip, load_clip
@@ -45,8 +43,10 @@ from aicodec.errors import (
     ValidationError,
 )
 from aicodec.ffmpeg import ffmpeg_version
+from aicodec.ladder import LadderProgress, LadderResult, load_ladder, run_ladder
 from aicodec.sandbox.runner import isolation_mode
-from aicodec.scoring import ScoreOutcome, parse_qualities, score_candidate
+from aicodec.scoring.bdrate import RDPoint, bd_compare
+from aicodec.scoring.candidate import ScoreOutcome, parse_qualities, score_candidate
 from aicodec.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

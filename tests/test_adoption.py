@@ -15,14 +15,14 @@ import git
 import pytest
 
 from aicodec.adoption import POLICY, adopt, decide
-from aicodec.baselines.runner import record_clip
 from aicodec.candidates.records import record_candidate
 from aicodec.clips import load_clip
 from aicodec.errors import AdoptionError
-from aicodec.results import current_best
-from aicodec.scoring import run_and_measure
+from aicodec.ladder.runner import record_clip
+from aicodec.scoring.candidate import run_and_measure
 from aicodec.settings import Settings
 from aicodec.store import Store
+from aicodec.store.queries import current_best
 from tests.test_cli import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]

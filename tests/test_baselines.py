@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aicodec.baselines import load_ladder, run_ladder
-from aicodec.baselines.encoding import encode_and_decode, frames_from_raw, raw_input
 from aicodec.clips import Clip, load_clip
 from aicodec.errors import FFmpegError
 from aicodec.ffmpeg import run_ffmpeg
-from aicodec.metrics import compare
+from aicodec.ladder import load_ladder, run_ladder
+from aicodec.ladder.encoding import encode_and_decode, frames_from_raw, raw_input
+from aicodec.scoring.metrics import compare
 from aicodec.settings import Settings
 from aicodec.store import BaselineEncode, RatePointChoice, Store
 from tests.conftest import run_ffmpeg_cli

@@ -12,7 +12,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from aicodec.bdrate import (
+from aicodec.errors import BDRateError
+from aicodec.scoring.bdrate import (
     DEFAULT_METHOD,
     DEFAULT_MIN_OVERLAP,
     METHODS,
@@ -23,7 +24,6 @@ from aicodec.bdrate import (
     bd_rate,
     load_curve,
 )
-from aicodec.errors import BDRateError
 from aicodec.settings import Settings
 
 TOL = 1e-3  # percentage points for BD-rate, dB for BD-PSNR

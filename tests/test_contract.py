@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from aicodec.candidates.contract import ALLOWED_IMPORTS, MAX_SOURCE_BYTES, REQUIRED_FUNCTIONS
-from aicodec.contract_rules import LABELS
-from aicodec.prompting import contract_text, system_prompt
+from aicodec.generation.prompts import contract_text, system_prompt
 from aicodec.settings import Settings
 from aicodec.validation import (
     ALLOWED_DUNDER_NAMES,
@@ -32,6 +31,7 @@ from aicodec.validation import (
     SYSTEM_MODULE_NAMES_ON_MODULES,
     validate_source,
 )
+from aicodec.validation.contract_rules import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = (ROOT / "prompts" / "contract.md.j2").read_text(encoding="utf-8")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from aicodec.errors import GenerationError
-from aicodec.prompt_material import failures_section
-from aicodec.prompting import (
+from aicodec.generation.material import failures_section
+from aicodec.generation.prompts import (
     Block,
     ParentCodec,
     PromptMaterial,
@@ -159,7 +159,7 @@ def test_planning_prompt_asks_for_the_plan_sections_within_budget() -> None:
 
 def test_default_parent_is_the_adopted_codec_before_the_best_scored(tmp_path: Path) -> None:
     from aicodec.candidates.records import record_candidate
-    from aicodec.generation import resolve_parent
+    from aicodec.generation.generate import resolve_parent
     from aicodec.store import AdoptionRecord, ClipRecord, ScoreRecord, Store
 
     store = Store(str(tmp_path / "store.db"))
@@ -206,7 +206,7 @@ def test_default_parent_is_the_adopted_codec_before_the_best_scored(tmp_path: Pa
 
 
 def test_the_default_parent_is_the_hybrid_seed_and_its_prompt_fits(tmp_path: Path) -> None:
-    from aicodec.generation import DEFAULT_SEED, resolve_parent
+    from aicodec.generation.generate import DEFAULT_SEED, resolve_parent
     from aicodec.store import Store
 
     store = Store(str(tmp_path / "store.db"))

@@ -9,7 +9,7 @@ import pytest
 
 from aicodec.candidates.edits import EditError, extract_candidate
 from aicodec.errors import ConfigError
-from aicodec.generation import generate_candidates, resolve_parent
+from aicodec.generation.generate import generate_candidates, resolve_parent
 from aicodec.providers.anthropic_provider import AnthropicProvider
 from aicodec.providers.base import load_prices, price_table
 from aicodec.settings import Settings

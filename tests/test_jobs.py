@@ -17,7 +17,7 @@ from aicodec.clips import Clip, load_clip
 from aicodec.errors import SandboxError
 from aicodec.sandbox.execute import CANCELLED, run_candidate, run_candidate_on_clips
 from aicodec.sandbox.runner import wall_limit
-from aicodec.scoring import measure_candidate
+from aicodec.scoring.candidate import measure_candidate
 from aicodec.settings import Settings
 from aicodec.store import Store
 from tests.test_cli import aicodec, assert_one_line_error

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aicodec.baselines.ladder import load_ladder
-from aicodec.baselines.search import choose_rates, next_guess
 from aicodec.errors import BaselineError
+from aicodec.ladder.search import choose_rates, next_guess
+from aicodec.ladder.spec import load_ladder
 from aicodec.settings import Settings
 
 

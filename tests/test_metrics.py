@@ -17,11 +17,18 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from aicodec import metrics
 from aicodec.clips.frames import Frames
 from aicodec.errors import FFmpegError, MetricError
 from aicodec.ffmpeg import ffmpeg_exe
-from aicodec.metrics import compare, frame_ssim, psnr_from_mse, psnr_yuv, ssim_per_frame, vmaf
+from aicodec.scoring import metrics
+from aicodec.scoring.metrics import (
+    compare,
+    frame_ssim,
+    psnr_from_mse,
+    psnr_yuv,
+    ssim_per_frame,
+    vmaf,
+)
 from aicodec.settings import Settings
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
@@ -371,7 +378,7 @@ def test_vmaf_failure_is_an_ffmpeg_error_with_ffmpegs_message() -> None:
 
 MEASURE = """
 from aicodec.clips import load_clip
-from aicodec.metrics import compare
+from aicodec.scoring.metrics import compare
 from aicodec.settings import Settings
 clip = load_clip(None, Settings(), count=2)
 print(compare(clip.frames, clip.frames, settings=Settings()).ssim_y)

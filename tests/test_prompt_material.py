@@ -13,21 +13,26 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from aicodec.baselines import load_ladder
 from aicodec.clips import Clip, load_clip
 from aicodec.evolution.planner import PastIteration
-from aicodec.prompt_material import gather
-from aicodec.prompting import (
+from aicodec.generation.material import gather
+from aicodec.generation.prompts import (
     ParentCodec,
     estimate_tokens,
     generate_prompt,
     plan_prompt,
     timing_text,
 )
+from aicodec.ladder import load_ladder
 from aicodec.providers.base import Prompt
 from aicodec.providers.replay import prompt_hash
 from aicodec.sandbox.runner import wall_limit
-from aicodec.scoring import ScoreOutcome, run_and_measure, score_clips, stored_frame_psnr_y
+from aicodec.scoring.candidate import (
+    ScoreOutcome,
+    run_and_measure,
+    score_clips,
+    stored_frame_psnr_y,
+)
 from aicodec.settings import Settings
 from aicodec.store import (
     BaselineEncode,
@@ -54,7 +59,7 @@ class Lab:
 
     def runs(self, clip: Clip) -> list[RunRecord]:
         """The parent's stored runs on ``clip``, by quality."""
-        from aicodec.baselines.runner import record_clip
+        from aicodec.ladder.runner import record_clip
 
         with self.store.session() as session:
             return list(
@@ -67,7 +72,7 @@ class Lab:
 
     def ladder_rows(self, clip: Clip) -> list[BaselineEncode]:
         """The stored x264 encodes of ``clip``."""
-        from aicodec.baselines.runner import record_clip
+        from aicodec.ladder.runner import record_clip
 
         with self.store.session() as session:
             return list(
@@ -79,7 +84,7 @@ class Lab:
             )
 
     def training_id(self) -> int:
-        from aicodec.baselines.runner import record_clip
+        from aicodec.ladder.runner import record_clip
 
         return record_clip(self.store, self.training)
 

@@ -21,8 +21,8 @@ import pytest
 
 from aicodec.clips import Clip, load_clip
 from aicodec.errors import ExecutorError
-from aicodec.pool import make_pool
-from aicodec.pool_ray import cached_clips, retried_total
+from aicodec.pools.local import make_pool
+from aicodec.pools.ray_cluster import cached_clips, retried_total
 from aicodec.settings import Settings
 from tests.test_evolve import INTRA, QUALITIES, evolve_args
 

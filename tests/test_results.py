@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from aicodec.adoption import decide
-from aicodec.baselines.runner import record_clip
 from aicodec.candidates.records import record_candidate
 from aicodec.clips import Clip
 from aicodec.evolution.loop import EvolveConfig
-from aicodec.results import (
+from aicodec.ladder.runner import record_clip
+from aicodec.scoring.candidate import parse_qualities
+from aicodec.settings import Settings
+from aicodec.store import RunRecord, ScoreRecord, Store
+from aicodec.store.queries import (
     X264,
     best_candidate,
     candidate_points,
@@ -21,9 +24,6 @@ from aicodec.results import (
     normal_qualities,
     quality_key,
 )
-from aicodec.scoring import parse_qualities
-from aicodec.settings import Settings
-from aicodec.store import RunRecord, ScoreRecord, Store
 
 SEED = Path(__file__).resolve().parents[1] / "baselines" / "seeds" / "intra_dct.py"
 LEVELS = [20, 40, 60, 80]

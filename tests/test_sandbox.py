@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from aicodec.clips import Clip, load_clip
-from aicodec.metrics import compare
-from aicodec.pool import job_count
+from aicodec.pools.local import job_count
 from aicodec.sandbox.execute import CandidateRun, run_candidate
 from aicodec.sandbox.runner import KERNEL_LAYERS, namespaces_available
+from aicodec.scoring.metrics import compare
 from aicodec.settings import Settings
 
 HOSTILE = sorted((Path(__file__).parent / "hostile_runtime").glob("*.py"))

@@ -11,9 +11,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from aicodec.bdrate import RDPoint, bd_rate
 from aicodec.clips import Frames, load_clip
-from aicodec.metrics import compare
+from aicodec.scoring.bdrate import RDPoint, bd_rate
+from aicodec.scoring.metrics import compare
 from aicodec.settings import Settings
 
 SEEDS = Path(__file__).resolve().parents[1] / "baselines" / "seeds"

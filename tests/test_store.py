@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, func, make_url, select, text
 
 from aicodec.errors import StoreError
-from aicodec.scoring import stored_frame_psnr_y
+from aicodec.scoring.candidate import stored_frame_psnr_y
 from aicodec.settings import Settings, load_settings
 from aicodec.store import (
     CandidateRecord,

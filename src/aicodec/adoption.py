@@ -30,10 +30,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aicodec.bdrate import RDPoint, bd_compare, signed_percent
 from aicodec.errors import AdoptionError, BDRateError
-from aicodec.metrics import finite_or_none, json_safe
-from aicodec.results import (
+from aicodec.scoring.bdrate import RDPoint, bd_compare, signed_percent
+from aicodec.scoring.metrics import finite_or_none, json_safe
+from aicodec.settings import Settings
+from aicodec.store import (
+    AdoptionRecord,
+    CandidateRecord,
+    ClipRecord,
+    Store,
+)
+from aicodec.store.queries import (
     X264,
     adopted_best,
     candidate_points,
@@ -41,13 +48,6 @@ from aicodec.results import (
     normal_qualities,
     parse_quality_key,
     quality_key,
-)
-from aicodec.settings import Settings
-from aicodec.store import (
-    AdoptionRecord,
-    CandidateRecord,
-    ClipRecord,
-    Store,
 )
 
 if TYPE_CHECKING:  # GitPython is imported only when a commit is made

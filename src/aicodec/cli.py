@@ -114,7 +114,7 @@ DeviceOption = Annotated[
 
 def print_json(data: Any) -> None:
     """Write ``data`` as JSON to stdout (non-finite numbers become null)."""
-    from aicodec.metrics import json_safe
+    from aicodec.scoring.metrics import json_safe
 
     sys.stdout.write(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
 
@@ -237,7 +237,7 @@ def compare_command(
     """Measure PSNR (Y, U, V, YUV), SSIM-Y and optionally VMAF of DISTORTED against REFERENCE."""
 
     def body() -> None:
-        from aicodec.metrics import compare
+        from aicodec.scoring.metrics import compare
 
         overrides: dict[str, object] = {}
         if weights is not None:
@@ -316,7 +316,7 @@ def bdrate_command(
     """Bjontegaard delta rate (percent) and delta PSNR (dB) of TEST against ANCHOR."""
 
     def body() -> None:
-        from aicodec.bdrate import bd_compare, load_curve
+        from aicodec.scoring.bdrate import bd_compare, load_curve
 
         settings = make_settings(bd_method=method, bd_min_overlap=min_overlap)
         result = bd_compare(
@@ -374,7 +374,7 @@ def baselines_command(
     """Encode a clip with the standard encoders at matched quality and print their RD curves."""
 
     def body() -> None:
-        from aicodec.baselines import load_ladder, run_ladder
+        from aicodec.ladder import load_ladder, run_ladder
         from aicodec.store import Store
 
         settings = make_settings(
@@ -504,7 +504,7 @@ def contract_command(as_json: JsonOption = False) -> None:
     """Print the codec contract (markdown) exactly as every prompt carries it."""
 
     def body() -> None:
-        from aicodec.prompting import contract_text
+        from aicodec.generation.prompts import contract_text
 
         text = contract_text(make_settings())
         if as_json:
@@ -568,7 +568,7 @@ def _executor(settings: Settings) -> Iterator[None]:
     if settings.executor == "local":
         yield
         return
-    from aicodec.pool import retried_jobs, start_executor
+    from aicodec.pools.local import retried_jobs, start_executor
 
     err.print(f"executor: {shown(start_executor(settings))}", soft_wrap=True)
     try:
@@ -610,7 +610,7 @@ def run_command(
 
     def body() -> None:
         from aicodec.candidates import read_candidate
-        from aicodec.scoring import parse_qualities, run_and_measure
+        from aicodec.scoring.candidate import parse_qualities, run_and_measure
 
         source = read_candidate(codec)
         levels = parse_qualities(qualities)
@@ -683,9 +683,9 @@ def score_command(
     """Score a codec: RD points measured by the lab and BD-rate against every encoder."""
 
     def body() -> None:
-        from aicodec.baselines import load_ladder
         from aicodec.candidates import read_candidate
-        from aicodec.scoring import parse_qualities, score_candidate
+        from aicodec.ladder import load_ladder
+        from aicodec.scoring.candidate import parse_qualities, score_candidate
 
         source = read_candidate(codec)
         levels = parse_qualities(qualities)
@@ -799,7 +799,7 @@ def decode_command(
         from aicodec.clips import parse_fps
         from aicodec.errors import ClipError
         from aicodec.sandbox.execute import decode_bitstream
-        from aicodec.scoring import validate_or_raise
+        from aicodec.scoring.candidate import validate_or_raise
 
         source = read_candidate(codec)
         validate_or_raise(source)
@@ -879,7 +879,7 @@ def generate_command(
     """Make new candidates from a parent with a model (or the offline mutation search)."""
 
     def body() -> None:
-        from aicodec.generation import generate_candidates, resolve_parent, select_provider
+        from aicodec.generation.generate import generate_candidates, resolve_parent, select_provider
 
         def work(store: Any, settings: Settings) -> Any:
             chosen, reason = select_provider(settings, provider, seed=seed, store=store)
@@ -961,7 +961,7 @@ def logs_command(
     def body() -> None:
         from sqlalchemy import or_, select
 
-        from aicodec.generation import call_totals
+        from aicodec.generation.generate import call_totals
         from aicodec.store import ModelCall
 
         def work(store: Any, settings: Settings) -> Any:
@@ -1104,12 +1104,12 @@ def adopt_command(
 
     def body() -> None:
         from aicodec.adoption import adopt, adopted_decision, candidate_source, check_codec_repo
-        from aicodec.baselines import load_ladder
-        from aicodec.baselines.runner import record_clip
         from aicodec.clips import HELD_OUT_BUILTINS
         from aicodec.errors import SandboxError, ValidationError
-        from aicodec.results import current_best
-        from aicodec.scoring import parse_qualities, run_and_measure, score_candidate
+        from aicodec.ladder import load_ladder
+        from aicodec.ladder.runner import record_clip
+        from aicodec.scoring.candidate import parse_qualities, run_and_measure, score_candidate
+        from aicodec.store.queries import current_best
 
         levels = parse_qualities(qualities)
         if len(levels) < 4:
@@ -1299,7 +1299,7 @@ def evolve_command(
             start_evolution,
         )
         from aicodec.evolution.loop import EvolveCrashed
-        from aicodec.scoring import parse_qualities
+        from aicodec.scoring.candidate import parse_qualities
 
         given = {
             "--video": video,

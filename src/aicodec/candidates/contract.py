@@ -10,7 +10,7 @@ A candidate is one Python source file defining::
 ``decode`` returns ``(y, u, v)`` uint8 arrays of the source's shapes (or any object
 with ``y``, ``u`` and ``v`` attributes). ``prompts/contract.md.j2`` is the same contract in
 prose for models and people, its lists rendered from these tables and the validator's
-(:mod:`aicodec.contract_rules`); ``aicodec contract`` prints it.
+(:mod:`aicodec.validation.contract_rules`); ``aicodec contract`` prints it.
 """
 
 from __future__ import annotations

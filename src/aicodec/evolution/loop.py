@@ -33,8 +33,6 @@ from typing import Any, NoReturn
 from sqlalchemy import select
 
 from aicodec.adoption import adopt, bd_rate_between, check_codec_repo
-from aicodec.baselines import Ladder, load_ladder
-from aicodec.baselines.runner import record_clip
 from aicodec.clips import BUILTIN_NAME, HELD_OUT_BUILTINS, Clip, load_clip
 from aicodec.errors import (
     AdoptionError,
@@ -48,21 +46,22 @@ from aicodec.errors import (
 )
 from aicodec.evolution.parents import IslandRule, Member, choose_parent
 from aicodec.evolution.planner import LabFacts, PastIteration, Plan, parse_plan, rule_plan
-from aicodec.generation import (
+from aicodec.generation.generate import (
     generate_candidates,
     log_call,
     resolve_parent,
     scrub,
     select_provider,
 )
-from aicodec.pool import STOP_POLL_S
-from aicodec.prompt_material import gather, past_iteration
-from aicodec.prompting import ParentCodec, PromptMaterial, plan_prompt
+from aicodec.generation.material import gather, past_iteration
+from aicodec.generation.prompts import ParentCodec, PromptMaterial, plan_prompt
+from aicodec.ladder import Ladder, load_ladder
+from aicodec.ladder.runner import record_clip
+from aicodec.pools.local import STOP_POLL_S
 from aicodec.providers.base import Provider, refuse_unpriced_budget
-from aicodec.results import X264, current_best, fitness, latest_ok_run, normal_qualities
 from aicodec.sandbox.execute import CANCELLED
 from aicodec.sandbox.runner import refuse_unisolated_model_code
-from aicodec.scoring import ScoreOutcome, score_clips
+from aicodec.scoring.candidate import ScoreOutcome, score_clips
 from aicodec.settings import Settings
 from aicodec.store import (
     AdoptionRecord,
@@ -74,6 +73,7 @@ from aicodec.store import (
     Store,
 )
 from aicodec.store.liveness import add_run, carrying_out, refuse_live_run
+from aicodec.store.queries import X264, current_best, fitness, latest_ok_run, normal_qualities
 
 FINISHED = ("scored", "failed")
 UNFINISHED_RUNS = ("running", "interrupted")

@@ -13,8 +13,8 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from aicodec.bdrate import signed_percent
 from aicodec.errors import GenerationError
+from aicodec.scoring.bdrate import signed_percent
 
 SECTIONS = {
     "ROOT CAUSE": "root_cause",

@@ -9,7 +9,7 @@ from collections import defaultdict, deque
 from sqlalchemy import select
 
 from aicodec.errors import ProviderError
-from aicodec.prompting import without_timings
+from aicodec.generation.prompts import without_timings
 from aicodec.providers.base import AnswersPrompts, ModelReply, Prompt
 from aicodec.store import ModelCall, Store
 

@@ -2,7 +2,7 @@
 its iterations, lineage, calibration, failures, cost and time, and each candidate's code.
 
 Every figure here is one the store already holds (or, for the BD-rates against the start,
-one ``aicodec.results`` and ``aicodec.adoption`` compute from stored points); nothing is
+one ``aicodec.store.queries`` and ``aicodec.adoption`` compute from stored points); nothing is
 measured again and nothing is written."""
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from aicodec.baselines import load_ladder
 from aicodec.errors import EvolutionError, ReportError
 from aicodec.evolution import EvolveConfig, EvolveSummary, summarise
 from aicodec.evolution.calibration import Calibration, calibration_of, stored_predictions
-from aicodec.results import candidate_points, latest_ok_run, stored_ladder_points
+from aicodec.ladder import load_ladder
 from aicodec.settings import Settings
 from aicodec.store import (
     AdoptionRecord,
@@ -33,6 +32,7 @@ from aicodec.store import (
     RunRecord,
     Store,
 )
+from aicodec.store.queries import candidate_points, latest_ok_run, stored_ladder_points
 
 LIVE_STATUSES = ("running",)
 

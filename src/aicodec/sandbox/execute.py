@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aicodec.clips import Clip, Frames
 from aicodec.errors import SandboxError
-from aicodec.pool import JobPool, make_pool, wait_for_jobs
+from aicodec.pools.local import JobPool, make_pool, wait_for_jobs
 from aicodec.processes import is_running
 from aicodec.sandbox import isolation
 from aicodec.sandbox.runner import (

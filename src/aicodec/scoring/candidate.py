@@ -9,16 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aicodec.baselines import Ladder, LadderProgress, run_ladder
-from aicodec.baselines.runner import record_clip
-from aicodec.bdrate import RDPoint, bd_compare
 from aicodec.candidates import code_hash
 from aicodec.candidates.contract import QUALITY_MAX, QUALITY_MIN
 from aicodec.candidates.records import record_candidate
 from aicodec.clips import Clip
 from aicodec.errors import BDRateError, ConfigError, SandboxError, ValidationError
-from aicodec.metrics import MEASURED_FIELDS, EncodedQuality, json_safe, measure_encoding
-from aicodec.results import latest_ok_run, normal_qualities, quality_key
+from aicodec.ladder import Ladder, LadderProgress, run_ladder
+from aicodec.ladder.runner import record_clip
 from aicodec.sandbox.execute import (
     CandidateRun,
     PointRun,
@@ -26,8 +23,11 @@ from aicodec.sandbox.execute import (
     point_isolation,
     run_candidate_on_clips,
 )
+from aicodec.scoring.bdrate import RDPoint, bd_compare
+from aicodec.scoring.metrics import MEASURED_FIELDS, EncodedQuality, json_safe, measure_encoding
 from aicodec.settings import Settings
 from aicodec.store import RunRecord, ScoreRecord, Store
+from aicodec.store.queries import latest_ok_run, normal_qualities, quality_key
 
 # measured fields kept in a candidate_runs row (the frame count is the clip's)
 STORED_FIELDS = tuple(name for name in MEASURED_FIELDS if name != "frames")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from aicodec.baselines.ladder import EncoderSpec
 from aicodec.clips import Frames
 from aicodec.errors import BaselineError, FFmpegError
 from aicodec.ffmpeg import run_ffmpeg
+from aicodec.ladder.spec import EncoderSpec
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import jinja2
 
-from aicodec.contract_rules import contract_values
 from aicodec.errors import ConfigError, GenerationError
 from aicodec.providers.base import Prompt
 from aicodec.settings import Settings
+from aicodec.validation.contract_rules import contract_values
 
 CHARS_PER_TOKEN = 3.5  # a conservative average for English prose and Python code
 

@@ -26,8 +26,8 @@ import numpy as np
 from aicodec.clips.frames import Frames
 from aicodec.errors import FFmpegError, MetricError
 from aicodec.ffmpeg import ffmpeg_exe, last_error_line
+from aicodec.scoring.ssim_kernel import PEAK, RADIUS, WINDOW, frames_ssim_sse
 from aicodec.settings import Settings
-from aicodec.ssim_kernel import PEAK, RADIUS, WINDOW, frames_ssim_sse
 
 SSIM_WINDOW = WINDOW
 SSIM_BORDER = RADIUS

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from aicodec.settings import Settings
 
 if TYPE_CHECKING:
-    from aicodec.pool_ray import RayPool
+    from aicodec.pools.ray_cluster import RayPool
 
 T = TypeVar("T")
 STOP_POLL_S = 0.2  # how often the lab's waiting main thread wakes to run a stop signal
@@ -98,7 +98,7 @@ def start_executor(settings: Settings) -> str:
     """Make the chosen executor ready (with Ray: connect to the cluster, a ConfigError or
     ExecutorError when that fails); one line saying where jobs run."""
     if settings.executor == "ray":
-        from aicodec.pool_ray import connect
+        from aicodec.pools.ray_cluster import connect
 
         return connect(settings)
     return f"local: {job_count(settings)} jobs at once"
@@ -107,7 +107,7 @@ def start_executor(settings: Settings) -> str:
 def retried_jobs(settings: Settings) -> int:
     """Jobs sent again in this process because the worker running them died (Ray only)."""
     if settings.executor == "ray":
-        from aicodec.pool_ray import retried_total
+        from aicodec.pools.ray_cluster import retried_total
 
         return retried_total()
     return 0
@@ -119,7 +119,7 @@ def make_pool(settings: Settings, most: int | None = None) -> Iterator[JobPool]:
     cluster), no more than ``most`` when given; closed when the block ends."""
     pool: LocalPool | RayPool
     if settings.executor == "ray":
-        from aicodec.pool_ray import RayPool
+        from aicodec.pools.ray_cluster import RayPool
 
         pool = RayPool(settings, most)
     else:

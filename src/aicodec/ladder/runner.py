@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, select
 
-from aicodec.baselines.encoding import encode_and_decode
-from aicodec.baselines.ladder import EncoderSpec, Ladder
-from aicodec.baselines.search import choose_rates
-from aicodec.bdrate import RDPoint, bd_compare
 from aicodec.clips import Clip
 from aicodec.errors import BaselineError, BDRateError
 from aicodec.ffmpeg import ffmpeg_version
-from aicodec.metrics import MEASURED_FIELDS, EncodedQuality, measure_encoding
-from aicodec.pool import JobPool, job_result, make_pool
+from aicodec.ladder.encoding import encode_and_decode
+from aicodec.ladder.search import choose_rates
+from aicodec.ladder.spec import EncoderSpec, Ladder
+from aicodec.pools.local import JobPool, job_result, make_pool
+from aicodec.scoring.bdrate import RDPoint, bd_compare
+from aicodec.scoring.metrics import MEASURED_FIELDS, EncodedQuality, measure_encoding
 from aicodec.settings import Settings
 from aicodec.store import BaselineEncode, ClipRecord, RatePointChoice, Store
 

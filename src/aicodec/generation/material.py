@@ -19,20 +19,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aicodec.baselines import Ladder, load_ladder
 from aicodec.candidates.contract import DEFAULT_QUALITIES
 from aicodec.errors import AicodecError
-from aicodec.prompting import Block, PromptMaterial, Section, timing_text
-from aicodec.results import (
-    best_candidate,
-    ladder_bd_rates,
-    latest_ok_run,
-    normal_qualities,
-    parse_quality_key,
-    stored_ladder_points,
-)
+from aicodec.generation.prompts import Block, PromptMaterial, Section, timing_text
+from aicodec.ladder import Ladder, load_ladder
 from aicodec.sandbox.runner import wall_limit
-from aicodec.scoring import stored_frame_psnr_y
+from aicodec.scoring.candidate import stored_frame_psnr_y
 from aicodec.settings import Settings
 from aicodec.store import (
     CandidateRecord,
@@ -42,6 +34,14 @@ from aicodec.store import (
     RunRecord,
     ScoreRecord,
     Store,
+)
+from aicodec.store.queries import (
+    best_candidate,
+    ladder_bd_rates,
+    latest_ok_run,
+    normal_qualities,
+    parse_quality_key,
+    stored_ladder_points,
 )
 
 if TYPE_CHECKING:  # the evolution package imports this module

@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aicodec.baselines import Ladder
 from aicodec.ffmpeg import ffmpeg_version
-from aicodec.metrics import finite_or_none
+from aicodec.ladder import Ladder
+from aicodec.scoring.metrics import finite_or_none
 from aicodec.store import (
     AdoptionRecord,
     BaselineEncode,

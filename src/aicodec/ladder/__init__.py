@@ -1,13 +1,13 @@
 """The standard-encoder ladder: x264, x265, SVT-AV1, libaom, VVenC, MPEG-2 and MJPEG."""
 
-from aicodec.baselines.ladder import EncoderSpec, Ladder, load_ladder
-from aicodec.baselines.runner import (
+from aicodec.ladder.runner import (
     EncoderCurve,
     LadderProgress,
     LadderResult,
     RatePoint,
     run_ladder,
 )
+from aicodec.ladder.spec import EncoderSpec, Ladder, load_ladder
 
 __all__ = [
     "EncoderCurve",

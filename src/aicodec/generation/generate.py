@@ -17,7 +17,7 @@ from aicodec.candidates.contract import DEFAULT_QUALITIES
 from aicodec.candidates.edits import EditError, extract_candidate
 from aicodec.candidates.records import record_candidate
 from aicodec.errors import GenerationError, ProviderError
-from aicodec.prompting import ParentCodec, generate_prompt, repair_prompt
+from aicodec.generation.prompts import ParentCodec, generate_prompt, repair_prompt
 from aicodec.providers.base import (
     ModelReply,
     Prompt,
@@ -27,7 +27,6 @@ from aicodec.providers.base import (
     refuse_unpriced_budget,
 )
 from aicodec.providers.replay import prompt_hash
-from aicodec.results import best_candidate, current_best
 from aicodec.settings import Settings, data_dir
 from aicodec.store import (
     CandidateRecord,
@@ -35,6 +34,7 @@ from aicodec.store import (
     ModelCall,
     Store,
 )
+from aicodec.store.queries import best_candidate, current_best
 from aicodec.validation import validate_source
 
 if TYPE_CHECKING:
@@ -406,7 +406,7 @@ def generate_candidates(
         for source in children:
             batch.keep(source, capabilities.origin, 0, None, reason=describe(parent.source, source))
         return outcome
-    from aicodec.prompt_material import gather
+    from aicodec.generation.material import gather
 
     material = gather(
         store,

@@ -1,0 +1,1 @@
+"""Generation: the prompts, the material they show and the calls that write new candidates."""

@@ -1,0 +1,1 @@
+"""Job pools: local worker processes (the default) or tasks on a Ray cluster."""
