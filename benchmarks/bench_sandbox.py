@@ -25,8 +25,9 @@ from pathlib import Path
 from aicodec.clips import load_clip
 from aicodec.errors import SandboxError
 from aicodec.pools.local import job_count
-from aicodec.sandbox.execute import work_folder
-from aicodec.sandbox.runner import encode_in_sandbox, namespaces_available
+from aicodec.sandbox.folders import work_folder
+from aicodec.sandbox.probe import namespaces_available
+from aicodec.sandbox.runner import encode_in_sandbox
 from aicodec.scoring.candidate import measure_candidate
 from aicodec.settings import Settings
 from aicodec.store import Store

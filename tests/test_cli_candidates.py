@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from aicodec.clips import load_clip
-from aicodec.sandbox.runner import namespaces_available
+from aicodec.sandbox.probe import namespaces_available
 from aicodec.settings import Settings
 from tests.conftest import run_ffmpeg_cli
 from tests.test_cli import aicodec, assert_one_line_error

@@ -26,9 +26,11 @@ from aicodec.clips import Clip, load_clip
 from aicodec.processes import descendants, is_running
 from aicodec.safe_text import printable
 from aicodec.sandbox import syscalls
-from aicodec.sandbox.execute import SWEPT_PREFIX, CandidateRun, run_candidate
+from aicodec.sandbox.execute import CandidateRun, run_candidate
+from aicodec.sandbox.folders import SWEPT_PREFIX
 from aicodec.sandbox.isolation import landlock_version, mounts_under, tmpfs_options
-from aicodec.sandbox.runner import kernel_isolation_problem, namespaces_available, read_output
+from aicodec.sandbox.outputs import read_output
+from aicodec.sandbox.probe import kernel_isolation_problem, namespaces_available
 from aicodec.settings import Settings
 from tests.test_sandbox import tight
 

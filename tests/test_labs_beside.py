@@ -22,7 +22,7 @@ import pytest
 
 from aicodec.candidates import code_hash
 from aicodec.processes import is_running, stop_process_tree
-from aicodec.sandbox.execute import SWEPT_PREFIX, remove_folder, sweep_stale_folders
+from aicodec.sandbox.folders import SWEPT_PREFIX, remove_folder, sweep_stale_folders
 from tests.test_jobs import HANGS, PLAIN
 
 pytestmark = pytest.mark.slow

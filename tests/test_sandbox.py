@@ -19,7 +19,7 @@ import pytest
 from aicodec.clips import Clip, load_clip
 from aicodec.pools.local import job_count
 from aicodec.sandbox.execute import CandidateRun, run_candidate
-from aicodec.sandbox.runner import KERNEL_LAYERS, namespaces_available
+from aicodec.sandbox.probe import KERNEL_LAYERS, namespaces_available
 from aicodec.scoring.metrics import compare
 from aicodec.settings import Settings
 

@@ -18,8 +18,9 @@ import pytest
 
 from aicodec.clips import Clip, Frames, load_clip
 from aicodec.processes import descendants, stop_process_tree
-from aicodec.sandbox.execute import SWEPT_PREFIX, run_candidate, sweep_stale_folders, work_folder
-from aicodec.sandbox.runner import namespaces_available
+from aicodec.sandbox.execute import run_candidate
+from aicodec.sandbox.folders import SWEPT_PREFIX, sweep_stale_folders, work_folder
+from aicodec.sandbox.probe import namespaces_available
 from aicodec.settings import Settings
 from tests.test_jobs import HANGS
 
