@@ -17,7 +17,8 @@ import pytest
 from aicodec.candidates.contract import ALLOWED_IMPORTS, MAX_SOURCE_BYTES, REQUIRED_FUNCTIONS
 from aicodec.generation.prompts import contract_text, system_prompt
 from aicodec.settings import Settings
-from aicodec.validation import (
+from aicodec.validation import validate_source
+from aicodec.validation.allowed import (
     ALLOWED_DUNDER_NAMES,
     DENIED_ATTRIBUTE_NAMES,
     DENIED_BECAUSE,
@@ -29,7 +30,6 @@ from aicodec.validation import (
     SAFE_STRING_DUNDERS,
     SYSTEM_MODULE_NAMES,
     SYSTEM_MODULE_NAMES_ON_MODULES,
-    validate_source,
 )
 from aicodec.validation.contract_rules import LABELS
 

@@ -236,7 +236,7 @@ def test_params_are_literals_within_their_ranges(name: str) -> None:
 @pytest.mark.parametrize("name", SEED_NAMES)
 def test_seed_imports_only_allowed_modules(name: str) -> None:
     from aicodec.candidates.contract import ALLOWED_IMPORTS
-    from aicodec.validation import SAFE_DUNDER_ATTRIBUTES
+    from aicodec.validation.allowed import SAFE_DUNDER_ATTRIBUTES
 
     tree = ast.parse((SEEDS / f"{name}.py").read_text())
     for node in ast.walk(tree):

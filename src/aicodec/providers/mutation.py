@@ -35,7 +35,7 @@ from typing import TypeGuard
 from aicodec.candidates.contract import PARAM_RANGES_NAME, PARAMS_NAME
 from aicodec.errors import ConfigError, GenerationError, ProviderError
 from aicodec.providers.base import Capabilities, ModelReply, Prompt
-from aicodec.validation import top_assignment
+from aicodec.validation.params import top_assignment
 
 NO_TUNABLES = "the parent has no PARAMS/PARAM_RANGES to mutate"
 NOTHING_TO_CHANGE = "the parent's PARAM_RANGES leave no parameter that can change"

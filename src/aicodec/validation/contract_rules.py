@@ -2,8 +2,8 @@
 
 ``prompts/contract.md.j2`` holds the prose; this module renders every list in it (allowed
 imports, refused names and attributes, the signature, PARAMS and size rules) from the
-tables :mod:`aicodec.validation` and :mod:`aicodec.candidates.contract` check with, so the
-prompt cannot promise what the checks refuse. Each bullet starts with a fixed label
+tables :mod:`aicodec.validation.allowed` and :mod:`aicodec.candidates.contract` check with,
+so the prompt cannot promise what the checks refuse. Each bullet starts with a fixed label
 (``LABELS``) that tests look up. The library never prints.
 """
 
@@ -22,7 +22,7 @@ from aicodec.candidates.contract import (
     QUALITY_MIN,
     REQUIRED_FUNCTIONS,
 )
-from aicodec.validation import (
+from aicodec.validation.allowed import (
     ALLOWED_DUNDER_NAMES,
     ATTRIBUTE_ONLY_PACKAGES,
     DENIED_ATTRIBUTE_NAMES,
@@ -101,13 +101,9 @@ def _attribute_only() -> list[str]:
     ]
 
 
-def may_use_section() -> str:
-    """The rules of the static checks as markdown bullets, every list from the validator."""
-    plain_denied = DENIED_MODULE_ATTRIBUTES - frozenset(DENIED_BECAUSE)
-    required = ", ".join(
-        f"`{name}({', '.join(params)})`" for name, params in REQUIRED_FUNCTIONS.items()
-    )
-    lines = [
+def _name_rules() -> list[str]:
+    """Bullets on imports, code built from strings, refused names and dunders."""
+    return [
         _bullet("imports", _imports()),
         *_attribute_only(),
         _bullet("dynamic", _codes(DYNAMIC_CODE_NAMES) + "."),
@@ -124,6 +120,13 @@ def may_use_section() -> str:
         ),
         _bullet("dunder_attributes", f"{_codes(SAFE_DUNDER_ATTRIBUTES)}; no other `x.__y__`."),
         _bullet("internal", _codes(INTERNAL_ATTRIBUTES) + "."),
+    ]
+
+
+def _attribute_rules() -> list[str]:
+    """Bullets on attributes refused on any object and refused parts of allowed modules."""
+    plain_denied = DENIED_MODULE_ATTRIBUTES - frozenset(DENIED_BECAUSE)
+    return [
         _bullet(
             "attributes",
             f"{_codes(DENIED_ATTRIBUTE_NAMES)} (files, native memory, computed attribute "
@@ -141,6 +144,12 @@ def may_use_section() -> str:
         ),
         f"- {LABELS['because']}",
         *(f"  - `{name}`: {DENIED_BECAUSE[name]}." for name in sorted(DENIED_BECAUSE)),
+    ]
+
+
+def _module_rules() -> list[str]:
+    """Bullets on modules used as values and modules reached through attributes."""
+    return [
         _bullet(
             "module_values",
             "a module (a name an `import` binds, or an attribute that is a module, such as "
@@ -159,6 +168,15 @@ def may_use_section() -> str:
             "(`numpy.ma.core.textwrap` is `textwrap`), and no chain may lead to a builtin "
             "refused above.",
         ),
+    ]
+
+
+def _code_rules() -> list[str]:
+    """Bullets on str.format, module-level code, encode/decode, PARAMS and the source size."""
+    required = ", ".join(
+        f"`{name}({', '.join(params)})`" for name, params in REQUIRED_FUNCTIONS.items()
+    )
+    return [
         "- `str.format` only on a string literal whose fields use no `.` and no `[ ]`.",
         "- At module level (and in class bodies): definitions and constants only; no bare "
         "expressions (calls) and no `while` loops, since the module runs when it is loaded.",
@@ -172,7 +190,11 @@ def may_use_section() -> str:
         f"). Every parameter needs a range holding its value, and every range a parameter.",
         f"- Source size: at most {MAX_SOURCE_BYTES:,} bytes.",
     ]
-    return "\n".join(lines)
+
+
+def may_use_section() -> str:
+    """The rules of the static checks as markdown bullets, every list from the validator."""
+    return "\n".join([*_name_rules(), *_attribute_rules(), *_module_rules(), *_code_rules()])
 
 
 def contract_values() -> dict[str, object]:
