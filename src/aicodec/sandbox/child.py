@@ -217,10 +217,10 @@ def _run(
     if job.get("device") == "cuda" and uses_module(source, "torch"):
         _prepare_cuda()
     if role == "encode":
-        frames = _frames_namespace(job)
+        argument: object = _frames_namespace(job)
     else:
         with open(BITSTREAM_FILE, "rb") as handle:
-            bitstream = handle.read()
+            argument = handle.read()
     code = compile(source, CODEC_FILE, "exec")
     namespace = {"__name__": "codec", "__builtins__": _restricted_builtins(guard)}
     if job.get("syscall_filter"):
@@ -233,6 +233,17 @@ def _run(
     # both count, and the keeper's own wake-up, however late, does not shorten the time
     os.write(ready_fd, READY + struct.pack("<d", time.monotonic()))
     os.close(ready_fd)
+    function = _load(code, namespace, role)
+    output = _call(function, role, argument, job, report)
+    if role == "encode":
+        _write_bitstream(output, job, report)
+    else:
+        _write_decoded(output, report)
+
+
+def _load(code: types.CodeType, namespace: dict[str, Any], role: str) -> Any:
+    """Run the candidate's module body (under the guard) in ``namespace``; its ``role``
+    function (encode or decode)."""
     try:
         exec(code, namespace)  # the candidate's module body, under the guard
     except GuardViolation:
@@ -242,37 +253,54 @@ def _run(
     function = namespace.get(role)
     if not callable(function):
         raise CandidateFailure("load", f"the codec defines no {role} function")
+    return function
+
+
+def _call(
+    function: Any, role: str, argument: object, job: Job, report: dict[str, object]
+) -> object:
+    """Call the candidate's encode (on the frames ``argument``, at the job's quality) or
+    decode (on the bitstream ``argument``); its result. Reports the call's seconds."""
     started = time.perf_counter()
     try:
         if role == "encode":
-            output = function(frames, int(job["quality"]))
+            output = function(argument, int(job["quality"]))
         else:
-            output = function(bitstream)
+            output = function(argument)
     except GuardViolation:
         raise
     except BaseException as exc:
         raise CandidateFailure(role, f"{type(exc).__name__}: {exc}") from exc
     report["call_seconds"] = time.perf_counter() - started
-    if role == "encode":
-        if not isinstance(output, bytes | bytearray | memoryview):
-            raise CandidateFailure("encode", f"encode returned {type(output).__name__}, not bytes")
-        data = bytes(output)
-        if len(data) > int(job["max_bitstream_bytes"]):
-            raise CandidateFailure(
-                "encode", f"bitstream of {len(data)} bytes exceeds {job['max_bitstream_bytes']}"
-            )
-        _write_output(BITSTREAM_FILE, [data])
-        report["bytes"] = len(data)
-    else:
-        y, u, v = _planes(output)
-        report["fps"] = _frame_rate(output)
-        chunks = (
-            np.ascontiguousarray(plane[index]).tobytes()
-            for index in range(y.shape[0])
-            for plane in (y, u, v)
+    return output
+
+
+def _write_bitstream(output: object, job: Job, report: dict[str, object]) -> None:
+    """Check what encode returned (bytes, at most ``max_bitstream_bytes``) and write it as
+    the bitstream file; reports its size in bytes."""
+    if not isinstance(output, bytes | bytearray | memoryview):
+        raise CandidateFailure("encode", f"encode returned {type(output).__name__}, not bytes")
+    data = bytes(output)
+    if len(data) > int(job["max_bitstream_bytes"]):
+        raise CandidateFailure(
+            "encode", f"bitstream of {len(data)} bytes exceeds {job['max_bitstream_bytes']}"
         )
-        _write_output(DECODED_FILE, chunks)
-        report["frames"], report["height"], report["width"] = (int(n) for n in y.shape)
+    _write_output(BITSTREAM_FILE, [data])
+    report["bytes"] = len(data)
+
+
+def _write_decoded(output: object, report: dict[str, object]) -> None:
+    """Check what decode returned (planes, frame rate) and write its frames as I420;
+    reports the frame rate, the frame count and the frame size."""
+    y, u, v = _planes(output)
+    report["fps"] = _frame_rate(output)
+    chunks = (
+        np.ascontiguousarray(plane[index]).tobytes()
+        for index in range(y.shape[0])
+        for plane in (y, u, v)
+    )
+    _write_output(DECODED_FILE, chunks)
+    report["frames"], report["height"], report["width"] = (int(n) for n in y.shape)
 
 
 def _fork_and_relay() -> None:
