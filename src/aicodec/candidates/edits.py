@@ -124,70 +124,10 @@ def parse_edits(answer: str) -> list[Edit]:
     line outside a block (a markdown underline). Each block needs its SEARCH marker, one
     divider and its REPLACE marker, in that order, and a SEARCH part that is not blank.
     """
-    edits: list[Edit] = []
-    state = "outside"
-    number = 0
-    search: list[str] = []
-    replace: list[str] = []
-    lines = _normalise(answer).split("\n")
-    for line_number, line in enumerate(lines, start=1):
-        where = f"(answer line {line_number})"
-        is_search, is_replace = bool(_SEARCH_RE.match(line)), bool(_REPLACE_RE.match(line))
-        if state == "outside":
-            if is_search:
-                number += 1
-                search, replace, state = [], [], "search"
-            elif is_replace:
-                raise EditError(
-                    f"block {number + 1}: malformed markers: '{REPLACE_MARKER}' without a "
-                    f"'{SEARCH_MARKER}' before it {where}"
-                )
-        elif state == "search":
-            if is_search:
-                raise EditError(
-                    f"block {number}: malformed markers: a second '{SEARCH_MARKER}' before "
-                    f"its '{DIVIDER_MARKER}' divider {where}"
-                )
-            if is_replace:
-                raise EditError(
-                    f"block {number}: malformed markers: '{REPLACE_MARKER}' before its "
-                    f"'{DIVIDER_MARKER}' divider {where}"
-                )
-            if _DIVIDER_RE.match(line):
-                state = "replace"
-            else:
-                search.append(line)
-        else:
-            if is_search:
-                raise EditError(
-                    f"block {number}: malformed markers: a new '{SEARCH_MARKER}' before its "
-                    f"'{REPLACE_MARKER}' {where}"
-                )
-            if _DIVIDER_RE.match(line):
-                raise EditError(
-                    f"block {number}: malformed markers: a second '{DIVIDER_MARKER}' divider "
-                    f"{where}"
-                )
-            if is_replace:
-                if not any(item.strip() for item in search):
-                    raise EditError(
-                        f"block {number}: the SEARCH part is empty; it must quote the parent "
-                        "lines to replace"
-                    )
-                edits.append(Edit(number, tuple(search), tuple(replace)))
-                state = "outside"
-            else:
-                replace.append(line)
-    if state == "search":
-        raise EditError(
-            f"block {number}: malformed markers: the answer ends before its "
-            f"'{DIVIDER_MARKER}' divider"
-        )
-    if state == "replace":
-        raise EditError(
-            f"block {number}: malformed markers: the answer ends before its '{REPLACE_MARKER}'"
-        )
-    return edits
+    parser = _EditParser()
+    for line_number, line in enumerate(_normalise(answer).split("\n"), start=1):
+        parser.read(line, f"(answer line {line_number})")
+    return parser.finish()
 
 
 def apply_edits(parent_source: str, edits: list[Edit]) -> str:
@@ -235,6 +175,90 @@ def pick_file(blocks: list[CodeBlock]) -> str | None:
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+class _EditParser:
+    """Reads an answer line by line: outside a block, in its SEARCH part or in its REPLACE
+    part (``state``); EditError at the first marker out of place."""
+
+    def __init__(self) -> None:
+        self.edits: list[Edit] = []
+        self.state = "outside"
+        self.number = 0  # of the block being read, or of the last one read
+        self.search: list[str] = []
+        self.replace: list[str] = []
+
+    def read(self, line: str, where: str) -> None:
+        """Take the next ``line`` of the answer (``where``: its place, for messages)."""
+        is_search, is_replace = bool(_SEARCH_RE.match(line)), bool(_REPLACE_RE.match(line))
+        if self.state == "outside":
+            self._outside(is_search, is_replace, where)
+        elif self.state == "search":
+            self._in_search(line, is_search, is_replace, where)
+        else:
+            self._in_replace(line, is_search, is_replace, where)
+
+    def _outside(self, is_search: bool, is_replace: bool, where: str) -> None:
+        if is_search:
+            self.number += 1
+            self.search, self.replace, self.state = [], [], "search"
+        elif is_replace:
+            raise EditError(
+                f"block {self.number + 1}: malformed markers: '{REPLACE_MARKER}' without a "
+                f"'{SEARCH_MARKER}' before it {where}"
+            )
+
+    def _in_search(self, line: str, is_search: bool, is_replace: bool, where: str) -> None:
+        if is_search:
+            raise EditError(
+                f"block {self.number}: malformed markers: a second '{SEARCH_MARKER}' before "
+                f"its '{DIVIDER_MARKER}' divider {where}"
+            )
+        if is_replace:
+            raise EditError(
+                f"block {self.number}: malformed markers: '{REPLACE_MARKER}' before its "
+                f"'{DIVIDER_MARKER}' divider {where}"
+            )
+        if _DIVIDER_RE.match(line):
+            self.state = "replace"
+        else:
+            self.search.append(line)
+
+    def _in_replace(self, line: str, is_search: bool, is_replace: bool, where: str) -> None:
+        if is_search:
+            raise EditError(
+                f"block {self.number}: malformed markers: a new '{SEARCH_MARKER}' before its "
+                f"'{REPLACE_MARKER}' {where}"
+            )
+        if _DIVIDER_RE.match(line):
+            raise EditError(
+                f"block {self.number}: malformed markers: a second '{DIVIDER_MARKER}' divider "
+                f"{where}"
+            )
+        if not is_replace:
+            self.replace.append(line)
+            return
+        if not any(item.strip() for item in self.search):
+            raise EditError(
+                f"block {self.number}: the SEARCH part is empty; it must quote the parent "
+                "lines to replace"
+            )
+        self.edits.append(Edit(self.number, tuple(self.search), tuple(self.replace)))
+        self.state = "outside"
+
+    def finish(self) -> list[Edit]:
+        """The blocks read; EditError when the answer ended inside one."""
+        if self.state == "search":
+            raise EditError(
+                f"block {self.number}: malformed markers: the answer ends before its "
+                f"'{DIVIDER_MARKER}' divider"
+            )
+        if self.state == "replace":
+            raise EditError(
+                f"block {self.number}: malformed markers: the answer ends before its "
+                f"'{REPLACE_MARKER}'"
+            )
+        return self.edits
 
 
 def _normalise(text: str) -> str:
