@@ -210,36 +210,10 @@ def iterations_chart_svg(
     adoptions' tags; failed iterations sit on the top edge as crosses."""
     with _figure() as figure:
         axes = figure.add_subplot()
-        measured = [p.bd_rate for p in points if p.bd_rate is not None and math.isfinite(p.bd_rate)]
-        if start_bd_rate is not None:
-            measured.append(start_bd_rate)
-        top = max(measured) if measured else 0.0
-        bottom = min(measured) if measured else 0.0
+        bottom, top = _bd_rate_range(points, start_bd_rate)
         span = max(top - bottom, 1.0)
         fail_y = top + 0.08 * span
-        for outcome, colour in OUTCOME_COLOURS.items():
-            chosen = [p for p in points if p.outcome == outcome]
-            if not chosen:
-                continue
-            if outcome == "failed":
-                axes.scatter(
-                    [p.number for p in chosen],
-                    [fail_y] * len(chosen),
-                    marker="x",
-                    color=colour,
-                    label="failed (no BD-rate)",
-                    zorder=3,
-                )
-            else:
-                shown = [(p.number, p.bd_rate) for p in chosen if p.bd_rate is not None]
-                axes.scatter(
-                    [number for number, _ in shown],
-                    [rate for _, rate in shown],
-                    s=24,
-                    color=colour,
-                    label=outcome,
-                    zorder=3,
-                )
+        _scatter_outcomes(axes, points, fail_y)
         steps, best = _best_so_far(points, start_bd_rate)
         if steps:
             axes.step(
@@ -250,16 +224,7 @@ def iterations_chart_svg(
                 linewidth=1.2,
                 label="best so far",
             )
-        for point in points:
-            if point.tag and point.bd_rate is not None:
-                axes.annotate(
-                    point.tag,
-                    (point.number, point.bd_rate),
-                    xytext=(4, -12),
-                    textcoords="offset points",
-                    fontsize=8,
-                    color="#2ca02c",
-                )
+        _tag_points(axes, points)
         axes.set_ylim(bottom - 0.1 * span, fail_y + 0.1 * span)
         axes.set_xlim(-0.5, max([p.number for p in points], default=1) + 0.5)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -270,6 +235,61 @@ def iterations_chart_svg(
         )
         axes.legend(fontsize=7, loc="upper right", frameon=False)
         return _svg_text(figure)
+
+
+def _bd_rate_range(
+    points: Sequence[IterationPoint], start_bd_rate: float | None
+) -> tuple[float, float]:
+    """The lowest and highest finite BD-rate (percent) of the points and the start; 0.0
+    for both when there is none."""
+    measured = [p.bd_rate for p in points if p.bd_rate is not None and math.isfinite(p.bd_rate)]
+    if start_bd_rate is not None:
+        measured.append(start_bd_rate)
+    top = max(measured) if measured else 0.0
+    bottom = min(measured) if measured else 0.0
+    return bottom, top
+
+
+def _scatter_outcomes(axes: Axes, points: Sequence[IterationPoint], fail_y: float) -> None:
+    """One scatter per outcome in its colour: BD-rates (percent) as dots, failed iterations
+    as crosses at height ``fail_y``."""
+    for outcome, colour in OUTCOME_COLOURS.items():
+        chosen = [p for p in points if p.outcome == outcome]
+        if not chosen:
+            continue
+        if outcome == "failed":
+            axes.scatter(
+                [p.number for p in chosen],
+                [fail_y] * len(chosen),
+                marker="x",
+                color=colour,
+                label="failed (no BD-rate)",
+                zorder=3,
+            )
+        else:
+            shown = [(p.number, p.bd_rate) for p in chosen if p.bd_rate is not None]
+            axes.scatter(
+                [number for number, _ in shown],
+                [rate for _, rate in shown],
+                s=24,
+                color=colour,
+                label=outcome,
+                zorder=3,
+            )
+
+
+def _tag_points(axes: Axes, points: Sequence[IterationPoint]) -> None:
+    """Write each tagged point's tag (an adoption's) beside it."""
+    for point in points:
+        if point.tag and point.bd_rate is not None:
+            axes.annotate(
+                point.tag,
+                (point.number, point.bd_rate),
+                xytext=(4, -12),
+                textcoords="offset points",
+                fontsize=8,
+                color="#2ca02c",
+            )
 
 
 def _best_so_far(
