@@ -22,7 +22,7 @@ from aicodec.ladder.runner import record_clip
 from aicodec.scoring.candidate import run_and_measure
 from aicodec.settings import Settings
 from aicodec.store import Store
-from aicodec.store.queries import current_best
+from aicodec.store.queries.points import current_best
 from tests.test_cli import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,6 +17,7 @@ from aicodec.candidates import code_hash
 from aicodec.clips import load_clip
 from aicodec.errors import ClipError, EvolutionError
 from aicodec.evolution import ClipSpec, EvolveConfig, holdout_sources
+from aicodec.ladder import load_ladder
 from aicodec.settings import Settings
 from tests.test_generate import aicodec_env
 from tests.test_seeds import crop
@@ -315,9 +316,33 @@ def test_default_holdout_is_the_held_out_builtin_clips_that_are_not_training_cli
         holdout_sources(["builtin:default"], ["none", "c.y4m"])
 
 
+def test_a_run_config_takes_every_default_from_the_settings_and_the_ladder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AICODEC_EVOLVE_ISLANDS", "4")
+    monkeypatch.setenv("AICODEC_EVOLVE_REPAIRS", "0")
+    monkeypatch.setenv("AICODEC_CODEC_REPO", str(tmp_path / "repo"))
+    config = EvolveConfig.from_settings(Settings(), iterations=3, videos=[], parallel=None)
+    assert (config.islands, config.repairs, config.parallel) == (4, 0, 1)
+    assert config.git_repo == str(tmp_path / "repo")
+    assert config.encoders == list(load_ladder(Settings().ladder_file).compared)
+    assert config.encoders == ["x264", "x265", "vvenc"]
+    monkeypatch.setenv("AICODEC_EVOLVE_ENCODERS", "x264, svt")
+    assert EvolveConfig.from_settings(Settings(), iterations=1, videos=[]).encoders == [
+        "x264",
+        "svt",
+    ]
+    given = EvolveConfig.from_settings(Settings(), iterations=1, videos=[], islands=7, seed=5)
+    assert (given.islands, given.seed) == (7, 5)
+    stored = json.loads(given.to_json())
+    del stored["repairs"], stored["parallel"]  # a run stored before these existed
+    again = EvolveConfig.from_json(json.dumps(stored), Settings())
+    assert (again.islands, again.repairs, again.parallel) == (7, 0, 1)
+
+
 def test_a_stored_clip_without_a_path_resumes_as_builtin_default() -> None:
-    old = EvolveConfig(iterations=1, videos=[ClipSpec(None, 0, 4)])  # as runs stored it before
-    spec = EvolveConfig.from_json(old.to_json()).videos[0]
+    old = {"iterations": 1, "videos": [{"path": None, "start": 0, "frames": 4}]}  # as stored
+    spec = EvolveConfig.from_json(json.dumps(old)).videos[0]
     assert spec.name == "builtin:default"
     expected = load_clip("builtin:default", Settings(), count=4).content_hash
     assert spec.load(Settings()).content_hash == expected

@@ -10,12 +10,12 @@ import pytest
 from aicodec.adoption import decide
 from aicodec.candidates.records import record_candidate
 from aicodec.clips import Clip
-from aicodec.evolution.loop import EvolveConfig
+from aicodec.evolution.config import EvolveConfig
 from aicodec.ladder.runner import record_clip
 from aicodec.scoring.candidate import parse_qualities
 from aicodec.settings import Settings
 from aicodec.store import RunRecord, ScoreRecord, Store
-from aicodec.store.queries import (
+from aicodec.store.queries.points import (
     X264,
     best_candidate,
     candidate_points,
@@ -80,7 +80,12 @@ def test_qualities_have_one_normal_form() -> None:
     assert normal_qualities([80, 20, 60, 40, 20]) == LEVELS
     assert quality_key([80, 60, 40, 20]) == quality_key(LEVELS) == "20,40,60,80"
     assert parse_qualities("80, 20,60,40,80") == LEVELS
-    assert EvolveConfig(iterations=1, videos=[], qualities=[80, 40, 60, 20]).qualities == LEVELS
+    assert (
+        EvolveConfig.from_settings(
+            Settings(), iterations=1, videos=[], qualities=[80, 40, 60, 20]
+        ).qualities
+        == LEVELS
+    )
 
 
 def test_scores_stored_under_unsorted_qualities_are_found(store: Store, small_clip: Clip) -> None:

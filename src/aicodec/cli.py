@@ -1109,7 +1109,7 @@ def adopt_command(
         from aicodec.ladder import load_ladder
         from aicodec.ladder.runner import record_clip
         from aicodec.scoring.candidate import parse_qualities, run_and_measure, score_candidate
-        from aicodec.store.queries import current_best
+        from aicodec.store.queries.points import current_best
 
         levels = parse_qualities(qualities)
         if len(levels) < 4:
@@ -1346,31 +1346,20 @@ def evolve_command(
                 held = holdout_sources(training, [str(path) for path in holdout or []])
                 specs = [ClipSpec(source, start, frames, None, fps) for source in training]
                 held_specs = [ClipSpec(source, start, frames, None, fps) for source in held]
-                config = EvolveConfig(
+                config = EvolveConfig.from_settings(
+                    settings,
                     iterations=iterations,
                     videos=specs,
                     holdout=held_specs,
                     qualities=parse_qualities(qualities),
-                    encoders=[
-                        name.strip()
-                        for name in (encoders or settings.evolve_encoders).split(",")
-                        if name.strip()
-                    ],
+                    encoders=[name.strip() for name in (encoders or "").split(",") if name.strip()]
+                    or None,
                     seed=seed,
-                    provider=settings.provider,
                     parent=parent,
-                    planner=settings.evolve_planner,
                     max_cost=max_cost,
                     max_minutes=max_minutes,
-                    git_repo=str(Path(git_repo or settings.codec_repo).resolve()),
-                    islands=settings.evolve_islands,
-                    explore=settings.evolve_explore,
-                    top=settings.evolve_top,
-                    migrate_every=settings.evolve_migrate_every,
-                    threshold=settings.adopt_threshold_percent,
-                    max_failures_in_row=settings.evolve_max_failures_in_row,
-                    duplicate_tries=settings.evolve_duplicate_tries,
-                    parallel=settings.evolve_parallel if parallel is None else parallel,
+                    git_repo=git_repo and str(git_repo.resolve()),
+                    parallel=parallel,
                 )
                 return start_evolution(store, settings, config, on_event)
 

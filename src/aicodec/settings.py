@@ -228,7 +228,12 @@ class Settings(BaseSettings):
         description="Evolve iterations in flight: the next are generated while one is scored.",
     )
     evolve_encoders: str = Field(
-        default="x264,x265,vvenc", description="Ladder encoders evolved codecs are scored against."
+        default="",
+        description="Ladder encoders evolved and adopted codecs are scored against, comma "
+        "separated (empty: the ladder file's compare_with list).",
+    )
+    evolve_repairs: int = Field(
+        default=2, ge=0, description="Repair prompts per generated candidate that fails checks."
     )
     evolve_heartbeat_s: float = Field(
         default=5.0, gt=0, description="Seconds between the heartbeats a running evolve writes."

@@ -40,7 +40,7 @@ from aicodec.store import (
     ClipRecord,
     Store,
 )
-from aicodec.store.queries import (
+from aicodec.store.queries.points import (
     X264,
     adopted_best,
     candidate_points,

@@ -1,19 +1,14 @@
 """The evolve loop: plan, choose a parent, generate, score, adopt; resumable after a crash."""
 
+from aicodec.evolution.config import ClipSpec, EvolveConfig, holdout_sources
 from aicodec.evolution.loop import (
-    ClipSpec,
-    EvolveConfig,
     EvolveEvent,
     EvolveInterrupted,
-    EvolveSummary,
-    history,
-    holdout_sources,
     resume_evolution,
-    run_clips,
     start_evolution,
-    summarise,
-    unfinished_run,
 )
+from aicodec.evolution.summary import EvolveSummary, run_clips, summarise
+from aicodec.store.queries.runs import history, unfinished_run
 
 __all__ = [
     "ClipSpec",

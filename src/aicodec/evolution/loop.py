@@ -23,9 +23,9 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -33,19 +33,20 @@ from typing import Any, NoReturn
 from sqlalchemy import select
 
 from aicodec.adoption import adopt, bd_rate_between, check_codec_repo
-from aicodec.clips import BUILTIN_NAME, HELD_OUT_BUILTINS, Clip, load_clip
+from aicodec.clips import Clip
 from aicodec.errors import (
     AdoptionError,
     AicodecError,
-    ClipError,
     EvolutionError,
     GenerationError,
     ProviderError,
     SandboxError,
     ValidationError,
 )
-from aicodec.evolution.parents import IslandRule, Member, choose_parent
+from aicodec.evolution.config import ClipSpec, EvolveConfig
+from aicodec.evolution.parents import Member, choose_parent
 from aicodec.evolution.planner import LabFacts, PastIteration, Plan, parse_plan, rule_plan
+from aicodec.evolution.summary import EvolveSummary, summarise
 from aicodec.generation.generate import (
     generate_candidates,
     log_call,
@@ -64,104 +65,23 @@ from aicodec.sandbox.runner import refuse_unisolated_model_code
 from aicodec.scoring.candidate import ScoreOutcome, score_clips
 from aicodec.settings import Settings
 from aicodec.store import (
-    AdoptionRecord,
     CandidateRecord,
-    ClipRecord,
     EvolutionIteration,
     EvolutionRun,
     RunRecord,
     Store,
 )
 from aicodec.store.liveness import add_run, carrying_out, refuse_live_run
-from aicodec.store.queries import X264, current_best, fitness, latest_ok_run, normal_qualities
+from aicodec.store.queries.points import X264, current_best, fitness, latest_ok_run
+from aicodec.store.queries.runs import (
+    FINISHED,
+    history,
+    iteration_rows,
+    run_adoptions,
+    unfinished_run,
+)
 
-FINISHED = ("scored", "failed")
-UNFINISHED_RUNS = ("running", "interrupted")
 STOP_WAIT_S = 2.0  # after Ctrl-C, how long the worker may take to end the stage it is in
-NO_HOLDOUT = "none"  # --holdout none: adoption is decided on the training clips
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """How to load one clip again (for --resume), and the content hash it must have."""
-
-    path: str | None
-    start: int = 0
-    frames: int | None = None
-    size: str | None = None
-    fps: str | None = None
-    convert: bool = False
-    content_hash: str | None = None
-
-    @property
-    def name(self) -> str:
-        """The file or built-in clip (a spec stored without a path is builtin:default)."""
-        return self.path or BUILTIN_NAME
-
-    def load(self, settings: Settings) -> Clip:
-        """The clip; ClipError when it is gone or its frames changed since the run began."""
-        clip = load_clip(
-            self.name,
-            settings,
-            start=self.start,
-            count=self.frames,
-            size=self.size,
-            fps=self.fps,
-            convert=self.convert,
-        )
-        if self.content_hash and clip.content_hash != self.content_hash:
-            raise ClipError(
-                f"clip {self.name} changed since the run began (content hash "
-                f"{clip.content_hash[:12]}, the run has {self.content_hash[:12]})"
-            )
-        return clip
-
-
-@dataclass
-class EvolveConfig:
-    """An evolve run's settings; stored as JSON with the run so --resume repeats them."""
-
-    iterations: int
-    videos: list[ClipSpec]
-    holdout: list[ClipSpec] = field(default_factory=list)
-    qualities: list[int] = field(default_factory=lambda: [20, 40, 60, 80])
-    encoders: list[str] = field(default_factory=lambda: ["x264", "x265", "vvenc"])
-    seed: int = 0
-    provider: str | None = None
-    parent: str | None = None
-    planner: str = "auto"
-    repairs: int = 2
-    max_cost: float | None = None
-    max_minutes: float | None = None
-    git_repo: str = "codecs"
-    islands: int = 2
-    explore: float = 0.2
-    top: int = 3
-    migrate_every: int = 5
-    threshold: float = 1.0
-    max_failures_in_row: int = 5
-    duplicate_tries: int = 3
-    parallel: int = 1
-
-    def __post_init__(self) -> None:
-        self.qualities = normal_qualities(self.qualities)  # runs stored before kept any order
-
-    def to_json(self) -> str:
-        """The config as stored in the run row."""
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> EvolveConfig:
-        """The config of a stored run."""
-        data = json.loads(text)
-        data["videos"] = [ClipSpec(**spec) for spec in data["videos"]]
-        data["holdout"] = [ClipSpec(**spec) for spec in data["holdout"]]
-        return cls(**data)
-
-    @property
-    def rule(self) -> IslandRule:
-        """The parent-selection rule."""
-        return IslandRule(self.islands, self.explore, self.top, self.migrate_every)
 
 
 @dataclass(frozen=True)
@@ -176,37 +96,6 @@ class EvolveEvent:
     adoptions: int
     cost_usd: float
     row: dict[str, Any] | None = None  # a finished iteration's history entry
-
-
-@dataclass
-class EvolveSummary:
-    """How a run ended: counts, failures by kind, adoptions, the best codec, cost, time."""
-
-    run_id: int
-    status: str
-    stop_reason: str | None
-    provider: str
-    planned: int
-    completed: int
-    scored: int
-    failures: dict[str, int]
-    adoptions: list[dict[str, Any]]
-    start_candidate: int
-    start_bd_rate_vs_x264: float | None
-    best_candidate: int | None
-    best_bd_rate_vs_x264: float | None
-    best_vs_start: float | None
-    adopted_best: int | None
-    adopted_vs_start: float | None
-    cost_usd: float
-    seconds: float
-    iterations: list[dict[str, Any]]
-    training_clips: list[dict[str, Any]] = field(default_factory=list)  # name, hash, id
-    holdout_clips: list[dict[str, Any]] = field(default_factory=list)  # adoption is decided here
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary."""
-        return asdict(self)
 
 
 class EvolveInterrupted(Exception):
@@ -307,19 +196,6 @@ class _Feeder:
         """Prepare nothing more; wait up to ``wait`` seconds for the thread to end."""
         self._todo.put(None)
         self._thread.join(wait)
-
-
-def holdout_sources(training: Sequence[str | None], holdout: Sequence[str] | None) -> list[str]:
-    """A run's holdout clips: those given; none for ``["none"]``; by default (None or empty)
-    the held-out built-in clips (builtin:still, builtin:shake) that are not training clips."""
-    if not holdout:
-        names = {source or BUILTIN_NAME for source in training}
-        return [name for name in HELD_OUT_BUILTINS if name not in names]
-    if NO_HOLDOUT in holdout:
-        if len(holdout) > 1:
-            raise EvolutionError("--holdout none means no holdout clip; give it alone")
-        return []
-    return list(holdout)
 
 
 def _load_clips(store: Store, settings: Settings, config: EvolveConfig) -> _Clips:
@@ -456,13 +332,7 @@ class Evolution:
 
     def _rows(self, upto: int | None = None) -> list[EvolutionIteration]:
         """The run's iterations (numbered ``upto`` or lower when given), by number."""
-        statement = select(EvolutionIteration).where(EvolutionIteration.run_id == self.run_id)
-        if upto is not None:
-            statement = statement.where(EvolutionIteration.number <= upto)
-        with self.store.session() as session:
-            rows = session.scalars(statement.order_by(EvolutionIteration.number)).all()
-            session.expunge_all()
-        return list(rows)
+        return iteration_rows(self.store, self.run_id, upto)
 
     def _known(self, number: int) -> int:
         """The last iteration iteration ``number`` may learn from: all up to it finished
@@ -487,23 +357,7 @@ class Evolution:
         return fitness(self.store, candidate_id, self.clips.training_ids, self.config.qualities)
 
     def _adoptions(self) -> list[dict[str, Any]]:
-        with self.store.session() as session:
-            found = session.execute(
-                select(
-                    EvolutionIteration.number,
-                    AdoptionRecord.candidate_id,
-                    AdoptionRecord.tag,
-                    AdoptionRecord.commit,
-                    AdoptionRecord.bd_rate_vs_best,
-                )
-                .join(AdoptionRecord, AdoptionRecord.id == EvolutionIteration.adoption_id)
-                .where(
-                    EvolutionIteration.run_id == self.run_id, EvolutionIteration.adopted.is_(True)
-                )
-                .order_by(EvolutionIteration.number)
-            ).all()
-        keys = ("iteration", "candidate", "tag", "commit", "bd_rate_vs_previous")
-        return [dict(zip(keys, row, strict=True)) for row in found]
+        return run_adoptions(self.store, self.run_id)
 
     def _cost(self, upto: int | None = None) -> float:
         return sum(row.cost_usd or 0.0 for row in self._rows(upto))
@@ -1125,21 +979,6 @@ def _carried_out(store: Store, settings: Settings, run_id: int) -> AbstractConte
     )
 
 
-def unfinished_run(store: Store) -> int:
-    """The id of the last run that did not finish; EvolutionError when there is none."""
-    with store.session() as session:
-        run_id = session.scalar(
-            select(EvolutionRun.id)
-            .where(EvolutionRun.status.in_(UNFINISHED_RUNS))
-            .order_by(EvolutionRun.id.desc())
-        )
-    if run_id is None:
-        raise EvolutionError(
-            "no unfinished evolve run in the store to resume; start one with aicodec evolve"
-        )
-    return run_id
-
-
 def resume_evolution(
     store: Store,
     settings: Settings,
@@ -1155,7 +994,7 @@ def resume_evolution(
     with store.session() as session:
         run = session.get(EvolutionRun, run_id)
         assert run is not None
-        config = EvolveConfig.from_json(run.config_json)
+        config = EvolveConfig.from_json(run.config_json, settings)
     if max_cost is not None:
         config.max_cost = max_cost
     if max_minutes is not None:
@@ -1171,161 +1010,3 @@ def resume_evolution(
         refuse_unisolated_model_code(settings)
     with _carried_out(store, settings, run_id):
         return evolution.run()
-
-
-def history(store: Store, run_id: int | None = None) -> list[dict[str, Any]]:
-    """A run's iterations (default: the last run) with plan, prediction and outcome."""
-    with store.session() as session:
-        if run_id is None:
-            run_id = session.scalar(select(EvolutionRun.id).order_by(EvolutionRun.id.desc()))
-            if run_id is None:
-                raise EvolutionError("the store holds no evolve run yet; start one with evolve")
-        elif session.get(EvolutionRun, run_id) is None:
-            raise EvolutionError(f"no evolve run {run_id} in the store")
-        rows = session.scalars(
-            select(EvolutionIteration)
-            .where(EvolutionIteration.run_id == run_id)
-            .order_by(EvolutionIteration.number)
-        ).all()
-        entries = []
-        for row in rows:
-            plan = json.loads(row.plan_json) if row.plan_json else {}
-            entries.append(
-                {
-                    "iteration": row.number,
-                    "parent": row.parent_id,
-                    "origin": row.origin,
-                    "status": row.status,
-                    "bd_rate": row.bd_rate_vs_x264,
-                    "adopted": row.adopted,
-                    "reason": row.reason,
-                    "candidate": row.candidate_id,
-                    "bd_rate_vs_parent": row.bd_rate_vs_parent,
-                    "bd_rate_yuv_vs_parent": row.bd_rate_yuv_vs_parent,
-                    "predicted_bd_rate": row.predicted_bd_rate,
-                    "confidence": row.confidence,
-                    "failure_kind": row.failure_kind,
-                    "planner": row.planner,
-                    "hypothesis": plan.get("hypothesis"),
-                    "parent_rule": row.parent_rule,
-                    "cost_usd": row.cost_usd,
-                    "stage_seconds": json.loads(row.stage_seconds_json),
-                    "stage": row.stage,
-                }
-            )
-    return entries
-
-
-def may_be_best(entry: dict[str, Any]) -> bool:
-    """Whether a history entry's codec may be the run's best: scored, and no worse than its
-    parent on PSNR-YUV (BD-rate vs the parent <= 0)."""
-    yuv = entry["bd_rate_yuv_vs_parent"]
-    return entry["status"] == "scored" and yuv is not None and yuv <= 0
-
-
-def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
-    """A run's summary from the store."""
-    with store.session() as session:
-        run = session.get(EvolutionRun, run_id)
-        if run is None:
-            raise EvolutionError(f"no evolve run {run_id} in the store")
-        config = EvolveConfig.from_json(run.config_json)
-        status, stop, start_id = run.status, run.stop_reason, run.start_parent_id
-        provider = f"{run.provider} ({run.provider_reason})"
-    entries = history(store, run_id)
-    finished = [entry for entry in entries if entry["status"] in FINISHED]
-    scored = [entry for entry in finished if entry["status"] == "scored"]
-    clips = config_clips(store, config)
-    training_ids = [clip["id"] for clip in clips["training"] if clip["id"] is not None]
-    start_fitness = fitness(store, start_id, training_ids, config.qualities)
-    eligible = [entry for entry in scored if may_be_best(entry)]
-    best = min(eligible, key=lambda entry: (entry["bd_rate"], entry["candidate"]), default=None)
-    best_id, best_fitness = start_id, start_fitness
-    if best is not None and (start_fitness is None or best["bd_rate"] < start_fitness):
-        best_id, best_fitness = best["candidate"], best["bd_rate"]
-    adoptions = [
-        {
-            "iteration": entry["iteration"],
-            "candidate": entry["candidate"],
-            "reason": entry["reason"],
-        }
-        for entry in entries
-        if entry["adopted"]
-    ]
-    adopted = adoptions[-1]["candidate"] if adoptions else None
-    settings = settings.model_copy(update={"adopt_threshold_percent": config.threshold})
-
-    def versus_start(candidate: int | None) -> float | None:
-        if candidate is None or candidate == start_id:
-            return 0.0 if candidate == start_id else None
-        value, _ = bd_rate_between(
-            store, settings, candidate, start_id, training_ids, config.qualities
-        )
-        return value
-
-    return EvolveSummary(
-        run_id=run_id,
-        status=status,
-        stop_reason=stop,
-        provider=provider,
-        planned=config.iterations,
-        completed=len(finished),
-        scored=len(scored),
-        failures=dict(
-            Counter(
-                entry["failure_kind"] or "unknown"
-                for entry in finished
-                if entry["status"] == "failed"
-            )
-        ),
-        adoptions=adoptions,
-        start_candidate=start_id,
-        start_bd_rate_vs_x264=start_fitness,
-        best_candidate=best_id,
-        best_bd_rate_vs_x264=best_fitness,
-        best_vs_start=versus_start(best_id),
-        adopted_best=adopted,
-        adopted_vs_start=versus_start(adopted),
-        cost_usd=sum(entry["cost_usd"] or 0.0 for entry in entries),
-        seconds=sum(sum(entry["stage_seconds"].values()) for entry in entries),
-        iterations=entries,
-        training_clips=clips["training"],
-        holdout_clips=clips["holdout"],
-    )
-
-
-def run_clips(store: Store, run_id: int | None = None) -> dict[str, list[dict[str, Any]]]:
-    """A run's (default: the last run's) training and holdout clips, each with its name (file
-    or builtin:NAME), content hash and store id (None before the run stored it)."""
-    with store.session() as session:
-        if run_id is None:
-            run_id = session.scalar(select(EvolutionRun.id).order_by(EvolutionRun.id.desc()))
-        run = session.get(EvolutionRun, run_id) if run_id is not None else None
-        if run is None:
-            raise EvolutionError(
-                f"no evolve run {run_id} in the store"
-                if run_id
-                else "the store holds no evolve run yet; start one with evolve"
-            )
-        config = EvolveConfig.from_json(run.config_json)
-    return config_clips(store, config)
-
-
-def config_clips(store: Store, config: EvolveConfig) -> dict[str, list[dict[str, Any]]]:
-    """A run config's training and holdout clips: name, content hash, store id (or None)."""
-
-    def described(spec: ClipSpec) -> dict[str, Any]:
-        digest = spec.content_hash
-        clip_id = stored_clip_id(store, digest) if digest else None
-        return {"name": spec.name, "hash": digest, "id": clip_id}
-
-    return {
-        "training": [described(spec) for spec in config.videos],
-        "holdout": [described(spec) for spec in config.holdout],
-    }
-
-
-def stored_clip_id(store: Store, content_hash: str) -> int | None:
-    """The store id of the clip with this content hash, if stored."""
-    with store.session() as session:
-        return session.scalar(select(ClipRecord.id).where(ClipRecord.content_hash == content_hash))

@@ -34,7 +34,7 @@ from aicodec.store import (
     ModelCall,
     Store,
 )
-from aicodec.store.queries import best_candidate, current_best
+from aicodec.store.queries.points import best_candidate, current_best
 from aicodec.validation import validate_source
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ from aicodec.store import (
     ScoreRecord,
     Store,
 )
-from aicodec.store.queries import (
+from aicodec.store.queries.points import (
     best_candidate,
     ladder_bd_rates,
     latest_ok_run,

@@ -100,6 +100,7 @@ class Ladder:
 
     encoders: dict[str, EncoderSpec]
     anchor: str
+    compared: tuple[str, ...]  # the encoders evolved and adopted codecs are scored against
     anchor_rates: tuple[int, ...]
     threads: int
     target_tolerance_db: float
@@ -142,9 +143,11 @@ def load_ladder(path: Path) -> Ladder:
     rates = tuple(int(rate) for rate in data.get("anchor_rates", ()))
     if len(set(rates)) < 4:
         raise BaselineError(f"ladder file {path}: anchor_rates needs at least 4 distinct values")
+    compared = tuple(str(name) for name in data.get("compare_with", [anchor]))
     return Ladder(
         encoders=encoders,
         anchor=anchor,
+        compared=compared,
         anchor_rates=rates,
         threads=int(data.get("threads", 2)),
         target_tolerance_db=float(data.get("target_tolerance_db", 0.3)),

@@ -2,8 +2,8 @@
 its iterations, lineage, calibration, failures, cost and time, and each candidate's code.
 
 Every figure here is one the store already holds (or, for the BD-rates against the start,
-one ``aicodec.store.queries`` and ``aicodec.adoption`` compute from stored points); nothing is
-measured again and nothing is written."""
+one ``aicodec.store.queries`` and ``aicodec.adoption`` compute from stored points); nothing
+is measured again and nothing is written."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from aicodec.store import (
     RunRecord,
     Store,
 )
-from aicodec.store.queries import candidate_points, latest_ok_run, stored_ladder_points
+from aicodec.store.queries.points import candidate_points, latest_ok_run, stored_ladder_points
 
 LIVE_STATUSES = ("running",)
 

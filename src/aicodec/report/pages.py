@@ -13,7 +13,6 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from aicodec.errors import ReportError
-from aicodec.evolution.loop import may_be_best
 from aicodec.report.charts import (
     BarChart,
     CalibrationPoint,
@@ -35,6 +34,7 @@ from aicodec.report.data import (
 from aicodec.safe_text import printable
 from aicodec.settings import Settings
 from aicodec.store import Store
+from aicodec.store.queries.runs import may_be_best
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _ENVIRONMENT = Environment(

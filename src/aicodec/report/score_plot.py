@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aicodec.evolution.loop import stored_clip_id
 from aicodec.ladder import load_ladder
 from aicodec.report.charts import Curve, write_rd_plot
 from aicodec.safe_text import printable
 from aicodec.scoring.candidate import ScoreOutcome
 from aicodec.settings import Settings
 from aicodec.store import Store
-from aicodec.store.queries import stored_ladder_points
+from aicodec.store.queries.points import stored_ladder_points
+from aicodec.store.queries.runs import stored_clip_id
 
 
 def score_curves(store: Store, settings: Settings, outcome: ScoreOutcome) -> list[Curve]:

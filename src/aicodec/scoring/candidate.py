@@ -27,7 +27,7 @@ from aicodec.scoring.bdrate import RDPoint, bd_compare
 from aicodec.scoring.metrics import MEASURED_FIELDS, EncodedQuality, json_safe, measure_encoding
 from aicodec.settings import Settings
 from aicodec.store import RunRecord, ScoreRecord, Store
-from aicodec.store.queries import latest_ok_run, normal_qualities, quality_key
+from aicodec.store.queries.points import latest_ok_run, normal_qualities, quality_key
 
 # measured fields kept in a candidate_runs row (the frame count is the clip's)
 STORED_FIELDS = tuple(name for name in MEASURED_FIELDS if name != "frames")

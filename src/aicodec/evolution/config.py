@@ -1,0 +1,150 @@
+"""An evolve run's configuration: its clips, its qualities and encoders, its search rule.
+
+Every default comes from the settings (``EvolveConfig.from_settings``); the config is stored
+as JSON with the run, so ``--resume`` repeats it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aicodec.candidates.contract import DEFAULT_QUALITIES
+from aicodec.clips import BUILTIN_NAME, HELD_OUT_BUILTINS, Clip, load_clip
+from aicodec.errors import ClipError, EvolutionError
+from aicodec.evolution.parents import IslandRule
+from aicodec.ladder import load_ladder
+from aicodec.settings import Settings
+from aicodec.store.queries.points import normal_qualities
+
+NO_HOLDOUT = "none"  # --holdout none: adoption is decided on the training clips
+
+
+def settings_values(settings: Settings) -> dict[str, Any]:
+    """The config's defaults, every one from the settings (the encoders: the ladder's)."""
+    encoders = settings.evolve_encoders or ",".join(load_ladder(settings.ladder_file).compared)
+    return {
+        "holdout": [],
+        "qualities": list(DEFAULT_QUALITIES),
+        "encoders": [name.strip() for name in encoders.split(",") if name.strip()],
+        "seed": 0,
+        "provider": settings.provider,
+        "parent": None,
+        "planner": settings.evolve_planner,
+        "repairs": settings.evolve_repairs,
+        "max_cost": None,
+        "max_minutes": None,
+        "git_repo": str(settings.codec_repo.resolve()),
+        "islands": settings.evolve_islands,
+        "explore": settings.evolve_explore,
+        "top": settings.evolve_top,
+        "migrate_every": settings.evolve_migrate_every,
+        "threshold": settings.adopt_threshold_percent,
+        "max_failures_in_row": settings.evolve_max_failures_in_row,
+        "duplicate_tries": settings.evolve_duplicate_tries,
+        "parallel": settings.evolve_parallel,
+    }
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """How to load one clip again (for --resume), and the content hash it must have."""
+
+    path: str | None
+    start: int = 0
+    frames: int | None = None
+    size: str | None = None
+    fps: str | None = None
+    convert: bool = False
+    content_hash: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The file or built-in clip (a spec stored without a path is builtin:default)."""
+        return self.path or BUILTIN_NAME
+
+    def load(self, settings: Settings) -> Clip:
+        """The clip; ClipError when it is gone or its frames changed since the run began."""
+        clip = load_clip(
+            self.name,
+            settings,
+            start=self.start,
+            count=self.frames,
+            size=self.size,
+            fps=self.fps,
+            convert=self.convert,
+        )
+        if self.content_hash and clip.content_hash != self.content_hash:
+            raise ClipError(
+                f"clip {self.name} changed since the run began (content hash "
+                f"{clip.content_hash[:12]}, the run has {self.content_hash[:12]})"
+            )
+        return clip
+
+
+@dataclass
+class EvolveConfig:
+    """An evolve run's settings; stored as JSON with the run so --resume repeats them."""
+
+    iterations: int
+    videos: list[ClipSpec]
+    holdout: list[ClipSpec]
+    qualities: list[int]
+    encoders: list[str]
+    seed: int
+    provider: str | None
+    parent: str | None
+    planner: str
+    repairs: int
+    max_cost: float | None
+    max_minutes: float | None
+    git_repo: str
+    islands: int
+    explore: float
+    top: int
+    migrate_every: int
+    threshold: float
+    max_failures_in_row: int
+    duplicate_tries: int
+    parallel: int
+
+    def __post_init__(self) -> None:
+        self.qualities = normal_qualities(self.qualities)  # runs stored before kept any order
+
+    def to_json(self) -> str:
+        """The config as stored in the run row."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **given: Any) -> EvolveConfig:
+        """A run's config: the values ``given`` (None or absent: the settings' own)."""
+        values = {**settings_values(settings), **{k: v for k, v in given.items() if v is not None}}
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str, settings: Settings | None = None) -> EvolveConfig:
+        """The config of a stored run (a field it predates: the settings' value)."""
+        data = json.loads(text)
+        data["videos"] = [ClipSpec(**spec) for spec in data["videos"]]
+        data["holdout"] = [ClipSpec(**spec) for spec in data.get("holdout", [])]
+        return cls(**{**settings_values(settings or Settings()), **data})
+
+    @property
+    def rule(self) -> IslandRule:
+        """The parent-selection rule."""
+        return IslandRule(self.islands, self.explore, self.top, self.migrate_every)
+
+
+def holdout_sources(training: Sequence[str | None], holdout: Sequence[str] | None) -> list[str]:
+    """A run's holdout clips: those given; none for ``["none"]``; by default (None or empty)
+    the held-out built-in clips (builtin:still, builtin:shake) that are not training clips."""
+    if not holdout:
+        names = {source or BUILTIN_NAME for source in training}
+        return [name for name in HELD_OUT_BUILTINS if name not in names]
+    if NO_HOLDOUT in holdout:
+        if len(holdout) > 1:
+            raise EvolutionError("--holdout none means no holdout clip; give it alone")
+        return []
+    return list(holdout)

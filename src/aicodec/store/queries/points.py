@@ -1,0 +1,250 @@
+"""Stored results: the one place that reads what the store knows of a candidate's quality.
+
+A candidate's points (its latest successful run per clip and quality), its BD-rates
+against the ladder (its latest score per clip at a set of qualities), its fitness (the
+mean BD-rate against x264 over clips), the ladder's own stored points on a clip and the
+lab's best codec are read here and nowhere else, so every caller means the same thing by
+them.
+
+Qualities key results in one normal form, sorted and without repeats (``quality_key``).
+A score stored before that, under the order the qualities were typed in, is found too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aicodec.ffmpeg import ffmpeg_version
+from aicodec.ladder import Ladder
+from aicodec.scoring.metrics import finite_or_none
+from aicodec.store import (
+    AdoptionRecord,
+    BaselineEncode,
+    RatePointChoice,
+    RunRecord,
+    ScoreRecord,
+    Store,
+)
+
+X264 = "x264-medium"  # the ladder encoder fitness is measured against
+
+
+def normal_qualities(qualities: Iterable[int]) -> list[int]:
+    """Qualities sorted ascending, each once."""
+    return sorted({int(quality) for quality in qualities})
+
+
+def quality_key(qualities: Iterable[int]) -> str:
+    """The stored key of a set of qualities: ``20,40,60,80`` whatever order they came in."""
+    return ",".join(str(quality) for quality in normal_qualities(qualities))
+
+
+def parse_quality_key(key: str) -> list[int] | None:
+    """The qualities of a stored key (old keys may be in any order); None when unreadable."""
+    try:
+        return normal_qualities(int(part) for part in key.split(",") if part.strip())
+    except ValueError:
+        return None
+
+
+# --- a candidate's points ----------------------------------------------------------------------
+
+
+def latest_ok_run(
+    session: Session, candidate_id: int, clip_id: int, quality: int
+) -> RunRecord | None:
+    """The newest successful, measured stored run of a candidate on a clip at a quality."""
+    return session.scalar(
+        select(RunRecord)
+        .where(
+            RunRecord.candidate_id == candidate_id,
+            RunRecord.clip_id == clip_id,
+            RunRecord.quality == quality,
+            RunRecord.status == "ok",
+            RunRecord.psnr_y.is_not(None),
+        )
+        .order_by(RunRecord.id.desc())
+    )
+
+
+def candidate_points(
+    session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The latest successful, deterministic stored run per quality as RD points (kbps, dB,
+    bytes, decode seconds), or the points found up to the first problem and that problem."""
+    points: list[dict[str, Any]] = []
+    for quality in normal_qualities(qualities):
+        row = latest_ok_run(session, candidate_id, clip_id, quality)
+        if row is None:
+            return points, f"has no successful stored run at quality {quality} on clip {clip_id}"
+        if row.deterministic is not True:
+            return points, f"is not deterministic at quality {quality} on clip {clip_id}"
+        points.append(
+            {
+                "quality": quality,
+                "kbps": row.kbps,
+                "psnr_y": row.psnr_y,
+                "psnr_yuv": row.psnr_yuv,
+                "bytes": row.bytes,
+                "decode_seconds": row.decode_seconds,
+            }
+        )
+    return points, None
+
+
+# --- BD-rates against the ladder ---------------------------------------------------------------
+
+
+def _latest_scores(
+    session: Session,
+    qualities: Sequence[int],
+    *,
+    candidate_ids: Collection[int] | None = None,
+    clip_ids: Collection[int] | None = None,
+    hidden: Collection[int] = (),
+) -> dict[tuple[int, int], dict[str, float | None]]:
+    """Per (candidate, clip): the BD-rates of its latest score at these qualities."""
+    wanted = normal_qualities(qualities)
+    statement = select(ScoreRecord)
+    if candidate_ids is not None:
+        statement = statement.where(ScoreRecord.candidate_id.in_(list(candidate_ids)))
+    if clip_ids is not None:
+        statement = statement.where(ScoreRecord.clip_id.in_(list(clip_ids)))
+    if hidden:
+        statement = statement.where(ScoreRecord.candidate_id.not_in(list(hidden)))
+    latest: dict[tuple[int, int], dict[str, float | None]] = {}
+    for row in session.scalars(statement.order_by(ScoreRecord.id.desc())):
+        key = (row.candidate_id, row.clip_id)
+        if key in latest or parse_quality_key(row.qualities) != wanted:
+            continue
+        rates = _bd_rates(row.bd_rate_json)
+        if rates is not None:
+            latest[key] = rates
+    return latest
+
+
+def _bd_rates(blob: str) -> dict[str, float | None] | None:
+    """A stored score's BD-rates per ladder encoder (percent; None where undefined)."""
+    try:
+        data = json.loads(blob)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {
+        str(key): finite_or_none(value) if isinstance(value, int | float) else None
+        for key, value in data.items()
+    }
+
+
+def ladder_bd_rates(
+    session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]
+) -> dict[str, float | None] | None:
+    """BD-rates (percent) vs each ladder encoder from the candidate's latest stored score on
+    the clip at these qualities; None when it has none."""
+    found = _latest_scores(session, qualities, candidate_ids=[candidate_id], clip_ids=[clip_id])
+    return found.get((candidate_id, clip_id))
+
+
+def stored_ladder_points(
+    session: Session, ladder: Ladder, clip_id: int
+) -> dict[str, list[BaselineEncode]]:
+    """The ladder's stored curve on a clip, per encoder (anchor first, by kbit/s): the
+    anchor's rate points and each other encoder's chosen ones, as ``run_ladder`` uses
+    them; encoders with nothing stored are left out. Encodes nothing."""
+    version = ffmpeg_version()
+    curves: dict[str, list[BaselineEncode]] = {}
+    for spec in ladder.select(None):
+        digest = spec.settings_hash(ladder.threads)
+        key = (
+            BaselineEncode.clip_id == clip_id,
+            BaselineEncode.encoder == spec.name,
+            BaselineEncode.encoder_version == version,
+            BaselineEncode.settings_hash == digest,
+        )
+        if spec.name == ladder.anchor:
+            rates = list(ladder.anchor_rates)
+        else:
+            chosen = session.scalar(
+                select(RatePointChoice.rate_values_json)
+                .where(
+                    RatePointChoice.clip_id == clip_id,
+                    RatePointChoice.encoder == spec.name,
+                    RatePointChoice.encoder_version == version,
+                    RatePointChoice.settings_hash == digest,
+                )
+                .order_by(RatePointChoice.id.desc())
+            )
+            rates = [int(rate) for rate in json.loads(chosen)] if chosen else []
+        where = (*key, BaselineEncode.rate_value.in_(rates))
+        rows = list(session.scalars(select(BaselineEncode).where(*where)))
+        if rows:
+            curves[spec.name] = sorted(rows, key=lambda row: row.kbps)
+    return curves
+
+
+# --- fitness and the best codec ----------------------------------------------------------------
+
+
+def fitness(
+    store: Store, candidate_id: int, clip_ids: Sequence[int], qualities: Sequence[int]
+) -> float | None:
+    """Mean BD-rate vs x264 (percent) of a candidate's latest scores on the clips at these
+    qualities; None unless every clip has one that is defined."""
+    if not clip_ids:
+        return None
+    with store.session() as session:
+        scores = _latest_scores(session, qualities, candidate_ids=[candidate_id], clip_ids=clip_ids)
+    values = [(scores.get((candidate_id, clip_id)) or {}).get(X264) for clip_id in clip_ids]
+    if any(value is None for value in values):
+        return None
+    return sum(values) / len(values)  # type: ignore[arg-type]
+
+
+def best_candidate(
+    store: Store,
+    qualities: Sequence[int],
+    clip_ids: Collection[int] | None = None,
+    hidden: Collection[int] = (),
+) -> int | None:
+    """The scored candidate with the lowest fitness at these qualities, leaving out the
+    ``hidden`` ones; ties go to the older candidate.
+
+    With ``clip_ids``, only candidates with a defined score on every one of those clips
+    compete; without, each candidate's fitness is over the clips it was scored on.
+    """
+    with store.session() as session:
+        scores = _latest_scores(session, qualities, clip_ids=clip_ids, hidden=hidden)
+    per_candidate: dict[int, list[float | None]] = {}
+    for (candidate_id, _), rates in scores.items():
+        per_candidate.setdefault(candidate_id, []).append(rates.get(X264))
+    means: dict[int, float] = {}
+    for candidate_id, values in per_candidate.items():
+        complete = clip_ids is None or len(values) == len(set(clip_ids))
+        defined = [value for value in values if value is not None]
+        if complete and defined and len(defined) == len(values):
+            means[candidate_id] = sum(defined) / len(defined)
+    if not means:
+        return None
+    return min(means, key=lambda key: (means[key], key))
+
+
+def adopted_best(session: Session) -> AdoptionRecord | None:
+    """The decision that adopted the current best codec (the last adoption), if any."""
+    return session.scalar(
+        select(AdoptionRecord)
+        .where(AdoptionRecord.adopted.is_(True))
+        .order_by(AdoptionRecord.id.desc())
+    )
+
+
+def current_best(store: Store) -> int | None:
+    """The last adopted candidate's id, or None while nothing is adopted."""
+    with store.session() as session:
+        found = adopted_best(session)
+        return found.candidate_id if found is not None else None
