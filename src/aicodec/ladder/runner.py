@@ -311,53 +311,78 @@ def run_ladder(
     process writes the store; results do not depend on the number of workers.
     """
     specs = ladder.select(encoders)
-    clip_id = record_clip(store, clip)
-    result = LadderResult(clip, ladder.anchor, ffmpeg_version(), {})
-    lock = threading.Lock()
-
-    def start(index: int, spec: EncoderSpec, pool: JobPool) -> _EncoderRun:
-        def report(rate: int | None, cached: bool) -> None:
-            if progress is not None:
-                with lock:
-                    progress(
-                        LadderProgress(spec.name, index, len(specs), spec.rate_option, rate, cached)
-                    )
-
-        return _EncoderRun(spec, clip, clip_id, store, settings, ladder, report, pool)
-
-    def finish(index: int, run: _EncoderRun, points: list[RatePoint]) -> None:
-        spec = run.spec
-        result.encoders[spec.name] = EncoderCurve(
-            spec.name, spec.description, spec.rate_option, sorted(points, key=lambda p: p.kbps)
-        )
-        result.fresh_encodes += len(run.encoded_now)
-        result.cached_encodes += run.cached
-        if progress is not None:
-            progress(
-                LadderProgress(
-                    spec.name, index, len(specs), spec.rate_option, None, False, finished=True
-                )
-            )
-
-    def searched(run: _EncoderRun, targets: list[float]) -> list[RatePoint]:
-        return [run.point(rate, with_vmaf) for rate in run.rates_for(targets)]
-
-    order = {spec.name: index for index, spec in enumerate(specs)}
+    curves = _LadderCurves(clip, store, settings, ladder, specs, progress)
     anchor_spec = next(spec for spec in specs if spec.name == ladder.anchor)
     rates = sorted(ladder.anchor_rates)
     with make_pool(settings) as pool, _drivers(pool, len(rates) + len(specs)) as drivers:
-        anchor = start(order[anchor_spec.name], anchor_spec, pool)
+        anchor = curves.start(anchor_spec, pool)
         futures = [drivers.submit(anchor.point, rate, with_vmaf) for rate in rates]
         anchor_points = [job_result(future) for future in futures]
-        finish(order[anchor_spec.name], anchor, anchor_points)
+        curves.finish(anchor, anchor_points)
         targets = [point.psnr_y for point in sorted(anchor_points, key=lambda p: p.kbps)]
-        others = [start(order[spec.name], spec, pool) for spec in specs if spec is not anchor_spec]
-        searches = [drivers.submit(searched, run, targets) for run in others]
+        others = [curves.start(spec, pool) for spec in specs if spec is not anchor_spec]
+        searches = [drivers.submit(_searched, run, targets, with_vmaf) for run in others]
         for run, future in zip(others, searches, strict=True):
-            finish(order[run.spec.name], run, job_result(future))
+            curves.finish(run, job_result(future))
+    result = curves.result
     result.encoders = {spec.name: result.encoders[spec.name] for spec in specs}
     _add_bd_rates(result, settings)
     return result
+
+
+class _LadderCurves:
+    """The ladder's encoders on one clip: starts each one's run (its progress reported in
+    the order of ``specs``) and files its finished curve in ``result``."""
+
+    def __init__(
+        self,
+        clip: Clip,
+        store: Store,
+        settings: Settings,
+        ladder: Ladder,
+        specs: list[EncoderSpec],
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.clip, self.store, self.settings, self.ladder = clip, store, settings, ladder
+        self.specs, self.progress = specs, progress
+        self.clip_id = record_clip(store, clip)
+        self.result = LadderResult(clip, ladder.anchor, ffmpeg_version(), {})
+        self.order = {spec.name: index for index, spec in enumerate(specs)}
+        self.lock = threading.Lock()
+
+    def start(self, spec: EncoderSpec, pool: JobPool) -> _EncoderRun:
+        """The run of ``spec``'s encodes on ``pool``, reporting each encode it starts."""
+        index, total, progress = self.order[spec.name], len(self.specs), self.progress
+
+        def report(rate: int | None, cached: bool) -> None:
+            if progress is not None:
+                with self.lock:
+                    progress(
+                        LadderProgress(spec.name, index, total, spec.rate_option, rate, cached)
+                    )
+
+        store, settings, ladder = self.store, self.settings, self.ladder
+        return _EncoderRun(spec, self.clip, self.clip_id, store, settings, ladder, report, pool)
+
+    def finish(self, run: _EncoderRun, points: list[RatePoint]) -> None:
+        """File ``run``'s curve (its ``points`` by rate) and counts; report it finished."""
+        spec = run.spec
+        self.result.encoders[spec.name] = EncoderCurve(
+            spec.name, spec.description, spec.rate_option, sorted(points, key=lambda p: p.kbps)
+        )
+        self.result.fresh_encodes += len(run.encoded_now)
+        self.result.cached_encodes += run.cached
+        if self.progress is not None:
+            index, total = self.order[spec.name], len(self.specs)
+            finished = LadderProgress(
+                spec.name, index, total, spec.rate_option, None, False, finished=True
+            )
+            self.progress(finished)
+
+
+def _searched(run: _EncoderRun, targets: list[float], with_vmaf: bool) -> list[RatePoint]:
+    """``run``'s points at the rates its search chooses to match the PSNR-Y ``targets``."""
+    return [run.point(rate, with_vmaf) for rate in run.rates_for(targets)]
 
 
 @contextmanager
