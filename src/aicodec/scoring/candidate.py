@@ -264,64 +264,95 @@ def measure_candidate(
     candidate_id = record_candidate(store, source, name)
     digest = code_hash(source)
     clip_ids = [record_clip(store, clip) for clip in clips]
-    known: list[dict[int, ScoredPoint]] = [{} for _ in clips]
-    isolations = [""] * len(clips)
+    points = _ClipPoints(store, settings, candidate_id, clips, clip_ids, with_vmaf)
     if reuse and keep_dir is None:
-        for index, (clip, clip_id) in enumerate(zip(clips, clip_ids, strict=True)):
-            known[index], isolations[index] = _stored_points(
-                store, candidate_id, clip, clip_id, qualities, with_vmaf
+        points.take_stored(qualities)
+    missing = [[quality for quality in qualities if quality not in found] for found in points.known]
+    ran = points.run(source, name, qualities, missing, reference_id, keep_dir, progress)
+    outcomes = []
+    for index, clip in enumerate(clips):
+        known = [points.known[index][quality] for quality in qualities]
+        isolation, run = points.isolations[index], ran.get(index)
+        reused = index not in ran  # every point came from the store
+        outcomes.append(RunOutcome(candidate_id, digest, name, clip, known, isolation, reused, run))
+    return outcomes
+
+
+class _ClipPoints:
+    """A candidate's points on each of its clips (by clip index, then quality) and each
+    clip's isolation as stored: taken from the store, or run, measured and stored."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        candidate_id: int,
+        clips: Sequence[Clip],
+        clip_ids: list[int],
+        with_vmaf: bool,
+    ) -> None:
+        self.store, self.settings, self.candidate_id = store, settings, candidate_id
+        self.clips, self.clip_ids, self.with_vmaf = clips, clip_ids, with_vmaf
+        self.known: list[dict[int, ScoredPoint]] = [{} for _ in clips]
+        self.isolations = [""] * len(clips)
+
+    def take_stored(self, qualities: Sequence[int]) -> None:
+        """Take the points of ``qualities`` that earlier runs stored, clip by clip."""
+        for index, (clip, clip_id) in enumerate(zip(self.clips, self.clip_ids, strict=True)):
+            self.known[index], self.isolations[index] = _stored_points(
+                self.store, self.candidate_id, clip, clip_id, qualities, self.with_vmaf
             )
-    missing = [[quality for quality in qualities if quality not in found] for found in known]
-    to_run = [index for index in range(len(clips)) if missing[index]]
-    ran: dict[int, CandidateRun] = {}
-    if to_run:
-        chosen = [clips[index] for index in to_run]
+
+    def keep(self, index: int, point: PointRun) -> None:
+        """Measure a point of clip ``index`` that decoded correctly, and store it."""
+        measured = _measure(point, self.clips[index], self.settings, self.with_vmaf)
+        layers = point_isolation(point, self.settings)
+        scored = {point.quality: measured}
+        _store_points(self.store, self.candidate_id, self.clip_ids[index], layers, [point], scored)
+        self.known[index][point.quality], self.isolations[index] = measured, layers
+
+    def run(
+        self,
+        source: str,
+        name: str,
+        qualities: Sequence[int],
+        missing: list[list[int]],
+        reference_id: int | None,
+        keep_dir: Path | None,
+        progress: Callable[[str], None] | None,
+    ) -> dict[int, CandidateRun]:
+        """Run the ``missing`` qualities of each clip on one pool, keeping each point as it
+        decodes; the runs by clip index. SandboxError (one line) after storing the failed
+        points: the failure that stopped the runs, not a clip cancelled because of it."""
+        to_run = [index for index in range(len(self.clips)) if missing[index]]
+        if not to_run:
+            return {}
         references = {}
         if reference_id is not None:
-            pairs = [(clips[index], clip_ids[index]) for index in to_run]
-            references = reference_times(store, reference_id, pairs, qualities)
-
-        def keep(position: int, point: PointRun) -> None:  # a point decoded: store it now
-            index = to_run[position]
-            measured = _measure(point, clips[index], settings, with_vmaf)
-            layers = point_isolation(point, settings)
-            _store_points(
-                store, candidate_id, clip_ids[index], layers, [point], {point.quality: measured}
-            )
-            known[index][point.quality], isolations[index] = measured, layers
-
+            pairs = [(self.clips[index], self.clip_ids[index]) for index in to_run]
+            references = reference_times(self.store, reference_id, pairs, qualities)
         runs = run_candidate_on_clips(
             source,
-            chosen,
+            [self.clips[index] for index in to_run],
             qualities,
-            settings,
+            self.settings,
             references=references,
             keep_dir=keep_dir,
             progress=progress,
             per_clip=[missing[index] for index in to_run],
-            on_point=keep,
+            on_point=lambda position, point: self.keep(to_run[position], point),  # store it now
         )
         failures: list[tuple[bool, str]] = []  # (only cancelled points, one line)
         for index, run in zip(to_run, runs, strict=True):
-            ran[index] = run
             failed = [point for point in run.points if not point.ok]
             layers = f"{run.isolation}: {', '.join(run.layers)}"
-            _store_points(store, candidate_id, clip_ids[index], layers, failed, {})
+            _store_points(self.store, self.candidate_id, self.clip_ids[index], layers, failed, {})
             if failed:
                 line = f"{name} on {run.clip.name}, {run.first_error()}"
                 failures.append((run.only_cancelled, line))
         if failures:  # the failure that stopped the run, not a clip cancelled because of it
             raise SandboxError(sorted(failures, key=lambda failure: failure[0])[0][1])
-    outcomes = []
-    for index, clip in enumerate(clips):
-        points = [known[index][quality] for quality in qualities]
-        reused = index not in ran  # every point came from the store
-        outcomes.append(
-            RunOutcome(
-                candidate_id, digest, name, clip, points, isolations[index], reused, ran.get(index)
-            )
-        )
-    return outcomes
+        return dict(zip(to_run, runs, strict=True))
 
 
 def run_and_measure(
