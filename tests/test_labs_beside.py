@@ -43,11 +43,11 @@ import os
 import sys
 import time
 
-import aicodec.evolution.loop as loop
+import aicodec.evolution.stages as stages
 import aicodec.sandbox.execute as execute
 from aicodec.candidates import code_hash
 
-real_job, real_generate, jobs = execute.run_sandbox_job, loop.generate_candidates, [0]
+real_job, real_generate, jobs = execute.run_sandbox_job, stages.generate_candidates, [0]
 
 
 def logged_job(job, clip, cancel):
@@ -66,7 +66,7 @@ def broken_generate(*args, **kwargs):
 
 execute.run_sandbox_job = logged_job
 if os.environ.get("BREAK_GENERATION"):
-    loop.generate_candidates = broken_generate
+    stages.generate_candidates = broken_generate
 from aicodec.cli import main
 
 sys.argv[0] = "aicodec"

@@ -139,6 +139,28 @@ def test_clean_codec_passes_with_its_params() -> None:
     check_source(CLEAN_CODEC)
 
 
+def test_a_source_is_checked_once_per_process_and_each_caller_gets_its_own_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import aicodec.validation.validate as validate
+
+    checked: list[str] = []
+    real_check = validate._check_tree
+    monkeypatch.setattr(
+        validate,
+        "_check_tree",
+        lambda tree, digest: checked.append(digest) or real_check(tree, digest),
+    )
+    source = CLEAN_CODEC + "\n# checked once\n"
+    first = validate_source(source)
+    first.violations.append(Violation("size", 1, "changed by its caller"))
+    second = validate_source(source)
+    assert len(checked) == 1
+    assert second.violations == [] and second.valid
+    changed = validate_source(source + "# another text\n")
+    assert len(checked) == 2 and changed.code_hash != second.code_hash
+
+
 def test_clean_codec_actually_round_trips() -> None:
     namespace: dict[str, object] = {"__name__": "clean_codec"}
     exec(compile(CLEAN_CODEC, "clean_codec", "exec"), namespace)  # trusted test source

@@ -48,6 +48,24 @@ class EvolveSummary:
         return asdict(self)
 
 
+def _best_of_run(
+    scored: list[dict[str, Any]], start_id: int, start_fitness: float | None
+) -> tuple[int, float | None]:
+    """The run's best codec (by the one rule: scored, no worse than its parent on PSNR-YUV)
+    and its fitness (percent); the start when no iteration beat it."""
+    eligible = [entry for entry in scored if may_be_best(entry)]
+    best = min(eligible, key=lambda entry: (entry["bd_rate"], entry["candidate"]), default=None)
+    if best is not None and (start_fitness is None or best["bd_rate"] < start_fitness):
+        return best["candidate"], best["bd_rate"]
+    return start_id, start_fitness
+
+
+def _adoptions(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The run's adoptions: iteration, candidate, reason."""
+    keys = ("iteration", "candidate", "reason")
+    return [{key: entry[key] for key in keys} for entry in entries if entry["adopted"]]
+
+
 def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
     """A run's summary from the store."""
     with store.session() as session:
@@ -63,20 +81,8 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
     clips = config_clips(store, config)
     training_ids = [clip["id"] for clip in clips["training"] if clip["id"] is not None]
     start_fitness = fitness(store, start_id, training_ids, config.qualities)
-    eligible = [entry for entry in scored if may_be_best(entry)]
-    best = min(eligible, key=lambda entry: (entry["bd_rate"], entry["candidate"]), default=None)
-    best_id, best_fitness = start_id, start_fitness
-    if best is not None and (start_fitness is None or best["bd_rate"] < start_fitness):
-        best_id, best_fitness = best["candidate"], best["bd_rate"]
-    adoptions = [
-        {
-            "iteration": entry["iteration"],
-            "candidate": entry["candidate"],
-            "reason": entry["reason"],
-        }
-        for entry in entries
-        if entry["adopted"]
-    ]
+    best_id, best_fitness = _best_of_run(scored, start_id, start_fitness)
+    adoptions = _adoptions(entries)
     adopted = adoptions[-1]["candidate"] if adoptions else None
     settings = settings.model_copy(update={"adopt_threshold_percent": config.threshold})
 
@@ -88,6 +94,7 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
         )
         return value
 
+    failed = [entry for entry in finished if entry["status"] == "failed"]
     return EvolveSummary(
         run_id=run_id,
         status=status,
@@ -96,13 +103,7 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
         planned=config.iterations,
         completed=len(finished),
         scored=len(scored),
-        failures=dict(
-            Counter(
-                entry["failure_kind"] or "unknown"
-                for entry in finished
-                if entry["status"] == "failed"
-            )
-        ),
+        failures=dict(Counter(entry["failure_kind"] or "unknown" for entry in failed)),
         adoptions=adoptions,
         start_candidate=start_id,
         start_bd_rate_vs_x264=start_fitness,

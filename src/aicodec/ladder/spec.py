@@ -121,6 +121,10 @@ class Ladder:
         ordered = [self.anchor] + [name for name in chosen if name != self.anchor]
         return [self.encoders[name] for name in ordered]
 
+    def compared_names(self) -> list[str]:
+        """The full names of the encoders candidates are compared with, anchor first."""
+        return [spec.name for spec in self.select(list(self.compared))]
+
 
 REQUIRED = ("format", "rate_option", "rate_min", "rate_max", "db_per_step", "args")
 

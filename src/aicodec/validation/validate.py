@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 from aicodec.candidates import code_hash
@@ -17,9 +19,22 @@ from aicodec.validation.params import params_check
 from aicodec.validation.report import ValidationReport, Violation
 from aicodec.validation.structure import function_violations, module_bindings, top_level_violations
 
+REPORTS_KEPT = 64  # sources whose reports are kept: a source is checked once per process
+
 
 def validate_source(source: str) -> ValidationReport:
-    """Check a candidate's source text against the contract and the sandbox rules."""
+    """Check a candidate's source text against the contract and the sandbox rules.
+
+    The checks depend on the text alone, so a source checked before in this process (an
+    evolve iteration's candidate: when generated, scored, run on the holdout clips) gets
+    its report again without being checked again.
+    """
+    return copy.deepcopy(_validated(source))
+
+
+@lru_cache(maxsize=REPORTS_KEPT)
+def _validated(source: str) -> ValidationReport:
+    """The report of one source text (kept for the sources checked last)."""
     return _validate(source, source.encode("utf-8", "surrogatepass"))
 
 
@@ -43,7 +58,7 @@ def validate_file(path: Path) -> ValidationReport:
         source = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValidationError(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
-    return _validate(source, data)
+    return validate_source(source)
 
 
 def check_source(source: str) -> None:

@@ -8,7 +8,14 @@ from typing import Any
 from sqlalchemy import select
 
 from aicodec.errors import EvolutionError
-from aicodec.store import AdoptionRecord, ClipRecord, EvolutionIteration, EvolutionRun, Store
+from aicodec.store import (
+    AdoptionRecord,
+    ClipRecord,
+    EvolutionIteration,
+    EvolutionRun,
+    RunRecord,
+    Store,
+)
 
 FINISHED = ("scored", "failed")  # an iteration with one of these statuses counts as done
 UNFINISHED_RUNS = ("running", "interrupted")  # a run with one of these may be resumed
@@ -113,3 +120,21 @@ def stored_clip_id(store: Store, content_hash: str) -> int | None:
     """The store id of the clip with this content hash, if stored."""
     with store.session() as session:
         return session.scalar(select(ClipRecord.id).where(ClipRecord.content_hash == content_hash))
+
+
+def failed_run_stage(store: Store, candidate_id: int) -> str:
+    """The sandbox stage (encode, decode, ...) of a candidate's last failed run ("run" when
+    none is stored); a point cancelled because another failed first does not count."""
+    from aicodec.sandbox.execute import CANCELLED
+
+    with store.session() as session:
+        stage = session.scalar(
+            select(RunRecord.stage)
+            .where(
+                RunRecord.candidate_id == candidate_id,
+                RunRecord.status == "failed",
+                RunRecord.stage != CANCELLED,
+            )
+            .order_by(RunRecord.id.desc())
+        )
+    return stage or "run"

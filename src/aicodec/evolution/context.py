@@ -1,0 +1,133 @@
+"""What an evolve run's stages work with: its store, settings, config, ladder, clips,
+provider and start codec, and the reads of its own iterations they need."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aicodec.clips import Clip
+from aicodec.errors import EvolutionError
+from aicodec.evolution.config import EvolveConfig
+from aicodec.evolution.iteration import Iteration
+from aicodec.evolution.parents import Member
+from aicodec.ladder import Ladder
+from aicodec.ladder.runner import record_clip
+from aicodec.providers.base import Provider
+from aicodec.scoring.candidate import ScoreOutcome, score_clips
+from aicodec.settings import Settings
+from aicodec.store import CandidateRecord, EvolutionIteration, Store
+from aicodec.store.queries.points import fitness
+from aicodec.store.queries.runs import iteration_rows
+
+
+@dataclass(frozen=True)
+class RunClips:
+    """A run's training clips (shown to the model) and holdout clips, with their store ids."""
+
+    training: list[Clip]
+    training_ids: list[int]
+    holdout: list[Clip]
+    holdout_ids: list[int]
+
+
+def load_run_clips(store: Store, settings: Settings, config: EvolveConfig) -> RunClips:
+    """Load and store a run's clips; EvolutionError when a holdout clip is a training clip."""
+    training = [spec.load(settings) for spec in config.videos]
+    holdout = [spec.load(settings) for spec in config.holdout]
+    shared = {clip.content_hash for clip in training} & {clip.content_hash for clip in holdout}
+    if shared:
+        raise EvolutionError("a --holdout clip is also a --video clip; holdout clips must differ")
+    return RunClips(
+        training,
+        [record_clip(store, clip) for clip in training],
+        holdout,
+        [record_clip(store, clip) for clip in holdout],
+    )
+
+
+def _ignore(_: object) -> None:
+    return None
+
+
+@dataclass
+class RunContext:
+    """One run's fixed facts, and the reads and calls its stages share."""
+
+    store: Store
+    settings: Settings
+    config: EvolveConfig
+    run_id: int
+    batch: str  # the run's model-call batch
+    ladder: Ladder
+    clips: RunClips
+    provider: Provider
+    provider_reason: str
+    start_id: int
+    start_fitness: float | None = None  # known once the start codec is scored
+    progress: Callable[[str], None] = _ignore  # a line for the display
+    record: Callable[[Iteration], None] = _ignore  # store an iteration's values mid-stage
+
+    def rows(self, upto: int | None = None) -> list[EvolutionIteration]:
+        """The run's iterations (numbered ``upto`` or lower when given), by number."""
+        return iteration_rows(self.store, self.run_id, upto)
+
+    def known(self, number: int) -> int:
+        """The last iteration iteration ``number`` may learn from: all up to it finished
+        before ``number`` began, whatever the timing (``parallel`` before it)."""
+        return number - self.config.parallel
+
+    def scored(self, upto: int | None = None) -> list[tuple[int, Member]]:
+        """The run's codecs that may be parents: scored, and not worse than their parent on
+        PSNR-YUV (a luma gain paid for with chroma does not join an island)."""
+        return [
+            (row.number, Member(row.candidate_id, row.bd_rate_vs_x264))
+            for row in self.rows(upto)
+            if row.status == "scored"
+            and row.candidate_id is not None
+            and row.bd_rate_vs_x264 is not None
+            and row.bd_rate_yuv_vs_parent is not None
+            and row.bd_rate_yuv_vs_parent <= 0
+        ]
+
+    def fitness(self, candidate_id: int) -> float | None:
+        """Mean BD-rate vs x264 of a candidate over the training clips (percent)."""
+        return fitness(self.store, candidate_id, self.clips.training_ids, self.config.qualities)
+
+    def cost(self, upto: int | None = None) -> float:
+        """What the run's iterations (up to ``upto``) spent on model calls (USD)."""
+        return sum(row.cost_usd or 0.0 for row in self.rows(upto))
+
+    def minutes(self, upto: int | None = None) -> float:
+        """The time the run's iterations (up to ``upto``) worked (minutes)."""
+        total = 0.0
+        for row in self.rows(upto):
+            total += sum(json.loads(row.stage_seconds_json or "{}").values())
+        return total / 60.0
+
+    def source(self, candidate_id: int) -> tuple[str, str]:
+        """A stored candidate's source and name."""
+        with self.store.session() as session:
+            record = session.get(CandidateRecord, candidate_id)
+            assert record is not None
+            return record.source, record.name
+
+    def score(
+        self, candidate_id: int, clips: list[Clip], reference_id: int | None = None
+    ) -> list[ScoreOutcome]:
+        """Score a stored candidate on ``clips`` (one pool); children get time limits from
+        ``reference_id``'s stored times."""
+        source, name = self.source(candidate_id)
+        return score_clips(
+            source,
+            name,
+            clips,
+            self.store,
+            self.settings,
+            self.ladder,
+            self.config.qualities,
+            encoders=self.config.encoders,
+            reference_id=reference_id,
+            progress=self.progress,
+        )
