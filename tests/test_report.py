@@ -220,7 +220,7 @@ def test_report_figures_are_the_stored_points(evolved: Path) -> None:
             start.candidate_id,
             clip.clip_id,
         )
-        assert [(p["quality"], p["kbps"], p["psnr_y"], p["ssim_y"]) for p in start.points] == stored
+        assert [(p.quality, p.kbps, p.psnr_y, p.ssim_y) for p in start.points] == stored
     measured = rows(
         evolved,
         "SELECT planner, predicted_bd_rate, bd_rate_vs_parent FROM "

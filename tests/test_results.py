@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,15 +15,18 @@ from aicodec.evolution.config import EvolveConfig
 from aicodec.ladder.runner import record_clip
 from aicodec.scoring.candidate import parse_qualities
 from aicodec.settings import Settings
-from aicodec.store import RunRecord, ScoreRecord, Store
+from aicodec.store import EvolutionIteration, EvolutionRun, RunRecord, ScoreRecord, Store
+from aicodec.store.queries import runs
 from aicodec.store.queries.points import (
     X264,
     best_candidate,
     candidate_points,
     fitness,
     ladder_bd_rates,
+    measured_points,
     normal_qualities,
     quality_key,
+    stored_points,
 )
 
 SEED = Path(__file__).resolve().parents[1] / "baselines" / "seeds" / "intra_dct.py"
@@ -153,3 +157,101 @@ def test_fitness_needs_a_defined_score_on_every_clip(store: Store, small_clip: C
     assert fitness(store, rival, [clip, other], LEVELS) == -2.0
     assert best_candidate(store, LEVELS, [clip, other]) == rival
     assert best_candidate(store, LEVELS, [clip]) == mine
+
+
+def add_iteration(store: Store, candidate: int, parent: int, yuv: float | None) -> None:
+    """An evolve run of one scored iteration that made ``candidate`` from ``parent``, with
+    its BD-rate vs the parent on PSNR-YUV (percent)."""
+    with store.session() as session:
+        run = EvolutionRun(
+            batch=os.urandom(8).hex(),
+            status="finished",
+            iterations_planned=1,
+            provider="mutation",
+            provider_reason="test",
+            seed=0,
+            start_parent_id=parent,
+            config_json="{}",
+        )
+        session.add(run)
+        session.flush()
+        session.add(
+            EvolutionIteration(
+                run_id=run.id,
+                number=1,
+                status="scored",
+                stage="end",
+                parent_id=parent,
+                candidate_id=candidate,
+                bd_rate_yuv_vs_parent=yuv,
+            )
+        )
+
+
+def test_the_typed_points_are_the_stored_runs_and_the_dicts_theirs(
+    store: Store, small_clip: Clip
+) -> None:
+    clip = record_clip(store, small_clip)
+    mine = codec(store, 1)
+    add_runs(store, mine, clip, LEVELS)
+    add_runs(store, mine, clip, [40])  # measured again: the newest run is the point
+    with store.session() as session:
+        points, problem = stored_points(session, mine, clip, [80, 20, 60, 40])
+        plain, same_problem = candidate_points(session, mine, clip, LEVELS)
+        measured = measured_points(session, mine)
+        rows = session.query(RunRecord).order_by(RunRecord.id).all()
+    assert problem is None and same_problem is None
+    assert [point.quality for point in points] == LEVELS
+    assert [point.rd_dict() for point in points] == plain
+    newest = {row.quality: row for row in rows}
+    for point in points:
+        row = newest[point.quality]
+        assert (point.kbps, point.psnr_y, point.psnr_yuv, point.ssim_y, point.bytes) == (
+            row.kbps,
+            row.psnr_y,
+            row.psnr_yuv,
+            row.ssim_y,
+            row.bytes,
+        )
+    assert [(clip_id, point.quality) for clip_id, point in measured] == [
+        (clip, row.quality) for row in rows
+    ]
+    with store.session() as session:
+        points, problem = stored_points(session, mine, clip, [20, 30])
+    assert [point.quality for point in points] == [20]
+    assert problem == f"has no successful stored run at quality 30 on clip {clip}"
+
+
+def test_the_stores_best_ignores_psnr_yuv_where_a_runs_best_does_not(
+    store: Store, small_clip: Clip
+) -> None:
+    clip = record_clip(store, small_clip)
+    seed, chroma_loser, fair = (codec(store, n) for n in range(1, 4))
+    add_score(store, seed, clip, "20,40,60,80", -1.0)
+    add_score(store, chroma_loser, clip, "20,40,60,80", -9.0)
+    add_score(store, fair, clip, "20,40,60,80", -5.0)
+    add_iteration(store, chroma_loser, seed, 0.4)  # a luma gain paid for with chroma
+    add_iteration(store, fair, seed, -0.1)
+    assert best_candidate(store, LEVELS, [clip]) == chroma_loser  # the figures only
+    assert best_candidate(store, LEVELS, [clip], hidden=[chroma_loser]) == fair
+    history = {entry["candidate"]: entry for run in (1, 2) for entry in runs.history(store, run)}
+    assert not runs.may_be_best(history[chroma_loser]) and runs.may_be_best(history[fair])
+    for yuv, eligible in ((0.4, False), (None, False), (0.0, True), (-0.1, True)):
+        entry = {"status": "scored", "bd_rate_yuv_vs_parent": yuv}
+        assert runs.may_be_best(entry) is eligible
+    assert not runs.may_be_best({"status": "failed", "bd_rate_yuv_vs_parent": -1.0})
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "report/data.py",
+        "generation/material.py",
+        "evolution/calibration.py",
+        "generation/generate.py",
+    ],
+)
+def test_the_report_and_the_prompts_read_results_only_through_queries(module: str) -> None:
+    source = (Path(__file__).resolve().parents[1] / "src" / "aicodec" / module).read_text()
+    for read in ("select(", "session.get(", "session.scalar", "session.execute(", "session.query("):
+        assert read not in source, f"{module} reads the store itself ({read})"

@@ -2,9 +2,9 @@
 
 Every evolve iteration stores its planner's prediction (``predicted_bd_rate``: the coming
 codec's BD-rate against its parent, percent) and, once scored, the measured value
-(``bd_rate_vs_parent``). This module reads those pairs from the store and sums them up per
-planner: the mean absolute and signed errors (percentage points), their Pearson
-correlation, and how often "predicted to beat the adoption threshold" came true.
+(``bd_rate_vs_parent``). This module takes those pairs (``store.queries.runs`` reads them)
+and sums them up per planner: the mean absolute and signed errors (percentage points), their
+Pearson correlation, and how often "predicted to beat the adoption threshold" came true.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from aicodec.errors import EvolutionError
-from aicodec.store import EvolutionIteration, EvolutionRun, Store
+from aicodec.store import Store
+from aicodec.store.queries.runs import run_predictions
 
 Pair = tuple[float, float]  # (predicted, measured) BD-rate vs the parent, percent
 
@@ -174,14 +173,14 @@ def calibrate(planner: str, predictions: Sequence[Prediction]) -> PlannerCalibra
     )
 
 
-def _threshold(run: EvolutionRun) -> float:
-    """The run's adoption threshold, percent, from its stored config."""
+def _threshold(run_id: int, config_json: str) -> float:
+    """A run's adoption threshold, percent, from its stored config."""
     try:
-        value = json.loads(run.config_json).get("threshold")
+        value = json.loads(config_json).get("threshold")
     except (ValueError, AttributeError):
         value = None
     if not isinstance(value, int | float) or not math.isfinite(value):
-        raise EvolutionError(f"evolve run {run.id} stores no readable adoption threshold")
+        raise EvolutionError(f"evolve run {run_id} stores no readable adoption threshold")
     return float(value)
 
 
@@ -190,46 +189,16 @@ def stored_predictions(
 ) -> tuple[list[RunPooled], list[Prediction]]:
     """The runs read (the last run, run ``run_id``, or every run) and their iterations with
     both a prediction and a finite measurement, in run and iteration order."""
-    with store.session() as session:
-        query = select(EvolutionRun).order_by(EvolutionRun.id)
-        if run_id is not None:
-            query = query.where(EvolutionRun.id == run_id)
-        runs = list(session.scalars(query).all())
-        if not runs:
-            if run_id is not None:
-                raise EvolutionError(f"no evolve run {run_id} in the store")
-            raise EvolutionError("the store holds no evolve run yet; start one with evolve")
-        if run_id is None and not all_runs:
-            runs = runs[-1:]
-        pooled, predictions = [], []
-        for run in runs:
-            threshold = _threshold(run)
-            rows = session.scalars(
-                select(EvolutionIteration)
-                .where(
-                    EvolutionIteration.run_id == run.id,
-                    EvolutionIteration.predicted_bd_rate.is_not(None),
-                    EvolutionIteration.bd_rate_vs_parent.is_not(None),
-                )
-                .order_by(EvolutionIteration.number)
-            ).all()
-            found = [
-                Prediction(
-                    run.id,
-                    row.number,
-                    row.planner or "unknown",
-                    row.predicted_bd_rate,
-                    row.bd_rate_vs_parent,
-                    threshold,
-                )
-                for row in rows
-                if row.predicted_bd_rate is not None
-                and row.bd_rate_vs_parent is not None
-                and math.isfinite(row.predicted_bd_rate)
-                and math.isfinite(row.bd_rate_vs_parent)
-            ]
-            pooled.append(RunPooled(run.id, threshold, len(found)))
-            predictions += found
+    pooled, predictions = [], []
+    for run in run_predictions(store, run_id, all_runs=all_runs):
+        threshold = _threshold(run.run_id, run.config_json)
+        found = [
+            Prediction(run.run_id, number, planner or "unknown", predicted, measured, threshold)
+            for number, planner, predicted, measured in run.rows
+            if math.isfinite(predicted) and math.isfinite(measured)
+        ]
+        pooled.append(RunPooled(run.run_id, threshold, len(found)))
+        predictions += found
     return pooled, predictions
 
 

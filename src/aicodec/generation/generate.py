@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-
 from aicodec.candidates import code_hash, read_candidate
 from aicodec.candidates.contract import DEFAULT_QUALITIES
 from aicodec.candidates.edits import EditError, extract_candidate
@@ -28,11 +26,12 @@ from aicodec.providers.base import (
 )
 from aicodec.providers.replay import prompt_hash
 from aicodec.settings import Settings, data_dir
-from aicodec.store import (
-    CandidateRecord,
-    GenerationRecord,
-    ModelCall,
-    Store,
+from aicodec.store import GenerationRecord, ModelCall, Store
+from aicodec.store.queries.calls import call_totals as call_totals  # the CLI's name for it
+from aicodec.store.queries.candidates import (
+    candidate_with_code,
+    find_candidate,
+    generation_rounds,
 )
 from aicodec.store.queries.points import best_candidate, current_best
 from aicodec.validation import validate_source
@@ -129,11 +128,10 @@ def resolve_parent(
     the best scored candidate at ``qualities`` (on ``clip_ids`` when given), else the hybrid
     seed (``DEFAULT_SEED``)."""
     if parent is not None and parent.isdigit():
-        with store.session() as session:
-            record = session.get(CandidateRecord, int(parent))
-            if record is None:
-                raise GenerationError(f"no candidate with id {parent} in the store")
-            return ParentCodec(record.id, record.name, record.source)
+        record = find_candidate(store, int(parent))
+        if record is None:
+            raise GenerationError(f"no candidate with id {parent} in the store")
+        return ParentCodec(record.id, record.name, record.source)
     if parent is None:
         best = current_best(store) or best_candidate(store, qualities, clip_ids)
         if best is not None:
@@ -312,10 +310,7 @@ class _Batch:
                 call_id,
             )
             return
-        with self.store.session() as session:
-            existing = session.scalar(
-                select(CandidateRecord.id).where(CandidateRecord.code_hash == digest)
-            )
+        existing = candidate_with_code(self.store, digest)
         if existing is not None:
             self.record(
                 GeneratedCandidate(
@@ -391,18 +386,10 @@ def generate_candidates(
     if capabilities.proposes_locally:
         from aicodec.providers.mutation import describe
 
-        with store.session() as session:
-            rounds = session.scalar(
-                select(func.count(GenerationRecord.id)).where(
-                    GenerationRecord.parent_id == parent.id,
-                    GenerationRecord.provider == provider.name,
-                )
-            )
+        rounds = generation_rounds(store, parent.id, provider.name)
         if not capabilities.repeats_improving_steps:
             repeat_from = None
-        children = provider.propose(
-            parent.source, count, attempt=int(rounds or 0), repeat_from=repeat_from
-        )
+        children = provider.propose(parent.source, count, attempt=rounds, repeat_from=repeat_from)
         for source in children:
             batch.keep(source, capabilities.origin, 0, None, reason=describe(parent.source, source))
         return outcome
@@ -467,31 +454,3 @@ def _one_candidate(
             batch.keep(source, origin, attempt, call_id)
             return
         prompt = repair_prompt(settings, prompt, reply.text, str(report.violations[0]))
-
-
-def call_totals(store: Store) -> list[dict[str, object]]:
-    """Tokens and cost per batch (one generate or evolve run), newest first."""
-    with store.session() as session:
-        rows = session.execute(
-            select(
-                ModelCall.batch,
-                func.count(ModelCall.id),
-                func.sum(ModelCall.input_tokens),
-                func.sum(ModelCall.output_tokens),
-                func.sum(ModelCall.cache_read_tokens),
-                func.sum(ModelCall.cost_usd),
-                func.min(ModelCall.created_at),
-            )
-            .group_by(ModelCall.batch)
-            .order_by(func.min(ModelCall.created_at).desc())
-        ).all()
-    keys = (
-        "batch",
-        "calls",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cost_usd",
-        "started",
-    )
-    return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -1,4 +1,5 @@
-"""What the prompts show of the store, gathered in one place.
+"""What the prompts show of the store (read through ``aicodec.store.queries``), gathered in
+one place.
 
 For the parent on each training clip: its BD-rates, its points (kbit/s, PSNR-Y/U/V, SSIM-Y)
 with the encode and decode seconds against the limits its child would get, its per-frame
@@ -16,7 +17,6 @@ import math
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aicodec.candidates.contract import DEFAULT_QUALITIES
@@ -24,25 +24,24 @@ from aicodec.errors import AicodecError
 from aicodec.generation.prompts import Block, PromptMaterial, Section, timing_text
 from aicodec.ladder import Ladder, load_ladder
 from aicodec.sandbox.runner import wall_limit
-from aicodec.scoring.candidate import stored_frame_psnr_y
 from aicodec.settings import Settings
-from aicodec.store import (
-    CandidateRecord,
-    ClipRecord,
-    EvolutionIteration,
-    GenerationRecord,
-    RunRecord,
-    ScoreRecord,
-    Store,
+from aicodec.store import EvolutionIteration, Store
+from aicodec.store.queries.candidates import (
+    failed_generations,
+    failed_runs,
+    find_candidate,
+    generation_note,
 )
+from aicodec.store.queries.clips import stored_clip
 from aicodec.store.queries.points import (
+    StoredPoint,
     best_candidate,
     ladder_bd_rates,
-    latest_ok_run,
-    normal_qualities,
-    parse_quality_key,
+    latest_point,
+    scored_clips,
     stored_ladder_points,
 )
+from aicodec.store.queries.runs import latest_finished_iterations
 
 if TYPE_CHECKING:  # the evolution package imports this module
     from aicodec.evolution.planner import PastIteration
@@ -79,18 +78,21 @@ def frame_profile(values: Sequence[float], worst: int = WORST_FRAMES) -> str:
     return text + "; worst: " + ", ".join(f"#{index} {_db(values[index])}" for index in ranked)
 
 
-def _point_line(settings: Settings, quality: int, run: RunRecord | None) -> str:
+def _point_line(settings: Settings, quality: int, point: StoredPoint | None) -> str:
     """One stored point of the parent with its times and a child's limits."""
-    if run is None or run.kbps is None:
+    if point is None or point.kbps is None:
         return f"- q{quality}: no successful stored run"
     times = []
-    for role, seconds in (("encode", run.encode_wall_seconds), ("decode", run.decode_wall_seconds)):
+    for role, seconds in (
+        ("encode", point.encode_wall_seconds),
+        ("decode", point.decode_wall_seconds),
+    ):
         if seconds:
             times.append(timing_text(role, seconds, wall_limit(settings, seconds)))
     return (
-        f"- q{quality}: {run.kbps:.1f} kbps, PSNR-Y {_db(run.psnr_y or 0.0)} dB, "
-        f"U {_db(run.psnr_u or 0.0)}, V {_db(run.psnr_v or 0.0)}, SSIM-Y {run.ssim_y or 0.0:.4f}"
-        + (f"; {', '.join(times)}" if times else "")
+        f"- q{quality}: {point.kbps:.1f} kbps, PSNR-Y {_db(point.psnr_y or 0.0)} dB, "
+        f"U {_db(point.psnr_u or 0.0)}, V {_db(point.psnr_v or 0.0)}, "
+        f"SSIM-Y {point.ssim_y or 0.0:.4f}" + (f"; {', '.join(times)}" if times else "")
     )
 
 
@@ -99,32 +101,31 @@ def _clip_section(
     settings: Settings,
     ladder: Ladder | None,
     parent_id: int,
-    score: ScoreRecord,
+    clip_id: int,
+    qualities: Sequence[int],
 ) -> Section:
-    """The parent on one clip: BD-rates, points, per-frame profiles, the ladder's points."""
-    clip = session.get(ClipRecord, score.clip_id)
-    name = clip.name if clip is not None else f"clip {score.clip_id}"
-    qualities = parse_quality_key(score.qualities) or []
-    rates = ladder_bd_rates(session, parent_id, score.clip_id, qualities) or {}
+    """The parent on one clip (scored at ``qualities``): BD-rates, points, per-frame
+    profiles, the ladder's points."""
+    clip = stored_clip(session, clip_id)
+    name = clip.name if clip is not None else f"clip {clip_id}"
+    rates = ladder_bd_rates(session, parent_id, clip_id, qualities) or {}
     figures = ", ".join(
         f"vs {encoder} {value:+.1f} %" if value is not None else f"vs {encoder} undefined"
         for encoder, value in rates.items()
     )
     shape = f" ({clip.width}x{clip.height}, {clip.frame_count} frames)" if clip else ""
-    runs = {
-        quality: latest_ok_run(session, parent_id, score.clip_id, quality) for quality in qualities
-    }
+    points = {quality: latest_point(session, parent_id, clip_id, quality) for quality in qualities}
     blocks = [
         Block(
-            tuple(_point_line(settings, q, run) for q, run in runs.items()),
+            tuple(_point_line(settings, q, point) for q, point in points.items()),
             RANK_POINTS,
             "parent points",
             f"parent points on {name}",
         )
     ]
     profiles = []
-    for quality, run in runs.items():
-        values = stored_frame_psnr_y(run) if run is not None else ()
+    for quality, point in points.items():
+        values = point.frame_psnr_y if point is not None else ()
         if values:
             profiles.append(f"  q{quality}: {frame_profile(values)}")
     heading = "Per-frame PSNR-Y (dB):"
@@ -136,7 +137,7 @@ def _clip_section(
         )
     )
     if ladder is not None:
-        curves = stored_ladder_points(session, ladder, score.clip_id)
+        curves = stored_ladder_points(session, ladder, clip_id)
         if curves:
             lines = ["The ladder on this clip (kbps at PSNR-Y dB):"] + [
                 f"  {encoder}: " + ", ".join(f"{row.kbps:.1f} at {_db(row.psnr_y)}" for row in rows)
@@ -158,16 +159,7 @@ def parent_sections(
 ) -> list[Section]:
     """The parent's figures on its latest scored clips (only ``clip_ids`` when given; only
     scores at ``qualities`` when given)."""
-    statement = select(ScoreRecord).where(ScoreRecord.candidate_id == parent_id)
-    if clip_ids is not None:
-        statement = statement.where(ScoreRecord.clip_id.in_(list(clip_ids)))
-    wanted = normal_qualities(qualities) if qualities is not None else None
-    latest: dict[int, ScoreRecord] = {}
-    for score in session.scalars(statement.order_by(ScoreRecord.id.desc())):
-        if wanted is not None and parse_quality_key(score.qualities) != wanted:
-            continue
-        if score.clip_id not in latest and len(latest) < CLIPS_SHOWN:
-            latest[score.clip_id] = score
+    latest = scored_clips(session, parent_id, clip_ids, qualities, CLIPS_SHOWN)
     if not latest:
         return []
     legend = (
@@ -176,8 +168,8 @@ def parent_sections(
         f"least {settings.sandbox_time_floor_s:g} s and at most {settings.sandbox_wall_s:g} s.",
     )
     sections = [Section("# Parent's results on the training clips", legend)]
-    for score in latest.values():
-        sections.append(_clip_section(session, settings, ladder, parent_id, score))
+    for clip_id, scored_at in latest.items():
+        sections.append(_clip_section(session, settings, ladder, parent_id, clip_id, scored_at))
     return sections
 
 
@@ -187,14 +179,7 @@ def past_iteration(session: Session, row: EvolutionIteration) -> PastIteration:
     from aicodec.evolution.planner import PastIteration
 
     hypothesis = json.loads(row.plan_json).get("hypothesis") if row.plan_json else None
-    change = None
-    if row.candidate_id is not None:
-        change = session.scalar(
-            select(GenerationRecord.reason).where(
-                GenerationRecord.candidate_id == row.candidate_id,
-                GenerationRecord.status == "new",
-            )
-        )
+    change = generation_note(session, row.candidate_id) if row.candidate_id is not None else None
     return PastIteration(
         row.number,
         row.parent_id,
@@ -211,21 +196,7 @@ def past_iteration(session: Session, row: EvolutionIteration) -> PastIteration:
 
 def stored_iterations(session: Session) -> tuple[int | None, list[PastIteration]]:
     """The newest evolve run with finished iterations and its last ones, newest first."""
-    run_id = session.scalar(
-        select(EvolutionIteration.run_id)
-        .where(EvolutionIteration.status.in_(("scored", "failed")))
-        .order_by(EvolutionIteration.id.desc())
-    )
-    if run_id is None:
-        return None, []
-    rows = session.scalars(
-        select(EvolutionIteration)
-        .where(
-            EvolutionIteration.run_id == run_id, EvolutionIteration.status.in_(("scored", "failed"))
-        )
-        .order_by(EvolutionIteration.number.desc())
-        .limit(ITERATIONS_SHOWN)
-    )
+    run_id, rows = latest_finished_iterations(session, ITERATIONS_SHOWN)
     return run_id, [past_iteration(session, row) for row in rows]
 
 
@@ -264,21 +235,9 @@ def recent_failures(
 ) -> list[str]:
     """Failed runs (on ``clip_ids`` only, never of ``hidden`` candidates) and failed
     generations, newest first."""
-    where = [RunRecord.status == "failed"]
-    if clip_ids is not None:
-        where.append(RunRecord.clip_id.in_(list(clip_ids)))
-    if hidden:
-        where.append(RunRecord.candidate_id.not_in(list(hidden)))
-    runs = session.scalars(
-        select(RunRecord).where(*where).order_by(RunRecord.id.desc()).limit(FAILURES_SHOWN)
-    )
+    runs = failed_runs(session, clip_ids, hidden, FAILURES_SHOWN)
     lines = [f"- candidate {run.candidate_id}, quality {run.quality}: {run.error}" for run in runs]
-    generations = session.scalars(
-        select(GenerationRecord)
-        .where(GenerationRecord.status.in_(("invalid", "failed")))
-        .order_by(GenerationRecord.id.desc())
-        .limit(FAILURES_SHOWN)
-    )
+    generations = failed_generations(session, FAILURES_SHOWN)
     return lines + [
         f"- generation {record.id} ({record.status}): {record.reason}" for record in generations
     ]
@@ -333,7 +292,6 @@ def gather(
     if failures:
         best_id = best_candidate(store, qualities or DEFAULT_QUALITIES, clip_ids, hidden)
         if best_id is not None and best_id != parent_id:
-            with store.session() as session:
-                record = session.get(CandidateRecord, best_id)
-                best = f"candidate {best_id} ({record.name if record else '?'})"
+            record = find_candidate(store, best_id)
+            best = f"candidate {best_id} ({record.name if record else '?'})"
     return PromptMaterial(tuple(sections), best)

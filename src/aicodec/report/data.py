@@ -1,50 +1,60 @@
 """What a report shows, read from the store and nothing else: a run's clips and RD curves,
 its iterations, lineage, calibration, failures, cost and time, and each candidate's code.
 
-Every figure here is one the store already holds (or, for the BD-rates against the start,
-one ``aicodec.store.queries`` and ``aicodec.adoption`` compute from stored points); nothing
-is measured again and nothing is written."""
+Every figure here is one the store already holds, read through ``aicodec.store.queries``
+(or, for the BD-rates against the start, one ``aicodec.store.queries`` and
+``aicodec.adoption`` compute from stored points); nothing is measured again and nothing is
+written. This module only shapes what those queries return."""
 
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from aicodec.errors import EvolutionError, ReportError
 from aicodec.evolution import EvolveConfig, EvolveSummary, summarise
 from aicodec.evolution.calibration import Calibration, calibration_of, stored_predictions
 from aicodec.ladder import load_ladder
 from aicodec.settings import Settings
-from aicodec.store import (
-    AdoptionRecord,
-    CandidateRecord,
-    ClipRecord,
-    EvolutionIteration,
-    EvolutionRun,
-    ModelCall,
-    RunRecord,
-    Store,
+from aicodec.store import Store
+from aicodec.store.queries.calls import calls_by_purpose
+from aicodec.store.queries.candidates import (
+    StoredCandidate,
+    candidate_iterations,
+    child_ids,
+    stored_candidate,
+    stored_candidates,
 )
-from aicodec.store.queries.points import candidate_points, latest_ok_run, stored_ladder_points
+from aicodec.store.queries.clips import StoredClip, stored_clip, stored_clips
+from aicodec.store.queries.points import (
+    StoredPoint,
+    measured_points,
+    stored_ladder_points,
+    stored_points,
+)
+from aicodec.store.queries.runs import (
+    RunListing,
+    adoption_tags,
+    evolution_run,
+    iteration_plans,
+    run_ids,
+    run_listing,
+)
 
 LIVE_STATUSES = ("running",)
 
 
 @dataclass
 class CodecCurve:
-    """A codec's stored RD points on one clip: kbit/s, PSNR-Y/YUV (dB) and SSIM-Y per quality."""
+    """A codec's stored RD points on one clip, one per quality."""
 
     label: str
     role: str  # start, adopted or best
     candidate_id: int
-    points: list[dict[str, Any]]
+    points: list[StoredPoint]
     problem: str | None = None  # why the curve is short or missing
 
 
@@ -124,47 +134,9 @@ class RunView:
         return self.status in LIVE_STATUSES
 
 
-@dataclass
-class RunListing:
-    """One row of the store's list of runs."""
-
-    run_id: int
-    status: str
-    provider: str
-    created_at: datetime
-    planned: int
-    iterations: int
-    adoptions: int
-
-
 def list_runs(store: Store) -> list[RunListing]:
     """Every evolve run in the store, newest first; ReportError when there is none."""
-    with store.session() as session:
-        counts = dict(
-            session.execute(
-                select(EvolutionIteration.run_id, func.count()).group_by(EvolutionIteration.run_id)
-            ).all()
-        )
-        adopted = dict(
-            session.execute(
-                select(EvolutionIteration.run_id, func.count())
-                .where(EvolutionIteration.adopted.is_(True))
-                .group_by(EvolutionIteration.run_id)
-            ).all()
-        )
-        runs = session.scalars(select(EvolutionRun).order_by(EvolutionRun.id.desc())).all()
-        listing = [
-            RunListing(
-                run.id,
-                run.status,
-                run.provider,
-                run.created_at,
-                run.iterations_planned,
-                counts.get(run.id, 0),
-                adopted.get(run.id, 0),
-            )
-            for run in runs
-        ]
+    listing = run_listing(store)
     if not listing:
         raise ReportError("the store holds no evolve run yet; start one with aicodec evolve")
     return listing
@@ -207,7 +179,7 @@ def code_diff(
     return marked
 
 
-def candidate_diff(parent: CandidateRecord | None, child: CandidateRecord) -> list[tuple[str, str]]:
+def candidate_diff(parent: StoredCandidate | None, child: StoredCandidate) -> list[tuple[str, str]]:
     """A stored candidate's diff against its parent's code (none without a parent)."""
     if parent is None:
         return []
@@ -240,44 +212,15 @@ def apply_edits(parent: str, edits: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _tags(session: Session, run_id: int) -> dict[int, str]:
-    """The git tag of each adopted iteration of the run, by iteration number."""
-    rows = session.execute(
-        select(EvolutionIteration.number, AdoptionRecord.tag)
-        .join(AdoptionRecord, AdoptionRecord.id == EvolutionIteration.adoption_id)
-        .where(EvolutionIteration.run_id == run_id, EvolutionIteration.adopted.is_(True))
-    ).all()
-    return {number: tag for number, tag in rows if tag}
-
-
-def _plans(session: Session, run_id: int) -> dict[int, dict[str, Any]]:
-    """Each iteration's stored plan (root cause, hypothesis, steps), by iteration number."""
-    rows = session.execute(
-        select(EvolutionIteration.number, EvolutionIteration.plan_json).where(
-            EvolutionIteration.run_id == run_id
-        )
-    ).all()
-    plans: dict[int, dict[str, Any]] = {}
-    for number, text in rows:
-        try:
-            plans[number] = json.loads(text) if text else {}
-        except ValueError:
-            plans[number] = {}
-    return plans
-
-
-def _stages(session: Session, batch: str, entries: list[dict[str, Any]]) -> list[StageCost]:
-    """Wall seconds per stage over the run's iterations, beside the model calls' cost."""
+def _stages(
+    by_stage: dict[str, tuple[int, float]], entries: list[dict[str, Any]]
+) -> list[StageCost]:
+    """Wall seconds per stage over the run's iterations, beside the model calls' count and
+    cost per purpose (``by_stage``)."""
     seconds: dict[str, float] = {}
     for entry in entries:
         for stage, value in (entry["stage_seconds"] or {}).items():
             seconds[stage] = seconds.get(stage, 0) + float(value or 0.0)
-    calls = session.execute(
-        select(ModelCall.purpose, func.count(), func.coalesce(func.sum(ModelCall.cost_usd), 0.0))
-        .where(ModelCall.batch == batch)
-        .group_by(ModelCall.purpose)
-    ).all()
-    by_stage = {purpose: (int(count), float(cost)) for purpose, count, cost in calls}
     stages = sorted(set(seconds) | set(by_stage), key=lambda s: (-seconds.get(s, 0.0), s))
     return [
         StageCost(
@@ -288,17 +231,6 @@ def _stages(session: Session, batch: str, entries: list[dict[str, Any]]) -> list
         )
         for stage in stages
     ]
-
-
-def _points(
-    session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]
-) -> tuple[list[dict[str, Any]], str | None]:
-    """A candidate's stored points on a clip with SSIM-Y added to each (from the same run)."""
-    points, problem = candidate_points(session, candidate_id, clip_id, qualities)
-    for point in points:
-        row = latest_ok_run(session, candidate_id, clip_id, point["quality"])
-        point["ssim_y"] = row.ssim_y if row is not None else None
-    return points, problem
 
 
 def _codecs_shown(summary: EvolveSummary, tags: dict[int, str]) -> list[tuple[str, str, int]]:
@@ -335,7 +267,7 @@ def _clip_views(
     with store.session() as session:
         for role in ("training", "holdout"):
             for clip in described[role]:
-                record = session.get(ClipRecord, clip["id"]) if clip["id"] is not None else None
+                record = stored_clip(session, clip["id"]) if clip["id"] is not None else None
                 if record is None:
                     views.append(ClipView(clip["name"], role, None, "?", 0, {}, []))
                     continue
@@ -355,7 +287,7 @@ def _clip_views(
                 }
                 codecs = []
                 for label, kind, candidate in _codecs_shown(summary, tags):
-                    points, problem = _points(session, candidate, record.id, config.qualities)
+                    points, problem = stored_points(session, candidate, record.id, config.qualities)
                     codecs.append(CodecCurve(label, kind, candidate, points, problem))
                 views.append(
                     ClipView(
@@ -381,17 +313,9 @@ def _candidate_views(
         if item["candidate"] is not None and item["candidate"] not in seen:
             order.append((item["candidate"], item))
             seen.add(item["candidate"])
+    parents = {e["parent"] for e in entries if e["parent"] is not None}
     with store.session() as session:
-        records = {
-            row.id: row
-            for row in session.scalars(
-                select(CandidateRecord).where(
-                    CandidateRecord.id.in_(
-                        seen | {e["parent"] for e in entries if e["parent"] is not None}
-                    )
-                )
-            )
-        }
+        records = stored_candidates(session, seen | parents)
     views: list[CandidateView] = []
     for candidate_id, entry in order:
         record = records[candidate_id]
@@ -437,9 +361,9 @@ def run_view(store: Store, settings: Settings, run_id: int | None = None) -> Run
     if run_id is None:
         run_id = latest_run_id(store)
     with store.session() as session:
-        run = session.get(EvolutionRun, run_id)
+        run = evolution_run(session, run_id)
         if run is None:
-            known = session.scalars(select(EvolutionRun.id).order_by(EvolutionRun.id)).all()
+            known = run_ids(session)
             shown = ", ".join(str(n) for n in known) if known else "none"
             raise ReportError(f"no evolve run {run_id} in the store (runs: {shown})")
         config = EvolveConfig.from_json(run.config_json)
@@ -451,8 +375,8 @@ def run_view(store: Store, settings: Settings, run_id: int | None = None) -> Run
             run.created_at,
             run.finished_at,
         )
-        tags = _tags(session, run_id)
-        plans = _plans(session, run_id)
+        tags = adoption_tags(session, run_id)
+        plans = iteration_plans(session, run_id)
     try:
         summary = summarise(store, settings, run_id)
     except EvolutionError as exc:
@@ -472,7 +396,7 @@ def run_view(store: Store, settings: Settings, run_id: int | None = None) -> Run
     except EvolutionError as exc:
         problem = str(exc)
     with store.session() as session:
-        stages = _stages(session, head[0], entries)
+        stages = _stages(calls_by_purpose(session, head[0]), entries)
     return RunView(
         run_id,
         *head,
@@ -502,68 +426,50 @@ class CandidatePage:
     diff: list[tuple[str, str]]
     children: list[int]
     iterations: list[tuple[int, int, str]]  # (run, iteration, outcome)
-    points: dict[str, list[dict[str, Any]]]  # clip name -> newest ok point per quality
+    points: dict[str, list[StoredPoint]]  # clip name -> newest ok point per quality
+
+
+def _clip_label(clips: dict[int, StoredClip], clip_id: int) -> str:
+    """A clip as the candidate page names it: name, frame size and frame count."""
+    clip = clips.get(clip_id)
+    if clip is None:
+        return str(clip_id)
+    return f"{clip.name} ({clip.width}x{clip.height}, {clip.frame_count} frames)"
+
+
+def _points_by_clip(
+    measured: list[tuple[int, StoredPoint]], clips: dict[int, StoredClip]
+) -> dict[str, list[StoredPoint]]:
+    """The newest of the measured points (oldest first, each with its clip) per clip and
+    quality, by clip label, each clip's by quality."""
+    points: dict[str, dict[int, StoredPoint]] = {}
+    for clip_id, point in measured:  # newest last, so it wins
+        points.setdefault(_clip_label(clips, clip_id), {})[point.quality] = point
+    return {clip: [found[q] for q in sorted(found)] for clip, found in points.items()}
 
 
 def candidate_page(store: Store, candidate_id: int) -> CandidatePage:
     """A candidate's page data; ReportError when the store has no such candidate."""
     with store.session() as session:
-        record = session.get(CandidateRecord, candidate_id)
+        record = stored_candidate(session, candidate_id)
         if record is None:
             raise ReportError(f"no candidate {candidate_id} in the store")
-        parent = session.get(CandidateRecord, record.parent_id) if record.parent_id else None
-        diff = candidate_diff(parent, record)
-        children = list(
-            session.scalars(
-                select(CandidateRecord.id)
-                .where(CandidateRecord.parent_id == candidate_id)
-                .order_by(CandidateRecord.id)
-            )
-        )
-        rows = session.scalars(
-            select(EvolutionIteration)
-            .where(EvolutionIteration.candidate_id == candidate_id)
-            .order_by(EvolutionIteration.run_id, EvolutionIteration.number)
-        ).all()
+        parent = stored_candidate(session, record.parent_id) if record.parent_id else None
         iterations = [
-            (row.run_id, row.number, outcome_of({"status": row.status, "adopted": row.adopted}))
-            for row in rows
+            (run, number, outcome_of({"status": status, "adopted": adopted}))
+            for run, number, status, adopted in candidate_iterations(session, candidate_id)
         ]
-        runs = session.scalars(
-            select(RunRecord)
-            .where(
-                RunRecord.candidate_id == candidate_id,
-                RunRecord.status == "ok",
-                RunRecord.psnr_y.is_not(None),
-            )
-            .order_by(RunRecord.id)
-        ).all()
-        clip_names = {
-            clip.id: f"{clip.name} ({clip.width}x{clip.height}, {clip.frame_count} frames)"
-            for clip in session.scalars(select(ClipRecord))
-        }
-        points: dict[str, dict[int, dict[str, Any]]] = {}
-        for row in runs:  # newest last, so it wins
-            points.setdefault(clip_names.get(row.clip_id, str(row.clip_id)), {})[row.quality] = {
-                "quality": row.quality,
-                "kbps": row.kbps,
-                "psnr_y": row.psnr_y,
-                "psnr_yuv": row.psnr_yuv,
-                "ssim_y": row.ssim_y,
-                "bytes": row.bytes,
-            }
-        return CandidatePage(
-            record.id,
-            record.name,
-            record.origin,
-            record.parent_id,
-            record.source,
-            record.created_at,
-            diff,
-            children,
-            iterations,
-            {
-                clip: [by_quality[q] for q in sorted(by_quality)]
-                for clip, by_quality in points.items()
-            },
-        )
+        children = child_ids(session, candidate_id)
+        points = _points_by_clip(measured_points(session, candidate_id), stored_clips(session))
+    return CandidatePage(
+        record.id,
+        record.name,
+        record.origin,
+        record.parent_id,
+        record.source,
+        record.created_at,
+        candidate_diff(parent, record),
+        children,
+        iterations,
+        points,
+    )

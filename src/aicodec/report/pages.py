@@ -26,7 +26,6 @@ from aicodec.report.charts import (
 from aicodec.report.data import (
     CandidatePage,
     ClipView,
-    RunListing,
     RunView,
     run_view,
     source_edits,
@@ -34,7 +33,7 @@ from aicodec.report.data import (
 from aicodec.safe_text import printable
 from aicodec.settings import Settings
 from aicodec.store import Store
-from aicodec.store.queries.runs import may_be_best
+from aicodec.store.queries.runs import RunListing, may_be_best
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _ENVIRONMENT = Environment(
@@ -72,10 +71,9 @@ def clip_curves(clip: ClipView, key: str) -> list[Curve]:
         for name, points in clip.ladder.items()
     ]
     for codec in clip.codecs:
-        shown = [p for p in codec.points if p.get(key) is not None]
-        curves.append(
-            Curve(codec.label, [p["kbps"] for p in shown], [p[key] for p in shown], codec.role)
-        )
+        shown = [(p.kbps, getattr(p, key)) for p in codec.points]
+        drawn = [(kbps, value) for kbps, value in shown if kbps is not None and value is not None]
+        curves.append(Curve(codec.label, [k for k, _ in drawn], [v for _, v in drawn], codec.role))
     return curves
 
 

@@ -1,10 +1,10 @@
 """Stored results: the one place that reads what the store knows of a candidate's quality.
 
-A candidate's points (its latest successful run per clip and quality), its BD-rates
-against the ladder (its latest score per clip at a set of qualities), its fitness (the
-mean BD-rate against x264 over clips), the ladder's own stored points on a clip and the
-lab's best codec are read here and nowhere else, so every caller means the same thing by
-them.
+A candidate's points (its latest successful run per clip and quality, as ``StoredPoint``),
+its BD-rates against the ladder (its latest score per clip at a set of qualities), its
+fitness (the mean BD-rate against x264 over clips), the ladder's own stored points on a clip
+and the lab's best codec are read here and nowhere else, so every caller means the same
+thing by them.
 
 Qualities key results in one normal form, sorted and without repeats (``quality_key``).
 A score stored before that, under the order the qualities were typed in, is found too.
@@ -13,7 +13,9 @@ A score stored before that, under the order the qualities were typed in, is foun
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -55,46 +57,124 @@ def parse_quality_key(key: str) -> list[int] | None:
 # --- a candidate's points ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class StoredPoint:
+    """One stored successful run of a candidate at a quality: bytes, kbit/s, PSNR (dB), SSIM-Y,
+    VMAF, seconds (CPU and wall), whether its decodes agreed, and each frame's PSNR-Y (dB)."""
+
+    quality: int
+    bytes: int | None
+    kbps: float | None
+    psnr_y: float | None
+    psnr_u: float | None
+    psnr_v: float | None
+    psnr_yuv: float | None
+    ssim_y: float | None
+    vmaf: float | None
+    encode_seconds: float | None
+    decode_seconds: float | None
+    encode_wall_seconds: float | None
+    decode_wall_seconds: float | None
+    deterministic: bool | None
+    frame_psnr_y: tuple[float, ...]  # inf for a lossless frame; empty when not stored
+
+    def rd_dict(self) -> dict[str, Any]:
+        """The point as ``candidate_points`` gives it: quality, kbit/s, dB, bytes, seconds."""
+        return {
+            "quality": self.quality,
+            "kbps": self.kbps,
+            "psnr_y": self.psnr_y,
+            "psnr_yuv": self.psnr_yuv,
+            "bytes": self.bytes,
+            "decode_seconds": self.decode_seconds,
+        }
+
+
+def _frame_psnr_y(blob: str | None) -> tuple[float, ...]:
+    """Stored per-frame PSNR-Y (dB; inf for a lossless frame); empty before the lab kept it."""
+    if not blob:
+        return ()
+    return tuple(math.inf if value is None else float(value) for value in json.loads(blob))
+
+
+def stored_point(row: RunRecord) -> StoredPoint:
+    """A stored run's figures as a ``StoredPoint``."""
+    return StoredPoint(
+        quality=row.quality,
+        bytes=row.bytes,
+        kbps=row.kbps,
+        psnr_y=row.psnr_y,
+        psnr_u=row.psnr_u,
+        psnr_v=row.psnr_v,
+        psnr_yuv=row.psnr_yuv,
+        ssim_y=row.ssim_y,
+        vmaf=row.vmaf,
+        encode_seconds=row.encode_seconds,
+        decode_seconds=row.decode_seconds,
+        encode_wall_seconds=row.encode_wall_seconds,
+        decode_wall_seconds=row.decode_wall_seconds,
+        deterministic=row.deterministic,
+        frame_psnr_y=_frame_psnr_y(row.frame_psnr_y_json),
+    )
+
+
+def _measured(candidate_id: int) -> tuple[Any, ...]:
+    """The conditions of a candidate's successful, measured runs."""
+    return (
+        RunRecord.candidate_id == candidate_id,
+        RunRecord.status == "ok",
+        RunRecord.psnr_y.is_not(None),
+    )
+
+
 def latest_ok_run(
     session: Session, candidate_id: int, clip_id: int, quality: int
 ) -> RunRecord | None:
     """The newest successful, measured stored run of a candidate on a clip at a quality."""
     return session.scalar(
         select(RunRecord)
-        .where(
-            RunRecord.candidate_id == candidate_id,
-            RunRecord.clip_id == clip_id,
-            RunRecord.quality == quality,
-            RunRecord.status == "ok",
-            RunRecord.psnr_y.is_not(None),
-        )
+        .where(*_measured(candidate_id), RunRecord.clip_id == clip_id, RunRecord.quality == quality)
         .order_by(RunRecord.id.desc())
     )
+
+
+def latest_point(
+    session: Session, candidate_id: int, clip_id: int, quality: int
+) -> StoredPoint | None:
+    """The newest successful, measured point of a candidate on a clip at a quality."""
+    row = latest_ok_run(session, candidate_id, clip_id, quality)
+    return stored_point(row) if row is not None else None
+
+
+def stored_points(
+    session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]
+) -> tuple[list[StoredPoint], str | None]:
+    """The latest successful, deterministic stored point per quality, or the points found up
+    to the first problem and that problem."""
+    points: list[StoredPoint] = []
+    for quality in normal_qualities(qualities):
+        point = latest_point(session, candidate_id, clip_id, quality)
+        if point is None:
+            return points, f"has no successful stored run at quality {quality} on clip {clip_id}"
+        if point.deterministic is not True:
+            return points, f"is not deterministic at quality {quality} on clip {clip_id}"
+        points.append(point)
+    return points, None
 
 
 def candidate_points(
     session: Session, candidate_id: int, clip_id: int, qualities: Sequence[int]
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """The latest successful, deterministic stored run per quality as RD points (kbps, dB,
-    bytes, decode seconds), or the points found up to the first problem and that problem."""
-    points: list[dict[str, Any]] = []
-    for quality in normal_qualities(qualities):
-        row = latest_ok_run(session, candidate_id, clip_id, quality)
-        if row is None:
-            return points, f"has no successful stored run at quality {quality} on clip {clip_id}"
-        if row.deterministic is not True:
-            return points, f"is not deterministic at quality {quality} on clip {clip_id}"
-        points.append(
-            {
-                "quality": quality,
-                "kbps": row.kbps,
-                "psnr_y": row.psnr_y,
-                "psnr_yuv": row.psnr_yuv,
-                "bytes": row.bytes,
-                "decode_seconds": row.decode_seconds,
-            }
-        )
-    return points, None
+    """``stored_points`` as plain RD points (kbps, dB, bytes, decode seconds), with the
+    problem that cut them short, if any."""
+    points, problem = stored_points(session, candidate_id, clip_id, qualities)
+    return [point.rd_dict() for point in points], problem
+
+
+def measured_points(session: Session, candidate_id: int) -> list[tuple[int, StoredPoint]]:
+    """Every successful, measured stored run of a candidate, oldest first, with its clip id."""
+    rows = session.scalars(select(RunRecord).where(*_measured(candidate_id)).order_by(RunRecord.id))
+    return [(row.clip_id, stored_point(row)) for row in rows]
 
 
 # --- BD-rates against the ladder ---------------------------------------------------------------
@@ -149,6 +229,30 @@ def ladder_bd_rates(
     the clip at these qualities; None when it has none."""
     found = _latest_scores(session, qualities, candidate_ids=[candidate_id], clip_ids=[clip_id])
     return found.get((candidate_id, clip_id))
+
+
+def scored_clips(
+    session: Session,
+    candidate_id: int,
+    clip_ids: Collection[int] | None,
+    qualities: Sequence[int] | None,
+    limit: int,
+) -> dict[int, list[int]]:
+    """The clips of a candidate's latest scores, newest first and at most ``limit`` (only
+    ``clip_ids`` and only scores at ``qualities`` when given), each with its score's
+    qualities (empty when unreadable)."""
+    statement = select(ScoreRecord).where(ScoreRecord.candidate_id == candidate_id)
+    if clip_ids is not None:
+        statement = statement.where(ScoreRecord.clip_id.in_(list(clip_ids)))
+    wanted = normal_qualities(qualities) if qualities is not None else None
+    latest: dict[int, list[int]] = {}
+    for score in session.scalars(statement.order_by(ScoreRecord.id.desc())):
+        found = parse_quality_key(score.qualities)
+        if wanted is not None and found != wanted:
+            continue
+        if score.clip_id not in latest and len(latest) < limit:
+            latest[score.clip_id] = found or []
+    return latest
 
 
 def stored_ladder_points(
@@ -213,7 +317,8 @@ def best_candidate(
     hidden: Collection[int] = (),
 ) -> int | None:
     """The scored candidate with the lowest fitness at these qualities, leaving out the
-    ``hidden`` ones; ties go to the older candidate.
+    ``hidden`` ones; ties go to the older candidate. PSNR-YUV plays no part (see the
+    package's docstring for why this differs from ``runs.may_be_best``).
 
     With ``clip_ids``, only candidates with a defined score on every one of those clips
     compete; without, each candidate's fitness is over the clips it was scored on.

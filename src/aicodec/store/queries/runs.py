@@ -1,11 +1,15 @@
-"""An evolve run as stored: its iterations (history), adoptions, cost, time and clips."""
+"""Evolve runs as stored: the list of runs, a run's iterations (history), plans, adoptions
+and tags, its planners' predictions, and the clips it stored."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from aicodec.errors import EvolutionError
 from aicodec.store import (
@@ -19,6 +23,75 @@ from aicodec.store import (
 
 FINISHED = ("scored", "failed")  # an iteration with one of these statuses counts as done
 UNFINISHED_RUNS = ("running", "interrupted")  # a run with one of these may be resumed
+
+
+@dataclass
+class RunListing:
+    """One row of the store's list of runs."""
+
+    run_id: int
+    status: str
+    provider: str
+    created_at: datetime
+    planned: int
+    iterations: int
+    adoptions: int
+
+
+@dataclass(frozen=True)
+class RunPredictions:
+    """A run's stored config (JSON) and its iterations with both a prediction and a
+    measurement: (iteration, planner, predicted, measured), BD-rate vs the parent, percent."""
+
+    run_id: int
+    config_json: str
+    rows: list[tuple[int, str | None, float, float]]
+
+
+# --- the store's runs ---------------------------------------------------------------------------
+
+
+def run_listing(store: Store) -> list[RunListing]:
+    """Every evolve run in the store, newest first, with its iteration and adoption counts."""
+    with store.session() as session:
+        counts = dict(
+            session.execute(
+                select(EvolutionIteration.run_id, func.count()).group_by(EvolutionIteration.run_id)
+            ).all()
+        )
+        adopted = dict(
+            session.execute(
+                select(EvolutionIteration.run_id, func.count())
+                .where(EvolutionIteration.adopted.is_(True))
+                .group_by(EvolutionIteration.run_id)
+            ).all()
+        )
+        runs = session.scalars(select(EvolutionRun).order_by(EvolutionRun.id.desc())).all()
+        return [
+            RunListing(
+                run.id,
+                run.status,
+                run.provider,
+                run.created_at,
+                run.iterations_planned,
+                counts.get(run.id, 0),
+                adopted.get(run.id, 0),
+            )
+            for run in runs
+        ]
+
+
+def evolution_run(session: Session, run_id: int) -> EvolutionRun | None:
+    """The stored evolve run with this id, if any."""
+    return session.get(EvolutionRun, run_id)
+
+
+def run_ids(session: Session) -> list[int]:
+    """The ids of the store's evolve runs, oldest first."""
+    return list(session.scalars(select(EvolutionRun.id).order_by(EvolutionRun.id)).all())
+
+
+# --- a run's iterations -------------------------------------------------------------------------
 
 
 def iteration_rows(store: Store, run_id: int, upto: int | None = None) -> list[EvolutionIteration]:
@@ -49,6 +122,90 @@ def run_adoptions(store: Store, run_id: int) -> list[dict[str, Any]]:
         ).all()
     keys = ("iteration", "candidate", "tag", "commit", "bd_rate_vs_previous")
     return [dict(zip(keys, row, strict=True)) for row in found]
+
+
+def adoption_tags(session: Session, run_id: int) -> dict[int, str]:
+    """The git tag of each adopted iteration of the run, by iteration number."""
+    rows = session.execute(
+        select(EvolutionIteration.number, AdoptionRecord.tag)
+        .join(AdoptionRecord, AdoptionRecord.id == EvolutionIteration.adoption_id)
+        .where(EvolutionIteration.run_id == run_id, EvolutionIteration.adopted.is_(True))
+    ).all()
+    return {number: tag for number, tag in rows if tag}
+
+
+def iteration_plans(session: Session, run_id: int) -> dict[int, dict[str, Any]]:
+    """Each iteration's stored plan (root cause, hypothesis, steps), by iteration number;
+    empty where none is stored or it is unreadable."""
+    rows = session.execute(
+        select(EvolutionIteration.number, EvolutionIteration.plan_json).where(
+            EvolutionIteration.run_id == run_id
+        )
+    ).all()
+    plans: dict[int, dict[str, Any]] = {}
+    for number, text in rows:
+        try:
+            plans[number] = json.loads(text) if text else {}
+        except ValueError:
+            plans[number] = {}
+    return plans
+
+
+def latest_finished_iterations(
+    session: Session, limit: int
+) -> tuple[int | None, list[EvolutionIteration]]:
+    """The newest evolve run with finished iterations and its last ``limit`` of them, newest
+    first."""
+    run_id = session.scalar(
+        select(EvolutionIteration.run_id)
+        .where(EvolutionIteration.status.in_(FINISHED))
+        .order_by(EvolutionIteration.id.desc())
+    )
+    if run_id is None:
+        return None, []
+    rows = session.scalars(
+        select(EvolutionIteration)
+        .where(EvolutionIteration.run_id == run_id, EvolutionIteration.status.in_(FINISHED))
+        .order_by(EvolutionIteration.number.desc())
+        .limit(limit)
+    )
+    return run_id, list(rows)
+
+
+def run_predictions(
+    store: Store, run_id: int | None = None, *, all_runs: bool = False
+) -> list[RunPredictions]:
+    """The last run, run ``run_id`` or every run (in id order), each with its iterations that
+    store both a prediction and a measurement; EvolutionError when there is no such run."""
+    with store.session() as session:
+        query = select(EvolutionRun).order_by(EvolutionRun.id)
+        if run_id is not None:
+            query = query.where(EvolutionRun.id == run_id)
+        runs = list(session.scalars(query).all())
+        if not runs:
+            if run_id is not None:
+                raise EvolutionError(f"no evolve run {run_id} in the store")
+            raise EvolutionError("the store holds no evolve run yet; start one with evolve")
+        if run_id is None and not all_runs:
+            runs = runs[-1:]
+        found = []
+        for run in runs:
+            rows = session.scalars(
+                select(EvolutionIteration)
+                .where(
+                    EvolutionIteration.run_id == run.id,
+                    EvolutionIteration.predicted_bd_rate.is_not(None),
+                    EvolutionIteration.bd_rate_vs_parent.is_not(None),
+                )
+                .order_by(EvolutionIteration.number)
+            ).all()
+            pairs = [
+                (row.number, row.planner, row.predicted_bd_rate, row.bd_rate_vs_parent)
+                for row in rows
+                if row.predicted_bd_rate is not None and row.bd_rate_vs_parent is not None
+            ]
+            found.append(RunPredictions(run.id, run.config_json, pairs))
+    return found
 
 
 def unfinished_run(store: Store) -> int:
