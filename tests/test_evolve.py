@@ -320,7 +320,7 @@ def test_a_run_config_takes_every_default_from_the_settings_and_the_ladder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("AICODEC_EVOLVE_ISLANDS", "4")
-    monkeypatch.setenv("AICODEC_EVOLVE_REPAIRS", "0")
+    monkeypatch.setenv("AICODEC_GENERATE_REPAIRS", "0")
     monkeypatch.setenv("AICODEC_CODEC_REPO", str(tmp_path / "repo"))
     config = EvolveConfig.from_settings(Settings(), iterations=3, videos=[], parallel=None)
     assert (config.islands, config.repairs, config.parallel) == (4, 0, 1)

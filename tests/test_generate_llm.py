@@ -9,7 +9,7 @@ import pytest
 
 from aicodec.candidates.edits import EditError, extract_candidate
 from aicodec.errors import ConfigError
-from aicodec.generation.generate import generate_candidates, resolve_parent
+from aicodec.generation.generate import GenerationRequest, generate_candidates, resolve_parent
 from aicodec.providers.anthropic_provider import AnthropicProvider
 from aicodec.providers.base import load_prices, price_table
 from aicodec.settings import Settings
@@ -197,8 +197,7 @@ def test_a_missed_search_gets_a_repair_turn(fake_llm, tmp_path: Path, repairs: i
             provider,
             "test",
             resolve_parent(store, str(SEED)),
-            count=1,
-            repairs=repairs,
+            GenerationRequest(count=1, repairs=repairs),
         )
         with store.session() as session:
             recorded = [(row.status, row.repairs) for row in session.query(GenerationRecord)]

@@ -879,22 +879,27 @@ def generate_command(
     """Make new candidates from a parent with a model (or the offline mutation search)."""
 
     def body() -> None:
-        from aicodec.generation.generate import generate_candidates, resolve_parent, select_provider
+        from aicodec.generation.generate import (
+            GenerationRequest,
+            generate_candidates,
+            resolve_parent,
+            select_provider,
+        )
 
         def work(store: Any, settings: Settings) -> Any:
             chosen, reason = select_provider(settings, provider, seed=seed, store=store)
             origin = resolve_parent(store, parent)
             with _status(f"generating from {shown(origin.name)}") as status:
+                request = GenerationRequest(
+                    count=n, repairs=repairs, max_cost=max_cost, max_tokens=max_tokens
+                )
                 return generate_candidates(
                     store,
                     settings,
                     chosen,
                     reason,
                     origin,
-                    count=n,
-                    repairs=repairs,
-                    max_cost=max_cost,
-                    max_tokens=max_tokens,
+                    request,
                     progress=lambda text: status.update(shown(text)),
                 )
 

@@ -232,7 +232,7 @@ class Settings(BaseSettings):
         description="Ladder encoders evolved and adopted codecs are scored against, comma "
         "separated (empty: the ladder file's compare_with list).",
     )
-    evolve_repairs: int = Field(
+    generate_repairs: int = Field(
         default=2, ge=0, description="Repair prompts per generated candidate that fails checks."
     )
     evolve_heartbeat_s: float = Field(

@@ -33,7 +33,7 @@ def settings_values(settings: Settings) -> dict[str, Any]:
         "provider": settings.provider,
         "parent": None,
         "planner": settings.evolve_planner,
-        "repairs": settings.evolve_repairs,
+        "repairs": settings.generate_repairs,
         "max_cost": None,
         "max_minutes": None,
         "git_repo": str(settings.codec_repo.resolve()),

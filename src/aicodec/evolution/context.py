@@ -18,7 +18,7 @@ from aicodec.providers.base import Provider
 from aicodec.scoring.candidate import ScoreOutcome, score_clips
 from aicodec.settings import Settings
 from aicodec.store import CandidateRecord, EvolutionIteration, Store
-from aicodec.store.queries.points import fitness
+from aicodec.store.queries.points import fitness, keeps_chroma
 from aicodec.store.queries.runs import iteration_rows
 
 
@@ -87,8 +87,7 @@ class RunContext:
             if row.status == "scored"
             and row.candidate_id is not None
             and row.bd_rate_vs_x264 is not None
-            and row.bd_rate_yuv_vs_parent is not None
-            and row.bd_rate_yuv_vs_parent <= 0
+            and keeps_chroma(row.bd_rate_yuv_vs_parent)
         ]
 
     def fitness(self, candidate_id: int) -> float | None:

@@ -22,7 +22,13 @@ from aicodec.evolution.context import RunContext
 from aicodec.evolution.iteration import Iteration
 from aicodec.evolution.parents import Member, choose_parent
 from aicodec.evolution.planner import LabFacts, PastIteration, Plan, parse_plan, rule_plan
-from aicodec.generation.generate import GenerationOutcome, generate_candidates, log_call, scrub
+from aicodec.generation.generate import (
+    GenerationOutcome,
+    GenerationRequest,
+    generate_candidates,
+    log_call,
+    scrub,
+)
 from aicodec.generation.material import gather, past_iteration
 from aicodec.generation.prompts import ParentCodec, PromptMaterial, plan_prompt
 from aicodec.store.queries.points import X264, latest_ok_run
@@ -184,12 +190,7 @@ def _draw(
     remaining = None
     if run.config.max_cost is not None:
         remaining = max(0.0, run.config.max_cost - run.cost(it.number - 1) - it.cost_usd)
-    return generate_candidates(
-        run.store,
-        run.settings,
-        run.provider,
-        run.provider_reason,
-        ParentCodec(it.parent_id, name, source),
+    request = GenerationRequest(
         count=1,
         repairs=run.config.repairs,
         max_cost=remaining,
@@ -200,7 +201,10 @@ def _draw(
         hidden=hidden,
         qualities=run.config.qualities,
         recent=list(it.recent),
-        progress=run.progress,
+    )
+    parent = ParentCodec(it.parent_id, name, source)
+    return generate_candidates(
+        run.store, run.settings, run.provider, run.provider_reason, parent, request, run.progress
     )
 
 

@@ -344,54 +344,59 @@ class _Batch:
         return None
 
 
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to generate and what the model is shown.
+
+    ``count`` candidates, each with up to ``repairs`` repair calls, within ``max_cost``
+    (USD) and ``max_tokens``; ``plan`` is the step to take; ``batch_id`` groups the calls (an
+    evolve run passes its own); ``clip_ids`` limits the scores shown to those clips;
+    ``repeat_from`` (the parent's parent, after a step that helped) lets a provider that
+    repeats improving steps repeat it first; the runs and scores of the ``hidden``
+    candidates (still being scored) are not shown; ``qualities`` (a run's) are those the
+    scores shown and the best codec are at; ``recent`` is an evolve run's known
+    iterations, newest first (else the store's newest evolve run is shown).
+    """
+
+    count: int
+    repairs: int
+    max_cost: float | None = None
+    max_tokens: int | None = None
+    plan: str | None = None
+    batch_id: str | None = None
+    clip_ids: Collection[int] | None = None
+    repeat_from: str | None = None
+    hidden: Collection[int] = ()
+    qualities: Sequence[int] | None = None
+    recent: Sequence[PastIteration] | None = None
+
+
 def generate_candidates(
     store: Store,
     settings: Settings,
     provider: Provider,
     provider_reason: str,
     parent: ParentCodec,
-    *,
-    count: int,
-    repairs: int = 2,
-    max_cost: float | None = None,
-    max_tokens: int | None = None,
-    plan: str | None = None,
+    request: GenerationRequest,
     progress: Callable[[str], None] | None = None,
-    batch_id: str | None = None,
-    clip_ids: Collection[int] | None = None,
-    repeat_from: str | None = None,
-    hidden: Collection[int] = (),
-    qualities: Sequence[int] | None = None,
-    recent: Sequence[PastIteration] | None = None,
 ) -> GenerationOutcome:
-    """Make up to ``count`` candidates from ``parent`` with ``provider``; store each attempt.
-
-    ``batch_id`` groups the calls (an evolve run passes its own); ``clip_ids`` limits the
-    scores shown to the model to those clips; ``repeat_from`` (the parent's parent, after
-    a step that helped) lets a provider that repeats improving steps repeat it first; the
-    runs and scores of the ``hidden`` candidates (still being scored) are not shown to the
-    model; ``qualities`` (a run's) are those the scores shown and the best codec are at;
-    ``recent`` is an evolve run's known iterations, newest first (else the store's newest
-    evolve run is shown). ConfigError, before any call, when ``max_cost`` cannot be kept
-    (an unpriced model).
-    """
+    """Make up to ``request.count`` candidates from ``parent`` with ``provider``; store each
+    attempt. ConfigError, before any call, when ``max_cost`` cannot be kept (an unpriced
+    model)."""
+    count, max_cost = request.count, request.max_cost
     if count < 1:
         raise GenerationError("--n must be 1 or more")
     refuse_unpriced_budget(provider, max_cost)
     outcome = GenerationOutcome(
-        provider.name, provider.model, provider_reason, batch_id or uuid.uuid4().hex, parent
+        provider.name,
+        provider.model,
+        provider_reason,
+        request.batch_id or uuid.uuid4().hex,
+        parent,
     )
     batch = _Batch(store, provider, outcome)
-    capabilities = provider.capabilities
-    if capabilities.proposes_locally:
-        from aicodec.providers.mutation import describe
-
-        rounds = generation_rounds(store, parent.id, provider.name)
-        if not capabilities.repeats_improving_steps:
-            repeat_from = None
-        children = provider.propose(parent.source, count, attempt=rounds, repeat_from=repeat_from)
-        for source in children:
-            batch.keep(source, capabilities.origin, 0, None, reason=describe(parent.source, source))
+    if provider.capabilities.proposes_locally:
+        _propose_locally(batch, parent, count, request.repeat_from)
         return outcome
     from aicodec.generation.material import gather
 
@@ -399,25 +404,41 @@ def generate_candidates(
         store,
         settings,
         parent.id,
-        clip_ids=clip_ids,
-        hidden=hidden,
-        recent=recent,
-        qualities=qualities,
+        clip_ids=request.clip_ids,
+        hidden=request.hidden,
+        recent=request.recent,
+        qualities=request.qualities,
     )
-
     for index in range(count):
-        outcome.stopped = batch.over_budget(max_cost, max_tokens)
+        outcome.stopped = batch.over_budget(max_cost, request.max_tokens)
         if outcome.stopped:
             break
         if progress is not None:
             progress(f"candidate {index + 1}/{count}: asking {provider.name}")
-        prompt = generate_prompt(settings, parent, material, plan=plan)
+        prompt = generate_prompt(settings, parent, material, plan=request.plan)
         try:
-            _one_candidate(batch, settings, prompt, parent, repairs)
+            _one_candidate(batch, settings, prompt, parent, request.repairs)
         except ProviderError as exc:
             outcome.stopped = f"provider failed: {scrub(str(exc))}"
             break
     return outcome
+
+
+def _propose_locally(
+    batch: _Batch, parent: ParentCodec, count: int, repeat_from: str | None
+) -> None:
+    """Candidates from a provider that proposes them itself (the mutation search): no
+    prompt, no call; the step it repeats only where it repeats improving steps."""
+    from aicodec.providers.mutation import describe
+
+    provider = batch.provider
+    capabilities = provider.capabilities
+    rounds = generation_rounds(batch.store, parent.id, provider.name)
+    if not capabilities.repeats_improving_steps:
+        repeat_from = None
+    children = provider.propose(parent.source, count, attempt=rounds, repeat_from=repeat_from)
+    for source in children:
+        batch.keep(source, capabilities.origin, 0, None, reason=describe(parent.source, source))
 
 
 def _one_candidate(

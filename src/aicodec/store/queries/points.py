@@ -27,6 +27,7 @@ from aicodec.scoring.metrics import finite_or_none
 from aicodec.store import (
     AdoptionRecord,
     BaselineEncode,
+    EvolutionIteration,
     RatePointChoice,
     RunRecord,
     ScoreRecord,
@@ -310,6 +311,23 @@ def fitness(
     return sum(values) / len(values)  # type: ignore[arg-type]
 
 
+def keeps_chroma(bd_rate_yuv_vs_parent: float | None) -> bool:
+    """The one rule a codec must meet to be a best: an evolve iteration that scored it found
+    it no worse than its parent on PSNR-YUV (BD-rate vs the parent, percent, <= 0), so a
+    luma gain paid for with chroma never counts."""
+    return bd_rate_yuv_vs_parent is not None and bd_rate_yuv_vs_parent <= 0
+
+
+def _chroma_traders(session: Session) -> set[int]:
+    """The candidates an evolve iteration scored that fail ``keeps_chroma``."""
+    rows = session.execute(
+        select(EvolutionIteration.candidate_id, EvolutionIteration.bd_rate_yuv_vs_parent).where(
+            EvolutionIteration.status == "scored", EvolutionIteration.candidate_id.is_not(None)
+        )
+    ).all()
+    return {found for found, yuv in rows if found is not None and not keeps_chroma(yuv)}
+
+
 def best_candidate(
     store: Store,
     qualities: Sequence[int],
@@ -317,14 +335,15 @@ def best_candidate(
     hidden: Collection[int] = (),
 ) -> int | None:
     """The scored candidate with the lowest fitness at these qualities, leaving out the
-    ``hidden`` ones; ties go to the older candidate. PSNR-YUV plays no part (see the
-    package's docstring for why this differs from ``runs.may_be_best``).
+    ``hidden`` ones and those an evolve iteration found worse than their parent on PSNR-YUV
+    (``keeps_chroma``, the rule a run's best meets too); ties go to the older candidate.
 
     With ``clip_ids``, only candidates with a defined score on every one of those clips
     compete; without, each candidate's fitness is over the clips it was scored on.
     """
     with store.session() as session:
         scores = _latest_scores(session, qualities, clip_ids=clip_ids, hidden=hidden)
+        traders = _chroma_traders(session)
     per_candidate: dict[int, list[float | None]] = {}
     for (candidate_id, _), rates in scores.items():
         per_candidate.setdefault(candidate_id, []).append(rates.get(X264))
@@ -332,7 +351,7 @@ def best_candidate(
     for candidate_id, values in per_candidate.items():
         complete = clip_ids is None or len(values) == len(set(clip_ids))
         defined = [value for value in values if value is not None]
-        if complete and defined and len(defined) == len(values):
+        if complete and defined and len(defined) == len(values) and candidate_id not in traders:
             means[candidate_id] = sum(defined) / len(defined)
     if not means:
         return None

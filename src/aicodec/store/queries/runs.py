@@ -20,6 +20,7 @@ from aicodec.store import (
     RunRecord,
     Store,
 )
+from aicodec.store.queries.points import keeps_chroma
 
 FINISHED = ("scored", "failed")  # an iteration with one of these statuses counts as done
 UNFINISHED_RUNS = ("running", "interrupted")  # a run with one of these may be resumed
@@ -268,9 +269,8 @@ def history(store: Store, run_id: int | None = None) -> list[dict[str, Any]]:
 
 def may_be_best(entry: dict[str, Any]) -> bool:
     """Whether a history entry's codec may be the run's best: scored, and no worse than its
-    parent on PSNR-YUV (BD-rate vs the parent <= 0)."""
-    yuv = entry["bd_rate_yuv_vs_parent"]
-    return entry["status"] == "scored" and yuv is not None and yuv <= 0
+    parent on PSNR-YUV (``points.keeps_chroma``)."""
+    return entry["status"] == "scored" and keeps_chroma(entry["bd_rate_yuv_vs_parent"])
 
 
 def stored_clip_id(store: Store, content_hash: str) -> int | None:
