@@ -33,7 +33,7 @@ from rich.table import Table
 
 from aicodec import __version__
 from aicodec.candidates import code_hash, read_candidate
-from aicodec.cli import make_settings, print_json
+from aicodec.cli.common import make_settings, print_json
 from aicodec.clips import Clip, load_clip
 from aicodec.errors import (
     AicodecError,

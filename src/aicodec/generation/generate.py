@@ -27,7 +27,6 @@ from aicodec.providers.base import (
 from aicodec.providers.replay import prompt_hash
 from aicodec.settings import Settings, data_dir
 from aicodec.store import GenerationRecord, ModelCall, Store
-from aicodec.store.queries.calls import call_totals as call_totals  # the CLI's name for it
 from aicodec.store.queries.candidates import (
     candidate_with_code,
     find_candidate,

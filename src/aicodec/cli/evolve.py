@@ -1,0 +1,442 @@
+"""The search: ``adopt`` (a candidate as the best codec) and ``evolve`` (the loop)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aicodec.cli.common import (
+    err,
+    executor_overrides,
+    fmt,
+    guarded,
+    make_settings,
+    model_overrides,
+    opened_store,
+    out,
+    print_json,
+    shown,
+    status,
+    status_updater,
+    warn,
+)
+from aicodec.cli.options import (
+    BaseUrlOption,
+    DbOption,
+    ExecutorOption,
+    FpsOption,
+    FramesOption,
+    GitRepoOption,
+    JobsOption,
+    JsonOption,
+    ModelOption,
+    PricesOption,
+    ProviderOption,
+    QualitiesOption,
+    RayAddressOption,
+    StartOption,
+    ThresholdOption,
+)
+from aicodec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aicodec.adoption import Decision
+    from aicodec.evolution import EvolveEvent, EvolveSummary
+    from aicodec.evolution.command import EvolveOptions
+
+CandidateArgument = Annotated[int, typer.Argument(help="The candidate's id in the store.")]
+EvaluationVideosOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--video",
+        help="An evaluation clip, file or builtin:NAME (repeatable); default: the held-out "
+        "built-in clips, builtin:still and builtin:shake.",
+    ),
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Adopt even when the policy says no (recorded).")
+]
+IterationsOption = Annotated[int, typer.Option("--iterations", "-n", help="Iterations to run.")]
+TrainingVideosOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--video",
+        help="A training clip, file or builtin:NAME (repeatable); default: builtin:default.",
+    ),
+]
+HoldoutOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--holdout",
+        help="A holdout clip (repeatable): never shown to the model; adoption is decided "
+        "on it. Default: builtin:still and builtin:shake (less any training clip); "
+        "none: no holdout clip, adoption on the training clips.",
+    ),
+]
+EvolveEncodersOption = Annotated[
+    str | None,
+    typer.Option(
+        "--encoders",
+        help="Ladder encoders to score against "
+        "\\[env AICODEC_EVOLVE_ENCODERS; default x264,x265,vvenc].",
+    ),
+]
+StartingCodecOption = Annotated[
+    str | None,
+    typer.Option(
+        "--parent",
+        help="Starting codec: candidate id or file (default: the "
+        "adopted best, else the best scored, else the hybrid seed).",
+    ),
+]
+RunMaxCostOption = Annotated[
+    float | None, typer.Option("--max-cost", help="Stop once the run has spent this many USD.")
+]
+MaxMinutesOption = Annotated[
+    float | None,
+    typer.Option("--max-minutes", help="Stop once the run has worked this many minutes."),
+]
+SearchSeedOption = Annotated[
+    int, typer.Option("--seed", help="Seed of parent choice and mutation.")
+]
+ParallelOption = Annotated[
+    int | None,
+    typer.Option(
+        "--parallel",
+        help="Iterations in flight: the next are generated while one is scored "
+        "\\[env AICODEC_EVOLVE_PARALLEL; default 1].",
+    ),
+]
+ResumeOption = Annotated[
+    bool,
+    typer.Option("--resume", help="Continue the last unfinished run to its planned count."),
+]
+AllowProcessSandboxOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-process-sandbox",
+        help="Run code a model writes even where kernel isolation (namespaces, seccomp) "
+        "is unavailable, with process isolation only.",
+    ),
+]
+
+
+@guarded
+def adopt_command(
+    candidate: CandidateArgument,
+    video: EvaluationVideosOption = None,
+    start: StartOption = 0,
+    frames: FramesOption = None,
+    qualities: QualitiesOption = None,
+    force: ForceOption = False,
+    git_repo: GitRepoOption = None,
+    threshold: ThresholdOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Adopt a candidate as the best codec when it beats the current best; commit and tag it."""
+    from aicodec.adoption.evaluation import evaluate_and_adopt
+    from aicodec.scoring.candidate import parse_qualities
+
+    levels = parse_qualities(qualities)
+    if len(levels) < 4:
+        raise ConfigError("--qualities needs at least 4 values: BD-rate needs 4 rate points")
+    settings = make_settings(db=db, codec_repo=git_repo, adopt_threshold_percent=threshold)
+    with opened_store(settings) as store, status(f"adopting candidate {candidate}") as line:
+        evaluation = evaluate_and_adopt(
+            store,
+            settings,
+            candidate,
+            levels,
+            video or (),
+            start=start,
+            frames=frames,
+            force=force,
+            progress=status_updater(line),
+        )
+    for warning in evaluation.warnings:
+        warn(warning)
+    if as_json:
+        print_json(evaluation.decision.to_dict())
+    else:
+        _render_decision(evaluation.decision)
+    if not evaluation.decision.adopted:
+        raise typer.Exit(1)
+
+
+def _render_decision(decision: Decision) -> None:
+    """Whether the candidate was adopted (as which tag and commit), and why."""
+    if decision.adopted:
+        forced = " [yellow](forced)[/yellow]" if decision.forced else ""
+        out.print(
+            f"[green]adopted[/green]{forced} candidate {decision.candidate_id} as "
+            f"{decision.tag} (commit {decision.commit})",
+            soft_wrap=True,
+        )
+    else:
+        out.print(f"[yellow]not adopted[/yellow]: candidate {decision.candidate_id}")
+    out.print(shown(decision.reason), soft_wrap=True)
+
+
+@guarded
+def evolve_command(
+    ctx: typer.Context,
+    iterations: IterationsOption = 20,
+    provider: ProviderOption = None,
+    video: TrainingVideosOption = None,
+    holdout: HoldoutOption = None,
+    start: StartOption = 0,
+    frames: FramesOption = None,
+    fps: FpsOption = None,
+    qualities: QualitiesOption = None,
+    encoders: EvolveEncodersOption = None,
+    parent: StartingCodecOption = None,
+    max_cost: RunMaxCostOption = None,
+    max_minutes: MaxMinutesOption = None,
+    seed: SearchSeedOption = 0,
+    parallel: ParallelOption = None,
+    git_repo: GitRepoOption = None,
+    threshold: ThresholdOption = None,
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    resume: ResumeOption = False,
+    allow_process_sandbox: AllowProcessSandboxOption = False,
+    jobs: JobsOption = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
+    prices: PricesOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The main job: evolve codecs (plan, parent, generate, score, adopt) for N iterations."""
+    from aicodec.evolution.command import evolve
+
+    options = _run_options(ctx.params)  # the options a run stores with itself, as given
+    settings = make_settings(
+        db=db,
+        adopt_threshold_percent=threshold,
+        prices_file=prices,
+        sandbox_allow_process=allow_process_sandbox or None,
+        **executor_overrides(jobs, executor, ray_address),
+        **model_overrides(provider, model, base_url),
+    )
+    with _run_errors(_resume_command(ctx.params)), opened_store(settings, runs_jobs=True) as store:
+        with _evolve_progress(iterations) as on_event:
+            summary = evolve(store, settings, options, on_event, resume=resume)
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        _render_summary(summary)
+    if summary.status == "failed":  # stopped by failures in a row: a failure for scripts
+        raise typer.Exit(1)
+
+
+def _run_options(given: Mapping[str, Any]) -> EvolveOptions:
+    """The evolve run's own options (those it stores) from the parsed command line (Click's
+    values: text for a path, a tuple for a repeated option)."""
+    from aicodec.evolution.command import EvolveOptions
+
+    return EvolveOptions(
+        iterations=given["iterations"],
+        videos=[str(path) for path in given["video"] or []],
+        holdout=[str(path) for path in given["holdout"] or []],
+        parent=given["parent"],
+        qualities=given["qualities"],
+        encoders=given["encoders"],
+        provider=given["provider"],
+        git_repo=None if given["git_repo"] is None else str(given["git_repo"]),
+        threshold=given["threshold"],
+        fps=given["fps"],
+        frames=given["frames"],
+        start=given["start"],
+        parallel=given["parallel"],
+        seed=given["seed"],
+        max_cost=given["max_cost"],
+        max_minutes=given["max_minutes"],
+    )
+
+
+# The options a run does not store, which the command that resumes it repeats.
+UNSTORED = ("db", "executor", "ray_address", "model", "base_url", "prices")
+
+
+def _resume_command(given: Mapping[str, Any]) -> str:
+    """The command that resumes a run, with the options it was given that the run does not
+    store (its store, executor, model address, prices, sandbox opt-in)."""
+    words = ["aicodec", "evolve", "--resume"]
+    for name in UNSTORED:
+        if given[name] is not None:
+            words += ["--" + name.replace("_", "-"), str(given[name])]
+    if given["allow_process_sandbox"]:
+        words.append("--allow-process-sandbox")
+    return shlex.join(words)
+
+
+@contextmanager
+def _run_errors(resume_command: str) -> Iterator[None]:
+    """An interrupted or crashed run is one line saying how to resume it, and exit 130 or
+    70 (with AICODEC_DEBUG set, a crash shows its traceback)."""
+    from aicodec.evolution import EvolveInterrupted
+    from aicodec.evolution.loop import EvolveCrashed
+
+    try:
+        yield
+    except EvolveInterrupted as exc:
+        err.print(
+            f"[yellow]{shown(str(exc))}[/yellow]; completed iterations are stored. "
+            f"Resume with: {shown(resume_command)}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
+    except EvolveCrashed as exc:
+        if os.environ.get("AICODEC_DEBUG"):
+            raise exc.error from exc
+        err.print(
+            f"[red]internal error:[/red] {shown(str(exc))} (set AICODEC_DEBUG=1 to "
+            "see the traceback); finished work is stored and the run is resumable. "
+            f"Resume with: {shown(resume_command)}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(70) from None
+
+
+class _EvolveDisplay:
+    """Rich progress for evolve: a bar over iterations, the stage, best BD-rate, cost."""
+
+    def __init__(self, total: int) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        )
+        self.task = self.progress.add_task("evolve", total=total, status="")
+        self.started = False
+
+    def __call__(self, event: EvolveEvent) -> None:
+        if not self.started:  # shown from the first event: a refused start stays one line
+            self.progress.start()
+            self.started = True
+        best = "-" if event.best_bd_rate is None else f"{event.best_bd_rate:+.2f} %"
+        status = (
+            f"best vs x264 {best} | adopted {event.adoptions} | "
+            f"${event.cost_usd:.3f} | {shown(event.message, 60)}"
+        )
+        self.progress.update(
+            self.task,
+            total=event.total,
+            description=f"iteration {event.iteration} {event.stage}",
+            status=status,
+        )
+        if event.row is not None:
+            self.progress.update(self.task, advance=1)
+            self.progress.console.print(_iteration_line(event.row), soft_wrap=True)
+
+
+def _iteration_line(row: dict[str, Any]) -> str:
+    """One finished iteration as a line: outcome, BD-rates, adoption, time per stage."""
+    seconds = ", ".join(f"{stage} {value:.1f}s" for stage, value in row["stage_seconds"].items())
+    if row["status"] == "scored":
+        outcome = (
+            f"candidate {row['candidate']} BD-rate vs parent "
+            f"{fmt(row['bd_rate_vs_parent'])} %, "
+            f"vs x264 {fmt(row['bd_rate'])} %"
+        )
+    else:
+        outcome = f"[red]{row['status']}[/red] ({shown(row['failure_kind'])})"
+    adopted = " [green]adopted[/green]" if row["adopted"] else ""
+    return (
+        f"#{row['iteration']} parent {row['parent']}: {outcome}{adopted}; "
+        f"{shown(row['reason'] or '', 160)} [dim]({seconds})[/dim]"
+    )
+
+
+@contextmanager
+def _evolve_progress(total: int) -> Iterator[Callable[[EvolveEvent], None]]:
+    """The evolve display's callback (SIGTERM and SIGHUP act as Ctrl-C: see main)."""
+    display = _EvolveDisplay(total)
+    try:
+        yield display
+    except BaseException:  # an error is one line: leave no progress bar above it
+        display.progress.live.transient = True
+        raise
+    finally:
+        if display.started:
+            display.progress.stop()
+
+
+def clip_list(clips: list[dict[str, Any]]) -> str:
+    """Clips on one line: name, store id and the start of the content hash of each."""
+    return ", ".join(
+        f"{clip['name']} (clip {clip['id']}, {(clip['hash'] or '-')[:12]})" for clip in clips
+    )
+
+
+def _render_summary(summary: EvolveSummary) -> None:
+    """The end-of-run summary: counts, failures by kind, adoptions, best codec, cost."""
+    table = Table(title=f"evolve run {summary.run_id}: {summary.status}")
+    table.add_column("figure")
+    table.add_column("value", overflow="fold")
+    for name, value in _summary_rows(summary):
+        table.add_row(name, shown(str(value)))
+    out.print(table)
+    out.print("BD-rates: PSNR-Y, pchip, mean over the training clips; negative = fewer bits.")
+
+
+def _summary_rows(summary: EvolveSummary) -> list[tuple[str, str]]:
+    """The summary's figures as (name, value) rows."""
+    failures = ", ".join(f"{kind} {count}" for kind, count in summary.failures.items()) or "none"
+    adoptions = (
+        ", ".join(
+            f"candidate {item['candidate']} (iteration {item['iteration']})"
+            for item in summary.adoptions
+        )
+        or "none"
+    )
+    rows = [
+        ("provider", summary.provider),
+        ("training clips", clip_list(summary.training_clips)),
+        (
+            "holdout clips",
+            clip_list(summary.holdout_clips)
+            if summary.holdout_clips
+            else "none: adoption is decided on the training clips",
+        ),
+        ("iterations", f"{summary.completed} of {summary.planned} done, {summary.scored} scored"),
+        ("failures by kind", failures),
+        ("adoptions", adoptions),
+        (
+            "starting codec",
+            f"candidate {summary.start_candidate}, BD-rate vs x264 "
+            f"{fmt(summary.start_bd_rate_vs_x264)} %",
+        ),
+        (
+            "best codec",
+            f"candidate {summary.best_candidate}, BD-rate vs x264 "
+            f"{fmt(summary.best_bd_rate_vs_x264)} %, vs the start "
+            f"{fmt(summary.best_vs_start)} %",
+        ),
+        (
+            "adopted best",
+            "none"
+            if summary.adopted_best is None
+            else f"candidate {summary.adopted_best}, "
+            f"vs the start {fmt(summary.adopted_vs_start)} %",
+        ),
+        ("model cost", f"{summary.cost_usd:.4f} USD"),
+        ("time in iterations", f"{summary.seconds / 60:.1f} min"),
+    ]
+    if summary.stop_reason:
+        rows.append(("stopped", summary.stop_reason))
+    return rows

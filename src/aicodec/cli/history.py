@@ -1,0 +1,161 @@
+"""Reading an evolve run back: ``history`` (its iterations, or its planners' calibration)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from aicodec.cli.common import fmt, guarded, make_settings, opened_store, out, print_json, shown
+from aicodec.cli.evolve import clip_list
+from aicodec.cli.options import DbOption, JsonOption, RunOption
+from aicodec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aicodec.evolution.calibration import PlannerCalibration
+    from aicodec.evolution.command import RunHistory
+
+PlansOption = Annotated[
+    bool, typer.Option("--plans", help="Show plans, predictions and stage times too.")
+]
+CalibrationOption = Annotated[
+    bool,
+    typer.Option(
+        "--calibration",
+        help="Per planner: predicted against measured BD-rate vs the parent (error, "
+        "correlation, predicted wins that came true) instead of the iterations.",
+    ),
+]
+AllRunsOption = Annotated[
+    bool, typer.Option("--all-runs", help="With --calibration: pool every run in the store.")
+]
+BRIEF_KEYS = ("iteration", "parent", "origin", "status", "bd_rate", "adopted", "reason")
+COLUMNS = ("#", "parent", "candidate", "origin", "status", "BD-rate", "vs parent", "adopted")
+PLAN_COLUMNS = ("predicted", "confidence", "planner", "hypothesis", "seconds")
+
+
+@guarded
+def history_command(
+    run: RunOption = None,
+    plans: PlansOption = False,
+    calibration: CalibrationOption = False,
+    all_runs: AllRunsOption = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The iterations of an evolve run: parent, origin, status, BD-rate, adoption, reason.
+
+    With --calibration, how well its planners predicted the BD-rate vs the parent."""
+    if all_runs and not calibration:
+        raise ConfigError("--all-runs goes with --calibration")
+    if calibration:
+        _history_calibration(db, run, all_runs, as_json)
+        return
+    from aicodec.evolution.command import run_history
+
+    with opened_store(make_settings(db=db)) as store:
+        found = run_history(store, run)
+    if as_json:
+        print_json(
+            [{**entry, "clips": found.clips} for entry in found.entries]
+            if plans
+            else [{key: entry[key] for key in BRIEF_KEYS} for entry in found.entries]
+        )
+        return
+    _render_history(found, plans)
+
+
+def _render_history(found: RunHistory, plans: bool) -> None:
+    """The run's clips, then a table of its iterations (with their plans where asked)."""
+    out.print(f"training clips: {shown(clip_list(found.clips['training']))}", soft_wrap=True)
+    holdout = clip_list(found.clips["holdout"]) or "none"
+    out.print(f"holdout clips: {shown(holdout)}", soft_wrap=True)
+    table = Table(title="evolve history (BD-rate: mean vs x264 on the training clips, %)")
+    for column in (*COLUMNS, "reason", *(PLAN_COLUMNS if plans else ())):
+        table.add_column(column, overflow="fold")
+    for entry in found.entries:
+        table.add_row(*_history_cells(entry, plans))
+    out.print(table)
+
+
+def _history_cells(entry: dict[str, Any], plans: bool) -> list[str]:
+    """One iteration's cells in the history table."""
+    failure = f" ({entry['failure_kind']})" if entry["failure_kind"] else ""
+    cells = [
+        str(entry["iteration"]),
+        str(entry["parent"] or "-"),
+        str(entry["candidate"] or "-"),
+        shown(entry["origin"] or "-"),
+        entry["status"] + failure,
+        fmt(entry["bd_rate"]),
+        fmt(entry["bd_rate_vs_parent"]),
+        "yes" if entry["adopted"] else "no",
+        shown(entry["reason"] or ""),
+    ]
+    if plans:
+        seconds = sum(entry["stage_seconds"].values())
+        cells += [
+            fmt(entry["predicted_bd_rate"]),
+            fmt(entry["confidence"]),
+            shown(entry["planner"] or "-"),
+            shown(entry["hypothesis"] or ""),
+            f"{seconds:.1f}",
+        ]
+    return cells
+
+
+def _hits(hits: int, total: int, share: float | None) -> str:
+    """``hits/total`` with the share in percent where there is one."""
+    return f"{hits}/{total}" + ("" if share is None else f" ({100 * share:.0f} %)")
+
+
+def _history_calibration(db: str | None, run: int | None, all_runs: bool, as_json: bool) -> None:
+    """``history --calibration``: a table per planner, or the figures as JSON."""
+    if all_runs and run is not None:
+        raise ConfigError("--all-runs pools every run; give it or --run, not both")
+    from aicodec.evolution.calibration import planner_calibration
+
+    with opened_store(make_settings(db=db)) as store:
+        result = planner_calibration(store, run, all_runs=all_runs)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    runs = ", ".join(
+        f"{pooled.run_id} ({pooled.pairs} pairs, threshold {pooled.threshold:g} %)"
+        for pooled in result.runs
+    )
+    out.print(f"planner calibration over evolve run{'s' if len(result.runs) > 1 else ''} {runs}")
+    for planner in result.planners:
+        table = Table(title=f"planner: {shown(planner.planner)}", show_header=False)
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for name, value in _calibration_rows(planner):
+            table.add_row(name, value)
+        out.print(table)
+    out.print(
+        "BD-rate vs the parent on the training clips, %; signed error = predicted - measured; "
+        "beating the threshold = below -threshold."
+    )
+
+
+def _calibration_rows(planner: PlannerCalibration) -> list[tuple[str, str]]:
+    """One planner's calibration figures as (name, value) rows."""
+    outcomes = planner.outcomes
+    return [
+        ("pairs (predicted and measured)", str(planner.pairs)),
+        ("mean absolute error (points)", fmt(planner.mean_absolute_error)),
+        ("mean signed error (points)", fmt(planner.mean_signed_error)),
+        (
+            "correlation (Pearson)",
+            "n/a" if planner.correlation is None else fmt(planner.correlation, 3),
+        ),
+        (
+            "predicted to beat the threshold, did",
+            _hits(outcomes.came_true, outcomes.predicted_to_beat, outcomes.came_true_share),
+        ),
+        (
+            "predicted not to, beat it anyway",
+            _hits(outcomes.beat_anyway, outcomes.predicted_not_to_beat, outcomes.beat_anyway_share),
+        ),
+    ]

@@ -1,0 +1,140 @@
+"""What ``aicodec evolve`` and ``aicodec history`` ask of the loop and the store, each in one
+call: resume the last unfinished run or start a new one from the options given; a run's
+iterations with its clips."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aicodec.clips import BUILTIN_NAME
+from aicodec.errors import ConfigError
+from aicodec.evolution.config import ClipSpec, EvolveConfig, holdout_sources
+from aicodec.evolution.loop import EvolveEvent, resume_evolution, start_evolution
+from aicodec.evolution.summary import EvolveSummary, run_clips
+from aicodec.scoring.candidate import parse_qualities
+from aicodec.settings import Settings
+from aicodec.store import Store
+from aicodec.store.queries.runs import history
+
+
+@dataclass(frozen=True)
+class EvolveOptions:
+    """The options of ``aicodec evolve`` as given (None or empty: not given; for ``start``,
+    0); the settings hold every other value."""
+
+    iterations: int
+    videos: Sequence[str] = ()
+    holdout: Sequence[str] = ()
+    parent: str | None = None
+    qualities: str | None = None
+    encoders: str | None = None
+    provider: str | None = None
+    git_repo: str | None = None
+    threshold: float | None = None
+    fps: str | None = None
+    frames: int | None = None
+    start: int = 0
+    parallel: int | None = None
+    seed: int = 0
+    max_cost: float | None = None
+    max_minutes: float | None = None
+
+
+# The options a run keeps in its stored config, so --resume refuses them: the run goes on
+# with its own. --resume may change the budget (--max-cost, --max-minutes) and, outside
+# these options, the model's address and prices (--model, --base-url, --prices).
+STORED_OPTIONS = {
+    "videos": "--video",
+    "holdout": "--holdout",
+    "parent": "--parent",
+    "qualities": "--qualities",
+    "encoders": "--encoders",
+    "provider": "--provider",
+    "git_repo": "--git-repo",
+    "threshold": "--threshold",
+    "fps": "--fps",
+    "frames": "--frames",
+    "start": "--start",
+    "parallel": "--parallel",
+}
+
+
+def _given(value: object) -> bool:
+    """Whether an option was given: not None and, for a list, not empty."""
+    if isinstance(value, (list, tuple)):
+        return bool(value)
+    return value is not None
+
+
+def refuse_stored_options(options: EvolveOptions) -> None:
+    """ConfigError naming the first option given that a resumed run takes from its config."""
+    for name, option in STORED_OPTIONS.items():
+        value = getattr(options, name)  # a window from frame 0 is the default: not given
+        if value != 0 if name == "start" else _given(value):
+            raise ConfigError(f"--resume continues a run with its own settings; drop {option}")
+
+
+def _clip_spec(source: str, options: EvolveOptions) -> ClipSpec:
+    """A clip of the run: ``source`` cut to the window the options give."""
+    return ClipSpec(source, options.start, options.frames, None, options.fps)
+
+
+def new_config(settings: Settings, options: EvolveOptions) -> EvolveConfig:
+    """A new run's config: the options given, every other value from the settings."""
+    training = list(options.videos) or [BUILTIN_NAME]
+    held = holdout_sources(training, list(options.holdout))
+    return EvolveConfig.from_settings(
+        settings,
+        iterations=options.iterations,
+        videos=[_clip_spec(source, options) for source in training],
+        holdout=[_clip_spec(source, options) for source in held],
+        qualities=parse_qualities(options.qualities),
+        encoders=[name.strip() for name in (options.encoders or "").split(",") if name.strip()]
+        or None,
+        seed=options.seed,
+        provider=options.provider,
+        parent=options.parent,
+        max_cost=options.max_cost,
+        max_minutes=options.max_minutes,
+        git_repo=None if options.git_repo is None else str(Path(options.git_repo).resolve()),
+        threshold=options.threshold,
+        parallel=options.parallel,
+    )
+
+
+def evolve(
+    store: Store,
+    settings: Settings,
+    options: EvolveOptions,
+    on_event: Callable[[EvolveEvent], None] | None = None,
+    *,
+    resume: bool = False,
+) -> EvolveSummary:
+    """Carry the last unfinished run on (``resume``: refused with an option its stored config
+    decides; the budget may change), or start a new run from ``options``."""
+    if resume:
+        refuse_stored_options(options)
+        return resume_evolution(
+            store,
+            settings,
+            on_event,
+            max_cost=options.max_cost,
+            max_minutes=options.max_minutes,
+        )
+    return start_evolution(store, settings, new_config(settings, options), on_event)
+
+
+@dataclass(frozen=True)
+class RunHistory:
+    """An evolve run's iterations, oldest first, and its training and holdout clips."""
+
+    entries: list[dict[str, Any]]
+    clips: dict[str, list[dict[str, Any]]]
+
+
+def run_history(store: Store, run_id: int | None = None) -> RunHistory:
+    """A run's (default: the last run's) iterations and clips."""
+    return RunHistory(history(store, run_id), run_clips(store, run_id))
