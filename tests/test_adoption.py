@@ -17,8 +17,8 @@ import pytest
 from aicodec.adoption import POLICY, adopt, decide
 from aicodec.candidates.records import record_candidate
 from aicodec.clips import load_clip
+from aicodec.clips.records import record_clip
 from aicodec.errors import AdoptionError
-from aicodec.ladder.runner import record_clip
 from aicodec.scoring.candidate import run_and_measure
 from aicodec.settings import Settings
 from aicodec.store import Store

@@ -59,7 +59,7 @@ class Lab:
 
     def runs(self, clip: Clip) -> list[RunRecord]:
         """The parent's stored runs on ``clip``, by quality."""
-        from aicodec.ladder.runner import record_clip
+        from aicodec.clips.records import record_clip
 
         with self.store.session() as session:
             return list(
@@ -72,7 +72,7 @@ class Lab:
 
     def ladder_rows(self, clip: Clip) -> list[BaselineEncode]:
         """The stored x264 encodes of ``clip``."""
-        from aicodec.ladder.runner import record_clip
+        from aicodec.clips.records import record_clip
 
         with self.store.session() as session:
             return list(
@@ -84,7 +84,7 @@ class Lab:
             )
 
     def training_id(self) -> int:
-        from aicodec.ladder.runner import record_clip
+        from aicodec.clips.records import record_clip
 
         return record_clip(self.store, self.training)
 

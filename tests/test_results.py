@@ -11,14 +11,14 @@ import pytest
 from aicodec.adoption import decide
 from aicodec.candidates.records import record_candidate
 from aicodec.clips import Clip
+from aicodec.clips.records import record_clip
 from aicodec.evolution.config import EvolveConfig
-from aicodec.ladder.runner import record_clip
 from aicodec.scoring.candidate import parse_qualities
 from aicodec.settings import Settings
 from aicodec.store import EvolutionIteration, EvolutionRun, RunRecord, ScoreRecord, Store
 from aicodec.store.queries import runs
 from aicodec.store.queries.points import (
-    X264,
+    anchor_name,
     best_candidate,
     candidate_points,
     fitness,
@@ -49,7 +49,7 @@ def codec(store: Store, number: int) -> int:
 
 def add_score(store: Store, candidate: int, clip: int, key: str, x264: float | None) -> None:
     """A score row as an older lab wrote it: the qualities in the order they were typed."""
-    rates = json.dumps({X264: x264, "x265-medium": 1.0})
+    rates = json.dumps({"x264-medium": x264, "x265-medium": 1.0})
     with store.session() as session:
         session.add(
             ScoreRecord(candidate_id=candidate, clip_id=clip, qualities=key, bd_rate_json=rates)
@@ -98,7 +98,10 @@ def test_scores_stored_under_unsorted_qualities_are_found(store: Store, small_cl
     add_score(store, mine, clip, "80,60,40,20", -12.5)
     with store.session() as session:
         for order in ([20, 40, 60, 80], [60, 80, 20, 40]):
-            assert ladder_bd_rates(session, mine, clip, order) == {X264: -12.5, "x265-medium": 1.0}
+            assert ladder_bd_rates(session, mine, clip, order) == {
+                "x264-medium": -12.5,
+                "x265-medium": 1.0,
+            }
         assert ladder_bd_rates(session, mine, clip, [30, 50, 70, 90]) is None
     assert fitness(store, mine, [clip], [40, 80, 60, 20]) == -12.5
     assert best_candidate(store, [20, 40, 60, 80], [clip]) == mine
@@ -220,6 +223,22 @@ def test_the_typed_points_are_the_stored_runs_and_the_dicts_theirs(
         points, problem = stored_points(session, mine, clip, [20, 30])
     assert [point.quality for point in points] == [20]
     assert problem == f"has no successful stored run at quality 30 on clip {clip}"
+
+
+def test_fitness_is_measured_against_the_anchor_the_ladder_file_names(
+    store: Store, small_clip: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = record_clip(store, small_clip)
+    mine = codec(store, 1)
+    add_score(store, mine, clip, "20,40,60,80", -3.0)  # vs x264-medium; x265-medium at 1.0
+    assert anchor_name() == "x264-medium"
+    assert fitness(store, mine, [clip], LEVELS) == -3.0
+    ladder = tmp_path / "ladder.toml"
+    shipped = Settings().ladder_file.read_text()
+    ladder.write_text(shipped.replace('anchor = "x264-medium"', 'anchor = "x265-medium"', 1))
+    monkeypatch.setenv("AICODEC_LADDER_FILE", str(ladder))
+    assert anchor_name() == "x265-medium"
+    assert fitness(store, mine, [clip], LEVELS) == 1.0
 
 
 def test_the_stores_best_and_a_runs_best_follow_one_psnr_yuv_rule(

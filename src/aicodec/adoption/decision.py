@@ -16,8 +16,8 @@ from aicodec.scoring.metrics import finite_or_none
 from aicodec.settings import Settings
 from aicodec.store import AdoptionRecord, CandidateRecord, ClipRecord, Store
 from aicodec.store.queries.points import (
-    X264,
     adopted_best,
+    anchor_name,
     candidate_points,
     ladder_bd_rates,
     normal_qualities,
@@ -241,16 +241,17 @@ def decide(
 
 def _against_x264(decision: Decision, candidate_id: int) -> Decision:
     """First adoption without an ancestor: the stored BD-rate vs x264-medium on each clip."""
-    decision.compared_with = X264
-    label = f"{X264} from its stored scores (no codec adopted yet, no ancestor with runs)"
+    anchor = anchor_name()
+    decision.compared_with = anchor
+    label = f"{anchor} from its stored scores (no codec adopted yet, no ancestor with runs)"
     values: list[float] = []
     for clip_key, entry in decision.per_clip.items():
         ladder = entry["bd_rate_vs_ladder"] or {}
-        value = ladder.get(X264)
+        value = ladder.get(anchor)
         if value is None:
-            missing = "undefined" if X264 in ladder else "not stored"
+            missing = "undefined" if anchor in ladder else "not stored"
             decision.reason = (
-                f"not adopted: candidate {candidate_id}'s BD-rate vs {X264} on clip {clip_key} "
+                f"not adopted: candidate {candidate_id}'s BD-rate vs {anchor} on clip {clip_key} "
                 f"at qualities {','.join(map(str, decision.qualities))} is {missing}; "
                 "score it there first"
             )

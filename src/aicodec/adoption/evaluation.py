@@ -10,9 +10,9 @@ from pathlib import Path
 
 from aicodec.adoption import Decision, adopt, adopted_decision, candidate_source, check_codec_repo
 from aicodec.clips import HELD_OUT_BUILTINS, Clip, load_clip
+from aicodec.clips.records import record_clip
 from aicodec.errors import SandboxError, ValidationError
 from aicodec.ladder import Ladder, load_ladder
-from aicodec.ladder.runner import record_clip
 from aicodec.scoring.candidate import run_and_measure, score_candidate
 from aicodec.settings import Settings
 from aicodec.store import Store

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aicodec.clips import Clip
+from aicodec.clips.records import record_clip
 from aicodec.errors import EvolutionError
 from aicodec.evolution.config import EvolveConfig
 from aicodec.evolution.iteration import Iteration
 from aicodec.evolution.parents import Member
 from aicodec.ladder import Ladder
-from aicodec.ladder.runner import record_clip
 from aicodec.providers.base import Provider
 from aicodec.scoring.candidate import ScoreOutcome, score_clips
 from aicodec.settings import Settings

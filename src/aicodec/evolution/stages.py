@@ -31,7 +31,7 @@ from aicodec.generation.generate import (
 )
 from aicodec.generation.material import gather, past_iteration
 from aicodec.generation.prompts import ParentCodec, PromptMaterial, plan_prompt
-from aicodec.store.queries.points import X264, latest_ok_run
+from aicodec.store.queries.points import latest_ok_run
 from aicodec.store.queries.runs import FINISHED, failed_run_stage
 
 Stage = Callable[[RunContext, Iteration], Iteration]
@@ -272,7 +272,7 @@ def score_stage(run: RunContext, it: Iteration) -> Iteration:
         for metric in ("psnr_y", "psnr_yuv")
     ]
     (vs_parent, problem), (vs_parent_yuv, _) = versus_parent
-    x264 = [outcome.bd_rate_vs.get(X264) for outcome in outcomes]
+    x264 = [outcome.bd_rate_vs.get(run.ladder.anchor) for outcome in outcomes]
     known = [value for value in x264 if value is not None]
     vs_x264 = sum(known) / len(known) if len(known) == len(x264) else None
     seconds = [point.decode_seconds for outcome in outcomes for point in outcome.points]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, select
 
 from aicodec.clips import Clip
+from aicodec.clips.records import record_clip
 from aicodec.errors import BaselineError, BDRateError
 from aicodec.ffmpeg import ffmpeg_version
 from aicodec.ladder.encoding import encode_and_decode
@@ -22,7 +23,7 @@ from aicodec.pools.local import JobPool, job_result, make_pool
 from aicodec.scoring.bdrate import RDPoint, bd_compare
 from aicodec.scoring.metrics import MEASURED_FIELDS, EncodedQuality, measure_encoding
 from aicodec.settings import Settings
-from aicodec.store import BaselineEncode, ClipRecord, RatePointChoice, Store
+from aicodec.store import BaselineEncode, RatePointChoice, Store
 
 
 @dataclass(frozen=True)
@@ -101,25 +102,6 @@ class LadderProgress:
 
 
 ProgressCallback = Callable[[LadderProgress], None]
-
-
-def record_clip(store: Store, clip: Clip) -> int:
-    """The store id of ``clip``, inserting it on first sight."""
-    frames = clip.frames
-    return store.add_once(
-        select(ClipRecord).where(ClipRecord.content_hash == clip.content_hash),
-        lambda: ClipRecord(
-            content_hash=clip.content_hash,
-            name=clip.name,
-            source=clip.source,
-            start_frame=clip.start,
-            width=frames.width,
-            height=frames.height,
-            frame_count=frames.count,
-            fps_num=frames.fps.numerator,
-            fps_den=frames.fps.denominator,
-        ),
-    )
 
 
 def encode_rate_point(

@@ -7,6 +7,7 @@ import json
 import tomllib
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,12 @@ class Ladder:
 
 
 REQUIRED = ("format", "rate_option", "rate_min", "rate_max", "db_per_step", "args")
+
+
+@lru_cache(maxsize=4)
+def ladder_anchor(path: Path) -> str:
+    """The anchor a ladder file names (read once per path)."""
+    return load_ladder(path).anchor
 
 
 def load_ladder(path: Path) -> Ladder:

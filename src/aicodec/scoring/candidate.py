@@ -13,9 +13,9 @@ from aicodec.candidates import code_hash
 from aicodec.candidates.contract import QUALITY_MAX, QUALITY_MIN
 from aicodec.candidates.records import record_candidate
 from aicodec.clips import Clip
+from aicodec.clips.records import record_clip
 from aicodec.errors import BDRateError, ConfigError, SandboxError, ValidationError
 from aicodec.ladder import Ladder, LadderProgress, run_ladder
-from aicodec.ladder.runner import record_clip
 from aicodec.sandbox.execute import (
     CandidateRun,
     PointRun,

@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session
 
 from aicodec.ffmpeg import ffmpeg_version
 from aicodec.ladder import Ladder
+from aicodec.ladder.spec import ladder_anchor
 from aicodec.scoring.metrics import finite_or_none
+from aicodec.settings import Settings
 from aicodec.store import (
     AdoptionRecord,
     BaselineEncode,
@@ -34,7 +36,11 @@ from aicodec.store import (
     Store,
 )
 
-X264 = "x264-medium"  # the ladder encoder fitness is measured against
+
+def anchor_name() -> str:
+    """The ladder's anchor (``anchor`` in the settings' ladder file, x264-medium as shipped):
+    fitness is the mean BD-rate against it."""
+    return ladder_anchor(Settings().ladder_file)
 
 
 def normal_qualities(qualities: Iterable[int]) -> list[int]:
@@ -299,13 +305,14 @@ def stored_ladder_points(
 def fitness(
     store: Store, candidate_id: int, clip_ids: Sequence[int], qualities: Sequence[int]
 ) -> float | None:
-    """Mean BD-rate vs x264 (percent) of a candidate's latest scores on the clips at these
-    qualities; None unless every clip has one that is defined."""
+    """Mean BD-rate (percent) vs the ladder's anchor (x264) of a candidate's latest scores
+    on the clips at these qualities; None unless every clip has one that is defined."""
     if not clip_ids:
         return None
     with store.session() as session:
         scores = _latest_scores(session, qualities, candidate_ids=[candidate_id], clip_ids=clip_ids)
-    values = [(scores.get((candidate_id, clip_id)) or {}).get(X264) for clip_id in clip_ids]
+    anchor = anchor_name()
+    values = [(scores.get((candidate_id, clip_id)) or {}).get(anchor) for clip_id in clip_ids]
     if any(value is None for value in values):
         return None
     return sum(values) / len(values)  # type: ignore[arg-type]
@@ -344,9 +351,10 @@ def best_candidate(
     with store.session() as session:
         scores = _latest_scores(session, qualities, clip_ids=clip_ids, hidden=hidden)
         traders = _chroma_traders(session)
+    anchor = anchor_name()
     per_candidate: dict[int, list[float | None]] = {}
     for (candidate_id, _), rates in scores.items():
-        per_candidate.setdefault(candidate_id, []).append(rates.get(X264))
+        per_candidate.setdefault(candidate_id, []).append(rates.get(anchor))
     means: dict[int, float] = {}
     for candidate_id, values in per_candidate.items():
         complete = clip_ids is None or len(values) == len(set(clip_ids))
