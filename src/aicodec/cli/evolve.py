@@ -285,7 +285,7 @@ def _run_errors(resume_command: str) -> Iterator[None]:
     """An interrupted or crashed run is one line saying how to resume it, and exit 130 or
     70 (with AICODEC_DEBUG set, a crash shows its traceback)."""
     from aicodec.evolution import EvolveInterrupted
-    from aicodec.evolution.loop import EvolveCrashed
+    from aicodec.evolution.events import EvolveCrashed
 
     try:
         yield

@@ -12,7 +12,8 @@ from typing import Any
 from aicodec.clips import BUILTIN_NAME
 from aicodec.errors import ConfigError
 from aicodec.evolution.config import ClipSpec, EvolveConfig, holdout_sources
-from aicodec.evolution.loop import EvolveEvent, resume_evolution, start_evolution
+from aicodec.evolution.events import EvolveEvent
+from aicodec.evolution.loop import resume_evolution, start_evolution
 from aicodec.evolution.summary import EvolveSummary, run_clips
 from aicodec.scoring.candidate import parse_qualities
 from aicodec.settings import Settings
