@@ -23,6 +23,7 @@ from aicodec.scoring.bdrate import (
     bd_psnr,
     bd_rate,
     load_curve,
+    rate_change_at_equal_psnr,
 )
 from aicodec.settings import Settings
 
@@ -456,3 +457,23 @@ def test_load_bad_json(tmp_path: Path, content: str, message: str) -> None:
     path.write_text(content)
     with pytest.raises(BDRateError, match=message):
         load_curve(path)
+
+
+def test_the_first_stage_figure_is_the_bd_rate_of_straight_curves_from_two_points() -> None:
+    anchor = [RDPoint(100.0 * math.exp(0.2 * step), 30.0 + step) for step in (0, 2, 4, 6)]
+    test = [
+        RDPoint(0.9 * 100.0 * math.exp(0.2 * (step + 0.5)), 30.5 + step) for step in (0, 2, 4, 6)
+    ]
+    full = bd_rate(anchor, test)
+    assert full == pytest.approx(-10.0, abs=1e-9)  # straight in (PSNR, log rate): 0.9x
+    assert rate_change_at_equal_psnr(anchor, test) == pytest.approx(full, abs=1e-9)
+    two = rate_change_at_equal_psnr([anchor[0], anchor[-1]], [test[1], test[2]])
+    assert two == pytest.approx(-10.0, abs=1e-9)
+    worse = [RDPoint(point.kbps * 1.25, point.psnr) for point in anchor[:2]]
+    assert rate_change_at_equal_psnr(anchor[:2], worse) == pytest.approx(25.0)
+    with pytest.raises(BDRateError, match="anchor has 1 point"):
+        rate_change_at_equal_psnr(anchor[:1], test)
+    with pytest.raises(BDRateError, match="share one PSNR"):
+        rate_change_at_equal_psnr([RDPoint(1.0, 30.0), RDPoint(2.0, 30.0)], test)
+    with pytest.raises(BDRateError, match="not finite"):
+        rate_change_at_equal_psnr(anchor, [RDPoint(1.0, math.inf), RDPoint(2.0, 31.0)])

@@ -349,3 +349,33 @@ def test_a_stored_clip_without_a_path_resumes_as_builtin_default() -> None:
     changed = ClipSpec(None, 1, 4, content_hash=expected)
     with pytest.raises(ClipError, match="builtin:default changed since the run began"):
         changed.load(Settings())
+
+
+@pytest.mark.slow
+def test_a_candidate_clearly_worse_at_the_first_stage_stops_there_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "store.db"
+    args = ["evolve", "--iterations", "2", "--frames", "12", "--qualities", QUALITIES]
+    args += ["--encoders", "x264", "--parent", str(INTRA), "--seed", SEED]
+    args += ["--db", str(db), "--git-repo", str(tmp_path / "codecs"), "--json"]
+    strict = {"AICODEC_EVOLVE_SCREEN_FRAMES": "4", "AICODEC_EVOLVE_SCREEN_STOP_PERCENT": "-90"}
+    result = aicodec_env(*args, env=strict)  # every candidate is "clearly worse" than -90 %
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["failures"] == {"screen": 2} and summary["scored"] == 0
+    stopped = {entry["candidate"] for entry in summary["iterations"]}
+    for entry in summary["iterations"]:
+        reason = entry["reason"]
+        assert reason.startswith("stopped at the first stage: on the first 4 frames at ")
+        assert "qualities 30,90 it needs " in reason and reason.endswith("(limit +-90 %)")
+        assert entry["bd_rate"] is None and "score" not in entry["stage_seconds"]
+    runs = rows(
+        db,
+        "SELECT r.candidate_id, c.name, c.frame_count, r.quality FROM candidate_runs r "
+        "JOIN clips c ON c.id = r.clip_id",
+    )
+    theirs = {(name, frames, quality) for who, name, frames, quality in runs if who in stopped}
+    training = summary["training_clips"][0]["name"]
+    assert theirs == {(training, 4, 30), (training, 4, 90)}  # no full run, no holdout clip
+    assert {clip["name"] for clip in summary["holdout_clips"]} == {"builtin:still", "builtin:shake"}

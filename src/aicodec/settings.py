@@ -232,6 +232,17 @@ class Settings(BaseSettings):
         description="Ladder encoders evolved and adopted codecs are scored against, comma "
         "separated (empty: the ladder file's compare_with list).",
     )
+    evolve_screen_frames: int = Field(
+        default=8,
+        ge=0,
+        description="Frames of each training clip (from its start) the cheap first stage "
+        "runs a candidate on, at the run's lowest and highest quality (0: no first stage).",
+    )
+    evolve_screen_stop_percent: float = Field(
+        default=10.0,
+        description="The first stage stops a candidate that needs more than this many percent "
+        "more bits than its parent at equal PSNR-Y on those frames.",
+    )
     generate_repairs: int = Field(
         default=2, ge=0, description="Repair prompts per generated candidate that fails checks."
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from aicodec.candidates.contract import DEFAULT_QUALITIES
@@ -45,6 +45,8 @@ def settings_values(settings: Settings) -> dict[str, Any]:
         "max_failures_in_row": settings.evolve_max_failures_in_row,
         "duplicate_tries": settings.evolve_duplicate_tries,
         "parallel": settings.evolve_parallel,
+        "screen_frames": settings.evolve_screen_frames,
+        "screen_stop_percent": settings.evolve_screen_stop_percent,
     }
 
 
@@ -64,6 +66,10 @@ class ClipSpec:
     def name(self) -> str:
         """The file or built-in clip (a spec stored without a path is builtin:default)."""
         return self.path or BUILTIN_NAME
+
+    def first_frames(self, count: int) -> ClipSpec:
+        """The same clip cut to its first ``count`` frames (no content hash to hold it to)."""
+        return replace(self, frames=count, content_hash=None)
 
     def load(self, settings: Settings) -> Clip:
         """The clip; ClipError when it is gone or its frames changed since the run began."""
@@ -109,6 +115,8 @@ class EvolveConfig:
     max_failures_in_row: int
     duplicate_tries: int
     parallel: int
+    screen_frames: int  # the cheap first stage's window per training clip (0: none)
+    screen_stop_percent: float  # it stops a candidate needing more bits than this (%)
 
     def __post_init__(self) -> None:
         self.qualities = normal_qualities(self.qualities)  # runs stored before kept any order

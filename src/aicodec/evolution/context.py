@@ -15,7 +15,7 @@ from aicodec.evolution.iteration import Iteration
 from aicodec.evolution.parents import Member
 from aicodec.ladder import Ladder
 from aicodec.providers.base import Provider
-from aicodec.scoring.candidate import ScoreOutcome, score_clips
+from aicodec.scoring.candidate import RunOutcome, ScoreOutcome, measure_candidate, score_clips
 from aicodec.settings import Settings
 from aicodec.store import CandidateRecord, EvolutionIteration, Store
 from aicodec.store.queries.points import fitness, keeps_chroma
@@ -24,12 +24,23 @@ from aicodec.store.queries.runs import iteration_rows
 
 @dataclass(frozen=True)
 class RunClips:
-    """A run's training clips (shown to the model) and holdout clips, with their store ids."""
+    """A run's training clips (shown to the model) and holdout clips, with their store ids,
+    and the first frames of the training clips the cheap first stage runs on."""
 
     training: list[Clip]
     training_ids: list[int]
     holdout: list[Clip]
     holdout_ids: list[int]
+    screen: list[Clip]
+
+
+def screen_clips(settings: Settings, config: EvolveConfig, training: list[Clip]) -> list[Clip]:
+    """The training clips cut to their first ``config.screen_frames`` frames; none when the
+    first stage is off or would run a clip whole."""
+    count = config.screen_frames
+    if count <= 0 or any(clip.frames.count <= count for clip in training):
+        return []
+    return [spec.first_frames(count).load(settings) for spec in config.videos]
 
 
 def load_run_clips(store: Store, settings: Settings, config: EvolveConfig) -> RunClips:
@@ -44,6 +55,7 @@ def load_run_clips(store: Store, settings: Settings, config: EvolveConfig) -> Ru
         [record_clip(store, clip) for clip in training],
         holdout,
         [record_clip(store, clip) for clip in holdout],
+        screen_clips(settings, config, training),
     )
 
 
@@ -111,6 +123,16 @@ class RunContext:
             record = session.get(CandidateRecord, candidate_id)
             assert record is not None
             return record.source, record.name
+
+    def measure(
+        self, candidate_id: int, clips: list[Clip], qualities: list[int]
+    ) -> list[RunOutcome]:
+        """Run a stored candidate on ``clips`` at ``qualities`` and measure its points (no
+        ladder, no BD-rate; stored points are reused)."""
+        source, name = self.source(candidate_id)
+        return measure_candidate(
+            source, name, clips, self.store, self.settings, qualities, progress=self.progress
+        )
 
     def score(
         self, candidate_id: int, clips: list[Clip], reference_id: int | None = None

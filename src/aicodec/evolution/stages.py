@@ -6,7 +6,9 @@ failed (``Iteration.failing``); the loop runs them in order, marks and times eac
 stores what they return. A new stage (a cheap first run, tuning trials) is one more
 function in ``PREPARE_STAGES`` or ``COMPLETE_STAGES``.
 
-The prepare stages may run ahead in a worker thread (``parallel`` > 1); the complete
+The complete stages begin with a cheap first stage (``screen_stage``): a candidate
+clearly worse than its parent on a few frames at two qualities stops before the full
+evaluation. The prepare stages may run ahead in a worker thread (``parallel`` > 1); the complete
 stages run in the loop's thread, one iteration at a time, in order.
 """
 
@@ -31,6 +33,7 @@ from aicodec.generation.generate import (
 )
 from aicodec.generation.material import gather, past_iteration
 from aicodec.generation.prompts import ParentCodec, PromptMaterial, plan_prompt
+from aicodec.scoring.bdrate import RDPoint, rate_change_at_equal_psnr
 from aicodec.store.queries.points import latest_ok_run
 from aicodec.store.queries.runs import FINISHED, failed_run_stage
 
@@ -247,6 +250,59 @@ def generate_stage(run: RunContext, it: Iteration) -> Iteration:
     return it.failing(kind, reason, origin=last.origin)
 
 
+# --- screen: the cheap first stage -------------------------------------------------------------
+
+
+def screen_qualities(run: RunContext) -> list[int]:
+    """The first stage's qualities: the run's lowest and highest."""
+    return sorted({min(run.config.qualities), max(run.config.qualities)})
+
+
+def screen_figure(run: RunContext, candidate_id: int, parent_id: int) -> float | None:
+    """On the first frames of the training clips at the screen qualities: the mean rate
+    the candidate needs more than its parent at equal PSNR-Y (percent); None when the
+    parent cannot be measured there (the first stage then stops nothing). Raises the
+    candidate's ValidationError or SandboxError."""
+    qualities = screen_qualities(run)
+    try:
+        theirs = run.measure(parent_id, run.clips.screen, qualities)
+    except (SandboxError, ValidationError):
+        return None
+    mine = run.measure(candidate_id, run.clips.screen, qualities)
+    figures = [
+        rate_change_at_equal_psnr(
+            [RDPoint(point.kbps, point.psnr_y) for point in parent.points],
+            [RDPoint(point.kbps, point.psnr_y) for point in child.points],
+        )
+        for parent, child in zip(theirs, mine, strict=True)
+    ]
+    return sum(figures) / len(figures)
+
+
+def screen_stage(run: RunContext, it: Iteration) -> Iteration:
+    """The cheap first stage: a candidate clearly worse than its parent on the first frames
+    of the training clips at two qualities stops here, before the full evaluation."""
+    assert it.candidate_id is not None and it.parent_id is not None
+    if not run.clips.screen:
+        return it
+    try:
+        figure = screen_figure(run, it.candidate_id, it.parent_id)
+    except ValidationError as exc:
+        return it.failing("invalid", str(exc))
+    except SandboxError as exc:
+        return it.failing(f"sandbox-{failed_run_stage(run.store, it.candidate_id)}", str(exc))
+    limit = run.config.screen_stop_percent
+    if figure is None or figure <= limit:
+        return it
+    frames = run.config.screen_frames
+    levels = ",".join(map(str, screen_qualities(run)))
+    return it.failing(
+        "screen",
+        f"stopped at the first stage: on the first {frames} frames at qualities {levels} it "
+        f"needs {figure:+.2f} % bits against its parent at equal PSNR-Y (limit +{limit:g} %)",
+    )
+
+
 # --- score -------------------------------------------------------------------------------------
 
 
@@ -316,6 +372,7 @@ PREPARE_STAGES: tuple[tuple[str, Stage], ...] = (
     ("generate", generate_stage),
 )
 COMPLETE_STAGES: tuple[tuple[str, Stage], ...] = (
+    ("screen", screen_stage),
     ("score", score_stage),
     ("adopt", decide_stage),
 )

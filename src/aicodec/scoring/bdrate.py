@@ -392,3 +392,31 @@ def load_curve(path: Path) -> list[RDPoint]:
     if _is_json(path, text):
         return _parse_json(path, text)
     return _parse_csv(path, text)
+
+
+def rate_change_at_equal_psnr(anchor: Sequence[RDPoint], test: Sequence[RDPoint]) -> float:
+    """The rate test needs at the anchor's quality, in percent more (negative: fewer bits),
+    from as few as two points each: the anchor's log-rate is fitted as a straight line in
+    PSNR (least squares) and each test point is held against the line at its own PSNR; the
+    figure is the geometric mean of the ratios. For curves straight in (PSNR, log-rate) it
+    equals the BD-rate; it is the cheap first stage's figure, not a BD-rate."""
+    anchor_curve, test_curve = _line_points(anchor, "anchor"), _line_points(test, "test")
+    psnr, log_rate = anchor_curve[:, 1], np.log(anchor_curve[:, 0])
+    if np.ptp(psnr) <= 0:
+        raise BDRateError("anchor points share one PSNR: no line through them")
+    slope, intercept = np.polyfit(psnr, log_rate, 1)
+    expected = intercept + slope * test_curve[:, 1]
+    gap = float(np.mean(np.log(test_curve[:, 0]) - expected))
+    return (math.exp(gap) - 1.0) * 100.0
+
+
+def _line_points(points: Sequence[RDPoint], name: str) -> FloatArray:
+    """(kbit/s, PSNR dB) rows of at least two finite points with a positive rate."""
+    rows = [(_as_float(p.kbps, f"{name} rate"), _as_float(p.psnr, f"{name} PSNR")) for p in points]
+    if len(rows) < 2:
+        raise BDRateError(f"{name} has {len(rows)} point(s); the line needs at least 2")
+    if not all(math.isfinite(value) for row in rows for value in row):
+        raise BDRateError(f"{name} has a point that is not finite")
+    if any(kbps <= 0 for kbps, _ in rows):
+        raise BDRateError(f"{name} has a point with no positive rate")
+    return np.array(rows, dtype=float)
