@@ -239,9 +239,10 @@ class Settings(BaseSettings):
         "runs a candidate on, at the run's lowest and highest quality (0: no first stage).",
     )
     evolve_screen_stop_percent: float = Field(
-        default=10.0,
+        default=2.5,
         description="The first stage stops a candidate that needs more than this many percent "
-        "more bits than its parent at equal PSNR-Y on those frames.",
+        "more bits than its parent at equal PSNR-Y on those frames (about three standard "
+        "deviations of its measured gap to the full BD-rate above the adoption threshold).",
     )
     generate_repairs: int = Field(
         default=2, ge=0, description="Repair prompts per generated candidate that fails checks."
