@@ -156,7 +156,11 @@ def test_baselines_json_shape_and_cache(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("clip", "--video", "/no/such/file.mp4"), "no such file"),
-        (("clip", "--video", "builtin:nope"), "builtin:default, builtin:still, builtin:shake"),
+        (
+            ("clip", "--video", "builtin:nope"),
+            "builtin:default, builtin:still, builtin:shake, builtin:carphone, builtin:bikes, "
+            "builtin:bunny",
+        ),
         (("clip", "--start", "40"), "past the end"),
         (("clip", "--fps", "fast"), "frame rate 'fast'"),
         (("baselines", "--encoders", "hm"), "unknown encoder 'hm'"),

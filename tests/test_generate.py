@@ -95,6 +95,7 @@ def test_children_of_a_stored_candidate_and_of_a_file(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow  # one of the slowest of the fast lane
 def test_anthropic_without_a_key_is_one_line(tmp_path: Path) -> None:
     result = aicodec_env("generate", "--provider", "anthropic", "--db", str(tmp_path / "s.db"))
     assert_one_line_error(result, "ANTHROPIC_API_KEY")

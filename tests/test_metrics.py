@@ -385,6 +385,7 @@ print(compare(clip.frames, clip.frames, settings=Settings()).ssim_y)
 """
 
 
+@pytest.mark.slow  # one of the slowest of the fast lane
 @pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None,
     reason="needs root and unshare for a read-only view of the package",

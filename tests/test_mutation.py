@@ -52,6 +52,7 @@ def test_every_seed_is_there() -> None:
     assert SEED_IDS == ["hybrid", "intra_dct", "motion_dct"]
 
 
+@pytest.mark.slow  # one of the slowest of the fast lane
 @pytest.mark.parametrize("path", SEED_FILES, ids=SEED_IDS)
 def test_children_are_valid_in_range_and_differ_only_in_params(path: Path) -> None:
     parent = path.read_text(encoding="utf-8")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aicodec.adoption import Decision, adopt, adopted_decision, candidate_source, check_codec_repo
-from aicodec.clips import HELD_OUT_BUILTINS, Clip, load_clip
+from aicodec.clips import HELD_OUT_BUILTINS, Clip, held_out_window, load_clip
 from aicodec.clips.records import record_clip
 from aicodec.errors import SandboxError, ValidationError
 from aicodec.ladder import Ladder, load_ladder
@@ -47,13 +47,12 @@ def evaluate_and_adopt(
 ) -> Evaluation:
     """Score candidate ``candidate_id`` against the ladder's compared encoders, and run the
     current best (its rival), on the evaluation clips ``videos`` (default: the held-out
-    built-in clips) at ``qualities``; then ``adopt`` it (``force``: past the policy) into
-    the settings' codec repository. A candidate adopted before is not scored again: its
-    earlier decision comes back."""
+    built-in clips, each at its own window when none is given) at ``qualities``; then
+    ``adopt`` it (``force``: past the policy) into the settings' codec repository. A
+    candidate adopted before is not scored again: its earlier decision comes back."""
     repo = settings.codec_repo
     source, name = candidate_source(store, candidate_id)
-    sources = videos or HELD_OUT_BUILTINS
-    clips = [load_clip(path, settings, start=start, count=frames) for path in sources]
+    clips = evaluation_clips(settings, videos, start, frames)
     clip_ids = [record_clip(store, clip) for clip in clips]
     if adopted_decision(store, candidate_id) is not None:
         return Evaluation(adopt(store, settings, candidate_id, clip_ids, qualities, repo_path=repo))
@@ -73,6 +72,20 @@ def evaluate_and_adopt(
         store, settings, candidate_id, clip_ids, qualities, force=force, repo_path=repo
     )
     return Evaluation(decision, warnings)
+
+
+def evaluation_clips(
+    settings: Settings, videos: Sequence[Path | str], start: int, frames: int | None
+) -> list[Clip]:
+    """The clips ``videos`` cut to the window given; by default the held-out built-in clips,
+    each at its own window when none is given (``held_out_window``)."""
+    if videos:
+        return [load_clip(path, settings, start=start, count=frames) for path in videos]
+    clips = []
+    for name in HELD_OUT_BUILTINS:
+        first, count = held_out_window(name, start, frames)
+        clips.append(load_clip(name, settings, start=first, count=count))
+    return clips
 
 
 def _score_candidate(

@@ -24,8 +24,9 @@ from aicodec.settings import Settings, load_settings
 if TYPE_CHECKING:
     from aicodec.store import Store
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# no emoji codes: "builtin:bike: no such clip" is printed as typed, not with a bicycle
+out = Console(highlight=False, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
 
 P = ParamSpec("P")
 

@@ -58,7 +58,8 @@ EvaluationVideosOption = Annotated[
     typer.Option(
         "--video",
         help="An evaluation clip, file or builtin:NAME (repeatable); default: the held-out "
-        "built-in clips, builtin:still and builtin:shake.",
+        "built-in clips, builtin:still, builtin:shake and builtin:bikes (its frames 140..149 "
+        "unless --start/--frames give a window).",
     ),
 ]
 ForceOption = Annotated[
@@ -77,7 +78,8 @@ HoldoutOption = Annotated[
     typer.Option(
         "--holdout",
         help="A holdout clip (repeatable): never shown to the model; adoption is decided "
-        "on it. Default: builtin:still and builtin:shake (less any training clip); "
+        "on it. Default: builtin:still, builtin:shake and builtin:bikes (its frames "
+        "140..149 unless --start/--frames give a window), less any training clip; "
         "none: no holdout clip, adoption on the training clips.",
     ),
 ]

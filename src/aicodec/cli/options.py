@@ -28,8 +28,9 @@ VideoOption = Annotated[
     Path | None,
     typer.Option(
         "--video",
-        help="Video file (any format ffmpeg reads) or a built-in clip, builtin:default, "
-        "builtin:still or builtin:shake; default: builtin:default.",
+        help="Video file (any format ffmpeg reads) or a built-in clip: builtin:default, "
+        "builtin:still, builtin:shake (synthetic), builtin:carphone, builtin:bikes, "
+        "builtin:bunny (natural video); default: builtin:default.",
     ),
 ]
 StartOption = Annotated[int, typer.Option("--start", help="First frame of the window.")]

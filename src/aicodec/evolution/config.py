@@ -147,7 +147,8 @@ class EvolveConfig:
 
 def holdout_sources(training: Sequence[str | None], holdout: Sequence[str] | None) -> list[str]:
     """A run's holdout clips: those given; none for ``["none"]``; by default (None or empty)
-    the held-out built-in clips (builtin:still, builtin:shake) that are not training clips."""
+    the held-out built-in clips (builtin:still, builtin:shake, builtin:bikes) that are not
+    training clips."""
     if not holdout:
         names = {source or BUILTIN_NAME for source in training}
         return [name for name in HELD_OUT_BUILTINS if name not in names]

@@ -55,6 +55,12 @@ def stored_candidates(
     return {row.id: _stored_candidate(row) for row in rows}
 
 
+def candidate_ids(store: Store) -> list[int]:
+    """Every stored candidate's id, oldest first."""
+    with store.session() as session:
+        return list(session.scalars(select(CandidateRecord.id).order_by(CandidateRecord.id)))
+
+
 def candidate_with_code(store: Store, digest: str) -> int | None:
     """The id of the stored candidate whose code hash is ``digest``, if any."""
     with store.session() as session:
