@@ -304,3 +304,34 @@ def test_frames_type_checks_its_planes() -> None:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def _cut_mp4(tmp_path: Path, name: str, *flags: str) -> Path:
+    """A 100-frame H.264 MP4 (keyframe every 10) cut to its first 30 % of bytes."""
+    whole = tmp_path / f"{name}.mp4"
+    source = ["-f", "lavfi", "-i", "testsrc=size=176x144:rate=25", "-frames:v", "100"]
+    h264 = ["-g", "10", "-c:v", "libx264", "-pix_fmt", "yuv420p"]
+    run_ffmpeg_cli("-v", "error", *source, *h264, *flags, str(whole))
+    cut = tmp_path / f"{name}-cut.mp4"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) * 3 // 10])
+    return cut
+
+
+def test_a_truncated_mp4_is_refused_as_truncated_and_a_window_inside_it_loads(
+    tmp_path: Path,
+) -> None:
+    index_first = _cut_mp4(tmp_path, "front", "-movflags", "+faststart")
+    with pytest.raises(ClipError) as whole:
+        load_clip(str(index_first), Settings())
+    message = str(whole.value)
+    assert message.startswith(f"{index_first}: the file is truncated: ffmpeg reads ")
+    read = int(message.split("ffmpeg reads ")[1].split(" ")[0])
+    assert 0 < read < 100 and "\n" not in message
+    inside = load_clip(str(index_first), Settings(), count=read)
+    assert inside.frames.count == read
+    with pytest.raises(ClipError, match="the file is truncated"):
+        load_clip(str(index_first), Settings(), count=read + 1)
+    index_last = _cut_mp4(tmp_path, "end")
+    with pytest.raises(ClipError, match=r"truncated or unfinished: its MP4 index \(the moov atom"):
+        load_clip(str(index_last), Settings())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -232,14 +233,22 @@ def _decode(
         command += ["-pix_fmt", "yuv420p"]
     command += ["-f", "yuv4mpegpipe", "-strict", "-1", "pipe:1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    complaints = _drain(process.stderr)  # read beside the frames: a full pipe would stall
     try:
         frames, was_converted = _read_y4m(process, label, settings, convert)
     finally:
         process.kill()
         process.wait()
+        complaints.join()
+    stderr = b"".join(complaints.chunks)
     if frames is None:
-        stderr = process.stderr.read() if process.stderr else b""
-        raise ClipError(_explain_failure(label, stderr))
+        raise ClipError(_explain_failure(label, stderr, _starts_as_mp4(input_args)))
+    if b"partial file" in stderr and (count is None or frames.count < count):
+        raise ClipError(
+            f"{label}: the file is truncated: ffmpeg reads {frames.count} frame(s) "
+            f"from frame {start} before the data ends; give a window inside them "
+            "(--start/--frames) or a complete file"
+        )
     if frames.count == 0 or (count is not None and frames.count < count):
         total = _count_frames(input_args)
         if total == 0:
@@ -316,9 +325,45 @@ def _describe_chroma(chroma: str) -> str:
     return f"{depth or 8}-bit {sampling}{' with alpha' if alpha else ''}"
 
 
-def _explain_failure(label: str, stderr: bytes) -> str:
-    """Turn ffmpeg's complaint about a source into one line a researcher can act on."""
+class _Drain(threading.Thread):
+    """A thread reading a pipe to its end into ``chunks``."""
+
+    def __init__(self, pipe: IO[bytes] | None) -> None:
+        super().__init__(daemon=True)
+        self.pipe, self.chunks = pipe, list[bytes]()
+        self.start()
+
+    def run(self) -> None:
+        if self.pipe is not None:
+            while chunk := self.pipe.read(65536):
+                self.chunks.append(chunk)
+
+
+def _drain(pipe: IO[bytes] | None) -> _Drain:
+    """Start reading ``pipe`` (ffmpeg's complaints) in the background."""
+    return _Drain(pipe)
+
+
+def _starts_as_mp4(input_args: list[str]) -> bool:
+    """Whether the input file begins with an MP4/QuickTime ``ftyp`` box."""
+    try:
+        with open(input_args[input_args.index("-i") + 1], "rb") as handle:
+            return handle.read(12)[4:8] == b"ftyp"
+    except (ValueError, IndexError, OSError):
+        return False
+
+
+def _explain_failure(label: str, stderr: bytes, mp4: bool = False) -> str:
+    """Turn ffmpeg's complaint about a source (``mp4``: one that begins as an MP4 file) into
+    one line a researcher can act on."""
     text = stderr.decode("utf-8", "replace")
+    if "partial file" in text:
+        return f"{label}: the file is truncated: its data ends before a whole frame can be read"
+    if mp4 and "moov atom not found" in text:
+        return (
+            f"{label}: the file is truncated or unfinished: its MP4 index (the moov atom) is "
+            "missing, so no frame can be read"
+        )
     if "can only handle" in text:
         return f"{label}: the source is not YUV (RGB or another layout); {CONVERT_HINT}"
     if "matches no streams" in text:
