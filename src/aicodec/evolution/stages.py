@@ -250,6 +250,15 @@ def generate_stage(run: RunContext, it: Iteration) -> Iteration:
     return it.failing(kind, reason, origin=last.origin)
 
 
+def failed_run(run: RunContext, it: Iteration, error: ValidationError | SandboxError) -> Iteration:
+    """The iteration failed because its candidate did not pass validation (kind ``invalid``)
+    or its run failed (``sandbox-<stage>``, the stage of its last failed run)."""
+    assert it.candidate_id is not None
+    if isinstance(error, ValidationError):
+        return it.failing("invalid", str(error))
+    return it.failing(f"sandbox-{failed_run_stage(run.store, it.candidate_id)}", str(error))
+
+
 # --- screen: the cheap first stage -------------------------------------------------------------
 
 
@@ -287,10 +296,8 @@ def screen_stage(run: RunContext, it: Iteration) -> Iteration:
         return it
     try:
         figure = screen_figure(run, it.candidate_id, it.parent_id)
-    except ValidationError as exc:
-        return it.failing("invalid", str(exc))
-    except SandboxError as exc:
-        return it.failing(f"sandbox-{failed_run_stage(run.store, it.candidate_id)}", str(exc))
+    except (ValidationError, SandboxError) as exc:
+        return failed_run(run, it, exc)
     limit = run.config.screen_stop_percent
     if figure is None or figure <= limit:
         return it
@@ -311,10 +318,8 @@ def score_stage(run: RunContext, it: Iteration) -> Iteration:
     assert it.candidate_id is not None and it.parent_id is not None
     try:
         outcomes = run.score(it.candidate_id, run.clips.training, it.parent_id)
-    except ValidationError as exc:
-        return it.failing("invalid", str(exc))
-    except SandboxError as exc:
-        return it.failing(f"sandbox-{failed_run_stage(run.store, it.candidate_id)}", str(exc))
+    except (ValidationError, SandboxError) as exc:
+        return failed_run(run, it, exc)
     versus_parent = [
         bd_rate_between(
             run.store,
