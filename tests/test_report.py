@@ -282,6 +282,9 @@ class Served:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C must reach it even when the tests run with SIGINT ignored (in the
+            # background of a shell without job control)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         line = self.process.stdout.readline()  # type: ignore[union-attr]
         found = re.search(r"serving (http://127\.0\.0\.1:\d+/)", line)
