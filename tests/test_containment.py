@@ -10,6 +10,7 @@ the host.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -27,7 +28,7 @@ from aicodec.processes import descendants, is_running
 from aicodec.safe_text import printable
 from aicodec.sandbox import syscalls
 from aicodec.sandbox.execute import CandidateRun, run_candidate
-from aicodec.sandbox.folders import SWEPT_PREFIX
+from aicodec.sandbox.folders import PROBE_KIND, SWEPT_PREFIX
 from aicodec.sandbox.isolation import landlock_version, mounts_under, tmpfs_options
 from aicodec.sandbox.outputs import read_output
 from aicodec.sandbox.probe import kernel_isolation_problem, namespaces_available
@@ -317,3 +318,41 @@ def test_the_job_folder_tmpfs_counts_inodes() -> None:
     )
     assert options["nr_inodes"] == "512" and options["size"] == str(1 << 24)
     assert stat.S_IMODE(int(options["mode"], 8)) == 0o700
+
+
+# a lab killed (SIGKILL) while its start-up probe's job folder is mounted
+KILLED_IN_THE_PROBE = """
+import os
+import signal
+
+from aicodec.sandbox import isolation
+from aicodec.sandbox.probe import kernel_isolation_problem
+
+real_mount = isolation.mount_job_folder
+
+
+def mount_then_die(*args, **kwargs):
+    real_mount(*args, **kwargs)
+    print(args[0], flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+isolation.mount_job_folder = mount_then_die
+kernel_isolation_problem()
+"""
+
+
+@NAMESPACES
+def test_a_lab_killed_in_its_start_up_probe_leaves_nothing_after_the_next_sweep() -> None:
+    from aicodec.sandbox.folders import sweep_stale_folders
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_IN_THE_PROBE], capture_output=True, text=True, timeout=60
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    job = Path(killed.stdout.strip())
+    folder = job.parent
+    assert re.fullmatch(rf"{SWEPT_PREFIX}\d+-{PROBE_KIND}\w+", folder.name), folder.name
+    assert mounts_under(str(job)) == [str(job)]
+    assert folder in sweep_stale_folders()
+    assert not folder.exists() and mounts_under(str(folder)) == []

@@ -22,7 +22,7 @@ import pytest
 
 from aicodec.candidates import code_hash
 from aicodec.processes import is_running, stop_process_tree
-from aicodec.sandbox.folders import SWEPT_PREFIX, remove_folder, sweep_stale_folders
+from aicodec.sandbox.folders import PROBE_KIND, SWEPT_PREFIX, remove_folder, sweep_stale_folders
 from tests.test_jobs import HANGS, PLAIN
 
 pytestmark = pytest.mark.slow
@@ -91,8 +91,16 @@ def folders_of(pid: int) -> list[Path]:
 
 
 def running_job_folder(pid: int) -> Path | None:
-    """A work folder of ``pid`` with a job started in it."""
-    return next((folder for folder in folders_of(pid) if (folder / "job").exists()), None)
+    """A work folder of ``pid`` with a codec's job started in it (not the start-up probe's)."""
+    return next(
+        (
+            folder
+            for folder in folders_of(pid)
+            if (folder / "job").exists()
+            and not folder.name.startswith(f"{SWEPT_PREFIX}{pid}-{PROBE_KIND}")
+        ),
+        None,
+    )
 
 
 def lab_command(codec: Path, clip: Path, db: Path, *extra: str) -> list[str]:

@@ -23,8 +23,11 @@ _SWEPT_NAME = re.compile(rf"{re.escape(SWEPT_PREFIX)}(\d+)-\w+")
 MAKING_GRACE_S = 3600.0  # a hidden folder left this long unlocked lost its maker
 
 
+PROBE_KIND = "probe_"  # in the name of the isolation probe's work folder, after the pid
+
+
 @contextmanager
-def work_folder() -> Iterator[Path]:
+def work_folder(kind: str = "") -> Iterator[Path]:
     """A temporary folder for sandbox jobs, held by this process for its whole life.
 
     It is made hidden, locked (an exclusive ``flock`` on its directory, held until it is
@@ -32,9 +35,10 @@ def work_folder() -> Iterator[Path]:
     machine removes only folders whose lock it can take, so never one in use, whatever
     pid namespace either lab is in or whoever reuses the pid. The unprivileged child may
     pass through it to its own job directory (mode 711) but not list it; removed
-    afterwards."""
+    afterwards. ``kind`` (letters and ``_``) follows the pid in the name: ``probe_`` for
+    the start-up probe's."""
     sweep_stale_folders()
-    base, lock = _locked_folder()
+    base, lock = _locked_folder(kind)
     try:
         yield base
     finally:
@@ -44,10 +48,10 @@ def work_folder() -> Iterator[Path]:
             os.close(lock)  # the lock goes last: a sweep never meets a half-removed folder
 
 
-def _locked_folder() -> tuple[Path, int]:
+def _locked_folder(kind: str = "") -> tuple[Path, int]:
     """Make a work folder and take its lock before it has its sweepable name; the folder
     and the open descriptor holding the lock."""
-    hidden = Path(tempfile.mkdtemp(prefix=f"{_MAKING}{SWEPT_PREFIX}{os.getpid()}-"))
+    hidden = Path(tempfile.mkdtemp(prefix=f"{_MAKING}{SWEPT_PREFIX}{os.getpid()}-{kind}"))
     lock = os.open(hidden, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new: nobody else can hold it

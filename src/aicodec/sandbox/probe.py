@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from functools import lru_cache
-from pathlib import Path
 
 from aicodec.errors import ConfigError, SandboxError
 from aicodec.sandbox import child, syscalls
@@ -71,6 +69,7 @@ def kernel_isolation_problem() -> str | None:
     """Why a child cannot run with every kernel layer on this machine (namespaces, private
     root, user namespace, seccomp), found by running one; None when it can."""
     # runner chooses a child's isolation here: it is imported when the probe runs
+    from aicodec.sandbox.folders import PROBE_KIND, work_folder
     from aicodec.sandbox.runner import run_child
 
     if sys.platform != "linux":
@@ -81,13 +80,12 @@ def kernel_isolation_problem() -> str | None:
     if problem is not None:
         return problem
     settings = Settings(sandbox_isolation="namespaces", sandbox_wall_s=30.0)
-    with tempfile.TemporaryDirectory(prefix="aicodec-probe-") as folder:
-        os.chmod(folder, 0o711)
+    with work_folder(PROBE_KIND) as folder:  # a lab killed meanwhile leaves it to a sweep
         try:
             report, _ = run_child(
                 "encode",
                 PROBE_CODEC,
-                Path(folder) / "job",
+                folder / "job",
                 settings,
                 mode="namespaces",
                 inputs={child.FRAMES_FILE: bytes(96)},
