@@ -70,7 +70,7 @@ def run_context(store: Store, settings: Settings, run_id: int, frames: int) -> R
         run_id, batch, start = run.id, run.batch, run.start_parent_id
     config.screen_frames = frames
     clips = load_run_clips(store, settings, config)
-    if not screen_clips(settings, config, clips.training):
+    if not screen_clips(config, clips.training):
         raise SystemExit(f"the run's training clips are not longer than {frames} frames")
     provider, _ = select_provider(settings, "mutation", seed=0, store=store)
     ladder = load_ladder(settings.ladder_file)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import IO
@@ -38,6 +38,11 @@ class Clip:
     start: int
     content_hash: str
     converted: bool = False
+
+    def first(self, count: int) -> Clip:
+        """The clip cut to its first ``count`` frames (views of them, their own hash)."""
+        frames = self.frames.window(0, count)
+        return replace(self, frames=frames, content_hash=frames.content_hash())
 
     def describe(self) -> dict[str, object]:
         """JSON-ready description: name, source, hash, size, frame count, window and fps."""
@@ -233,7 +238,7 @@ def _decode(
         command += ["-pix_fmt", "yuv420p"]
     command += ["-f", "yuv4mpegpipe", "-strict", "-1", "pipe:1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    complaints = _drain(process.stderr)  # read beside the frames: a full pipe would stall
+    complaints = _Drain(process.stderr)  # read beside the frames: a full pipe would stall
     try:
         frames, was_converted = _read_y4m(process, label, settings, convert)
     finally:
@@ -326,7 +331,8 @@ def _describe_chroma(chroma: str) -> str:
 
 
 class _Drain(threading.Thread):
-    """A thread reading a pipe to its end into ``chunks``."""
+    """A thread reading a pipe (ffmpeg's complaints) to its end into ``chunks``; it starts
+    as it is made."""
 
     def __init__(self, pipe: IO[bytes] | None) -> None:
         super().__init__(daemon=True)
@@ -337,11 +343,6 @@ class _Drain(threading.Thread):
         if self.pipe is not None:
             while chunk := self.pipe.read(65536):
                 self.chunks.append(chunk)
-
-
-def _drain(pipe: IO[bytes] | None) -> _Drain:
-    """Start reading ``pipe`` (ffmpeg's complaints) in the background."""
-    return _Drain(pipe)
 
 
 def _starts_as_mp4(input_args: list[str]) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from aicodec.candidates.contract import DEFAULT_QUALITIES
@@ -66,10 +66,6 @@ class ClipSpec:
     def name(self) -> str:
         """The file or built-in clip (a spec stored without a path is builtin:default)."""
         return self.path or BUILTIN_NAME
-
-    def first_frames(self, count: int) -> ClipSpec:
-        """The same clip cut to its first ``count`` frames (no content hash to hold it to)."""
-        return replace(self, frames=count, content_hash=None)
 
     def load(self, settings: Settings) -> Clip:
         """The clip; ClipError when it is gone or its frames changed since the run began."""

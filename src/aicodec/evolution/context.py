@@ -34,13 +34,13 @@ class RunClips:
     screen: list[Clip]
 
 
-def screen_clips(settings: Settings, config: EvolveConfig, training: list[Clip]) -> list[Clip]:
+def screen_clips(config: EvolveConfig, training: list[Clip]) -> list[Clip]:
     """The training clips cut to their first ``config.screen_frames`` frames; none when the
     first stage is off or would run a clip whole."""
     count = config.screen_frames
     if count <= 0 or any(clip.frames.count <= count for clip in training):
         return []
-    return [spec.first_frames(count).load(settings) for spec in config.videos]
+    return [clip.first(count) for clip in training]
 
 
 def load_run_clips(store: Store, settings: Settings, config: EvolveConfig) -> RunClips:
@@ -55,7 +55,7 @@ def load_run_clips(store: Store, settings: Settings, config: EvolveConfig) -> Ru
         [record_clip(store, clip) for clip in training],
         holdout,
         [record_clip(store, clip) for clip in holdout],
-        screen_clips(settings, config, training),
+        screen_clips(config, training),
     )
 
 
