@@ -11,13 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aicodec.errors import AdoptionError, BDRateError
+from aicodec.ladder.spec import ladder_anchor
 from aicodec.scoring.bdrate import RDPoint, bd_compare
 from aicodec.scoring.metrics import finite_or_none
 from aicodec.settings import Settings
 from aicodec.store import AdoptionRecord, CandidateRecord, ClipRecord, Store
 from aicodec.store.queries.points import (
     adopted_best,
-    anchor_name,
     candidate_points,
     ladder_bd_rates,
     normal_qualities,
@@ -234,14 +234,14 @@ def decide(
             reference = _ancestor_with_runs(session, candidate, clip_ids, qualities)
             label = f"its seed (candidate {reference}; no codec adopted yet)"
         if reference is None:
-            return _against_x264(decision, candidate_id)
+            return _against_x264(decision, candidate_id, ladder_anchor(settings.ladder_file))
         decision.compared_with = reference
         return _against_candidate(session, settings, decision, reference, label)
 
 
-def _against_x264(decision: Decision, candidate_id: int) -> Decision:
-    """First adoption without an ancestor: the stored BD-rate vs x264-medium on each clip."""
-    anchor = anchor_name()
+def _against_x264(decision: Decision, candidate_id: int, anchor: str) -> Decision:
+    """First adoption without an ancestor: the stored BD-rate vs the ladder's anchor (x264-medium
+    as shipped) on each clip."""
     decision.compared_with = anchor
     label = f"{anchor} from its stored scores (no codec adopted yet, no ancestor with runs)"
     values: list[float] = []
