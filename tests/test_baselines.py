@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from aicodec.clips import Clip, load_clip
 from aicodec.errors import FFmpegError
 from aicodec.ffmpeg import run_ffmpeg
-from aicodec.ladder import load_ladder, run_ladder
+from aicodec.ladder import load_ladder, run_ladder, run_ladders
 from aicodec.ladder.encoding import encode_and_decode, frames_from_raw, raw_input
 from aicodec.scoring.metrics import compare
 from aicodec.settings import Settings
@@ -142,6 +143,45 @@ def test_vmaf_is_added_to_cached_points(tiny_clip: Clip, store: Store, settings:
     cached = run_ladder(tiny_clip, store, settings, ladder, encoders=["x264"], with_vmaf=True)
     assert cached.fresh_encodes == 0
     assert [p.vmaf for p in cached.encoders["x264-medium"].points] == [p.vmaf for p in points]
+
+
+def test_decode_times_are_kept_and_a_point_stored_without_one_is_encoded_again(
+    tiny_clip: Clip, store: Store, settings: Settings
+) -> None:
+    ladder = load_ladder(settings.ladder_file)
+    first = run_ladder(tiny_clip, store, settings, ladder, encoders=["x264"])
+    assert all(point.decode_seconds > 0 for point in first.encoders["x264-medium"].points)
+    with store.session() as session:
+        rows = session.scalars(select(BaselineEncode)).all()
+        assert rows and all(row.decode_seconds and row.decode_seconds > 0 for row in rows)
+        rows[0].decode_seconds = None  # as a point stored before decode times were kept
+    again = run_ladder(tiny_clip, store, settings, ladder, encoders=["x264"])
+    assert again.fresh_encodes == 1 and again.cached_encodes == 3
+    assert all(point.decode_seconds > 0 for point in again.encoders["x264-medium"].points)
+
+
+def test_ladders_of_several_clips_share_one_pool_and_equal_single_runs(
+    tiny_clip: Clip, store: Store, settings: Settings
+) -> None:
+    ladder = load_ladder(settings.ladder_file)
+    other = load_clip("builtin:still", settings, count=4)
+    events: list[tuple[str, str]] = []
+    both = run_ladders(
+        [tiny_clip, other],
+        store,
+        settings,
+        ladder,
+        encoders=["x264", "mjpeg"],
+        progress=lambda clip, event: events.append((clip.name, event.encoder)),
+    )
+    assert [result.clip.name for result in both] == [tiny_clip.name, other.name]
+    assert {name for name, _ in events} == {tiny_clip.name, other.name}
+    for result, clip in zip(both, [tiny_clip, other], strict=True):
+        alone = run_ladder(clip, store, settings, ladder, encoders=["x264", "mjpeg"])
+        assert alone.fresh_encodes == 0  # everything came from the shared run
+        for name, curve in alone.encoders.items():
+            assert [p.kbps for p in curve.points] == [p.kbps for p in result.encoders[name].points]
+            assert curve.bd_rate_vs == result.encoders[name].bd_rate_vs
 
 
 @pytest.mark.slow

@@ -71,3 +71,8 @@ class EvolutionError(AicodecError):
 class ReportError(AicodecError):
     """A report, page or plot cannot be made: no such run or candidate, a file that cannot be
     written, a port already taken."""
+
+
+class SuiteError(AicodecError):
+    """A test set cannot be used: its file is missing or not valid TOML, or it names no
+    clips, an unknown key, a clip twice or a class with no clip."""

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         default_factory=lambda: data_dir("baselines") / "ladder.toml",
         description="TOML file describing the standard-encoder ladder.",
     )
+    suite_set: str = Field(
+        default="builtin",
+        description="Test set of `suite`: a set shipped in baselines/sets/ or a TOML file.",
+    )
     psnr_yuv_weights: tuple[int, int, int] = Field(
         default=(6, 1, 1), description="Weights of PSNR-Y, PSNR-U, PSNR-V in PSNR-YUV."
     )

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TextIO, cast
 import typer
 
 from aicodec import __version__
-from aicodec.cli import candidates, evolve, history, measure, report
+from aicodec.cli import candidates, evolve, history, measure, report, suite
 from aicodec.cli.common import out
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("validate", candidates.validate_command),
     ("run", candidates.run_command),
     ("score", candidates.score_command),
+    ("suite", suite.suite_command),
     ("decode", candidates.decode_command),
     ("generate", candidates.generate_command),
     ("logs", candidates.logs_command),

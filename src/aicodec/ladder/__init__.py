@@ -6,6 +6,7 @@ from aicodec.ladder.runner import (
     LadderResult,
     RatePoint,
     run_ladder,
+    run_ladders,
 )
 from aicodec.ladder.spec import EncoderSpec, Ladder, load_ladder
 
@@ -18,4 +19,5 @@ __all__ = [
     "RatePoint",
     "load_ladder",
     "run_ladder",
+    "run_ladders",
 ]

@@ -18,11 +18,13 @@ from aicodec.ladder.spec import EncoderSpec
 
 @dataclass(frozen=True)
 class Encoded:
-    """A bitstream, the frames ffmpeg decodes from it, and the encoder's wall time."""
+    """A bitstream, the frames ffmpeg decodes from it, and the encoder's and decoder's wall
+    times (seconds, each an ffmpeg process from start to exit)."""
 
     bitstream: bytes
     decoded: Frames
     encode_seconds: float
+    decode_seconds: float
 
 
 TEN_BIT = "yuv420p10le"
@@ -71,7 +73,9 @@ def encode_and_decode(
         path.write_bytes(bitstream)
         try:
             decode = spec.decode_args(path, frames.fps)
+            decode_started = time.perf_counter()
             raw = run_ffmpeg(decode, timeout_s=timeout_s, cancel=cancel).stdout
+            decode_seconds = time.perf_counter() - decode_started
         except FFmpegError as exc:
             raise BaselineError(f"{spec.name} stream does not decode: {exc}") from None
     decoded = frames_from_raw(raw, spec.pix_fmt, frames)
@@ -80,4 +84,4 @@ def encode_and_decode(
             f"{spec.name} at {spec.rate_option} {rate}: decoded {decoded.count} frames, "
             f"the clip has {frames.count}"
         )
-    return Encoded(bitstream, decoded, seconds)
+    return Encoded(bitstream, decoded, seconds, decode_seconds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,13 +28,19 @@ from aicodec.store import BaselineEncode, RatePointChoice, Store
 
 @dataclass(frozen=True)
 class RatePoint(EncodedQuality):
-    """One encode of a clip by a standard encoder at one rate value."""
+    """One encode of a clip by a standard encoder at one rate value; ``decode_seconds`` is
+    ffmpeg's wall time to decode its stream (None for a point stored before the lab kept it)."""
 
     rate_value: int
+    decode_seconds: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready point; VMAF only when measured."""
-        return {"rate_value": self.rate_value, **self.measured()}
+        return {
+            "rate_value": self.rate_value,
+            **self.measured(),
+            "decode_seconds": self.decode_seconds,
+        }
 
 
 @dataclass
@@ -126,7 +132,8 @@ def encode_rate_point(
         settings=settings,
         with_vmaf=with_vmaf,
     )
-    return RatePoint(rate_value=rate, **measured), ffmpeg_version()  # type: ignore[arg-type]
+    point = RatePoint(rate_value=rate, decode_seconds=encoded.decode_seconds, **measured)  # type: ignore[arg-type]
+    return point, ffmpeg_version()
 
 
 class _EncoderRun:
@@ -167,7 +174,9 @@ class _EncoderRun:
             row = session.scalar(
                 select(BaselineEncode).where(*self._key(), BaselineEncode.rate_value == rate)
             )
-            if row is not None and (row.vmaf is not None or not with_vmaf):
+            # a point stored before the lab measured its decode time is encoded again
+            measured = row is not None and row.decode_seconds is not None
+            if row is not None and measured and (row.vmaf is not None or not with_vmaf):
                 if rate not in self.encoded_now:
                     with self.lock:
                         self.cached += 1
@@ -264,14 +273,14 @@ class _EncoderRun:
 
 def _fill(row: BaselineEncode, point: RatePoint) -> None:
     """Copy a measured point's rate value and figures into its stored row."""
-    for name in ("rate_value", *MEASURED_FIELDS):
+    for name in ("rate_value", "decode_seconds", *MEASURED_FIELDS):
         setattr(row, name, getattr(point, name))
 
 
 def _point_from_row(row: BaselineEncode) -> RatePoint:
     """A RatePoint from its stored row."""
     fields = {name: getattr(row, name) for name in MEASURED_FIELDS}
-    return RatePoint(rate_value=row.rate_value, **fields)
+    return RatePoint(rate_value=row.rate_value, decode_seconds=row.decode_seconds, **fields)
 
 
 def run_ladder(
@@ -283,20 +292,67 @@ def run_ladder(
     encoders: list[str] | None = None,
     with_vmaf: bool = False,
     progress: ProgressCallback | None = None,
+    pool: JobPool | None = None,
 ) -> LadderResult:
     """Encode ``clip`` with the chosen encoders (the anchor always), matched to the anchor's
     PSNR-Y range, and compute each encoder's BD-rate against the anchor.
 
-    Encodes run on a pool of ``job_count(settings)`` workers: the anchor's rate points at
-    once, then every other encoder's search at once (each search is sequential, driven by
-    a thread here that sends its encodes to the pool). Stored encodes are reused; only this
-    process writes the store; results do not depend on the number of workers.
+    Encodes run on ``pool``, else on a pool of ``job_count(settings)`` workers made here:
+    the anchor's rate points at once, then every other encoder's search at once (each
+    search is sequential, driven by a thread here that sends its encodes to the pool).
+    Stored encodes are reused; only this process writes the store; results do not depend
+    on the number of workers.
     """
+    if pool is None:
+        with make_pool(settings) as own_pool:
+            return _run_ladder(
+                clip, store, settings, ladder, encoders, with_vmaf, progress, own_pool
+            )
+    return _run_ladder(clip, store, settings, ladder, encoders, with_vmaf, progress, pool)
+
+
+def run_ladders(
+    clips: Sequence[Clip],
+    store: Store,
+    settings: Settings,
+    ladder: Ladder,
+    *,
+    encoders: list[str] | None = None,
+    with_vmaf: bool = False,
+    progress: Callable[[Clip, LadderProgress], None] | None = None,
+) -> list[LadderResult]:
+    """``run_ladder`` on every clip at once, all on one pool of ``job_count(settings)``
+    workers (a suite's clips keep every worker busy to the end); the results in clip order.
+    ``progress`` gets each event with the clip it is about."""
+
+    def one(clip: Clip, pool: JobPool) -> LadderResult:
+        def report(event: LadderProgress) -> None:
+            if progress is not None:
+                progress(clip, event)
+
+        return _run_ladder(clip, store, settings, ladder, encoders, with_vmaf, report, pool)
+
+    with make_pool(settings) as pool, _drivers(pool, len(clips)) as drivers:
+        futures = [drivers.submit(one, clip, pool) for clip in clips]
+        return [job_result(future) for future in futures]
+
+
+def _run_ladder(
+    clip: Clip,
+    store: Store,
+    settings: Settings,
+    ladder: Ladder,
+    encoders: list[str] | None,
+    with_vmaf: bool,
+    progress: ProgressCallback | None,
+    pool: JobPool,
+) -> LadderResult:
+    """``run_ladder`` on a given pool."""
     specs = ladder.select(encoders)
     curves = _LadderCurves(clip, store, settings, ladder, specs, progress)
     anchor_spec = next(spec for spec in specs if spec.name == ladder.anchor)
     rates = sorted(ladder.anchor_rates)
-    with make_pool(settings) as pool, _drivers(pool, len(rates) + len(specs)) as drivers:
+    with _drivers(pool, len(rates) + len(specs)) as drivers:
         anchor = curves.start(anchor_spec, pool)
         futures = [drivers.submit(anchor.point, rate, with_vmaf) for rate in rates]
         anchor_points = [job_result(future) for future in futures]

@@ -15,7 +15,7 @@ from aicodec.candidates.records import record_candidate
 from aicodec.clips import Clip
 from aicodec.clips.records import record_clip
 from aicodec.errors import BDRateError, ConfigError, SandboxError, ValidationError
-from aicodec.ladder import Ladder, LadderProgress, run_ladder
+from aicodec.ladder import Ladder, LadderProgress, LadderResult, run_ladder
 from aicodec.sandbox.execute import (
     CandidateRun,
     PointRun,
@@ -23,8 +23,9 @@ from aicodec.sandbox.execute import (
     point_isolation,
     run_candidate_on_clips,
 )
-from aicodec.scoring.bdrate import RDPoint, bd_compare
+from aicodec.scoring.bdrate import bd_compare
 from aicodec.scoring.metrics import MEASURED_FIELDS, EncodedQuality, json_safe, measure_encoding
+from aicodec.scoring.rate_metrics import PSNR_Y, RateMetric
 from aicodec.settings import Settings
 from aicodec.store import RunRecord, ScoreRecord, Store
 from aicodec.store.queries.points import latest_ok_run, normal_qualities, quality_key
@@ -458,40 +459,65 @@ def _compare_with_ladder(
     progress: Callable[[str], None] | None,
 ) -> ScoreOutcome:
     """The ladder on the outcome's clip, the BD-rates against it, stored as a score row."""
-    clip = outcome.clip
 
     def on_ladder(event: LadderProgress) -> None:
         if progress is not None and event.rate_value is not None and not event.cached:
             progress(f"baseline {event.encoder} {event.rate_option} {event.rate_value}")
 
-    baselines = run_ladder(clip, store, settings, ladder, encoders=encoders, progress=on_ladder)
-    curve = [RDPoint(point.kbps, point.psnr_y) for point in outcome.points]
+    baselines = run_ladder(
+        outcome.clip, store, settings, ladder, encoders=encoders, progress=on_ladder
+    )
     result = ScoreOutcome(**vars(outcome))
+    result.bd_rate_vs, result.warnings = bd_rates_against(baselines, outcome.points, settings)
+    store_score(store, outcome, qualities, result.bd_rate_vs)
+    return result
+
+
+def bd_rates_against(
+    baselines: LadderResult,
+    points: Sequence[EncodedQuality],
+    settings: Settings,
+    metric: RateMetric = PSNR_Y,
+) -> tuple[dict[str, float | None], list[str]]:
+    """BD-rate (percent) of ``points`` against each encoder of ``baselines`` on ``metric``
+    (None where undefined), and the warnings: undefined deltas, small overlaps."""
+    curve = metric.curve(points)
+    rates: dict[str, float | None] = {}
+    warnings: list[str] = []
     for encoder, anchor in baselines.encoders.items():
         try:
             bd = bd_compare(
-                anchor.rd_points(),
+                metric.curve(anchor.points),
                 curve,
                 method=settings.bd_method,
                 min_overlap=settings.bd_min_overlap,
             )
         except BDRateError as exc:
-            result.bd_rate_vs[encoder] = None
-            result.warnings.append(f"BD-rate vs {encoder} undefined: {exc}")
+            rates[encoder] = None
+            warnings.append(f"BD-rate{metric.on} vs {encoder} undefined: {exc}")
             continue
-        result.bd_rate_vs[encoder] = bd.bd_rate_percent
+        rates[encoder] = bd.bd_rate_percent
         if bd.overlap_psnr < settings.bd_min_overlap:
-            result.warnings.append(
-                f"PSNR-Y overlap with {encoder} is {bd.overlap_psnr:.0%}: the BD-rate covers "
-                "only the shared part"
+            warnings.append(
+                f"{metric.label} overlap with {encoder} is {bd.overlap_psnr:.0%}: the BD-rate "
+                "covers only the shared part"
             )
+    return rates, warnings
+
+
+def store_score(
+    store: Store,
+    outcome: RunOutcome,
+    qualities: Sequence[int],
+    bd_rate_vs: dict[str, float | None],
+) -> None:
+    """Keep a scoring's BD-rates (PSNR-Y, percent, per encoder) as a score row."""
     with store.session() as session:
         session.add(
             ScoreRecord(
                 candidate_id=outcome.candidate_id,
-                clip_id=record_clip(store, clip),
+                clip_id=record_clip(store, outcome.clip),
                 qualities=quality_key(qualities),
-                bd_rate_json=json.dumps(result.bd_rate_vs),
+                bd_rate_json=json.dumps(bd_rate_vs),
             )
         )
-    return result

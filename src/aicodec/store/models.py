@@ -72,6 +72,7 @@ class BaselineEncode(Base):
     ssim_y: Mapped[float] = mapped_column(Float)
     vmaf: Mapped[float | None] = mapped_column(Float, nullable=True)
     encode_seconds: Mapped[float] = mapped_column(Float)
+    decode_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
