@@ -332,3 +332,53 @@ def test_a_set_of_files_on_disk_works_the_same_way(tmp_path: Path) -> None:
         assert scored.returncode == 0, scored.stderr
         want = json.loads(scored.stdout)["bd_rate_vs"]["x264-medium"]
         assert clip["versus"]["x264-medium"]["bd_rate"]["psnr_y"] == want
+
+
+# --- a set as the clips of evolve and adopt -------------------------------------------------
+
+
+def test_evolve_and_adopt_take_a_set_as_their_clips(tmp_path: Path) -> None:
+    from aicodec.adoption.evaluation import evaluation_clips
+    from aicodec.errors import ConfigError
+    from aicodec.evolution.command import EvolveOptions, new_config
+    from aicodec.settings import Settings
+
+    path = write_set(tmp_path, TINY_SET)
+    settings = Settings(codec_repo=tmp_path / "codecs")
+    config = new_config(
+        settings, EvolveOptions(iterations=1, video_set="builtin", holdout_set=str(path))
+    )
+    shipped = load_set("builtin")
+    assert [(spec.path, spec.start, spec.frames) for spec in config.videos] == [
+        (clip.source, clip.start, clip.frames) for clip in shipped.clips
+    ]
+    assert [(spec.path, spec.start, spec.frames) for spec in config.holdout] == list(
+        TINY_WINDOWS.values()
+    )
+    with pytest.raises(ConfigError, match="--video or --video-set"):
+        new_config(settings, EvolveOptions(iterations=1, videos=["a.y4m"], video_set="builtin"))
+    with pytest.raises(ConfigError, match="--holdout or --holdout-set"):
+        new_config(settings, EvolveOptions(iterations=1, holdout=["none"], holdout_set="builtin"))
+    clips = evaluation_clips(settings, (), 0, None, test_set=str(path))
+    assert [(clip.name, clip.start, clip.frames.count) for clip in clips] == [
+        (source, start, frames) for source, start, frames in TINY_WINDOWS.values()
+    ]
+
+
+def test_a_bad_set_given_to_evolve_or_adopt_is_one_line(tmp_path: Path) -> None:
+    from aicodec.candidates.records import record_candidate
+    from aicodec.store import Store
+
+    db = tmp_path / "store.db"
+    store = Store(str(db))
+    candidate = record_candidate(store, INTRA.read_text(), "intra_dct.py", origin="seed")
+    store.close()
+    missing = str(tmp_path / "missing.toml")
+    adopted = aicodec("adopt", str(candidate), "--set", missing, "--db", str(db))
+    assert_one_line_error(adopted, "does not exist")
+    evolved = aicodec("evolve", "-n", "1", "--holdout-set", missing, "--db", str(db))
+    assert_one_line_error(evolved, "does not exist")
+    both = aicodec(
+        "evolve", "-n", "1", "--video", "builtin:still", "--video-set", "builtin", "--db", str(db)
+    )
+    assert_one_line_error(both, "--video or --video-set")

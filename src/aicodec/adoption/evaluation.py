@@ -42,17 +42,19 @@ def evaluate_and_adopt(
     *,
     start: int = 0,
     frames: int | None = None,
+    test_set: str | None = None,
     force: bool = False,
     progress: Progress | None = None,
 ) -> Evaluation:
     """Score candidate ``candidate_id`` against the ladder's compared encoders, and run the
     current best (its rival), on the evaluation clips ``videos`` (default: the held-out
-    built-in clips, each at its own window when none is given) at ``qualities``; then
+    built-in clips, each at its own window when none is given; or the clips of
+    ``test_set``, a shipped set's name or a set file) at ``qualities``; then
     ``adopt`` it (``force``: past the policy) into the settings' codec repository. A
     candidate adopted before is not scored again: its earlier decision comes back."""
     repo = settings.codec_repo
     source, name = candidate_source(store, candidate_id)
-    clips = evaluation_clips(settings, videos, start, frames)
+    clips = evaluation_clips(settings, videos, start, frames, test_set)
     clip_ids = [record_clip(store, clip) for clip in clips]
     if adopted_decision(store, candidate_id) is not None:
         return Evaluation(adopt(store, settings, candidate_id, clip_ids, qualities, repo_path=repo))
@@ -75,10 +77,19 @@ def evaluate_and_adopt(
 
 
 def evaluation_clips(
-    settings: Settings, videos: Sequence[Path | str], start: int, frames: int | None
+    settings: Settings,
+    videos: Sequence[Path | str],
+    start: int,
+    frames: int | None,
+    test_set: str | None = None,
 ) -> list[Clip]:
-    """The clips ``videos`` cut to the window given; by default the held-out built-in clips,
-    each at its own window when none is given (``held_out_window``)."""
+    """The clips ``videos`` cut to the window given, or a test set's clips; by default the
+    held-out built-in clips, each at its own window when none is given
+    (``held_out_window``)."""
+    if test_set is not None:
+        from aicodec.suites import load_set
+
+        return [clip.load(settings) for clip in load_set(test_set).clips]
     if videos:
         return [load_clip(path, settings, start=start, count=frames) for path in videos]
     clips = []

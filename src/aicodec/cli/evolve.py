@@ -83,6 +83,22 @@ HoldoutOption = Annotated[
         "none: no holdout clip, adoption on the training clips.",
     ),
 ]
+VideoSetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--video-set",
+        help="Train on a test set's clips (a shipped set's name or a TOML file, each clip "
+        "at its own window) instead of --video.",
+    ),
+]
+HoldoutSetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--holdout-set",
+        help="Decide adoption on a test set's clips (a shipped set's name or a TOML file) "
+        "instead of --holdout.",
+    ),
+]
 EvolveEncodersOption = Annotated[
     str | None,
     typer.Option(
@@ -131,10 +147,21 @@ AllowProcessSandboxOption = Annotated[
 ]
 
 
+AdoptSetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--set",
+        help="Evaluate on a test set's clips (a shipped set's name or a TOML file, each clip "
+        "at its own window) instead of --video.",
+    ),
+]
+
+
 @guarded
 def adopt_command(
     candidate: CandidateArgument,
     video: EvaluationVideosOption = None,
+    test_set: AdoptSetOption = None,
     start: StartOption = 0,
     frames: FramesOption = None,
     qualities: QualitiesOption = None,
@@ -151,6 +178,8 @@ def adopt_command(
     levels = parse_qualities(qualities)
     if len(levels) < 4:
         raise ConfigError("--qualities needs at least 4 values: BD-rate needs 4 rate points")
+    if test_set is not None and video:
+        raise ConfigError("give --video or --set, not both")
     settings = make_settings(db=db, codec_repo=git_repo, adopt_threshold_percent=threshold)
     with opened_store(settings) as store, status(f"adopting candidate {candidate}") as line:
         evaluation = evaluate_and_adopt(
@@ -161,6 +190,7 @@ def adopt_command(
             video or (),
             start=start,
             frames=frames,
+            test_set=test_set,
             force=force,
             progress=status_updater(line),
         )
@@ -195,6 +225,8 @@ def evolve_command(
     provider: ProviderOption = None,
     video: TrainingVideosOption = None,
     holdout: HoldoutOption = None,
+    video_set: VideoSetOption = None,
+    holdout_set: HoldoutSetOption = None,
     start: StartOption = 0,
     frames: FramesOption = None,
     fps: FpsOption = None,
@@ -250,6 +282,8 @@ def _run_options(given: Mapping[str, Any]) -> EvolveOptions:
         iterations=given["iterations"],
         videos=[str(path) for path in given["video"] or []],
         holdout=[str(path) for path in given["holdout"] or []],
+        video_set=given["video_set"],
+        holdout_set=given["holdout_set"],
         parent=given["parent"],
         qualities=given["qualities"],
         encoders=given["encoders"],

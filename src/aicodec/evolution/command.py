@@ -29,6 +29,8 @@ class EvolveOptions:
     iterations: int
     videos: Sequence[str] = ()
     holdout: Sequence[str] = ()
+    video_set: str | None = None
+    holdout_set: str | None = None
     parent: str | None = None
     qualities: str | None = None
     encoders: str | None = None
@@ -50,6 +52,8 @@ class EvolveOptions:
 STORED_OPTIONS = {
     "videos": "--video",
     "holdout": "--holdout",
+    "video_set": "--video-set",
+    "holdout_set": "--holdout-set",
     "parent": "--parent",
     "qualities": "--qualities",
     "encoders": "--encoders",
@@ -87,17 +91,43 @@ def _clip_spec(source: str, options: EvolveOptions, *, default_holdout: bool = F
     return ClipSpec(source, start, frames, None, options.fps)
 
 
+def set_clip_specs(name_or_file: str) -> list[ClipSpec]:
+    """The clips of a test set (a shipped name or a TOML file), each with its own window."""
+    from aicodec.suites import load_set
+
+    return [
+        ClipSpec(clip.source, clip.start, clip.frames, clip.size, clip.fps, clip.convert)
+        for clip in load_set(name_or_file).clips
+    ]
+
+
+def _run_clips(options: EvolveOptions) -> tuple[list[ClipSpec], list[ClipSpec]]:
+    """A new run's training and holdout clips: the files or built-in clips given, or a test
+    set's (--video-set, --holdout-set), else the defaults."""
+    if options.video_set and options.videos:
+        raise ConfigError("give --video or --video-set, not both")
+    if options.holdout_set and options.holdout:
+        raise ConfigError("give --holdout or --holdout-set, not both")
+    if options.video_set:
+        training = set_clip_specs(options.video_set)
+    else:
+        training = [_clip_spec(source, options) for source in options.videos or [BUILTIN_NAME]]
+    if options.holdout_set:
+        return training, set_clip_specs(options.holdout_set)
+    names = [spec.name for spec in training]
+    held = holdout_sources(names, list(options.holdout))
+    default = not options.holdout
+    return training, [_clip_spec(source, options, default_holdout=default) for source in held]
+
+
 def new_config(settings: Settings, options: EvolveOptions) -> EvolveConfig:
     """A new run's config: the options given, every other value from the settings."""
-    training = list(options.videos) or [BUILTIN_NAME]
-    held = holdout_sources(training, list(options.holdout))
+    training, holdout = _run_clips(options)
     return EvolveConfig.from_settings(
         settings,
         iterations=options.iterations,
-        videos=[_clip_spec(source, options) for source in training],
-        holdout=[
-            _clip_spec(source, options, default_holdout=not options.holdout) for source in held
-        ],
+        videos=training,
+        holdout=holdout,
         qualities=parse_qualities(options.qualities),
         encoders=[name.strip() for name in (options.encoders or "").split(",") if name.strip()]
         or None,
