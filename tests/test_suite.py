@@ -382,3 +382,21 @@ def test_a_bad_set_given_to_evolve_or_adopt_is_one_line(tmp_path: Path) -> None:
         "evolve", "-n", "1", "--video", "builtin:still", "--video-set", "builtin", "--db", str(db)
     )
     assert_one_line_error(both, "--video or --video-set")
+
+
+@pytest.mark.slow
+def test_speed_points_place_the_codec_and_anchors_against_the_ladder_anchor(
+    tiny_suite: tuple[dict, Path, Path],  # type: ignore[type-arg]
+) -> None:
+    result, _, _ = tiny_suite
+    speed = {point["name"]: point for point in result["speed"]}
+    assert speed["x264-medium"]["encode_time"] == pytest.approx(1.0)
+    assert speed["x264-medium"]["bd_rate"] == 0.0
+    codec = speed["intra_dct.py"]
+    overall = result["overall"]["versus"]["x264-medium"]
+    assert codec["bd_rate"] == overall["bd_rate"]["psnr_y"]
+    assert codec["encode_time"] == overall["encode_time"]
+    rates = [
+        clip["anchors"]["mpeg2-ffmpeg"]["bd_rate_vs_ladder_anchor"] for clip in result["clips"]
+    ]
+    assert speed["mpeg2-ffmpeg"]["bd_rate"] == pytest.approx(sum(rates) / len(rates))

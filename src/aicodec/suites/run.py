@@ -13,7 +13,15 @@ from aicodec.scoring.candidate import RunOutcome, measure_candidate, store_score
 from aicodec.scoring.rate_metrics import PSNR_Y, RateMetric
 from aicodec.settings import Settings
 from aicodec.store import Store
-from aicodec.suites.figures import AnchorFigures, class_figures, versus_anchors
+from aicodec.suites.figures import (
+    AnchorFigures,
+    class_figures,
+    geometric_mean,
+    mean_or_none,
+    mean_seconds,
+    time_ratio,
+    versus_anchors,
+)
 from aicodec.suites.sets import SetClip, TestSet
 
 ALL_CLASSES = "all"  # the name of the whole set's row
@@ -98,9 +106,52 @@ class SuiteResult:
             "clips": [clip.to_dict() for clip in self.clips],
             "classes": [klass.to_dict() for klass in self.classes],
             "overall": self.overall.to_dict(),
+            "speed": [point.to_dict() for point in speed_points(self)],
             "seconds": self.seconds,
             "warnings": self.warnings,
         }
+
+
+@dataclass(frozen=True)
+class SpeedPoint:
+    """A codec of the suite on the rate/time plane: its mean BD-rate (PSNR-Y, percent) against
+    the ladder's anchor over the set and its encode time as a ratio of the anchor's
+    (geometric mean over the clips; the anchor itself is at 1)."""
+
+    name: str
+    encode_time: float | None
+    bd_rate: float | None
+    role: str  # codec or anchor
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready point."""
+        return {
+            "name": self.name,
+            "encode_time": self.encode_time,
+            "bd_rate": self.bd_rate,
+            "role": self.role,
+        }
+
+
+def speed_points(result: SuiteResult) -> list[SpeedPoint]:
+    """The suite's codec and every anchor as (encode time, BD-rate) against the ladder's
+    anchor, for the Pareto front of rate against encode time."""
+    anchor = result.ladder_anchor
+    codec = result.overall.versus[anchor]
+    points = [SpeedPoint(result.codec, codec.encode_time, codec.bd_rate[PSNR_Y.name], "codec")]
+    for name in result.anchors:
+        rates, ratios = [], []
+        for clip in result.clips:
+            curves = clip.ladder.encoders
+            rates.append(curves[name].bd_rate_vs.get(anchor))
+            ratios.append(
+                time_ratio(
+                    mean_seconds(point.encode_seconds for point in curves[name].points),
+                    mean_seconds(point.encode_seconds for point in curves[anchor].points),
+                )
+            )
+        points.append(SpeedPoint(name, geometric_mean(ratios), mean_or_none(rates), "anchor"))
+    return points
 
 
 def run_suite(
