@@ -118,16 +118,18 @@ def uses_model_planner(run: RunContext) -> bool:
 
 def model_plan(run: RunContext, parent_id: int, facts: LabFacts, number: int) -> tuple[Plan, float]:
     """The model's plan for iteration ``number`` and its cost (USD); the rules' plan, with a
-    note, when the model's answer is unusable."""
+    note, when the model's answer is unusable (an unreadable answer still cost its call)."""
     prompt = plan_prompt(run.settings, plan_material(run, parent_id, facts))
+    cost = 0.0
     try:
         reply, _ = log_call(run.store, run.provider, prompt, run.batch, number)
-        return parse_plan(reply.text), reply.cost_usd
+        cost = reply.cost_usd
+        return parse_plan(reply.text), cost
     except (ProviderError, GenerationError) as exc:
         plan = rule_plan(facts)
         plan.planner = "rules (model plan unavailable)"
         plan.note = scrub(str(exc))[:PLAN_NOTE_LIMIT]
-        return plan, 0.0
+        return plan, cost
 
 
 def plan_stage(run: RunContext, it: Iteration) -> Iteration:
