@@ -45,10 +45,10 @@ def render_cost_per_gain(cost: CostPerGain) -> None:
     run = cost.run
     if not cost.adoptions:
         spent = run.spent
+        out.print("cost per gain: none, the run adopted nothing; in all it cost")
         out.print(
-            f"cost per gain: the run adopted nothing; it cost {spent.iterations} iterations, "
-            f"{fmt(spent.sandbox_minutes)} sandbox min, {_count(spent.tokens)} tokens, "
-            f"{_usd(spent.cost_usd)} USD"
+            f"  {spent.iterations} iterations, {fmt(spent.sandbox_minutes)} sandbox min, "
+            f"{_count(spent.tokens)} tokens, {_usd(spent.cost_usd)} USD"
         )
         return
     table = Table(title="cost per gain (gain: BD-rate vs the codec before, training clips)")
