@@ -41,7 +41,7 @@ def _gain_rows(label: str, gain: GainCost) -> list[list[str]]:
 
 def render_cost_per_gain(cost: CostPerGain) -> None:
     """The cost per gain: a table with a row per adoption and one for the run (a row per
-    percent of gain under each); one line with the run's cost when it adopted nothing."""
+    percent of gain under each); two lines with the run's cost when it adopted nothing."""
     run = cost.run
     if not cost.adoptions:
         spent = run.spent
