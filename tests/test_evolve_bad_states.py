@@ -504,6 +504,16 @@ def test_a_model_that_only_answers_garbage_stops_the_run(fake_llm, lab: Lab) -> 
     assert [(entry["iteration"], entry["status"], entry["failure_kind"]) for entry in entries] == [
         (number, "failed", "no-code") for number in (1, 2, 3)
     ]
+    # nothing adopted: the cost per gain is what the run cost in all, every call of its log
+    # (the unreadable plans' calls too), with no figure per percent
+    cost = summary["cost_per_gain"]
+    assert cost["adoptions"] == [] and cost["run"]["per_percent"] is None
+    spent = cost["run"]["spent"]
+    assert spent["iterations"] == 3 and spent["tokens"] == 6 * (120 + 30)  # the replies' usage
+    assert spent["cost_usd"] == pytest.approx(summary["cost_usd"])
+    assert lab.query(
+        "SELECT iteration, count(*) FROM model_calls GROUP BY iteration ORDER BY iteration"
+    ) == [(1, 2), (2, 2), (3, 2)]
     # each iteration asked twice (a plan, then code); neither answer is repaired or retried
     assert all(entry["planner"] == "rules (model plan unavailable)" for entry in entries)
     assert len(server.requests) == 6 and server.remaining == 34

@@ -118,6 +118,70 @@ def logged_purposes(db: Path) -> list[tuple[str, str]]:
     return [(call["provider"], call["purpose"]) for call in json.loads(logs.stdout)["calls"]][::-1]
 
 
+SANDBOX_STAGES = ("screen", "score", "adopt")
+
+
+def check_cost_per_gain(db: Path, summary: dict[str, Any], first: dict[str, Any]) -> None:
+    """The run adopted iteration 1's codec: the summary's cost per gain is that iteration's
+    rows in the store (its calls in the log, its sandbox stages' seconds), divided by its gain
+    against the start, its parent; the run's is every call and iteration; history shows it."""
+    cost = summary["cost_per_gain"]
+    (adopted,) = cost["adoptions"]
+    start = summary["start_candidate"]
+    assert (adopted["iteration"], adopted["candidate"], adopted["versus"]) == (
+        1,
+        first["candidate"],
+        start,
+    )
+    assert first["parent"] == start
+    assert adopted["gain_percent"] == pytest.approx(first["bd_rate_vs_parent"])
+    assert adopted["gain_percent"] < 0
+    logs = aicodec_env("logs", "--db", str(db), "-n", "50", "--json")
+    calls = json.loads(logs.stdout)["calls"]
+    assert sorted(call["iteration"] for call in calls) == [1, 1, 2, 2, 3, 3]
+
+    def tokens(call: dict[str, Any]) -> int:
+        names = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+        return sum(call[name] for name in names)
+
+    spent = adopted["spent"]
+    assert spent["iterations"] == 1
+    assert spent["tokens"] == 3000 + 200 + 9000 + 4000  # the script's plan and code replies
+    assert spent["tokens"] == sum(tokens(call) for call in calls if call["iteration"] == 1)
+    mine = sum(call["cost_usd"] for call in calls if call["iteration"] == 1)
+    assert spent["cost_usd"] == pytest.approx(mine) and mine > 0
+    seconds = sum(first["stage_seconds"].get(stage, 0.0) for stage in SANDBOX_STAGES)
+    assert spent["sandbox_minutes"] == pytest.approx(seconds / 60) and seconds > 0
+    gain = -adopted["gain_percent"]
+    assert adopted["per_percent"] == pytest.approx({key: spent[key] / gain for key in spent})
+    run = cost["run"]
+    assert (run["iteration"], run["candidate"], run["versus"]) == (None, first["candidate"], start)
+    assert run["gain_percent"] == summary["adopted_vs_start"] == pytest.approx(-gain)
+    assert run["spent"]["iterations"] == 3
+    assert run["spent"]["tokens"] == sum(tokens(call) for call in calls)
+    assert run["spent"]["cost_usd"] == pytest.approx(summary["cost_usd"])
+    assert run["per_percent"] == pytest.approx({key: run["spent"][key] / gain for key in spent})
+    # history's table: one row per adoption and one for the run, within 80 columns
+    shown = aicodec_env("history", "--db", str(db), env={"COLUMNS": "80"})
+    assert shown.returncode == 0, shown.stderr
+    table = shown.stdout[shown.stdout.index("cost per gain") :].splitlines()
+    assert all(len(line) <= 80 for line in table)
+    rows = [line.split("│")[1:-1] for line in table if line.startswith("│")]
+    assert [cells[0].strip() for cells in rows] == [
+        f"#1: {first['candidate']} vs {start}",
+        "per 1 %",
+        f"run: {first['candidate']} vs {start}",
+        "per 1 %",
+    ]
+    assert [cell.strip() for cell in rows[0][1:]] == [
+        f"{adopted['gain_percent']:.2f}",
+        "1",
+        f"{spent['sandbox_minutes']:.2f}",
+        "16,200",
+        f"{spent['cost_usd']:.4f}",
+    ]
+
+
 def test_evolve_with_claude_then_replay(fake_llm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert '"chroma_factor": 1.2' in PARENT and FIRST != PARENT and THIRD != PARENT
     video = tmp_path / "source.y4m"
@@ -193,6 +257,7 @@ def test_evolve_with_claude_then_replay(fake_llm, tmp_path: Path) -> None:  # ty
     assert subjects[0].startswith(f"adopt candidate {first['candidate']}:")
     assert git(repo, "tag") == ["v1"]
     assert (repo / "codec.py").read_text() == FIRST
+    check_cost_per_gain(db, summary, first)
 
     # the key never reaches the store
     for path in tmp_path.glob("*.db*"):
@@ -233,6 +298,8 @@ def test_evolve_with_claude_then_replay(fake_llm, tmp_path: Path) -> None:  # ty
         ("replay", purpose) for purpose in ("plan", "generate") * 3
     ]
     assert git(fresh_repo, "tag") == git(repo, "tag")
+    replayed_cost = again["cost_per_gain"]["adoptions"][0]["spent"]
+    assert replayed_cost["tokens"] == summary["cost_per_gain"]["adoptions"][0]["spent"]["tokens"]
     assert git(fresh_repo, "log", "--format=%s") == subjects
     assert KEY.encode() not in fresh_db.read_bytes()
 

@@ -81,8 +81,10 @@ def evolved(tmp_path_factory: pytest.TempPathFactory) -> Path:
         str(folder / "store.db"),
         "--git-repo",
         str(folder / "codecs"),
+        env={"COLUMNS": "80"},
     )
     assert result.returncode == 0, result.stderr
+    (folder / "summary.txt").write_text(result.stdout)  # the summary as printed
     return folder / "store.db"
 
 
@@ -165,6 +167,57 @@ def test_report_code_is_each_candidates_stored_source(evolved: Path, report) -> 
     ):
         section = html.split(f'id="candidate-{child}"', 1)[1].split("<section", 1)[0]
         assert f"--- candidate {parent}" in section and f"+++ candidate {child}" in section
+
+
+@pytest.mark.slow
+def test_the_summary_and_the_report_state_what_the_adopted_gain_cost(evolved: Path, report) -> None:  # type: ignore[no-untyped-def]
+    ((number, candidate, parent, gain),) = rows(
+        evolved,
+        "SELECT number, candidate_id, parent_id, bd_rate_vs_parent FROM evolution_iterations "
+        "WHERE adopted",
+    )
+    start = rows(evolved, "SELECT start_parent_id FROM evolution_runs")[0][0]
+    assert parent == start and gain < 0  # so its gain against the start is that vs its parent
+    stages = dict(rows(evolved, "SELECT number, stage_seconds_json FROM evolution_iterations"))
+
+    def minutes(upto: int) -> float:  # the sandbox stages' wall clock up to an iteration
+        seconds = [json.loads(stages[n]) for n in sorted(stages) if n <= upto]
+        return sum(sum(s.get(k, 0.0) for k in ("screen", "score", "adopt")) for s in seconds) / 60
+
+    def cells(iterations: int, spent: float) -> str:  # the mutation provider calls no model
+        per = f"{iterations / -gain:.2f}", f"{spent / -gain:.2f}"
+        return (
+            f'<td class="num">{iterations}</td><td class="num">{spent:.2f}</td>'
+            '<td class="num">0</td><td class="num">0.0000</td>'
+            f'<td class="num">{per[0]}</td><td class="num">{per[1]}</td>'
+            '<td class="num">0</td><td class="num">0.0000</td></tr>'
+        )
+
+    last = max(stages)
+    html = report[0].read_text()
+    assert (
+        f"<tr><td>iteration {number}: #{candidate} vs #{start}</td>"
+        f'<td class="num">1–{number}</td><td class="num">{gain:+.2f} %</td>'
+        + cells(number, minutes(number))
+    ) in html
+    assert (
+        f"<tr><td>the run: #{candidate} vs the start #{start}</td>"
+        f'<td class="num">1–{last}</td><td class="num">{gain:+.2f} %</td>'
+        + cells(last, minutes(last))
+    ) in html
+    # the evolve summary as printed: the same figures in a table of at most 80 columns
+    printed = (evolved.parent / "summary.txt").read_text()
+    table = printed[printed.index("cost per gain") :].splitlines()
+    assert all(len(line) <= 80 for line in table)
+    found = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table if "│" in line]
+    assert found == [
+        [f"#{number}: {candidate} vs {start}", f"{gain:.2f}", str(number)]
+        + [f"{minutes(number):.2f}", "0", "0.0000"],
+        ["per 1 %", "", f"{number / -gain:.2f}", f"{minutes(number) / -gain:.2f}", "0", "0.0000"],
+        [f"run: {candidate} vs {start}", f"{gain:.2f}", str(last)]
+        + [f"{minutes(last):.2f}", "0", "0.0000"],
+        ["per 1 %", "", f"{last / -gain:.2f}", f"{minutes(last) / -gain:.2f}", "0", "0.0000"],
+    ]
 
 
 def test_best_so_far_follows_the_summarys_rule() -> None:

@@ -428,6 +428,10 @@ def _render_summary(summary: EvolveSummary) -> None:
         table.add_row(name, shown(str(value)))
     out.print(table)
     out.print("BD-rates: PSNR-Y, pchip, mean over the training clips; negative = fewer bits.")
+    if summary.cost_per_gain is not None:
+        from aicodec.cli.cost import render_cost_per_gain
+
+        render_cost_per_gain(summary.cost_per_gain)
 
 
 def _summary_rows(summary: EvolveSummary) -> list[tuple[str, str]]:

@@ -54,8 +54,9 @@ def history_command(
         return
     from aicodec.evolution.command import run_history
 
-    with opened_store(make_settings(db=db)) as store:
-        found = run_history(store, run)
+    settings = make_settings(db=db)
+    with opened_store(settings) as store:
+        found = run_history(store, run, None if as_json else settings)
     if as_json:
         print_json(
             [{**entry, "clips": found.clips} for entry in found.entries]
@@ -64,6 +65,10 @@ def history_command(
         )
         return
     _render_history(found, plans)
+    if found.cost_per_gain is not None:
+        from aicodec.cli.cost import render_cost_per_gain
+
+        render_cost_per_gain(found.cost_per_gain)
 
 
 def _render_history(found: RunHistory, plans: bool) -> None:

@@ -12,13 +12,14 @@ from typing import Any
 from aicodec.clips import BUILTIN_NAME, held_out_window
 from aicodec.errors import ConfigError
 from aicodec.evolution.config import ClipSpec, EvolveConfig, holdout_sources
+from aicodec.evolution.cost import CostPerGain
 from aicodec.evolution.events import EvolveEvent
 from aicodec.evolution.loop import resume_evolution, start_evolution
-from aicodec.evolution.summary import EvolveSummary, run_clips
+from aicodec.evolution.summary import EvolveSummary, run_clips, summarise
 from aicodec.scoring.candidate import parse_qualities
 from aicodec.settings import Settings
 from aicodec.store import Store
-from aicodec.store.queries.runs import history
+from aicodec.store.queries.runs import history, run_ids
 
 
 @dataclass(frozen=True)
@@ -166,12 +167,24 @@ def evolve(
 
 @dataclass(frozen=True)
 class RunHistory:
-    """An evolve run's iterations, oldest first, and its training and holdout clips."""
+    """An evolve run's iterations, oldest first, and its training and holdout clips; with
+    settings given, what each of its adopted gains cost."""
 
     entries: list[dict[str, Any]]
     clips: dict[str, list[dict[str, Any]]]
+    cost_per_gain: CostPerGain | None = None
 
 
-def run_history(store: Store, run_id: int | None = None) -> RunHistory:
-    """A run's (default: the last run's) iterations and clips."""
-    return RunHistory(history(store, run_id), run_clips(store, run_id))
+def run_history(
+    store: Store, run_id: int | None = None, settings: Settings | None = None
+) -> RunHistory:
+    """A run's (default: the last run's) iterations and clips; with ``settings``, its cost
+    per gain too (as its summary gives it)."""
+    if run_id is None:
+        with store.session() as session:
+            known = run_ids(session)
+        run_id = known[-1] if known else None  # none: history says the store has no run
+    entries, clips = history(store, run_id), run_clips(store, run_id)
+    if settings is None or run_id is None:
+        return RunHistory(entries, clips)
+    return RunHistory(entries, clips, summarise(store, settings, run_id).cost_per_gain)

@@ -116,18 +116,20 @@ def uses_model_planner(run: RunContext) -> bool:
     return run.config.planner == "model" or run.provider.capabilities.plans
 
 
-def model_plan(run: RunContext, parent_id: int, facts: LabFacts) -> tuple[Plan, float]:
-    """The model's plan and its cost (USD); the rules' plan, with a note, when the model's
-    answer is unusable."""
+def model_plan(run: RunContext, parent_id: int, facts: LabFacts, number: int) -> tuple[Plan, float]:
+    """The model's plan for iteration ``number`` and its cost (USD); the rules' plan, with a
+    note, when the model's answer is unusable (an unreadable answer still cost its call)."""
     prompt = plan_prompt(run.settings, plan_material(run, parent_id, facts))
+    cost = 0.0
     try:
-        reply, _ = log_call(run.store, run.provider, prompt, run.batch)
-        return parse_plan(reply.text), reply.cost_usd
+        reply, _ = log_call(run.store, run.provider, prompt, run.batch, number)
+        cost = reply.cost_usd
+        return parse_plan(reply.text), cost
     except (ProviderError, GenerationError) as exc:
         plan = rule_plan(facts)
         plan.planner = "rules (model plan unavailable)"
         plan.note = scrub(str(exc))[:PLAN_NOTE_LIMIT]
-        return plan, 0.0
+        return plan, cost
 
 
 def plan_stage(run: RunContext, it: Iteration) -> Iteration:
@@ -136,7 +138,7 @@ def plan_stage(run: RunContext, it: Iteration) -> Iteration:
     recent = recent_iterations(run, it.number)
     facts = lab_facts(run, it.parent_id, it.number, recent)
     plan, cost = (
-        model_plan(run, it.parent_id, facts)
+        model_plan(run, it.parent_id, facts, it.number)
         if uses_model_planner(run)
         else (
             rule_plan(facts),
@@ -204,6 +206,7 @@ def _draw(
         hidden=hidden,
         qualities=run.config.qualities,
         recent=list(it.recent),
+        iteration=it.number,
     )
     parent = ParentCodec(it.parent_id, name, source)
     return generate_candidates(

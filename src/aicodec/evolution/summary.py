@@ -11,6 +11,7 @@ from sqlalchemy import select
 from aicodec.adoption import bd_rate_between
 from aicodec.errors import EvolutionError
 from aicodec.evolution.config import ClipSpec, EvolveConfig
+from aicodec.evolution.cost import CostPerGain, cost_per_gain
 from aicodec.settings import Settings
 from aicodec.store import EvolutionRun, Store
 from aicodec.store.queries.points import fitness
@@ -42,6 +43,8 @@ class EvolveSummary:
     iterations: list[dict[str, Any]]
     training_clips: list[dict[str, Any]] = field(default_factory=list)  # name, hash, id
     holdout_clips: list[dict[str, Any]] = field(default_factory=list)  # adoption is decided here
+    # what each adopted gain cost since the adoption before it, and the run's cost per gain
+    cost_per_gain: CostPerGain | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -95,6 +98,17 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
         return value
 
     failed = [entry for entry in finished if entry["status"] == "failed"]
+    adopted_vs_start = versus_start(adopted)
+    costs = cost_per_gain(
+        store,
+        settings,
+        run_id,
+        start_id,
+        adoptions,
+        training_ids,
+        config.qualities,
+        adopted_vs_start,
+    )
     return EvolveSummary(
         run_id=run_id,
         status=status,
@@ -111,12 +125,13 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
         best_bd_rate_vs_x264=best_fitness,
         best_vs_start=versus_start(best_id),
         adopted_best=adopted,
-        adopted_vs_start=versus_start(adopted),
+        adopted_vs_start=adopted_vs_start,
         cost_usd=sum(entry["cost_usd"] or 0.0 for entry in entries),
         seconds=sum(sum(entry["stage_seconds"].values()) for entry in entries),
         iterations=entries,
         training_clips=clips["training"],
         holdout_clips=clips["holdout"],
+        cost_per_gain=costs,
     )
 
 

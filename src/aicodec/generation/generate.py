@@ -207,14 +207,16 @@ class GenerationOutcome:
 
 
 def log_call(
-    store: Store, provider: Provider, prompt: Prompt, batch: str
+    store: Store, provider: Provider, prompt: Prompt, batch: str, iteration: int | None = None
 ) -> tuple[ModelReply, int]:
-    """Ask the provider; the call is stored (prompt, answer or error, tokens, cost) either way.
+    """Ask the provider; the call is stored (prompt, answer or error, tokens, cost; the evolve
+    ``iteration`` it is made for, where one is given) either way.
 
     Returns the reply and the call's id; ProviderError after logging a failed call.
     """
     row = ModelCall(
         batch=batch,
+        iteration=iteration,
         provider=provider.name,
         model=provider.model,
         purpose=prompt.purpose,
@@ -262,12 +264,21 @@ def _save_call(store: Store, row: ModelCall) -> int:
 class _Batch:
     """One generate invocation: logs every call, tracks the budgets, records outcomes."""
 
-    def __init__(self, store: Store, provider: Provider, outcome: GenerationOutcome) -> None:
+    def __init__(
+        self,
+        store: Store,
+        provider: Provider,
+        outcome: GenerationOutcome,
+        iteration: int | None = None,
+    ) -> None:
         self.store, self.provider, self.outcome = store, provider, outcome
+        self.iteration = iteration  # the evolve iteration its calls are logged under
 
     def call(self, prompt: Prompt) -> tuple[ModelReply, int]:
         """One logged model call; the outcome's tokens and cost grow with it."""
-        reply, call_id = log_call(self.store, self.provider, prompt, self.outcome.batch)
+        reply, call_id = log_call(
+            self.store, self.provider, prompt, self.outcome.batch, self.iteration
+        )
         outcome = self.outcome
         outcome.calls += 1
         outcome.input_tokens += reply.input_tokens + reply.cache_read_tokens
@@ -354,7 +365,8 @@ class GenerationRequest:
     repeats improving steps repeat it first; the runs and scores of the ``hidden``
     candidates (still being scored) are not shown; ``qualities`` (a run's) are those the
     scores shown and the best codec are at; ``recent`` is an evolve run's known
-    iterations, newest first (else the store's newest evolve run is shown).
+    iterations, newest first (else the store's newest evolve run is shown); ``iteration``
+    is the evolve iteration the calls are logged under.
     """
 
     count: int
@@ -368,6 +380,7 @@ class GenerationRequest:
     hidden: Collection[int] = ()
     qualities: Sequence[int] | None = None
     recent: Sequence[PastIteration] | None = None
+    iteration: int | None = None
 
 
 def generate_candidates(
@@ -393,7 +406,7 @@ def generate_candidates(
         request.batch_id or uuid.uuid4().hex,
         parent,
     )
-    batch = _Batch(store, provider, outcome)
+    batch = _Batch(store, provider, outcome, request.iteration)
     if provider.capabilities.proposes_locally:
         _propose_locally(batch, parent, count, request.repeat_from)
         return outcome

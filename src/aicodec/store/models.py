@@ -183,6 +183,9 @@ class ModelCall(Base):
     latency_s: Mapped[float] = mapped_column(Float, default=0.0)
     retries: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the evolve iteration (its number in the run of this batch) the call was made for; null
+    # outside evolve and for calls logged before 0008
+    iteration: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 

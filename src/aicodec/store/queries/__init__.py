@@ -8,7 +8,9 @@
 - ``candidates``: a candidate's record and source, lineage, the iterations that made it, the
   attempts to generate candidates, and the runs and generations that failed;
 - ``clips``: the stored clips (``StoredClip``);
-- ``calls``: the model calls' tokens and cost, per batch and per purpose.
+- ``calls``: the model calls' tokens and cost, per batch and per purpose;
+- ``costs``: what an evolve run spent per iteration (sandbox stages' seconds, the tokens and
+  dollars of the calls logged under it), for its cost per gain.
 
 The loop, the prompts, the report and the CLI ask these modules; none writes.
 

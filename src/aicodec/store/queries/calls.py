@@ -26,6 +26,7 @@ CALL_FIELDS = (
     "latency_s",
     "retries",
     "error",
+    "iteration",
     "created_at",
     "response_text",
     "system_prompt",
