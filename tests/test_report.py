@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shutil
 import signal
@@ -25,7 +26,15 @@ import pytest
 from markupsafe import escape
 
 from aicodec.clips import load_clip
-from aicodec.report.charts import Curve, write_rd_plot
+from aicodec.errors import ReportError
+from aicodec.report.charts import (
+    Curve,
+    TimePoint,
+    pareto_chart_svg,
+    pareto_front,
+    write_pareto_plot,
+    write_rd_plot,
+)
 from aicodec.report.data import apply_edits, source_edits
 from aicodec.settings import Settings
 from tests.browser import browser_missing, chart_sizes, chromium_page, screenshot_dir
@@ -179,6 +188,37 @@ def test_best_so_far_follows_the_summarys_rule() -> None:
     svg = iterations_chart_svg(points, -1.0, "t")
     assert "best -4.00 %" in svg and ">v1<" in svg and "failed (no BD-rate)" in svg
     assert "best +5.00 %" in iterations_chart_svg([], 5.0, "t")
+
+
+def test_pareto_front_keeps_what_nothing_beats(tmp_path: Path) -> None:
+    slow_good = TimePoint("slow good", 10.0, -20.0)
+    fast_bad = TimePoint("fast bad", 0.5, 30.0, "start")
+    middle = TimePoint("middle", 2.0, 0.0, "adopted")
+    beaten = TimePoint("beaten", 3.0, 5.0, "codec")  # middle is faster and better
+    same_rate_slower = TimePoint("same rate, slower", 4.0, 0.0)  # middle: faster, as good
+    same_time_worse = TimePoint("same time, worse", 2.0, 1.0)  # middle: as fast, better
+    twin = TimePoint("twin of middle", 2.0, 0.0, "best")  # equal: neither beats the other
+    nan = TimePoint("no BD-rate", 0.1, math.nan)
+    points = [slow_good, beaten, fast_bad, same_rate_slower, middle, same_time_worse, twin, nan]
+    assert pareto_front(points) == [fast_bad, middle, twin, slow_good]
+    assert pareto_front([middle]) == [middle]
+    assert pareto_front([]) == []
+    # a faster codec at the same BD-rate moves the front: it replaces the slower one
+    faster = TimePoint("faster", 1.0, 0.0, "best")
+    assert pareto_front([*points, faster]) == [fast_bad, faster, slow_good]
+    svg = pareto_chart_svg(points, "a clip")
+    texts = [node.text for node in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}text")]
+    assert {"Pareto front", "a clip", "encode time (s, log scale)"} <= set(texts)
+    assert {p.label for p in points if p is not nan} <= set(texts)
+    one_panel_each = tmp_path / "time.svg"
+    write_pareto_plot(one_panel_each, {"clip a": points, "clip b": [middle]}, "time (x anchor)")
+    texts = [n.text for n in ET.parse(one_panel_each).iter("{http://www.w3.org/2000/svg}text")]
+    assert {"clip a", "clip b"} <= set(texts) and texts.count("time (x anchor)") == 2
+    png = tmp_path / "time.png"
+    write_pareto_plot(png, {"clip a": points})
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ReportError, match=".svg or .png"):
+        write_pareto_plot(tmp_path / "time.gif", {"clip a": points})
 
 
 def test_source_edits_rebuild_any_child() -> None:
