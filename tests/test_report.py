@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shutil
 import signal
@@ -25,7 +26,15 @@ import pytest
 from markupsafe import escape
 
 from aicodec.clips import load_clip
-from aicodec.report.charts import Curve, write_rd_plot
+from aicodec.errors import ReportError
+from aicodec.report.charts import (
+    Curve,
+    TimePoint,
+    pareto_chart_svg,
+    pareto_front,
+    write_pareto_plot,
+    write_rd_plot,
+)
 from aicodec.report.data import apply_edits, source_edits
 from aicodec.settings import Settings
 from tests.browser import browser_missing, chart_sizes, chromium_page, screenshot_dir
@@ -105,12 +114,14 @@ def test_report_is_one_offline_file_with_every_section(evolved: Path, report) ->
     assert figures["run"] == 1 and figures["bytes"] == path.stat().st_size < 2_000_000
     assert figures["seconds"] > 0
     assert not EXTERNAL.findall(html), "the report must not load anything from elsewhere"
-    # two RD charts per clip (PSNR-Y, SSIM-Y), BD-rate over iterations, calibration, stage times
+    # two RD charts per clip (PSNR-Y, SSIM-Y), BD-rate against encode time, BD-rate over
+    # iterations, calibration, stage times
     clips = rows(evolved, "SELECT COUNT(*) FROM clips")[0][0]
     assert clips == 2
-    assert html.count("<svg") == 2 * clips + 3
+    assert html.count("<svg") == 2 * clips + 4
     for heading in (
         "RD curves per clip",
+        "BD-rate against encode time",
         "BD-rate against x264 over iterations",
         "Lineage",
         "Planner calibration",
@@ -234,6 +245,37 @@ def test_best_so_far_follows_the_summarys_rule() -> None:
     assert "best +5.00 %" in iterations_chart_svg([], 5.0, "t")
 
 
+def test_pareto_front_keeps_what_nothing_beats(tmp_path: Path) -> None:
+    slow_good = TimePoint("slow good", 10.0, -20.0)
+    fast_bad = TimePoint("fast bad", 0.5, 30.0, "start")
+    middle = TimePoint("middle", 2.0, 0.0, "adopted")
+    beaten = TimePoint("beaten", 3.0, 5.0, "codec")  # middle is faster and better
+    same_rate_slower = TimePoint("same rate, slower", 4.0, 0.0)  # middle: faster, as good
+    same_time_worse = TimePoint("same time, worse", 2.0, 1.0)  # middle: as fast, better
+    twin = TimePoint("twin of middle", 2.0, 0.0, "best")  # equal: neither beats the other
+    nan = TimePoint("no BD-rate", 0.1, math.nan)
+    points = [slow_good, beaten, fast_bad, same_rate_slower, middle, same_time_worse, twin, nan]
+    assert pareto_front(points) == [fast_bad, middle, twin, slow_good]
+    assert pareto_front([middle]) == [middle]
+    assert pareto_front([]) == []
+    # a faster codec at the same BD-rate moves the front: it replaces the slower one
+    faster = TimePoint("faster", 1.0, 0.0, "best")
+    assert pareto_front([*points, faster]) == [fast_bad, faster, slow_good]
+    svg = pareto_chart_svg(points, "a clip")
+    texts = [node.text for node in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}text")]
+    assert {"Pareto front", "a clip", "encode time (s, log scale)"} <= set(texts)
+    assert {p.label for p in points if p is not nan} <= set(texts)
+    one_panel_each = tmp_path / "time.svg"
+    write_pareto_plot(one_panel_each, {"clip a": points, "clip b": [middle]}, "time (x anchor)")
+    texts = [n.text for n in ET.parse(one_panel_each).iter("{http://www.w3.org/2000/svg}text")]
+    assert {"clip a", "clip b"} <= set(texts) and texts.count("time (x anchor)") == 2
+    png = tmp_path / "time.png"
+    write_pareto_plot(png, {"clip a": points})
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ReportError, match=".svg or .png"):
+        write_pareto_plot(tmp_path / "time.gif", {"clip a": points})
+
+
 def test_source_edits_rebuild_any_child() -> None:
     parent = "a\nb\nc\nd\ne\n"
     for child in ("a\nb\nc\nd\ne", "x\na\nc\nd\ny\nz", "", "e\nd\nc\nb\na", "a\r\nb\n\nq"):
@@ -274,6 +316,32 @@ def test_report_figures_are_the_stored_points(evolved: Path) -> None:
             clip.clip_id,
         )
         assert [(p.quality, p.kbps, p.psnr_y, p.ssim_y) for p in start.points] == stored
+    # the time chart: the anchor at 0 % and the start at its BD-rate vs x264, each at its
+    # encode seconds summed over its rate points on the training clip
+    training = view.clips[0]
+    times = {point.label: point for point in view.times}
+    anchor = times["x264-medium"]
+    ladder_seconds = rows(
+        evolved,
+        "SELECT SUM(encode_seconds) FROM baseline_encodes WHERE clip_id = ? AND "
+        "encoder = 'x264-medium'",
+        training.clip_id,
+    )[0][0]
+    assert (anchor.role, anchor.bd_rate) == ("ladder", 0.0)
+    assert anchor.seconds == pytest.approx(ladder_seconds)
+    start_id = rows(evolved, "SELECT start_parent_id FROM evolution_runs")[0][0]
+    start = next(p for p in view.times if p.label.startswith(f"start #{start_id}"))
+    codec_seconds = rows(
+        evolved,
+        "SELECT SUM(encode_seconds) FROM candidate_runs WHERE candidate_id = ? AND "
+        "clip_id = ? AND status = 'ok'",
+        start_id,
+        training.clip_id,
+    )[0][0]
+    assert start.seconds == pytest.approx(codec_seconds) and start.seconds > 0
+    assert start.bd_rate == pytest.approx(view.summary.start_bd_rate_vs_x264)
+    shown = {codec.label for codec in training.codecs}
+    assert set(times) == shown | {"x264-medium"}, "every codec of the RD charts is timed"
     measured = rows(
         evolved,
         "SELECT planner, predicted_bd_rate, bd_rate_vs_parent FROM "
@@ -373,7 +441,7 @@ def test_serve_pages_404s_read_only_and_ctrl_c(evolved: Path, served: Served) ->
     status, index = served.get("/")
     assert status == 200 and 'href="/runs/1"' in index and "refresh" not in index
     status, page = served.get("/runs/1")
-    assert status == 200 and page.count("<svg") == 7
+    assert status == 200 and page.count("<svg") == 8
     assert 'href="/runs/1/report.html"' in page
     candidates = [c for (c,) in rows(evolved, "SELECT id FROM candidates")]
     assert all(f'href="/candidates/{c}"' in page for c in candidates)
@@ -483,7 +551,7 @@ def test_report_in_chromium(evolved: Path, report, tmp_path: Path) -> None:  # t
     with chromium_page() as (page, log):
         page.goto(report[0].as_uri())
         sizes = chart_sizes(page)
-        assert len(sizes) == 7
+        assert len(sizes) == 8
         assert all(s["width"] > 200 and s["height"] > 100 and s["marks"] > 20 for s in sizes)
         page.screenshot(path=shots / "report.png", full_page=True)
         # a lineage link jumps to that candidate's section; opening its code shows the source
@@ -513,7 +581,7 @@ def test_served_pages_in_chromium(evolved: Path, served: Served, tmp_path: Path)
         page.click('a[href="/runs/1"]')
         page.wait_for_url(served.url + "runs/1")
         sizes = chart_sizes(page)
-        assert len(sizes) == 7 and all(s["width"] > 200 and s["marks"] > 20 for s in sizes)
+        assert len(sizes) == 8 and all(s["width"] > 200 and s["marks"] > 20 for s in sizes)
         page.screenshot(path=shots / "serve-run.png", full_page=True)
         child, number = rows(
             evolved,
@@ -534,6 +602,80 @@ def test_served_pages_in_chromium(evolved: Path, served: Served, tmp_path: Path)
     assert all("404" in error for error in log.errors), log.errors
     code, _, err = served.stop()
     assert code == 0 and "Traceback" not in err
+
+
+# each chart's legend, the axes' plotting area (its background patch, the axes' first
+# child), and the data drawn in it: the lines' paths and markers (``use``) and the
+# scatters' markers, directly in the axes (not the ticks' or the grid's, nor the legend's
+# own samples); boxes in CSS pixels
+CHART_BOXES_JS = """() => Array.from(document.querySelectorAll("figure.chart svg")).map(svg => {
+  const box = element => {
+    const r = element.getBoundingClientRect();
+    return {left: r.left, top: r.top, right: r.right, bottom: r.bottom};
+  };
+  const axes = Array.from(svg.querySelectorAll('g[id^="axes_"]'));
+  const data = axes.flatMap(a => Array.from(a.querySelectorAll(
+    ':scope > g[id^="line2d_"] > path, :scope > g[id^="line2d_"] > g > use, ' +
+    ':scope > g[id^="line2d_"] > use, :scope > g[id^="PathCollection_"] use')));
+  return {
+    figure: svg.closest("figure").id,
+    plots: axes.map(a => box(a.querySelector(':scope > g[id^="patch_"]'))),
+    legends: Array.from(svg.querySelectorAll('g[id^="legend_"]')).map(legend => ({
+      box: box(legend),
+      texts: Array.from(legend.querySelectorAll("text")).map(t => t.textContent),
+      sizes: Array.from(legend.querySelectorAll("text")).map(t => parseFloat(t.style.fontSize)),
+    })),
+    marks: data.map(element => ({box: box(element), tag: element.tagName})),
+  };
+})"""
+
+
+def overlap(one: dict[str, float], other: dict[str, float]) -> bool:
+    """Whether two boxes share more than a hairline (half a pixel each way)."""
+    return (
+        min(one["right"], other["right"]) - max(one["left"], other["left"]) > 0.5
+        and min(one["bottom"], other["bottom"]) - max(one["top"], other["top"]) > 0.5
+    )
+
+
+@pytest.mark.slow
+@needs_browser
+def test_report_legends_cover_no_data_in_chromium(evolved: Path, report, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every legend is readable and sits outside its chart's plotting area, so it covers no
+    point and no line; the time chart shows each timed codec and encoder as a point."""
+    shots = screenshot_dir(tmp_path)
+    with chromium_page() as (page, log):
+        page.goto(report[0].as_uri())
+        charts = page.evaluate(CHART_BOXES_JS)
+        page.locator("#time-chart").screenshot(path=shots / "report-time.png")
+        assert log.errors == []
+    assert len(charts) == 8
+    for chart in charts:
+        if not chart["marks"]:  # a bar chart: no legend to place
+            assert not chart["legends"]
+            continue
+        assert len(chart["legends"]) == 1, chart["figure"]
+        legend = chart["legends"][0]
+        assert legend["texts"] and min(legend["sizes"]) >= 9, legend
+        for plot in chart["plots"]:
+            assert not overlap(legend["box"], plot), ("legend over the plot", legend["texts"])
+        for mark in chart["marks"]:
+            assert not overlap(legend["box"], mark["box"]), ("legend over data", legend["texts"])
+    time = next(chart for chart in charts if chart["figure"] == "time-chart")
+    labels = time["legends"][0]["texts"]
+    assert labels[0] == "Pareto front" and "x264-medium" in labels
+    tags = [tag for (tag,) in rows(evolved, "SELECT tag FROM adoptions WHERE adopted")]
+    start = rows(evolved, "SELECT start_parent_id FROM evolution_runs")[0][0]
+    assert any(label.startswith(f"start #{start}") for label in labels)
+    assert tags and all(any(label.startswith(f"{t} #") for label in labels) for t in tags)
+    markers = [mark["box"] for mark in time["marks"] if mark["tag"] == "use"]
+    assert len(markers) == len(labels) - 1, "one marker per codec or encoder"
+    (plot,) = time["plots"]
+    for marker in markers:  # each point is drawn whole inside the plotting area
+        assert plot["left"] <= marker["left"] and marker["right"] <= plot["right"]
+        assert plot["top"] <= marker["top"] and marker["bottom"] <= plot["bottom"]
+    front = [mark["box"] for mark in time["marks"] if mark["tag"] == "path"]
+    assert len(front) == 1 and front[0]["right"] - front[0]["left"] > 50, "no Pareto front"
 
 
 def test_every_ladder_encoder_has_its_own_look_on_an_rd_chart(tmp_path: Path) -> None:

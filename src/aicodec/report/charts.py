@@ -1,12 +1,16 @@
-"""The report's charts, drawn by matplotlib: RD curves, BD-rate over iterations, planner
-calibration and bar charts, each as SVG text (to inline in a page) or as an SVG/PNG file."""
+"""The report's charts, drawn by matplotlib: RD curves, BD-rate over iterations, BD-rate
+against encode time (with its Pareto front), planner calibration and bar charts, each as SVG
+text (to inline in a page) or as an SVG/PNG file.
+
+Every legend sits under its chart, outside the axes, in the body's font size: it never
+covers a point or a line, and the figure grows by its height so the plot keeps its size."""
 
 from __future__ import annotations
 
 import io
 import math
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +69,13 @@ OUTCOME_COLOURS = {
 }
 CHART_WIDTH_IN = 6.0
 CHART_HEIGHT_IN = 3.6
+LEGEND_FONT_SIZE = 9  # the body's size: a legend is read, not guessed
+_LEGEND_ROW_IN = 0.2  # one row of legend entries at that size, with its spacing
+# the codecs of one role told apart by their marker on the time chart
+# a figure is saved whole: a legend wider than it (long labels) is not cut off
+_WHOLE: dict[str, Any] = {"bbox_inches": "tight", "pad_inches": 0.04}
+CODEC_MARKERS = ("o", "^", "v", "D", "P", "X", "*", "h")
+LADDER_MARKERS = ("s", "p", "d")  # one per ladder dash
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,17 @@ class CalibrationPoint:
     measured: float
 
 
+@dataclass(frozen=True)
+class TimePoint:
+    """A codec or an encoder on the time chart: its encode time (the x axis, log scale) and
+    its BD-rate against the anchor (percent, the y axis; lower is better)."""
+
+    label: str
+    seconds: float  # encode time, seconds; or relative to the anchor
+    bd_rate: float  # BD-rate against the anchor, percent
+    role: str = "ladder"  # ladder, start, adopted, best or codec
+
+
 @dataclass
 class BarChart:
     """Named values for a horizontal bar chart, with the unit shown on the axis."""
@@ -113,10 +135,32 @@ def _figure(width: float = CHART_WIDTH_IN, height: float = CHART_HEIGHT_IN) -> I
         yield Figure(figsize=(width, height), layout="constrained")
 
 
+def _legend_below(axes: Axes, width_in: float) -> float:
+    """Put the axes' legend (if it has entries) under its figure or subfigure, outside the
+    axes and their labels, in as many columns as its widest label lets ``width_in`` inches
+    hold; the height (inches) it takes, which the caller adds to the figure's."""
+    handles, labels = axes.get_legend_handles_labels()
+    container = axes.get_figure(root=False)
+    if not handles or container is None:
+        return 0.0
+    widest = max(len(label) for label in labels)
+    column_in = 0.55 + 0.075 * widest  # the handle and its padding, then the label
+    columns = max(1, min(len(labels), int(width_in // column_in), 4))
+    container.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=columns,
+        fontsize=LEGEND_FONT_SIZE,
+        frameon=False,
+    )
+    return _LEGEND_ROW_IN * math.ceil(len(labels) / columns) + 0.1
+
+
 def _svg_text(figure: Figure) -> str:
     """The figure as SVG markup to inline in a page (no XML prolog or DOCTYPE)."""
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    figure.savefig(buffer, format="svg", metadata={"Date": None}, **_WHOLE)
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 
@@ -158,14 +202,14 @@ def _draw_rd(axes: Axes, curves: Sequence[Curve], metric_label: str, title: str)
     axes.set_xlabel("rate (kbit/s, log scale)")
     axes.set_ylabel(metric_label)
     axes.set_title(title, fontsize=10, loc="left")
-    if axes.lines:
-        axes.legend(fontsize=7, loc="lower right", frameon=False)
 
 
 def rd_chart_svg(curves: Sequence[Curve], metric_label: str, title: str) -> str:
-    """RD curves (quality against log rate) as inline SVG markup."""
+    """RD curves (quality against log rate) as inline SVG markup, the legend underneath."""
     with _figure() as figure:
-        _draw_rd(figure.add_subplot(), curves, metric_label, title)
+        axes = figure.add_subplot()
+        _draw_rd(axes, curves, metric_label, title)
+        figure.set_figheight(CHART_HEIGHT_IN + _legend_below(axes, CHART_WIDTH_IN))
         return _svg_text(figure)
 
 
@@ -183,17 +227,34 @@ def plot_format(path: Path) -> str:
 def write_rd_plot(
     path: Path, charts: Mapping[str, Sequence[Curve]], metric_label: str = "PSNR-Y (dB)"
 ) -> None:
-    """Write one RD chart per clip (title to curves) side by side, as SVG or PNG by the
-    file's suffix; ReportError for another suffix or a file that cannot be written."""
+    """Write one RD chart per clip (title to curves) side by side, each with its legend
+    underneath, as SVG or PNG by the file's suffix; ReportError for another suffix or a
+    file that cannot be written."""
     kind = plot_format(path)
-    count = max(len(charts), 1)
+
+    def draw(axes: Axes, title: str) -> None:
+        _draw_rd(axes, charts[title], metric_label, title)
+
+    _write_panels(path, kind, list(charts), draw)
+
+
+def _write_panels(
+    path: Path, kind: str, titles: Sequence[str], draw: Callable[[Axes, str], None]
+) -> None:
+    """Draw one panel per title side by side (``draw`` fills each one's axes), each its own
+    subfigure with its legend underneath, and write them to ``path`` as ``kind``."""
+    count = max(len(titles), 1)
     with _figure(CHART_WIDTH_IN * count, CHART_HEIGHT_IN + 0.4) as figure:
-        for axes, (title, curves) in zip(
-            figure.subplots(1, count, squeeze=False)[0], charts.items(), strict=False
+        legend_in = 0.0
+        for panel, title in zip(
+            figure.subfigures(1, count, squeeze=False)[0], titles, strict=False
         ):
-            _draw_rd(axes, curves, metric_label, title)
+            axes = panel.add_subplot()
+            draw(axes, title)
+            legend_in = max(legend_in, _legend_below(axes, CHART_WIDTH_IN))
+        figure.set_figheight(CHART_HEIGHT_IN + 0.4 + legend_in)
         try:
-            figure.savefig(path, format=kind, dpi=150, metadata=_file_metadata(kind))
+            figure.savefig(path, format=kind, dpi=150, metadata=_file_metadata(kind), **_WHOLE)
         except OSError as exc:
             raise ReportError(f"cannot write the plot {path}: {exc.strerror or exc}") from exc
 
@@ -233,7 +294,7 @@ def iterations_chart_svg(
         axes.set_title(
             title + ("" if best is None else f"; best {best:+.2f} %"), fontsize=10, loc="left"
         )
-        axes.legend(fontsize=7, loc="upper right", frameon=False)
+        figure.set_figheight(CHART_HEIGHT_IN + _legend_below(axes, CHART_WIDTH_IN))
         return _svg_text(figure)
 
 
@@ -311,7 +372,8 @@ def _best_so_far(
 def calibration_chart_svg(points: Sequence[CalibrationPoint], threshold: float) -> str:
     """Predicted against measured BD-rate vs the parent (percent), per planner, with the
     line of perfect prediction and the adoption threshold on both axes."""
-    with _figure(CHART_WIDTH_IN * 0.75, CHART_HEIGHT_IN) as figure:
+    width = CHART_WIDTH_IN * 0.75
+    with _figure(width, CHART_HEIGHT_IN) as figure:
         axes = figure.add_subplot()
         values = [v for p in points for v in (p.predicted, p.measured)] + [-threshold, 0.0]
         low, high = min(values), max(values)
@@ -343,7 +405,7 @@ def calibration_chart_svg(points: Sequence[CalibrationPoint], threshold: float) 
         axes.set_xlabel("predicted BD-rate vs parent (%)")
         axes.set_ylabel("measured BD-rate vs parent (%)")
         axes.set_title("planner calibration", fontsize=10, loc="left")
-        axes.legend(fontsize=7, loc="upper left", frameon=False)
+        figure.set_figheight(CHART_HEIGHT_IN + _legend_below(axes, width))
         return _svg_text(figure)
 
 
@@ -369,3 +431,110 @@ def bar_chart_svg(chart: BarChart) -> str:
         axes.set_title(chart.title, fontsize=10, loc="left")
         axes.grid(axis="y", visible=False)
         return _svg_text(figure)
+
+
+def _dominates(one: TimePoint, other: TimePoint) -> bool:
+    """Whether ``one`` is at least as fast and as good as ``other``, and better in one."""
+    return (
+        one.seconds <= other.seconds
+        and one.bd_rate <= other.bd_rate
+        and (one.seconds < other.seconds or one.bd_rate < other.bd_rate)
+    )
+
+
+def pareto_front(points: Sequence[TimePoint]) -> list[TimePoint]:
+    """The points no other point dominates (faster or as fast, and a lower or equal BD-rate,
+    strictly better in one), by encode time then BD-rate; equal points all stay. Points with
+    a time or a BD-rate that is not a finite number are left out."""
+    finite = [p for p in points if math.isfinite(p.seconds) and math.isfinite(p.bd_rate)]
+    front = [p for p in finite if not any(_dominates(other, p) for other in finite)]
+    return sorted(front, key=lambda p: (p.seconds, p.bd_rate))
+
+
+def _time_styles(points: Sequence[TimePoint]) -> list[tuple[str, str]]:
+    """Colour and marker of each point: the ladder's encoders in the RD charts' colours
+    (squares), the codecs in their role's colour, each of a role its own marker."""
+    styles: list[tuple[str, str]] = []
+    ladder_index = 0
+    by_role: dict[str, int] = {}
+    for point in points:
+        if point.role == "ladder":
+            colour, dash = ladder_style(ladder_index)
+            styles.append((colour, LADDER_MARKERS[LADDER_DASHES.index(dash)]))
+            ladder_index += 1
+        else:
+            seen = by_role.get(point.role, 0)
+            by_role[point.role] = seen + 1
+            marker = CODEC_MARKERS[seen % len(CODEC_MARKERS)]
+            styles.append((CODEC_COLOURS.get(point.role, "#1f77b4"), marker))
+    return styles
+
+
+def _draw_time(axes: Axes, points: Sequence[TimePoint], title: str, x_label: str) -> None:
+    """BD-rate against log encode time: one marker per point (named in the legend) and the
+    Pareto front as a step line; points that cannot sit on a log axis are left out."""
+    shown = [
+        p for p in points if math.isfinite(p.bd_rate) and math.isfinite(p.seconds) and p.seconds > 0
+    ]
+    front = pareto_front(shown)
+    right = max((p.seconds for p in shown), default=1.0) * 1.5
+    if front:  # on to the right edge: what the slowest point of the front reaches holds on
+        axes.step(
+            [p.seconds for p in front] + [right],
+            [p.bd_rate for p in front] + [front[-1].bd_rate],
+            where="post",
+            color="#444444",
+            linewidth=1.2,
+            zorder=2,
+            label="Pareto front",
+        )
+    for point, (colour, marker) in zip(shown, _time_styles(shown), strict=True):
+        axes.plot(
+            [point.seconds],
+            [point.bd_rate],
+            linestyle="none",
+            marker=marker,
+            markersize=7 if point.role != "ladder" else 6,
+            color=colour,
+            markeredgecolor="#222222" if point in front else colour,
+            zorder=3,
+            label=point.label,
+        )
+    axes.set_xscale("log")
+    axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    if shown:  # a point on the edge is still seen whole
+        axes.set_xlim(min(p.seconds for p in shown) / 1.5, right)
+    axes.margins(y=0.12)
+    axes.set_xlabel(x_label)
+    axes.set_ylabel("BD-rate (%), lower is better")
+    axes.set_title(title, fontsize=10, loc="left")
+
+
+def pareto_chart_svg(
+    points: Sequence[TimePoint], title: str, x_label: str = "encode time (s, log scale)"
+) -> str:
+    """BD-rate against encode time (log scale) as inline SVG markup: each point a marker
+    named in the legend underneath, the Pareto front a step line through the points no
+    other is both faster than and better than."""
+    with _figure() as figure:
+        axes = figure.add_subplot()
+        _draw_time(axes, points, title, x_label)
+        figure.set_figheight(CHART_HEIGHT_IN + _legend_below(axes, CHART_WIDTH_IN))
+        return _svg_text(figure)
+
+
+def write_pareto_plot(
+    path: Path,
+    charts: Mapping[str, Sequence[TimePoint]],
+    x_label: str = "encode time (s, log scale)",
+) -> None:
+    """Write one time chart per title (title to points) side by side, as SVG or PNG by the
+    file's suffix; ReportError for another suffix or a file that cannot be written."""
+    kind = plot_format(path)
+
+    def draw(axes: Axes, title: str) -> None:
+        _draw_time(axes, charts[title], title, x_label)
+
+    _write_panels(path, kind, list(charts), draw)

@@ -1,10 +1,12 @@
 """What a report shows, read from the store and nothing else: a run's clips and RD curves,
-its iterations, lineage, calibration, failures, cost and time, and each candidate's code.
+its codecs' and the ladder's encode times, its iterations, lineage, calibration, failures,
+cost and time, and each candidate's code.
 
 Every figure here is one the store already holds, read through ``aicodec.store.queries``
 (or, for the BD-rates against the start, one ``aicodec.store.queries`` and
-``aicodec.adoption`` compute from stored points); nothing is measured again and nothing is
-written. This module only shapes what those queries return."""
+``aicodec.adoption`` compute from stored points; for the ladder's encoders against the
+anchor, one ``bd_compare`` computes from their stored points as the ladder does); nothing is
+measured again and nothing is written. This module only shapes what those queries return."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aicodec.errors import EvolutionError, ReportError
+from aicodec.errors import BDRateError, EvolutionError, ReportError
 from aicodec.evolution import EvolveConfig, EvolveSummary, summarise
 from aicodec.evolution.calibration import Calibration, calibration_of, stored_predictions
 from aicodec.ladder import load_ladder
+from aicodec.report.charts import TimePoint
+from aicodec.scoring.bdrate import RDPoint, bd_compare
 from aicodec.settings import Settings
 from aicodec.store import Store
 from aicodec.store.queries.calls import calls_by_purpose
@@ -127,6 +131,10 @@ class RunView:
     calibration_problem: str | None
     predictions: list[tuple[str, float, float]]  # planner, predicted, measured (percent)
     stages: list[StageCost]
+    anchor: str = "x264-medium"  # the ladder's anchor, which the BD-rates are against
+    # the ladder's encoders and the codecs shown: BD-rate vs the anchor against encode time
+    # (both over the training clips: mean BD-rate, summed seconds)
+    times: list[TimePoint] = field(default_factory=list)
 
     @property
     def live(self) -> bool:
@@ -279,6 +287,7 @@ def _clip_views(
                             "psnr_y": row.psnr_y,
                             "psnr_yuv": row.psnr_yuv,
                             "ssim_y": row.ssim_y,
+                            "encode_seconds": row.encode_seconds,
                             "rate": f"{row.rate_option} {row.rate_value}",
                         }
                         for row in rows
@@ -301,6 +310,59 @@ def _clip_views(
                     )
                 )
     return views
+
+
+def _bd_vs_anchor(
+    anchor: list[dict[str, Any]], curve: list[dict[str, Any]], settings: Settings
+) -> float | None:
+    """BD-rate (percent, PSNR-Y) of a ladder encoder's stored points against the anchor's,
+    as the ladder computes it; None where it is undefined."""
+    try:
+        found = bd_compare(
+            [RDPoint(p["kbps"], p["psnr_y"]) for p in anchor],
+            [RDPoint(p["kbps"], p["psnr_y"]) for p in curve],
+            method=settings.bd_method,
+            min_overlap=settings.bd_min_overlap,
+        )
+    except BDRateError:
+        return None
+    return found.bd_rate_percent
+
+
+def _time_points(
+    settings: Settings, anchor: str, clips: list[ClipView], candidates: list[CandidateView]
+) -> list[TimePoint]:
+    """Each ladder encoder and each codec shown on the RD charts at its BD-rate vs the
+    anchor (the mean over the training clips; a codec's as its iteration scored it) and its
+    encode time (seconds summed over its rate points on the training clips). One that lacks
+    a BD-rate or a time on some training clip is left out."""
+    training = [clip for clip in clips if clip.role == "training" and clip.clip_id is not None]
+    if not training:
+        return []
+    points: list[TimePoint] = []
+    for name in training[0].ladder:
+        rates: list[float] = []
+        seconds = 0.0
+        for clip in training:
+            curve, reference = clip.ladder.get(name), clip.ladder.get(anchor)
+            rate = 0.0 if name == anchor else None
+            if curve and reference and name != anchor:
+                rate = _bd_vs_anchor(reference, curve, settings)
+            if not curve or rate is None:
+                break
+            rates.append(rate)
+            seconds += sum(float(p["encode_seconds"]) for p in curve)
+        else:
+            points.append(TimePoint(name, seconds, sum(rates) / len(rates), "ladder"))
+    bd_rates = {candidate.id: candidate.bd_rate for candidate in candidates}
+    for index, codec in enumerate(training[0].codecs):
+        curves = [clip.codecs[index] for clip in training]
+        times = [p.encode_seconds for curve in curves for p in curve.points]
+        rate = bd_rates.get(codec.candidate_id)
+        if rate is None or not times or any(c.problem for c in curves) or None in times:
+            continue
+        points.append(TimePoint(codec.label, sum(t or 0.0 for t in times), rate, codec.role))
+    return points
 
 
 def _candidate_views(
@@ -397,12 +459,14 @@ def run_view(store: Store, settings: Settings, run_id: int | None = None) -> Run
         problem = str(exc)
     with store.session() as session:
         stages = _stages(calls_by_purpose(session, head[0]), entries)
+    clips = _clip_views(store, settings, config, summary, tags)
+    anchor = load_ladder(settings.ladder_file).anchor
     return RunView(
         run_id,
         *head,
         config=config,
         summary=summary,
-        clips=_clip_views(store, settings, config, summary, tags),
+        clips=clips,
         iterations=entries,
         candidates=candidates,
         lineage=lineage(candidates),
@@ -410,6 +474,8 @@ def run_view(store: Store, settings: Settings, run_id: int | None = None) -> Run
         calibration_problem=problem,
         predictions=[(p.planner, p.predicted, p.measured) for p in predictions],
         stages=stages,
+        anchor=anchor,
+        times=_time_points(settings, anchor, clips, candidates),
     )
 
 

@@ -21,6 +21,7 @@ from aicodec.report.charts import (
     bar_chart_svg,
     calibration_chart_svg,
     iterations_chart_svg,
+    pareto_chart_svg,
     rd_chart_svg,
 )
 from aicodec.report.data import (
@@ -87,6 +88,10 @@ def run_charts(view: RunView) -> dict[str, str]:
             charts[f"clip-{index}-{name}"] = rd_chart_svg(
                 clip_curves(clip, key), label, f"{clip.name} ({clip.role}): {label}"
             )
+    if view.times:
+        charts["time"] = pareto_chart_svg(
+            view.times, f"BD-rate vs {view.anchor} against encode time, training clips"
+        )
     points = [
         IterationPoint(
             e["iteration"],
