@@ -273,6 +273,9 @@ def test_compressai_json_and_charts_are_written(tiny_suite: tuple[dict, Path, Pa
         chart = (out / f"rd-{klass}.svg").read_text()
         assert chart.startswith("<?xml") and "intra_dct.py" in chart and "mpeg2" in chart
     assert json.loads((out / "suite.json").read_text())["overall"] == result["overall"]
+    pareto = (out / "pareto.svg").read_text()
+    assert all(name in pareto for name in ("intra_dct.py", "x264-medium", "mpeg2-ffmpeg"))
+    assert "relative to x264-medium" in pareto
 
 
 @pytest.mark.slow
@@ -302,6 +305,10 @@ def test_csv_and_table_output(tiny_suite: tuple[dict, Path, Path], tmp_path: Pat
     )
     assert table.returncode == 0 and "against x264-medium" in table.stdout
     assert "synthetic" in table.stdout and "phone" in table.stdout and "mean" in table.stdout
+    # the anchor is on the Pareto front of rate against encode time (nothing is both
+    # faster and better than x264 here): its row of that table says so
+    speed_rows = [line for line in table.stdout.splitlines() if "x264-medium" in line]
+    assert any(line.rstrip(" │").endswith("yes") for line in speed_rows), table.stdout
 
 
 @pytest.mark.slow

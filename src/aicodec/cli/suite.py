@@ -151,10 +151,32 @@ def _render_suite(result: SuiteResult, written: list[Path]) -> None:
         "DecT: the codec's mean seconds per rate point over the anchor's (below 1: faster; "
         "geometric mean over clips)."
     )
+    _render_speed(result)
     out.print(
         f"{len(result.clips)} clips in {len(result.classes)} classes, "
         f"{result.seconds:.0f} s; files: {shown(str(written[0].parent))}",
         soft_wrap=True,
+    )
+
+
+def _render_speed(result: SuiteResult) -> None:
+    """The codec and the anchors by encode time, those on the Pareto front marked."""
+    from aicodec.suites.exports import on_front
+    from aicodec.suites.run import speed_points
+
+    front = on_front(result)
+    anchor = result.ladder_anchor
+    table = Table(title=f"rate against encode time, relative to {anchor} (PSNR-Y)")
+    for column in ["codec", "BD-rate %", "EncT", "Pareto front"]:
+        table.add_column(column, justify="left" if column == "codec" else "right")
+    points = sorted(speed_points(result), key=lambda p: (p.encode_time is None, p.encode_time))
+    for point in points:
+        mark = "yes" if point.name in front else ""
+        table.add_row(shown(point.name), _percent(point.bd_rate), _ratio(point.encode_time), mark)
+    out.print(table)
+    out.print(
+        "On the front: no other codec is both faster and better; a faster codec at the same "
+        "BD-rate moves the front."
     )
 
 

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aicodec.errors import SuiteError
-from aicodec.report.charts import Curve, write_rd_plot
+from aicodec.report.charts import Curve, TimePoint, pareto_front, write_pareto_plot, write_rd_plot
 from aicodec.scoring.metrics import EncodedQuality, json_safe
 from aicodec.suites.figures import AnchorFigures, mean_or_none
-from aicodec.suites.run import ClipResult, SuiteResult
+from aicodec.suites.run import ClipResult, SuiteResult, speed_points
 
 RESULTS_FOLDER = "suite-results"
 POINT_COLUMNS = (
@@ -204,6 +204,28 @@ def rd_charts(result: SuiteResult) -> dict[str, dict[str, list[Curve]]]:
     return charts
 
 
+def time_points(result: SuiteResult) -> list[TimePoint]:
+    """The codec and the anchors on the rate/encode-time plane (time as a ratio of the
+    ladder anchor's, BD-rate in percent against it); those with an unknown figure are left
+    out."""
+    return [
+        TimePoint(
+            point.name,
+            point.encode_time,
+            point.bd_rate,
+            "best" if point.role == "codec" else "ladder",
+        )
+        for point in speed_points(result)
+        if point.encode_time is not None and point.bd_rate is not None
+    ]
+
+
+def on_front(result: SuiteResult) -> set[str]:
+    """Names of the codecs on the Pareto front of BD-rate against encode time (none faster
+    and better at once)."""
+    return {point.label for point in pareto_front(time_points(result))}
+
+
 def write_exports(result: SuiteResult, folder: Path) -> list[Path]:
     """Write the suite's files into ``folder`` (made if missing); the paths written.
     SuiteError when the folder cannot be written."""
@@ -226,6 +248,11 @@ def write_exports(result: SuiteResult, folder: Path) -> list[Path]:
                 f"compressai/{_safe_name(name)}.json",
                 json.dumps(json_safe(document), indent=2) + "\n",
             )
+        path = folder / "pareto.svg"
+        title = f"set {result.test_set.name}: BD-rate (PSNR-Y) against encode time"
+        x_label = f"encode time relative to {result.ladder_anchor} (log scale)"
+        write_pareto_plot(path, {title: time_points(result)}, x_label=x_label)
+        written.append(path)
         for klass, charts in rd_charts(result).items():
             path = folder / f"rd-{_safe_name(klass)}.svg"
             write_rd_plot(path, charts)
