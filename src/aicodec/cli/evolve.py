@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from aicodec.cli.common import (
@@ -24,8 +23,6 @@ from aicodec.cli.common import (
     out,
     print_json,
     shown,
-    status,
-    status_updater,
     warn,
 )
 from aicodec.cli.options import (
@@ -45,12 +42,15 @@ from aicodec.cli.options import (
     StartOption,
     ThresholdOption,
 )
+from aicodec.cli.progress import Bar, progress_bar, progress_line
 from aicodec.errors import ConfigError
+from aicodec.safe_text import printable
 
 if TYPE_CHECKING:
     from aicodec.adoption import Decision
     from aicodec.evolution import EvolveEvent, EvolveSummary
     from aicodec.evolution.command import EvolveOptions
+    from aicodec.settings import Settings
 
 CandidateArgument = Annotated[int, typer.Argument(help="The candidate's id in the store.")]
 EvaluationVideosOption = Annotated[
@@ -152,7 +152,10 @@ def adopt_command(
     if len(levels) < 4:
         raise ConfigError("--qualities needs at least 4 values: BD-rate needs 4 rate points")
     settings = make_settings(db=db, codec_repo=git_repo, adopt_threshold_percent=threshold)
-    with opened_store(settings) as store, status(f"adopting candidate {candidate}") as line:
+    with (
+        opened_store(settings) as store,
+        progress_line(settings, f"adopting candidate {candidate}") as update,
+    ):
         evaluation = evaluate_and_adopt(
             store,
             settings,
@@ -162,7 +165,7 @@ def adopt_command(
             start=start,
             frames=frames,
             force=force,
-            progress=status_updater(line),
+            progress=update,
         )
     for warning in evaluation.warnings:
         warn(warning)
@@ -231,7 +234,7 @@ def evolve_command(
         **model_overrides(provider, model, base_url),
     )
     with _run_errors(_resume_command(ctx.params)), opened_store(settings, runs_jobs=True) as store:
-        with _evolve_progress(iterations) as on_event:
+        with _evolve_progress(settings, iterations) as on_event:
             summary = evolve(store, settings, options, on_event, resume=resume)
     if as_json:
         print_json(summary.to_dict())
@@ -311,39 +314,27 @@ def _run_errors(resume_command: str) -> Iterator[None]:
 
 
 class _EvolveDisplay:
-    """Rich progress for evolve: a bar over iterations, the stage, best BD-rate, cost."""
+    """The evolve run's progress (see ``progress_bar``): the iteration and its stage first,
+    or the set-up (the ladders and the starting codec's scores, before iteration 1) and
+    what it does; the bar over the iterations; the best BD-rate, adoptions and cost."""
 
-    def __init__(self, total: int) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=False,
-        )
-        self.task = self.progress.add_task("evolve", total=total, status="")
-        self.started = False
+    def __init__(self, bar: Bar) -> None:
+        self.bar = bar
 
     def __call__(self, event: EvolveEvent) -> None:
-        if not self.started:  # shown from the first event: a refused start stays one line
-            self.progress.start()
-            self.started = True
-        best = "-" if event.best_bd_rate is None else f"{event.best_bd_rate:+.2f} %"
-        status = (
-            f"best vs x264 {best} | adopted {event.adoptions} | "
-            f"${event.cost_usd:.3f} | {shown(event.message, 60)}"
-        )
-        self.progress.update(
-            self.task,
-            total=event.total,
-            description=f"iteration {event.iteration} {event.stage}",
-            status=status,
-        )
+        message = printable(event.message)
+        if event.iteration == 0:
+            self.bar(f"set-up: {message}", total=event.total)
+        else:
+            best = "-" if event.best_bd_rate is None else f"{event.best_bd_rate:+.2f} %"
+            self.bar(
+                f"#{event.iteration}/{event.total} {event.stage}: {message}",
+                total=event.total,
+                advance=1 if event.row is not None else 0,
+                figures=f"best vs x264 {best} | adopted {event.adoptions} | ${event.cost_usd:.3f}",
+            )
         if event.row is not None:
-            self.progress.update(self.task, advance=1)
-            self.progress.console.print(_iteration_line(event.row), soft_wrap=True)
+            self.bar.print(_iteration_line(event.row))
 
 
 def _iteration_line(row: dict[str, Any]) -> str:
@@ -365,17 +356,11 @@ def _iteration_line(row: dict[str, Any]) -> str:
 
 
 @contextmanager
-def _evolve_progress(total: int) -> Iterator[Callable[[EvolveEvent], None]]:
-    """The evolve display's callback (SIGTERM and SIGHUP act as Ctrl-C: see main)."""
-    display = _EvolveDisplay(total)
-    try:
-        yield display
-    except BaseException:  # an error is one line: leave no progress bar above it
-        display.progress.live.transient = True
-        raise
-    finally:
-        if display.started:
-            display.progress.stop()
+def _evolve_progress(settings: Settings, total: int) -> Iterator[Callable[[EvolveEvent], None]]:
+    """The evolve display's callback (SIGTERM and SIGHUP act as Ctrl-C: see main); the bar
+    stays at the end, and goes with an error (one line)."""
+    with progress_bar(settings, "evolve", total=total, count=False, transient=False) as bar:
+        yield _EvolveDisplay(bar)
 
 
 def clip_list(clips: list[dict[str, Any]]) -> str:

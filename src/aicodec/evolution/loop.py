@@ -166,15 +166,21 @@ class Evolution:
     # --- the run ----------------------------------------------------------------------------
 
     def score_start(self) -> None:
-        """Score the starting codec (and the adopted best) on every clip, once."""
+        """The run's set-up: score the starting codec (and the adopted best) on every clip,
+        once, with the ladder on each clip."""
         run = self.run
         check_codec_repo(Path(run.config.git_repo))
         all_clips = run.clips.training + run.clips.holdout
         for candidate_id in dict.fromkeys([run.start_id, current_best(run.store)]):
             if candidate_id is None:
                 continue
+            role = "" if candidate_id == run.start_id else "adopted best: "
+
+            def said(message: str, role: str = role) -> None:
+                self._emit(f"{role}{message}")
+
             try:
-                run.score(candidate_id, all_clips)
+                run.score(candidate_id, all_clips, progress=said)
             except (SandboxError, ValidationError) as exc:
                 raise EvolutionError(
                     f"the starting codec (candidate {candidate_id}) fails: {exc}"
