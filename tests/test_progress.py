@@ -1,8 +1,10 @@
 """Progress on stderr: plain lines where stderr is not a terminal, the evolve bar at 80
-columns (the iteration and stage first, the set-up named)."""
+columns (the iteration and stage first, the set-up named), and the run's set-up time in
+its summary."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -10,10 +12,12 @@ import sys
 from io import StringIO
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from aicodec.cli.evolve import _EvolveDisplay
 from aicodec.cli.progress import PlainLines, progress_bar
+from aicodec.clips import load_clip
 from aicodec.evolution.events import EvolveEvent
 from aicodec.settings import Settings
 
@@ -135,3 +139,53 @@ def test_the_evolve_bar_names_the_stage_first_at_80_columns() -> None:
     assert "best vs x264 -4.70 % | adopted 1 | $0.010" in bar_at(120, scoring)
     (narrow,) = bar_at(40, scoring).splitlines()
     assert narrow.startswith("#3/20 score:") and len(narrow) <= 40
+
+
+@pytest.fixture(scope="module")
+def evolved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:  # type: ignore[type-arg]
+    """A store with a finished one-iteration evolve run on four frames of the built-in clip,
+    its --json summary and its stderr (not a terminal)."""
+    folder = tmp_path_factory.mktemp("evolved")
+    load_clip(None, Settings(), count=4).frames.write_y4m(folder / "source.y4m")
+    result = lab(
+        "evolve",
+        "--iterations",
+        "1",
+        "--video",
+        str(folder / "source.y4m"),
+        "--holdout",
+        "none",
+        "--qualities",
+        "30,50,70,90",
+        "--encoders",
+        "x264",
+        "--parent",
+        str(INTRA),
+        "--seed",
+        "8",
+        "--db",
+        str(folder / "store.db"),
+        "--git-repo",
+        str(folder / "codecs"),
+        "--json",
+        AICODEC_PROGRESS_INTERVAL_S="0.5",
+    )
+    assert result.returncode == 0, result.stderr
+    return folder / "store.db", json.loads(result.stdout), result.stderr
+
+
+@pytest.mark.slow
+def test_the_summary_counts_the_set_up_time(evolved: tuple[Path, dict, str]) -> None:  # type: ignore[type-arg]
+    _, summary, stderr = evolved
+    setup, iterations, total = (
+        summary["setup_seconds"],
+        summary["seconds"],
+        summary["total_seconds"],
+    )
+    assert setup > 0 and iterations > 0
+    assert total >= setup + iterations - 0.01  # stage times are kept to the millisecond
+    # off a terminal the set-up and the iteration said what they did
+    said = [text for _, text in progress_lines(stderr)]
+    assert any(text.startswith("evolve: set-up: ") for text in said), stderr
+    assert any(text.startswith("evolve: #1/1 ") for text in said), stderr
+    assert re.search(r"^#1 parent \d+: ", stderr, re.MULTILINE)  # the iteration's line

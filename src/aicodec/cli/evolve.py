@@ -381,6 +381,25 @@ def _render_summary(summary: EvolveSummary) -> None:
     out.print("BD-rates: PSNR-Y, pchip, mean over the training clips; negative = fewer bits.")
 
 
+def duration(seconds: float | None) -> str:
+    """Seconds as ``4m 10s`` (``1h 2m 3s``; under a minute ``12.3s``); '-' for None."""
+    if seconds is None:
+        return "-"
+    if seconds < 59.95:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    hours, minutes, rest = whole // 3600, whole // 60 % 60, whole % 60
+    return f"{hours}h {minutes}m {rest}s" if hours else f"{minutes}m {rest}s"
+
+
+def _time_figures(summary: EvolveSummary) -> str:
+    """The run's time: its set-up, its iterations, in all."""
+    return (
+        f"set-up {duration(summary.setup_seconds)}, iterations {duration(summary.seconds)}, "
+        f"total {duration(summary.total_seconds)}"
+    )
+
+
 def _summary_rows(summary: EvolveSummary) -> list[tuple[str, str]]:
     """The summary's figures as (name, value) rows."""
     failures = ", ".join(f"{kind} {count}" for kind, count in summary.failures.items()) or "none"
@@ -422,7 +441,7 @@ def _summary_rows(summary: EvolveSummary) -> list[tuple[str, str]]:
             f"vs the start {fmt(summary.adopted_vs_start)} %",
         ),
         ("model cost", f"{summary.cost_usd:.4f} USD"),
-        ("time in iterations", f"{summary.seconds / 60:.1f} min"),
+        ("time", _time_figures(summary)),
     ]
     if summary.stop_reason:
         rows.append(("stopped", summary.stop_reason))
