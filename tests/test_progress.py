@@ -1,6 +1,6 @@
 """Progress on stderr: plain lines where stderr is not a terminal, the evolve bar at 80
-columns (the iteration and stage first, the set-up named), and the run's set-up time in
-its summary."""
+columns (the iteration and stage first, the set-up named), the run's set-up time in its
+summary, and ``history`` readable at 80 columns."""
 
 from __future__ import annotations
 
@@ -189,3 +189,29 @@ def test_the_summary_counts_the_set_up_time(evolved: tuple[Path, dict, str]) -> 
     assert any(text.startswith("evolve: set-up: ") for text in said), stderr
     assert any(text.startswith("evolve: #1/1 ") for text in said), stderr
     assert re.search(r"^#1 parent \d+: ", stderr, re.MULTILINE)  # the iteration's line
+
+
+@pytest.mark.slow
+def test_history_fits_80_columns_without_cutting_a_header_word(
+    evolved: tuple[Path, dict, str],  # type: ignore[type-arg]
+) -> None:
+    db, _, _ = evolved
+    for plans in ([], ["--plans"]):
+        result = lab("history", *plans, "--db", str(db), COLUMNS="80")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 80, result.stdout
+        # each table's header: the lines above its rule, every word whole
+        rules = [index for index, line in enumerate(lines) if line.strip().startswith("─")]
+        assert len(rules) == 1 + len(plans)
+        words = {"#", "parent", "codec", "origin", "status", "BD-rate", "vs", "reason"}
+        if plans:
+            words |= {"planner", "predicted", "confidence", "seconds", "hypothesis"}
+        headers = set()
+        for rule in rules:
+            above = rule
+            while above > 0 and lines[above - 1].strip():
+                above -= 1
+            headers |= {word for line in lines[above:rule] for word in line.split()}
+        assert headers == words, result.stdout
+        assert "adopted:" in result.stdout  # the reason, wrapped between words
