@@ -139,6 +139,9 @@ def test_the_evolve_bar_names_the_stage_first_at_80_columns() -> None:
     assert "best vs x264 -4.70 % | adopted 1 | $0.010" in bar_at(120, scoring)
     (narrow,) = bar_at(40, scoring).splitlines()
     assert narrow.startswith("#3/20 score:") and len(narrow) <= 40
+    # a stage's first event says only its name: once
+    started = bar_at(80, EvolveEvent(3, 20, "generate", "generate", -4.7, 1, 0.01))
+    assert started.startswith("#3/20 generate ")
 
 
 @pytest.fixture(scope="module")

@@ -327,8 +327,9 @@ class _EvolveDisplay:
             self.bar(f"set-up: {message}", total=event.total)
         else:
             best = "-" if event.best_bd_rate is None else f"{event.best_bd_rate:+.2f} %"
+            doing = event.stage if message == event.stage else f"{event.stage}: {message}"
             self.bar(
-                f"#{event.iteration}/{event.total} {event.stage}: {message}",
+                f"#{event.iteration}/{event.total} {doing}",
                 total=event.total,
                 advance=1 if event.row is not None else 0,
                 figures=f"best vs x264 {best} | adopted {event.adoptions} | ${event.cost_usd:.3f}",
