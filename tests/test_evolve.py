@@ -81,7 +81,7 @@ def test_offline_evolve_adopts_into_git_and_keeps_a_history(source: Path, tmp_pa
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["status"] == "finished" and summary["completed"] == 4
-    assert "iteration 4" in result.stderr  # the progress display
+    assert "\n#4 parent " in result.stderr  # the progress display's line per iteration
     # --holdout none: no holdout clip, adoption decided on the training clip
     assert summary["holdout_clips"] == []
     assert [clip["name"] for clip in summary["training_clips"]] == [str(source)]

@@ -271,6 +271,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Seconds between reloads of a served page while its run goes on.",
     )
+    progress_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Where stderr is not a terminal (a CI log, 2> file): seconds between the "
+        "plain progress lines of a long command, none in its first such interval (0: none).",
+    )
     report_max_bytes: int = Field(
         default=2_000_000,
         ge=1,

@@ -22,8 +22,6 @@ from aicodec.cli.common import (
     out,
     print_json,
     shown,
-    status,
-    status_updater,
     warn,
 )
 from aicodec.cli.options import (
@@ -49,6 +47,7 @@ from aicodec.cli.options import (
     VideoOption,
     VmafOption,
 )
+from aicodec.cli.progress import progress_line
 
 if TYPE_CHECKING:
     from aicodec.generation.generate import GenerationOutcome
@@ -165,7 +164,8 @@ def run_command(
     )
     with opened_store(settings, runs_jobs=True) as store:
         clip = load_clip(video, settings, **clip_window(start, frames, size, fps, convert))
-        with status(f"running {shown(codec.name)} on {shown(clip.name)}") as line:
+        title = f"running {codec.name} on {clip.name}"
+        with progress_line(settings, title, f"{codec.name}: ") as update:
             outcome = run_and_measure(
                 source,
                 codec.name,
@@ -175,7 +175,7 @@ def run_command(
                 levels,
                 keep_dir=keep,
                 reuse=False,
-                progress=status_updater(line, f"{codec.name}: "),
+                progress=update,
             )
     if as_json:
         print_json(outcome.to_dict())
@@ -220,7 +220,8 @@ def score_command(
         ladder = load_ladder(settings.ladder_file)
         ladder.select(names)
         clip = load_clip(video, settings, **clip_window(start, frames, size, fps, convert))
-        with status(f"scoring {shown(codec.name)} on {shown(clip.name)}") as line:
+        title = f"scoring {codec.name} on {clip.name}"
+        with progress_line(settings, title, f"{codec.name}: ") as update:
             outcome = score_candidate(
                 source,
                 codec.name,
@@ -232,7 +233,7 @@ def score_command(
                 encoders=names,
                 keep_dir=keep,
                 with_vmaf=vmaf,
-                progress=status_updater(line, f"{codec.name}: "),
+                progress=update,
             )
         _write_plot(store, settings, outcome, plot)
     for warning in outcome.warnings:
@@ -322,7 +323,7 @@ def decode_command(
     source = read_candidate(codec)
     rate = parse_fps(fps) if fps is not None else None
     settings = make_settings()
-    with status(f"decoding {shown(bitstream.name)} with {shown(codec.name)}"):
+    with progress_line(settings, f"decoding {bitstream.name} with {codec.name}"):
         decoded = decode_to_file(source, bitstream, output, settings, fps=rate)
     if as_json:
         print_json(decoded.to_dict())
@@ -353,7 +354,7 @@ def generate_command(
 
     overrides = model_overrides(provider, model, base_url)
     settings = make_settings(db=db, prices_file=prices, **overrides)
-    with opened_store(settings) as store, status("generating") as line:
+    with opened_store(settings) as store, progress_line(settings, "generating") as update:
         outcome = generate_batch(
             store,
             settings,
@@ -364,7 +365,7 @@ def generate_command(
             repairs=repairs,
             max_cost=max_cost,
             max_tokens=max_tokens,
-            progress=status_updater(line),
+            progress=update,
         )
     err.print(f"provider: {shown(outcome.provider)} ({shown(outcome.provider_reason)})")
     if outcome.stopped:

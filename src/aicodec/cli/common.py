@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.status import Status
 
 from aicodec.errors import AicodecError, ConfigError
 from aicodec.safe_text import printable
@@ -174,13 +173,3 @@ def executor_ready(settings: Settings, runs_jobs: bool = True) -> Iterator[None]
                 "running them died",
                 soft_wrap=True,
             )
-
-
-def status(message: str) -> Status:
-    """A transient Rich status line on stderr for long candidate runs."""
-    return err.status(message, spinner="dots")
-
-
-def status_updater(line: Status, prefix: str = "") -> Callable[[str], None]:
-    """A progress callback that shows each message (after ``prefix``) on the status line."""
-    return lambda text: line.update(shown(f"{prefix}{text}"))

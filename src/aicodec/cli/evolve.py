@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from aicodec.cli.common import (
@@ -24,8 +23,6 @@ from aicodec.cli.common import (
     out,
     print_json,
     shown,
-    status,
-    status_updater,
     warn,
 )
 from aicodec.cli.options import (
@@ -45,12 +42,15 @@ from aicodec.cli.options import (
     StartOption,
     ThresholdOption,
 )
+from aicodec.cli.progress import Bar, progress_bar, progress_line
 from aicodec.errors import ConfigError
+from aicodec.safe_text import printable
 
 if TYPE_CHECKING:
     from aicodec.adoption import Decision
     from aicodec.evolution import EvolveEvent, EvolveSummary
     from aicodec.evolution.command import EvolveOptions
+    from aicodec.settings import Settings
 
 CandidateArgument = Annotated[int, typer.Argument(help="The candidate's id in the store.")]
 EvaluationVideosOption = Annotated[
@@ -181,7 +181,10 @@ def adopt_command(
     if test_set is not None and video:
         raise ConfigError("give --video or --set, not both")
     settings = make_settings(db=db, codec_repo=git_repo, adopt_threshold_percent=threshold)
-    with opened_store(settings) as store, status(f"adopting candidate {candidate}") as line:
+    with (
+        opened_store(settings) as store,
+        progress_line(settings, f"adopting candidate {candidate}") as update,
+    ):
         evaluation = evaluate_and_adopt(
             store,
             settings,
@@ -192,7 +195,7 @@ def adopt_command(
             frames=frames,
             test_set=test_set,
             force=force,
-            progress=status_updater(line),
+            progress=update,
         )
     for warning in evaluation.warnings:
         warn(warning)
@@ -263,7 +266,7 @@ def evolve_command(
         **model_overrides(provider, model, base_url),
     )
     with _run_errors(_resume_command(ctx.params)), opened_store(settings, runs_jobs=True) as store:
-        with _evolve_progress(iterations) as on_event:
+        with _evolve_progress(settings, iterations) as on_event:
             summary = evolve(store, settings, options, on_event, resume=resume)
     if as_json:
         print_json(summary.to_dict())
@@ -345,39 +348,28 @@ def _run_errors(resume_command: str) -> Iterator[None]:
 
 
 class _EvolveDisplay:
-    """Rich progress for evolve: a bar over iterations, the stage, best BD-rate, cost."""
+    """The evolve run's progress (see ``progress_bar``): the iteration and its stage first,
+    or the set-up (the ladders and the starting codec's scores, before iteration 1) and
+    what it does; the bar over the iterations; the best BD-rate, adoptions and cost."""
 
-    def __init__(self, total: int) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=False,
-        )
-        self.task = self.progress.add_task("evolve", total=total, status="")
-        self.started = False
+    def __init__(self, bar: Bar) -> None:
+        self.bar = bar
 
     def __call__(self, event: EvolveEvent) -> None:
-        if not self.started:  # shown from the first event: a refused start stays one line
-            self.progress.start()
-            self.started = True
-        best = "-" if event.best_bd_rate is None else f"{event.best_bd_rate:+.2f} %"
-        status = (
-            f"best vs x264 {best} | adopted {event.adoptions} | "
-            f"${event.cost_usd:.3f} | {shown(event.message, 60)}"
-        )
-        self.progress.update(
-            self.task,
-            total=event.total,
-            description=f"iteration {event.iteration} {event.stage}",
-            status=status,
-        )
+        message = printable(event.message)
+        if event.iteration == 0:
+            self.bar(f"set-up: {message}", total=event.total)
+        else:
+            best = "-" if event.best_bd_rate is None else f"{event.best_bd_rate:+.2f} %"
+            doing = event.stage if message == event.stage else f"{event.stage}: {message}"
+            self.bar(
+                f"#{event.iteration}/{event.total} {doing}",
+                total=event.total,
+                advance=1 if event.row is not None else 0,
+                figures=f"best vs x264 {best} | adopted {event.adoptions} | ${event.cost_usd:.3f}",
+            )
         if event.row is not None:
-            self.progress.update(self.task, advance=1)
-            self.progress.console.print(_iteration_line(event.row), soft_wrap=True)
+            self.bar.print(_iteration_line(event.row))
 
 
 def _iteration_line(row: dict[str, Any]) -> str:
@@ -399,17 +391,11 @@ def _iteration_line(row: dict[str, Any]) -> str:
 
 
 @contextmanager
-def _evolve_progress(total: int) -> Iterator[Callable[[EvolveEvent], None]]:
-    """The evolve display's callback (SIGTERM and SIGHUP act as Ctrl-C: see main)."""
-    display = _EvolveDisplay(total)
-    try:
-        yield display
-    except BaseException:  # an error is one line: leave no progress bar above it
-        display.progress.live.transient = True
-        raise
-    finally:
-        if display.started:
-            display.progress.stop()
+def _evolve_progress(settings: Settings, total: int) -> Iterator[Callable[[EvolveEvent], None]]:
+    """The evolve display's callback (SIGTERM and SIGHUP act as Ctrl-C: see main); the bar
+    stays at the end, and goes with an error (one line)."""
+    with progress_bar(settings, "evolve", total=total, count=False, transient=False) as bar:
+        yield _EvolveDisplay(bar)
 
 
 def clip_list(clips: list[dict[str, Any]]) -> str:
@@ -432,6 +418,25 @@ def _render_summary(summary: EvolveSummary) -> None:
         from aicodec.cli.cost import render_cost_per_gain
 
         render_cost_per_gain(summary.cost_per_gain)
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as ``4m 10s`` (``1h 2m 3s``; under a minute ``12.3s``); '-' for None."""
+    if seconds is None:
+        return "-"
+    if seconds < 59.95:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    hours, minutes, rest = whole // 3600, whole // 60 % 60, whole % 60
+    return f"{hours}h {minutes}m {rest}s" if hours else f"{minutes}m {rest}s"
+
+
+def _time_figures(summary: EvolveSummary) -> str:
+    """The run's time: its set-up, its iterations, in all."""
+    return (
+        f"set-up {duration(summary.setup_seconds)}, iterations {duration(summary.seconds)}, "
+        f"total {duration(summary.total_seconds)}"
+    )
 
 
 def _summary_rows(summary: EvolveSummary) -> list[tuple[str, str]]:
@@ -475,7 +480,7 @@ def _summary_rows(summary: EvolveSummary) -> list[tuple[str, str]]:
             f"vs the start {fmt(summary.adopted_vs_start)} %",
         ),
         ("model cost", f"{summary.cost_usd:.4f} USD"),
-        ("time in iterations", f"{summary.seconds / 60:.1f} min"),
+        ("time", _time_figures(summary)),
     ]
     if summary.stop_reason:
         rows.append(("stopped", summary.stop_reason))

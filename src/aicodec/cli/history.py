@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from aicodec.cli.common import fmt, guarded, make_settings, opened_store, out, print_json, shown
@@ -13,6 +14,8 @@ from aicodec.cli.options import DbOption, JsonOption, RunOption
 from aicodec.errors import ConfigError
 
 if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+
     from aicodec.evolution.calibration import PlannerCalibration
     from aicodec.evolution.command import RunHistory
 
@@ -31,8 +34,24 @@ AllRunsOption = Annotated[
     bool, typer.Option("--all-runs", help="With --calibration: pool every run in the store.")
 ]
 BRIEF_KEYS = ("iteration", "parent", "origin", "status", "bd_rate", "adopted", "reason")
-COLUMNS = ("#", "parent", "candidate", "origin", "status", "BD-rate", "vs parent", "adopted")
-PLAN_COLUMNS = ("predicted", "confidence", "planner", "hypothesis", "seconds")
+# (header, justify) of the short columns, before the long text (reason, hypothesis): few and
+# narrow, so that at 80 columns the text keeps some room and no header word is cut
+COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
+    ("#", "right"),
+    ("parent", "right"),
+    ("codec", "right"),
+    ("origin", "left"),
+    ("status", "left"),
+    ("BD-rate", "right"),
+    ("vs parent", "right"),
+)
+PLAN_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
+    ("#", "right"),
+    ("planner", "left"),
+    ("predicted", "right"),
+    ("confidence", "right"),
+    ("seconds", "right"),
+)
 
 
 @guarded
@@ -72,42 +91,76 @@ def history_command(
 
 
 def _render_history(found: RunHistory, plans: bool) -> None:
-    """The run's clips, then a table of its iterations (with their plans where asked)."""
-    out.print(f"training clips: {shown(clip_list(found.clips['training']))}", soft_wrap=True)
+    """The run's clips, then a table of its iterations, and one of their plans where asked."""
+    # wrapped to the terminal like the tables (a path longer than a line is folded)
+    out.print(f"training clips: {shown(clip_list(found.clips['training']))}", overflow="fold")
     holdout = clip_list(found.clips["holdout"]) or "none"
-    out.print(f"holdout clips: {shown(holdout)}", soft_wrap=True)
-    table = Table(title="evolve history (BD-rate: mean vs x264 on the training clips, %)")
-    for column in (*COLUMNS, "reason", *(PLAN_COLUMNS if plans else ())):
-        table.add_column(column, overflow="fold")
+    out.print(f"holdout clips: {shown(holdout)}", overflow="fold")
+    table = _table(
+        "evolve history (codec: the candidate made; BD-rate: mean vs x264 on the training "
+        "clips, %)",
+        COLUMNS,
+        "reason",
+    )
     for entry in found.entries:
-        table.add_row(*_history_cells(entry, plans))
+        table.add_row(*_history_cells(entry))
     out.print(table)
+    if plans:
+        table = _table(
+            "plans (predicted: BD-rate vs the parent, %; seconds: the iteration's time)",
+            PLAN_COLUMNS,
+            "hypothesis",
+        )
+        for entry in found.entries:
+            table.add_row(*_plan_cells(entry))
+        out.print(table)
 
 
-def _history_cells(entry: dict[str, Any], plans: bool) -> list[str]:
+def _table(title: str, columns: tuple[tuple[str, JustifyMethod], ...], text: str) -> Table:
+    """A light table of short columns, then ``text``, which takes the rest of the width and
+    wraps; every column is at least as wide as its header's longest word, so a narrow
+    terminal wraps a header between words, never inside one."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    text_column: tuple[str, JustifyMethod] = (text, "left")
+    for header, justify in (*columns, text_column):
+        longest = max(len(word) for word in header.split())
+        table.add_column(header, justify=justify, min_width=longest, overflow="fold")
+    table.columns[-1].ratio = 1
+    return table
+
+
+def _history_cells(entry: dict[str, Any]) -> list[str]:
     """One iteration's cells in the history table."""
     failure = f" ({entry['failure_kind']})" if entry["failure_kind"] else ""
-    cells = [
+    status = "adopted" if entry["adopted"] else entry["status"] + failure
+    return [
         str(entry["iteration"]),
         str(entry["parent"] or "-"),
         str(entry["candidate"] or "-"),
         shown(entry["origin"] or "-"),
-        entry["status"] + failure,
+        shown(status),
         fmt(entry["bd_rate"]),
         fmt(entry["bd_rate_vs_parent"]),
-        "yes" if entry["adopted"] else "no",
         shown(entry["reason"] or ""),
     ]
-    if plans:
-        seconds = sum(entry["stage_seconds"].values())
-        cells += [
-            fmt(entry["predicted_bd_rate"]),
-            fmt(entry["confidence"]),
-            shown(entry["planner"] or "-"),
-            shown(entry["hypothesis"] or ""),
-            f"{seconds:.1f}",
-        ]
-    return cells
+
+
+def _plan_cells(entry: dict[str, Any]) -> list[str]:
+    """One iteration's cells in the plans table."""
+    return [
+        str(entry["iteration"]),
+        shown(entry["planner"] or "-"),
+        fmt(entry["predicted_bd_rate"]),
+        fmt(entry["confidence"]),
+        f"{sum(entry['stage_seconds'].values()):.1f}",
+        shown(entry["hypothesis"] or ""),
+    ]
 
 
 def _hits(hits: int, total: int, share: float | None) -> str:

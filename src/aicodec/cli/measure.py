@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from aicodec.cli.common import (
     clip_window,
-    err,
     executor_overrides,
     fmt,
     guarded,
@@ -39,11 +37,13 @@ from aicodec.cli.options import (
     VideoOption,
     VmafOption,
 )
+from aicodec.cli.progress import progress_bar
 from aicodec.errors import ConfigError
 
 if TYPE_CHECKING:
     from aicodec.ladder.runner import LadderResult
     from aicodec.scoring.metrics import QualityReport
+    from aicodec.settings import Settings
 
 ReferenceArgument = Annotated[Path, typer.Argument(help="The original video.")]
 DistortedArgument = Annotated[Path, typer.Argument(help="The decoded (distorted) video.")]
@@ -240,7 +240,10 @@ def baselines_command(
     names = names_list(encoders)
     ladder.select(names)  # fail on an unknown name before any work
     clip = load_clip(video, settings, **clip_window(start, frames, size, fps, convert))
-    with opened_store(settings, runs_jobs=True) as store, _ladder_progress() as progress:
+    with (
+        opened_store(settings, runs_jobs=True) as store,
+        _ladder_progress(settings, clip.name) as progress,
+    ):
         result = run_ladder(
             clip, store, settings, ladder, encoders=names, with_vmaf=vmaf, progress=progress
         )
@@ -254,26 +257,17 @@ def baselines_command(
 
 
 @contextmanager
-def _ladder_progress() -> Iterator[Callable[[Any], None]]:
-    """A Rich progress bar over the encoders, fed by the ladder's progress events."""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} encoders"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=None)
+def _ladder_progress(settings: Settings, clip: str) -> Iterator[Callable[[Any], None]]:
+    """A progress bar over the encoders, fed by the ladder's progress events."""
+    with progress_bar(settings, f"baselines on {clip}", unit=" encoders") as bar:
 
         def on_event(event: Any) -> None:
             state = "cached" if event.cached else "encoding"
             rate = "" if event.rate_value is None else f" {event.rate_option} {event.rate_value}"
-            bar.update(
-                task,
+            bar(
+                f"{event.encoder}{rate} ({'done' if event.finished else state})",
                 total=event.encoder_total,
                 completed=event.encoder_index + (1 if event.finished else 0),
-                description=f"{event.encoder}{rate} ({'done' if event.finished else state})",
             )
 
         yield on_event

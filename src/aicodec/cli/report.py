@@ -15,10 +15,10 @@ from aicodec.cli.common import (
     out,
     print_json,
     shown,
-    status,
     warn,
 )
 from aicodec.cli.options import DbOption, JsonOption, RunOption
+from aicodec.cli.progress import progress_line
 
 ReportOutputOption = Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")]
 PortOption = Annotated[
@@ -52,7 +52,7 @@ def report_command(
     with opened_store(settings, read_only=True) as store:
         from aicodec.report import write_report  # after the store opened: bad input is quick
 
-        with status("building the report"):
+        with progress_line(settings, "building the report"):
             written = write_report(store, settings, run, output)
     limit = settings.report_max_bytes
     if written.bytes > limit:

@@ -18,8 +18,6 @@ from aicodec.cli.common import (
     out,
     print_json,
     shown,
-    status,
-    status_updater,
     warn,
 )
 from aicodec.cli.options import (
@@ -34,6 +32,7 @@ from aicodec.cli.options import (
     RayAddressOption,
     VmafOption,
 )
+from aicodec.cli.progress import progress_line
 
 if TYPE_CHECKING:
     from aicodec.suites import SuiteResult
@@ -97,9 +96,9 @@ def suite_command(
     anchors = names_list(encoders) or list(chosen.anchors or ladder.compared)
     ladder.select(anchors)  # fail on an unknown name before any work
     folder = out_dir or default_folder(chosen.name, codec)
+    title = f"suite {chosen.name}: {codec.name}"
     with opened_store(settings, runs_jobs=True) as store:
-        line_text = f"suite {shown(chosen.name)}: {shown(codec.name)}"
-        with status(line_text) as line:
+        with progress_line(settings, title) as update:
             result = run_suite(
                 source,
                 codec.name,
@@ -111,7 +110,7 @@ def suite_command(
                 rate_metrics(vmaf),
                 encoders=anchors,
                 with_vmaf=vmaf,
-                progress=status_updater(line, f"{codec.name}: "),
+                progress=update,
             )
     written = write_exports(result, folder)
     for warning in result.warnings:

@@ -135,10 +135,14 @@ class RunContext:
         )
 
     def score(
-        self, candidate_id: int, clips: list[Clip], reference_id: int | None = None
+        self,
+        candidate_id: int,
+        clips: list[Clip],
+        reference_id: int | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> list[ScoreOutcome]:
         """Score a stored candidate on ``clips`` (one pool); children get time limits from
-        ``reference_id``'s stored times."""
+        ``reference_id``'s stored times; ``progress`` replaces the run's own callback."""
         source, name = self.source(candidate_id)
         return score_clips(
             source,
@@ -150,5 +154,5 @@ class RunContext:
             self.config.qualities,
             encoders=self.config.encoders,
             reference_id=reference_id,
-            progress=self.progress,
+            progress=progress or self.progress,
         )

@@ -18,6 +18,7 @@ are.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -166,15 +167,21 @@ class Evolution:
     # --- the run ----------------------------------------------------------------------------
 
     def score_start(self) -> None:
-        """Score the starting codec (and the adopted best) on every clip, once."""
+        """The run's set-up: score the starting codec (and the adopted best) on every clip,
+        once, with the ladder on each clip."""
         run = self.run
         check_codec_repo(Path(run.config.git_repo))
         all_clips = run.clips.training + run.clips.holdout
         for candidate_id in dict.fromkeys([run.start_id, current_best(run.store)]):
             if candidate_id is None:
                 continue
+            role = "" if candidate_id == run.start_id else "adopted best: "
+
+            def said(message: str, role: str = role) -> None:
+                self._emit(f"{role}{message}")
+
             try:
-                run.score(candidate_id, all_clips)
+                run.score(candidate_id, all_clips, progress=said)
             except (SandboxError, ValidationError) as exc:
                 raise EvolutionError(
                     f"the starting codec (candidate {candidate_id}) fails: {exc}"
@@ -186,25 +193,48 @@ class Evolution:
                 "training clips (its RD curve does not overlap x264's); start from another"
             )
 
-    def carry_out(self, *, new: bool = False) -> EvolveSummary:
+    def carry_out(self, *, new: bool = False, began: float | None = None) -> EvolveSummary:
         """Carry out the remaining iterations; the run's summary.
 
         A new run that cannot start (its starting codec fails, the repository is unusable)
         is marked failed rather than left to be resumed; a resumed one keeps its status.
+        ``began`` (``time.monotonic()``; default: now) is when this session's work on the
+        run began: the run's set-up time and total time add what this session took.
         """
+        began = time.monotonic() if began is None else began
+        setup_done = False
         try:
-            self.score_start()
-        except AicodecError as exc:
-            if new:
-                self._set_status("failed", f"could not start: {scrub(str(exc))[:500]}")
+            try:
+                self.score_start()
+            except AicodecError as exc:
+                if new:
+                    self._set_status("failed", f"could not start: {scrub(str(exc))[:500]}")
+                raise
+            except Exception as exc:  # unexpected: the run stays resumable, the points kept
+                self.stage = "scoring the starting codec"
+                self._crashed(None, exc)
+            self._add_time(setup=time.monotonic() - began)
+            setup_done = True
+            self._set_status("running", None, finished=False)
+            status, stop = self._pipeline()
+        except BaseException:
+            with suppress(Exception):  # the store may be what failed: the error comes first
+                spent = time.monotonic() - began
+                self._add_time(setup=None if setup_done else spent, total=spent)
             raise
-        except Exception as exc:  # unexpected: the run stays resumable, the points kept
-            self.stage = "scoring the starting codec"
-            self._crashed(None, exc)
-        self._set_status("running", None, finished=False)
-        status, stop = self._pipeline()
+        self._add_time(total=time.monotonic() - began)
         self._set_status(status, stop)
         return summarise(self.run.store, self.run.settings, self.run.run_id)
+
+    def _add_time(self, *, setup: float | None = None, total: float | None = None) -> None:
+        """Add this session's set-up time and total time to the run's (seconds)."""
+        with self.run.store.session() as session:
+            row = session.get(EvolutionRun, self.run.run_id)
+            assert row is not None
+            if setup is not None:
+                row.setup_seconds = (row.setup_seconds or 0.0) + setup
+            if total is not None:
+                row.total_seconds = (row.total_seconds or 0.0) + total
 
     def _set_status(self, status: str, reason: str | None, *, finished: bool = True) -> None:
         _set_run_status(self.run.store, self.run.run_id, status, reason, finished=finished)
@@ -378,6 +408,7 @@ def start_evolution(
     on_event: Callable[[EvolveEvent], None] | None = None,
 ) -> EvolveSummary:
     """Begin a new run and carry it out."""
+    began = time.monotonic()  # the clips' loading is part of the set-up
     if config.iterations < 1:
         raise EvolutionError("--iterations must be 1 or more")
     if config.parallel < 1:
@@ -427,7 +458,7 @@ def start_evolution(
             _set_run_status(store, run_id, "interrupted", internal_reason(exc), finished=False)
         raise EvolveCrashed(run_id, 0, "setup", exc) from exc
     with _carried_out(store, settings, run_id):
-        return evolution.carry_out(new=True)
+        return evolution.carry_out(new=True, began=began)
 
 
 def _carried_out(store: Store, settings: Settings, run_id: int) -> AbstractContextManager[None]:
@@ -451,6 +482,7 @@ def resume_evolution(
 ) -> EvolveSummary:
     """Carry the last unfinished run on to its planned iteration count (refused while a run
     is live; a dead one is taken over)."""
+    began = time.monotonic()
     refuse_live_run(store, settings.evolve_live_timeout_s, settings.host)
     run_id = unfinished_run(store)
     with store.session() as session:
@@ -471,4 +503,4 @@ def resume_evolution(
     if evolution.provider.capabilities.writes_code_by_model:
         refuse_unisolated_model_code(settings)
     with _carried_out(store, settings, run_id):
-        return evolution.carry_out()
+        return evolution.carry_out(began=began)

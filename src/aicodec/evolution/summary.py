@@ -45,6 +45,11 @@ class EvolveSummary:
     holdout_clips: list[dict[str, Any]] = field(default_factory=list)  # adoption is decided here
     # what each adopted gain cost since the adoption before it, and the run's cost per gain
     cost_per_gain: CostPerGain | None = None
+    # the lab's time on the run, every session added (None: a run from before they were kept):
+    # its set-up (clips, ladders, the starting codec's scores), and in all, set-up included;
+    # ``seconds`` is the iterations' time
+    setup_seconds: float | None = None
+    total_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -78,6 +83,7 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
         config = EvolveConfig.from_json(run.config_json, settings)
         status, stop, start_id = run.status, run.stop_reason, run.start_parent_id
         provider = f"{run.provider} ({run.provider_reason})"
+        setup_seconds, total_seconds = run.setup_seconds, run.total_seconds
     entries = history(store, run_id)
     finished = [entry for entry in entries if entry["status"] in FINISHED]
     scored = [entry for entry in finished if entry["status"] == "scored"]
@@ -132,6 +138,8 @@ def summarise(store: Store, settings: Settings, run_id: int) -> EvolveSummary:
         training_clips=clips["training"],
         holdout_clips=clips["holdout"],
         cost_per_gain=costs,
+        setup_seconds=setup_seconds,
+        total_seconds=total_seconds,
     )
 
 

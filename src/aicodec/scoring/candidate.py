@@ -462,7 +462,8 @@ def _compare_with_ladder(
 
     def on_ladder(event: LadderProgress) -> None:
         if progress is not None and event.rate_value is not None and not event.cached:
-            progress(f"baseline {event.encoder} {event.rate_option} {event.rate_value}")
+            rate = f"{event.rate_option} {event.rate_value}"
+            progress(f"ladder {event.encoder} {rate} on {outcome.clip.name}")
 
     baselines = run_ladder(
         outcome.clip, store, settings, ladder, encoders=encoders, progress=on_ladder

@@ -248,6 +248,10 @@ class EvolutionRun(Base):
     host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # seconds the lab worked on the run, every session added: its set-up (clips, ladders, the
+    # starting codec's scores, before iteration 1) and in all (set-up included)
+    setup_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    total_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class EvolutionIteration(Base):

@@ -183,7 +183,7 @@ def run_suite(
 
     def on_ladder(clip: Clip, event: LadderProgress) -> None:
         if event.rate_value is not None and not event.cached:
-            say(f"{clip.name}: {event.encoder} {event.rate_option} {event.rate_value}")
+            say(f"ladder {event.encoder} {event.rate_option} {event.rate_value} on {clip.name}")
 
     say("ladders")
     ladders = run_ladders(
