@@ -145,6 +145,10 @@ def test_report_is_one_offline_file_with_every_section(evolved: Path, report) ->
     assert all(f'id="candidate-{c}"' in html for c in ids)
     anchors = set(re.findall(r'href="#([^"]+)"', html))
     assert anchors and all(f'id="{anchor}"' in html for anchor in anchors)
+    # the run's time: its set-up (ladders, the start's scores) and its iterations, as stored
+    ((setup, total),) = rows(evolved, "SELECT setup_seconds, total_seconds FROM evolution_runs")
+    assert setup > 0 and total > setup
+    assert f"set-up {setup:.0f} s + iterations" in html
 
 
 @pytest.mark.slow
