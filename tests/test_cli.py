@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,10 +27,17 @@ def aicodec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     )
 
 
+# a plain progress line, written when stderr is not a terminal and the command has run for a
+# while (AICODEC_PROGRESS_INTERVAL_S): progress, not part of an error
+PROGRESS_LINE = re.compile(r"aicodec: \d+:\d\d:\d\d ")
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
-    """A failure: non-zero exit, one line on stderr naming the problem, no traceback."""
+    """A failure: non-zero exit, one line on stderr naming the problem (after any plain
+    progress lines of a command that ran a while), no traceback."""
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in lines if not PROGRESS_LINE.match(line)]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and text in lines[0], lines[0]
     assert "Traceback" not in result.stderr + result.stdout
