@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from aicodec.candidates import code_hash
-from aicodec.clips import load_clip
+from aicodec.clips import ClipSpec, load_clip
 from aicodec.errors import ClipError, EvolutionError
-from aicodec.evolution import ClipSpec, EvolveConfig, holdout_sources
+from aicodec.evolution import EvolveConfig, holdout_sources
 from aicodec.ladder import load_ladder
 from aicodec.settings import Settings
 from tests.test_generate import aicodec_env

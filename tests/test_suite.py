@@ -68,7 +68,7 @@ def test_the_shipped_set_has_synthetic_and_natural_classes() -> None:
     assert shipped.classes == ["synthetic", "natural"]
     sources = {clip.source for clip in shipped.clips}
     assert {"builtin:default", "builtin:carphone", "builtin:bunny"} <= sources
-    assert all(clip.frames for clip in shipped.clips)  # short windows: minutes on 2 cores
+    assert all(clip.spec.frames for clip in shipped.clips)  # short windows: minutes on 2 cores
 
 
 def test_a_set_file_resolves_clip_paths_against_its_root(tmp_path: Path) -> None:
@@ -83,7 +83,8 @@ def test_a_set_file_resolves_clip_paths_against_its_root(tmp_path: Path) -> None
     first, second = loaded.clips
     assert first.source == str((media / "a.y4m").resolve()) and first.klass == "all"
     assert first.name == "a" and second.name == "b"
-    assert second.source == "/abs/b.yuv" and second.size == "352x288" and second.fps == "25"
+    assert second.source == "/abs/b.yuv" and second.spec.size == "352x288"
+    assert second.spec.fps == "25"
     assert loaded.classes == ["all", "B"] and loaded.name == "set"
 
 
@@ -357,7 +358,7 @@ def test_evolve_and_adopt_take_a_set_as_their_clips(tmp_path: Path) -> None:
     )
     shipped = load_set("builtin")
     assert [(spec.path, spec.start, spec.frames) for spec in config.videos] == [
-        (clip.source, clip.start, clip.frames) for clip in shipped.clips
+        (clip.source, clip.spec.start, clip.spec.frames) for clip in shipped.clips
     ]
     assert [(spec.path, spec.start, spec.frames) for spec in config.holdout] == list(
         TINY_WINDOWS.values()

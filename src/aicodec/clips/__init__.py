@@ -12,12 +12,14 @@ from aicodec.clips.loading import (
     parse_fps,
     parse_size,
 )
+from aicodec.clips.spec import ClipSpec
 
 __all__ = [
     "BUILTIN_FAMILY",
     "BUILTIN_NAME",
     "HELD_OUT_BUILTINS",
     "Clip",
+    "ClipSpec",
     "Frames",
     "held_out_window",
     "is_builtin",

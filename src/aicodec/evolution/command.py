@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aicodec.clips import BUILTIN_NAME, held_out_window
+from aicodec.clips import BUILTIN_NAME, ClipSpec, held_out_window
 from aicodec.errors import ConfigError
-from aicodec.evolution.config import ClipSpec, EvolveConfig, holdout_sources
+from aicodec.evolution.config import EvolveConfig, holdout_sources
 from aicodec.evolution.cost import CostPerGain
 from aicodec.evolution.events import EvolveEvent
 from aicodec.evolution.loop import resume_evolution, start_evolution
@@ -96,10 +96,7 @@ def set_clip_specs(name_or_file: str) -> list[ClipSpec]:
     """The clips of a test set (a shipped name or a TOML file), each with its own window."""
     from aicodec.suites import load_set
 
-    return [
-        ClipSpec(clip.source, clip.start, clip.frames, clip.size, clip.fps, clip.convert)
-        for clip in load_set(name_or_file).clips
-    ]
+    return [clip.spec for clip in load_set(name_or_file).clips]
 
 
 def _run_clips(options: EvolveOptions) -> tuple[list[ClipSpec], list[ClipSpec]]:

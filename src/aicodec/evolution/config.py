@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from aicodec.candidates.contract import DEFAULT_QUALITIES
-from aicodec.clips import BUILTIN_NAME, HELD_OUT_BUILTINS, Clip, load_clip
-from aicodec.errors import ClipError, EvolutionError
+from aicodec.clips import BUILTIN_NAME, HELD_OUT_BUILTINS, ClipSpec
+from aicodec.errors import EvolutionError
 from aicodec.evolution.parents import IslandRule
 from aicodec.ladder import load_ladder
 from aicodec.settings import Settings
@@ -48,42 +48,6 @@ def settings_values(settings: Settings) -> dict[str, Any]:
         "screen_frames": settings.evolve_screen_frames,
         "screen_stop_percent": settings.evolve_screen_stop_percent,
     }
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """How to load one clip again (for --resume), and the content hash it must have."""
-
-    path: str | None
-    start: int = 0
-    frames: int | None = None
-    size: str | None = None
-    fps: str | None = None
-    convert: bool = False
-    content_hash: str | None = None
-
-    @property
-    def name(self) -> str:
-        """The file or built-in clip (a spec stored without a path is builtin:default)."""
-        return self.path or BUILTIN_NAME
-
-    def load(self, settings: Settings) -> Clip:
-        """The clip; ClipError when it is gone or its frames changed since the run began."""
-        clip = load_clip(
-            self.name,
-            settings,
-            start=self.start,
-            count=self.frames,
-            size=self.size,
-            fps=self.fps,
-            convert=self.convert,
-        )
-        if self.content_hash and clip.content_hash != self.content_hash:
-            raise ClipError(
-                f"clip {self.name} changed since the run began (content hash "
-                f"{clip.content_hash[:12]}, the run has {self.content_hash[:12]})"
-            )
-        return clip
 
 
 @dataclass

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from aicodec.adoption import check_codec_repo
+from aicodec.clips import ClipSpec
 from aicodec.errors import (
     AdoptionError,
     AicodecError,
@@ -35,7 +36,7 @@ from aicodec.errors import (
     SandboxError,
     ValidationError,
 )
-from aicodec.evolution.config import ClipSpec, EvolveConfig
+from aicodec.evolution.config import EvolveConfig
 from aicodec.evolution.context import RunClips, RunContext, load_run_clips
 from aicodec.evolution.events import EvolveCrashed, EvolveEvent, EvolveInterrupted, internal_reason
 from aicodec.evolution.feeder import Feeder

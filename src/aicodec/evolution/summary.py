@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import select
 
 from aicodec.adoption import bd_rate_between
+from aicodec.clips import ClipSpec
 from aicodec.errors import EvolutionError
-from aicodec.evolution.config import ClipSpec, EvolveConfig
+from aicodec.evolution.config import EvolveConfig
 from aicodec.evolution.cost import CostPerGain, cost_per_gain
 from aicodec.settings import Settings
 from aicodec.store import EvolutionRun, Store

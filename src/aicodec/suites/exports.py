@@ -18,32 +18,14 @@ from pathlib import Path
 
 from aicodec.errors import SuiteError
 from aicodec.report.charts import Curve, TimePoint, pareto_front, write_pareto_plot, write_rd_plot
+from aicodec.scoring.candidate import STORED_FIELDS
 from aicodec.scoring.metrics import EncodedQuality, json_safe
 from aicodec.suites.figures import AnchorFigures, mean_or_none
 from aicodec.suites.run import ClipResult, SuiteResult, speed_points
 
 RESULTS_FOLDER = "suite-results"
-POINT_COLUMNS = (
-    "class",
-    "clip",
-    "codec",
-    "role",
-    "rate",
-    "frames",
-    "width",
-    "height",
-    "fps",
-    "bytes",
-    "kbps",
-    "psnr_y",
-    "psnr_u",
-    "psnr_v",
-    "psnr_yuv",
-    "ssim_y",
-    "vmaf",
-    "encode_seconds",
-    "decode_seconds",
-)
+CLIP_COLUMNS = ("class", "clip", "codec", "role", "rate", "frames", "width", "height", "fps")
+POINT_COLUMNS = (*CLIP_COLUMNS, *STORED_FIELDS, "decode_seconds")  # the figures as stored
 
 
 def default_folder(set_name: str, codec: Path) -> Path:
@@ -90,7 +72,7 @@ def _point_row(
 ) -> list[object]:
     """One RD point as a CSV row."""
     frames = clip.clip.frames
-    values = [getattr(point, name) for name in POINT_COLUMNS[9:18]]
+    values = [getattr(point, name) for name in STORED_FIELDS]
     return [
         clip.entry.klass,
         clip.entry.name,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aicodec.clips import Clip, load_clip
+from aicodec.clips import Clip, ClipSpec
 from aicodec.clips.loading import BUILTIN_PREFIX, is_builtin
 from aicodec.errors import AicodecError, SuiteError
 from aicodec.settings import Settings, data_dir
@@ -39,29 +39,21 @@ def shipped_sets() -> list[str]:
 
 @dataclass(frozen=True)
 class SetClip:
-    """One clip of a set: where it comes from, its frame window, its class and its name."""
+    """One clip of a set: its name, its class, and where it comes from with its window."""
 
     name: str
-    source: str  # builtin:NAME or a resolved file path
     klass: str
-    start: int = 0
-    frames: int | None = None
-    size: str | None = None
-    fps: str | None = None
-    convert: bool = False
+    spec: ClipSpec  # the source (builtin:NAME or a resolved file path) and its window
+
+    @property
+    def source(self) -> str:
+        """The file or built-in clip."""
+        return self.spec.name
 
     def load(self, settings: Settings) -> Clip:
-        """The clip's frames; ClipError names the set's clip when it cannot be loaded."""
+        """The clip's frames; the error names the set's clip when it cannot be loaded."""
         try:
-            return load_clip(
-                self.source,
-                settings,
-                start=self.start,
-                count=self.frames,
-                size=self.size,
-                fps=self.fps,
-                convert=self.convert,
-            )
+            return self.spec.load(settings)
         except AicodecError as exc:
             raise type(exc)(f"clip {self.name} of the set: {exc}") from None
 
@@ -71,8 +63,8 @@ class SetClip:
             "name": self.name,
             "source": self.source,
             "class": self.klass,
-            "start": self.start,
-            "frames": self.frames,
+            "start": self.spec.start,
+            "frames": self.spec.frames,
         }
 
 
@@ -200,16 +192,15 @@ def _set_clip(entry: object, index: int, root: Path, where: str) -> SetClip:
     convert = entry.get("convert", False)
     if not isinstance(convert, bool):
         raise SuiteError(f"{label}: convert must be true or false")
-    return SetClip(
-        name=str(texts["name"] or default_name),
-        source=resolved,
-        klass=str(texts["class"] or DEFAULT_CLASS),
-        start=start,
-        frames=frames,
+    spec = ClipSpec(
+        resolved,
+        start,
+        frames,
         size=None if texts["size"] is None else str(texts["size"]),
         fps=None if texts["fps"] is None else str(texts["fps"]),
         convert=convert,
     )
+    return SetClip(str(texts["name"] or default_name), str(texts["class"] or DEFAULT_CLASS), spec)
 
 
 def _int_list(value: object, key: str, where: str) -> tuple[int, ...] | None:
