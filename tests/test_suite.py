@@ -132,6 +132,12 @@ def test_bad_sets_and_clips_are_one_line_errors_from_the_command(tmp_path: Path)
         aicodec("suite", str(INTRA), "--set", "builtin", "--encoders", "x999", "--db", db),
         "x999",
     )
+    few = aicodec("suite", str(INTRA), "--qualities", "30,60,90", "--db", db)
+    assert_one_line_error(few, "needs at least 4 values")
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    out = aicodec("suite", str(INTRA), "--out", str(blocked / "results"), "--db", db)
+    assert_one_line_error(out, "cannot write the suite's files")
 
 
 # --- the figures ----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from aicodec.cli.options import (
     VmafOption,
 )
 from aicodec.cli.progress import progress_line
+from aicodec.errors import ConfigError
 
 if TYPE_CHECKING:
     from aicodec.suites import SuiteResult
@@ -79,10 +80,11 @@ def suite_command(
     (VMAF with --vmaf) against each anchor, with times relative to the anchor's."""
     from aicodec.candidates import read_candidate
     from aicodec.ladder import load_ladder
+    from aicodec.scoring.bdrate import MIN_POINTS
     from aicodec.scoring.candidate import parse_qualities
     from aicodec.scoring.rate_metrics import rate_metrics
     from aicodec.suites import load_set, run_suite
-    from aicodec.suites.exports import default_folder, summary_csv, write_exports
+    from aicodec.suites.exports import default_folder, make_folder, summary_csv, write_exports
 
     source = read_candidate(codec)
     settings = make_settings(
@@ -92,10 +94,16 @@ def suite_command(
     if qualities is None and chosen.qualities:
         qualities = ",".join(str(level) for level in chosen.qualities)
     levels = parse_qualities(qualities)
+    if len(levels) < MIN_POINTS:
+        raise ConfigError(
+            f"--qualities needs at least {MIN_POINTS} values: a BD-rate needs {MIN_POINTS} "
+            "rate points"
+        )
     ladder = load_ladder(settings.ladder_file)
     anchors = names_list(encoders) or list(chosen.anchors or ladder.compared)
     ladder.select(anchors)  # fail on an unknown name before any work
     folder = out_dir or default_folder(chosen.name, codec)
+    make_folder(folder)
     title = f"suite {chosen.name}: {codec.name}"
     with opened_store(settings, runs_jobs=True) as store:
         with progress_line(settings, title) as update:

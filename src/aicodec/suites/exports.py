@@ -208,11 +208,23 @@ def on_front(result: SuiteResult) -> set[str]:
     return {point.label for point in pareto_front(time_points(result))}
 
 
+def make_folder(folder: Path) -> None:
+    """Make the files' folder (before any work, so a bad --out fails at once); SuiteError
+    when it cannot be made."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "compressai").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise SuiteError(
+            f"cannot write the suite's files to {folder}: {exc.strerror or exc}"
+        ) from None
+
+
 def write_exports(result: SuiteResult, folder: Path) -> list[Path]:
     """Write the suite's files into ``folder`` (made if missing); the paths written.
     SuiteError when the folder cannot be written."""
+    make_folder(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         written = []
 
         def write(name: str, text: str) -> None:
@@ -223,8 +235,6 @@ def write_exports(result: SuiteResult, folder: Path) -> list[Path]:
         write("summary.csv", summary_csv(result))
         write("points.csv", points_csv(result))
         write("suite.json", json.dumps(json_safe(result.to_dict()), indent=2) + "\n")
-        compressai = folder / "compressai"
-        compressai.mkdir(exist_ok=True)
         for name, document in compressai_results(result).items():
             write(
                 f"compressai/{_safe_name(name)}.json",
