@@ -680,7 +680,7 @@ def test_deep_nesting_does_not_crash() -> None:
 
 def test_validation_is_fast() -> None:
     source = CLEAN_CODEC + "\n".join(f"T{i} = np.arange({i})" for i in range(3000)) + "\n"
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other jobs on a busy machine do not count
     report = validate_source(source)
     assert report.valid
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
