@@ -93,6 +93,25 @@ def best_so_far(summary: dict[str, Any]) -> list[float]:
     return curve
 
 
+def print_table(results: dict[str, dict[str, Any]], iterations: int) -> None:
+    """Best-so-far after each evaluation per method, each evaluation's own figure beside it."""
+    seed = next(iter(results.values()))["seed_bd_rate"] if results else None
+    print(f"best BD-rate vs x264 so far (%), seed {seed:+.2f} %; each iteration's own in ()")
+    print("eval " + "".join(f"{method:>22}" for method in results))
+    for index in range(iterations):
+        cells = []
+        for method in results:
+            curve, values = results[method]["best_so_far"], results[method]["bd_rates"]
+            if index >= len(curve):
+                cells.append(f"{'':>22}")
+                continue
+            own = "failed" if values[index] is None else f"{values[index]:+.2f}"
+            cells.append(f"{curve[index]:+8.2f} ({own:>8})".rjust(22))
+        print(f"{index + 1:>4} " + "".join(cells))
+    for method, found in results.items():
+        print(f"{method}: {found['seconds']:.0f} s, failures {found['failures']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=15)
@@ -115,7 +134,8 @@ def main() -> None:
         found = run_method(options.work, method, options.iterations, options.frames, options.seed)
         summary = found["summary"]
         curve = best_so_far(summary)
-        values = [entry["bd_rate"] for entry in summary["iterations"]]
+        ordered = sorted(summary["iterations"], key=lambda item: item["iteration"])
+        values = [entry["bd_rate"] for entry in ordered]
         results[method] = {
             "seed_bd_rate": summary["start_bd_rate_vs_x264"],
             "best_so_far": curve,
@@ -130,22 +150,8 @@ def main() -> None:
         )
     if options.json:
         print(json.dumps(results, indent=2))
-        return
-    seed = next(iter(results.values()))["seed_bd_rate"] if results else None
-    print(f"best BD-rate vs x264 so far (%), seed {seed:+.2f} %; each iteration's own in ()")
-    print("eval " + "".join(f"{method:>22}" for method in results))
-    for index in range(options.iterations):
-        cells = []
-        for method in results:
-            curve, values = results[method]["best_so_far"], results[method]["bd_rates"]
-            if index >= len(curve):
-                cells.append(f"{'':>22}")
-                continue
-            own = "failed" if values[index] is None else f"{values[index]:+.2f}"
-            cells.append(f"{curve[index]:+8.2f} ({own:>8})".rjust(22))
-        print(f"{index + 1:>4} " + "".join(cells))
-    for method, found in results.items():
-        print(f"{method}: {found['seconds']:.0f} s, failures {found['failures']}")
+    else:
+        print_table(results, options.iterations)
 
 
 if __name__ == "__main__":

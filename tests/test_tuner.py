@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from aicodec.candidates import code_hash
 from aicodec.candidates.records import record_candidate
@@ -137,13 +138,14 @@ def test_a_study_rebuilt_from_a_real_store_proposes_what_the_uninterrupted_run_d
     for step, path in enumerate(snapshots):
         rebuilt = TunerProvider(Store(str(path)), seed=5, sampler=sampler)
         assert rebuilt.propose(parent, scope=scope) == [proposed[step]], step
-    # the trials are the stored evaluations: scored ones at their fitness, the failed one
-    # at the worst scored value, all on the scope's clip and qualities
+    # the trials are the stored evaluations: scored ones at their fitness on the scope's
+    # clip and qualities, the failed one pruned (below every scored one for TPE)
     study = TunerProvider(store, seed=5, sampler=sampler).study(parent, scope)
-    values = [trial.value for trial in study.study.trials]
-    assert len(values) == steps + 1
+    trials = study.study.trials
     scored = [objective(parent)] + [objective(c) for i, c in enumerate(proposed) if i != 2]
-    assert sorted(values) == sorted([*scored, max(scored)])
+    assert [trial.value for trial in trials if trial.state == TrialState.COMPLETE] == scored
+    pruned = [trial.params for trial in trials if trial.state == TrialState.PRUNED]
+    assert pruned == [params_of(proposed[2])]
     assert study.trials == steps + 1 and len(study.seen) == steps + 1
     assert fitness(store, seed_id, [clip], QUALITIES) == objective(parent)
 
@@ -244,17 +246,22 @@ def test_the_structure_hash_leaves_out_only_the_params_literal() -> None:
     )
 
 
-def test_the_offline_default_is_the_settings_choice(
+def test_the_offline_default_is_the_tuner_with_tpe(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("AICODEC_OFFLINE_PROVIDER")  # conftest pins mutation for other tests
     store = Store(str(tmp_path / "store.db"))
-    chosen, why = select_provider(Settings(offline_provider="tuner"), None, seed=1, store=store)
-    assert (
-        chosen.name == "tuner" and why == "no ANTHROPIC_API_KEY: offline parameter tuner (Optuna)"
-    )
+    chosen, why = select_provider(Settings(), None, seed=1, store=store)
+    assert isinstance(chosen, TunerProvider) and chosen.sampler == "tpe"
+    assert chosen.startup_trials == 1
+    assert why == "no ANTHROPIC_API_KEY: offline parameter tuner (Optuna)"
+    monkeypatch.setenv("AICODEC_OFFLINE_PROVIDER", "mutation")
+    assert select_provider(Settings(), None, seed=1, store=store)[0].name == "mutation"
     chosen, why = select_provider(Settings(offline_provider="mutation"), None, seed=1, store=store)
     assert chosen.name == "mutation" and why == "no ANTHROPIC_API_KEY: offline mutation search"
+    # --provider mutation still gives the random walk, whatever the default
+    monkeypatch.delenv("AICODEC_OFFLINE_PROVIDER")
     chosen, why = select_provider(Settings(), "mutation", seed=1, store=store)
     assert chosen.name == "mutation" and why == "--provider mutation"
     tuner, _ = select_provider(Settings(tuner_sampler="gp"), "tuner", seed=1, store=store)

@@ -63,7 +63,7 @@ def select_provider(
     settings: Settings, name: str | None, *, seed: int, store: Store
 ) -> tuple[Provider, str]:
     """The provider to use and why: --provider, else anthropic with a key, else the
-    offline provider of the settings (mutation unless ``offline_provider`` says tuner).
+    settings' ``offline_provider`` (the tuner unless it says mutation).
 
     The price table (with ``settings.prices_file`` merged over it) is read here, so a bad
     prices file is refused before anything else happens.

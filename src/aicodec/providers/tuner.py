@@ -7,9 +7,9 @@ stored candidate of the parent's structure (``store.queries.trials``) is a trial
 value the candidate's fitness (mean BD-rate against the ladder's anchor) on the scope's
 clips at its qualities, so a resumed or second run goes on from every evaluation before
 it. A candidate whose evolve iteration failed (a failed run, stopped at the first stage,
-an undefined BD-rate) is a trial with the worst fitness of the structure's scored
-trials; one with no figure yet (never scored there, or still being scored) is no trial,
-but no child repeats its PARAMS either. The search space comes from ``PARAM_RANGES``
+an undefined BD-rate) is a pruned trial, which TPE ranks below every scored one (GP
+leaves it out); one with no figure yet (never scored there, or still being scored) is no
+trial, but no child repeats its PARAMS either. The search space comes from ``PARAM_RANGES``
 (``search_space``): a list of alternatives is a categorical parameter, a range of two
 ints an integer one, any other numeric range a float one; a parameter without a usable
 range keeps the parent's value.
@@ -46,6 +46,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.samplers import BaseSampler, GPSampler, RandomSampler, TPESampler
+from optuna.trial import TrialState
 
 from aicodec.errors import ConfigError, GenerationError, ProviderError
 from aicodec.providers.base import Capabilities, ModelReply, Prompt, TrialScope
@@ -267,8 +268,6 @@ def rebuild_study(
         seen.add(format_params(params))
         if all(key in params and _fits(params[key], dist) for key, dist in space.items()):
             rows.append(({key: params[key] for key in space}, trial))
-    values = [trial.fitness for _, trial in rows if trial.fitness is not None]
-    worst = max(values) if values else None
     chosen_seed = sampler_seed(seed, structure, len(stored))
     with _quiet():
         study = optuna.create_study(
@@ -276,12 +275,17 @@ def rebuild_study(
         )
         added = 0
         for params, trial in rows:
-            value = trial.fitness if trial.fitness is not None else worst if trial.failed else None
-            if value is None:
+            if trial.fitness is not None:
+                made = optuna.trial.create_trial(
+                    params=params, distributions=space, value=trial.fitness
+                )
+            elif trial.failed:  # TPE ranks it below every scored trial; GP leaves it out
+                made = optuna.trial.create_trial(
+                    params=params, distributions=space, state=TrialState.PRUNED
+                )
+            else:
                 continue
-            study.add_trial(
-                optuna.trial.create_trial(params=params, distributions=space, value=value)
-            )
+            study.add_trial(made)
             added += 1
     return TunerStudy(study, space, seen, added, chosen_seed)
 
