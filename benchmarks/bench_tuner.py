@@ -1,7 +1,8 @@
 """The offline searches on the same budget: the mutation random walk, Optuna's TPE and GP.
 
 Run as ``python benchmarks/bench_tuner.py [--iterations N] [--frames F] [--seed S]
-[--methods mutation,tpe,gp] [--work DIR] [--json]``.
+[--methods mutation,tpe,gp] [--work DIR] [--json]`` (the stores go to ``--work``, by
+default ``benchmarks/.bench-tuner/``; a base store found there is reused).
 
 The objective is the lab's own fitness on a cheap but real setting: the BD-rate (PSNR-Y)
 against x264 of a codec run in the sandbox on the first F frames (default 8) of
@@ -118,7 +119,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--methods", default="mutation,tpe,gp")
-    parser.add_argument("--work", type=Path, default=Path("bench-tuner"))
+    parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".bench-tuner")
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
     methods = [name.strip() for name in options.methods.split(",") if name.strip()]
