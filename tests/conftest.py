@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import uuid
@@ -17,6 +18,11 @@ from aicodec.ffmpeg import ffmpeg_exe
 from aicodec.settings import Settings
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+
+# The tests written for the mutation random walk (their seeds and the adoptions they expect)
+# keep it as the offline provider, in this process and in the commands they start;
+# tests/test_tuner.py names the tuner, and checks the default without this.
+os.environ["AICODEC_OFFLINE_PROVIDER"] = "mutation"
 
 
 def pytest_report_header() -> str:

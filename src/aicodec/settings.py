@@ -160,7 +160,13 @@ class Settings(BaseSettings):
         default=64_000, ge=2_000, description="Largest prompt sent to a model (tokens, estimated)."
     )
     provider: str | None = Field(
-        default=None, description="anthropic, openai, mutation or replay (default: by key)."
+        default=None,
+        description="anthropic, openai, mutation, tuner or replay (default: by key).",
+    )
+    offline_provider: Literal["mutation", "tuner"] = Field(
+        default="tuner",
+        description="The provider used when no provider is named and ANTHROPIC_API_KEY is "
+        "not set: the tuner (Optuna) or the mutation random walk.",
     )
     model: str = Field(default="claude-sonnet-5-5", description="Claude model for anthropic.")
     max_tokens: int = Field(default=8192, ge=256, description="Longest model answer (tokens).")
@@ -198,6 +204,16 @@ class Settings(BaseSettings):
         gt=0,
         le=1.0,
         description="Mutation step: standard deviation as a fraction of a parameter's range.",
+    )
+    tuner_sampler: Literal["tpe", "gp"] = Field(
+        default="tpe",
+        description="The tuner provider's Optuna sampler: tpe (TPESampler) or gp (GPSampler).",
+    )
+    tuner_startup_trials: int = Field(
+        default=1,
+        ge=0,
+        description="Scored trials of a codec structure before the tuner's sampler uses its "
+        "model (until then it draws at random within PARAM_RANGES).",
     )
     evolve_islands: int = Field(
         default=2,

@@ -93,7 +93,9 @@ MaxCostOption = Annotated[
 MaxTokensOption = Annotated[
     int | None, typer.Option("--max-tokens", help="Stop once this many tokens are used.")
 ]
-MutationSeedOption = Annotated[int, typer.Option("--seed", help="Seed of the mutation provider.")]
+MutationSeedOption = Annotated[
+    int, typer.Option("--seed", help="Seed of the offline provider (tuner or mutation).")
+]
 LastOption = Annotated[int, typer.Option("-n", "--last", help="How many calls to list.")]
 QueryOption = Annotated[
     str | None,
@@ -349,7 +351,7 @@ def generate_command(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Make new candidates from a parent with a model (or the offline mutation search)."""
+    """Make new candidates from a parent with a model (or an offline search)."""
     from aicodec.generation.batch import generate_batch
 
     overrides = model_overrides(provider, model, base_url)

@@ -123,7 +123,7 @@ MaxMinutesOption = Annotated[
     typer.Option("--max-minutes", help="Stop once the run has worked this many minutes."),
 ]
 SearchSeedOption = Annotated[
-    int, typer.Option("--seed", help="Seed of parent choice and mutation.")
+    int, typer.Option("--seed", help="Seed of parent choice and the offline search.")
 ]
 ParallelOption = Annotated[
     int | None,

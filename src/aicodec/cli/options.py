@@ -115,8 +115,8 @@ ProviderOption = Annotated[
     str | None,
     typer.Option(
         "--provider",
-        help="anthropic, openai, mutation or replay (default: "
-        "anthropic when ANTHROPIC_API_KEY is set, else mutation).",
+        help="anthropic, openai, tuner, mutation or replay (default: anthropic when "
+        "ANTHROPIC_API_KEY is set, else AICODEC_OFFLINE_PROVIDER: tuner).",
     ),
 ]
 ModelOption = Annotated[

@@ -21,6 +21,7 @@ from aicodec.providers.base import (
     Prompt,
     Provider,
     ProviderCallError,
+    TrialScope,
     price_table,
     refuse_unpriced_budget,
 )
@@ -32,7 +33,12 @@ from aicodec.store.queries.candidates import (
     find_candidate,
     generation_rounds,
 )
-from aicodec.store.queries.points import best_candidate, current_best
+from aicodec.store.queries.points import (
+    best_candidate,
+    current_best,
+    normal_qualities,
+    scored_clips,
+)
 from aicodec.validation import validate_source
 
 if TYPE_CHECKING:
@@ -40,6 +46,8 @@ if TYPE_CHECKING:
 
 SECRET_VARIABLES = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 DEFAULT_SEED = "hybrid.py"  # the starting codec when nothing is adopted or scored
+SCOPE_CLIPS = 8  # clips of the parent's latest scores a local provider learns on, at most
+OFFLINE_SEARCHES = {"mutation": "mutation search", "tuner": "parameter tuner (Optuna)"}
 
 
 def scrub(text: str) -> str:
@@ -54,7 +62,8 @@ def scrub(text: str) -> str:
 def select_provider(
     settings: Settings, name: str | None, *, seed: int, store: Store
 ) -> tuple[Provider, str]:
-    """The provider to use and why: --provider, else anthropic with a key, else mutation.
+    """The provider to use and why: --provider, else anthropic with a key, else the
+    settings' ``offline_provider`` (the tuner unless it says mutation).
 
     The price table (with ``settings.prices_file`` merged over it) is read here, so a bad
     prices file is refused before anything else happens.
@@ -67,7 +76,8 @@ def select_provider(
     elif os.environ.get("ANTHROPIC_API_KEY"):
         chosen, reason = "anthropic", "ANTHROPIC_API_KEY is set"
     else:
-        chosen, reason = "mutation", "no ANTHROPIC_API_KEY: offline mutation search"
+        chosen = settings.offline_provider
+        reason = f"no ANTHROPIC_API_KEY: offline {OFFLINE_SEARCHES[chosen]}"
     if chosen == "anthropic":
         from aicodec.providers.anthropic_provider import AnthropicProvider
 
@@ -103,12 +113,23 @@ def select_provider(
         from aicodec.providers.mutation import MutationProvider
 
         provider = MutationProvider(seed=seed, scale=settings.mutation_scale)
+    elif chosen == "tuner":
+        from aicodec.providers.tuner import TunerProvider
+
+        provider = TunerProvider(
+            store,
+            seed=seed,
+            sampler=settings.tuner_sampler,
+            startup_trials=settings.tuner_startup_trials,
+        )
     elif chosen == "replay":
         from aicodec.providers.replay import ReplayProvider
 
         provider = ReplayProvider(Store(settings.replay_db) if settings.replay_db else store)
     else:
-        raise ProviderError(f"unknown provider {chosen!r}; use anthropic, openai, mutation, replay")
+        raise ProviderError(
+            f"unknown provider {chosen!r}; use anthropic, openai, mutation, tuner, replay"
+        )
     return provider, reason
 
 
@@ -408,7 +429,9 @@ def generate_candidates(
     )
     batch = _Batch(store, provider, outcome, request.iteration)
     if provider.capabilities.proposes_locally:
-        _propose_locally(batch, parent, count, request.repeat_from)
+        _propose_locally(
+            batch, parent, count, request.repeat_from, _trial_scope(store, request, parent.id)
+        )
         return outcome
     from aicodec.generation.material import gather
 
@@ -436,11 +459,26 @@ def generate_candidates(
     return outcome
 
 
+def _trial_scope(store: Store, request: GenerationRequest, parent_id: int | None) -> TrialScope:
+    """The stored evaluations a local provider may learn from: the fitness on the request's
+    clips (else the parent's latest scored clips) at its qualities (else the default ones),
+    never of the hidden candidates."""
+    qualities = tuple(normal_qualities(request.qualities or DEFAULT_QUALITIES))
+    clip_ids = request.clip_ids
+    if clip_ids is None:
+        clip_ids = []
+        if parent_id is not None:
+            with store.session() as session:
+                clip_ids = list(scored_clips(session, parent_id, None, qualities, SCOPE_CLIPS))
+    return TrialScope(tuple(clip_ids), qualities, frozenset(request.hidden))
+
+
 def _propose_locally(
-    batch: _Batch, parent: ParentCodec, count: int, repeat_from: str | None
+    batch: _Batch, parent: ParentCodec, count: int, repeat_from: str | None, scope: TrialScope
 ) -> None:
-    """Candidates from a provider that proposes them itself (the mutation search): no
-    prompt, no call; the step it repeats only where it repeats improving steps."""
+    """Candidates from a provider that proposes them itself (the mutation search, the tuner):
+    no prompt, no call; the step it repeats only where it repeats improving steps; what it
+    may read of the store's evaluations in ``scope``."""
     from aicodec.providers.mutation import describe
 
     provider = batch.provider
@@ -448,7 +486,9 @@ def _propose_locally(
     rounds = generation_rounds(batch.store, parent.id, provider.name)
     if not capabilities.repeats_improving_steps:
         repeat_from = None
-    children = provider.propose(parent.source, count, attempt=rounds, repeat_from=repeat_from)
+    children = provider.propose(
+        parent.source, count, attempt=rounds, repeat_from=repeat_from, scope=scope
+    )
     for source in children:
         batch.keep(source, capabilities.origin, 0, None, reason=describe(parent.source, source))
 

@@ -1,1 +1,2 @@
-"""Model providers: anthropic (Claude), openai-compatible servers, offline mutation, replay."""
+"""Model providers: anthropic (Claude), openai-compatible servers, the offline tuner and
+mutation searches, replay."""

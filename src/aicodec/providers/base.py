@@ -164,6 +164,20 @@ class Capabilities:
     origin: str  # the origin recorded for its candidates: "llm" or "mutation"
 
 
+@dataclass(frozen=True)
+class TrialScope:
+    """Which stored evaluations a provider that learns from the store may read.
+
+    A candidate's figure is its fitness (mean BD-rate against the ladder's anchor) on
+    ``clip_ids`` at ``qualities``; the ``hidden`` candidates (still being scored) count as
+    tried, never as measured.
+    """
+
+    clip_ids: tuple[int, ...]
+    qualities: tuple[int, ...]
+    hidden: frozenset[int] = frozenset()
+
+
 MODEL_CAPABILITIES = Capabilities(
     writes_code_by_model=True,
     plans=True,
@@ -196,8 +210,10 @@ class Provider(Protocol):
         *,
         attempt: int = 0,
         repeat_from: str | None = None,
+        scope: TrialScope | None = None,
     ) -> list[str]:
-        """Up to ``count`` children of a parent source, made without a model."""
+        """Up to ``count`` children of a parent source, made without a model (``scope``: the
+        stored evaluations a provider that learns from the store reads)."""
         ...
 
     def priced(self) -> bool:
@@ -218,6 +234,7 @@ class AnswersPrompts:
         *,
         attempt: int = 0,
         repeat_from: str | None = None,
+        scope: TrialScope | None = None,
     ) -> list[str]:
         """Not offered: ProviderError (this provider writes code only in answer to a prompt)."""
         raise ProviderError(f"the {self.name} provider answers prompts; it proposes nothing")

@@ -34,7 +34,7 @@ from typing import TypeGuard
 
 from aicodec.candidates.contract import PARAM_RANGES_NAME, PARAMS_NAME
 from aicodec.errors import ConfigError, GenerationError, ProviderError
-from aicodec.providers.base import Capabilities, ModelReply, Prompt
+from aicodec.providers.base import Capabilities, ModelReply, Prompt, TrialScope
 from aicodec.validation.params import top_assignment
 
 NO_TUNABLES = "the parent has no PARAMS/PARAM_RANGES to mutate"
@@ -49,7 +49,7 @@ _LINE_END_RE = re.compile(rb"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
-class _Tunables:
+class Tunables:
     """A source's PARAMS and PARAM_RANGES, and where the PARAMS literal lies in its bytes."""
 
     params: dict[str, object]
@@ -88,17 +88,19 @@ class MutationProvider:
         *,
         attempt: int = 0,
         repeat_from: str | None = None,
+        scope: TrialScope | None = None,
     ) -> list[str]:
         """Up to ``count`` distinct children of the parent (fewer when its ranges run out).
 
         ``attempt`` opens another stream for the same parent (0 by default), so a search that
         mutates one parent again can ask for new children. ``repeat_from``, with attempt 0,
-        makes the first child repeat the numeric step from that source to the parent.
+        makes the first child repeat the numeric step from that source to the parent. The
+        random walk reads nothing from the store: ``scope`` is not used.
         GenerationError when the parent has no tunables or none of them can change.
         """
         if count < 1:
             return []
-        tunables = _tunables(parent_source, "parent")
+        tunables = read_tunables(parent_source, "parent")
         keys = [
             key
             for key, value in tunables.params.items()
@@ -114,7 +116,7 @@ class MutationProvider:
             repeated = _repeated_step(tunables, repeat_from)
             if repeated is not None and format_params(repeated) not in seen:
                 seen.add(format_params(repeated))
-                children.append(_with_params(tunables, format_params(repeated)))
+                children.append(with_params(tunables, format_params(repeated)))
         sizes = list(range(1, min(len(CHANGED_WEIGHTS), len(keys)) + 1))
         for _ in range(count * TRIES_PER_CHILD):
             if len(children) >= count:
@@ -127,7 +129,7 @@ class MutationProvider:
             if literal in seen:
                 continue
             seen.add(literal)
-            children.append(_with_params(tunables, literal))
+            children.append(with_params(tunables, literal))
         return children
 
     def complete(self, prompt: Prompt) -> ModelReply:
@@ -139,7 +141,7 @@ class MutationProvider:
         return True
 
 
-def _repeated_step(tunables: _Tunables, earlier_source: str) -> dict[str, object] | None:
+def _repeated_step(tunables: Tunables, earlier_source: str) -> dict[str, object] | None:
     """The parent's PARAMS moved again by the numeric step from ``earlier_source``."""
     try:
         earlier = _params_only(earlier_source, "earlier codec")
@@ -230,7 +232,7 @@ def _params_only(source: str, who: str) -> dict[str, object]:
     return _literal_dict(node, PARAMS_NAME, who)
 
 
-def _tunables(source: str, who: str) -> _Tunables:
+def read_tunables(source: str, who: str) -> Tunables:
     tree = _parse(source, who)
     params_node = _assigned(tree, PARAMS_NAME)
     ranges_node = _assigned(tree, PARAM_RANGES_NAME)
@@ -244,10 +246,10 @@ def _tunables(source: str, who: str) -> _Tunables:
     # ast column offsets count UTF-8 bytes
     start = starts[params_node.lineno - 1] + params_node.col_offset
     end = starts[params_node.end_lineno - 1] + params_node.end_col_offset
-    return _Tunables(params, ranges, data, start, end)
+    return Tunables(params, ranges, data, start, end)
 
 
-def _with_params(tunables: _Tunables, literal: str) -> str:
+def with_params(tunables: Tunables, literal: str) -> str:
     """The source with its PARAMS literal replaced, every other byte unchanged."""
     data = tunables.data
     child = data[: tunables.start] + literal.encode("utf-8") + data[tunables.end :]
