@@ -372,3 +372,63 @@ def test_model_code_needs_kernel_isolation_or_an_opt_in(fake_llm, tmp_path: Path
         *args, "--provider", "mutation", env={"AICODEC_SANDBOX_ISOLATION": "process"}
     )
     assert offline.returncode == 0, offline.stderr
+
+
+# a new structure: a finer quantiser step written into the code, outside PARAMS
+IDEA = PARENT.replace("return scale * 7.0 * 2.0", "return scale * 6.0 * 2.0", 1)
+PLAN_IDEA = """ROOT CAUSE: the quantiser step is too coarse at every quality.
+HYPOTHESIS: a finer base step (6 instead of 7) gives a better trade-off.
+PLAN: change the constant in quality_step; keep PARAMS.
+EXPECTED BD-RATE: -1 %
+CONFIDENCE: 0.3
+"""
+
+
+def test_tune_trials_tune_a_model_written_structure(  # type: ignore[no-untyped-def]
+    fake_llm, tmp_path: Path
+) -> None:
+    from aicodec.providers.tuner import structure_hash
+
+    assert IDEA != PARENT and structure_hash(IDEA) != structure_hash(PARENT)
+    video = tmp_path / "source.y4m"
+    load_clip(None, Settings(), count=4).frames.write_y4m(video)
+    db, repo = tmp_path / "store.db", tmp_path / "codecs"
+    server = fake_llm(Reply(PLAN_IDEA), Reply(fenced(IDEA)))  # iteration 1 only
+    result = aicodec_env(*evolve_args(video, db, repo), "--tune-trials", "2", env=env_for(server))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "finished" and summary["completed"] == 3
+
+    # the model was asked for iteration 1 only (plan, code); the tuning made no call
+    assert len(server.requests) == 2 and server.remaining == 0 and not server.errors
+    calls = json.loads(aicodec_env("logs", "--db", str(db), "--json").stdout)["calls"]
+    assert sorted((call["iteration"], call["purpose"]) for call in calls) == [
+        (1, "generate"),
+        (1, "plan"),
+    ]
+
+    short, full = history_of(db)
+    idea, *tuned = full
+    assert idea["origin"] == "llm" and idea["candidate"] is not None and idea["idea"] is None
+    assert candidate_hashes(db, [idea]) == [code_hash(IDEA)]
+    assert idea["status"] == "scored" or idea["failure_kind"] in ("screen", "bd-undefined")
+    for trial, entry in enumerate(tuned, start=1):
+        assert entry["parent"] == entry["idea"] == idea["candidate"]
+        assert entry["origin"] == "tuned" and entry["candidate"] is not None
+        assert entry["parent_rule"] == f"tune idea {idea['candidate']}: trial {trial} of 2"
+        assert entry["planner"] == "rules" and entry["cost_usd"] == 0.0
+        assert entry["predicted_bd_rate"] is None
+        assert entry["failure_kind"] not in ("generation", "invalid", "duplicate"), entry
+    assert [(e["parent"], e["origin"]) for e in short[1:]] == [(idea["candidate"], "tuned")] * 2
+
+    # the tuned codecs are the idea's structure with other PARAMS, stored as tuned
+    with closing(sqlite3.connect(db)) as connection:
+        rows = {
+            row[0]: row[1:]
+            for row in connection.execute("SELECT id, source, origin, parent_id FROM candidates")
+        }
+    sources = [rows[entry["candidate"]][0] for entry in full]
+    assert {structure_hash(source) for source in sources} == {structure_hash(IDEA)}
+    assert len(set(sources)) == 3
+    for entry in tuned:
+        assert rows[entry["candidate"]][1:] == ("tuned", idea["candidate"])

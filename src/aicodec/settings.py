@@ -264,6 +264,12 @@ class Settings(BaseSettings):
         "more bits than its parent at equal PSNR-Y on those frames (about three standard "
         "deviations of its measured gap to the full BD-rate above the adoption threshold).",
     )
+    evolve_tune_trials: int = Field(
+        default=3,
+        ge=0,
+        description="Tuning iterations per new structure a model writes: the tuner proposes "
+        "its PARAMS this many times before the loop goes on (0: no tuning).",
+    )
     generate_repairs: int = Field(
         default=2, ge=0, description="Repair prompts per generated candidate that fails checks."
     )

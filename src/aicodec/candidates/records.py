@@ -8,7 +8,7 @@ from aicodec.candidates import code_hash
 from aicodec.errors import ValidationError
 from aicodec.store import CandidateRecord, Store
 
-ORIGINS = ("seed", "llm", "mutation", "manual")
+ORIGINS = ("seed", "llm", "mutation", "tuned", "manual")  # tuned: an evolve tuning iteration
 
 
 def record_candidate(

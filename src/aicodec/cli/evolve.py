@@ -133,6 +133,15 @@ ParallelOption = Annotated[
         "\\[env AICODEC_EVOLVE_PARALLEL; default 1].",
     ),
 ]
+TuneTrialsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--tune-trials",
+        help="Iterations that tune the PARAMS of each new structure a model writes, with the "
+        "offline tuner, before the loop goes on (0: none) "
+        "\\[env AICODEC_EVOLVE_TUNE_TRIALS; default 3].",
+    ),
+]
 ResumeOption = Annotated[
     bool,
     typer.Option("--resume", help="Continue the last unfinished run to its planned count."),
@@ -240,6 +249,7 @@ def evolve_command(
     max_minutes: MaxMinutesOption = None,
     seed: SearchSeedOption = 0,
     parallel: ParallelOption = None,
+    tune_trials: TuneTrialsOption = None,
     git_repo: GitRepoOption = None,
     threshold: ThresholdOption = None,
     model: ModelOption = None,
@@ -297,6 +307,7 @@ def _run_options(given: Mapping[str, Any]) -> EvolveOptions:
         frames=given["frames"],
         start=given["start"],
         parallel=given["parallel"],
+        tune_trials=given["tune_trials"],
         seed=given["seed"],
         max_cost=given["max_cost"],
         max_minutes=given["max_minutes"],

@@ -42,6 +42,7 @@ class EvolveOptions:
     frames: int | None = None
     start: int = 0
     parallel: int | None = None
+    tune_trials: int | None = None
     seed: int = 0
     max_cost: float | None = None
     max_minutes: float | None = None
@@ -65,6 +66,7 @@ STORED_OPTIONS = {
     "frames": "--frames",
     "start": "--start",
     "parallel": "--parallel",
+    "tune_trials": "--tune-trials",
 }
 
 
@@ -137,6 +139,7 @@ def new_config(settings: Settings, options: EvolveOptions) -> EvolveConfig:
         git_repo=None if options.git_repo is None else str(Path(options.git_repo).resolve()),
         threshold=options.threshold,
         parallel=options.parallel,
+        tune_trials=options.tune_trials,
     )
 
 

@@ -47,6 +47,7 @@ def settings_values(settings: Settings) -> dict[str, Any]:
         "parallel": settings.evolve_parallel,
         "screen_frames": settings.evolve_screen_frames,
         "screen_stop_percent": settings.evolve_screen_stop_percent,
+        "tune_trials": settings.evolve_tune_trials,
     }
 
 
@@ -77,6 +78,7 @@ class EvolveConfig:
     parallel: int
     screen_frames: int  # the cheap first stage's window per training clip (0: none)
     screen_stop_percent: float  # it stops a candidate needing more bits than this (%)
+    tune_trials: int  # tuning iterations per new structure a model writes (0: none)
 
     def __post_init__(self) -> None:
         self.qualities = normal_qualities(self.qualities)  # runs stored before kept any order

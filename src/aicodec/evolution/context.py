@@ -78,6 +78,7 @@ class RunContext:
     provider_reason: str
     start_id: int
     start_fitness: float | None = None  # known once the start codec is scored
+    tuner: Provider | None = None  # proposes the PARAMS of tuning iterations (tune_trials > 0)
     progress: Callable[[str], None] = _ignore  # a line for the display
     record: Callable[[Iteration], None] = _ignore  # store an iteration's values mid-stage
 

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from aicodec.evolution.planner import PastIteration, Plan
+from aicodec.evolution.tuning import Tuning
 from aicodec.generation.generate import scrub
 from aicodec.scoring.candidate import ScoreOutcome
 from aicodec.store import EvolutionIteration, EvolutionRun, Store
@@ -45,6 +46,7 @@ class Iteration:
     candidate_id: int | None = None
     recent: tuple[PastIteration, ...] = ()  # the finished iterations it may learn from
     plan: Plan | None = None
+    tuning: Tuning | None = None  # set when it tunes an idea's PARAMS (evolution.tuning)
     cost_usd: float = 0.0  # spent on model calls so far (USD)
     outcomes: tuple[ScoreOutcome, ...] = ()  # its scores on the training clips
     values: Mapping[str, Any] = field(default_factory=dict)  # row columns the stages set

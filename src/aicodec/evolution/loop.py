@@ -43,6 +43,7 @@ from aicodec.evolution.feeder import Feeder
 from aicodec.evolution.iteration import Iteration, IterationLog, now
 from aicodec.evolution.stages import COMPLETE_STAGES, PREPARE_STAGES, Stage
 from aicodec.evolution.summary import EvolveSummary, summarise
+from aicodec.evolution.tuning import make_tuner
 from aicodec.generation.generate import resolve_parent, scrub, select_provider
 from aicodec.ladder import load_ladder
 from aicodec.providers.base import Provider, refuse_unpriced_budget
@@ -110,6 +111,8 @@ class Evolution:
         self.run = RunContext(
             store, settings, config, run_id, batch, ladder, clips, chosen, reason, start_id
         )
+        if config.tune_trials > 0 and chosen.capabilities.writes_code_by_model:
+            self.run.tuner = make_tuner(settings, store, config.seed)
         self.run.progress = self._emit
         self.log = IterationLog(store, run_id)
         self.run.record = self.log.save
@@ -414,6 +417,8 @@ def start_evolution(
         raise EvolutionError("--iterations must be 1 or more")
     if config.parallel < 1:
         raise EvolutionError(f"--parallel must be 1 or more, not {config.parallel}")
+    if config.tune_trials < 0:
+        raise EvolutionError(f"--tune-trials must be 0 or more, not {config.tune_trials}")
     if len(config.qualities) < 4:
         raise EvolutionError("--qualities needs at least 4 values: BD-rate needs 4 rate points")
     if config.planner not in ("auto", "model", "rules"):

@@ -24,6 +24,15 @@ from aicodec.evolution.context import RunContext
 from aicodec.evolution.iteration import Iteration
 from aicodec.evolution.parents import Member, choose_parent
 from aicodec.evolution.planner import LabFacts, PastIteration, Plan, parse_plan, rule_plan
+from aicodec.evolution.tuning import (
+    IDEA_ORIGINS,
+    RAN,
+    TUNED,
+    Tuning,
+    due_tuning,
+    new_structure,
+    tuning_plan,
+)
 from aicodec.generation.generate import (
     GenerationOutcome,
     GenerationRequest,
@@ -33,7 +42,9 @@ from aicodec.generation.generate import (
 )
 from aicodec.generation.material import gather, past_iteration
 from aicodec.generation.prompts import ParentCodec, PromptMaterial, plan_prompt
+from aicodec.providers.base import Provider
 from aicodec.scoring.bdrate import RDPoint, rate_change_at_equal_psnr
+from aicodec.store import EvolutionIteration
 from aicodec.store.queries.points import latest_ok_run
 from aicodec.store.queries.runs import FINISHED, failed_run_stage
 
@@ -46,8 +57,36 @@ PLAN_NOTE_LIMIT = 500  # characters of a failed model plan's error kept as its n
 # --- parent ------------------------------------------------------------------------------------
 
 
+def is_idea(run: RunContext, row: EvolutionIteration) -> bool:
+    """Whether an iteration's codec is an idea: written by a model, of a new structure, and
+    it ran (scored, or stopped at the first stage or with an undefined BD-rate)."""
+    if row.origin not in IDEA_ORIGINS or row.candidate_id is None or row.parent_id is None:
+        return False
+    if row.status != "scored" and row.failure_kind not in RAN:
+        return False
+    return new_structure(run.source(row.candidate_id)[0], run.source(row.parent_id)[0])
+
+
+def tuning_for(run: RunContext, number: int) -> Tuning | None:
+    """The tuning iteration ``number`` does, if any: on the ideas it may know, counting the
+    tuning iterations before it (those in flight too, so none is assigned twice)."""
+    if run.tuner is None or run.config.tune_trials <= 0:
+        return None
+    ideas = [row.candidate_id for row in run.rows(run.known(number)) if is_idea(run, row)]
+    tuned = [
+        (row.parent_id, row.failure_kind) for row in run.rows(number - 1) if row.origin == TUNED
+    ]
+    return due_tuning([idea for idea in ideas if idea is not None], tuned, run.config.tune_trials)
+
+
 def parent_stage(run: RunContext, it: Iteration) -> Iteration:
-    """Choose the parent by the island rule among the codecs the iteration may know."""
+    """Choose the parent: the idea a tuning iteration tunes, else by the island rule among
+    the codecs the iteration may know."""
+    tuning = tuning_for(run, it.number)
+    if tuning is not None:
+        return replace(it, parent_id=tuning.idea, tuning=tuning).storing(
+            parent_id=tuning.idea, parent_rule=tuning.rule(), origin=TUNED
+        )
     assert run.start_fitness is not None
     parent_id, why = choose_parent(
         run.config.rule,
@@ -135,6 +174,15 @@ def model_plan(run: RunContext, parent_id: int, facts: LabFacts, number: int) ->
 def plan_stage(run: RunContext, it: Iteration) -> Iteration:
     """Plan the step from the parent: the model's plan or the rules'."""
     assert it.parent_id is not None
+    if it.tuning is not None:
+        plan = tuning_plan(it.tuning)
+        return replace(it, plan=plan).storing(
+            planner=plan.planner,
+            plan_json=plan.to_json(),
+            predicted_bd_rate=None,
+            confidence=None,
+            cost_usd=0.0,
+        )
     recent = recent_iterations(run, it.number)
     facts = lab_facts(run, it.parent_id, it.number, recent)
     plan, cost = (
@@ -186,7 +234,11 @@ def in_flight(run: RunContext, number: int) -> list[int]:
 
 
 def _draw(
-    run: RunContext, it: Iteration, repeat_from: str | None, hidden: list[int]
+    run: RunContext,
+    it: Iteration,
+    provider: Provider,
+    repeat_from: str | None,
+    hidden: list[int],
 ) -> GenerationOutcome:
     """One call for one new candidate, within what is left of the run's budget, with the
     ``hidden`` candidates' runs left out of its prompt."""
@@ -209,8 +261,9 @@ def _draw(
         iteration=it.number,
     )
     parent = ParentCodec(it.parent_id, name, source)
+    reason = run.provider_reason if provider is run.provider else "tuning a new structure"
     return generate_candidates(
-        run.store, run.settings, run.provider, run.provider_reason, parent, request, run.progress
+        run.store, run.settings, provider, reason, parent, request, run.progress
     )
 
 
@@ -218,7 +271,11 @@ def generate_stage(run: RunContext, it: Iteration) -> Iteration:
     """Generate the candidate (drawn again while the draws are duplicates, where the
     provider retries them); failed when none is new."""
     assert it.parent_id is not None
-    capabilities = run.provider.capabilities
+    provider = run.provider
+    if it.tuning is not None:
+        assert run.tuner is not None
+        provider = run.tuner
+    capabilities = provider.capabilities
     tries = run.config.duplicate_tries if capabilities.retries_duplicates else 1
     repeat_from = (
         improving_step(run, it.parent_id, it.number)
@@ -229,8 +286,12 @@ def generate_stage(run: RunContext, it: Iteration) -> Iteration:
     last = None
     for _ in range(tries):
         try:
-            outcome = _draw(run, it, repeat_from, hidden)
+            outcome = _draw(run, it, provider, repeat_from, hidden)
         except GenerationError as exc:
+            if it.tuning is not None:
+                idea = it.tuning.idea
+                why = f"tuning of idea {idea} ends; the tuner cannot propose: {exc}"
+                return it.failing("generation", why)
             return it.failing("generation", str(exc))
         spent = it.cost_usd + outcome.cost_usd
         it = replace(it, cost_usd=spent).storing(cost_usd=spent)

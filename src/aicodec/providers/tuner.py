@@ -36,7 +36,7 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import optuna
 from optuna.distributions import (
@@ -321,8 +321,16 @@ class TunerProvider:
     )
 
     def __init__(
-        self, store: Store, seed: int = 0, *, sampler: str = "tpe", startup_trials: int = 1
+        self,
+        store: Store,
+        seed: int = 0,
+        *,
+        sampler: str = "tpe",
+        startup_trials: int = 1,
+        origin: str | None = None,
     ) -> None:
+        """``origin`` (default ``mutation``) is recorded for its candidates: an evolve run's
+        tuning iterations record ``tuned``."""
         if sampler not in SAMPLERS:
             raise ConfigError(f"unknown tuner sampler {sampler!r}; use {' or '.join(SAMPLERS)}")
         if isinstance(startup_trials, bool) or not isinstance(startup_trials, int):
@@ -334,6 +342,8 @@ class TunerProvider:
         self.sampler = sampler
         self.startup_trials = startup_trials
         self.model = f"optuna-{optuna.__version__}-{sampler}"
+        if origin is not None:
+            self.capabilities = replace(TunerProvider.capabilities, origin=origin)
 
     def study(self, parent_source: str, scope: TrialScope | None = None) -> TunerStudy:
         """The parent's study, rebuilt from the store (GenerationError when the parent has no

@@ -259,6 +259,8 @@ def history(store: Store, run_id: int | None = None) -> list[dict[str, Any]]:
                     "planner": row.planner,
                     "hypothesis": plan.get("hypothesis"),
                     "parent_rule": row.parent_rule,
+                    # a tuning iteration's parent is the idea (a new structure) it tunes
+                    "idea": row.parent_id if row.origin == "tuned" else None,
                     "cost_usd": row.cost_usd,
                     "stage_seconds": json.loads(row.stage_seconds_json),
                     "stage": row.stage,
