@@ -59,7 +59,7 @@ PLAN_NOTE_LIMIT = 500  # characters of a failed model plan's error kept as its n
 
 def is_idea(run: RunContext, row: EvolutionIteration) -> bool:
     """Whether an iteration's codec is an idea: written by a model, of a new structure, and
-    it ran (scored, or stopped at the first stage or with an undefined BD-rate)."""
+    it ran in full (scored, or with an undefined BD-rate)."""
     if row.origin not in IDEA_ORIGINS or row.candidate_id is None or row.parent_id is None:
         return False
     if row.status != "scored" and row.failure_kind not in RAN:

@@ -3,8 +3,9 @@ goes on.
 
 An *idea* is a codec of the run that a model wrote (origin ``llm``) whose structure (its
 source without the PARAMS literal, ``providers.tuner.structure_hash``) differs from its
-parent's, or that has no PARAMS at all, and that ran: scored, or stopped at the first stage
-(``screen``) or with an undefined BD-rate, so judged with its parent's parameters only.
+parent's, or that has no PARAMS at all, and that ran in full: scored, or with an undefined
+BD-rate (one stopped at the first stage has no full evaluation its tuned codecs could be
+measured against). It was judged with the parameters the model wrote only.
 While iteration n knows an idea (finished by iteration n - parallel) with fewer than
 ``tune_trials`` tuning iterations before n (those in flight counted), iteration n tunes
 the oldest such idea: its parent is the idea, its plan a rule plan (no model call), and
@@ -28,7 +29,7 @@ from aicodec.store import Store
 
 TUNED = "tuned"  # the origin of a tuning iteration's row and candidate
 IDEA_ORIGINS = ("llm",)  # the origins of model-written codecs
-RAN = ("screen", "bd-undefined")  # failures of a codec that ran and decoded correctly
+RAN = ("bd-undefined",)  # failures of a codec that ran in full and decoded correctly
 ENDS_TUNING = "generation"  # a tuning iteration that failed so: the idea is tuned no further
 
 
