@@ -432,3 +432,37 @@ def test_tune_trials_tune_a_model_written_structure(  # type: ignore[no-untyped-
     assert len(set(sources)) == 3
     for entry in tuned:
         assert rows[entry["candidate"]][1:] == ("tuned", idea["candidate"])
+
+
+def test_tuning_an_idea_without_params_ends_and_the_loop_goes_on(  # type: ignore[no-untyped-def]
+    fake_llm, tmp_path: Path
+) -> None:
+    # no PARAMS/PARAM_RANGES literals: nothing the tuner can propose
+    untunable = IDEA.replace("PARAMS", "SETTINGS").replace("PARAM_RANGES = {", "RANGES = {", 1)
+    assert "PARAMS" not in untunable and "PARAM_RANGES" not in untunable
+    video = tmp_path / "source.y4m"
+    load_clip(None, Settings(), count=4).frames.write_y4m(video)
+    db, repo = tmp_path / "store.db", tmp_path / "codecs"
+    server = fake_llm(
+        Reply(PLAN_IDEA), Reply(fenced(untunable)), Reply(PLAN_IDEA), Reply("no code today")
+    )
+    result = aicodec_env(*evolve_args(video, db, repo), "--tune-trials", "2", env=env_for(server))
+    assert result.returncode == 0, result.stderr
+    assert server.remaining == 0 and not server.errors and len(server.requests) == 4
+    _, (idea, tuned, third) = history_of(db)
+    assert idea["status"] == "scored" and idea["origin"] == "llm"
+    # one tuning iteration, failed with the reason; the idea is tuned no further
+    assert (tuned["parent"], tuned["origin"], tuned["idea"]) == (
+        idea["candidate"],
+        "tuned",
+        idea["candidate"],
+    )
+    assert tuned["status"] == "failed" and tuned["failure_kind"] == "generation"
+    assert tuned["candidate"] is None
+    assert tuned["reason"].startswith(
+        f"tuning of idea {idea['candidate']} ends; the tuner cannot propose: "
+    )
+    assert "PARAM_RANGES" in tuned["reason"]
+    # iteration 3 asks the model again
+    assert third["origin"] != "tuned" and third["failure_kind"] == "no-code"
+    assert third["parent_rule"] is not None and not third["parent_rule"].startswith("tune idea")
