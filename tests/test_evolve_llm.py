@@ -433,6 +433,15 @@ def test_tune_trials_tune_a_model_written_structure(  # type: ignore[no-untyped-
     for entry in tuned:
         assert rows[entry["candidate"]][1:] == ("tuned", idea["candidate"])
 
+    # the report's iterations table names the idea beside each tuned codec's origin
+    page = tmp_path / "report.html"
+    made = aicodec_env("report", "--db", str(db), "-o", str(page))
+    assert made.returncode == 0, made.stderr
+    link = (
+        f'<td>tuned (idea <a href="#candidate-{idea["candidate"]}">#{idea["candidate"]}</a>)</td>'
+    )
+    assert page.read_text().count(link) == 2
+
 
 def test_tuning_an_idea_without_params_ends_and_the_loop_goes_on(  # type: ignore[no-untyped-def]
     fake_llm, tmp_path: Path
