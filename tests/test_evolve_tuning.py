@@ -40,3 +40,20 @@ def test_a_tuning_plan_names_the_idea_and_predicts_nothing() -> None:
     assert plan.planner == "rules" and plan.predicted_bd_rate is None
     assert "tune idea 7: trial 2 of 3" in plan.steps
     assert Tuning(7, 2, 3).rule() == "tune idea 7: trial 2 of 3"
+
+
+def test_tune_trials_come_from_the_settings_and_a_stored_run_keeps_its_own() -> None:
+    import json
+
+    from aicodec.evolution.command import EvolveOptions, new_config
+    from aicodec.evolution.config import EvolveConfig
+    from aicodec.settings import Settings
+
+    settings = Settings(evolve_tune_trials=5)
+    assert Settings().evolve_tune_trials == 3
+    assert new_config(settings, EvolveOptions(iterations=2)).tune_trials == 5
+    config = new_config(settings, EvolveOptions(iterations=2, tune_trials=0))
+    assert EvolveConfig.from_json(config.to_json(), settings).tune_trials == 0
+    older = json.loads(config.to_json())
+    del older["tune_trials"]  # stored before tuning iterations: it goes on without them
+    assert EvolveConfig.from_json(json.dumps(older), settings).tune_trials == 0

@@ -95,10 +95,12 @@ class EvolveConfig:
 
     @classmethod
     def from_json(cls, text: str, settings: Settings | None = None) -> EvolveConfig:
-        """The config of a stored run (a field it predates: the settings' value)."""
+        """The config of a stored run (a field it predates: the settings' value; no tuning
+        iterations for a run from before them)."""
         data = json.loads(text)
         data["videos"] = [ClipSpec(**spec) for spec in data["videos"]]
         data["holdout"] = [ClipSpec(**spec) for spec in data.get("holdout", [])]
+        data.setdefault("tune_trials", 0)  # a run from before tuning iterations goes on without
         return cls(**{**settings_values(settings or Settings()), **data})
 
     @property
