@@ -475,3 +475,26 @@ def test_tuning_an_idea_without_params_ends_and_the_loop_goes_on(  # type: ignor
     # iteration 3 asks the model again
     assert third["origin"] != "tuned" and third["failure_kind"] == "no-code"
     assert third["parent_rule"] is not None and not third["parent_rule"].startswith("tune idea")
+
+
+def test_tuning_under_parallel_assigns_each_trial_once(  # type: ignore[no-untyped-def]
+    fake_llm, tmp_path: Path
+) -> None:
+    video = tmp_path / "source.y4m"
+    load_clip(None, Settings(), count=4).frames.write_y4m(video)
+    db, repo = tmp_path / "store.db", tmp_path / "codecs"
+    # iteration 2 is prepared before the idea (iteration 1) is known: the model writes it
+    server = fake_llm(Reply(PLAN_IDEA), Reply(fenced(IDEA)), Reply(PLAN_1), Reply(fenced(FIRST)))
+    args = evolve_args(video, db, repo)
+    args[args.index("3")] = "4"
+    result = aicodec_env(*args, "--tune-trials", "2", "--parallel", "2", env=env_for(server))
+    assert result.returncode == 0, result.stderr
+    assert server.remaining == 0 and not server.errors and len(server.requests) == 4
+    _, full = history_of(db)
+    idea = full[0]["candidate"]
+    assert [entry["origin"] for entry in full] == ["llm", "llm", "tuned", "tuned"]
+    assert [entry["parent_rule"] for entry in full[2:]] == [
+        f"tune idea {idea}: trial 1 of 2",
+        f"tune idea {idea}: trial 2 of 2",
+    ]
+    assert len({entry["candidate"] for entry in full}) == 4
