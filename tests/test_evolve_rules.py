@@ -129,3 +129,19 @@ def test_the_rule_planner_predicts_from_recent_outcomes() -> None:
         .line(2.5)
         .endswith("measured +2.00 % vs parent: did not beat the -2.5 % threshold")
     )
+
+
+def test_a_codec_stopped_at_the_first_stage_ends_a_streak_of_failures() -> None:
+    """Failures in a row stop a run only when no codec was measured: a broken provider or
+    sandbox. A codec the first stage stopped ran and was judged worse; the lab works."""
+    from aicodec.evolution.iteration import failure_streak
+    from aicodec.store import EvolutionIteration
+
+    def row(status: str, kind: str | None = None) -> EvolutionIteration:
+        return EvolutionIteration(status=status, failure_kind=kind)
+
+    crashes = [row("scored"), row("failed", "sandbox-encode"), row("failed", "invalid")]
+    assert [r.failure_kind for r in failure_streak(crashes)] == ["invalid", "sandbox-encode"]
+    screened = [row("failed", "invalid"), row("failed", "screen"), row("failed", "no-code")]
+    assert [r.failure_kind for r in failure_streak(screened)] == ["no-code"]
+    assert failure_streak([row("failed", "screen")] * 6) == []

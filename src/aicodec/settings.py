@@ -237,7 +237,8 @@ class Settings(BaseSettings):
     evolve_max_failures_in_row: int = Field(
         default=5,
         ge=1,
-        description="An evolve run stops after this many iterations in a row score nothing.",
+        description="An evolve run stops after this many iterations in a row fail without "
+        "their codec measured (one stopped at the first stage was measured).",
     )
     evolve_duplicate_tries: int = Field(
         default=3, ge=1, description="Mutation draws per iteration while all are duplicates."

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -149,3 +149,20 @@ class IterationLog:
             run.status = "interrupted"
             if reason is not None:
                 run.stop_reason = reason
+
+
+# Failure kinds of an iteration whose codec ran and was measured (only judged worse): the lab
+# works, so such an iteration ends a streak of failures rather than lengthening it.
+MEASURED_FAILURES = frozenset({"screen"})
+
+
+def failure_streak(rows: Sequence[EvolutionIteration]) -> list[EvolutionIteration]:
+    """The iterations (newest first) that end ``rows`` (oldest first) with failures whose codec
+    was never measured: a crash, an invalid or duplicate codec, a provider's or generation's
+    failure; a scored iteration, or one stopped at the first stage, ends the streak."""
+    streak: list[EvolutionIteration] = []
+    for row in reversed(rows):
+        if row.status != "failed" or row.failure_kind in MEASURED_FAILURES:
+            break
+        streak.append(row)
+    return streak

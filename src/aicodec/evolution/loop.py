@@ -40,7 +40,7 @@ from aicodec.evolution.config import EvolveConfig
 from aicodec.evolution.context import RunClips, RunContext, load_run_clips
 from aicodec.evolution.events import EvolveCrashed, EvolveEvent, EvolveInterrupted, internal_reason
 from aicodec.evolution.feeder import Feeder
-from aicodec.evolution.iteration import Iteration, IterationLog, now
+from aicodec.evolution.iteration import Iteration, IterationLog, failure_streak, now
 from aicodec.evolution.stages import COMPLETE_STAGES, PREPARE_STAGES, Stage
 from aicodec.evolution.summary import EvolveSummary, summarise
 from aicodec.evolution.tuning import make_tuner
@@ -49,7 +49,7 @@ from aicodec.ladder import load_ladder
 from aicodec.providers.base import Provider, refuse_unpriced_budget
 from aicodec.sandbox.runner import refuse_unisolated_model_code
 from aicodec.settings import Settings
-from aicodec.store import EvolutionIteration, EvolutionRun, Store
+from aicodec.store import EvolutionRun, Store
 from aicodec.store.liveness import add_run, carrying_out, refuse_live_run
 from aicodec.store.queries.points import current_best
 from aicodec.store.queries.runs import FINISHED, history, run_adoptions, unfinished_run
@@ -300,11 +300,7 @@ class Evolution:
 
     def _failing(self, number: int) -> str | None:
         """Why the run stops before ``number``: the known iterations end in failures only."""
-        streak: list[EvolutionIteration] = []
-        for row in reversed(self.run.rows(self.run.known(number))):
-            if row.status != "failed":
-                break
-            streak.append(row)
+        streak = failure_streak(self.run.rows(self.run.known(number)))
         if len(streak) < self.run.config.max_failures_in_row:
             return None
         kinds = Counter(row.failure_kind or "unknown" for row in streak)
