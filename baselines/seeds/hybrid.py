@@ -419,26 +419,40 @@ def neighbours(plane, ys, xs, n, top_ok, left_ok, right_ok):
     return a, l_
 
 
-def _angular(main, side, n, angle):
-    """HEVC angular prediction along ``main`` (negative angles project ``side``)."""
-    count = main.shape[0]
-    ext = np.empty((count, 3 * n + 2), dtype=np.int32)
-    ext[:, n : 3 * n + 1] = main
-    ext[:, 3 * n + 1] = main[:, -1]
+def angular_taps(n, family, angle):
+    """Where HEVC angular prediction of an n x n block reads: for each sample, the two reference
+    samples it blends, as indices [n, n] into the above samples followed by the left ones
+    (``neighbours``), and the weight of the second in 1/32 [n, n] (int32).
+
+    "v" modes project the row above (negative angles extend it with projected left samples),
+    "h" modes the left column, transposed."""
+    length = 2 * n + 1
+    ext = np.zeros(3 * n + 2, dtype=np.int32)  # the extended main reference, as indices
+    ext[n : 3 * n + 1] = np.arange(length)
+    ext[3 * n + 1] = 2 * n
     if angle < 0:
         inverse = int(round(8192 / angle))
         lowest = (n * angle) >> 5
         for x in range(lowest, 0):
-            ext[:, n + x] = side[:, min((x * inverse + 128) >> 8, 2 * n)]
-    else:
-        ext[:, :n] = main[:, :1]
+            ext[n + x] = length + min((x * inverse + 128) >> 8, 2 * n)
     y = np.arange(1, n + 1)
     whole = (y * angle) >> 5
-    frac = ((y * angle) & 31)[:, None]
+    frac = np.repeat(((y * angle) & 31)[:, None], n, axis=1).astype(np.int32)
     index = n + np.arange(n)[None, :] + whole[:, None] + 1
-    first = ext[:, index]
-    second = ext[:, index + 1]
-    return ((32 - frac) * first + frac * second + 16) >> 5
+    first, second = ext[index], ext[index + 1]
+    if family == "h":  # main = left, side = above: swap the halves, transpose the block
+        first = (first.T + length) % (2 * length)
+        second = (second.T + length) % (2 * length)
+        frac = np.ascontiguousarray(frac.T)
+    return first, second, frac
+
+
+ANGULAR_TAPS = {
+    (n, family, angle): angular_taps(n, family, angle)
+    for n in (4, 8, 16)
+    for family, angle in LUMA_MODES
+    if family in ("v", "h")
+}
 
 
 def intra_predict(above, left, n, mode, modes):
@@ -457,9 +471,39 @@ def intra_predict(above, left, n, mode, modes):
         bottom = left[:, n + 1][:, None, None]
         total = (n - 1 - x) * lft + (x + 1) * right + (n - 1 - y) * top + (y + 1) * bottom
         return (total + n) >> shift
-    if family == "v":
-        return _angular(above, left, n, angle)
-    return _angular(left, above, n, angle).transpose(0, 2, 1)
+    first, second, frac = ANGULAR_TAPS[(n, family, angle)]
+    samples = np.concatenate([above, left], axis=1)
+    return ((32 - frac) * samples[:, first] + frac * samples[:, second] + 16) >> 5
+
+
+def intra_plan(n, modes):
+    """The angular modes of a mode table and their taps stacked ([A, n, n] each), made once."""
+    key = (n, modes)
+    if key not in INTRA_PLANS:
+        angular = [m for m, (family, _) in enumerate(modes) if family in ("v", "h")]
+        taps = [ANGULAR_TAPS[(n, *modes[m])] for m in angular]
+        INTRA_PLANS[key] = (
+            np.array(angular, dtype=np.int64),
+            *(np.stack([t[part] for t in taps]) if taps else None for part in range(3)),
+        )
+    return INTRA_PLANS[key]
+
+
+INTRA_PLANS = {}
+
+
+def intra_predict_all(above, left, n, modes):
+    """Predictions [M, B, n, n] (int32) of every mode of a mode table for the blocks."""
+    out = np.empty((len(modes), above.shape[0], n, n), dtype=np.int32)
+    angular, first, second, frac = intra_plan(n, modes)
+    if angular.size:
+        samples = np.concatenate([above, left], axis=1)
+        blend = (32 - frac) * samples[:, first] + frac * samples[:, second] + 16
+        out[angular] = (blend >> 5).transpose(1, 0, 2, 3)
+    for mode, (family, _) in enumerate(modes):
+        if family in ("dc", "planar"):
+            out[mode] = intra_predict(above, left, n, mode, modes)
+    return out
 
 
 def intra_predict_modes(above, left, n, modes_of_blocks, modes):
@@ -762,14 +806,9 @@ def fetch(picture, plane, ys, xs, n, mvy, mvx):
     height, width = picture.extended[plane].shape
     top = np.clip(ys + margin + (mvy >> bits), 0, height - n)
     left = np.clip(xs + margin + (mvx >> bits), 0, width - n)
-    start = top * width + left
-    offsets = np.arange(n)[:, None] * width + np.arange(n)[None, :]
     if plane == 0:
         phase = (mvy & 3) * 4 + (mvx & 3)
-        stack = picture.luma_phases()
-        return np.take(stack, (phase * (height * width) + start)[:, None, None] + offsets).astype(
-            np.int32
-        )
+        return block_view(picture.luma_phases(), n)[phase, top, left].astype(np.int32)
     # chroma: the 4-tap filters applied to each block's own window (exact integers)
     window = windows(picture.extended_int[plane], top - 1, left - 1, n + 3)
     taps_x = CHROMA_TAP_ARRAY[mvx & 7]
@@ -1778,35 +1817,24 @@ class PictureEncoder:
         rows, cols = block_index(ys, xs, n)
         src = src_plane[rows, cols]
         above, left = neighbours(self.recon[plane], ys, xs, n, *flags)
-        predictions = np.stack(
-            [intra_predict(above, left, n, mode, modes) for mode in range(len(modes))]
-        )
-        shortlist = min(int(self.params["intra_shortlist"]), len(modes))
-        rough = (
-            np.stack([satd(src - p) for p in predictions])
-            + math.sqrt(self.lam) * np.asarray(mode_costs)[: len(modes), None]
-        )
+        predictions = intra_predict_all(above, left, n, modes)
+        count, shortlist = ys.size, min(int(self.params["intra_shortlist"]), len(modes))
+        rough = satd((src[None] - predictions).reshape(-1, n, n)).reshape(len(modes), count)
+        rough = rough + math.sqrt(self.lam) * np.asarray(mode_costs)[: len(modes), None]
         ranked = np.argsort(rough, axis=0, kind="stable")[:shortlist]
-        everyone = np.arange(ys.size)
-        best = None
-        for rank in range(shortlist):
-            mode = ranked[rank]
-            pred = predictions[mode, everyone]
-            clean = self.padding_free(plane, rows, cols, src, pred)
-            levels, bits, recon, sse = self.residual_choice(clean, pred, n, group, min(plane, 1))
-            coded = np.abs(levels).reshape(levels.shape[0], -1).max(axis=1) > 0
-            bits = bits + np.where(coded, cbf_costs[1], cbf_costs[0]) + mode_costs[mode]
-            cost = sse + self.lam * bits
-            if best is None:
-                best = [cost, mode, levels, recon, coded]
-                continue
-            better = cost < best[0]
-            best[0] = np.where(better, cost, best[0])
-            best[1] = np.where(better, mode, best[1])
-            best[2] = np.where(better[:, None, None], levels, best[2])
-            best[3] = np.where(better[:, None, None], recon, best[3])
-            best[4] = np.where(better, coded, best[4])
-        return best
+        everyone = np.arange(count)
+        # the shortlisted modes of every block measured together: [rank * count + block]
+        pred = predictions[ranked, everyone[None, :]].reshape(-1, n, n)
+        tiled = (np.tile(a, (shortlist, 1, 1)) for a in (rows, cols, src))
+        clean = self.padding_free(plane, *tiled, pred)
+        levels, bits, recon, sse = self.residual_choice(clean, pred, n, group, min(plane, 1))
+        coded = np.abs(levels).reshape(levels.shape[0], -1).max(axis=1) > 0
+        mode = ranked.reshape(-1)
+        bits = bits + np.where(coded, cbf_costs[1], cbf_costs[0]) + np.asarray(mode_costs)[mode]
+        cost = (sse + self.lam * bits).reshape(shortlist, count)
+        # the first of the cheapest ranks (a later rank replaces an earlier one only if cheaper)
+        pick = np.argmin(cost, axis=0) * count + everyone
+        return [cost.reshape(-1)[pick], mode[pick], levels[pick], recon[pick], coded[pick]]
 
     def choose_intra(self, frame, ks, ys, xs, recon):
         """Decide the luma partition (16x16, 8x8 or 4x4 blocks), the modes and levels of a
@@ -1929,13 +1957,21 @@ def vector_bits(dy, dx):
     return 2.0 * np.log2(np.abs(dy) + 1.0) + 2.0 * np.log2(np.abs(dx) + 1.0) + 2.0
 
 
+def block_view(planes, n):
+    """Every n x n window of a contiguous plane (or stack of planes) as a view
+    [..., rows - n + 1, cols - n + 1, n, n] (not to be written): indexing gathers blocks."""
+    *lead, height, width = planes.shape
+    *lead_strides, row, col = planes.strides
+    shape = (*lead, height - n + 1, width - n + 1, n, n)
+    return np.ndarray(shape, planes.dtype, planes, 0, (*lead_strides, row, col, row, col))
+
+
 def windows(plane, top, left, n):
     """The n x n windows of a plane at (top, left) (any shape, clamped inside) [..., n, n]."""
     height, width = plane.shape
     top = np.clip(top, 0, height - n)
     left = np.clip(left, 0, width - n)
-    offsets = np.arange(n)[:, None] * width + np.arange(n)[None, :]
-    return np.take(plane, (top * width + left)[..., None, None] + offsets)
+    return block_view(plane, n)[top, left]
 
 
 def block_sad(src_blocks, ref, top, left, n):
