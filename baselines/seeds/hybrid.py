@@ -671,6 +671,16 @@ def code_levels(coder, models, n, group, count, levels=None):
 
 def level_bits(models, n, group, levels):
     """Estimated bits of coding each block's levels [B] (0 for all-zero blocks; no cbf)."""
+    count = levels.shape[0]
+    out = np.zeros(count, dtype=np.float32)
+    coded = np.flatnonzero(levels.reshape(count, -1).any(axis=1))
+    if coded.size:
+        out[coded] = coded_level_bits(models, n, group, levels[coded])
+    return out
+
+
+def coded_level_bits(models, n, group, levels):
+    """``level_bits`` of blocks that each have a non-zero level (float32 [B])."""
     full = np.abs(levels)
     mag = np.minimum(full, ESCAPE)
     last = last_diagonal(levels)
@@ -686,8 +696,8 @@ def level_bits(models, n, group, levels):
             escaped, magnitude_bits(full - ESCAPE, models.escape.costs()[group // 8 % 2]), 0
         )
         total += extra.reshape(levels.shape[0], -1).sum(axis=1)
-    total += models.last[n].costs()[group][np.maximum(last, 0)]
-    return np.where(last >= 0, total, 0.0)
+    total += models.last[n].costs()[group][last]
+    return total
 
 
 def quantise(coefs, step, lam, models, n, group, rdoq):
@@ -700,8 +710,20 @@ def quantise(coefs, step, lam, models, n, group, rdoq):
     if not rdoq:
         rounding = np.float32(1.0 / 3.0 if group % 2 else 1.0 / 6.0)  # intra, inter dead zones
         levels = np.minimum(magnitude + rounding, MAX_LEVEL - 1).astype(np.int32)
-        return np.where(coefs < 0, -levels, levels)
-    nearest = np.minimum(magnitude + np.float32(0.5), MAX_LEVEL - 1).astype(np.int32)
+    else:
+        levels = np.minimum(magnitude + np.float32(0.5), MAX_LEVEL - 1).astype(np.int32)
+        # blocks rounding to all zeros stay so (a level only ever gets smaller)
+        coded = np.flatnonzero(levels.reshape(levels.shape[0], -1).any(axis=1))
+        if coded.size:
+            chosen = rdoq_levels(magnitude[coded], levels[coded], step, lam, models, n, group)
+            levels[coded] = chosen
+    np.negative(levels, out=levels, where=coefs < 0)
+    return levels
+
+
+def rdoq_levels(magnitude, nearest, step, lam, models, n, group):
+    """RDOQ of blocks: the magnitude of each coefficient's level (int32) among ``nearest``
+    (rounded |c| / step), one less and zero."""
     ctx = coefficient_contexts(np.minimum(nearest, ESCAPE), n, group, last_diagonal(nearest))
     costs = models.magnitude.flat_costs()
     row = ctx * (ESCAPE + 1)
@@ -718,8 +740,7 @@ def quantise(coefs, step, lam, models, n, group, rdoq):
     best = np.where(take, lower, best)
     best_cost = np.where(take, lower_cost, best_cost)
     zero_cost = magnitude**2 + scaled_lam * costs.take(row)
-    best = np.where(zero_cost < best_cost, 0, best)
-    return np.where(coefs < 0, -best, best)
+    return np.where(zero_cost < best_cost, 0, best)
 
 
 # =============================================================================================
@@ -818,30 +839,35 @@ def fetch(picture, plane, ys, xs, n, mvy, mvx):
     return down >> 6
 
 
-def combine(first, second, direction):
-    """Uni- or bi-prediction [B, n, n] (int32 samples) from 1/64-unit fetches."""
-    uni = np.where((direction == 2)[:, None, None], second, first)
-    single = (uni + 32) >> 6
-    both = (first + second + 64) >> 7
-    return np.clip(np.where((direction == 3)[:, None, None], both, single), 0, 255)
-
-
 def predict_inter(refs, ys, xs, n, motions, planes=(0, 1, 2)):
-    """Predictions (y [B,n,n], u, v [B,n/2,n/2]) of blocks with motions [B, 5]."""
+    """Predictions (y [B,n,n], u, v [B,n/2,n/2]) of blocks with motions [B, 5] (int32): the
+    1/64-unit fetch of the list used, rounded, or the rounded mean of both (direction 3)."""
     direction = motions[:, 0]
+    count = ys.size
+    lists = [(lst, np.flatnonzero(direction & (lst + 1))) for lst in (0, 1) if refs[lst]]
+    both = np.flatnonzero(direction == 3)
     out = []
     for plane in planes:
         size = n if plane == 0 else n // 2
         py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
-        fetched = []
-        for lst in range(2):
-            uses = (direction & (lst + 1)) != 0
-            block = np.zeros((ys.size, size, size), dtype=np.int32)
-            if uses.any() and refs[lst] is not None:
-                mv = motions[uses, 1 + 2 * lst : 3 + 2 * lst]
-                block[uses] = fetch(refs[lst], plane, py[uses], px[uses], size, mv[:, 0], mv[:, 1])
-            fetched.append(block)
-        out.append(combine(fetched[0], fetched[1], direction))
+        total = None  # the sum of the fetches of the lists each block uses
+        for lst, which in lists:
+            if which.size == 0:
+                continue
+            mv = motions[which, 1 + 2 * lst : 3 + 2 * lst]
+            fetched = fetch(refs[lst], plane, py[which], px[which], size, mv[:, 0], mv[:, 1])
+            if total is None and which.size == count:
+                total = fetched
+                continue
+            if total is None:
+                total = np.zeros((count, size, size), dtype=np.int32)
+            total[which] += fetched
+        if total is None:
+            total = np.zeros((count, size, size), dtype=np.int32)
+        pred = (total + 32) >> 6
+        if both.size:
+            pred[both] = (total[both] + 64) >> 7
+        out.append(np.clip(pred, 0, 255, out=pred))
     return out
 
 
@@ -1796,6 +1822,13 @@ class PictureEncoder:
         self.lam = lambda_of(frame.qp) * params["lambda_scale"] * layer_factor
         self.rdoq = params["rdoq"]
 
+    def source_blocks(self, plane, ys, xs, n, pred):
+        """The source's n x n blocks at (ys, xs) of a plane, padding replaced by ``pred``."""
+        src = block_view(self.source[plane], n)[ys, xs]
+        if self.valid is None:
+            return src
+        return np.where(block_view(self.valid[plane], n)[ys, xs], src, pred)
+
     def padding_free(self, plane, rows, cols, src, pred):
         """Source blocks with the padding outside the picture replaced by the prediction."""
         if self.valid is None:
@@ -1953,8 +1986,15 @@ def grid(height, width, n):
 
 
 def vector_bits(dy, dx):
-    """Rough bits of a vector difference (quarter samples), as the entropy coder spends them."""
-    return 2.0 * np.log2(np.abs(dy) + 1.0) + 2.0 * np.log2(np.abs(dx) + 1.0) + 2.0
+    """Rough bits of a vector difference (quarter samples), as the entropy coder spends them:
+    2 log2(|dy| + 1) + 2 log2(|dx| + 1) + 2 (from a table of the same values when it can)."""
+    dy, dx = np.abs(dy), np.abs(dx)
+    if max(dy.max(initial=0), dx.max(initial=0)) < LOG_BITS.size:
+        return LOG_BITS[dy] + LOG_BITS[dx] + 2.0
+    return 2.0 * np.log2(dy + 1.0) + 2.0 * np.log2(dx + 1.0) + 2.0
+
+
+LOG_BITS = 2.0 * np.log2(np.arange(1 << 14) + 1.0)  # vector_bits' terms of small components
 
 
 def block_view(planes, n):
@@ -2237,6 +2277,7 @@ class MotionSearch:
         source = src[r, c]
         size = block + 2 * radius
         offsets = square(radius)
+        shift_y, shift_x = offsets[:, 0] + radius, offsets[:, 1] + radius
         k_sub = block // sub
         out = np.zeros((ys.size, k_sub, k_sub, centres.shape[1], len(offsets)), dtype=np.int32)
         for k in range(centres.shape[1]):
@@ -2250,13 +2291,15 @@ class MotionSearch:
                 continue
             top = ys[new] + margin + centres[new, k, 0] - radius
             left = xs[new] + margin + centres[new, k, 1] - radius
-            window = windows(ref, top, left, size)
-            for o, (dy, dx) in enumerate(offsets):
-                diff = np.abs(
-                    window[:, radius + dy : radius + dy + block, radius + dx : radius + dx + block]
-                    - source[new]
-                )
-                out[new, :, :, k, o] = diff.reshape(-1, k_sub, sub, k_sub, sub).sum(axis=(2, 4))
+            # every offset's block of every new window at once, in chunks of bounded size
+            chunk = max(1, (1 << 22) // (len(offsets) * block * block))
+            for part in range(0, new.size, chunk):
+                which = new[part : part + chunk]
+                window = windows(ref, top[part : part + chunk], left[part : part + chunk], size)
+                shifted = block_view(window, block)[:, shift_y, shift_x]
+                diff = np.abs(shifted - source[which][:, None])
+                sums = diff.reshape(which.size, len(offsets), k_sub, sub, k_sub, sub)
+                out[which, :, :, k] = sums.sum(axis=(3, 5)).transpose(0, 2, 3, 1)
         sads = out.reshape(rows, cols, k_sub, k_sub, -1).transpose(0, 2, 1, 3, 4)
         sads = sads.reshape(rows * k_sub, cols * k_sub, -1)
         cand = (centres[:, :, None, :] + offsets[None, None, :, :]).reshape(centres.shape[0], -1, 2)
@@ -2639,15 +2682,13 @@ class InterEncoder(PictureEncoder):
         for plane in range(3):
             size = n if plane == 0 else n // 2
             py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
-            rows, cols = block_index(py, px, size)
-            src = self.padding_free(plane, rows, cols, self.source[plane][rows, cols], preds[plane])
+            src = self.source_blocks(plane, py, px, size, preds[plane])
             residual = (src - preds[plane]).astype(np.float32)
             coefs = forward_dct(residual)
             group = group_of(min(plane, 1), size, False)
             step = self.steps[min(plane, 1)]
             levels = quantise(coefs, step, self.lam, self.models.coefficients, size, group, rdoq)
-            level_cost = level_bits(self.models.coefficients, size, group, levels)
-            d_coded = ((coefs - levels * step) ** 2).reshape(ys.size, -1).sum(axis=1)
+            level_cost, d_coded = self.coded_costs(coefs, levels, step, size, group)
             d_skip = (coefs**2).reshape(ys.size, -1).sum(axis=1)
             use = (d_coded + self.lam * level_cost < d_skip) & (level_cost > 0)
             chosen_d, chosen_bits = np.where(use, d_coded, d_skip), np.where(use, level_cost, 0.0)
@@ -2678,6 +2719,19 @@ class InterEncoder(PictureEncoder):
         cost = np.where(root, coded_cost, skip_cost)
         cbf = np.where(root[:, None], cbf, 0)
         return cost, root.astype(np.int64), cbf, all_levels
+
+    def coded_costs(self, coefs, levels, step, n, group):
+        """Estimated bits [B] of the blocks' levels and the squared error [B] of coding them:
+        inf for all-zero blocks, which are never coded (only the others are measured)."""
+        count = levels.shape[0]
+        bits = np.zeros(count, dtype=np.float32)
+        error = np.full(count, np.inf)
+        coded = np.flatnonzero(levels.reshape(count, -1).any(axis=1))
+        if coded.size:
+            levels, coefs = levels[coded], coefs[coded]
+            bits[coded] = coded_level_bits(self.models.coefficients, n, group, levels)
+            error[coded] = ((coefs - levels * step) ** 2).reshape(coded.size, -1).sum(axis=1)
+        return bits, error
 
     def split_luma(self, residual, n, step, rdoq, size_class, wanted):
         """Luma residual [B, n, n] coded as four n/2 blocks: usable, SSE, bits, levels [B, 4,
@@ -2712,8 +2766,7 @@ class InterEncoder(PictureEncoder):
         coefs = forward_dct(subs)
         group = group_of(0, half, False)
         levels = quantise(coefs, step, self.lam, self.models.coefficients, half, group, rdoq)
-        level_cost = level_bits(self.models.coefficients, half, group, levels)
-        d_coded = ((coefs - levels * step) ** 2).reshape(count * 4, -1).sum(axis=1)
+        level_cost, d_coded = self.coded_costs(coefs, levels, step, half, group)
         d_skip = (coefs**2).reshape(count * 4, -1).sum(axis=1)
         use = (d_coded + self.lam * level_cost < d_skip) & (level_cost > 0)
         sse = np.where(use, d_coded, d_skip).reshape(count, 4).sum(axis=1)
