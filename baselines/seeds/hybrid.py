@@ -2020,6 +2020,17 @@ def block_sad(src_blocks, ref, top, left, n):
     return np.abs(diff).sum(axis=(2, 3))
 
 
+def group_sums(values, sub):
+    """Sums [..., n/sub, n/sub] of the sub x sub groups of [..., n, n] float32 values, as two
+    products with 0/1 matrices (exact for sums of small integers)."""
+    n = values.shape[-1]
+    k = n // sub
+    ones_cols = np.repeat(np.eye(k, dtype=np.float32), sub, axis=0)  # [n, k]
+    ones_rows = np.tile(np.eye(k, dtype=np.float32), (sub, 1))  # [sub * k, k]
+    cols = values.reshape(-1, n) @ ones_cols
+    return (cols.reshape(-1, sub * k) @ ones_rows).reshape(*values.shape[:-2], k, k)
+
+
 CROSS = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)], dtype=np.int64)
 
 
@@ -2147,11 +2158,11 @@ class MotionSearch:
         search at 1/8 resolution, then +-2 samples around the vectors of the block and its
         neighbours at 1/4, +-1 around each sub-block's own vector at 1/2 and at full size.
         """
-        src = [self.src_int.astype(np.int32)]
-        ref = [self.ref.extended_int[0]]
+        src = [self.src_int]  # samples 0..255 as int16: their differences fit
+        ref = [self.ref.extended_int[0].astype(np.int16)]
         for _ in range(3):
-            src.append(np.rint(downsample(src[-1])).astype(np.int32))
-            ref.append(np.rint(downsample(ref[-1])).astype(np.int32))
+            src.append(np.rint(downsample(src[-1])).astype(np.int16))
+            ref.append(np.rint(downsample(ref[-1])).astype(np.int16))
         rows32, cols32 = self.height // 32, self.width // 32
         count32 = rows32 * cols32
         zero = np.zeros((count32, 1, 2), dtype=np.int64)
@@ -2291,15 +2302,20 @@ class MotionSearch:
                 continue
             top = ys[new] + margin + centres[new, k, 0] - radius
             left = xs[new] + margin + centres[new, k, 1] - radius
-            # every offset's block of every new window at once, in chunks of bounded size
-            chunk = max(1, (1 << 22) // (len(offsets) * block * block))
+            if len(offsets) <= 9:  # few offsets of large blocks: each from a slice of the windows
+                window = windows(ref, top, left, size)
+                for o, (y, x) in enumerate(zip(shift_y, shift_x, strict=True)):
+                    diff = np.abs(window[:, y : y + block, x : x + block] - source[new])
+                    out[new, :, :, k, o] = group_sums(diff.astype(np.float32), sub)
+                continue
+            # many offsets: all at once, in chunks of bounded size
+            chunk = max(1, (1 << 21) // (len(offsets) * block * block))
             for part in range(0, new.size, chunk):
                 which = new[part : part + chunk]
                 window = windows(ref, top[part : part + chunk], left[part : part + chunk], size)
-                shifted = block_view(window, block)[:, shift_y, shift_x]
-                diff = np.abs(shifted - source[which][:, None])
-                sums = diff.reshape(which.size, len(offsets), k_sub, sub, k_sub, sub)
-                out[which, :, :, k] = sums.sum(axis=(3, 5)).transpose(0, 2, 3, 1)
+                moved = block_view(window, block)[:, shift_y, shift_x]
+                diff = np.abs(moved - source[which][:, None]).astype(np.float32)
+                out[which, :, :, k] = group_sums(diff, sub).transpose(0, 2, 3, 1)
         sads = out.reshape(rows, cols, k_sub, k_sub, -1).transpose(0, 2, 1, 3, 4)
         sads = sads.reshape(rows * k_sub, cols * k_sub, -1)
         cand = (centres[:, :, None, :] + offsets[None, None, :, :]).reshape(centres.shape[0], -1, 2)
