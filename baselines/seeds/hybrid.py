@@ -686,8 +686,7 @@ def coded_level_bits(models, n, group, levels):
     last = last_diagonal(levels)
     ctx = coefficient_contexts(mag, n, group, last)
     costs = models.magnitude.flat_costs()
-    bits = costs.take(ctx * (ESCAPE + 1) + mag)
-    bits = np.where(DIAG_INDEX[n][None] <= last[:, None, None], bits, np.float32(0.0))
+    bits = costs.take(ctx * (ESCAPE + 1) + mag) * (DIAG_INDEX[n][None] <= last[:, None, None])
     total = bits.reshape(levels.shape[0], -1).sum(axis=1)
     total += (full != 0).reshape(levels.shape[0], -1).sum(axis=1)
     escaped = full >= ESCAPE
@@ -717,8 +716,7 @@ def quantise(coefs, step, lam, models, n, group, rdoq):
         if coded.size:
             chosen = rdoq_levels(magnitude[coded], levels[coded], step, lam, models, n, group)
             levels[coded] = chosen
-    np.negative(levels, out=levels, where=coefs < 0)
-    return levels
+    return levels * (1 - 2 * (coefs < 0).view(np.int8))  # the coefficients' signs
 
 
 def rdoq_levels(magnitude, nearest, step, lam, models, n, group):
@@ -2392,6 +2390,13 @@ def median_predictor(neigh, lst, ratio=None):
     return np.where((count == 1)[:, None], single, med)
 
 
+def take_rows(nested, index):
+    """Nested tuples/lists of arrays with the rows ``index`` of each array."""
+    if isinstance(nested, tuple | list):
+        return type(nested)(take_rows(a, index) for a in nested)
+    return nested[index]
+
+
 def splice(old, new, index):
     """Copy of nested tuples/lists of arrays ``old`` with rows ``index`` taken from ``new``."""
     if isinstance(old, tuple | list):
@@ -2434,7 +2439,7 @@ class InterEncoder(PictureEncoder):
             for ref in self.refs
         ]
         self.sizes = (32, 16, 8) if min_cu == 8 else (32, 16)
-        self.searched = {}
+        self.searched, self.known = {}, {}
         for n in self.sizes:
             ys, xs, _ = grid(height, width, n)
             found = {}
@@ -2458,8 +2463,10 @@ class InterEncoder(PictureEncoder):
             order = np.argsort(rough, axis=0, kind="stable")[: int(self.params["inter_shortlist"])]
             everyone = np.arange(ys.size)
             shortlist = [motions[order[rank], everyone] for rank in range(order.shape[0])]
-            rd = [self.inter_rd(ys, xs, n, m, 0.0, False) for m in shortlist]
+            measured = [self.plane_rd(ys, xs, n, m) for m in shortlist]
+            rd = [self.unit_rd(planes, n, False, 0.0) for planes in measured]
             self.searched[n] = (ys, xs, shortlist, rd)
+            self.known[n] = [(shortlist[0], measured[0])]  # for candidates with the same motion
             if n == 16:
                 best16 = shortlist[0]
                 self.inter_rough16 = rough[order[0], everyone]
@@ -2563,10 +2570,11 @@ class InterEncoder(PictureEncoder):
                         uses, self.mvd_bits(np.zeros((ys.size, 2), np.int64), size_class), 0.0
                     )
                 evaluated = self.cached_rd("guess", ys, xs, n, guessed, False)
+                self.known[n].append((guessed, self.merge_results[("guess", n)][1]))
                 options.append((guessed, evaluated))
                 totals.append(evaluated[0] + self.lam * bits)
-            merge_motions, merge_bits = self.best_merge(ys, xs, n, dirs, mvs, merge_size)
-            evaluated = self.cached_rd("merge", ys, xs, n, merge_motions, True)
+            merge_motions, merge_bits, luma = self.best_merge(ys, xs, n, dirs, mvs, merge_size)
+            evaluated = self.cached_rd("merge", ys, xs, n, merge_motions, True, luma)
             options.append((merge_motions, evaluated))
             totals.append(evaluated[0] + lam * (merge_bits + costs[MERGE]))
             total = np.stack(totals)
@@ -2600,11 +2608,9 @@ class InterEncoder(PictureEncoder):
             out[:, 3:5] = mv1
         return out
 
-    def sad(self, ys, xs, n, motions):
-        """Luma SAD [B] of motion-compensated predictions."""
-        pred = predict_inter(self.refs, ys, xs, n, motions, planes=(0,))[0]
-        rows, cols = block_index(ys, xs, n)
-        diff = np.abs(pred - self.source[0][rows, cols])
+    def sad(self, ys, xs, n, pred):
+        """Luma SAD [B] of motion-compensated predictions [B, n, n]."""
+        diff = np.abs(pred - block_view(self.source[0], n)[ys, xs])
         return diff.reshape(ys.size, -1).sum(axis=1).astype(np.float64)
 
     def satd(self, ys, xs, n, motions):
@@ -2663,35 +2669,85 @@ class InterEncoder(PictureEncoder):
         index_costs = self.models.merge.costs()[SIZE_CLASS[n]]
         previous = self.merge_sads.get(n)
         if previous is None:
-            sads = np.stack([self.sad(ys, xs, n, chosen[:, k]) for k in range(size)])
+            sads = np.zeros((size, ys.size))
+            preds = np.zeros((size, ys.size, n, n), dtype=np.int32)
+            wanted = np.ones((ys.size, size), dtype=bool)
         else:  # only candidates that changed since the last decision are measured again
-            sads = previous[1].copy()
-            blocks, slots = np.nonzero((chosen != previous[0]).any(axis=2))
-            if blocks.size:
-                sads[slots, blocks] = self.sad(ys[blocks], xs[blocks], n, chosen[blocks, slots])
-        self.merge_sads[n] = (chosen, sads)
+            _, sads, preds = previous
+            sads, preds = sads.copy(), preds.copy()
+            wanted = (chosen != previous[0]).any(axis=2)
+        # a candidate equal to an earlier one of its block has the same SAD and prediction
+        first = (chosen[:, :, None, :] == chosen[:, None, :, :]).all(axis=3).argmax(axis=2)
+        repeated = first < np.arange(size)[None, :]
+        blocks, slots = np.nonzero(wanted & ~repeated)
+        if blocks.size:
+            motions = chosen[blocks, slots]
+            pred = predict_inter(self.refs, ys[blocks], xs[blocks], n, motions, planes=(0,))[0]
+            preds[slots, blocks] = pred
+            sads[slots, blocks] = self.sad(ys[blocks], xs[blocks], n, pred)
+        blocks, slots = np.nonzero(wanted & repeated)
+        if blocks.size:
+            sads[slots, blocks] = sads[first[blocks, slots], blocks]
+            preds[slots, blocks] = preds[first[blocks, slots], blocks]
+        self.merge_sads[n] = (chosen, sads, preds)
         pick = np.argmin(sads + self.lam_sad * index_costs[:size, None], axis=0)
-        return chosen[np.arange(ys.size), pick], index_costs[pick]
+        everyone = np.arange(ys.size)
+        return chosen[everyone, pick], index_costs[pick], preds[pick, everyone]
 
-    def cached_rd(self, kind, ys, xs, n, motions, merged):
-        """RD of each block's candidate of a kind, measured again only where it changed."""
+    def cached_rd(self, kind, ys, xs, n, motions, merged, luma=None):
+        """RD of each block's candidate of a kind, measured again only where it changed, and
+        only where no measured candidate of the block (``known``) has the same motion. With
+        ``luma``, the candidates' luma predictions [B, n, n]."""
+        count = ys.size
         previous = self.merge_results.get((kind, n))
         if previous is None:
-            result = self.inter_rd(ys, xs, n, motions, 0.0, merged)
+            changed, planes = np.arange(count), None
         else:
-            old_motions, old = previous
+            old_motions, planes = previous
             changed = np.nonzero((motions != old_motions).any(axis=1))[0]
-            result = old
-            if changed.size:
-                new = self.inter_rd(ys[changed], xs[changed], n, motions[changed], 0.0, merged)
-                result = splice(old, new, changed)
-        self.merge_results[(kind, n)] = (motions, result)
-        return result
+        if changed.size:
+            # a 32x32 transform alone takes another path of the matrix product than in a batch
+            # (not always the same float32 result): measurements move only between batches
+            alone = n == 32 and changed.size == 1
+            found = np.zeros(changed.size, dtype=bool)
+            parts = []  # (places in ``changed``, their measurements)
+            if not alone or count == 1:
+                for known_motions, known in self.known[n]:
+                    same = (motions[changed] == known_motions[changed]).all(axis=1) & ~found
+                    if same.any():
+                        parts.append((np.flatnonzero(same), take_rows(known, changed[same])))
+                        found |= same
+            rest = np.flatnonzero(~found)
+            if rest.size:
+                pad = n == 32 and rest.size == 1 and not alone  # measured in a batch of two
+                which = changed[np.repeat(rest, 2) if pad else rest]
+                part = self.plane_rd(
+                    ys[which],
+                    xs[which],
+                    n,
+                    motions[which],
+                    luma=None if luma is None else luma[which],
+                )
+                parts.append((rest, take_rows(part, np.arange(1)) if pad else part))
+            new = take_rows(parts[0][1], np.zeros(changed.size, dtype=np.int64))
+            for places, part in parts:
+                new = splice(new, part, places)
+            planes = new if planes is None else splice(planes, new, changed)
+        self.merge_results[(kind, n)] = (motions, planes)
+        return self.unit_rd(planes, n, merged, 0.0)
 
     def inter_rd(self, ys, xs, n, motions, side_bits, merged, final=False):
         """RD cost [B] of inter candidates, with their rootcbf, cbfs [B, 3] and levels."""
-        preds = predict_inter(self.refs, ys, xs, n, motions)
-        lc = self.frame.layer_class
+        return self.unit_rd(self.plane_rd(ys, xs, n, motions, final), n, merged, side_bits)
+
+    def plane_rd(self, ys, xs, n, motions, final=False, luma=None):
+        """The residual of inter candidates, plane by plane (``luma``: their luma predictions
+        when known): per plane the distortion [B] and bits [B] as chosen (coded or not),
+        the distortion when not coded [B], whether it is coded [B] and the levels."""
+        if luma is None:
+            preds = predict_inter(self.refs, ys, xs, n, motions)
+        else:
+            preds = [luma, *predict_inter(self.refs, ys, xs, n, motions, planes=(1, 2))]
         size_class = SIZE_CLASS[n]
         coded_d, skip_d, bits, coded, all_levels = [], [], [], [], []
         rdoq = self.rdoq and (final or self.params["rdoq_decisions"])
@@ -2723,9 +2779,18 @@ class InterEncoder(PictureEncoder):
             bits.append(chosen_bits)
             coded.append(use)
             all_levels.append(levels)
+        return coded_d, skip_d, bits, coded, all_levels
+
+    def unit_rd(self, planes, n, merged, side_bits):
+        """RD cost [B] of inter candidates from their ``plane_rd``, with the rootcbf [B],
+        cbfs [B, 3] and levels."""
+        coded_d, skip_d, bits, coded, all_levels = planes
+        lc = self.frame.layer_class
+        size_class = SIZE_CLASS[n]
+        count = coded_d[0].size
         cbf = np.stack(coded, axis=1).astype(np.int64)
         joint = cbf @ np.array([1, 2, 4])
-        merged = np.asarray(merged, dtype=np.int64) * np.ones(ys.size, dtype=np.int64)
+        merged = np.asarray(merged, dtype=np.int64) * np.ones(count, dtype=np.int64)
         root_costs = self.models.rootcbf.costs()[(merged * 3 + size_class) * LAYER_CLASSES + lc].T
         cbf_costs = self.models.cbf.costs()[size_class * LAYER_CLASSES + lc]
         extra = root_costs[1] + cbf_costs[np.maximum(joint - 1, 0)]
