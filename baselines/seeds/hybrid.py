@@ -403,9 +403,9 @@ def neighbours(plane, ys, xs, n, top_ok, left_ok, right_ok):
     """
     h, w = plane.shape
     count = ys.size
-    cols = np.clip(xs[:, None] + np.arange(2 * n)[None, :], 0, w - 1)
+    cols = np.minimum(np.maximum(xs[:, None] + np.arange(2 * n)[None, :], 0), w - 1)
     above = plane[np.maximum(ys - 1, 0)[:, None], cols].astype(np.int32)
-    rows = np.clip(ys[:, None] + np.arange(n)[None, :], 0, h - 1)
+    rows = np.minimum(np.maximum(ys[:, None] + np.arange(n)[None, :], 0), h - 1)
     left = plane[rows, np.maximum(xs - 1, 0)[:, None]].astype(np.int32)
     corner = plane[np.maximum(ys - 1, 0), np.maximum(xs - 1, 0)].astype(np.int32)
     right_ok = right_ok & top_ok
@@ -587,39 +587,41 @@ class CoefficientModels:
         return [self.magnitude, self.escape, self.cbf, *self.last.values()]
 
 
-def neighbour_activity(mag):
-    """2*(up + left) + up-left + 2-up + 2-left of every coefficient from capped magnitudes."""
-    mag = mag.astype(np.int16)
-    s = np.zeros(mag.shape, dtype=np.int16)
-    s[:, 1:, :] += 2 * mag[:, :-1, :]
-    s[:, :, 1:] += 2 * mag[:, :, :-1]
-    s[:, 1:, 1:] += mag[:, :-1, :-1]
-    s[:, 2:, :] += mag[:, :-2, :]
-    s[:, :, 2:] += mag[:, :, :-2]
-    return s
-
-
-def coefficient_contexts(mag, n, group, last):
-    """Context index of every coefficient [B, n, n] from the lower-frequency magnitudes."""
-    activity = np.minimum(neighbour_activity(mag), NEIGHBOUR_CLASS.size - 1)
-    on_last = (DIAG_INDEX[n][None] == last[:, None, None]).astype(np.int32)
-    fixed = group * GROUP_CONTEXTS + POSITION_CONTEXT[n][None]
-    return fixed + NEIGHBOUR_CONTEXT.take(activity) + 2 * on_last
+def magnitude_rows(mag, n, group, last):
+    """Where each coefficient's magnitude costs start in ``Model.flat_costs`` of the magnitude
+    model: context * (ESCAPE + 1) [B, n, n] (int32). The context is the coefficient's group,
+    position (frequency class, first row/column), whether it lies on the last diagonal, and
+    the class of 2*(up + left) + up-left + 2-up + 2-left of the capped magnitudes ``mag``."""
+    padded = np.zeros((mag.shape[0], n + 2, n + 2), dtype=np.int16)
+    padded[:, 2:, 2:] = mag
+    activity = padded[:, 1:-1, 2:] + padded[:, 2:, 1:-1]
+    activity += activity
+    activity += padded[:, 1:-1, 1:-1]
+    activity += padded[:, :-2, 2:]
+    activity += padded[:, 2:, :-2]
+    rows = NEIGHBOUR_ROWS.take(activity)
+    rows += (group * GROUP_CONTEXTS + POSITION_CONTEXT[n]) * (ESCAPE + 1)
+    rows += (DIAG_INDEX[n] == last[:, None, None]) * np.int32(2 * (ESCAPE + 1))
+    return rows
 
 
 # context offsets: the position part (frequency class, first row/column) and the neighbourhood
+# (its activity, up to 2 * (15 + 15) + 3 * 15, capped by the classes' table)
 POSITION_CONTEXT = {
     n: (FREQ_OF[n] * NEIGHBOUR_CLASSES * 4 + EDGE_OF[n]).astype(np.int32) for n in SIZES
 }
-NEIGHBOUR_CONTEXT = (NEIGHBOUR_CLASS * 4).astype(np.int32)
+NEIGHBOUR_ROWS = (
+    NEIGHBOUR_CLASS[np.minimum(np.arange(5 * ESCAPE + 31), NEIGHBOUR_CLASS.size - 1)]
+    * (4 * (ESCAPE + 1))
+).astype(np.int32)
+DIAG_AFTER = {n: (DIAG_INDEX[n] + 1).astype(np.int16) for n in SIZES}
 
 
 def last_diagonal(levels):
     """Highest anti-diagonal with a non-zero level, per block (-1 for all-zero blocks)."""
-    n = levels.shape[-1]
-    nonzero = levels != 0
-    diag = np.where(nonzero, DIAG_INDEX[n][None], -1)
-    return diag.reshape(levels.shape[0], -1).max(axis=1)
+    count, n = levels.shape[0], levels.shape[-1]
+    after = ((levels != 0) * DIAG_AFTER[n]).reshape(count, -1).max(axis=1)
+    return after.astype(np.int64) - 1
 
 
 def code_levels(coder, models, n, group, count, levels=None):
@@ -684,9 +686,9 @@ def coded_level_bits(models, n, group, levels):
     full = np.abs(levels)
     mag = np.minimum(full, ESCAPE)
     last = last_diagonal(levels)
-    ctx = coefficient_contexts(mag, n, group, last)
+    rows = magnitude_rows(mag, n, group, last)
     costs = models.magnitude.flat_costs()
-    bits = costs.take(ctx * (ESCAPE + 1) + mag) * (DIAG_INDEX[n][None] <= last[:, None, None])
+    bits = costs.take(rows + mag) * (DIAG_INDEX[n][None] <= last[:, None, None])
     total = bits.reshape(levels.shape[0], -1).sum(axis=1)
     total += (full != 0).reshape(levels.shape[0], -1).sum(axis=1)
     escaped = full >= ESCAPE
@@ -722,9 +724,8 @@ def quantise(coefs, step, lam, models, n, group, rdoq):
 def rdoq_levels(magnitude, nearest, step, lam, models, n, group):
     """RDOQ of blocks: the magnitude of each coefficient's level (int32) among ``nearest``
     (rounded |c| / step), one less and zero."""
-    ctx = coefficient_contexts(np.minimum(nearest, ESCAPE), n, group, last_diagonal(nearest))
+    row = magnitude_rows(np.minimum(nearest, ESCAPE), n, group, last_diagonal(nearest))
     costs = models.magnitude.flat_costs()
-    row = ctx * (ESCAPE + 1)
     scaled_lam = np.float32(lam / (step * step))  # errors below are in units of the step
     best = nearest.copy()
     best_cost = (magnitude - nearest) ** 2 + scaled_lam * (
@@ -823,8 +824,8 @@ def fetch(picture, plane, ys, xs, n, mvy, mvx):
     bits = 2 if plane == 0 else 3
     margin = picture.margins[plane]
     height, width = picture.extended[plane].shape
-    top = np.clip(ys + margin + (mvy >> bits), 0, height - n)
-    left = np.clip(xs + margin + (mvx >> bits), 0, width - n)
+    top = np.minimum(np.maximum(ys + margin + (mvy >> bits), 0), height - n)
+    left = np.minimum(np.maximum(xs + margin + (mvx >> bits), 0), width - n)
     if plane == 0:
         phase = (mvy & 3) * 4 + (mvx & 3)
         return block_view(picture.luma_phases(), n)[phase, top, left].astype(np.int32)
@@ -2007,8 +2008,8 @@ def block_view(planes, n):
 def windows(plane, top, left, n):
     """The n x n windows of a plane at (top, left) (any shape, clamped inside) [..., n, n]."""
     height, width = plane.shape
-    top = np.clip(top, 0, height - n)
-    left = np.clip(left, 0, width - n)
+    top = np.minimum(np.maximum(top, 0), height - n)
+    left = np.minimum(np.maximum(left, 0), width - n)
     return block_view(plane, n)[top, left]
 
 
@@ -2139,7 +2140,7 @@ class MotionSearch:
     """Hierarchical block motion search of one source picture against one reference."""
 
     def __init__(self, source_y, reference, lam, search_range, subpel):
-        self.src = source_y.astype(np.float32)
+        self.src64 = source_y.astype(np.int32) * 64  # in the 1/64 units of fetched predictions
         self.src_int = source_y.astype(np.int16)
         self.ref = reference
         self.lam = lam
@@ -2219,8 +2220,7 @@ class MotionSearch:
     def best_vector(self, n, positions, options, anchor):
         """The best of candidate vectors [B, C, 2] (quarter samples) by SATD and vector bits."""
         ys, xs = positions
-        rows, cols = block_index(ys, xs, n)
-        src = self.src[rows, cols] * 64.0
+        src = block_view(self.src64, n)[ys, xs]
         costs, rates = [], []
         for c in range(options.shape[1]):
             cand = options[:, c]
@@ -2329,8 +2329,7 @@ class MotionSearch:
     def refine(self, n, mv, positions, shape):
         """Half- then quarter-sample refinement of vectors (quarter-sample units)."""
         ys, xs = positions
-        rows, cols = block_index(ys, xs, n)
-        src = self.src[rows, cols] * 64.0
+        src = block_view(self.src64, n)[ys, xs]
         best = mv.copy()
         anchor = grid_predictor(mv, shape)
         best_cost = None
@@ -2366,7 +2365,7 @@ def cell_lookup(dirs, mvs, cy, cx):
     """Motions [B, 5] of cells (missing: direction 0) from field arrays."""
     rows, cols = dirs.shape
     inside = (cy >= 0) & (cy < rows) & (cx >= 0) & (cx < cols)
-    ry, rx = np.clip(cy, 0, rows - 1), np.clip(cx, 0, cols - 1)
+    ry, rx = np.minimum(np.maximum(cy, 0), rows - 1), np.minimum(np.maximum(cx, 0), cols - 1)
     out = np.zeros((cy.size, 5), dtype=np.int64)
     out[:, 0] = np.where(inside, dirs[ry, rx], 0)
     out[:, 1:] = np.where(inside[:, None], mvs[ry, rx], 0)
@@ -2386,7 +2385,8 @@ def median_predictor(neigh, lst, ratio=None):
         has = has | lend
     count = has.sum(axis=1)
     single = vec.sum(axis=1)  # the only present vector when count == 1
-    med = np.median(vec, axis=1).astype(np.int64)
+    a, b, c = vec[:, 0], vec[:, 1], vec[:, 2]
+    med = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))  # median of three
     return np.where((count == 1)[:, None], single, med)
 
 
@@ -2395,6 +2395,13 @@ def take_rows(nested, index):
     if isinstance(nested, tuple | list):
         return type(nested)(take_rows(a, index) for a in nested)
     return nested[index]
+
+
+def concat_rows(parts):
+    """Nested tuples/lists of arrays, each the concatenation of the parts' arrays."""
+    if isinstance(parts[0], tuple | list):
+        return type(parts[0])(concat_rows(group) for group in zip(*parts, strict=True))
+    return np.concatenate(parts)
 
 
 def splice(old, new, index):
@@ -2729,9 +2736,10 @@ class InterEncoder(PictureEncoder):
                     luma=None if luma is None else luma[which],
                 )
                 parts.append((rest, take_rows(part, np.arange(1)) if pad else part))
-            new = take_rows(parts[0][1], np.zeros(changed.size, dtype=np.int64))
-            for places, part in parts:
-                new = splice(new, part, places)
+            new = parts[0][1]
+            if len(parts) > 1:  # the parts' rows put back in the order of ``changed``
+                order = np.argsort(np.concatenate([places for places, _ in parts]))
+                new = take_rows(concat_rows([part for _, part in parts]), order)
             planes = new if planes is None else splice(planes, new, changed)
         self.merge_results[(kind, n)] = (motions, planes)
         return self.unit_rd(planes, n, merged, 0.0)
