@@ -781,34 +781,39 @@ class Picture:
             np.pad(p, m, mode="edge").astype(np.float32)
             for p, m in zip(planes, self.margins, strict=True)
         ]
-        self.extended_int = [plane.astype(np.int32) for plane in self.extended]
         self.cache = {}
         self.motion = None  # (field, poc of the L0 reference, poc of the L1 reference)
 
-    def phase(self, plane, fy, fx):
-        """The extended plane at a fractional phase, in 1/64 sample units (int16)."""
-        key = (plane, fy, fx)
-        if key not in self.cache:
-            taps = LUMA_TAPS if plane == 0 else CHROMA_TAPS
-            source = self.extended[plane]
-            if fx == 0 and fy == 0:
-                out = source * 64.0
-            elif fy == 0:
-                out = _filter(source, taps[fx], 1)
-            elif fx == 0:
-                out = _filter(source, taps[fy], 0)
-            else:
-                out = np.floor(_filter(_filter(source, taps[fx], 1), taps[fy], 0) / 64.0)
-            self.cache[key] = np.clip(out, -32768, 32767).astype(np.int16)
-        return self.cache[key]
-
     def luma_phases(self):
-        """All 16 quarter-sample phases of the luma plane, stacked [16, H, W] (int16)."""
-        if "stack" not in self.cache:
-            self.cache["stack"] = np.stack(
-                [self.phase(0, fy, fx) for fy in range(4) for fx in range(4)]
+        """All 16 quarter-sample phases of the luma plane, stacked [16, H, W] (int16, 1/64
+        sample units; fy * 4 + fx): the 8-tap filter across, then down (floored)."""
+        if "luma" not in self.cache:
+            source = self.extended[0]
+            across = [None] + [_filter(source, LUMA_TAPS[fx], 1) for fx in range(1, 4)]
+            phases = []
+            for fy in range(4):
+                for fx in range(4):
+                    if fx == 0 and fy == 0:
+                        out = source * 64.0
+                    elif fy == 0:
+                        out = across[fx]
+                    elif fx == 0:
+                        out = _filter(source, LUMA_TAPS[fy], 0)
+                    else:
+                        out = np.floor(_filter(across[fx], LUMA_TAPS[fy], 0) / 64.0)
+                    phases.append(np.clip(out, -32768, 32767).astype(np.int16))
+            self.cache["luma"] = np.stack(phases)
+        return self.cache["luma"]
+
+    def chroma_across(self, plane):
+        """A chroma plane filtered across at each eighth-sample phase, stacked [8, H, W]
+        (int16, exact): element [fx, y, x] weighs samples x - 1 .. x + 2 of row y."""
+        if plane not in self.cache:
+            source = self.extended[plane]
+            self.cache[plane] = np.stack(
+                [_filter(source, CHROMA_TAPS[fx], 1).astype(np.int16) for fx in range(8)]
             )
-        return self.cache["stack"]
+        return self.cache[plane]
 
     def drop_phases(self):
         """Free the interpolated phases (when no later picture refers to this one)."""
@@ -829,12 +834,15 @@ def fetch(picture, plane, ys, xs, n, mvy, mvx):
     if plane == 0:
         phase = (mvy & 3) * 4 + (mvx & 3)
         return block_view(picture.luma_phases(), n)[phase, top, left].astype(np.int32)
-    # chroma: the 4-tap filters applied to each block's own window (exact integers)
-    window = windows(picture.extended_int[plane], top - 1, left - 1, n + 3)
-    taps_x = CHROMA_TAP_ARRAY[mvx & 7]
-    taps_y = CHROMA_TAP_ARRAY[mvy & 7]
-    across = sum(taps_x[:, k, None, None] * window[:, :, k : k + n] for k in range(4))
-    down = sum(taps_y[:, k, None, None] * across[:, k : k + n, :] for k in range(4))
+    # chroma: the 4-tap filters on each block's own window of n + 3 x n + 3 samples (kept
+    # inside the extension), across (from the filtered planes), then down (exact integers)
+    top = np.minimum(np.maximum(top - 1, 0), height - n - 3)
+    left = np.minimum(np.maximum(left - 1, 0), width - n - 3)
+    across = block_view(picture.chroma_across(plane), n + 3, n)[mvx & 7, top, left + 1]
+    taps = CHROMA_TAP_ARRAY[mvy & 7][:, :, None, None]
+    down = taps[:, 0] * across[:, 0:n]
+    for k in range(1, 4):
+        down += taps[:, k] * across[:, k : k + n]
     return down >> 6
 
 
@@ -1996,12 +2004,13 @@ def vector_bits(dy, dx):
 LOG_BITS = 2.0 * np.log2(np.arange(1 << 14) + 1.0)  # vector_bits' terms of small components
 
 
-def block_view(planes, n):
-    """Every n x n window of a contiguous plane (or stack of planes) as a view
-    [..., rows - n + 1, cols - n + 1, n, n] (not to be written): indexing gathers blocks."""
+def block_view(planes, n, m=None):
+    """Every n x m (default n x n) window of a contiguous plane (or stack of planes) as a
+    view [..., rows - n + 1, cols - m + 1, n, m] (not to be written): indexing gathers blocks."""
+    m = n if m is None else m
     *lead, height, width = planes.shape
     *lead_strides, row, col = planes.strides
-    shape = (*lead, height - n + 1, width - n + 1, n, n)
+    shape = (*lead, height - n + 1, width - m + 1, n, m)
     return np.ndarray(shape, planes.dtype, planes, 0, (*lead_strides, row, col, row, col))
 
 
@@ -2158,7 +2167,7 @@ class MotionSearch:
         neighbours at 1/4, +-1 around each sub-block's own vector at 1/2 and at full size.
         """
         src = [self.src_int]  # samples 0..255 as int16: their differences fit
-        ref = [self.ref.extended_int[0].astype(np.int16)]
+        ref = [self.ref.extended[0].astype(np.int16)]
         for _ in range(3):
             src.append(np.rint(downsample(src[-1])).astype(np.int16))
             ref.append(np.rint(downsample(ref[-1])).astype(np.int16))
