@@ -723,23 +723,27 @@ def quantise(coefs, step, lam, models, n, group, rdoq):
 
 def rdoq_levels(magnitude, nearest, step, lam, models, n, group):
     """RDOQ of blocks: the magnitude of each coefficient's level (int32) among ``nearest``
-    (rounded |c| / step), one less and zero."""
+    (rounded |c| / step), one less and zero. Coefficients rounding to zero stay zero."""
     row = magnitude_rows(np.minimum(nearest, ESCAPE), n, group, last_diagonal(nearest))
     costs = models.magnitude.flat_costs()
     scaled_lam = np.float32(lam / (step * step))  # errors below are in units of the step
-    best = nearest.copy()
-    best_cost = (magnitude - nearest) ** 2 + scaled_lam * (
-        costs.take(row + np.minimum(nearest, ESCAPE)) + (nearest > 0)
+    out = np.zeros(nearest.shape, dtype=np.int32)
+    where = np.flatnonzero(nearest)
+    row = row.reshape(-1)[where]
+    near, magnitude = nearest.reshape(-1)[where], magnitude.reshape(-1)[where]
+    best_cost = (magnitude - near) ** 2 + scaled_lam * (
+        costs.take(row + np.minimum(near, ESCAPE)) + (near > 0)
     )
-    lower = np.maximum(nearest - 1, 0)
+    lower = near - 1
     lower_cost = (magnitude - lower) ** 2 + scaled_lam * (
         costs.take(row + np.minimum(lower, ESCAPE)) + (lower > 0)
     )
     take = lower_cost < best_cost
-    best = np.where(take, lower, best)
+    best = np.where(take, lower, near)
     best_cost = np.where(take, lower_cost, best_cost)
     zero_cost = magnitude**2 + scaled_lam * costs.take(row)
-    return np.where(zero_cost < best_cost, 0, best)
+    out.reshape(-1)[where] = np.where(zero_cost < best_cost, 0, best)
+    return out
 
 
 # =============================================================================================
