@@ -2026,12 +2026,6 @@ def windows(plane, top, left, n):
     return block_view(plane, n)[top, left]
 
 
-def block_sad(src_blocks, ref, top, left, n):
-    """SAD [B, K] of source blocks [B, n, n] against ref windows at (top, left) [B, K]."""
-    diff = windows(ref, top, left, n) - src_blocks[:, None]
-    return np.abs(diff).sum(axis=(2, 3))
-
-
 def group_sums(values, sub):
     """Sums [..., n/sub, n/sub] of the sub x sub groups of [..., n, n] float32 values, as two
     products with 0/1 matrices (exact for sums of small integers)."""
@@ -2085,26 +2079,15 @@ def satd(residual):
     return np.abs(coefs).reshape(count, -1).sum(axis=1)
 
 
-def candidate_sads(src_blocks, ref, ys, xs, centres, offsets, n, margin):
-    """Candidate vectors [B, K, 2] around centres [B, C, 2] and their SADs [B, K]."""
-    cand = (centres[:, :, None, :] + offsets[None, None, :, :]).reshape(centres.shape[0], -1, 2)
-    sad = block_sad(
-        src_blocks,
-        ref,
-        ys[:, None] + margin + cand[:, :, 0],
-        xs[:, None] + margin + cand[:, :, 1],
-        n,
-    )
-    return cand, sad
-
-
 def pick(cand, sad, lam, anchor, unit):
-    """The candidate of least SAD + lam * vector bits against an anchor [B, 2]."""
-    delta = (cand - anchor[:, None, :]) * unit
-    cost = sad + lam * vector_bits(delta[:, :, 0], delta[:, :, 1])
+    """The candidate of least SAD + lam * vector bits against an anchor [B, 2], of candidate
+    vectors given as their rows [B, K] and columns [B, K] (``cand``) with SADs [B, K]."""
+    rows, cols = cand
+    bits = vector_bits((rows - anchor[:, :1]) * unit, (cols - anchor[:, 1:]) * unit)
+    cost = sad + lam * bits
     best = np.argmin(cost, axis=1)
-    rows = np.arange(cand.shape[0])
-    return cand[rows, best], cost[rows, best]
+    everyone = np.arange(rows.shape[0])
+    return np.stack([rows[everyone, best], cols[everyone, best]], axis=1), cost[everyone, best]
 
 
 def grid_predictor(vectors, shape):
@@ -2116,25 +2099,6 @@ def grid_predictor(vectors, shape):
     right = padded[:-1, 2:]
     out = np.maximum(np.minimum(left, above), np.minimum(np.maximum(left, above), right))
     return out.reshape(-1, 2)
-
-
-def best_of(src_blocks, ref, ys, xs, centres, offsets, n, margin, lam, anchor, shape=None):
-    """Integer vectors [B, 2] minimising SAD + lam * bits around candidate centres [B, C, 2].
-
-    With a grid ``shape``, a second pass measures the bits against the median of each
-    block's neighbours' first-pass vectors, so smooth fields are preferred.
-    """
-    cand, sad = candidate_sads(src_blocks, ref, ys, xs, centres, offsets, n, margin)
-    vectors, cost = pick(cand, sad, lam, anchor, 4)
-    if shape is not None:
-        vectors, cost = pick(cand, sad, lam, grid_predictor(vectors, shape), 4)
-    return vectors, cost
-
-
-def parent_vectors(vectors, shape, factor):
-    """Vectors of a coarser grid [rows, cols, 2] spread to a grid ``factor`` times finer."""
-    grid_ = vectors.reshape(shape[0], shape[1], 2)
-    return np.repeat(np.repeat(grid_, factor, axis=0), factor, axis=1)
 
 
 def neighbourhood(field, radius=1):
@@ -2278,7 +2242,8 @@ class MotionSearch:
         owner = (np.arange(rows)[:, None] // factor) * (cols // factor) + np.arange(cols)[
             None, :
         ] // factor
-        block_cand = cand[owner.reshape(-1)]
+        owner = owner.reshape(-1)
+        block_cand = (cand[:, :, 0][owner], cand[:, :, 1][owner])
         flat = sads.reshape(rows * cols, -1).astype(np.float64)
         lam = self.lam / (scale * scale)
         start = anchor if anchor is not None else np.zeros((rows * cols, 2), dtype=np.int64)
