@@ -1946,34 +1946,33 @@ class PictureEncoder:
         """Chroma mode (shared by U and V) and levels of intra units."""
         group = group_of(1, 8, True)
         mode_costs = self.models.chroma_mode.costs()[0]
-        rows, cols = block_index(ys, xs, 8)
-        results = []
+        count, modes = ys.size, len(CHROMA_MODES)
+        # every mode of both planes measured in one batch: [plane, mode, block]
+        preds, srcs, valid = [], [], []
         for plane in (1, 2):
             above, left = neighbours(self.recon[plane], ys, xs, 8, *flags)
-            src = self.source[plane][rows, cols]
-            per_mode = []
-            for mode in range(len(CHROMA_MODES)):
-                pred = intra_predict(above, left, 8, mode, CHROMA_MODES)
-                clean = self.padding_free(plane, rows, cols, src, pred)
-                levels, bits, recon, sse = self.residual_choice(clean, pred, 8, group, 1)
-                per_mode.append((sse + self.lam * bits, levels, recon))
-            results.append(per_mode)
-        costs = np.stack(
-            [
-                results[0][m][0] + results[1][m][0] + self.lam * mode_costs[m]
-                for m in range(len(CHROMA_MODES))
-            ]
+            preds.append(intra_predict_all(above, left, 8, CHROMA_MODES))
+            srcs.append(block_view(self.source[plane], 8)[ys, xs])
+            if self.valid is not None:
+                valid.append(block_view(self.valid[plane], 8)[ys, xs])
+        pred = np.stack(preds)
+        src = np.broadcast_to(np.stack(srcs)[:, None], pred.shape)
+        if valid:
+            src = np.where(np.stack(valid)[:, None], src, pred)
+        levels, bits, recon, sse = self.residual_choice(
+            src.reshape(-1, 8, 8), pred.reshape(-1, 8, 8), 8, group, 1
         )
-        best = np.argmin(costs, axis=0)
+        cost = (sse + self.lam * bits).reshape(2, modes, count)
+        best = np.argmin(cost[0] + cost[1] + self.lam * mode_costs[:modes, None], axis=0)
+        chosen = np.arange(count) + best * count  # in each plane's [mode, block] rows
         for plane_index, plane in enumerate((1, 2)):
-            chosen_recon = np.stack([results[plane_index][m][2][i] for i, m in enumerate(best)])
-            self.recon[plane][rows, cols] = chosen_recon
+            rows = chosen + plane_index * modes * count
+            self.recon[plane][block_index(ys, xs, 8)] = recon[rows]
             for i, k in enumerate(ks):
-                levels = results[plane_index][best[i]][1][i]
-                coded = bool(np.any(levels))
+                coded = bool(np.any(levels[rows[i]]))
                 frame.cbf[k, plane] = int(coded)
                 if coded:
-                    frame.levels[(k, plane, 0)] = levels
+                    frame.levels[(k, plane, 0)] = levels[rows[i]]
         frame.chroma_mode[ks] = best
 
 
