@@ -234,16 +234,28 @@ class Model:
         self.limit = limit
         self._costs = None
         self._flat = None
+        self.check_all()
+
+    def check_all(self):
+        """Note the rows over the limit (the next update halves them)."""
+        self.pending = np.flatnonzero(self.counts.sum(axis=1) > self.limit)
 
     def update(self, ctx, values):
         """Count coded symbols; rows over the limit are halved."""
         k = self.symbols
-        hits = np.bincount(ctx * k + values, minlength=self.counts.size)
-        self.counts += hits.reshape(self.counts.shape)
-        totals = self.counts.sum(axis=1)
-        over = totals > self.limit
-        if over.any():
+        if self.counts.size <= 4096 or not self.counts.flags.c_contiguous:
+            hits = np.bincount(ctx * k + values, minlength=self.counts.size)
+            self.counts += hits.reshape(self.counts.shape)
+            over = np.flatnonzero(self.counts.sum(axis=1) > self.limit)
+        else:  # a large table: only the rows just counted and those over the limit when last
+            # checked (``pending``) can be over it (each row summed as the whole table would)
+            cells, hits = np.unique(ctx * k + values, return_counts=True)
+            self.counts.reshape(-1)[cells] += hits
+            rows = np.union1d(cells // k, self.pending)
+            over = rows[self.counts[rows].sum(axis=1) > self.limit]
+        if over.size:
             self.counts[over] *= 0.5
+        self.pending = over
         self._costs = None
         self._flat = None
 
@@ -251,6 +263,7 @@ class Model:
         """Scale every count towards the prior (older frames weigh less)."""
         self.counts *= memory
         np.maximum(self.counts, 0.02, out=self.counts)
+        self.check_all()
         self._costs = None
         self._flat = None
 
