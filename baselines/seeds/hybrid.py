@@ -1426,17 +1426,28 @@ def residual_planes(frame, shapes, scales):
     return planes
 
 
-def reconstruct_inter(frame, refs, residual, recon):
-    """Motion-compensated prediction plus residual for every inter unit."""
-    inter = [k for k in range(len(frame.units)) if frame.modes[k] != INTRA]
+def inter_units(frame):
+    """The inter units by size: {n: (unit indices, ys, xs)} (coding order within a size)."""
     by_size = {}
-    for k in inter:
-        by_size.setdefault(frame.units[k][2], []).append(k)
+    for k, (_, _, n) in enumerate(frame.units):
+        if frame.modes[k] != INTRA:
+            by_size.setdefault(n, []).append(k)
+    out = {}
     for n, ks in by_size.items():
-        ks = np.array(ks)
         ys = np.array([frame.units[k][0] for k in ks])
         xs = np.array([frame.units[k][1] for k in ks])
-        predictions = predict_inter(refs, ys, xs, n, frame.motions[ks])
+        out[n] = (np.array(ks), ys, xs)
+    return out
+
+
+def reconstruct_inter(frame, refs, residual, recon, known=None):
+    """Motion-compensated prediction plus residual for every inter unit (``known``: the
+    predictions by unit size, when the encoder has them)."""
+    for n, (ks, ys, xs) in inter_units(frame).items():
+        if known is None:
+            predictions = predict_inter(refs, ys, xs, n, frame.motions[ks])
+        else:
+            predictions = known[n]
         for plane, prediction in enumerate(predictions):
             size = n if plane == 0 else n // 2
             py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
@@ -2460,15 +2471,17 @@ class InterEncoder(PictureEncoder):
             order = np.argsort(rough, axis=0, kind="stable")[: int(self.params["inter_shortlist"])]
             everyone = np.arange(ys.size)
             shortlist = [motions[order[rank], everyone] for rank in range(order.shape[0])]
-            measured = [self.plane_rd(ys, xs, n, m) for m in shortlist]
+            preds = predict_inter(self.refs, ys, xs, n, shortlist[0])
+            measured = [self.plane_rd(ys, xs, n, shortlist[0], preds=preds)]
+            measured += [self.plane_rd(ys, xs, n, m) for m in shortlist[1:]]
             rd = [self.unit_rd(planes, n, False, 0.0) for planes in measured]
             self.searched[n] = (ys, xs, shortlist, rd)
             self.known[n] = [(shortlist[0], measured[0])]  # for candidates with the same motion
             if n == 16:
-                best16 = shortlist[0]
+                best16, preds16 = shortlist[0], preds
                 self.inter_rough16 = rough[order[0], everyone]
         ys16, xs16 = self.searched[16][0], self.searched[16][1]
-        self.rough = self.rough_reconstruction(ys16, xs16, best16)
+        self.rough = self.rough_reconstruction(ys16, xs16, preds16)
         cells = best16.reshape(height // 16, width // 16, 5).repeat(2, axis=0).repeat(2, axis=1)
         dirs, mvs = cells[:, :, 0].copy(), cells[:, :, 1:].copy()
         self.intra_costs = None
@@ -2497,16 +2510,12 @@ class InterEncoder(PictureEncoder):
         """Levels, cbfs and rootcbf of every inter unit for its final motion."""
         frame = self.frame
         frame.levels = {}
-        by_size = {}
-        for k, (_, _, n) in enumerate(frame.units):
-            if frame.modes[k] != INTRA:
-                by_size.setdefault(n, []).append(k)
-        for n, ks in by_size.items():
-            ks = np.array(ks)
-            ys = np.array([frame.units[k][0] for k in ks])
-            xs = np.array([frame.units[k][1] for k in ks])
+        self.predictions = {}  # unit size -> the inter units' predictions (for reconstruct_inter)
+        for n, (ks, ys, xs) in inter_units(frame).items():
+            preds = predict_inter(self.refs, ys, xs, n, frame.motions[ks])
+            self.predictions[n] = preds
             _, root, cbf, levels = self.inter_rd(
-                ys, xs, n, frame.motions[ks], 0.0, frame.modes[ks] == MERGE, True
+                ys, xs, n, frame.motions[ks], 0.0, frame.modes[ks] == MERGE, True, preds
             )
             whole, split, subs, sub_cbf = levels[0]
             frame.rootcbf[ks] = root
@@ -2734,17 +2743,19 @@ class InterEncoder(PictureEncoder):
         self.merge_results[(kind, n)] = (motions, planes)
         return self.unit_rd(planes, n, merged, 0.0)
 
-    def inter_rd(self, ys, xs, n, motions, side_bits, merged, final=False):
+    def inter_rd(self, ys, xs, n, motions, side_bits, merged, final=False, preds=None):
         """RD cost [B] of inter candidates, with their rootcbf, cbfs [B, 3] and levels."""
-        return self.unit_rd(self.plane_rd(ys, xs, n, motions, final), n, merged, side_bits)
+        planes = self.plane_rd(ys, xs, n, motions, final, preds=preds)
+        return self.unit_rd(planes, n, merged, side_bits)
 
-    def plane_rd(self, ys, xs, n, motions, final=False, luma=None):
+    def plane_rd(self, ys, xs, n, motions, final=False, luma=None, preds=None):
         """The residual of inter candidates, plane by plane (``luma``: their luma predictions
-        when known): per plane the distortion [B] and bits [B] as chosen (coded or not),
-        the distortion when not coded [B], whether it is coded [B] and the levels."""
-        if luma is None:
+        when known; ``preds``: all three): per plane the distortion [B] and bits [B] as
+        chosen (coded or not), the distortion when not coded [B], whether it is coded [B]
+        and the levels."""
+        if preds is None and luma is None:
             preds = predict_inter(self.refs, ys, xs, n, motions)
-        else:
+        elif preds is None:
             preds = [luma, *predict_inter(self.refs, ys, xs, n, motions, planes=(1, 2))]
         size_class = SIZE_CLASS[n]
         coded_d, skip_d, bits, coded, all_levels = [], [], [], [], []
@@ -2857,10 +2868,10 @@ class InterEncoder(PictureEncoder):
         bits = bits + sub_costs[np.maximum(joint - 1, 0)] + split_costs[1]
         return joint > 0, sse, bits, levels.reshape(count, 4, half, half), split_costs, flags
 
-    def rough_reconstruction(self, ys, xs, motions):
-        """Planes predicted from the cheapest motion of each 16x16 block (intra estimates)."""
+    def rough_reconstruction(self, ys, xs, predictions):
+        """Planes predicted from the cheapest motion of each 16x16 block (intra estimates),
+        from its predictions (y, u, v)."""
         out = [np.zeros(plane.shape, dtype=np.int32) for plane in self.source]
-        predictions = predict_inter(self.refs, ys, xs, 16, motions)
         for plane, prediction in enumerate(predictions):
             size = 16 if plane == 0 else 8
             py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
@@ -3295,7 +3306,7 @@ def _encode(frames, quality, stats=None):
             )
             frame.collect_levels()
             residual = residual_planes(frame, shapes, encoder.scales)
-            reconstruct_inter(frame, refs, residual, recon)
+            reconstruct_inter(frame, refs, residual, recon, encoder.predictions)
             code_splits(
                 coder, models, frame.layer_class, split32, split16, header["min_cu"], frame.context
             )
