@@ -1480,9 +1480,27 @@ def intra_flags(ys, xs, width, b=16, index=0):
     return top, left, right
 
 
+def sub_waves(k):
+    """The z-order blocks of a k x k grid in waves: a block joins the wave after those of the
+    neighbours its prediction uses (left, above, above-left and an earlier above-right)."""
+    position = {z_index(sy, sx): (sy, sx) for sy in range(k) for sx in range(k)}
+    wave = {}
+    for index in range(k * k):
+        sy, sx = position[index]
+        needs = [(sy, sx - 1), (sy - 1, sx), (sy - 1, sx - 1)]
+        if sy > 0 and sx < k - 1 and z_index(sy - 1, sx + 1) < index:
+            needs.append((sy - 1, sx + 1))
+        inside = [z_index(y, x) for y, x in needs if y >= 0 and x >= 0]
+        wave[index] = 1 + max((wave[other] for other in inside), default=-1)
+    return [[i for i in range(k * k) if wave[i] == w] for w in range(max(wave.values()) + 1)]
+
+
 def z_index(sy, sx):
     """z-order number of the block at (sy, sx) (in block units, up to 4x4)."""
     return (sx & 1) | ((sy & 1) << 1) | ((sx & 2) << 1) | ((sy & 2) << 2)
+
+
+SUB_WAVES = [sub_waves(1 << split) for split in range(3)]  # per luma split of a 16x16 unit
 
 
 def intra_pass(frame, recon, residual, chooser=None):
@@ -1939,31 +1957,34 @@ class PictureEncoder:
 
     def intra_partition(self, frame, ys, xs, split, width):
         """RD cost of coding 16x16 units' luma as 4**split blocks (each written into the
-        reconstruction as it is decided), and each block's (cost, mode, levels, recon, cbf)."""
+        reconstruction as it is decided), and each block's (cost, mode, levels, recon, cbf).
+        The blocks of a unit are decided in waves (``SUB_WAVES``): each wave's blocks need
+        only samples of the earlier waves, so they are measured together."""
         models = self.models
         split_costs = models.intra_split.costs()[0 if frame.kind == "I" else 1]
-        b = 16 >> split
-        cost = self.lam * split_costs[split] + np.zeros(ys.size)
-        parts = []
-        for sub in range(4**split):
-            oy, ox = sub_position(sub, b)
-            flags = intra_flags(ys, xs, width, b, sub)
-            mode_costs = models.luma_mode.costs()[split]
+        b, count = 16 >> split, ys.size
+        parts = [None] * 4**split
+        for wave in SUB_WAVES[split]:
+            offsets = np.repeat([sub_position(sub, b) for sub in wave], count, axis=0)
+            flags = zip(*(intra_flags(ys, xs, width, b, sub) for sub in wave), strict=True)
+            by, bx = np.tile(ys, len(wave)) + offsets[:, 0], np.tile(xs, len(wave)) + offsets[:, 1]
             part = self.intra_blocks(
                 0,
-                ys + oy,
-                xs + ox,
+                by,
+                bx,
                 b,
-                flags,
+                [np.concatenate(flag) for flag in flags],
                 LUMA_MODES,
-                mode_costs,
+                models.luma_mode.costs()[split],
                 group_of(0, b, True),
                 models.intra_cbf.costs()[split],
             )
-            sr, sc = block_index(ys + oy, xs + ox, b)
-            self.recon[0][sr, sc] = part[3]
+            self.recon[0][block_index(by, bx, b)] = part[3]
+            for i, sub in enumerate(wave):
+                parts[sub] = [value[i * count : (i + 1) * count] for value in part]
+        cost = self.lam * split_costs[split] + np.zeros(count)
+        for part in parts:  # in the blocks' order
             cost += part[0]
-            parts.append(part)
         return cost, parts
 
     def choose_chroma(self, frame, ks, ys, xs, flags):
