@@ -888,10 +888,12 @@ def predict_inter(refs, ys, xs, n, motions, planes=(0, 1, 2)):
             total[which] += fetched
         if total is None:
             total = np.zeros((count, size, size), dtype=np.int32)
-        pred = (total + 32) >> 6
+        mean = (total[both] + 64) >> 7 if both.size else None
+        total += 32
+        total >>= 6
         if both.size:
-            pred[both] = (total[both] + 64) >> 7
-        out.append(np.clip(pred, 0, 255, out=pred))
+            total[both] = mean
+        out.append(np.clip(total, 0, 255, out=total))
     return out
 
 
@@ -2137,7 +2139,11 @@ def pick(cand, sad, lam, anchor, unit):
 def grid_predictor(vectors, shape):
     """Median of the left, above and above-right vectors of each block of a grid [B, 2]."""
     field = vectors.reshape(shape[0], shape[1], 2)
-    padded = np.pad(field, ((1, 0), (1, 1), (0, 0)), mode="edge")
+    padded = np.empty((shape[0] + 1, shape[1] + 2, 2), dtype=field.dtype)  # edges repeated
+    padded[1:, 1:-1] = field
+    padded[0, 1:-1] = field[0]
+    padded[:, 0] = padded[:, 1]
+    padded[:, -1] = padded[:, -2]
     left = padded[1:, :-2]
     above = padded[:-1, 1:-1]
     right = padded[:-1, 2:]
