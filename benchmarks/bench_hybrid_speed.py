@@ -11,8 +11,10 @@ codecs run in this process, not through the sandbox (no isolation, no seccomp, n
 frames), with numpy/OpenBLAS/OpenMP limited to ``--threads`` threads as the sandbox limits
 them (its default is 1). For each clip and quality the old and the new codec run alternately,
 ``--repeats`` times each, and the table gives the median times as frames per second; the
-speed ratio is new fps / old fps. "same bits" says whether the two bitstreams are
-byte-identical, "same frames" whether the two decoders' outputs are.
+speed ratio is new fps / old fps (wall clock; ``--json`` adds the CPU seconds of every run,
+steadier on a shared machine). "same bits" says whether the two bitstreams are
+byte-identical, "same frames" whether the two decoders' outputs are. A first, untimed call
+of each codec on two frames warms them up.
 
 Clips: ``builtin`` (builtin:default, 352x288) and ``tears`` (Tears of Steel, 800x332, from
 ``../shared/media``, at its README's window), each cut to ``--frames``. A clip whose file is
@@ -107,6 +109,8 @@ class Timing:
 
     encode: list[float] = field(default_factory=list)
     decode: list[float] = field(default_factory=list)
+    encode_cpu: list[float] = field(default_factory=list)  # process CPU seconds
+    decode_cpu: list[float] = field(default_factory=list)
     bitstream: bytes = b""
     decoded: str = ""
 
@@ -123,12 +127,14 @@ def digest(planes: tuple) -> str:  # type: ignore[type-arg]
 
 def run(codec: ModuleType, frames: Frames, quality: int, timing: Timing) -> None:
     """One encode and one decode, timed; the outputs are kept (and must not vary)."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     bitstream = codec.encode(frames, quality)
     timing.encode.append(time.perf_counter() - start)
-    start = time.perf_counter()
+    timing.encode_cpu.append(time.process_time() - cpu)
+    start, cpu = time.perf_counter(), time.process_time()
     decoded = codec.decode(bitstream)
     timing.decode.append(time.perf_counter() - start)
+    timing.decode_cpu.append(time.process_time() - cpu)
     if timing.bitstream and timing.bitstream != bitstream:
         raise SystemExit(f"{codec.__name__}: the encoder is not deterministic")
     timing.bitstream, timing.decoded = bitstream, digest(decoded)
@@ -166,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     rows = []
+    warmed = False
     for key in args.clips.split(","):
         file, start = CLIPS[key]
         source = None if file is None else MEDIA / file
@@ -174,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         frames = load_clip(source, Settings(), start=start, count=args.frames).frames
         count, height, width = frames.y.shape
+        if not warmed:  # the first calls of a process pay for lazy imports and allocations
+            short = Frames(frames.y[:2], frames.u[:2], frames.v[:2], frames.fps)
+            for codec in (old, new):
+                codec.decode(codec.encode(short, qualities[0]))
+            warmed = True
         for quality in qualities:
             timings = {"old": Timing(), "new": Timing()}
             for _ in range(args.repeats):
@@ -194,13 +206,16 @@ def main(argv: list[str] | None = None) -> int:
                 "same_frames": o.decoded == n.decoded,
                 "encode_seconds": {k: t.encode for k, t in timings.items()},
                 "decode_seconds": {k: t.decode for k, t in timings.items()},
+                "encode_cpu_seconds": {k: t.encode_cpu for k, t in timings.items()},
+                "decode_cpu_seconds": {k: t.decode_cpu for k, t in timings.items()},
             }
             rows.append(row)
             if not args.json:
                 print(
                     f"{key} {width}x{height} x{count} q{quality}: "
                     f"encode {row['encode_fps_old']:.3f} -> {row['encode_fps_new']:.3f} fps "
-                    f"(x{row['encode_fps_new'] / row['encode_fps_old']:.2f}), "
+                    f"(x{row['encode_fps_new'] / row['encode_fps_old']:.2f}; CPU time "
+                    f"x{statistics.median(o.encode_cpu) / statistics.median(n.encode_cpu):.2f}), "
                     f"decode {row['decode_fps_old']:.2f} -> {row['decode_fps_new']:.2f} fps "
                     f"(x{row['decode_fps_new'] / row['decode_fps_old']:.2f}), "
                     f"{row['bytes']} bytes, same bits: {'yes' if row['same_bits'] else 'NO'}, "
