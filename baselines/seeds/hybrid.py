@@ -3053,20 +3053,23 @@ def coarse_vectors(cur, ref, radius):
     rows, cols = height // 4, width // 4
     cur = cur[: rows * 4, : cols * 4]
     padded = np.pad(ref[: rows * 4, : cols * 4], radius, mode="edge")
-    best = np.full((rows, cols), np.inf, dtype=np.float32)
-    vectors = np.zeros((rows, cols, 2), np.int64)
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            shifted = padded[
-                radius + dy : radius + dy + rows * 4, radius + dx : radius + dx + cols * 4
-            ]
-            sad = np.abs(cur - shifted).reshape(rows, 4, cols, 4).sum(axis=(1, 3)) + 0.5 * (
-                abs(dy) + abs(dx)
-            )
-            better = sad < best
-            best = np.where(better, sad, best)
-            vectors[better] = (dy, dx)
-    return vectors
+    shifts = square_offsets(radius)
+    moved = block_view(padded, rows * 4, cols * 4)  # [2r+1, 2r+1, H, W]: every shift
+    sads = []
+    chunk = max(1, (1 << 20) // cur.size)
+    for start in range(0, len(shifts), chunk):
+        dy, dx = shifts[start : start + chunk].T
+        diff = np.abs(cur - moved[dy + radius, dx + radius])
+        sad = diff.reshape(dy.size, rows, 4, cols, 4).sum(axis=(2, 4))
+        sads.append(sad + (0.5 * (np.abs(dy) + np.abs(dx))).astype(np.float32)[:, None, None])
+    # the first shift of least cost (in the order dy, then dx) wins
+    return shifts[np.argmin(np.concatenate(sads), axis=0)]
+
+
+def square_offsets(radius):
+    """Offsets (dy, dx) of a (2r+1)^2 square in raster order [K, 2]."""
+    span = np.arange(-radius, radius + 1)
+    return np.stack(np.meshgrid(span, span, indexing="ij"), axis=-1).reshape(-1, 2)
 
 
 def sampled_error(cur, ref, vectors, spacing=64, n=16, radius=2):
@@ -3084,13 +3087,13 @@ def sampled_error(cur, ref, vectors, spacing=64, n=16, radius=2):
     padded = np.pad(ref, reach, mode="edge")
     offsets = np.arange(n)
     blocks = cur[ys[:, None, None] + offsets[:, None], xs[:, None, None] + offsets]
-    best = np.full(len(ys), np.inf)
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            top, left = ys + start[:, 0] + dy + reach, xs + start[:, 1] + dx + reach
-            candidate = padded[top[:, None, None] + offsets[:, None], left[:, None, None] + offsets]
-            best = np.minimum(best, np.abs(blocks - candidate).sum(axis=(1, 2)))
-    return float(best.sum())
+    # every shift at once (sums of whole numbers: exact in any order)
+    dy, dx = square_offsets(radius).T
+    top = (ys + start[:, 0] + reach)[None, :] + dy[:, None]
+    left = (xs + start[:, 1] + reach)[None, :] + dx[:, None]
+    candidates = block_view(padded, n)[top, left]
+    errors = np.abs(blocks - candidates).sum(axis=(2, 3))
+    return float(errors.min(axis=0).astype(np.float64).sum())
 
 
 def choose_groups(luma, gop, b_growth, p_growth, fast_motion):
