@@ -1794,15 +1794,18 @@ def alf_design(source, plane, valid, lam):
     )
     rows, cols = height // CTU, width // CTU
     enabled = np.ones((rows, cols), dtype=bool)
-    before = (
-        ((source - plane).astype(np.float64) ** 2 * (1.0 if valid is None else valid))
-        .reshape(rows, CTU, cols, CTU)
-        .sum(axis=(1, 3))
-    )
+
+    def unit_errors(filtered):
+        """Squared error per coding-tree unit (float64; sums of whole numbers, exact)."""
+        diff = source - filtered.astype(np.int32)
+        squared = diff * diff if valid is None else diff * diff * valid
+        return squared.reshape(rows, CTU, cols, CTU).sum(axis=(1, 3)).astype(np.float64)
+
+    before = unit_errors(plane)
     coefs = None
     for _ in range(2):
         use = weight * np.repeat(np.repeat(enabled, CTU, axis=0), CTU, axis=1).reshape(-1)
-        weighted = features * use
+        weighted = features if valid is None and enabled.all() else features * use  # same
         normal = (weighted @ features.T).astype(np.float64)
         right = (weighted @ target).astype(np.float64)
         if not np.isfinite(normal).all() or np.abs(normal).sum() == 0:
@@ -1811,13 +1814,7 @@ def alf_design(source, plane, valid, lam):
         coefs = np.clip(np.rint(solution * (1 << ALF_SHIFT)), -ALF_LIMIT, ALF_LIMIT).astype(
             np.int64
         )
-        after_plane = alf_filter(plane, coefs)
-        error = (source - after_plane.astype(np.int32)).astype(np.float64) ** 2
-        after = (
-            (error * (1.0 if valid is None else valid))
-            .reshape(rows, CTU, cols, CTU)
-            .sum(axis=(1, 3))
-        )
+        after = unit_errors(alf_filter(plane, coefs))
         enabled = before - after > lam * 1.0
         if not enabled.any():
             return None
