@@ -837,8 +837,9 @@ class Picture:
         self.cache = {}
 
 
-def fetch(picture, plane, ys, xs, n, mvy, mvx):
-    """Motion-compensated blocks [B, n, n] (int32, 1/64 units) of one plane.
+def fetch(picture, plane, ys, xs, n, mvy, mvx, dtype=np.int32):
+    """Motion-compensated blocks [B, n, n] (int32, or ``dtype`` for luma; 1/64 units) of one
+    plane.
 
     ``ys``/``xs`` are block corners in that plane; vectors are in quarter luma samples, which
     is eighth-sample precision in the chroma planes. Fetches are clamped to the extension.
@@ -850,7 +851,7 @@ def fetch(picture, plane, ys, xs, n, mvy, mvx):
     left = np.minimum(np.maximum(xs + margin + (mvx >> bits), 0), width - n)
     if plane == 0:
         phase = (mvy & 3) * 4 + (mvx & 3)
-        return block_view(picture.luma_phases(), n)[phase, top, left].astype(np.int32)
+        return block_view(picture.luma_phases(), n)[phase, top, left].astype(dtype)
     # chroma: the 4-tap filters on each block's own window of n + 3 x n + 3 samples (kept
     # inside the extension), across (from the filtered planes), then down (exact integers)
     top = np.minimum(np.maximum(top - 1, 0), height - n - 3)
@@ -2112,7 +2113,7 @@ def satd(residual):
     t = min(n, 8)
     k = n // t
     tiles = (
-        residual.astype(np.float32)
+        residual.astype(np.float32, copy=False)
         .reshape(count, k, t, k, t)
         .transpose(0, 1, 3, 2, 4)
         .reshape(-1, t, t)
@@ -2164,7 +2165,7 @@ class MotionSearch:
     """Hierarchical block motion search of one source picture against one reference."""
 
     def __init__(self, source_y, reference, lam, search_range, subpel):
-        self.src64 = source_y.astype(np.int32) * 64  # in the 1/64 units of fetched predictions
+        self.src64 = source_y.astype(np.float32) * 64  # in 1/64 units, as fetched predictions
         self.src_int = source_y.astype(np.int16)
         self.ref = reference
         self.lam = lam
@@ -2248,11 +2249,10 @@ class MotionSearch:
         costs, rates = [], []
         for c in range(options.shape[1]):
             cand = options[:, c]
-            pred = fetch(self.ref, 0, ys, xs, n, cand[:, 0], cand[:, 1])
             rates.append(
                 self.lam * vector_bits(cand[:, 0] - anchor[:, 0], cand[:, 1] - anchor[:, 1])
             )
-            costs.append(satd(pred - src) / 64.0 + rates[-1])
+            costs.append(self.satd(n, ys, xs, cand, src) / 64.0 + rates[-1])
         costs, rates = np.stack(costs), np.stack(rates)
         best = np.argmin(costs, axis=0)
         everyone = np.arange(ys.size)
@@ -2351,6 +2351,13 @@ class MotionSearch:
             result[full] = sads
         return cand, result
 
+    def satd(self, n, ys, xs, vectors, src):
+        """SATD [B] of the luma predictions at ``vectors`` (quarter samples) against the
+        source blocks ``src`` (float32 in 1/64 units: the difference is exact)."""
+        pred = fetch(self.ref, 0, ys, xs, n, vectors[:, 0], vectors[:, 1], np.float32)
+        pred -= src
+        return satd(pred)
+
     def refine(self, n, mv, positions, shape):
         """Half- then quarter-sample refinement of vectors (quarter-sample units)."""
         ys, xs = positions
@@ -2368,9 +2375,8 @@ class MotionSearch:
             centre = best.copy()
             for dy, dx in offsets:
                 cand = centre + np.array([dy, dx])
-                pred = fetch(self.ref, 0, ys, xs, n, cand[:, 0], cand[:, 1])
                 rate = self.lam * vector_bits(cand[:, 0] - anchor[:, 0], cand[:, 1] - anchor[:, 1])
-                cost = satd(pred - src) / 64.0 + rate
+                cost = self.satd(n, ys, xs, cand, src) / 64.0 + rate
                 if best_cost is None:
                     best_cost, best_rate = cost, rate
                     continue
