@@ -2454,6 +2454,7 @@ class InterEncoder(PictureEncoder):
         self.ref_pocs = ref_pocs
         self.bi = frame.kind == "B"
         self.lam_sad = math.sqrt(self.lam)
+        self.temporal = {}  # block size -> temporal merge candidates of the grid
 
     def analyse(self, min_cu, merge_size, make_field):
         """Fill the frame's units, modes, motions, cbfs and inter levels; return the splits.
@@ -2666,7 +2667,14 @@ class InterEncoder(PictureEncoder):
             )
         return bits
 
-    def temporal_candidates(self, ys, xs, n):
+    def temporal_candidates(self, n):
+        """Scaled collocated motion at the centre of each n x n block of the grid [B, 5]
+        (direction 0: none), made once per size."""
+        if n not in self.temporal:
+            self.temporal[n] = self.scaled_collocated(*grid(*self.source[0].shape, n)[:2], n)
+        return self.temporal[n]
+
+    def scaled_collocated(self, ys, xs, n):
         """Scaled collocated motion at each block's centre [B, 5] (direction 0: none)."""
         out = np.zeros((ys.size, 5), dtype=np.int64)
         col = self.collocated
@@ -2695,7 +2703,7 @@ class InterEncoder(PictureEncoder):
             cell_lookup(dirs, mvs, cy + cs - 1, cx - 1),
             cell_lookup(dirs, mvs, cy - 1, cx + cs - 1),
             cell_lookup(dirs, mvs, cy - 1, cx + cs), cell_lookup(dirs, mvs, cy - 1, cx - 1),
-            self.temporal_candidates(ys, xs, n),
+            self.temporal_candidates(n),
         ], axis=1)  # fmt: skip
         available = listed[:, :, 0] > 0
         order = np.argsort(~available, axis=1, kind="stable")[:, :size]
@@ -2709,11 +2717,14 @@ class InterEncoder(PictureEncoder):
             preds = np.zeros((size, ys.size, n, n), dtype=np.int32)
             wanted = np.ones((ys.size, size), dtype=bool)
         else:  # only candidates that changed since the last decision are measured again
-            _, sads, preds = previous
-            sads, preds = sads.copy(), preds.copy()
+            _, sads, preds = previous  # updated in place (nothing else holds them)
             wanted = (chosen != previous[0]).any(axis=2)
         # a candidate equal to an earlier one of its block has the same SAD and prediction
-        first = (chosen[:, :, None, :] == chosen[:, None, :, :]).all(axis=3).argmax(axis=2)
+        first = np.tile(np.arange(size), (ys.size, 1))
+        for slot in range(size - 1, 0, -1):
+            for earlier in range(slot - 1, -1, -1):  # ends at the first equal candidate
+                same = (chosen[:, slot] == chosen[:, earlier]).all(axis=1)
+                first[same, slot] = earlier
         repeated = first < np.arange(size)[None, :]
         blocks, slots = np.nonzero(wanted & ~repeated)
         if blocks.size:
