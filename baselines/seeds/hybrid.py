@@ -799,6 +799,7 @@ class Picture:
             for p, m in zip(planes, self.margins, strict=True)
         ]
         self.cache = {}
+        self.fetched = [0, 0, 0]  # chroma samples fetched block by block, per plane
         self.motion = None  # (field, poc of the L0 reference, poc of the L1 reference)
 
     def luma_phases(self):
@@ -822,10 +823,15 @@ class Picture:
             self.cache["luma"] = np.stack(phases)
         return self.cache["luma"]
 
-    def chroma_across(self, plane):
+    def chroma_across(self, plane, samples):
         """A chroma plane filtered across at each eighth-sample phase, stacked [8, H, W]
-        (int16, exact): element [fx, y, x] weighs samples x - 1 .. x + 2 of row y."""
+        (int16, exact): element [fx, y, x] weighs samples x - 1 .. x + 2 of row y. Made once
+        the picture has served two planes' worth of ``samples`` of the plane block by block
+        (the encoder's many fetches; the decoder's few are cheaper without); None before."""
         if plane not in self.cache:
+            self.fetched[plane] += samples
+            if self.fetched[plane] <= 2 * self.extended[plane].size:
+                return None
             source = self.extended[plane]
             self.cache[plane] = np.stack(
                 [_filter(source, CHROMA_TAPS[fx], 1).astype(np.int16) for fx in range(8)]
@@ -856,7 +862,13 @@ def fetch(picture, plane, ys, xs, n, mvy, mvx, dtype=np.int32):
     # inside the extension), across (from the filtered planes), then down (exact integers)
     top = np.minimum(np.maximum(top - 1, 0), height - n - 3)
     left = np.minimum(np.maximum(left - 1, 0), width - n - 3)
-    across = block_view(picture.chroma_across(plane), n + 3, n)[mvx & 7, top, left + 1]
+    rows = picture.chroma_across(plane, ys.size * n * n)
+    if rows is None:  # each block's window filtered across here (float32: exact integers)
+        window = windows(picture.extended[plane], top, left, n + 3)
+        taps = CHROMA_TAP_ARRAY[mvx & 7].astype(np.float32)[:, :, None, None]
+        across = sum(taps[:, k] * window[:, :, k : k + n] for k in range(4)).astype(np.int32)
+    else:
+        across = block_view(rows, n + 3, n)[mvx & 7, top, left + 1]
     taps = CHROMA_TAP_ARRAY[mvy & 7][:, :, None, None]
     down = taps[:, 0] * across[:, 0:n]
     for k in range(1, 4):
