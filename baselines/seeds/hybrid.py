@@ -1872,6 +1872,7 @@ class PictureEncoder:
         self.source = source  # padded planes, int32
         self.valid = None  # per plane: inside the picture (the padding needs no residual)
         height, width = size
+        self.inside = [(height // f, width // f) for f in (1, 2, 2)]  # the picture, per plane
         if (height, width) != source[0].shape:
             self.valid = [
                 (np.arange(plane.shape[0])[:, None] < height // f)
@@ -1892,13 +1893,12 @@ class PictureEncoder:
         src = block_view(self.source[plane], n)[ys, xs]
         if self.valid is None:
             return src
-        return np.where(block_view(self.valid[plane], n)[ys, xs], src, pred)
-
-    def padding_free(self, plane, rows, cols, src, pred):
-        """Source blocks with the padding outside the picture replaced by the prediction."""
-        if self.valid is None:
-            return src
-        return np.where(self.valid[plane][rows, cols], src, pred)
+        height, width = self.inside[plane]
+        edge = np.flatnonzero((ys + n > height) | (xs + n > width))  # blocks reaching past it
+        if edge.size:
+            valid = block_view(self.valid[plane], n)[ys[edge], xs[edge]]
+            src[edge] = np.where(valid, src[edge], pred[edge])
+        return src
 
     def residual_choice(self, src, pred, n, group, plane_class):
         """Quantise the residual of blocks: levels, bits of the levels, reconstruction, SSE."""
@@ -1911,9 +1911,7 @@ class PictureEncoder:
 
     def intra_blocks(self, plane, ys, xs, n, flags, modes, mode_costs, group, cbf_costs):
         """Best intra mode of each block by rate-distortion cost, and what it produces."""
-        src_plane = self.source[plane]
-        rows, cols = block_index(ys, xs, n)
-        src = src_plane[rows, cols]
+        src = block_view(self.source[plane], n)[ys, xs]
         above, left = neighbours(self.recon[plane], ys, xs, n, *flags)
         predictions = intra_predict_all(above, left, n, modes)
         count, shortlist = ys.size, min(int(self.params["intra_shortlist"]), len(modes))
@@ -1923,8 +1921,7 @@ class PictureEncoder:
         everyone = np.arange(count)
         # the shortlisted modes of every block measured together: [rank * count + block]
         pred = predictions[ranked, everyone[None, :]].reshape(-1, n, n)
-        tiled = (np.tile(a, (shortlist, 1, 1)) for a in (rows, cols, src))
-        clean = self.padding_free(plane, *tiled, pred)
+        clean = self.source_blocks(plane, np.tile(ys, shortlist), np.tile(xs, shortlist), n, pred)
         levels, bits, recon, sse = self.residual_choice(clean, pred, n, group, min(plane, 1))
         coded = np.abs(levels).reshape(levels.shape[0], -1).max(axis=1) > 0
         mode = ranked.reshape(-1)
@@ -2005,19 +2002,14 @@ class PictureEncoder:
         mode_costs = self.models.chroma_mode.costs()[0]
         count, modes = ys.size, len(CHROMA_MODES)
         # every mode of both planes measured in one batch: [plane, mode, block]
-        preds, srcs, valid = [], [], []
+        preds, srcs = [], []
         for plane in (1, 2):
             above, left = neighbours(self.recon[plane], ys, xs, 8, *flags)
-            preds.append(intra_predict_all(above, left, 8, CHROMA_MODES))
-            srcs.append(block_view(self.source[plane], 8)[ys, xs])
-            if self.valid is not None:
-                valid.append(block_view(self.valid[plane], 8)[ys, xs])
-        pred = np.stack(preds)
-        src = np.broadcast_to(np.stack(srcs)[:, None], pred.shape)
-        if valid:
-            src = np.where(np.stack(valid)[:, None], src, pred)
+            preds.append(intra_predict_all(above, left, 8, CHROMA_MODES).reshape(-1, 8, 8))
+            tiled = (np.tile(ys, modes), np.tile(xs, modes))
+            srcs.append(self.source_blocks(plane, *tiled, 8, preds[-1]))
         levels, bits, recon, sse = self.residual_choice(
-            src.reshape(-1, 8, 8), pred.reshape(-1, 8, 8), 8, group, 1
+            np.concatenate(srcs), np.concatenate(preds), 8, group, 1
         )
         cost = (sse + self.lam * bits).reshape(2, modes, count)
         best = np.argmin(cost[0] + cost[1] + self.lam * mode_costs[:modes, None], axis=0)
