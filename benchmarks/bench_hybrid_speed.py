@@ -165,19 +165,20 @@ def main(argv: list[str] | None = None) -> int:
         old_path.write_bytes(git_file(base))
         old = load_module(old_path, "hybrid_old")
         new = load_module(ROOT / SEED, "hybrid_new")
-    print(
+    note = (
         f"hybrid.py at {base_name} (old) against the working tree (new); in-process calls, "
         f"not the sandbox; {args.threads} BLAS thread(s); {args.repeats} runs each, "
-        f"alternating; medians; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
-        flush=True,
+        f"alternating; medians; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
+    if not args.json:
+        print(note, flush=True)
     rows = []
     warmed = False
     for key in args.clips.split(","):
         file, start = CLIPS[key]
         source = None if file is None else MEDIA / file
         if source is not None and not source.exists():
-            print(f"{key}: skipped, {source} is absent", flush=True)
+            print(f"{key}: skipped, {source} is absent", file=sys.stderr, flush=True)
             continue
         frames = load_clip(source, Settings(), start=start, count=args.frames).frames
         count, height, width = frames.y.shape
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     if args.json:
-        print(json.dumps({"base": base_name, "rows": rows}, indent=1))
+        print(json.dumps({"base": base_name, "note": note, "rows": rows}, indent=1))
     else:
         print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0 if all(r["same_bits"] and r["same_frames"] for r in rows) else 1
