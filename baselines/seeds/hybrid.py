@@ -1518,11 +1518,24 @@ def z_index(sy, sx):
 SUB_WAVES = [sub_waves(1 << split) for split in range(3)]  # per luma split of a 16x16 unit
 
 
+def intra_waves(ys, xs):
+    """The wave of each intra unit at (ys, xs): one after the latest wave among the intra
+    units at its left, above-left, above and above-right, the only samples it predicts from
+    that are not reconstructed before the intra pass (inter units are). In an intra picture
+    this is the wavefront x / 16 + 2 y / 16; among inter units the waves are fewer."""
+    wave = {}
+    for i in np.lexsort((xs, ys)):  # raster order: those four come first
+        y, x = int(ys[i]), int(xs[i])
+        needs = ((y, x - 16), (y - 16, x - 16), (y - 16, x), (y - 16, x + 16))
+        wave[(y, x)] = 1 + max((wave[at] for at in needs if at in wave), default=-1)
+    return np.array([wave[(int(y), int(x))] for y, x in zip(ys, xs, strict=True)])
+
+
 def intra_pass(frame, recon, residual, chooser=None):
-    """Intra units in wavefront order (left, above and above-right are always done first).
+    """Intra units in waves (``intra_waves``: the neighbours they predict from come first).
 
     Decoding, each block is predicted with its coded mode and its residual added. Encoding,
-    ``chooser`` decides the modes and levels of each wavefront's units and reconstructs them.
+    ``chooser`` decides the modes and levels of each wave's units and reconstructs them.
     """
     intra = np.nonzero(frame.modes == INTRA)[0]
     if intra.size == 0:
@@ -1530,7 +1543,7 @@ def intra_pass(frame, recon, residual, chooser=None):
     ys = np.array([frame.units[k][0] for k in intra])
     xs = np.array([frame.units[k][1] for k in intra])
     width = recon[0].shape[1]
-    front = xs // 16 + 2 * (ys // 16)
+    front = intra_waves(ys, xs)
     for step in np.unique(front):
         pick = front == step
         ks, by, bx = intra[pick], ys[pick], xs[pick]
