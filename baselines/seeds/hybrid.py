@@ -422,11 +422,13 @@ def neighbours(plane, ys, xs, n, top_ok, left_ok, right_ok):
     left = plane[rows, np.maximum(xs - 1, 0)[:, None]].astype(np.int32)
     corner = plane[np.maximum(ys - 1, 0), np.maximum(xs - 1, 0)].astype(np.int32)
     right_ok = right_ok & top_ok
-    above[:, n:] = np.where(right_ok[:, None], above[:, n:], above[:, n - 1 : n])
-    fill = np.full(count, 128, dtype=np.int32)
-    left = np.where(left_ok[:, None], left, np.where(top_ok, above[:, 0], fill)[:, None])
-    above = np.where(top_ok[:, None], above, np.where(left_ok, left[:, 0], fill)[:, None])
-    corner = np.where(top_ok & left_ok, corner, np.where(top_ok, above[:, 0], left[:, 0]))
+    if not right_ok.all():
+        above[:, n:] = np.where(right_ok[:, None], above[:, n:], above[:, n - 1 : n])
+    if not (top_ok.all() and left_ok.all()):
+        fill = np.full(count, 128, dtype=np.int32)
+        left = np.where(left_ok[:, None], left, np.where(top_ok, above[:, 0], fill)[:, None])
+        above = np.where(top_ok[:, None], above, np.where(left_ok, left[:, 0], fill)[:, None])
+        corner = np.where(top_ok & left_ok, corner, np.where(top_ok, above[:, 0], left[:, 0]))
     a = np.concatenate([corner[:, None], above], axis=1)
     l_ = np.concatenate([corner[:, None], left, np.repeat(left[:, -1:], n, axis=1)], axis=1)
     return a, l_
@@ -1934,7 +1936,7 @@ class PictureEncoder:
         everyone = np.arange(count)
         # the shortlisted modes of every block measured together: [rank * count + block]
         pred = predictions[ranked, everyone[None, :]].reshape(-1, n, n)
-        clean = self.source_blocks(plane, np.tile(ys, shortlist), np.tile(xs, shortlist), n, pred)
+        clean = self.source_blocks(plane, repeat(ys, shortlist), repeat(xs, shortlist), n, pred)
         levels, bits, recon, sse = self.residual_choice(clean, pred, n, group, min(plane, 1))
         coded = np.abs(levels).reshape(levels.shape[0], -1).max(axis=1) > 0
         mode = ranked.reshape(-1)
@@ -1989,7 +1991,8 @@ class PictureEncoder:
         for wave in SUB_WAVES[split]:
             offsets = np.repeat([sub_position(sub, b) for sub in wave], count, axis=0)
             flags = zip(*(intra_flags(ys, xs, width, b, sub) for sub in wave), strict=True)
-            by, bx = np.tile(ys, len(wave)) + offsets[:, 0], np.tile(xs, len(wave)) + offsets[:, 1]
+            by = repeat(ys, len(wave)) + offsets[:, 0]
+            bx = repeat(xs, len(wave)) + offsets[:, 1]
             part = self.intra_blocks(
                 0,
                 by,
@@ -2019,7 +2022,7 @@ class PictureEncoder:
         for plane in (1, 2):
             above, left = neighbours(self.recon[plane], ys, xs, 8, *flags)
             preds.append(intra_predict_all(above, left, 8, CHROMA_MODES).reshape(-1, 8, 8))
-            tiled = (np.tile(ys, modes), np.tile(xs, modes))
+            tiled = (repeat(ys, modes), repeat(xs, modes))
             srcs.append(self.source_blocks(plane, *tiled, 8, preds[-1]))
         levels, bits, recon, sse = self.residual_choice(
             np.concatenate(srcs), np.concatenate(preds), 8, group, 1
@@ -2067,6 +2070,11 @@ def vector_bits(dy, dx):
 
 
 LOG_BITS = 2.0 * np.log2(np.arange(1 << 14) + 1.0)  # vector_bits' terms of small components
+
+
+def repeat(values, times):
+    """A 1-D array repeated end to end ``times`` times (np.tile, without its overhead)."""
+    return np.concatenate((values,) * times)
 
 
 def block_view(planes, n, m=None):
