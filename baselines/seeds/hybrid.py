@@ -175,7 +175,7 @@ def left_multiply(matrix, blocks):
 def forward_dct(blocks):
     """Orthonormal 2-D DCT of [B, n, n] blocks (float32: the encoder's estimate)."""
     basis = BASIS32[blocks.shape[-1]]
-    return right_multiply(left_multiply(basis, blocks.astype(np.float32)), basis.T)
+    return right_multiply(left_multiply(basis, blocks.astype(np.float32, copy=False)), basis.T)
 
 
 def floor_shift(values, bits):
@@ -2830,7 +2830,7 @@ class InterEncoder(PictureEncoder):
             size = n if plane == 0 else n // 2
             py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
             src = self.source_blocks(plane, py, px, size, preds[plane])
-            residual = (src - preds[plane]).astype(np.float32)
+            residual = np.subtract(src, preds[plane], dtype=np.float32)  # exact: small integers
             coefs = forward_dct(residual)
             group = group_of(min(plane, 1), size, False)
             step = self.steps[min(plane, 1)]
