@@ -32,12 +32,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS)
 
-## benchmarks: printed figures, not tests (SEEDS_ARGS="--seeds hybrid --clips builtin" for a subset)
+## benchmarks: printed figures, not tests (SEEDS_ARGS="--seeds hybrid --clips builtin" for a subset;
+## HYBRID_SPEED_ARGS="--base REV --frames 10" for the hybrid's old-against-new speed table)
 SEEDS_ARGS ?=
+HYBRID_SPEED_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
 	$(BIN)/python benchmarks/bench_sandbox.py
 	$(BIN)/python benchmarks/bench_seeds.py $(SEEDS_ARGS)
+	$(BIN)/python benchmarks/bench_hybrid_speed.py $(HYBRID_SPEED_ARGS)
 	$(BIN)/python benchmarks/bench_ray.py
 	$(BIN)/python benchmarks/bench_report.py
 

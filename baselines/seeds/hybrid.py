@@ -175,7 +175,7 @@ def left_multiply(matrix, blocks):
 def forward_dct(blocks):
     """Orthonormal 2-D DCT of [B, n, n] blocks (float32: the encoder's estimate)."""
     basis = BASIS32[blocks.shape[-1]]
-    return right_multiply(left_multiply(basis, blocks.astype(np.float32)), basis.T)
+    return right_multiply(left_multiply(basis, blocks.astype(np.float32, copy=False)), basis.T)
 
 
 def floor_shift(values, bits):
@@ -234,16 +234,28 @@ class Model:
         self.limit = limit
         self._costs = None
         self._flat = None
+        self.check_all()
+
+    def check_all(self):
+        """Note the rows over the limit (the next update halves them)."""
+        self.pending = np.flatnonzero(self.counts.sum(axis=1) > self.limit)
 
     def update(self, ctx, values):
         """Count coded symbols; rows over the limit are halved."""
         k = self.symbols
-        hits = np.bincount(ctx * k + values, minlength=self.counts.size)
-        self.counts += hits.reshape(self.counts.shape)
-        totals = self.counts.sum(axis=1)
-        over = totals > self.limit
-        if over.any():
+        if self.counts.size <= 4096 or not self.counts.flags.c_contiguous:
+            hits = np.bincount(ctx * k + values, minlength=self.counts.size)
+            self.counts += hits.reshape(self.counts.shape)
+            over = np.flatnonzero(self.counts.sum(axis=1) > self.limit)
+        else:  # a large table: only the rows just counted and those over the limit when last
+            # checked (``pending``) can be over it (each row summed as the whole table would)
+            cells, hits = np.unique(ctx * k + values, return_counts=True)
+            self.counts.reshape(-1)[cells] += hits
+            rows = np.union1d(cells // k, self.pending)
+            over = rows[self.counts[rows].sum(axis=1) > self.limit]
+        if over.size:
             self.counts[over] *= 0.5
+        self.pending = over
         self._costs = None
         self._flat = None
 
@@ -251,6 +263,7 @@ class Model:
         """Scale every count towards the prior (older frames weigh less)."""
         self.counts *= memory
         np.maximum(self.counts, 0.02, out=self.counts)
+        self.check_all()
         self._costs = None
         self._flat = None
 
@@ -403,42 +416,58 @@ def neighbours(plane, ys, xs, n, top_ok, left_ok, right_ok):
     """
     h, w = plane.shape
     count = ys.size
-    cols = np.clip(xs[:, None] + np.arange(2 * n)[None, :], 0, w - 1)
+    cols = np.minimum(np.maximum(xs[:, None] + np.arange(2 * n)[None, :], 0), w - 1)
     above = plane[np.maximum(ys - 1, 0)[:, None], cols].astype(np.int32)
-    rows = np.clip(ys[:, None] + np.arange(n)[None, :], 0, h - 1)
+    rows = np.minimum(np.maximum(ys[:, None] + np.arange(n)[None, :], 0), h - 1)
     left = plane[rows, np.maximum(xs - 1, 0)[:, None]].astype(np.int32)
     corner = plane[np.maximum(ys - 1, 0), np.maximum(xs - 1, 0)].astype(np.int32)
     right_ok = right_ok & top_ok
-    above[:, n:] = np.where(right_ok[:, None], above[:, n:], above[:, n - 1 : n])
-    fill = np.full(count, 128, dtype=np.int32)
-    left = np.where(left_ok[:, None], left, np.where(top_ok, above[:, 0], fill)[:, None])
-    above = np.where(top_ok[:, None], above, np.where(left_ok, left[:, 0], fill)[:, None])
-    corner = np.where(top_ok & left_ok, corner, np.where(top_ok, above[:, 0], left[:, 0]))
+    if not right_ok.all():
+        above[:, n:] = np.where(right_ok[:, None], above[:, n:], above[:, n - 1 : n])
+    if not (top_ok.all() and left_ok.all()):
+        fill = np.full(count, 128, dtype=np.int32)
+        left = np.where(left_ok[:, None], left, np.where(top_ok, above[:, 0], fill)[:, None])
+        above = np.where(top_ok[:, None], above, np.where(left_ok, left[:, 0], fill)[:, None])
+        corner = np.where(top_ok & left_ok, corner, np.where(top_ok, above[:, 0], left[:, 0]))
     a = np.concatenate([corner[:, None], above], axis=1)
     l_ = np.concatenate([corner[:, None], left, np.repeat(left[:, -1:], n, axis=1)], axis=1)
     return a, l_
 
 
-def _angular(main, side, n, angle):
-    """HEVC angular prediction along ``main`` (negative angles project ``side``)."""
-    count = main.shape[0]
-    ext = np.empty((count, 3 * n + 2), dtype=np.int32)
-    ext[:, n : 3 * n + 1] = main
-    ext[:, 3 * n + 1] = main[:, -1]
+def angular_taps(n, family, angle):
+    """Where HEVC angular prediction of an n x n block reads: for each sample, the two reference
+    samples it blends, as indices [n, n] into the above samples followed by the left ones
+    (``neighbours``), and the weight of the second in 1/32 [n, n] (int32).
+
+    "v" modes project the row above (negative angles extend it with projected left samples),
+    "h" modes the left column, transposed."""
+    length = 2 * n + 1
+    ext = np.zeros(3 * n + 2, dtype=np.int32)  # the extended main reference, as indices
+    ext[n : 3 * n + 1] = np.arange(length)
+    ext[3 * n + 1] = 2 * n
     if angle < 0:
         inverse = int(round(8192 / angle))
         lowest = (n * angle) >> 5
         for x in range(lowest, 0):
-            ext[:, n + x] = side[:, min((x * inverse + 128) >> 8, 2 * n)]
-    else:
-        ext[:, :n] = main[:, :1]
+            ext[n + x] = length + min((x * inverse + 128) >> 8, 2 * n)
     y = np.arange(1, n + 1)
     whole = (y * angle) >> 5
-    frac = ((y * angle) & 31)[:, None]
+    frac = np.repeat(((y * angle) & 31)[:, None], n, axis=1).astype(np.int32)
     index = n + np.arange(n)[None, :] + whole[:, None] + 1
-    first = ext[:, index]
-    second = ext[:, index + 1]
-    return ((32 - frac) * first + frac * second + 16) >> 5
+    first, second = ext[index], ext[index + 1]
+    if family == "h":  # main = left, side = above: swap the halves, transpose the block
+        first = (first.T + length) % (2 * length)
+        second = (second.T + length) % (2 * length)
+        frac = np.ascontiguousarray(frac.T)
+    return first, second, frac
+
+
+ANGULAR_TAPS = {
+    (n, family, angle): angular_taps(n, family, angle)
+    for n in (4, 8, 16)
+    for family, angle in LUMA_MODES
+    if family in ("v", "h")
+}
 
 
 def intra_predict(above, left, n, mode, modes):
@@ -457,9 +486,39 @@ def intra_predict(above, left, n, mode, modes):
         bottom = left[:, n + 1][:, None, None]
         total = (n - 1 - x) * lft + (x + 1) * right + (n - 1 - y) * top + (y + 1) * bottom
         return (total + n) >> shift
-    if family == "v":
-        return _angular(above, left, n, angle)
-    return _angular(left, above, n, angle).transpose(0, 2, 1)
+    first, second, frac = ANGULAR_TAPS[(n, family, angle)]
+    samples = np.concatenate([above, left], axis=1)
+    return ((32 - frac) * samples[:, first] + frac * samples[:, second] + 16) >> 5
+
+
+def intra_plan(n, modes):
+    """The angular modes of a mode table and their taps stacked ([A, n, n] each), made once."""
+    key = (n, modes)
+    if key not in INTRA_PLANS:
+        angular = [m for m, (family, _) in enumerate(modes) if family in ("v", "h")]
+        taps = [ANGULAR_TAPS[(n, *modes[m])] for m in angular]
+        INTRA_PLANS[key] = (
+            np.array(angular, dtype=np.int64),
+            *(np.stack([t[part] for t in taps]) if taps else None for part in range(3)),
+        )
+    return INTRA_PLANS[key]
+
+
+INTRA_PLANS = {}
+
+
+def intra_predict_all(above, left, n, modes):
+    """Predictions [M, B, n, n] (int32) of every mode of a mode table for the blocks."""
+    out = np.empty((len(modes), above.shape[0], n, n), dtype=np.int32)
+    angular, first, second, frac = intra_plan(n, modes)
+    if angular.size:
+        samples = np.concatenate([above, left], axis=1)
+        blend = (32 - frac) * samples[:, first] + frac * samples[:, second] + 16
+        out[angular] = (blend >> 5).transpose(1, 0, 2, 3)
+    for mode, (family, _) in enumerate(modes):
+        if family in ("dc", "planar"):
+            out[mode] = intra_predict(above, left, n, mode, modes)
+    return out
 
 
 def intra_predict_modes(above, left, n, modes_of_blocks, modes):
@@ -543,39 +602,41 @@ class CoefficientModels:
         return [self.magnitude, self.escape, self.cbf, *self.last.values()]
 
 
-def neighbour_activity(mag):
-    """2*(up + left) + up-left + 2-up + 2-left of every coefficient from capped magnitudes."""
-    mag = mag.astype(np.int16)
-    s = np.zeros(mag.shape, dtype=np.int16)
-    s[:, 1:, :] += 2 * mag[:, :-1, :]
-    s[:, :, 1:] += 2 * mag[:, :, :-1]
-    s[:, 1:, 1:] += mag[:, :-1, :-1]
-    s[:, 2:, :] += mag[:, :-2, :]
-    s[:, :, 2:] += mag[:, :, :-2]
-    return s
-
-
-def coefficient_contexts(mag, n, group, last):
-    """Context index of every coefficient [B, n, n] from the lower-frequency magnitudes."""
-    activity = np.minimum(neighbour_activity(mag), NEIGHBOUR_CLASS.size - 1)
-    on_last = (DIAG_INDEX[n][None] == last[:, None, None]).astype(np.int32)
-    fixed = group * GROUP_CONTEXTS + POSITION_CONTEXT[n][None]
-    return fixed + NEIGHBOUR_CONTEXT.take(activity) + 2 * on_last
+def magnitude_rows(mag, n, group, last):
+    """Where each coefficient's magnitude costs start in ``Model.flat_costs`` of the magnitude
+    model: context * (ESCAPE + 1) [B, n, n] (int32). The context is the coefficient's group,
+    position (frequency class, first row/column), whether it lies on the last diagonal, and
+    the class of 2*(up + left) + up-left + 2-up + 2-left of the capped magnitudes ``mag``."""
+    padded = np.zeros((mag.shape[0], n + 2, n + 2), dtype=np.int16)
+    padded[:, 2:, 2:] = mag
+    activity = padded[:, 1:-1, 2:] + padded[:, 2:, 1:-1]
+    activity += activity
+    activity += padded[:, 1:-1, 1:-1]
+    activity += padded[:, :-2, 2:]
+    activity += padded[:, 2:, :-2]
+    rows = NEIGHBOUR_ROWS.take(activity)
+    rows += (group * GROUP_CONTEXTS + POSITION_CONTEXT[n]) * (ESCAPE + 1)
+    rows += (DIAG_INDEX[n] == last[:, None, None]) * np.int32(2 * (ESCAPE + 1))
+    return rows
 
 
 # context offsets: the position part (frequency class, first row/column) and the neighbourhood
+# (its activity, up to 2 * (15 + 15) + 3 * 15, capped by the classes' table)
 POSITION_CONTEXT = {
     n: (FREQ_OF[n] * NEIGHBOUR_CLASSES * 4 + EDGE_OF[n]).astype(np.int32) for n in SIZES
 }
-NEIGHBOUR_CONTEXT = (NEIGHBOUR_CLASS * 4).astype(np.int32)
+NEIGHBOUR_ROWS = (
+    NEIGHBOUR_CLASS[np.minimum(np.arange(5 * ESCAPE + 31), NEIGHBOUR_CLASS.size - 1)]
+    * (4 * (ESCAPE + 1))
+).astype(np.int32)
+DIAG_AFTER = {n: (DIAG_INDEX[n] + 1).astype(np.int16) for n in SIZES}
 
 
 def last_diagonal(levels):
     """Highest anti-diagonal with a non-zero level, per block (-1 for all-zero blocks)."""
-    n = levels.shape[-1]
-    nonzero = levels != 0
-    diag = np.where(nonzero, DIAG_INDEX[n][None], -1)
-    return diag.reshape(levels.shape[0], -1).max(axis=1)
+    count, n = levels.shape[0], levels.shape[-1]
+    after = ((levels != 0) * DIAG_AFTER[n]).reshape(count, -1).max(axis=1)
+    return after.astype(np.int64) - 1
 
 
 def code_levels(coder, models, n, group, count, levels=None):
@@ -627,13 +688,22 @@ def code_levels(coder, models, n, group, count, levels=None):
 
 def level_bits(models, n, group, levels):
     """Estimated bits of coding each block's levels [B] (0 for all-zero blocks; no cbf)."""
+    count = levels.shape[0]
+    out = np.zeros(count, dtype=np.float32)
+    coded = np.flatnonzero(levels.reshape(count, -1).any(axis=1))
+    if coded.size:
+        out[coded] = coded_level_bits(models, n, group, levels[coded])
+    return out
+
+
+def coded_level_bits(models, n, group, levels):
+    """``level_bits`` of blocks that each have a non-zero level (float32 [B])."""
     full = np.abs(levels)
     mag = np.minimum(full, ESCAPE)
     last = last_diagonal(levels)
-    ctx = coefficient_contexts(mag, n, group, last)
+    rows = magnitude_rows(mag, n, group, last)
     costs = models.magnitude.flat_costs()
-    bits = costs.take(ctx * (ESCAPE + 1) + mag)
-    bits = np.where(DIAG_INDEX[n][None] <= last[:, None, None], bits, np.float32(0.0))
+    bits = costs.take(rows + mag) * (DIAG_INDEX[n][None] <= last[:, None, None])
     total = bits.reshape(levels.shape[0], -1).sum(axis=1)
     total += (full != 0).reshape(levels.shape[0], -1).sum(axis=1)
     escaped = full >= ESCAPE
@@ -642,8 +712,8 @@ def level_bits(models, n, group, levels):
             escaped, magnitude_bits(full - ESCAPE, models.escape.costs()[group // 8 % 2]), 0
         )
         total += extra.reshape(levels.shape[0], -1).sum(axis=1)
-    total += models.last[n].costs()[group][np.maximum(last, 0)]
-    return np.where(last >= 0, total, 0.0)
+    total += models.last[n].costs()[group][last]
+    return total
 
 
 def quantise(coefs, step, lam, models, n, group, rdoq):
@@ -656,26 +726,39 @@ def quantise(coefs, step, lam, models, n, group, rdoq):
     if not rdoq:
         rounding = np.float32(1.0 / 3.0 if group % 2 else 1.0 / 6.0)  # intra, inter dead zones
         levels = np.minimum(magnitude + rounding, MAX_LEVEL - 1).astype(np.int32)
-        return np.where(coefs < 0, -levels, levels)
-    nearest = np.minimum(magnitude + np.float32(0.5), MAX_LEVEL - 1).astype(np.int32)
-    ctx = coefficient_contexts(np.minimum(nearest, ESCAPE), n, group, last_diagonal(nearest))
+    else:
+        levels = np.minimum(magnitude + np.float32(0.5), MAX_LEVEL - 1).astype(np.int32)
+        # blocks rounding to all zeros stay so (a level only ever gets smaller)
+        coded = np.flatnonzero(levels.reshape(levels.shape[0], -1).any(axis=1))
+        if coded.size:
+            chosen = rdoq_levels(magnitude[coded], levels[coded], step, lam, models, n, group)
+            levels[coded] = chosen
+    return levels * (1 - 2 * (coefs < 0).view(np.int8))  # the coefficients' signs
+
+
+def rdoq_levels(magnitude, nearest, step, lam, models, n, group):
+    """RDOQ of blocks: the magnitude of each coefficient's level (int32) among ``nearest``
+    (rounded |c| / step), one less and zero. Coefficients rounding to zero stay zero."""
+    row = magnitude_rows(np.minimum(nearest, ESCAPE), n, group, last_diagonal(nearest))
     costs = models.magnitude.flat_costs()
-    row = ctx * (ESCAPE + 1)
     scaled_lam = np.float32(lam / (step * step))  # errors below are in units of the step
-    best = nearest.copy()
-    best_cost = (magnitude - nearest) ** 2 + scaled_lam * (
-        costs.take(row + np.minimum(nearest, ESCAPE)) + (nearest > 0)
+    out = np.zeros(nearest.shape, dtype=np.int32)
+    where = np.flatnonzero(nearest)
+    row = row.reshape(-1)[where]
+    near, magnitude = nearest.reshape(-1)[where], magnitude.reshape(-1)[where]
+    best_cost = (magnitude - near) ** 2 + scaled_lam * (
+        costs.take(row + np.minimum(near, ESCAPE)) + (near > 0)
     )
-    lower = np.maximum(nearest - 1, 0)
+    lower = near - 1
     lower_cost = (magnitude - lower) ** 2 + scaled_lam * (
         costs.take(row + np.minimum(lower, ESCAPE)) + (lower > 0)
     )
     take = lower_cost < best_cost
-    best = np.where(take, lower, best)
+    best = np.where(take, lower, near)
     best_cost = np.where(take, lower_cost, best_cost)
     zero_cost = magnitude**2 + scaled_lam * costs.take(row)
-    best = np.where(zero_cost < best_cost, 0, best)
-    return np.where(coefs < 0, -best, best)
+    out.reshape(-1)[where] = np.where(zero_cost < best_cost, 0, best)
+    return out
 
 
 # =============================================================================================
@@ -717,42 +800,54 @@ class Picture:
             np.pad(p, m, mode="edge").astype(np.float32)
             for p, m in zip(planes, self.margins, strict=True)
         ]
-        self.extended_int = [plane.astype(np.int32) for plane in self.extended]
         self.cache = {}
+        self.fetched = [0, 0, 0]  # chroma samples fetched block by block, per plane
         self.motion = None  # (field, poc of the L0 reference, poc of the L1 reference)
 
-    def phase(self, plane, fy, fx):
-        """The extended plane at a fractional phase, in 1/64 sample units (int16)."""
-        key = (plane, fy, fx)
-        if key not in self.cache:
-            taps = LUMA_TAPS if plane == 0 else CHROMA_TAPS
-            source = self.extended[plane]
-            if fx == 0 and fy == 0:
-                out = source * 64.0
-            elif fy == 0:
-                out = _filter(source, taps[fx], 1)
-            elif fx == 0:
-                out = _filter(source, taps[fy], 0)
-            else:
-                out = np.floor(_filter(_filter(source, taps[fx], 1), taps[fy], 0) / 64.0)
-            self.cache[key] = np.clip(out, -32768, 32767).astype(np.int16)
-        return self.cache[key]
-
     def luma_phases(self):
-        """All 16 quarter-sample phases of the luma plane, stacked [16, H, W] (int16)."""
-        if "stack" not in self.cache:
-            self.cache["stack"] = np.stack(
-                [self.phase(0, fy, fx) for fy in range(4) for fx in range(4)]
+        """All 16 quarter-sample phases of the luma plane, stacked [16, H, W] (int16, 1/64
+        sample units; fy * 4 + fx): the 8-tap filter across, then down (floored)."""
+        if "luma" not in self.cache:
+            source = self.extended[0]
+            across = [None] + [_filter(source, LUMA_TAPS[fx], 1) for fx in range(1, 4)]
+            phases = []
+            for fy in range(4):
+                for fx in range(4):
+                    if fx == 0 and fy == 0:
+                        out = source * 64.0
+                    elif fy == 0:
+                        out = across[fx]
+                    elif fx == 0:
+                        out = _filter(source, LUMA_TAPS[fy], 0)
+                    else:
+                        out = np.floor(_filter(across[fx], LUMA_TAPS[fy], 0) / 64.0)
+                    phases.append(np.clip(out, -32768, 32767).astype(np.int16))
+            self.cache["luma"] = np.stack(phases)
+        return self.cache["luma"]
+
+    def chroma_across(self, plane, samples):
+        """A chroma plane filtered across at each eighth-sample phase, stacked [8, H, W]
+        (int16, exact): element [fx, y, x] weighs samples x - 1 .. x + 2 of row y. Made once
+        the picture has served two planes' worth of ``samples`` of the plane block by block
+        (the encoder's many fetches; the decoder's few are cheaper without); None before."""
+        if plane not in self.cache:
+            self.fetched[plane] += samples
+            if self.fetched[plane] <= 2 * self.extended[plane].size:
+                return None
+            source = self.extended[plane]
+            self.cache[plane] = np.stack(
+                [_filter(source, CHROMA_TAPS[fx], 1).astype(np.int16) for fx in range(8)]
             )
-        return self.cache["stack"]
+        return self.cache[plane]
 
     def drop_phases(self):
         """Free the interpolated phases (when no later picture refers to this one)."""
         self.cache = {}
 
 
-def fetch(picture, plane, ys, xs, n, mvy, mvx):
-    """Motion-compensated blocks [B, n, n] (int32, 1/64 units) of one plane.
+def fetch(picture, plane, ys, xs, n, mvy, mvx, dtype=np.int32):
+    """Motion-compensated blocks [B, n, n] (int32, or ``dtype`` for luma; 1/64 units) of one
+    plane.
 
     ``ys``/``xs`` are block corners in that plane; vectors are in quarter luma samples, which
     is eighth-sample precision in the chroma planes. Fetches are clamped to the extension.
@@ -760,49 +855,60 @@ def fetch(picture, plane, ys, xs, n, mvy, mvx):
     bits = 2 if plane == 0 else 3
     margin = picture.margins[plane]
     height, width = picture.extended[plane].shape
-    top = np.clip(ys + margin + (mvy >> bits), 0, height - n)
-    left = np.clip(xs + margin + (mvx >> bits), 0, width - n)
-    start = top * width + left
-    offsets = np.arange(n)[:, None] * width + np.arange(n)[None, :]
+    top = np.minimum(np.maximum(ys + margin + (mvy >> bits), 0), height - n)
+    left = np.minimum(np.maximum(xs + margin + (mvx >> bits), 0), width - n)
     if plane == 0:
         phase = (mvy & 3) * 4 + (mvx & 3)
-        stack = picture.luma_phases()
-        return np.take(stack, (phase * (height * width) + start)[:, None, None] + offsets).astype(
-            np.int32
-        )
-    # chroma: the 4-tap filters applied to each block's own window (exact integers)
-    window = windows(picture.extended_int[plane], top - 1, left - 1, n + 3)
-    taps_x = CHROMA_TAP_ARRAY[mvx & 7]
-    taps_y = CHROMA_TAP_ARRAY[mvy & 7]
-    across = sum(taps_x[:, k, None, None] * window[:, :, k : k + n] for k in range(4))
-    down = sum(taps_y[:, k, None, None] * across[:, k : k + n, :] for k in range(4))
+        return block_view(picture.luma_phases(), n)[phase, top, left].astype(dtype)
+    # chroma: the 4-tap filters on each block's own window of n + 3 x n + 3 samples (kept
+    # inside the extension), across (from the filtered planes), then down (exact integers)
+    top = np.minimum(np.maximum(top - 1, 0), height - n - 3)
+    left = np.minimum(np.maximum(left - 1, 0), width - n - 3)
+    rows = picture.chroma_across(plane, ys.size * n * n)
+    if rows is None:  # each block's window filtered across here (float32: exact integers)
+        window = windows(picture.extended[plane], top, left, n + 3)
+        taps = CHROMA_TAP_ARRAY[mvx & 7].astype(np.float32)[:, :, None, None]
+        across = sum(taps[:, k] * window[:, :, k : k + n] for k in range(4)).astype(np.int32)
+    else:
+        across = block_view(rows, n + 3, n)[mvx & 7, top, left + 1]
+    taps = CHROMA_TAP_ARRAY[mvy & 7][:, :, None, None]
+    down = taps[:, 0] * across[:, 0:n]
+    for k in range(1, 4):
+        down += taps[:, k] * across[:, k : k + n]
     return down >> 6
 
 
-def combine(first, second, direction):
-    """Uni- or bi-prediction [B, n, n] (int32 samples) from 1/64-unit fetches."""
-    uni = np.where((direction == 2)[:, None, None], second, first)
-    single = (uni + 32) >> 6
-    both = (first + second + 64) >> 7
-    return np.clip(np.where((direction == 3)[:, None, None], both, single), 0, 255)
-
-
 def predict_inter(refs, ys, xs, n, motions, planes=(0, 1, 2)):
-    """Predictions (y [B,n,n], u, v [B,n/2,n/2]) of blocks with motions [B, 5]."""
+    """Predictions (y [B,n,n], u, v [B,n/2,n/2]) of blocks with motions [B, 5] (int32): the
+    1/64-unit fetch of the list used, rounded, or the rounded mean of both (direction 3)."""
     direction = motions[:, 0]
+    count = ys.size
+    lists = [(lst, np.flatnonzero(direction & (lst + 1))) for lst in (0, 1) if refs[lst]]
+    both = np.flatnonzero(direction == 3)
     out = []
     for plane in planes:
         size = n if plane == 0 else n // 2
         py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
-        fetched = []
-        for lst in range(2):
-            uses = (direction & (lst + 1)) != 0
-            block = np.zeros((ys.size, size, size), dtype=np.int32)
-            if uses.any() and refs[lst] is not None:
-                mv = motions[uses, 1 + 2 * lst : 3 + 2 * lst]
-                block[uses] = fetch(refs[lst], plane, py[uses], px[uses], size, mv[:, 0], mv[:, 1])
-            fetched.append(block)
-        out.append(combine(fetched[0], fetched[1], direction))
+        total = None  # the sum of the fetches of the lists each block uses
+        for lst, which in lists:
+            if which.size == 0:
+                continue
+            mv = motions[which, 1 + 2 * lst : 3 + 2 * lst]
+            fetched = fetch(refs[lst], plane, py[which], px[which], size, mv[:, 0], mv[:, 1])
+            if total is None and which.size == count:
+                total = fetched
+                continue
+            if total is None:
+                total = np.zeros((count, size, size), dtype=np.int32)
+            total[which] += fetched
+        if total is None:
+            total = np.zeros((count, size, size), dtype=np.int32)
+        mean = (total[both] + 64) >> 7 if both.size else None
+        total += 32
+        total >>= 6
+        if both.size:
+            total[both] = mean
+        out.append(np.clip(total, 0, 255, out=total))
     return out
 
 
@@ -1337,17 +1443,28 @@ def residual_planes(frame, shapes, scales):
     return planes
 
 
-def reconstruct_inter(frame, refs, residual, recon):
-    """Motion-compensated prediction plus residual for every inter unit."""
-    inter = [k for k in range(len(frame.units)) if frame.modes[k] != INTRA]
+def inter_units(frame):
+    """The inter units by size: {n: (unit indices, ys, xs)} (coding order within a size)."""
     by_size = {}
-    for k in inter:
-        by_size.setdefault(frame.units[k][2], []).append(k)
+    for k, (_, _, n) in enumerate(frame.units):
+        if frame.modes[k] != INTRA:
+            by_size.setdefault(n, []).append(k)
+    out = {}
     for n, ks in by_size.items():
-        ks = np.array(ks)
         ys = np.array([frame.units[k][0] for k in ks])
         xs = np.array([frame.units[k][1] for k in ks])
-        predictions = predict_inter(refs, ys, xs, n, frame.motions[ks])
+        out[n] = (np.array(ks), ys, xs)
+    return out
+
+
+def reconstruct_inter(frame, refs, residual, recon, known=None):
+    """Motion-compensated prediction plus residual for every inter unit (``known``: the
+    predictions by unit size, when the encoder has them)."""
+    for n, (ks, ys, xs) in inter_units(frame).items():
+        if known is None:
+            predictions = predict_inter(refs, ys, xs, n, frame.motions[ks])
+        else:
+            predictions = known[n]
         for plane, prediction in enumerate(predictions):
             size = n if plane == 0 else n // 2
             py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
@@ -1380,16 +1497,47 @@ def intra_flags(ys, xs, width, b=16, index=0):
     return top, left, right
 
 
+def sub_waves(k):
+    """The z-order blocks of a k x k grid in waves: a block joins the wave after those of the
+    neighbours its prediction uses (left, above, above-left and an earlier above-right)."""
+    position = {z_index(sy, sx): (sy, sx) for sy in range(k) for sx in range(k)}
+    wave = {}
+    for index in range(k * k):
+        sy, sx = position[index]
+        needs = [(sy, sx - 1), (sy - 1, sx), (sy - 1, sx - 1)]
+        if sy > 0 and sx < k - 1 and z_index(sy - 1, sx + 1) < index:
+            needs.append((sy - 1, sx + 1))
+        inside = [z_index(y, x) for y, x in needs if y >= 0 and x >= 0]
+        wave[index] = 1 + max((wave[other] for other in inside), default=-1)
+    return [[i for i in range(k * k) if wave[i] == w] for w in range(max(wave.values()) + 1)]
+
+
 def z_index(sy, sx):
     """z-order number of the block at (sy, sx) (in block units, up to 4x4)."""
     return (sx & 1) | ((sy & 1) << 1) | ((sx & 2) << 1) | ((sy & 2) << 2)
 
 
+SUB_WAVES = [sub_waves(1 << split) for split in range(3)]  # per luma split of a 16x16 unit
+
+
+def intra_waves(ys, xs):
+    """The wave of each intra unit at (ys, xs): one after the latest wave among the intra
+    units at its left, above-left, above and above-right, the only samples it predicts from
+    that are not reconstructed before the intra pass (inter units are). In an intra picture
+    this is the wavefront x / 16 + 2 y / 16; among inter units the waves are fewer."""
+    wave = {}
+    for i in np.lexsort((xs, ys)):  # raster order: those four come first
+        y, x = int(ys[i]), int(xs[i])
+        needs = ((y, x - 16), (y - 16, x - 16), (y - 16, x), (y - 16, x + 16))
+        wave[(y, x)] = 1 + max((wave[at] for at in needs if at in wave), default=-1)
+    return np.array([wave[(int(y), int(x))] for y, x in zip(ys, xs, strict=True)])
+
+
 def intra_pass(frame, recon, residual, chooser=None):
-    """Intra units in wavefront order (left, above and above-right are always done first).
+    """Intra units in waves (``intra_waves``: the neighbours they predict from come first).
 
     Decoding, each block is predicted with its coded mode and its residual added. Encoding,
-    ``chooser`` decides the modes and levels of each wavefront's units and reconstructs them.
+    ``chooser`` decides the modes and levels of each wave's units and reconstructs them.
     """
     intra = np.nonzero(frame.modes == INTRA)[0]
     if intra.size == 0:
@@ -1397,7 +1545,7 @@ def intra_pass(frame, recon, residual, chooser=None):
     ys = np.array([frame.units[k][0] for k in intra])
     xs = np.array([frame.units[k][1] for k in intra])
     width = recon[0].shape[1]
-    front = xs // 16 + 2 * (ys // 16)
+    front = intra_waves(ys, xs)
     for step in np.unique(front):
         pick = front == step
         ks, by, bx = intra[pick], ys[pick], xs[pick]
@@ -1674,15 +1822,18 @@ def alf_design(source, plane, valid, lam):
     )
     rows, cols = height // CTU, width // CTU
     enabled = np.ones((rows, cols), dtype=bool)
-    before = (
-        ((source - plane).astype(np.float64) ** 2 * (1.0 if valid is None else valid))
-        .reshape(rows, CTU, cols, CTU)
-        .sum(axis=(1, 3))
-    )
+
+    def unit_errors(filtered):
+        """Squared error per coding-tree unit (float64; sums of whole numbers, exact)."""
+        diff = source - filtered.astype(np.int32)
+        squared = diff * diff if valid is None else diff * diff * valid
+        return squared.reshape(rows, CTU, cols, CTU).sum(axis=(1, 3)).astype(np.float64)
+
+    before = unit_errors(plane)
     coefs = None
     for _ in range(2):
         use = weight * np.repeat(np.repeat(enabled, CTU, axis=0), CTU, axis=1).reshape(-1)
-        weighted = features * use
+        weighted = features if valid is None and enabled.all() else features * use  # same
         normal = (weighted @ features.T).astype(np.float64)
         right = (weighted @ target).astype(np.float64)
         if not np.isfinite(normal).all() or np.abs(normal).sum() == 0:
@@ -1691,13 +1842,7 @@ def alf_design(source, plane, valid, lam):
         coefs = np.clip(np.rint(solution * (1 << ALF_SHIFT)), -ALF_LIMIT, ALF_LIMIT).astype(
             np.int64
         )
-        after_plane = alf_filter(plane, coefs)
-        error = (source - after_plane.astype(np.int32)).astype(np.float64) ** 2
-        after = (
-            (error * (1.0 if valid is None else valid))
-            .reshape(rows, CTU, cols, CTU)
-            .sum(axis=(1, 3))
-        )
+        after = unit_errors(alf_filter(plane, coefs))
         enabled = before - after > lam * 1.0
         if not enabled.any():
             return None
@@ -1742,6 +1887,7 @@ class PictureEncoder:
         self.source = source  # padded planes, int32
         self.valid = None  # per plane: inside the picture (the padding needs no residual)
         height, width = size
+        self.inside = [(height // f, width // f) for f in (1, 2, 2)]  # the picture, per plane
         if (height, width) != source[0].shape:
             self.valid = [
                 (np.arange(plane.shape[0])[:, None] < height // f)
@@ -1757,11 +1903,17 @@ class PictureEncoder:
         self.lam = lambda_of(frame.qp) * params["lambda_scale"] * layer_factor
         self.rdoq = params["rdoq"]
 
-    def padding_free(self, plane, rows, cols, src, pred):
-        """Source blocks with the padding outside the picture replaced by the prediction."""
+    def source_blocks(self, plane, ys, xs, n, pred):
+        """The source's n x n blocks at (ys, xs) of a plane, padding replaced by ``pred``."""
+        src = block_view(self.source[plane], n)[ys, xs]
         if self.valid is None:
             return src
-        return np.where(self.valid[plane][rows, cols], src, pred)
+        height, width = self.inside[plane]
+        edge = np.flatnonzero((ys + n > height) | (xs + n > width))  # blocks reaching past it
+        if edge.size:
+            valid = block_view(self.valid[plane], n)[ys[edge], xs[edge]]
+            src[edge] = np.where(valid, src[edge], pred[edge])
+        return src
 
     def residual_choice(self, src, pred, n, group, plane_class):
         """Quantise the residual of blocks: levels, bits of the levels, reconstruction, SSE."""
@@ -1774,39 +1926,25 @@ class PictureEncoder:
 
     def intra_blocks(self, plane, ys, xs, n, flags, modes, mode_costs, group, cbf_costs):
         """Best intra mode of each block by rate-distortion cost, and what it produces."""
-        src_plane = self.source[plane]
-        rows, cols = block_index(ys, xs, n)
-        src = src_plane[rows, cols]
+        src = block_view(self.source[plane], n)[ys, xs]
         above, left = neighbours(self.recon[plane], ys, xs, n, *flags)
-        predictions = np.stack(
-            [intra_predict(above, left, n, mode, modes) for mode in range(len(modes))]
-        )
-        shortlist = min(int(self.params["intra_shortlist"]), len(modes))
-        rough = (
-            np.stack([satd(src - p) for p in predictions])
-            + math.sqrt(self.lam) * np.asarray(mode_costs)[: len(modes), None]
-        )
+        predictions = intra_predict_all(above, left, n, modes)
+        count, shortlist = ys.size, min(int(self.params["intra_shortlist"]), len(modes))
+        rough = satd((src[None] - predictions).reshape(-1, n, n)).reshape(len(modes), count)
+        rough = rough + math.sqrt(self.lam) * np.asarray(mode_costs)[: len(modes), None]
         ranked = np.argsort(rough, axis=0, kind="stable")[:shortlist]
-        everyone = np.arange(ys.size)
-        best = None
-        for rank in range(shortlist):
-            mode = ranked[rank]
-            pred = predictions[mode, everyone]
-            clean = self.padding_free(plane, rows, cols, src, pred)
-            levels, bits, recon, sse = self.residual_choice(clean, pred, n, group, min(plane, 1))
-            coded = np.abs(levels).reshape(levels.shape[0], -1).max(axis=1) > 0
-            bits = bits + np.where(coded, cbf_costs[1], cbf_costs[0]) + mode_costs[mode]
-            cost = sse + self.lam * bits
-            if best is None:
-                best = [cost, mode, levels, recon, coded]
-                continue
-            better = cost < best[0]
-            best[0] = np.where(better, cost, best[0])
-            best[1] = np.where(better, mode, best[1])
-            best[2] = np.where(better[:, None, None], levels, best[2])
-            best[3] = np.where(better[:, None, None], recon, best[3])
-            best[4] = np.where(better, coded, best[4])
-        return best
+        everyone = np.arange(count)
+        # the shortlisted modes of every block measured together: [rank * count + block]
+        pred = predictions[ranked, everyone[None, :]].reshape(-1, n, n)
+        clean = self.source_blocks(plane, repeat(ys, shortlist), repeat(xs, shortlist), n, pred)
+        levels, bits, recon, sse = self.residual_choice(clean, pred, n, group, min(plane, 1))
+        coded = np.abs(levels).reshape(levels.shape[0], -1).max(axis=1) > 0
+        mode = ranked.reshape(-1)
+        bits = bits + np.where(coded, cbf_costs[1], cbf_costs[0]) + np.asarray(mode_costs)[mode]
+        cost = (sse + self.lam * bits).reshape(shortlist, count)
+        # the first of the cheapest ranks (a later rank replaces an earlier one only if cheaper)
+        pick = np.argmin(cost, axis=0) * count + everyone
+        return [cost.reshape(-1)[pick], mode[pick], levels[pick], recon[pick], coded[pick]]
 
     def choose_intra(self, frame, ks, ys, xs, recon):
         """Decide the luma partition (16x16, 8x8 or 4x4 blocks), the modes and levels of a
@@ -1843,65 +1981,63 @@ class PictureEncoder:
 
     def intra_partition(self, frame, ys, xs, split, width):
         """RD cost of coding 16x16 units' luma as 4**split blocks (each written into the
-        reconstruction as it is decided), and each block's (cost, mode, levels, recon, cbf)."""
+        reconstruction as it is decided), and each block's (cost, mode, levels, recon, cbf).
+        The blocks of a unit are decided in waves (``SUB_WAVES``): each wave's blocks need
+        only samples of the earlier waves, so they are measured together."""
         models = self.models
         split_costs = models.intra_split.costs()[0 if frame.kind == "I" else 1]
-        b = 16 >> split
-        cost = self.lam * split_costs[split] + np.zeros(ys.size)
-        parts = []
-        for sub in range(4**split):
-            oy, ox = sub_position(sub, b)
-            flags = intra_flags(ys, xs, width, b, sub)
-            mode_costs = models.luma_mode.costs()[split]
+        b, count = 16 >> split, ys.size
+        parts = [None] * 4**split
+        for wave in SUB_WAVES[split]:
+            offsets = np.repeat([sub_position(sub, b) for sub in wave], count, axis=0)
+            flags = zip(*(intra_flags(ys, xs, width, b, sub) for sub in wave), strict=True)
+            by = repeat(ys, len(wave)) + offsets[:, 0]
+            bx = repeat(xs, len(wave)) + offsets[:, 1]
             part = self.intra_blocks(
                 0,
-                ys + oy,
-                xs + ox,
+                by,
+                bx,
                 b,
-                flags,
+                [np.concatenate(flag) for flag in flags],
                 LUMA_MODES,
-                mode_costs,
+                models.luma_mode.costs()[split],
                 group_of(0, b, True),
                 models.intra_cbf.costs()[split],
             )
-            sr, sc = block_index(ys + oy, xs + ox, b)
-            self.recon[0][sr, sc] = part[3]
+            self.recon[0][block_index(by, bx, b)] = part[3]
+            for i, sub in enumerate(wave):
+                parts[sub] = [value[i * count : (i + 1) * count] for value in part]
+        cost = self.lam * split_costs[split] + np.zeros(count)
+        for part in parts:  # in the blocks' order
             cost += part[0]
-            parts.append(part)
         return cost, parts
 
     def choose_chroma(self, frame, ks, ys, xs, flags):
         """Chroma mode (shared by U and V) and levels of intra units."""
         group = group_of(1, 8, True)
         mode_costs = self.models.chroma_mode.costs()[0]
-        rows, cols = block_index(ys, xs, 8)
-        results = []
+        count, modes = ys.size, len(CHROMA_MODES)
+        # every mode of both planes measured in one batch: [plane, mode, block]
+        preds, srcs = [], []
         for plane in (1, 2):
             above, left = neighbours(self.recon[plane], ys, xs, 8, *flags)
-            src = self.source[plane][rows, cols]
-            per_mode = []
-            for mode in range(len(CHROMA_MODES)):
-                pred = intra_predict(above, left, 8, mode, CHROMA_MODES)
-                clean = self.padding_free(plane, rows, cols, src, pred)
-                levels, bits, recon, sse = self.residual_choice(clean, pred, 8, group, 1)
-                per_mode.append((sse + self.lam * bits, levels, recon))
-            results.append(per_mode)
-        costs = np.stack(
-            [
-                results[0][m][0] + results[1][m][0] + self.lam * mode_costs[m]
-                for m in range(len(CHROMA_MODES))
-            ]
+            preds.append(intra_predict_all(above, left, 8, CHROMA_MODES).reshape(-1, 8, 8))
+            tiled = (repeat(ys, modes), repeat(xs, modes))
+            srcs.append(self.source_blocks(plane, *tiled, 8, preds[-1]))
+        levels, bits, recon, sse = self.residual_choice(
+            np.concatenate(srcs), np.concatenate(preds), 8, group, 1
         )
-        best = np.argmin(costs, axis=0)
+        cost = (sse + self.lam * bits).reshape(2, modes, count)
+        best = np.argmin(cost[0] + cost[1] + self.lam * mode_costs[:modes, None], axis=0)
+        chosen = np.arange(count) + best * count  # in each plane's [mode, block] rows
         for plane_index, plane in enumerate((1, 2)):
-            chosen_recon = np.stack([results[plane_index][m][2][i] for i, m in enumerate(best)])
-            self.recon[plane][rows, cols] = chosen_recon
+            rows = chosen + plane_index * modes * count
+            self.recon[plane][block_index(ys, xs, 8)] = recon[rows]
             for i, k in enumerate(ks):
-                levels = results[plane_index][best[i]][1][i]
-                coded = bool(np.any(levels))
+                coded = bool(np.any(levels[rows[i]]))
                 frame.cbf[k, plane] = int(coded)
                 if coded:
-                    frame.levels[(k, plane, 0)] = levels
+                    frame.levels[(k, plane, 0)] = levels[rows[i]]
         frame.chroma_mode[ks] = best
 
 
@@ -1925,23 +2061,49 @@ def grid(height, width, n):
 
 
 def vector_bits(dy, dx):
-    """Rough bits of a vector difference (quarter samples), as the entropy coder spends them."""
-    return 2.0 * np.log2(np.abs(dy) + 1.0) + 2.0 * np.log2(np.abs(dx) + 1.0) + 2.0
+    """Rough bits of a vector difference (quarter samples), as the entropy coder spends them:
+    2 log2(|dy| + 1) + 2 log2(|dx| + 1) + 2 (from a table of the same values when it can)."""
+    dy, dx = np.abs(dy), np.abs(dx)
+    if max(dy.max(initial=0), dx.max(initial=0)) < LOG_BITS.size:
+        return LOG_BITS[dy] + LOG_BITS[dx] + 2.0
+    return 2.0 * np.log2(dy + 1.0) + 2.0 * np.log2(dx + 1.0) + 2.0
+
+
+LOG_BITS = 2.0 * np.log2(np.arange(1 << 14) + 1.0)  # vector_bits' terms of small components
+
+
+def repeat(values, times):
+    """A 1-D array repeated end to end ``times`` times (np.tile, without its overhead)."""
+    return np.concatenate((values,) * times)
+
+
+def block_view(planes, n, m=None):
+    """Every n x m (default n x n) window of a contiguous plane (or stack of planes) as a
+    view [..., rows - n + 1, cols - m + 1, n, m] (not to be written): indexing gathers blocks."""
+    m = n if m is None else m
+    *lead, height, width = planes.shape
+    *lead_strides, row, col = planes.strides
+    shape = (*lead, height - n + 1, width - m + 1, n, m)
+    return np.ndarray(shape, planes.dtype, planes, 0, (*lead_strides, row, col, row, col))
 
 
 def windows(plane, top, left, n):
     """The n x n windows of a plane at (top, left) (any shape, clamped inside) [..., n, n]."""
     height, width = plane.shape
-    top = np.clip(top, 0, height - n)
-    left = np.clip(left, 0, width - n)
-    offsets = np.arange(n)[:, None] * width + np.arange(n)[None, :]
-    return np.take(plane, (top * width + left)[..., None, None] + offsets)
+    top = np.minimum(np.maximum(top, 0), height - n)
+    left = np.minimum(np.maximum(left, 0), width - n)
+    return block_view(plane, n)[top, left]
 
 
-def block_sad(src_blocks, ref, top, left, n):
-    """SAD [B, K] of source blocks [B, n, n] against ref windows at (top, left) [B, K]."""
-    diff = windows(ref, top, left, n) - src_blocks[:, None]
-    return np.abs(diff).sum(axis=(2, 3))
+def group_sums(values, sub):
+    """Sums [..., n/sub, n/sub] of the sub x sub groups of [..., n, n] float32 values, as two
+    products with 0/1 matrices (exact for sums of small integers)."""
+    n = values.shape[-1]
+    k = n // sub
+    ones_cols = np.repeat(np.eye(k, dtype=np.float32), sub, axis=0)  # [n, k]
+    ones_rows = np.tile(np.eye(k, dtype=np.float32), (sub, 1))  # [sub * k, k]
+    cols = values.reshape(-1, n) @ ones_cols
+    return (cols.reshape(-1, sub * k) @ ones_rows).reshape(*values.shape[:-2], k, k)
 
 
 CROSS = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)], dtype=np.int64)
@@ -1976,7 +2138,7 @@ def satd(residual):
     t = min(n, 8)
     k = n // t
     tiles = (
-        residual.astype(np.float32)
+        residual.astype(np.float32, copy=False)
         .reshape(count, k, t, k, t)
         .transpose(0, 1, 3, 2, 4)
         .reshape(-1, t, t)
@@ -1986,56 +2148,30 @@ def satd(residual):
     return np.abs(coefs).reshape(count, -1).sum(axis=1)
 
 
-def candidate_sads(src_blocks, ref, ys, xs, centres, offsets, n, margin):
-    """Candidate vectors [B, K, 2] around centres [B, C, 2] and their SADs [B, K]."""
-    cand = (centres[:, :, None, :] + offsets[None, None, :, :]).reshape(centres.shape[0], -1, 2)
-    sad = block_sad(
-        src_blocks,
-        ref,
-        ys[:, None] + margin + cand[:, :, 0],
-        xs[:, None] + margin + cand[:, :, 1],
-        n,
-    )
-    return cand, sad
-
-
 def pick(cand, sad, lam, anchor, unit):
-    """The candidate of least SAD + lam * vector bits against an anchor [B, 2]."""
-    delta = (cand - anchor[:, None, :]) * unit
-    cost = sad + lam * vector_bits(delta[:, :, 0], delta[:, :, 1])
+    """The candidate of least SAD + lam * vector bits against an anchor [B, 2], of candidate
+    vectors given as their rows [B, K] and columns [B, K] (``cand``) with SADs [B, K]."""
+    rows, cols = cand
+    bits = vector_bits((rows - anchor[:, :1]) * unit, (cols - anchor[:, 1:]) * unit)
+    cost = sad + lam * bits
     best = np.argmin(cost, axis=1)
-    rows = np.arange(cand.shape[0])
-    return cand[rows, best], cost[rows, best]
+    everyone = np.arange(rows.shape[0])
+    return np.stack([rows[everyone, best], cols[everyone, best]], axis=1), cost[everyone, best]
 
 
 def grid_predictor(vectors, shape):
     """Median of the left, above and above-right vectors of each block of a grid [B, 2]."""
     field = vectors.reshape(shape[0], shape[1], 2)
-    padded = np.pad(field, ((1, 0), (1, 1), (0, 0)), mode="edge")
+    padded = np.empty((shape[0] + 1, shape[1] + 2, 2), dtype=field.dtype)  # edges repeated
+    padded[1:, 1:-1] = field
+    padded[0, 1:-1] = field[0]
+    padded[:, 0] = padded[:, 1]
+    padded[:, -1] = padded[:, -2]
     left = padded[1:, :-2]
     above = padded[:-1, 1:-1]
     right = padded[:-1, 2:]
     out = np.maximum(np.minimum(left, above), np.minimum(np.maximum(left, above), right))
     return out.reshape(-1, 2)
-
-
-def best_of(src_blocks, ref, ys, xs, centres, offsets, n, margin, lam, anchor, shape=None):
-    """Integer vectors [B, 2] minimising SAD + lam * bits around candidate centres [B, C, 2].
-
-    With a grid ``shape``, a second pass measures the bits against the median of each
-    block's neighbours' first-pass vectors, so smooth fields are preferred.
-    """
-    cand, sad = candidate_sads(src_blocks, ref, ys, xs, centres, offsets, n, margin)
-    vectors, cost = pick(cand, sad, lam, anchor, 4)
-    if shape is not None:
-        vectors, cost = pick(cand, sad, lam, grid_predictor(vectors, shape), 4)
-    return vectors, cost
-
-
-def parent_vectors(vectors, shape, factor):
-    """Vectors of a coarser grid [rows, cols, 2] spread to a grid ``factor`` times finer."""
-    grid_ = vectors.reshape(shape[0], shape[1], 2)
-    return np.repeat(np.repeat(grid_, factor, axis=0), factor, axis=1)
 
 
 def neighbourhood(field, radius=1):
@@ -2054,7 +2190,7 @@ class MotionSearch:
     """Hierarchical block motion search of one source picture against one reference."""
 
     def __init__(self, source_y, reference, lam, search_range, subpel):
-        self.src = source_y.astype(np.float32)
+        self.src64 = source_y.astype(np.float32) * 64  # in 1/64 units, as fetched predictions
         self.src_int = source_y.astype(np.int16)
         self.ref = reference
         self.lam = lam
@@ -2071,11 +2207,11 @@ class MotionSearch:
         search at 1/8 resolution, then +-2 samples around the vectors of the block and its
         neighbours at 1/4, +-1 around each sub-block's own vector at 1/2 and at full size.
         """
-        src = [self.src_int.astype(np.int32)]
-        ref = [self.ref.extended_int[0]]
+        src = [self.src_int]  # samples 0..255 as int16: their differences fit
+        ref = [self.ref.extended[0].astype(np.int16)]
         for _ in range(3):
-            src.append(np.rint(downsample(src[-1])).astype(np.int32))
-            ref.append(np.rint(downsample(ref[-1])).astype(np.int32))
+            src.append(np.rint(downsample(src[-1])).astype(np.int16))
+            ref.append(np.rint(downsample(ref[-1])).astype(np.int16))
         rows32, cols32 = self.height // 32, self.width // 32
         count32 = rows32 * cols32
         zero = np.zeros((count32, 1, 2), dtype=np.int64)
@@ -2134,16 +2270,14 @@ class MotionSearch:
     def best_vector(self, n, positions, options, anchor):
         """The best of candidate vectors [B, C, 2] (quarter samples) by SATD and vector bits."""
         ys, xs = positions
-        rows, cols = block_index(ys, xs, n)
-        src = self.src[rows, cols] * 64.0
+        src = block_view(self.src64, n)[ys, xs]
         costs, rates = [], []
         for c in range(options.shape[1]):
             cand = options[:, c]
-            pred = fetch(self.ref, 0, ys, xs, n, cand[:, 0], cand[:, 1])
             rates.append(
                 self.lam * vector_bits(cand[:, 0] - anchor[:, 0], cand[:, 1] - anchor[:, 1])
             )
-            costs.append(satd(pred - src) / 64.0 + rates[-1])
+            costs.append(self.satd(n, ys, xs, cand, src) / 64.0 + rates[-1])
         costs, rates = np.stack(costs), np.stack(rates)
         best = np.argmin(costs, axis=0)
         everyone = np.arange(ys.size)
@@ -2180,7 +2314,8 @@ class MotionSearch:
         owner = (np.arange(rows)[:, None] // factor) * (cols // factor) + np.arange(cols)[
             None, :
         ] // factor
-        block_cand = cand[owner.reshape(-1)]
+        owner = owner.reshape(-1)
+        block_cand = (cand[:, :, 0][owner], cand[:, :, 1][owner])
         flat = sads.reshape(rows * cols, -1).astype(np.float64)
         lam = self.lam / (scale * scale)
         start = anchor if anchor is not None else np.zeros((rows * cols, 2), dtype=np.int64)
@@ -2201,6 +2336,7 @@ class MotionSearch:
         source = src[r, c]
         size = block + 2 * radius
         offsets = square(radius)
+        shift_y, shift_x = offsets[:, 0] + radius, offsets[:, 1] + radius
         k_sub = block // sub
         out = np.zeros((ys.size, k_sub, k_sub, centres.shape[1], len(offsets)), dtype=np.int32)
         for k in range(centres.shape[1]):
@@ -2214,13 +2350,20 @@ class MotionSearch:
                 continue
             top = ys[new] + margin + centres[new, k, 0] - radius
             left = xs[new] + margin + centres[new, k, 1] - radius
-            window = windows(ref, top, left, size)
-            for o, (dy, dx) in enumerate(offsets):
-                diff = np.abs(
-                    window[:, radius + dy : radius + dy + block, radius + dx : radius + dx + block]
-                    - source[new]
-                )
-                out[new, :, :, k, o] = diff.reshape(-1, k_sub, sub, k_sub, sub).sum(axis=(2, 4))
+            if len(offsets) <= 9:  # few offsets of large blocks: each from a slice of the windows
+                window = windows(ref, top, left, size)
+                for o, (y, x) in enumerate(zip(shift_y, shift_x, strict=True)):
+                    diff = np.abs(window[:, y : y + block, x : x + block] - source[new])
+                    out[new, :, :, k, o] = group_sums(diff.astype(np.float32), sub)
+                continue
+            # many offsets: all at once, in chunks of bounded size
+            chunk = max(1, (1 << 21) // (len(offsets) * block * block))
+            for part in range(0, new.size, chunk):
+                which = new[part : part + chunk]
+                window = windows(ref, top[part : part + chunk], left[part : part + chunk], size)
+                moved = block_view(window, block)[:, shift_y, shift_x]
+                diff = np.abs(moved - source[which][:, None]).astype(np.float32)
+                out[which, :, :, k] = group_sums(diff, sub).transpose(0, 2, 3, 1)
         sads = out.reshape(rows, cols, k_sub, k_sub, -1).transpose(0, 2, 1, 3, 4)
         sads = sads.reshape(rows * k_sub, cols * k_sub, -1)
         cand = (centres[:, :, None, :] + offsets[None, None, :, :]).reshape(centres.shape[0], -1, 2)
@@ -2233,11 +2376,17 @@ class MotionSearch:
             result[full] = sads
         return cand, result
 
+    def satd(self, n, ys, xs, vectors, src):
+        """SATD [B] of the luma predictions at ``vectors`` (quarter samples) against the
+        source blocks ``src`` (float32 in 1/64 units: the difference is exact)."""
+        pred = fetch(self.ref, 0, ys, xs, n, vectors[:, 0], vectors[:, 1], np.float32)
+        pred -= src
+        return satd(pred)
+
     def refine(self, n, mv, positions, shape):
         """Half- then quarter-sample refinement of vectors (quarter-sample units)."""
         ys, xs = positions
-        rows, cols = block_index(ys, xs, n)
-        src = self.src[rows, cols] * 64.0
+        src = block_view(self.src64, n)[ys, xs]
         best = mv.copy()
         anchor = grid_predictor(mv, shape)
         best_cost = None
@@ -2251,9 +2400,8 @@ class MotionSearch:
             centre = best.copy()
             for dy, dx in offsets:
                 cand = centre + np.array([dy, dx])
-                pred = fetch(self.ref, 0, ys, xs, n, cand[:, 0], cand[:, 1])
                 rate = self.lam * vector_bits(cand[:, 0] - anchor[:, 0], cand[:, 1] - anchor[:, 1])
-                cost = satd(pred - src) / 64.0 + rate
+                cost = self.satd(n, ys, xs, cand, src) / 64.0 + rate
                 if best_cost is None:
                     best_cost, best_rate = cost, rate
                     continue
@@ -2273,7 +2421,7 @@ def cell_lookup(dirs, mvs, cy, cx):
     """Motions [B, 5] of cells (missing: direction 0) from field arrays."""
     rows, cols = dirs.shape
     inside = (cy >= 0) & (cy < rows) & (cx >= 0) & (cx < cols)
-    ry, rx = np.clip(cy, 0, rows - 1), np.clip(cx, 0, cols - 1)
+    ry, rx = np.minimum(np.maximum(cy, 0), rows - 1), np.minimum(np.maximum(cx, 0), cols - 1)
     out = np.zeros((cy.size, 5), dtype=np.int64)
     out[:, 0] = np.where(inside, dirs[ry, rx], 0)
     out[:, 1:] = np.where(inside[:, None], mvs[ry, rx], 0)
@@ -2293,8 +2441,23 @@ def median_predictor(neigh, lst, ratio=None):
         has = has | lend
     count = has.sum(axis=1)
     single = vec.sum(axis=1)  # the only present vector when count == 1
-    med = np.median(vec, axis=1).astype(np.int64)
+    a, b, c = vec[:, 0], vec[:, 1], vec[:, 2]
+    med = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))  # median of three
     return np.where((count == 1)[:, None], single, med)
+
+
+def take_rows(nested, index):
+    """Nested tuples/lists of arrays with the rows ``index`` of each array."""
+    if isinstance(nested, tuple | list):
+        return type(nested)(take_rows(a, index) for a in nested)
+    return nested[index]
+
+
+def concat_rows(parts):
+    """Nested tuples/lists of arrays, each the concatenation of the parts' arrays."""
+    if isinstance(parts[0], tuple | list):
+        return type(parts[0])(concat_rows(group) for group in zip(*parts, strict=True))
+    return np.concatenate(parts)
 
 
 def splice(old, new, index):
@@ -2316,6 +2479,7 @@ class InterEncoder(PictureEncoder):
         self.ref_pocs = ref_pocs
         self.bi = frame.kind == "B"
         self.lam_sad = math.sqrt(self.lam)
+        self.temporal = {}  # block size -> temporal merge candidates of the grid
 
     def analyse(self, min_cu, merge_size, make_field):
         """Fill the frame's units, modes, motions, cbfs and inter levels; return the splits.
@@ -2339,7 +2503,7 @@ class InterEncoder(PictureEncoder):
             for ref in self.refs
         ]
         self.sizes = (32, 16, 8) if min_cu == 8 else (32, 16)
-        self.searched = {}
+        self.searched, self.known = {}, {}
         for n in self.sizes:
             ys, xs, _ = grid(height, width, n)
             found = {}
@@ -2363,13 +2527,17 @@ class InterEncoder(PictureEncoder):
             order = np.argsort(rough, axis=0, kind="stable")[: int(self.params["inter_shortlist"])]
             everyone = np.arange(ys.size)
             shortlist = [motions[order[rank], everyone] for rank in range(order.shape[0])]
-            rd = [self.inter_rd(ys, xs, n, m, 0.0, False) for m in shortlist]
+            preds = predict_inter(self.refs, ys, xs, n, shortlist[0])
+            measured = [self.plane_rd(ys, xs, n, shortlist[0], preds=preds)]
+            measured += [self.plane_rd(ys, xs, n, m) for m in shortlist[1:]]
+            rd = [self.unit_rd(planes, n, False, 0.0) for planes in measured]
             self.searched[n] = (ys, xs, shortlist, rd)
+            self.known[n] = [(shortlist[0], measured[0])]  # for candidates with the same motion
             if n == 16:
-                best16 = shortlist[0]
+                best16, preds16 = shortlist[0], preds
                 self.inter_rough16 = rough[order[0], everyone]
         ys16, xs16 = self.searched[16][0], self.searched[16][1]
-        self.rough = self.rough_reconstruction(ys16, xs16, best16)
+        self.rough = self.rough_reconstruction(ys16, xs16, preds16)
         cells = best16.reshape(height // 16, width // 16, 5).repeat(2, axis=0).repeat(2, axis=1)
         dirs, mvs = cells[:, :, 0].copy(), cells[:, :, 1:].copy()
         self.intra_costs = None
@@ -2398,16 +2566,12 @@ class InterEncoder(PictureEncoder):
         """Levels, cbfs and rootcbf of every inter unit for its final motion."""
         frame = self.frame
         frame.levels = {}
-        by_size = {}
-        for k, (_, _, n) in enumerate(frame.units):
-            if frame.modes[k] != INTRA:
-                by_size.setdefault(n, []).append(k)
-        for n, ks in by_size.items():
-            ks = np.array(ks)
-            ys = np.array([frame.units[k][0] for k in ks])
-            xs = np.array([frame.units[k][1] for k in ks])
+        self.predictions = {}  # unit size -> the inter units' predictions (for reconstruct_inter)
+        for n, (ks, ys, xs) in inter_units(frame).items():
+            preds = predict_inter(self.refs, ys, xs, n, frame.motions[ks])
+            self.predictions[n] = preds
             _, root, cbf, levels = self.inter_rd(
-                ys, xs, n, frame.motions[ks], 0.0, frame.modes[ks] == MERGE, True
+                ys, xs, n, frame.motions[ks], 0.0, frame.modes[ks] == MERGE, True, preds
             )
             whole, split, subs, sub_cbf = levels[0]
             frame.rootcbf[ks] = root
@@ -2468,10 +2632,11 @@ class InterEncoder(PictureEncoder):
                         uses, self.mvd_bits(np.zeros((ys.size, 2), np.int64), size_class), 0.0
                     )
                 evaluated = self.cached_rd("guess", ys, xs, n, guessed, False)
+                self.known[n].append((guessed, self.merge_results[("guess", n)][1]))
                 options.append((guessed, evaluated))
                 totals.append(evaluated[0] + self.lam * bits)
-            merge_motions, merge_bits = self.best_merge(ys, xs, n, dirs, mvs, merge_size)
-            evaluated = self.cached_rd("merge", ys, xs, n, merge_motions, True)
+            merge_motions, merge_bits, luma = self.best_merge(ys, xs, n, dirs, mvs, merge_size)
+            evaluated = self.cached_rd("merge", ys, xs, n, merge_motions, True, luma)
             options.append((merge_motions, evaluated))
             totals.append(evaluated[0] + lam * (merge_bits + costs[MERGE]))
             total = np.stack(totals)
@@ -2505,11 +2670,9 @@ class InterEncoder(PictureEncoder):
             out[:, 3:5] = mv1
         return out
 
-    def sad(self, ys, xs, n, motions):
-        """Luma SAD [B] of motion-compensated predictions."""
-        pred = predict_inter(self.refs, ys, xs, n, motions, planes=(0,))[0]
-        rows, cols = block_index(ys, xs, n)
-        diff = np.abs(pred - self.source[0][rows, cols])
+    def sad(self, ys, xs, n, pred):
+        """Luma SAD [B] of motion-compensated predictions [B, n, n]."""
+        diff = np.abs(pred - block_view(self.source[0], n)[ys, xs])
         return diff.reshape(ys.size, -1).sum(axis=1).astype(np.float64)
 
     def satd(self, ys, xs, n, motions):
@@ -2529,7 +2692,14 @@ class InterEncoder(PictureEncoder):
             )
         return bits
 
-    def temporal_candidates(self, ys, xs, n):
+    def temporal_candidates(self, n):
+        """Scaled collocated motion at the centre of each n x n block of the grid [B, 5]
+        (direction 0: none), made once per size."""
+        if n not in self.temporal:
+            self.temporal[n] = self.scaled_collocated(*grid(*self.source[0].shape, n)[:2], n)
+        return self.temporal[n]
+
+    def scaled_collocated(self, ys, xs, n):
         """Scaled collocated motion at each block's centre [B, 5] (direction 0: none)."""
         out = np.zeros((ys.size, 5), dtype=np.int64)
         col = self.collocated
@@ -2558,7 +2728,7 @@ class InterEncoder(PictureEncoder):
             cell_lookup(dirs, mvs, cy + cs - 1, cx - 1),
             cell_lookup(dirs, mvs, cy - 1, cx + cs - 1),
             cell_lookup(dirs, mvs, cy - 1, cx + cs), cell_lookup(dirs, mvs, cy - 1, cx - 1),
-            self.temporal_candidates(ys, xs, n),
+            self.temporal_candidates(n),
         ], axis=1)  # fmt: skip
         available = listed[:, :, 0] > 0
         order = np.argsort(~available, axis=1, kind="stable")[:, :size]
@@ -2568,50 +2738,104 @@ class InterEncoder(PictureEncoder):
         index_costs = self.models.merge.costs()[SIZE_CLASS[n]]
         previous = self.merge_sads.get(n)
         if previous is None:
-            sads = np.stack([self.sad(ys, xs, n, chosen[:, k]) for k in range(size)])
+            sads = np.zeros((size, ys.size))
+            preds = np.zeros((size, ys.size, n, n), dtype=np.int32)
+            wanted = np.ones((ys.size, size), dtype=bool)
         else:  # only candidates that changed since the last decision are measured again
-            sads = previous[1].copy()
-            blocks, slots = np.nonzero((chosen != previous[0]).any(axis=2))
-            if blocks.size:
-                sads[slots, blocks] = self.sad(ys[blocks], xs[blocks], n, chosen[blocks, slots])
-        self.merge_sads[n] = (chosen, sads)
+            _, sads, preds = previous  # updated in place (nothing else holds them)
+            wanted = (chosen != previous[0]).any(axis=2)
+        # a candidate equal to an earlier one of its block has the same SAD and prediction
+        first = np.tile(np.arange(size), (ys.size, 1))
+        for slot in range(size - 1, 0, -1):
+            for earlier in range(slot - 1, -1, -1):  # ends at the first equal candidate
+                same = (chosen[:, slot] == chosen[:, earlier]).all(axis=1)
+                first[same, slot] = earlier
+        repeated = first < np.arange(size)[None, :]
+        blocks, slots = np.nonzero(wanted & ~repeated)
+        if blocks.size:
+            motions = chosen[blocks, slots]
+            pred = predict_inter(self.refs, ys[blocks], xs[blocks], n, motions, planes=(0,))[0]
+            preds[slots, blocks] = pred
+            sads[slots, blocks] = self.sad(ys[blocks], xs[blocks], n, pred)
+        blocks, slots = np.nonzero(wanted & repeated)
+        if blocks.size:
+            sads[slots, blocks] = sads[first[blocks, slots], blocks]
+            preds[slots, blocks] = preds[first[blocks, slots], blocks]
+        self.merge_sads[n] = (chosen, sads, preds)
         pick = np.argmin(sads + self.lam_sad * index_costs[:size, None], axis=0)
-        return chosen[np.arange(ys.size), pick], index_costs[pick]
+        everyone = np.arange(ys.size)
+        return chosen[everyone, pick], index_costs[pick], preds[pick, everyone]
 
-    def cached_rd(self, kind, ys, xs, n, motions, merged):
-        """RD of each block's candidate of a kind, measured again only where it changed."""
+    def cached_rd(self, kind, ys, xs, n, motions, merged, luma=None):
+        """RD of each block's candidate of a kind, measured again only where it changed, and
+        only where no measured candidate of the block (``known``) has the same motion. With
+        ``luma``, the candidates' luma predictions [B, n, n]."""
+        count = ys.size
         previous = self.merge_results.get((kind, n))
         if previous is None:
-            result = self.inter_rd(ys, xs, n, motions, 0.0, merged)
+            changed, planes = np.arange(count), None
         else:
-            old_motions, old = previous
+            old_motions, planes = previous
             changed = np.nonzero((motions != old_motions).any(axis=1))[0]
-            result = old
-            if changed.size:
-                new = self.inter_rd(ys[changed], xs[changed], n, motions[changed], 0.0, merged)
-                result = splice(old, new, changed)
-        self.merge_results[(kind, n)] = (motions, result)
-        return result
+        if changed.size:
+            # a 32x32 transform alone takes another path of the matrix product than in a batch
+            # (not always the same float32 result): measurements move only between batches
+            alone = n == 32 and changed.size == 1
+            found = np.zeros(changed.size, dtype=bool)
+            parts = []  # (places in ``changed``, their measurements)
+            if not alone or count == 1:
+                for known_motions, known in self.known[n]:
+                    same = (motions[changed] == known_motions[changed]).all(axis=1) & ~found
+                    if same.any():
+                        parts.append((np.flatnonzero(same), take_rows(known, changed[same])))
+                        found |= same
+            rest = np.flatnonzero(~found)
+            if rest.size:
+                pad = n == 32 and rest.size == 1 and not alone  # measured in a batch of two
+                which = changed[np.repeat(rest, 2) if pad else rest]
+                part = self.plane_rd(
+                    ys[which],
+                    xs[which],
+                    n,
+                    motions[which],
+                    luma=None if luma is None else luma[which],
+                )
+                parts.append((rest, take_rows(part, np.arange(1)) if pad else part))
+            new = parts[0][1]
+            if len(parts) > 1:  # the parts' rows put back in the order of ``changed``
+                order = np.argsort(np.concatenate([places for places, _ in parts]))
+                new = take_rows(concat_rows([part for _, part in parts]), order)
+            planes = new if planes is None else splice(planes, new, changed)
+        self.merge_results[(kind, n)] = (motions, planes)
+        return self.unit_rd(planes, n, merged, 0.0)
 
-    def inter_rd(self, ys, xs, n, motions, side_bits, merged, final=False):
+    def inter_rd(self, ys, xs, n, motions, side_bits, merged, final=False, preds=None):
         """RD cost [B] of inter candidates, with their rootcbf, cbfs [B, 3] and levels."""
-        preds = predict_inter(self.refs, ys, xs, n, motions)
-        lc = self.frame.layer_class
+        planes = self.plane_rd(ys, xs, n, motions, final, preds=preds)
+        return self.unit_rd(planes, n, merged, side_bits)
+
+    def plane_rd(self, ys, xs, n, motions, final=False, luma=None, preds=None):
+        """The residual of inter candidates, plane by plane (``luma``: their luma predictions
+        when known; ``preds``: all three): per plane the distortion [B] and bits [B] as
+        chosen (coded or not), the distortion when not coded [B], whether it is coded [B]
+        and the levels."""
+        if preds is None and luma is None:
+            preds = predict_inter(self.refs, ys, xs, n, motions)
+        elif preds is None:
+            preds = [luma, *predict_inter(self.refs, ys, xs, n, motions, planes=(1, 2))]
         size_class = SIZE_CLASS[n]
         coded_d, skip_d, bits, coded, all_levels = [], [], [], [], []
         rdoq = self.rdoq and (final or self.params["rdoq_decisions"])
         for plane in range(3):
             size = n if plane == 0 else n // 2
             py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
-            rows, cols = block_index(py, px, size)
-            src = self.padding_free(plane, rows, cols, self.source[plane][rows, cols], preds[plane])
-            residual = (src - preds[plane]).astype(np.float32)
+            src = self.source_blocks(plane, py, px, size, preds[plane])
+            residual = np.subtract(src, preds[plane], dtype=np.float32)  # exact: small integers
             coefs = forward_dct(residual)
             group = group_of(min(plane, 1), size, False)
             step = self.steps[min(plane, 1)]
             levels = quantise(coefs, step, self.lam, self.models.coefficients, size, group, rdoq)
-            level_cost = level_bits(self.models.coefficients, size, group, levels)
-            d_coded = ((coefs - levels * step) ** 2).reshape(ys.size, -1).sum(axis=1)
+            level_cost, d_coded = self.coded_costs(coefs, levels, step, size, group)
             d_skip = (coefs**2).reshape(ys.size, -1).sum(axis=1)
             use = (d_coded + self.lam * level_cost < d_skip) & (level_cost > 0)
             chosen_d, chosen_bits = np.where(use, d_coded, d_skip), np.where(use, level_cost, 0.0)
@@ -2630,9 +2854,18 @@ class InterEncoder(PictureEncoder):
             bits.append(chosen_bits)
             coded.append(use)
             all_levels.append(levels)
+        return coded_d, skip_d, bits, coded, all_levels
+
+    def unit_rd(self, planes, n, merged, side_bits):
+        """RD cost [B] of inter candidates from their ``plane_rd``, with the rootcbf [B],
+        cbfs [B, 3] and levels."""
+        coded_d, skip_d, bits, coded, all_levels = planes
+        lc = self.frame.layer_class
+        size_class = SIZE_CLASS[n]
+        count = coded_d[0].size
         cbf = np.stack(coded, axis=1).astype(np.int64)
         joint = cbf @ np.array([1, 2, 4])
-        merged = np.asarray(merged, dtype=np.int64) * np.ones(ys.size, dtype=np.int64)
+        merged = np.asarray(merged, dtype=np.int64) * np.ones(count, dtype=np.int64)
         root_costs = self.models.rootcbf.costs()[(merged * 3 + size_class) * LAYER_CLASSES + lc].T
         cbf_costs = self.models.cbf.costs()[size_class * LAYER_CLASSES + lc]
         extra = root_costs[1] + cbf_costs[np.maximum(joint - 1, 0)]
@@ -2642,6 +2875,19 @@ class InterEncoder(PictureEncoder):
         cost = np.where(root, coded_cost, skip_cost)
         cbf = np.where(root[:, None], cbf, 0)
         return cost, root.astype(np.int64), cbf, all_levels
+
+    def coded_costs(self, coefs, levels, step, n, group):
+        """Estimated bits [B] of the blocks' levels and the squared error [B] of coding them:
+        inf for all-zero blocks, which are never coded (only the others are measured)."""
+        count = levels.shape[0]
+        bits = np.zeros(count, dtype=np.float32)
+        error = np.full(count, np.inf)
+        coded = np.flatnonzero(levels.reshape(count, -1).any(axis=1))
+        if coded.size:
+            levels, coefs = levels[coded], coefs[coded]
+            bits[coded] = coded_level_bits(self.models.coefficients, n, group, levels)
+            error[coded] = ((coefs - levels * step) ** 2).reshape(coded.size, -1).sum(axis=1)
+        return bits, error
 
     def split_luma(self, residual, n, step, rdoq, size_class, wanted):
         """Luma residual [B, n, n] coded as four n/2 blocks: usable, SSE, bits, levels [B, 4,
@@ -2676,8 +2922,7 @@ class InterEncoder(PictureEncoder):
         coefs = forward_dct(subs)
         group = group_of(0, half, False)
         levels = quantise(coefs, step, self.lam, self.models.coefficients, half, group, rdoq)
-        level_cost = level_bits(self.models.coefficients, half, group, levels)
-        d_coded = ((coefs - levels * step) ** 2).reshape(count * 4, -1).sum(axis=1)
+        level_cost, d_coded = self.coded_costs(coefs, levels, step, half, group)
         d_skip = (coefs**2).reshape(count * 4, -1).sum(axis=1)
         use = (d_coded + self.lam * level_cost < d_skip) & (level_cost > 0)
         sse = np.where(use, d_coded, d_skip).reshape(count, 4).sum(axis=1)
@@ -2689,10 +2934,10 @@ class InterEncoder(PictureEncoder):
         bits = bits + sub_costs[np.maximum(joint - 1, 0)] + split_costs[1]
         return joint > 0, sse, bits, levels.reshape(count, 4, half, half), split_costs, flags
 
-    def rough_reconstruction(self, ys, xs, motions):
-        """Planes predicted from the cheapest motion of each 16x16 block (intra estimates)."""
+    def rough_reconstruction(self, ys, xs, predictions):
+        """Planes predicted from the cheapest motion of each 16x16 block (intra estimates),
+        from its predictions (y, u, v)."""
         out = [np.zeros(plane.shape, dtype=np.int32) for plane in self.source]
-        predictions = predict_inter(self.refs, ys, xs, 16, motions)
         for plane, prediction in enumerate(predictions):
             size = 16 if plane == 0 else 8
             py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
@@ -2847,20 +3092,23 @@ def coarse_vectors(cur, ref, radius):
     rows, cols = height // 4, width // 4
     cur = cur[: rows * 4, : cols * 4]
     padded = np.pad(ref[: rows * 4, : cols * 4], radius, mode="edge")
-    best = np.full((rows, cols), np.inf, dtype=np.float32)
-    vectors = np.zeros((rows, cols, 2), np.int64)
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            shifted = padded[
-                radius + dy : radius + dy + rows * 4, radius + dx : radius + dx + cols * 4
-            ]
-            sad = np.abs(cur - shifted).reshape(rows, 4, cols, 4).sum(axis=(1, 3)) + 0.5 * (
-                abs(dy) + abs(dx)
-            )
-            better = sad < best
-            best = np.where(better, sad, best)
-            vectors[better] = (dy, dx)
-    return vectors
+    shifts = square_offsets(radius)
+    moved = block_view(padded, rows * 4, cols * 4)  # [2r+1, 2r+1, H, W]: every shift
+    sads = []
+    chunk = max(1, (1 << 20) // cur.size)
+    for start in range(0, len(shifts), chunk):
+        dy, dx = shifts[start : start + chunk].T
+        diff = np.abs(cur - moved[dy + radius, dx + radius])
+        sad = diff.reshape(dy.size, rows, 4, cols, 4).sum(axis=(2, 4))
+        sads.append(sad + (0.5 * (np.abs(dy) + np.abs(dx))).astype(np.float32)[:, None, None])
+    # the first shift of least cost (in the order dy, then dx) wins
+    return shifts[np.argmin(np.concatenate(sads), axis=0)]
+
+
+def square_offsets(radius):
+    """Offsets (dy, dx) of a (2r+1)^2 square in raster order [K, 2]."""
+    span = np.arange(-radius, radius + 1)
+    return np.stack(np.meshgrid(span, span, indexing="ij"), axis=-1).reshape(-1, 2)
 
 
 def sampled_error(cur, ref, vectors, spacing=64, n=16, radius=2):
@@ -2878,13 +3126,13 @@ def sampled_error(cur, ref, vectors, spacing=64, n=16, radius=2):
     padded = np.pad(ref, reach, mode="edge")
     offsets = np.arange(n)
     blocks = cur[ys[:, None, None] + offsets[:, None], xs[:, None, None] + offsets]
-    best = np.full(len(ys), np.inf)
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            top, left = ys + start[:, 0] + dy + reach, xs + start[:, 1] + dx + reach
-            candidate = padded[top[:, None, None] + offsets[:, None], left[:, None, None] + offsets]
-            best = np.minimum(best, np.abs(blocks - candidate).sum(axis=(1, 2)))
-    return float(best.sum())
+    # every shift at once (sums of whole numbers: exact in any order)
+    dy, dx = square_offsets(radius).T
+    top = (ys + start[:, 0] + reach)[None, :] + dy[:, None]
+    left = (xs + start[:, 1] + reach)[None, :] + dx[:, None]
+    candidates = block_view(padded, n)[top, left]
+    errors = np.abs(blocks - candidates).sum(axis=(2, 3))
+    return float(errors.min(axis=0).astype(np.float64).sum())
 
 
 def choose_groups(luma, gop, b_growth, p_growth, fast_motion):
@@ -3127,7 +3375,7 @@ def _encode(frames, quality, stats=None):
             )
             frame.collect_levels()
             residual = residual_planes(frame, shapes, encoder.scales)
-            reconstruct_inter(frame, refs, residual, recon)
+            reconstruct_inter(frame, refs, residual, recon, encoder.predictions)
             code_splits(
                 coder, models, frame.layer_class, split32, split16, header["min_cu"], frame.context
             )
