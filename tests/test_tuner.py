@@ -246,22 +246,20 @@ def test_the_structure_hash_leaves_out_only_the_params_literal() -> None:
     )
 
 
-def test_the_offline_default_is_the_tuner_with_tpe(
+def test_the_offline_default_is_the_random_walk_and_the_tuner_uses_tpe(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("AICODEC_OFFLINE_PROVIDER")  # conftest pins mutation for other tests
     store = Store(str(tmp_path / "store.db"))
     chosen, why = select_provider(Settings(), None, seed=1, store=store)
+    assert chosen.name == "mutation" and why == "no ANTHROPIC_API_KEY: offline mutation search"
+    monkeypatch.setenv("AICODEC_OFFLINE_PROVIDER", "tuner")
+    chosen, why = select_provider(Settings(), None, seed=1, store=store)
     assert isinstance(chosen, TunerProvider) and chosen.sampler == "tpe"
     assert chosen.startup_trials == 1
     assert why == "no ANTHROPIC_API_KEY: offline parameter tuner (Optuna)"
-    monkeypatch.setenv("AICODEC_OFFLINE_PROVIDER", "mutation")
-    assert select_provider(Settings(), None, seed=1, store=store)[0].name == "mutation"
-    chosen, why = select_provider(Settings(offline_provider="mutation"), None, seed=1, store=store)
-    assert chosen.name == "mutation" and why == "no ANTHROPIC_API_KEY: offline mutation search"
-    # --provider mutation still gives the random walk, whatever the default
-    monkeypatch.delenv("AICODEC_OFFLINE_PROVIDER")
+    # --provider mutation gives the random walk, whatever the default
     chosen, why = select_provider(Settings(), "mutation", seed=1, store=store)
     assert chosen.name == "mutation" and why == "--provider mutation"
     tuner, _ = select_provider(Settings(tuner_sampler="gp"), "tuner", seed=1, store=store)

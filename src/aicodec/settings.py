@@ -164,9 +164,9 @@ class Settings(BaseSettings):
         description="anthropic, openai, mutation, tuner or replay (default: by key).",
     )
     offline_provider: Literal["mutation", "tuner"] = Field(
-        default="tuner",
+        default="mutation",
         description="The provider used when no provider is named and ANTHROPIC_API_KEY is "
-        "not set: the tuner (Optuna) or the mutation random walk.",
+        "not set: the mutation random walk or the tuner (Optuna).",
     )
     model: str = Field(default="claude-sonnet-5-5", description="Claude model for anthropic.")
     max_tokens: int = Field(default=8192, ge=256, description="Longest model answer (tokens).")
