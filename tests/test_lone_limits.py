@@ -6,6 +6,7 @@ room to spare. Real CLI processes, real sandbox children."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -57,8 +58,11 @@ def test_the_per_megapixel_frame_setting_comes_from_the_environment(tmp_path: Pa
     assert result.stdout.strip() == "12.5"
 
 
-def _score(codec: Path, clip: Path, db: Path) -> tuple[subprocess.CompletedProcess[str], float]:
-    """``aicodec score`` of ``codec`` alone (default limits and jobs): result and seconds."""
+def _score(
+    codec: Path, clip: Path, db: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``aicodec score`` of ``codec`` alone (default jobs; limits from ``env`` over the
+    defaults): result and seconds."""
     started = time.monotonic()
     result = subprocess.run(
         [
@@ -78,6 +82,7 @@ def _score(codec: Path, clip: Path, db: Path) -> tuple[subprocess.CompletedProce
         text=True,
         timeout=300,
         check=False,
+        env={**os.environ, **(env or {})},
     )
     return result, time.monotonic() - started
 
@@ -86,19 +91,30 @@ def _score(codec: Path, clip: Path, db: Path) -> tuple[subprocess.CompletedProce
 def test_a_lone_score_of_a_codec_that_hangs_fails_within_a_minute(
     tmp_path: Path, clip_320x180: Path
 ) -> None:
-    limit = wall_limit(Settings(), None, 4, 320, 180)
-    assert limit < LONE_DEADLINE_S - 10  # room for the lab's start and the children's
+    default = wall_limit(Settings(), None, 4, 320, 180)
+    assert default < LONE_DEADLINE_S - 10  # room for the lab's start and the children's
+    # the hangs run under the same rule (the floor plus seconds per megapixel-frame) with
+    # smaller settings, so the test waits seconds, not the default's half a minute; each must
+    # end within its limit plus the room the default leaves below the minute
+    env = {
+        "AICODEC_SANDBOX_TIME_FLOOR_S": "3",
+        "AICODEC_SANDBOX_SECONDS_PER_MEGAPIXEL_FRAME": "20",
+    }
+    short = Settings(sandbox_time_floor_s=3, sandbox_seconds_per_megapixel_frame=20)
+    limit = wall_limit(short, None, 4, 320, 180)
+    assert limit < default / 3
+    deadline = limit + (LONE_DEADLINE_S - default)
     codecs = {"encode": tmp_path / "hangs_in_encode.py", "decode": tmp_path / "hangs_in_decode.py"}
     codecs["encode"].write_text(HANGS)
     codecs["decode"].write_text(HANGS_IN_DECODE)
     with ThreadPoolExecutor(2) as both:  # the two at once: half the test's time
         runs = {
-            role: both.submit(_score, codec, clip_320x180, tmp_path / f"{role}.db")
+            role: both.submit(_score, codec, clip_320x180, tmp_path / f"{role}.db", env)
             for role, codec in codecs.items()
         }
         outcomes = {role: run.result() for role, run in runs.items()}
     for role, (result, seconds) in outcomes.items():
-        assert seconds < LONE_DEADLINE_S, (role, seconds, result.stderr)
+        assert seconds < deadline, (role, seconds, deadline, result.stderr)
         assert result.returncode == 1
         assert_one_line_error(
             result, f"{role} timeout: no result within the {limit:.0f} s wall-clock limit"
