@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -50,6 +51,13 @@ def _environment(folder: Path) -> jinja2.Environment:
     """A Jinja2 environment over the prompt folder (strict: a missing value is an error)."""
     if not folder.is_dir():
         raise ConfigError(f"prompt folder {folder} does not exist")
+    return _folder_environment(folder)
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_environment(folder: Path) -> jinja2.Environment:
+    """One environment per folder, so its compiled templates are reused (fitting a prompt to
+    its budget renders it once per dropped block); a template edited on disk is reloaded."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         undefined=jinja2.StrictUndefined,
