@@ -111,20 +111,28 @@ def git(repo: Path, *args: str) -> list[str]:
     return done.stdout.splitlines()
 
 
-def logged_purposes(db: Path) -> list[tuple[str, str]]:
-    """(provider, purpose) of every logged model call, oldest first."""
+def logged_calls(db: Path) -> list[dict[str, Any]]:
+    """``logs -n 50 --json``: every logged model call, newest first."""
     logs = aicodec_env("logs", "--db", str(db), "-n", "50", "--json")
     assert logs.returncode == 0, logs.stderr
-    return [(call["provider"], call["purpose"]) for call in json.loads(logs.stdout)["calls"]][::-1]
+    return list(json.loads(logs.stdout)["calls"])
+
+
+def logged_purposes(calls: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(provider, purpose) of every logged model call, oldest first."""
+    return [(call["provider"], call["purpose"]) for call in calls][::-1]
 
 
 SANDBOX_STAGES = ("screen", "score", "adopt")
 
 
-def check_cost_per_gain(db: Path, summary: dict[str, Any], first: dict[str, Any]) -> None:
+def check_cost_per_gain(
+    db: Path, calls: list[dict[str, Any]], summary: dict[str, Any], first: dict[str, Any]
+) -> None:
     """The run adopted iteration 1's codec: the summary's cost per gain is that iteration's
-    rows in the store (its calls in the log, its sandbox stages' seconds), divided by its gain
-    against the start, its parent; the run's is every call and iteration; history shows it."""
+    rows in the store (its ``calls`` in the log, its sandbox stages' seconds), divided by its
+    gain against the start, its parent; the run's is every call and iteration; history shows
+    it."""
     cost = summary["cost_per_gain"]
     (adopted,) = cost["adoptions"]
     start = summary["start_candidate"]
@@ -136,8 +144,6 @@ def check_cost_per_gain(db: Path, summary: dict[str, Any], first: dict[str, Any]
     assert first["parent"] == start
     assert adopted["gain_percent"] == pytest.approx(first["bd_rate_vs_parent"])
     assert adopted["gain_percent"] < 0
-    logs = aicodec_env("logs", "--db", str(db), "-n", "50", "--json")
-    calls = json.loads(logs.stdout)["calls"]
     assert sorted(call["iteration"] for call in calls) == [1, 1, 2, 2, 3, 3]
 
     def tokens(call: dict[str, Any]) -> int:
@@ -221,7 +227,10 @@ def test_evolve_with_claude_then_replay(fake_llm, tmp_path: Path) -> None:  # ty
         )
     assert "- iteration 2: parent " in sent[5] and "failed (no-code)" in sent[5]
     assert PARENT.splitlines()[0] in sent[1]
-    assert logged_purposes(db) == [("anthropic", purpose) for purpose in ("plan", "generate") * 3]
+    calls = logged_calls(db)  # one logs command for this check and the cost check below
+    assert logged_purposes(calls) == [
+        ("anthropic", purpose) for purpose in ("plan", "generate") * 3
+    ]
 
     # the history: three iterations, the model planned 1 and 3, rules planned 2
     short, full = history_of(db)
@@ -257,7 +266,7 @@ def test_evolve_with_claude_then_replay(fake_llm, tmp_path: Path) -> None:  # ty
     assert subjects[0].startswith(f"adopt candidate {first['candidate']}:")
     assert git(repo, "tag") == ["v1"]
     assert (repo / "codec.py").read_text() == FIRST
-    check_cost_per_gain(db, summary, first)
+    check_cost_per_gain(db, calls, summary, first)
 
     # the key never reaches the store
     for path in tmp_path.glob("*.db*"):
@@ -294,7 +303,7 @@ def test_evolve_with_claude_then_replay(fake_llm, tmp_path: Path) -> None:  # ty
         [entry[k] for k in decision] for entry in full
     ]
     assert replayed[1]["reason"] == second["reason"]  # the same failure, word for word
-    assert logged_purposes(fresh_db) == [
+    assert logged_purposes(logged_calls(fresh_db)) == [
         ("replay", purpose) for purpose in ("plan", "generate") * 3
     ]
     assert git(fresh_repo, "tag") == git(repo, "tag")
