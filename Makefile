@@ -33,14 +33,17 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS)
 
 ## benchmarks: printed figures, not tests (SEEDS_ARGS="--seeds hybrid --clips builtin" for a subset;
-## HYBRID_SPEED_ARGS="--base REV --frames 10" for the hybrid's old-against-new speed table)
+## HYBRID_SPEED_ARGS="--base REV --frames 10" for the hybrid's old-against-new speed table;
+## HYBRID_TOOLS_ARGS="--set NAME=VALUE --base NAME=VALUE" for the A/B of one coding tool)
 SEEDS_ARGS ?=
 HYBRID_SPEED_ARGS ?=
+HYBRID_TOOLS_ARGS ?= --base qp_propagation=0 --base qp_layer_step=1.3 --base qp_i_offset=-2 --frames 30
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
 	$(BIN)/python benchmarks/bench_sandbox.py
 	$(BIN)/python benchmarks/bench_seeds.py $(SEEDS_ARGS)
 	$(BIN)/python benchmarks/bench_hybrid_speed.py $(HYBRID_SPEED_ARGS)
+	$(BIN)/python benchmarks/bench_hybrid_tools.py $(HYBRID_TOOLS_ARGS)
 	$(BIN)/python benchmarks/bench_ray.py
 	$(BIN)/python benchmarks/bench_report.py
 

@@ -111,11 +111,13 @@ def test_the_header_layout_is_declared_once_and_unchanged() -> None:
     for name, fmt, scale in seed.HEADER_FIELDS:
         assert len(struct.unpack("<" + fmt, bytes(struct.calcsize("<" + fmt)))) == 1, name
         assert scale is None or (isinstance(scale, int) and scale > 1), (name, scale)
-    # on/off tools are bits of the "tools" byte, not fields of their own
+    # on/off tools are bits of the "tools" byte, not fields of their own: a switch (0 or 1),
+    # or an encoder-side strength whose bit says whether it is on (its range starts at 0)
     assert 1 <= len(seed.TOOL_BITS) <= 8
     assert not set(seed.TOOL_BITS) & set(names)
     for name in seed.TOOL_BITS:
-        assert seed.PARAM_RANGES[name] == [0, 1]
+        span = seed.PARAM_RANGES[name]
+        assert span == [0, 1] or (isinstance(span, tuple) and span[0] == 0), (name, span)
 
 
 def test_every_knob_the_code_reads_is_a_param_with_a_range() -> None:

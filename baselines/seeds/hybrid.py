@@ -11,6 +11,11 @@ Structure (the tools of H.264/HEVC-era codecs, written for numpy):
   The group lengths (coded in the bitstream) come from a look at the clip: where prediction
   from far pictures degrades quickly the groups are halved, and for fast degrading motion
   (blur, occlusion) they are single P frames (``choose_groups``).
+- **Picture QPs.** A lookahead on 1/4-resolution luma estimates, block by block, how much of
+  each picture later pictures predict from (x264's macroblock-tree, per picture), and lowers
+  the QP of the pictures much of the clip descends from (``propagation_offsets``, strength
+  ``qp_propagation``; 0 switches it off). ``qp_i_offset`` and ``qp_layer_step`` add fixed
+  offsets for I pictures and per hierarchy level on top.
 - **Blocks.** A frame is cut into 32x32 coding-tree units, each split by a quadtree into
   coding units of 32, 16 or 8 luma samples. An inter unit takes its motion from a merge list
   (neighbours' motion and the co-located motion of the reference, scaled) or codes a vector
@@ -52,8 +57,8 @@ PARAMS = {
     "p_growth": 0.27,
     "fast_motion": 4.0,
     "qp_shift": 0.0,
-    "qp_i_offset": -2,
-    "qp_layer_step": 1.3,
+    "qp_i_offset": 0,
+    "qp_layer_step": 0.65,
     "chroma_qp_offset": 0,
     "lambda_scale": 1.0,
     "lambda_layer_scale": 0.3,
@@ -75,6 +80,7 @@ PARAMS = {
     "deblock_tc": 0,
     "context_memory": 0.9,
     "adapt_limit": 60000,
+    "qp_propagation": 2.0,
 }
 PARAM_RANGES = {
     "gop": [1, 2, 4, 8, 16],
@@ -105,6 +111,7 @@ PARAM_RANGES = {
     "deblock_tc": (-6, 6),
     "context_memory": (0.5, 1.0),
     "adapt_limit": (2000, 1000000),
+    "qp_propagation": (0.0, 4.0),
 }
 
 MAGIC = b"HYB1"
@@ -132,7 +139,8 @@ HEADER_FIELDS = (
     ("context_memory", "H", 1000),
     ("adapt_limit", "I", None),
 )
-TOOL_BITS = ("deblock", "alf")  # bit k of the "tools" field is PARAMS[TOOL_BITS[k]]
+# bit k of the "tools" field is PARAMS[TOOL_BITS[k]] (on where it is not 0)
+TOOL_BITS = ("deblock", "alf", "qp_propagation")
 HEADER = struct.Struct("<4s" + "".join(fmt for _, fmt, _ in HEADER_FIELDS))
 CTU = 32
 MARGIN = 80  # luma samples of edge extension around reference pictures
@@ -3190,6 +3198,128 @@ def choose_groups(luma, gop, b_growth, p_growth, fast_motion):
     return groups
 
 
+def propagation_costs(cur, ref, radius, n=4):
+    """Per n x n block of ``cur`` (a 1/4-resolution luma plane): its best motion-compensated
+    SAD from ``ref`` within a radius and the vector: (float64 [rows, cols], int64 [.., 2])."""
+    height, width = cur.shape
+    rows, cols = height // n, width // n
+    cur = cur[: rows * n, : cols * n]
+    padded = np.pad(ref[: rows * n, : cols * n], radius, mode="edge")
+    shifts = square_offsets(radius)
+    moved = block_view(padded, rows * n, cols * n)
+    best = np.full((rows, cols), np.inf)
+    vectors = np.zeros((rows, cols, 2), np.int64)
+    for k, (dy, dx) in enumerate(shifts):
+        diff = np.abs(cur - moved[dy + radius, dx + radius])
+        sad = diff.reshape(rows, n, cols, n).sum(axis=(1, 3)) + 0.5 * (abs(dy) + abs(dx))
+        better = sad < best
+        best = np.where(better, sad, best)
+        vectors[better] = shifts[k]
+    return best, vectors
+
+
+def intra_costs(plane, n=4):
+    """Rough intra cost per n x n block: the least SAD of a DC, horizontal or vertical
+    prediction from the block's outer neighbours (float64 [rows, cols])."""
+    height, width = plane.shape
+    rows, cols = height // n, width // n
+    padded = np.pad(plane[: rows * n, : cols * n], ((1, 0), (1, 0)), mode="edge")
+    blocks = padded[1:, 1:].reshape(rows, n, cols, n).transpose(0, 2, 1, 3)
+    above = padded[0:-1:n][:rows, 1:].reshape(rows, cols, 1, n)
+    left = padded[1:, 0:-1:n][:, :cols].reshape(rows, n, cols).transpose(0, 2, 1)[..., None]
+    dc = (above.mean(axis=(2, 3)) + left.mean(axis=(2, 3)))[..., None, None] * 0.5
+    costs = [np.abs(blocks - pred).sum(axis=(2, 3)) for pred in (dc, above, left)]
+    return np.minimum.reduce(costs) + 4.0
+
+
+def spread(amount, vectors, n=4):
+    """Add each block's ``amount`` to the blocks its n x n reference area overlaps (by area),
+    the area displaced by ``vectors`` (samples): float64 [rows, cols]."""
+    rows, cols = amount.shape
+    out = np.zeros((rows + 1, cols + 1))
+    ys = np.arange(rows)[:, None] * n + vectors[..., 0]
+    xs = np.arange(cols)[None, :] * n + vectors[..., 1]
+    ys = np.clip(ys, 0, (rows - 1) * n)
+    xs = np.clip(xs, 0, (cols - 1) * n)
+    by, bx = ys // n, xs // n
+    fy, fx = (ys - by * n) / n, (xs - bx * n) / n
+    for wy, oy in ((1 - fy, 0), (fy, 1)):
+        for wx, ox in ((1 - fx, 0), (fx, 1)):
+            np.add.at(out, (by + oy, bx + ox), amount * wy * wx)
+    return out[:rows, :cols]
+
+
+def propagation_gains(luma, order):
+    """How much of each 16x16 luma block later pictures predict from: log2(1 + received /
+    intra) per block, {poc: float64 [rows, cols]}.
+
+    The lookahead works on 1/4-resolution luma in 4x4 blocks. For each picture in reverse
+    coding order it estimates each block's intra cost and its best inter cost from its
+    references (L0, L1 or their average), and passes the share of the information it takes
+    from them (1 - inter/intra) of its own cost plus what it passes on, down to the blocks of
+    its references it predicts from (the macroblock-tree of x264).
+    """
+    small = {}
+    for poc, *_ in order:
+        small[poc] = downsample(downsample(luma[poc]))
+    intra = {poc: intra_costs(plane) for poc, plane in small.items()}
+    received = {poc: np.zeros_like(cost) for poc, cost in intra.items()}
+    for poc, kind, _, ref0, ref1 in reversed(order):
+        if kind == "I":
+            continue
+        refs = [ref for ref in (ref0, ref1) if ref is not None]
+        found = [
+            propagation_costs(small[poc], small[ref], min(2 * abs(poc - ref) + 2, 12))
+            for ref in refs
+        ]
+        costs = [cost for cost, _ in found]
+        if len(found) == 2:
+            (_, v0), (_, v1) = found
+            rows, cols = costs[0].shape
+            average = 0.5 * (
+                motion_blocks(small[ref0], v0, rows, cols)
+                + motion_blocks(small[ref1], v1, rows, cols)
+            )
+            blocks = small[poc][: rows * 4, : cols * 4].reshape(rows, 4, cols, 4)
+            costs.append(np.abs(blocks.transpose(0, 2, 1, 3) - average).sum(axis=(2, 3)))
+        inter = np.minimum.reduce(costs)
+        share = np.clip(1.0 - inter / intra[poc], 0.0, 1.0)
+        amount = (intra[poc] + received[poc]) * share
+        # a tie goes to the average of both references (the last choice first)
+        choice = len(costs) - 1 - np.argmin(np.stack(costs[::-1]), axis=0)
+        for k, (ref, (_, vectors)) in enumerate(zip(refs, found, strict=True)):
+            weight = (choice == k) + 0.5 * (choice == 2)
+            received[ref] += spread(amount * weight, vectors)
+    return {poc: np.log2(1.0 + received[poc] / cost) for poc, cost in intra.items()}
+
+
+def picture_offset(gain, strength):
+    """QP offset of a picture from its blocks' propagation gains: -strength * their mean,
+    rounded, within -12..0 (pictures much of the clip is predicted from get finer steps)."""
+    return int(min(max(-round(strength * float(np.mean(gain))), -12), 0))
+
+
+def propagation_offsets(luma, order, strength):
+    """QP offset of each picture (by poc) from how much later pictures predict from it."""
+    gains = propagation_gains(luma, order)
+    return {poc: picture_offset(gain, strength) for poc, gain in gains.items()}
+
+
+def motion_blocks(plane, vectors, rows, cols, n=4):
+    """The n x n blocks of ``plane`` displaced by ``vectors`` [rows, cols, n, n] (clamped)."""
+    ys = np.arange(rows)[:, None] * n + vectors[..., 0]
+    xs = np.arange(cols)[None, :] * n + vectors[..., 1]
+    return windows(np.ascontiguousarray(plane), ys, xs, n)
+
+
+def code_qp_offsets(coder, order, offsets=None):
+    """Code (or decode) each picture's QP offset (-12..0) in coding order: {poc: offset}."""
+    coder.label = "qp offsets"
+    values = None if offsets is None else [-offsets[poc] for poc, *_ in order]
+    coded = coder.raw(np.full(len(order), 13), values)
+    return {poc: -int(value) for (poc, *_), value in zip(order, coded, strict=True)}
+
+
 def picture_qp(base, kind, layer, qp_i_offset, layer_step):
     """QP of a picture: the base, an offset for I pictures, a step per hierarchy level."""
     if kind == "I":
@@ -3229,7 +3359,7 @@ class Stream:
         fields["fps_num"], fields["fps_den"] = frames.fps.numerator, frames.fps.denominator
         fields["base_qp"] = quality_qp(quality, params["qp_shift"])
         for bit, name in enumerate(TOOL_BITS):
-            fields["tools"] |= int(params[name]) << bit
+            fields["tools"] |= int(bool(params[name])) << bit
         for name, _, _ in HEADER_FIELDS:
             if name in params:
                 fields[name] = params[name]
@@ -3256,10 +3386,11 @@ class Stream:
             fields[name] = value if scale is None else value / scale
         return cls(fields)
 
-    def qps(self, kind, layer):
-        """Luma and chroma QP of a picture."""
+    def qps(self, kind, layer, offset=0):
+        """Luma and chroma QP of a picture (``offset``: its coded QP offset)."""
         p = self.params
         qp = picture_qp(self.base_qp, kind, layer, p["qp_i_offset"], p["qp_layer_step"])
+        qp = int(min(max(qp + offset, 0), 63))
         return qp, int(min(max(qp + p["chroma_qp_offset"], 0), 63))
 
     def shapes(self):
@@ -3339,9 +3470,13 @@ def _encode(frames, quality, stats=None):
     )
     code_groups(coder, count, header["gop"], groups)
     order = coding_order(count, groups)
+    offsets = {}
+    if header["qp_propagation"]:
+        offsets = propagation_offsets(frames.y, order, float(p["qp_propagation"]))
+        code_qp_offsets(coder, order, offsets)
     last = last_uses(order)
     for index, (poc, kind, layer, ref0, ref1) in enumerate(order):
-        qp, chroma_qp = stream.qps(kind, layer)
+        qp, chroma_qp = stream.qps(kind, layer, offsets.get(poc, 0))
         source = [
             pad_plane(plane[poc], *shape)
             for plane, shape in zip((frames.y, frames.u, frames.v), shapes, strict=True)
@@ -3435,9 +3570,10 @@ def decode(bitstream):
     pictures = {}
     out = output_planes(stream.count, stream.height, stream.width)
     order = coding_order(stream.count, code_groups(coder, stream.count, header["gop"]))
+    offsets = code_qp_offsets(coder, order) if header["qp_propagation"] else {}
     last = last_uses(order)
     for index, (poc, kind, layer, ref0, ref1) in enumerate(order):
-        qp, chroma_qp = stream.qps(kind, layer)
+        qp, chroma_qp = stream.qps(kind, layer, offsets.get(poc, 0))
         scales = (qp_scale(qp), qp_scale(chroma_qp))
         recon = [np.zeros(shape, np.uint8) for shape in shapes]
         field = None
