@@ -24,7 +24,6 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import ast  # noqa: E402
-import importlib.util  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -38,7 +37,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_seeds import CLIPS, ClipSpec, load_spec  # noqa: E402
+from bench_hybrid_speed import load_module  # noqa: E402
+from bench_seeds import CLIPS, MEDIA_DIR, SEEDS_DIR, ClipSpec, load_spec  # noqa: E402
 
 from aicodec.candidates.contract import DEFAULT_QUALITIES  # noqa: E402
 from aicodec.clips import load_clip  # noqa: E402
@@ -46,9 +46,7 @@ from aicodec.scoring.bdrate import RDPoint, bd_rate  # noqa: E402
 from aicodec.scoring.metrics import bitrate_kbps, plane_mse, sequence_psnr  # noqa: E402
 from aicodec.settings import Settings  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "baselines" / "seeds" / "hybrid.py"
-MEDIA = ROOT.parent / "shared" / "media"
+SEED = SEEDS_DIR / "hybrid.py"
 
 
 def overrides(items: list[str]) -> dict[str, Any]:
@@ -64,10 +62,7 @@ def overrides(items: list[str]) -> dict[str, Any]:
 
 def load_seed(params: dict[str, Any]) -> ModuleType:
     """The seed as a fresh module with its PARAMS overridden (unknown names are refused)."""
-    spec = importlib.util.spec_from_file_location("hybrid_tools_seed", SEED)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(SEED, "hybrid_tools_seed")
     unknown = sorted(set(params) - set(module.PARAMS))
     if unknown:
         raise SystemExit(f"bench_hybrid_tools: not a PARAMS name: {', '.join(unknown)}")
@@ -81,7 +76,7 @@ def code_point(job: tuple[str, int | None, dict[str, Any], int]) -> dict[str, An
     if key.startswith("builtin:"):
         clip = load_clip(key, Settings(), count=frames)
     else:
-        clip = load_spec(next(s for s in CLIPS if s.key == key), MEDIA, Settings(), frames)
+        clip = load_spec(next(s for s in CLIPS if s.key == key), MEDIA_DIR, Settings(), frames)
     seed = load_seed(params)
     started = time.perf_counter()
     bitstream, recon = seed._encode(clip.frames, quality)
@@ -121,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             spec = ClipSpec(key, None, 0, None)
         if spec is None:
             raise SystemExit(f"bench_hybrid_tools: unknown clip {key!r}")
-        if spec.file is not None and not (MEDIA / spec.file).exists():
-            notes.append(f"{key}: skipped, {MEDIA / spec.file} is absent")
+        if spec.file is not None and not (MEDIA_DIR / spec.file).exists():
+            notes.append(f"{key}: skipped, {MEDIA_DIR / spec.file} is absent")
             continue
         for variant, params in (("base", base), ("test", test)):
             jobs += [((key, args.frames, params, q), (key, variant, q)) for q in qualities]

@@ -145,6 +145,7 @@ HEADER = struct.Struct("<4s" + "".join(fmt for _, fmt, _ in HEADER_FIELDS))
 CTU = 32
 MARGIN = 80  # luma samples of edge extension around reference pictures
 MAX_LEVEL = 1 << 15
+MAX_QP_DROP = 12  # the most a picture's QP is lowered by propagation (its coded alphabet)
 
 # =============================================================================================
 # Transforms and quantisation
@@ -3093,24 +3094,33 @@ def coarse_plane(plane):
     return out
 
 
-def coarse_vectors(cur, ref, radius):
-    """Best integer vector (pixels of the 1/8-resolution planes) per 4x4 block of ``cur``
-    within a radius, by SAD with a small length penalty: int64 [rows, cols, 2]."""
+def block_search(cur, ref, radius, n=4):
+    """Full search per n x n block of ``cur`` within a radius of ``ref`` (analysis planes),
+    by SAD plus half a sample of cost per sample of vector length: the least cost
+    (float32 [rows, cols]) and its vector (int64 [rows, cols, 2]; the first of least cost
+    in the order dy, then dx)."""
     height, width = cur.shape
-    rows, cols = height // 4, width // 4
-    cur = cur[: rows * 4, : cols * 4]
-    padded = np.pad(ref[: rows * 4, : cols * 4], radius, mode="edge")
+    rows, cols = height // n, width // n
+    cur = cur[: rows * n, : cols * n]
+    padded = np.pad(ref[: rows * n, : cols * n], radius, mode="edge")
     shifts = square_offsets(radius)
-    moved = block_view(padded, rows * 4, cols * 4)  # [2r+1, 2r+1, H, W]: every shift
+    moved = block_view(padded, rows * n, cols * n)  # [2r+1, 2r+1, H, W]: every shift
     sads = []
     chunk = max(1, (1 << 20) // cur.size)
     for start in range(0, len(shifts), chunk):
         dy, dx = shifts[start : start + chunk].T
         diff = np.abs(cur - moved[dy + radius, dx + radius])
-        sad = diff.reshape(dy.size, rows, 4, cols, 4).sum(axis=(2, 4))
+        sad = diff.reshape(dy.size, rows, n, cols, n).sum(axis=(2, 4))
         sads.append(sad + (0.5 * (np.abs(dy) + np.abs(dx))).astype(np.float32)[:, None, None])
-    # the first shift of least cost (in the order dy, then dx) wins
-    return shifts[np.argmin(np.concatenate(sads), axis=0)]
+    sads = np.concatenate(sads)
+    best = np.argmin(sads, axis=0)
+    return np.take_along_axis(sads, best[None], axis=0)[0], shifts[best]
+
+
+def coarse_vectors(cur, ref, radius):
+    """Best integer vector (pixels of the 1/8-resolution planes) per 4x4 block of ``cur``
+    within a radius (``block_search``): int64 [rows, cols, 2]."""
+    return block_search(cur, ref, radius)[1]
 
 
 def square_offsets(radius):
@@ -3198,26 +3208,6 @@ def choose_groups(luma, gop, b_growth, p_growth, fast_motion):
     return groups
 
 
-def propagation_costs(cur, ref, radius, n=4):
-    """Per n x n block of ``cur`` (a 1/4-resolution luma plane): its best motion-compensated
-    SAD from ``ref`` within a radius and the vector: (float64 [rows, cols], int64 [.., 2])."""
-    height, width = cur.shape
-    rows, cols = height // n, width // n
-    cur = cur[: rows * n, : cols * n]
-    padded = np.pad(ref[: rows * n, : cols * n], radius, mode="edge")
-    shifts = square_offsets(radius)
-    moved = block_view(padded, rows * n, cols * n)
-    best = np.full((rows, cols), np.inf)
-    vectors = np.zeros((rows, cols, 2), np.int64)
-    for k, (dy, dx) in enumerate(shifts):
-        diff = np.abs(cur - moved[dy + radius, dx + radius])
-        sad = diff.reshape(rows, n, cols, n).sum(axis=(1, 3)) + 0.5 * (abs(dy) + abs(dx))
-        better = sad < best
-        best = np.where(better, sad, best)
-        vectors[better] = shifts[k]
-    return best, vectors
-
-
 def intra_costs(plane, n=4):
     """Rough intra cost per n x n block: the least SAD of a DC, horizontal or vertical
     prediction from the block's outer neighbours (float64 [rows, cols])."""
@@ -3269,10 +3259,9 @@ def propagation_gains(luma, order):
             continue
         refs = [ref for ref in (ref0, ref1) if ref is not None]
         found = [
-            propagation_costs(small[poc], small[ref], min(2 * abs(poc - ref) + 2, 12))
-            for ref in refs
+            block_search(small[poc], small[ref], min(2 * abs(poc - ref) + 2, 12)) for ref in refs
         ]
-        costs = [cost for cost, _ in found]
+        costs = [cost.astype(np.float64) for cost, _ in found]
         if len(found) == 2:
             (_, v0), (_, v1) = found
             rows, cols = costs[0].shape
@@ -3295,8 +3284,9 @@ def propagation_gains(luma, order):
 
 def picture_offset(gain, strength):
     """QP offset of a picture from its blocks' propagation gains: -strength * their mean,
-    rounded, within -12..0 (pictures much of the clip is predicted from get finer steps)."""
-    return int(min(max(-round(strength * float(np.mean(gain))), -12), 0))
+    rounded, within -MAX_QP_DROP..0 (pictures much of the clip is predicted from get finer
+    steps)."""
+    return int(min(max(-round(strength * float(np.mean(gain))), -MAX_QP_DROP), 0))
 
 
 def propagation_offsets(luma, order, strength):
@@ -3313,10 +3303,11 @@ def motion_blocks(plane, vectors, rows, cols, n=4):
 
 
 def code_qp_offsets(coder, order, offsets=None):
-    """Code (or decode) each picture's QP offset (-12..0) in coding order: {poc: offset}."""
+    """Code (or decode) the QP offset of each picture in coding order (-MAX_QP_DROP..0):
+    {poc: offset}."""
     coder.label = "qp offsets"
     values = None if offsets is None else [-offsets[poc] for poc, *_ in order]
-    coded = coder.raw(np.full(len(order), 13), values)
+    coded = coder.raw(np.full(len(order), MAX_QP_DROP + 1), values)
     return {poc: -int(value) for (poc, *_), value in zip(order, coded, strict=True)}
 
 
