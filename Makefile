@@ -37,7 +37,7 @@ test-fast: $(STAMP)
 ## HYBRID_TOOLS_ARGS="--set NAME=VALUE --base NAME=VALUE" for the A/B of one coding tool)
 SEEDS_ARGS ?=
 HYBRID_SPEED_ARGS ?=
-HYBRID_TOOLS_ARGS ?= --base qp_propagation=0 --base qp_layer_step=1.3 --base qp_i_offset=-2
+HYBRID_TOOLS_ARGS ?= --base intra_modes=10 --base intra_mpm=0 --base adapt_chunk=0
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
 	$(BIN)/python benchmarks/bench_sandbox.py

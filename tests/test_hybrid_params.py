@@ -5,9 +5,7 @@ changed within its range reaches the decoder through the header."""
 from __future__ import annotations
 
 import ast
-import importlib.util
 import struct
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -16,8 +14,8 @@ import pytest
 from aicodec.clips import Frames, load_clip
 from aicodec.settings import Settings
 from aicodec.validation import validate_source
+from tests.test_seeds import SEEDS, load_seed
 
-SEED = Path(__file__).resolve().parents[1] / "baselines" / "seeds" / "hybrid.py"
 # the fields of the header that describe the clip rather than carry a parameter
 CLIP_FIELDS = {"width", "height", "count", "fps_num", "fps_den", "base_qp", "tools"}
 QUALITY = 50
@@ -25,11 +23,7 @@ QUALITY = 50
 
 def load_hybrid() -> ModuleType:
     """The seed as a fresh module (its own PARAMS)."""
-    spec = importlib.util.spec_from_file_location("hybrid_params_seed", SEED)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_seed("hybrid")
 
 
 SEED_MODULE = load_hybrid()
@@ -104,9 +98,10 @@ def test_the_header_layout_is_declared_once_and_unchanged() -> None:
     seed = SEED_MODULE
     names = [name for name, _, _ in seed.HEADER_FIELDS]
     assert len(names) == len(set(names))
-    # the byte layout the seed has always written: magic, 17 fields, 34 bytes
-    assert seed.HEADER.format == "<4sHHHIIBBbbBBBBbbHI"
-    assert seed.HEADER.size == 34
+    # the byte layout: magic, 19 fields, 37 bytes (17 fields, 34 bytes before intra_modes and
+    # adapt_chunk came in)
+    assert seed.HEADER.format == "<4sHHHIIBBbbBBBBBbbHIH"
+    assert seed.HEADER.size == 37
     assert set(names) - set(seed.PARAMS) == CLIP_FIELDS
     for name, fmt, scale in seed.HEADER_FIELDS:
         assert len(struct.unpack("<" + fmt, bytes(struct.calcsize("<" + fmt)))) == 1, name
@@ -121,7 +116,7 @@ def test_the_header_layout_is_declared_once_and_unchanged() -> None:
 
 
 def test_every_knob_the_code_reads_is_a_param_with_a_range() -> None:
-    source = SEED.read_text(encoding="utf-8")
+    source = (SEEDS / "hybrid.py").read_text(encoding="utf-8")
     report = validate_source(source)
     assert report.valid, report.violations
     seed = SEED_MODULE

@@ -22,13 +22,17 @@ Structure (the tools of H.264/HEVC-era codecs, written for numpy):
   difference against a median predictor, from the past (L0), the future (L1) or both (the
   average). Motion is quarter-pel (8-tap filters) for luma, eighth-pel (4-tap) for chroma.
   A 16x16 unit may be intra: one 16x16 prediction or four 8x8 ones, each DC, planar or one
-  of several angles from the reconstructed neighbours (processed as a wavefront); I frames
-  also use 4x4 intra blocks where 8x8 ones help.
+  of up to 33 angles (HEVC's; ``intra_modes`` picks how many modes pictures choose from)
+  from the reconstructed neighbours (processed as a wavefront); I frames also use 4x4 intra
+  blocks where 8x8 ones help. A luma mode is coded as its rank in a list headed by the modes
+  of the left and above blocks (``intra_mpm``; ``mode_ranks``).
 - **Residual.** Integer-exact 2-D DCT of the unit's size (4 to 32) or, for an inter luma
   residual, of its four quarters where that costs less (a one-level residual quadtree);
   uniform quantiser ``2 ** ((QP - 4) / 6)`` with rate-distortion optimised levels (RDOQ).
   Every choice (split, mode, merge candidate, vectors, levels) minimises distortion +
-  lambda * bits, with bits estimated from the live probability tables of the entropy coder.
+  lambda * bits, with bits estimated from the live probability tables of the entropy coder
+  (``intra_rehearsal``: the first picture is decided again with the tables its first
+  decision would have taught; off by default).
 - **Loop filters.** An HEVC-style deblocking filter on the 8x8 grid, strength from the modes,
   vectors and coefficients on each side of an edge, thresholds from the QP; then an adaptive
   loop filter: a 7x7 diamond Wiener filter the encoder designs per picture (least squares
@@ -37,13 +41,16 @@ Structure (the tools of H.264/HEVC-era codecs, written for numpy):
   element is a symbol with an adaptive categorical model chosen by its context (block size,
   plane, frame layer, already coded neighbours such as lower-frequency coefficient
   magnitudes). Symbols are coded in batches (one call per frequency diagonal, per syntax
-  element), and the models learn from every batch, so both sides stay vectorised.
+  element), and the models learn from every batch, so both sides stay vectorised; a large
+  batch is cut into chunks growing fourfold from ``adapt_chunk`` symbols, so the models
+  learn within it too (above all in the first pictures, coded before the models know much).
 
 The encoder reconstructs exactly what the decoder will (integer arithmetic throughout the
 reconstruction), so there is no drift. ``decode`` reads everything it needs (size, frame
 count, structure, every tool switch) from the bitstream.
 """
 
+import copy
 import math
 import struct
 
@@ -73,6 +80,9 @@ PARAMS = {
     "intra_ratio": 1.5,
     "intra_shortlist": 3,
     "intra_partitions": 2,
+    "intra_modes": 35,
+    "intra_mpm": 1,
+    "intra_rehearsal": 0,
     "inter_shortlist": 1,
     "deblock": 1,
     "alf": 1,
@@ -80,6 +90,7 @@ PARAMS = {
     "deblock_tc": 0,
     "context_memory": 0.9,
     "adapt_limit": 60000,
+    "adapt_chunk": 16,
     "qp_propagation": 2.0,
 }
 PARAM_RANGES = {
@@ -104,6 +115,9 @@ PARAM_RANGES = {
     "intra_ratio": (0.5, 4.0),
     "intra_shortlist": (1, 10),
     "intra_partitions": (0, 2),
+    "intra_modes": [10, 18, 35],
+    "intra_mpm": [0, 1],
+    "intra_rehearsal": [0, 1],
     "inter_shortlist": (1, 3),
     "deblock": [0, 1],
     "alf": [0, 1],
@@ -111,6 +125,7 @@ PARAM_RANGES = {
     "deblock_tc": (-6, 6),
     "context_memory": (0.5, 1.0),
     "adapt_limit": (2000, 1000000),
+    "adapt_chunk": [0, 8, 16, 64],
     "qp_propagation": (0.0, 4.0),
 }
 
@@ -133,14 +148,16 @@ HEADER_FIELDS = (
     ("qp_layer_step", "B", 16),
     ("merge_candidates", "B", None),
     ("min_cu", "B", None),
+    ("intra_modes", "B", None),
     ("tools", "B", None),
     ("deblock_beta", "b", None),
     ("deblock_tc", "b", None),
     ("context_memory", "H", 1000),
     ("adapt_limit", "I", None),
+    ("adapt_chunk", "H", None),
 )
 # bit k of the "tools" field is PARAMS[TOOL_BITS[k]] (on where it is not 0)
-TOOL_BITS = ("deblock", "alf", "qp_propagation")
+TOOL_BITS = ("deblock", "alf", "qp_propagation", "intra_mpm")
 HEADER = struct.Struct("<4s" + "".join(fmt for _, fmt, _ in HEADER_FIELDS))
 CTU = 32
 MARGIN = 80  # luma samples of edge extension around reference pictures
@@ -290,6 +307,16 @@ class Model:
         return self._costs
 
 
+def chunk_bounds(count, first):
+    """Where a batch of ``count`` symbols is cut so its models learn within it: chunks of
+    ``first`` symbols, then each four times the last (``first`` 0: one chunk)."""
+    bounds, size = [0], first
+    while 0 < size and bounds[-1] + size < count:
+        bounds.append(bounds[-1] + size)
+        size *= 4
+    return bounds + [count]
+
+
 class Coder:
     """A range coder that encodes given symbols or decodes them, with the same calls.
 
@@ -308,6 +335,7 @@ class Coder:
         self.uniform = constriction.stream.model.Uniform()
         self.stats = None  # {label: bits} when measuring where the bits go (encoder)
         self.label = ""
+        self.chunk = 0  # a batch is coded in chunks from this size up (``chunk_bounds``)
 
     def account(self, before):
         """Add the bits written since ``before`` to the current label (when measuring)."""
@@ -323,15 +351,21 @@ class Coder:
         ctx = np.asarray(ctx, dtype=np.int64).reshape(-1)
         if ctx.size == 0:
             return np.zeros(0, dtype=np.int64)
-        probs = model.counts[ctx]
         if self.decoding:
-            values = self.range.decode(self.categorical, probs).astype(np.int64)
+            values = np.zeros(ctx.size, dtype=np.int64)
         else:
-            before = self.range.num_bits()
             values = np.asarray(values, dtype=np.int64).reshape(-1)
-            self.range.encode(values.astype(np.int32), self.categorical, probs)
-            self.account(before)
-        model.update(ctx, values)
+        bounds = chunk_bounds(ctx.size, self.chunk)
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+            part = ctx[start:end]
+            probs = model.counts[part]
+            if self.decoding:
+                values[start:end] = self.range.decode(self.categorical, probs)
+            else:
+                before = self.range.num_bits()
+                self.range.encode(values[start:end].astype(np.int32), self.categorical, probs)
+                self.account(before)
+            model.update(part, values[start:end])
         return values
 
     def raw(self, sizes, values=None):
@@ -407,10 +441,15 @@ def magnitude_bits(values, costs, exact=0):
 # Intra prediction (HEVC-style planar, DC and angular modes from reconstructed neighbours)
 # =============================================================================================
 
-# (family, angle in 1/32 sample per row): "v" predicts from the row above, "h" from the left
+# (family, angle in 1/32 sample per row): "v" predicts from the row above, "h" from the left.
+# A picture uses the first PARAMS["intra_modes"] of them (10, 18 or all 35: HEVC's angles).
 LUMA_MODES = (
     ("planar", 0), ("dc", 0), ("v", 0), ("h", 0), ("v", 32), ("v", -32), ("v", -13), ("v", 13),
     ("h", -13), ("h", 13),
+    ("v", -5), ("v", 5), ("h", -5), ("h", 5), ("v", -21), ("v", 21), ("h", -21), ("v", 26),
+    ("v", -2), ("v", 2), ("v", -9), ("v", 9), ("v", -17), ("v", 17), ("v", -26), ("h", -2),
+    ("h", 2), ("h", -9), ("h", 9), ("h", -17), ("h", 17), ("h", 21), ("h", -26), ("h", 26),
+    ("h", 32),
 )  # fmt: skip
 CHROMA_MODES = (("planar", 0), ("dc", 0), ("v", 0), ("h", 0))
 
@@ -537,6 +576,60 @@ def intra_predict_modes(above, left, n, modes_of_blocks, modes):
         pick = modes_of_blocks == mode
         out[pick] = intra_predict(above[pick], left[pick], n, int(mode), modes)
     return out
+
+
+# Most probable modes (``intra_mpm``): a block's luma mode is coded as its rank in a list that
+# starts with the modes of its left and above neighbours, then the others in table order. The
+# ranks' model does not depend on the neighbours, so all ranks of a picture are coded in one
+# batch; the decoder turns them back into modes in waves, neighbours first.
+MODE_CELL = 4  # luma samples per cell of a picture's map of intra luma modes (-1: not intra)
+
+
+def paint_modes(mode_map, ys, xs, n, modes):
+    """Write the modes of n x n luma blocks at (ys, xs) into a mode map."""
+    cy, cx, cells = ys // MODE_CELL, xs // MODE_CELL, n // MODE_CELL
+    for dy in range(cells):
+        for dx in range(cells):
+            mode_map[cy + dy, cx + dx] = modes
+
+
+def neighbour_modes(mode_map, ys, xs):
+    """Luma modes of the cells left of and above blocks at (ys, xs) (-1: none)."""
+    cy, cx = ys // MODE_CELL, xs // MODE_CELL
+    left = np.where(cx > 0, mode_map[cy, np.maximum(cx - 1, 0)], -1)
+    above = np.where(cy > 0, mode_map[np.maximum(cy - 1, 0), cx], -1)
+    return left, above
+
+
+def listed_modes(left, above):
+    """Which neighbour modes head the rank list: (left listed, above listed), [B] bools."""
+    return left >= 0, (above >= 0) & (above != left)
+
+
+def mode_ranks(left, above, count):
+    """Rank [B, count] of every mode for blocks with these neighbour modes."""
+    on_left, on_above = (flag[:, None] for flag in listed_modes(left, above))
+    m = np.arange(count)[None, :]
+    lm, am = left[:, None], above[:, None]
+    rank = on_left.astype(np.int64) + on_above + m - (on_left & (lm < m)) - (on_above & (am < m))
+    rank = np.where(on_above & (m == am), on_left, rank)
+    return np.where(on_left & (m == lm), 0, rank)
+
+
+def modes_of_ranks(ranks, left, above):
+    """The modes [B] that blocks with these neighbour modes coded as ``ranks`` (inverse of
+    ``mode_ranks``)."""
+    on_left, on_above = listed_modes(left, above)
+    listed = on_left.astype(np.int64) + on_above
+    head = np.where((ranks == 0) & on_left, left, above)
+    none = np.iinfo(np.int64).max
+    low = np.where(on_left, left, np.where(on_above, above, none))
+    high = np.where(on_left & on_above, above, none)
+    low, high = np.minimum(low, high), np.maximum(low, high)
+    mode = ranks - listed
+    mode = mode + (mode >= low)
+    mode = mode + (mode >= high)
+    return np.where(ranks < listed, head, mode)
 
 
 # =============================================================================================
@@ -1231,7 +1324,12 @@ class FrameCode:
 class SyntaxModels:
     """Adaptive models of every syntax element except the coefficients."""
 
-    def __init__(self, limit):
+    def __init__(self, header):
+        limit, intra_modes = header["adapt_limit"], header["intra_modes"]
+        if not 4 <= intra_modes <= len(LUMA_MODES):
+            raise ValueError(f"intra_modes must be 4..{len(LUMA_MODES)}, not {intra_modes}")
+        self.luma_modes = LUMA_MODES[:intra_modes]  # the luma intra modes pictures choose from
+        self.intra_mpm = bool(header["intra_mpm"])  # luma modes coded as ranks (``mode_ranks``)
         self.split32 = Model(LAYER_CLASSES * 4, 2, None, limit)
         self.split16 = Model(LAYER_CLASSES * 4, 2, None, limit)
         self.mode = Model(LAYER_CLASSES * 3 * 4, 5, np.array([4.0, 1.0, 1.0, 1.0, 0.3]), limit)
@@ -1240,7 +1338,9 @@ class SyntaxModels:
             2 * 3, MVD_EXACT + BUCKETS, 0.8 ** np.arange(MVD_EXACT + BUCKETS) * 8 + 0.01, limit
         )
         self.intra_split = Model(2, 3, None, limit)
-        self.luma_mode = Model(3, len(LUMA_MODES), None, limit)
+        # coded as ranks, the first are likely (the neighbours' modes, then planar, DC, ...)
+        rank_prior = 0.7 ** np.arange(intra_modes) * 16 + 0.3 if self.intra_mpm else None
+        self.luma_mode = Model(3, intra_modes, rank_prior, limit)
         self.chroma_mode = Model(1, len(CHROMA_MODES), None, limit)
         self.rootcbf = Model(2 * 3 * LAYER_CLASSES, 2, None, limit)
         self.cbf = Model(3 * LAYER_CLASSES, 7, None, limit)
@@ -1334,6 +1434,54 @@ def size_classes(units, which):
     return np.array([units[k][2] for k in which], dtype=np.int64) >> 4
 
 
+def luma_blocks(frame, rows, subs):
+    """Luma position (ys, xs) and size of intra blocks: unit ``rows``, block number ``subs``."""
+    b = 16 >> frame.intra_split[rows]
+    at = np.array([frame.units[k][:2] for k in rows], dtype=np.int64).reshape(-1, 2)
+    sy, sx = sub_position(subs, b)
+    return at[:, 0] + sy, at[:, 1] + sx, b
+
+
+def mode_map_of(frame):
+    """An empty map of a picture's intra luma modes (``MODE_CELL``), -1 everywhere."""
+    rows = max(y + n for y, _, n in frame.units) // MODE_CELL
+    cols = max(x + n for _, x, n in frame.units) // MODE_CELL
+    return np.full((rows, cols), -1, dtype=np.int64)
+
+
+def luma_mode_ranks(frame, rows, subs, count):
+    """Encoding: the ranks (``mode_ranks``) of the decided luma modes of intra blocks."""
+    ys, xs, b = luma_blocks(frame, rows, subs)
+    modes = frame.luma_modes[rows, subs]
+    mode_map = mode_map_of(frame)
+    for n in np.unique(b):
+        paint_modes(mode_map, ys[b == n], xs[b == n], int(n), modes[b == n])
+    ranks = mode_ranks(*neighbour_modes(mode_map, ys, xs), count)
+    return ranks[np.arange(rows.size), modes]
+
+
+def resolve_luma_modes(frame, rows, subs):
+    """Decoding: turn the coded ranks in ``frame.luma_modes`` into modes, in waves: the
+    units' (``intra_waves``), then the blocks' inside them, so neighbours come first."""
+    ys, xs, b = luma_blocks(frame, rows, subs)
+    intra = np.unique(rows)
+    at = np.array([frame.units[k][:2] for k in intra], dtype=np.int64).reshape(-1, 2)
+    unit_wave = np.zeros(len(frame.units), dtype=np.int64)
+    unit_wave[intra] = intra_waves(at[:, 0], at[:, 1])
+    key = unit_wave[rows] * 16 + SUB_WAVE_OF[frame.intra_split[rows], subs]
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.diff(key[order], prepend=-1))
+    mode_map = mode_map_of(frame)
+    for pick in np.split(order, starts[1:]):
+        modes = modes_of_ranks(
+            frame.luma_modes[rows[pick], subs[pick]], *neighbour_modes(mode_map, ys[pick], xs[pick])
+        )
+        frame.luma_modes[rows[pick], subs[pick]] = modes
+        for n in np.unique(b[pick]):
+            inside = b[pick] == n
+            paint_modes(mode_map, ys[pick][inside], xs[pick][inside], int(n), modes[inside])
+
+
 def code_units(coder, models, frame, field=None):
     """Code (or decode) a picture's unit syntax in stages, from modes down to the levels.
 
@@ -1382,8 +1530,16 @@ def code_units(coder, models, frame, field=None):
         if intra.size
         else intra
     )
-    values = None if decoding else frame.luma_modes[rows, subs]
-    frame.luma_modes[rows, subs] = coder.symbols(models.luma_mode, frame.intra_split[rows], values)
+    values = None
+    if not decoding:
+        values = frame.luma_modes[rows, subs]
+        if models.intra_mpm and rows.size:
+            values = luma_mode_ranks(frame, rows, subs, len(models.luma_modes))
+    symbols = coder.symbols(models.luma_mode, frame.intra_split[rows], values)
+    if decoding:
+        frame.luma_modes[rows, subs] = symbols
+        if models.intra_mpm and rows.size:
+            resolve_luma_modes(frame, rows, subs)
     code(models.chroma_mode, np.zeros(intra.size, np.int64), frame.chroma_mode, intra, "intra")
     if frame.kind != "I":
         inter = np.nonzero(frame.modes != INTRA)[0]
@@ -1527,6 +1683,10 @@ def z_index(sy, sx):
 
 
 SUB_WAVES = [sub_waves(1 << split) for split in range(3)]  # per luma split of a 16x16 unit
+SUB_WAVE_OF = np.array(  # [split, block number]: the wave (``SUB_WAVES``) of the block
+    [[next((w for w, wave in enumerate(waves) if sub in wave), 0) for sub in range(16)]
+     for waves in SUB_WAVES]
+)  # fmt: skip
 
 
 def intra_waves(ys, xs):
@@ -1889,6 +2049,23 @@ def block_sse(a, b):
     return (diff * diff).reshape(diff.shape[0], -1).sum(axis=1)
 
 
+def rehearsed_models(stream, source, models, params, qp, chroma_qp, chunk):
+    """A copy of ``models`` that has coded one decision of the first (intra) picture: its
+    costs are the estimates to decide that picture again with (``intra_rehearsal``), where
+    the models themselves know only their priors. The real coding still starts from those."""
+    estimates = copy.deepcopy(models)
+    trial = FrameCode("I", 0, 0, qp, intra_units(stream))
+    trial.modes[:] = INTRA
+    size = (stream.height, stream.width)
+    encoder = PictureEncoder(source, trial, estimates, params, chroma_qp, size)
+    recon = [np.zeros(shape, np.uint8) for shape in stream.shapes()]
+    intra_pass(trial, recon, None, encoder.choose_intra)
+    scratch = Coder()
+    scratch.chunk = chunk
+    code_units(scratch, estimates, trial)
+    return estimates
+
+
 class PictureEncoder:
     """What the encoder's decisions for one picture need: source, QPs, lambda, models."""
 
@@ -1906,6 +2083,9 @@ class PictureEncoder:
         self.frame = frame
         self.models = models
         self.params = params
+        self.mode_map = np.full(  # the luma modes decided so far (``paint_modes``)
+            (source[0].shape[0] // MODE_CELL, source[0].shape[1] // MODE_CELL), -1, np.int64
+        )
         self.steps = (qp_scale(frame.qp) / 64.0, qp_scale(chroma_qp) / 64.0)
         self.scales = (qp_scale(frame.qp), qp_scale(chroma_qp))
         layer_factor = 1.0 + params["lambda_layer_scale"] * frame.layer
@@ -1934,13 +2114,16 @@ class PictureEncoder:
         return levels, bits, recon, block_sse(src, recon)
 
     def intra_blocks(self, plane, ys, xs, n, flags, modes, mode_costs, group, cbf_costs):
-        """Best intra mode of each block by rate-distortion cost, and what it produces."""
+        """Best intra mode of each block by rate-distortion cost, and what it produces.
+        ``mode_costs``: bits of each mode [M], or of each mode for each block [M, B]."""
         src = block_view(self.source[plane], n)[ys, xs]
         above, left = neighbours(self.recon[plane], ys, xs, n, *flags)
         predictions = intra_predict_all(above, left, n, modes)
         count, shortlist = ys.size, min(int(self.params["intra_shortlist"]), len(modes))
+        mode_costs = np.asarray(mode_costs)[: len(modes)]
+        mode_costs = np.broadcast_to(mode_costs.reshape(len(modes), -1), (len(modes), count))
         rough = satd((src[None] - predictions).reshape(-1, n, n)).reshape(len(modes), count)
-        rough = rough + math.sqrt(self.lam) * np.asarray(mode_costs)[: len(modes), None]
+        rough = rough + math.sqrt(self.lam) * mode_costs
         ranked = np.argsort(rough, axis=0, kind="stable")[:shortlist]
         everyone = np.arange(count)
         # the shortlisted modes of every block measured together: [rank * count + block]
@@ -1949,7 +2132,8 @@ class PictureEncoder:
         levels, bits, recon, sse = self.residual_choice(clean, pred, n, group, min(plane, 1))
         coded = np.abs(levels).reshape(levels.shape[0], -1).max(axis=1) > 0
         mode = ranked.reshape(-1)
-        bits = bits + np.where(coded, cbf_costs[1], cbf_costs[0]) + np.asarray(mode_costs)[mode]
+        tiled = np.tile(everyone, shortlist)
+        bits = bits + np.where(coded, cbf_costs[1], cbf_costs[0]) + mode_costs[mode, tiled]
         cost = (sse + self.lam * bits).reshape(shortlist, count)
         # the first of the cheapest ranks (a later rank replaces an earlier one only if cheaper)
         pick = np.argmin(cost, axis=0) * count + everyone
@@ -1978,6 +2162,10 @@ class PictureEncoder:
             who, parts, pixels = results[split]
             chosen = best[who] == split
             recon[0][rows[who[chosen]], cols[who[chosen]]] = pixels[chosen]
+            b, mine = 16 >> split, who[chosen]
+            for sub, part in enumerate(parts):
+                oy, ox = sub_position(sub, b)
+                paint_modes(self.mode_map, ys[mine] + oy, xs[mine] + ox, b, part[1][chosen])
             for j in np.nonzero(chosen)[0]:
                 k = ks[who[j]]
                 frame.intra_split[k] = split
@@ -2002,18 +2190,23 @@ class PictureEncoder:
             flags = zip(*(intra_flags(ys, xs, width, b, sub) for sub in wave), strict=True)
             by = repeat(ys, len(wave)) + offsets[:, 0]
             bx = repeat(xs, len(wave)) + offsets[:, 1]
+            mode_costs = models.luma_mode.costs()[split]
+            if models.intra_mpm:
+                ranks = mode_ranks(*neighbour_modes(self.mode_map, by, bx), len(models.luma_modes))
+                mode_costs = mode_costs[ranks].T
             part = self.intra_blocks(
                 0,
                 by,
                 bx,
                 b,
                 [np.concatenate(flag) for flag in flags],
-                LUMA_MODES,
-                models.luma_mode.costs()[split],
+                models.luma_modes,
+                mode_costs,
                 group_of(0, b, True),
                 models.intra_cbf.costs()[split],
             )
             self.recon[0][block_index(by, bx, b)] = part[3]
+            paint_modes(self.mode_map, by, bx, b, part[1])
             for i, sub in enumerate(wave):
                 parts[sub] = [value[i * count : (i + 1) * count] for value in part]
         cost = self.lam * split_costs[split] + np.zeros(count)
@@ -3451,8 +3644,9 @@ def _encode(frames, quality, stats=None):
     stream = Stream.unpack(stream.pack())  # the decoder's view of every setting
     header = stream.params  # the PARAMS as the decoder reads them from the header
     coder = Coder()
+    coder.chunk = header["adapt_chunk"]
     coder.stats = stats
-    models = SyntaxModels(header["adapt_limit"])
+    models = SyntaxModels(header)
     shapes = stream.shapes()
     pictures = {}
     out = output_planes(count, height, width)
@@ -3478,7 +3672,10 @@ def _encode(frames, quality, stats=None):
         if kind == "I":
             frame = FrameCode(kind, poc, layer, qp, intra_units(stream))
             frame.modes[:] = INTRA
-            encoder = PictureEncoder(source, frame, models, p, chroma_qp, (height, width))
+            estimates = models
+            if index == 0 and p["intra_rehearsal"]:
+                estimates = rehearsed_models(stream, source, models, p, qp, chroma_qp, coder.chunk)
+            encoder = PictureEncoder(source, frame, estimates, p, chroma_qp, (height, width))
         else:
             refs = [pictures[ref0], pictures[ref1] if ref1 is not None else None]
             frame = FrameCode(kind, poc, layer, qp, [])
@@ -3556,7 +3753,8 @@ def decode(bitstream):
     payload = bitstream[HEADER.size :]
     payload += b"\0" * (-len(payload) % 4)
     coder = Coder(payload)
-    models = SyntaxModels(header["adapt_limit"])
+    coder.chunk = header["adapt_chunk"]
+    models = SyntaxModels(header)
     shapes = stream.shapes()
     pictures = {}
     out = output_planes(stream.count, stream.height, stream.width)
