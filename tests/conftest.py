@@ -25,6 +25,19 @@ MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 os.environ["AICODEC_OFFLINE_PROVIDER"] = "mutation"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the metric kernels into numba's cache on disk once, in the main process,
+    before the test workers and the commands they start measure anything: with a cold cache
+    (a fresh clone or machine) every process that measures before it is written compiles
+    them itself, about 8 s each."""
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the main process did it
+        return
+    from aicodec.scoring.metrics import compare
+
+    frames = load_clip(None, Settings(), count=1).frames
+    compare(frames, frames, settings=Settings())
+
+
 def pytest_report_header() -> str:
     """Say at the top of every run whether the page tests have a browser."""
     from tests.browser import browser_missing, chromium_path
