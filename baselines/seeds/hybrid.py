@@ -324,7 +324,7 @@ class Coder:
     (decoded ones when decoding). Models learn from each batch after it is coded.
     """
 
-    def __init__(self, data=None):
+    def __init__(self, data=None, chunk=0):
         self.decoding = data is not None
         if self.decoding:
             words = np.frombuffer(data, dtype=np.uint32)
@@ -335,7 +335,7 @@ class Coder:
         self.uniform = constriction.stream.model.Uniform()
         self.stats = None  # {label: bits} when measuring where the bits go (encoder)
         self.label = ""
-        self.chunk = 0  # a batch is coded in chunks from this size up (``chunk_bounds``)
+        self.chunk = chunk  # a batch is coded in chunks from this size up (``chunk_bounds``)
 
     def account(self, before):
         """Add the bits written since ``before`` to the current label (when measuring)."""
@@ -591,6 +591,13 @@ def paint_modes(mode_map, ys, xs, n, modes):
     for dy in range(cells):
         for dx in range(cells):
             mode_map[cy + dy, cx + dx] = modes
+
+
+def paint_blocks(mode_map, ys, xs, sizes, modes):
+    """``paint_modes`` for blocks of several sizes (``sizes`` [B])."""
+    for n in np.unique(sizes):
+        pick = sizes == n
+        paint_modes(mode_map, ys[pick], xs[pick], int(n), modes[pick])
 
 
 def neighbour_modes(mode_map, ys, xs):
@@ -1454,8 +1461,7 @@ def luma_mode_ranks(frame, rows, subs, count):
     ys, xs, b = luma_blocks(frame, rows, subs)
     modes = frame.luma_modes[rows, subs]
     mode_map = mode_map_of(frame)
-    for n in np.unique(b):
-        paint_modes(mode_map, ys[b == n], xs[b == n], int(n), modes[b == n])
+    paint_blocks(mode_map, ys, xs, b, modes)
     ranks = mode_ranks(*neighbour_modes(mode_map, ys, xs), count)
     return ranks[np.arange(rows.size), modes]
 
@@ -1477,9 +1483,7 @@ def resolve_luma_modes(frame, rows, subs):
             frame.luma_modes[rows[pick], subs[pick]], *neighbour_modes(mode_map, ys[pick], xs[pick])
         )
         frame.luma_modes[rows[pick], subs[pick]] = modes
-        for n in np.unique(b[pick]):
-            inside = b[pick] == n
-            paint_modes(mode_map, ys[pick][inside], xs[pick][inside], int(n), modes[inside])
+        paint_blocks(mode_map, ys[pick], xs[pick], b[pick], modes)
 
 
 def code_units(coder, models, frame, field=None):
@@ -2054,15 +2058,12 @@ def rehearsed_models(stream, source, models, params, qp, chroma_qp, chunk):
     costs are the estimates to decide that picture again with (``intra_rehearsal``), where
     the models themselves know only their priors. The real coding still starts from those."""
     estimates = copy.deepcopy(models)
-    trial = FrameCode("I", 0, 0, qp, intra_units(stream))
-    trial.modes[:] = INTRA
+    trial = intra_frame(stream, 0, 0, qp)
     size = (stream.height, stream.width)
     encoder = PictureEncoder(source, trial, estimates, params, chroma_qp, size)
     recon = [np.zeros(shape, np.uint8) for shape in stream.shapes()]
     intra_pass(trial, recon, None, encoder.choose_intra)
-    scratch = Coder()
-    scratch.chunk = chunk
-    code_units(scratch, estimates, trial)
+    code_units(Coder(chunk=chunk), estimates, trial)
     return estimates
 
 
@@ -3583,6 +3584,13 @@ class Stream:
         return (h, w), (h // 2, w // 2), (h // 2, w // 2)
 
 
+def intra_frame(stream, poc, layer, qp):
+    """The code of an intra picture before its decisions: every unit intra."""
+    frame = FrameCode("I", poc, layer, qp, intra_units(stream))
+    frame.modes[:] = INTRA
+    return frame
+
+
 def intra_units(stream):
     """The 16x16 units of an intra picture, in z-order of their coding-tree units."""
     split32 = np.ones((stream.padded_height // CTU, stream.padded_width // CTU), dtype=np.int64)
@@ -3643,8 +3651,7 @@ def _encode(frames, quality, stats=None):
     stream = Stream.of_clip(frames, quality, p)
     stream = Stream.unpack(stream.pack())  # the decoder's view of every setting
     header = stream.params  # the PARAMS as the decoder reads them from the header
-    coder = Coder()
-    coder.chunk = header["adapt_chunk"]
+    coder = Coder(chunk=header["adapt_chunk"])
     coder.stats = stats
     models = SyntaxModels(header)
     shapes = stream.shapes()
@@ -3670,8 +3677,7 @@ def _encode(frames, quality, stats=None):
         field = None
         ref_pocs = (ref0, ref1 if ref1 is not None else ref0)
         if kind == "I":
-            frame = FrameCode(kind, poc, layer, qp, intra_units(stream))
-            frame.modes[:] = INTRA
+            frame = intra_frame(stream, poc, layer, qp)
             estimates = models
             if index == 0 and p["intra_rehearsal"]:
                 estimates = rehearsed_models(stream, source, models, p, qp, chroma_qp, coder.chunk)
@@ -3752,8 +3758,7 @@ def decode(bitstream):
     header = stream.params
     payload = bitstream[HEADER.size :]
     payload += b"\0" * (-len(payload) % 4)
-    coder = Coder(payload)
-    coder.chunk = header["adapt_chunk"]
+    coder = Coder(payload, header["adapt_chunk"])
     models = SyntaxModels(header)
     shapes = stream.shapes()
     pictures = {}
@@ -3768,8 +3773,7 @@ def decode(bitstream):
         field = None
         ref_pocs = (ref0, ref1 if ref1 is not None else ref0)
         if kind == "I":
-            frame = FrameCode(kind, poc, layer, qp, intra_units(stream))
-            frame.modes[:] = INTRA
+            frame = intra_frame(stream, poc, layer, qp)
             code_units(coder, models, frame)
             residual = residual_planes(frame, shapes, scales)
         else:
