@@ -72,16 +72,22 @@ def odd(clip8: Frames) -> Frames:
 
 
 @pytest.fixture(scope="module")
-def curves(clip8: Frames) -> dict[str, list[tuple[int, float]]]:
-    """(bytes, PSNR-Y) of each seed at each quality on the eight frames."""
+def clip4(clip8: Frames) -> Frames:
+    """The first four frames: an intra picture, then predicted ones."""
+    return Frames(clip8.y[:4].copy(), clip8.u[:4].copy(), clip8.v[:4].copy(), clip8.fps)
+
+
+@pytest.fixture(scope="module")
+def curves(clip4: Frames) -> dict[str, list[tuple[int, float]]]:
+    """(bytes, PSNR-Y) of each seed at each quality on the four frames."""
     out = {}
     for name in SEED_NAMES:
         seed = load_seed(name)
         points = []
         for quality in QUALITIES:
-            bitstream = seed.encode(clip8, quality)
-            decoded = as_frames(seed.decode(bitstream), clip8.fps)
-            points.append((len(bitstream), compare(clip8, decoded, settings=Settings()).psnr_y))
+            bitstream = seed.encode(clip4, quality)
+            decoded = as_frames(seed.decode(bitstream), clip4.fps)
+            points.append((len(bitstream), compare(clip4, decoded, settings=Settings()).psnr_y))
         out[name] = points
     return out
 
@@ -154,8 +160,8 @@ def test_other_params_round_trip(name: str, params: dict, small: Frames) -> None
 
 
 @pytest.mark.slow
-def test_motion_beats_intra(curves, clip8: Frames) -> None:
-    seconds = clip8.count / float(clip8.fps)
+def test_motion_beats_intra(curves, clip4: Frames) -> None:
+    seconds = clip4.count / float(clip4.fps)
 
     def rd(name: str) -> list[RDPoint]:
         return [RDPoint(8 * size / seconds / 1000, psnr) for size, psnr in curves[name]]
@@ -165,13 +171,13 @@ def test_motion_beats_intra(curves, clip8: Frames) -> None:
 
 
 @pytest.mark.slow
-def test_hybrid_beats_motion(curves, clip8: Frames) -> None:
-    seconds = clip8.count / float(clip8.fps)
+def test_hybrid_beats_motion(curves, clip4: Frames) -> None:
+    seconds = clip4.count / float(clip4.fps)
 
     def rd(name: str) -> list[RDPoint]:
         return [RDPoint(8 * size / seconds / 1000, psnr) for size, psnr in curves[name]]
 
-    rate = bd_rate(rd("motion_dct"), rd("hybrid"))  # -30 % when written
+    rate = bd_rate(rd("motion_dct"), rd("hybrid"))  # -29 % at 293bab3 (-32 % on 8 frames)
     assert rate < -15.0, f"hybrid BD-rate against motion_dct is {rate:.1f}%"
 
 
