@@ -240,9 +240,13 @@ def freeze_sandbox(process: subprocess.Popen[str], sandbox: dict[int, Proc]) -> 
     of theirs added to ``sandbox``, once one is seen stopped."""
     family = descendants(process.pid)
     groups = {proc.pgid for proc in family.values() if "aicodec.sandbox.child" in proc.cmdline}
+    signalled = False
     for group in groups - {process.pid}:
         with suppress(ProcessLookupError):
             os.killpg(group, signal.SIGSTOP)
+            signalled = True
+    if not signalled:  # between two children (or the one seen just ended): look again soon
+        return False
     for _ in range(100):
         family = descendants(process.pid)
         if any(proc.state == "T" and proc.pgid in groups for proc in family.values()):
