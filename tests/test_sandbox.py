@@ -10,9 +10,6 @@ import itertools
 import os
 import re
 import struct
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,9 +17,7 @@ import numpy as np
 import pytest
 
 from aicodec.clips import Clip, load_clip
-from aicodec.errors import SandboxError
 from aicodec.pools.local import job_count
-from aicodec.sandbox import process as sandbox_process
 from aicodec.sandbox.execute import CandidateRun, run_candidate
 from aicodec.sandbox.probe import KERNEL_LAYERS, namespaces_available
 from aicodec.scoring.metrics import compare
@@ -312,35 +307,3 @@ def test_jobs_run_one_per_core_on_the_cpu_and_a_few_on_a_gpu() -> None:
     assert job_count(Settings(device="cuda")) == min(cores, 4)
     assert job_count(Settings(device="cuda", cuda_jobs=1)) == 1
     assert job_count(Settings(device="cuda", jobs=3)) == 3
-
-
-@pytest.mark.parametrize("process_fds", [True, False], ids=["pidfd", "polling"])
-def test_the_wait_for_a_child_ends_with_it_at_its_deadline_or_on_cancel(
-    process_fds: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The same outcomes whether the kernel gives process file descriptors or not."""
-    if not process_fds:
-        monkeypatch.setattr(sandbox_process, "_process_fd", lambda pid: None)
-    elif sandbox_process._process_fd(os.getpid()) is None:
-        pytest.skip("this kernel gives no process file descriptors")
-
-    def child(seconds: float) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
-
-    quick = child(0.2)
-    assert sandbox_process._wait(quick, time.perf_counter() + 30, None)
-    assert quick.returncode == 0
-
-    slow = child(30)
-    try:
-        began = time.perf_counter()
-        assert not sandbox_process._wait(slow, began + 0.3, threading.Event())
-        assert slow.poll() is None  # past its deadline, still running: the caller kills it
-        cancel = threading.Event()
-        threading.Timer(0.2, cancel.set).start()
-        with pytest.raises(SandboxError, match="interrupted"):
-            sandbox_process._wait(slow, time.perf_counter() + 30, cancel)
-        assert time.perf_counter() - began < 10
-    finally:
-        slow.kill()
-        slow.wait()

@@ -9,9 +9,7 @@ seconds are the parent's own measurements.
 from __future__ import annotations
 
 import json
-import math
 import os
-import select
 import subprocess
 import sys
 import threading
@@ -242,41 +240,15 @@ def _wait(
 ) -> bool:
     """Wait for ``process`` until ``deadline`` (perf_counter seconds): True when it ended.
 
-    Raises SandboxError as soon as ``cancel`` is set (checked every 0.1 s). Where the
-    kernel gives process file descriptors (Linux 5.3+), the wait wakes the moment the child
-    ends; ``Popen.wait`` with a timeout polls, and notices an end up to 50 ms late.
+    Raises SandboxError as soon as ``cancel`` is set (checked every 0.1 s).
     """
-    pidfd = _process_fd(process.pid)
-    ended = select.poll()
-    if pidfd is not None:
-        ended.register(pidfd, select.POLLIN)  # readable once the process ended
-    try:
-        while True:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                return False
-            timeout = left if cancel is None else min(left, 0.1)
-            if pidfd is not None:
-                ended.poll(math.ceil(timeout * 1000))
-                if process.poll() is not None:
-                    return True
-            else:
-                try:
-                    process.wait(timeout=timeout)
-                    return True
-                except subprocess.TimeoutExpired:
-                    pass
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return False
+        try:
+            process.wait(timeout=left if cancel is None else min(left, 0.1))
+            return True
+        except subprocess.TimeoutExpired:
             if cancel is not None and cancel.is_set():
                 raise SandboxError("the run was interrupted") from None
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
-
-
-def _process_fd(pid: int) -> int | None:
-    """A file descriptor that becomes readable when process ``pid`` ends; None where the
-    platform has none."""
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
