@@ -5,10 +5,10 @@ records new digests.
 
 Two pins: with the tools added since (picture QPs from temporal propagation, more intra
 angles, most probable intra modes, models that learn within a batch, a rehearsal of the
-first picture) set as before, the output is the one recorded from the code before the
-encoder was sped up (issue 22), byte for byte but for the header fields added since: the
-tools cost nothing where they are off. With the seed's defaults, the output recorded when
-the last tools came in."""
+first picture, loop-filter classes) set as before, the output is the one recorded from the
+code before the encoder was sped up (issue 22), byte for byte but for the header fields
+added since: the tools cost nothing where they are off. With the seed's defaults, the output
+recorded when the last tools came in."""
 
 from __future__ import annotations
 
@@ -39,19 +39,20 @@ PINS = {
             "intra_mpm": 0,
             "adapt_chunk": 0,
             "intra_rehearsal": 0,
+            "alf_classes": 1,
         },
-        {"intra_modes", "adapt_chunk"},
+        {"intra_modes", "adapt_chunk", "alf_classes"},
         13390,
         "2aebe3c8f569bd2b62603a3d831e912baa4b6636df249216fb91c20b3d685e42",
         "5b7a3c0bbd2bedd1dcd1f7070bd823109f37740030e0c75bbaf97f84edc2b003",
     ),
-    # recorded when 35 intra modes, their ranks and chunked batches came in, with the defaults
+    # recorded when the loop filter's classes came in, with the defaults
     "defaults": (
         {},
         set(),
-        15393,
-        "666c1bb771a9555c5b57d404c208f6e5b6577ac48429d180fc4a9615cb7f8af9",
-        "5b7dc247fe6e7237825a494059518ea0b96ae4a2cb8b8a2ac0f245ae395107f8",
+        15474,
+        "cd81c9d2e8ffe9b4ec04420eb94a75296ff0de20e7ea30681f6ddf65d1606264",
+        "8e756adc3e7be94a3adf109c07f6db1fee0d21723058fedc96283b3f7539a6a5",
     ),
 }
 

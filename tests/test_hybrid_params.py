@@ -98,10 +98,10 @@ def test_the_header_layout_is_declared_once_and_unchanged() -> None:
     seed = SEED_MODULE
     names = [name for name, _, _ in seed.HEADER_FIELDS]
     assert len(names) == len(set(names))
-    # the byte layout: magic, 19 fields, 37 bytes (17 fields, 34 bytes before intra_modes and
-    # adapt_chunk came in)
-    assert seed.HEADER.format == "<4sHHHIIBBbbBBBBBbbHIH"
-    assert seed.HEADER.size == 37
+    # the byte layout: magic, 20 fields, 38 bytes (17 fields, 34 bytes before intra_modes,
+    # adapt_chunk and alf_classes came in)
+    assert seed.HEADER.format == "<4sHHHIIBBbbBBBBBBbbHIH"
+    assert seed.HEADER.size == 38
     assert set(names) - set(seed.PARAMS) == CLIP_FIELDS
     for name, fmt, scale in seed.HEADER_FIELDS:
         assert len(struct.unpack("<" + fmt, bytes(struct.calcsize("<" + fmt)))) == 1, name

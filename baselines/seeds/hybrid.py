@@ -35,8 +35,10 @@ Structure (the tools of H.264/HEVC-era codecs, written for numpy):
   decision would have taught; off by default).
 - **Loop filters.** An HEVC-style deblocking filter on the 8x8 grid, strength from the modes,
   vectors and coefficients on each side of an edge, thresholds from the QP; then an adaptive
-  loop filter: a 7x7 diamond Wiener filter the encoder designs per picture (least squares
-  against the source), switched on or off per coding-tree unit.
+  loop filter: 7x7 diamond Wiener filters the encoder designs per picture (least squares
+  against the source), one for each activity class (``alf_classes``: the 4x4 blocks ranked by
+  their local activity and cut into that many equal shares, which the decoder finds again in
+  the same picture), switched on or off per coding-tree unit.
 - **Entropy coding.** One range coder (``constriction``) for the whole clip. Every syntax
   element is a symbol with an adaptive categorical model chosen by its context (block size,
   plane, frame layer, already coded neighbours such as lower-frequency coefficient
@@ -86,6 +88,7 @@ PARAMS = {
     "inter_shortlist": 1,
     "deblock": 1,
     "alf": 1,
+    "alf_classes": 4,
     "deblock_beta": 0,
     "deblock_tc": 0,
     "context_memory": 0.9,
@@ -121,6 +124,7 @@ PARAM_RANGES = {
     "inter_shortlist": (1, 3),
     "deblock": [0, 1],
     "alf": [0, 1],
+    "alf_classes": (1, 8),
     "deblock_beta": (-6, 6),
     "deblock_tc": (-6, 6),
     "context_memory": (0.5, 1.0),
@@ -149,6 +153,7 @@ HEADER_FIELDS = (
     ("merge_candidates", "B", None),
     ("min_cu", "B", None),
     ("intra_modes", "B", None),
+    ("alf_classes", "B", None),
     ("tools", "B", None),
     ("deblock_beta", "b", None),
     ("deblock_tc", "b", None),
@@ -162,6 +167,7 @@ HEADER = struct.Struct("<4s" + "".join(fmt for _, fmt, _ in HEADER_FIELDS))
 CTU = 32
 MARGIN = 80  # luma samples of edge extension around reference pictures
 MAX_LEVEL = 1 << 15
+MAX_ALF_CLASSES = 8  # filters a picture's adaptive loop filter may have (one per class)
 MAX_QP_DROP = 12  # the most a picture's QP is lowered by propagation (its coded alphabet)
 
 # =============================================================================================
@@ -1335,6 +1341,10 @@ class SyntaxModels:
         limit, intra_modes = header["adapt_limit"], header["intra_modes"]
         if not 4 <= intra_modes <= len(LUMA_MODES):
             raise ValueError(f"intra_modes must be 4..{len(LUMA_MODES)}, not {intra_modes}")
+        if not 1 <= header["alf_classes"] <= MAX_ALF_CLASSES:
+            raise ValueError(
+                f"alf_classes must be 1..{MAX_ALF_CLASSES}, not {header['alf_classes']}"
+            )
         self.luma_modes = LUMA_MODES[:intra_modes]  # the luma intra modes pictures choose from
         self.intra_mpm = bool(header["intra_mpm"])  # luma modes coded as ranks (``mode_ranks``)
         self.split32 = Model(LAYER_CLASSES * 4, 2, None, limit)
@@ -1360,7 +1370,9 @@ class SyntaxModels:
             limit,
         )
         self.alf_unit = Model(LAYER_CLASSES, 2, None, limit)
-        self.alf_previous = np.zeros((LAYER_CLASSES, len(ALF_TAPS)), dtype=np.int64)
+        self.alf_previous = np.zeros(
+            (LAYER_CLASSES, header["alf_classes"], len(ALF_TAPS)), dtype=np.int64
+        )
         self.sub_cbf = Model(3, 15, None, limit)
         self.intra_cbf = Model(3, 2, None, limit)
         self.intra_chroma_cbf = Model(1, 4, None, limit)
@@ -1928,7 +1940,7 @@ def deblock(recon, frame, qp, chroma_qp, beta_offset, tc_offset):
 
 
 # =============================================================================================
-# Adaptive loop filter: a Wiener filter per picture, switched per coding-tree unit
+# Adaptive loop filter: Wiener filters per picture and activity class, switched per unit
 # =============================================================================================
 
 # offsets of the symmetric tap pairs of a 7x7 diamond; the centre weight is implied
@@ -1970,15 +1982,49 @@ def alf_filter(plane, coefs):
     )
 
 
-def alf_apply(plane, coefs, enabled):
+ALF_BLOCK = 4  # luma samples per side of the blocks the filter classes are chosen for
+
+
+def alf_class_map(plane, count):
+    """Filter class [H, W] of every sample: its 4x4 block's rank by local activity (the sum of
+    absolute horizontal and vertical second differences) cut into ``count`` equal shares."""
+    height, width = plane.shape
+    if count <= 1:
+        return np.zeros((height, width), dtype=np.int64)
+    rec = np.pad(plane.astype(np.int64), 1, mode="edge")
+    centre = rec[1:-1, 1:-1]
+    lap = np.abs(2 * centre - rec[:-2, 1:-1] - rec[2:, 1:-1]) + np.abs(
+        2 * centre - rec[1:-1, :-2] - rec[1:-1, 2:]
+    )
+    b = ALF_BLOCK
+    activity = lap.reshape(height // b, b, width // b, b).sum(axis=(1, 3))
+    ranked = np.sort(activity.reshape(-1))
+    bounds = ranked[(np.arange(1, count) * ranked.size) // count]
+    classes = np.searchsorted(bounds, activity, side="right")
+    return np.repeat(np.repeat(classes, b, axis=0), b, axis=1)
+
+
+def alf_filter_classes(plane, coefs, classes):
+    """The plane filtered with each sample's class's coefficients (``coefs`` [K, taps])."""
+    if len(coefs) == 1:
+        return alf_filter(plane, coefs[0])
+    out = np.empty(plane.shape, dtype=np.uint8)
+    for k, row in enumerate(coefs):
+        pick = classes == k
+        out[pick] = alf_filter(plane, row)[pick]
+    return out
+
+
+def alf_apply(plane, coefs, enabled, classes):
     """Replace the enabled 32x32 units of a plane (in place) by their filtered samples."""
-    filtered = alf_filter(plane, coefs)
+    filtered = alf_filter_classes(plane, coefs, classes)
     mask = np.repeat(np.repeat(enabled.astype(bool), CTU, axis=0), CTU, axis=1)
     plane[mask] = filtered[mask]
 
 
-def alf_design(source, plane, valid, lam):
-    """Coefficients and per-unit switches that lower squared error + lam * bits, or None."""
+def alf_design(source, plane, valid, lam, classes, count):
+    """Coefficients [count, taps] and per-unit switches that lower squared error + lam * bits,
+    or None."""
     height, width = plane.shape
     rec = plane.astype(np.float32)
     padded = np.pad(rec, 3, mode="edge")
@@ -1995,6 +2041,7 @@ def alf_design(source, plane, valid, lam):
     )
     rows, cols = height // CTU, width // CTU
     enabled = np.ones((rows, cols), dtype=bool)
+    flat_classes = classes.reshape(-1)
 
     def unit_errors(filtered):
         """Squared error per coding-tree unit (float64; sums of whole numbers, exact)."""
@@ -2003,24 +2050,27 @@ def alf_design(source, plane, valid, lam):
         return squared.reshape(rows, CTU, cols, CTU).sum(axis=(1, 3)).astype(np.float64)
 
     before = unit_errors(plane)
-    coefs = None
+    coefs = np.zeros((count, len(ALF_TAPS)), dtype=np.int64)
     for _ in range(2):
         use = weight * np.repeat(np.repeat(enabled, CTU, axis=0), CTU, axis=1).reshape(-1)
-        weighted = features if valid is None and enabled.all() else features * use  # same
-        normal = (weighted @ features.T).astype(np.float64)
-        right = (weighted @ target).astype(np.float64)
-        if not np.isfinite(normal).all() or np.abs(normal).sum() == 0:
-            return None
-        solution = np.linalg.solve(normal + np.eye(len(ALF_TAPS)) * 1e-3, right)
-        coefs = np.clip(np.rint(solution * (1 << ALF_SHIFT)), -ALF_LIMIT, ALF_LIMIT).astype(
-            np.int64
-        )
-        after = unit_errors(alf_filter(plane, coefs))
+        for k in range(count):
+            mine = use * (flat_classes == k) if count > 1 else use
+            weighted = (
+                features if valid is None and count == 1 and enabled.all() else features * mine
+            )
+            normal = (weighted @ features.T).astype(np.float64)
+            right = (weighted @ target).astype(np.float64)
+            if not np.isfinite(normal).all() or np.abs(normal).sum() == 0:
+                coefs[k] = 0
+                continue
+            solution = np.linalg.solve(normal + np.eye(len(ALF_TAPS)) * 1e-3, right)
+            coefs[k] = np.clip(np.rint(solution * (1 << ALF_SHIFT)), -ALF_LIMIT, ALF_LIMIT)
+        after = unit_errors(alf_filter_classes(plane, coefs, classes))
         enabled = before - after > lam * 1.0
         if not enabled.any():
             return None
     gain = float((before - after)[enabled].sum())
-    cost = lam * (len(ALF_TAPS) * 4 + enabled.size * 0.5)
+    cost = lam * (count * len(ALF_TAPS) * 4 + enabled.size * 0.5)
     return (coefs, enabled) if gain > cost else None
 
 
@@ -2033,9 +2083,13 @@ def code_alf(coder, models, layer_class, shape, design=None):
     )
     if not on[0]:
         return None
-    previous = models.alf_previous[layer_class]  # coefficients are coded as changes
-    delta = None if coder.decoding else design[0] - previous
-    coefs = previous + coder.signed(models.alf_coef, np.arange(len(ALF_TAPS)), delta, MVD_EXACT)
+    previous = models.alf_previous[layer_class]  # coefficients are coded as changes [K, taps]
+    count, taps = previous.shape
+    delta = None if coder.decoding else (design[0] - previous).reshape(-1)
+    contexts = np.tile(np.arange(taps), count)
+    coefs = previous + coder.signed(models.alf_coef, contexts, delta, MVD_EXACT).reshape(
+        count, taps
+    )
     models.alf_previous[layer_class] = coefs
     enabled = None if coder.decoding else design[1].reshape(-1).astype(np.int64)
     enabled = coder.symbols(models.alf_unit, np.full(rows * cols, layer_class), enabled)
@@ -3711,18 +3765,21 @@ def _encode(frames, quality, stats=None):
         intra_pass(frame, recon, None, encoder.choose_intra)
         if header["deblock"]:
             deblock(recon, frame, qp, chroma_qp, header["deblock_beta"], header["deblock_tc"])
+        classes = alf_class_map(recon[0], header["alf_classes"]) if header["alf"] else None
         design = (
             alf_design(
                 source[0],
                 recon[0],
                 None if encoder.valid is None else encoder.valid[0],
                 encoder.lam,
+                classes,
+                header["alf_classes"],
             )
             if header["alf"]
             else None
         )
         if design is not None:
-            alf_apply(recon[0], *design)
+            alf_apply(recon[0], *design, classes)
         code_units(coder, models, frame)
         if header["alf"]:
             code_alf(coder, models, frame.layer_class, shapes[0], design)
@@ -3796,7 +3853,7 @@ def decode(bitstream):
             deblock(recon, frame, qp, chroma_qp, header["deblock_beta"], header["deblock_tc"])
         design = code_alf(coder, models, frame.layer_class, shapes[0]) if header["alf"] else None
         if design is not None:
-            alf_apply(recon[0], *design)
+            alf_apply(recon[0], *design, alf_class_map(recon[0], header["alf_classes"]))
         pictures[poc] = finish_picture(recon, frame, field, ref_pocs)
         for plane, target in zip(recon, out, strict=True):
             target[poc] = plane[: target.shape[1], : target.shape[2]]
