@@ -50,9 +50,9 @@ PINS = {
     "defaults": (
         {},
         set(),
-        15474,
-        "cd81c9d2e8ffe9b4ec04420eb94a75296ff0de20e7ea30681f6ddf65d1606264",
-        "8e756adc3e7be94a3adf109c07f6db1fee0d21723058fedc96283b3f7539a6a5",
+        15374,
+        "a2191ce8b32856b1cf2377349c5bcaf4a4be5c2e3f0468ebb8eab3a7d3889468",
+        "89f033d89efc2336c1f728908e780936a044b8d969a59e2c2e4f738947022e16",
     ),
 }
 

@@ -1,7 +1,8 @@
 """The hybrid seed's adaptive loop filter with classes (``alf_classes``): 4x4 blocks are
-ranked by local activity into equal shares, each share gets its own Wiener filter, the
-filters lower the error more than one filter for the whole picture, and the decoder reads
-the number of classes from the header and reproduces the encoder's pictures."""
+ranked by local activity into equal shares, each share gets its own Wiener filter unless
+it pays to share its neighbour's, the filters lower the error more than one filter for the
+whole picture, and the decoder reads the number of classes from the header and reproduces
+the encoder's pictures."""
 
 from __future__ import annotations
 
@@ -57,13 +58,35 @@ def test_a_filter_per_class_lowers_the_error_more_than_one(picture: np.ndarray) 
     errors = {}
     for count in (1, 4):
         classes = seed.alf_class_map(coded, count)
-        coefs, enabled = seed.alf_design(picture, coded, None, 10.0, classes, count)
+        coefs, enabled, starts = seed.alf_design(picture, coded, None, 10.0, classes, count)
         assert coefs.shape == (count, len(seed.ALF_TAPS)) and enabled.any()
+        # a class that does not start a filter shares the one of the class before it
+        assert starts[0] and all(
+            (coefs[k] == coefs[k - 1]).all() for k in range(1, count) if not starts[k]
+        )
         filtered = coded.copy()
         seed.alf_apply(filtered, coefs, enabled, classes)
         errors[count] = float(((filtered.astype(np.int64) - picture) ** 2).sum())
     assert errors[1] < 0.99 * before
     assert errors[4] < 0.998 * errors[1], errors
+
+
+def test_neighbouring_classes_share_a_filter_where_a_filter_of_their_own_does_not_pay() -> None:
+    """Four classes whose least-squares equations ask for two different filters (the first
+    two alike, the last two alike): runs of alike classes share one filter when filters cost
+    bits, every class gets its own when they cost nothing."""
+    seed = SEED_MODULE
+    taps = len(seed.ALF_TAPS)
+    rng = np.random.default_rng(1)
+    normals, rights = [], []
+    for wanted in (0.1, 0.1, -0.1, -0.1):
+        samples = rng.normal(size=(taps, 4000))
+        normals.append(samples @ samples.T)
+        rights.append(samples @ (samples.T @ np.full(taps, wanted) + rng.normal(size=4000)))
+    normals, rights = np.array(normals), np.array(rights)
+    assert seed.alf_groups(normals, rights, 5.0).tolist() == [True, False, True, False]
+    assert seed.alf_groups(normals, rights, 0.0).all()
+    assert seed.alf_groups(normals, rights, 1e9).tolist() == [True, False, False, False]
 
 
 def tiny_clip() -> Frames:
@@ -82,8 +105,9 @@ def test_the_decoder_follows_the_number_of_classes_in_the_header() -> None:
     clip = tiny_clip()
     encoder = load_hybrid()
     encoder.PARAMS["alf_classes"] = encoder.PARAM_RANGES["alf_classes"][1]
+    assert encoder.PARAMS["alf_classes"] != load_hybrid().PARAMS["alf_classes"]
     bitstream, reconstruction = encoder._encode(clip, 70)
-    decoded = load_hybrid().decode(bitstream)  # its own PARAMS say 4
+    decoded = load_hybrid().decode(bitstream)  # its own PARAMS say otherwise
     for mine, theirs in zip(reconstruction, decoded[:3], strict=True):
         assert np.array_equal(np.asarray(mine), theirs)
     # a header with a number of classes out of range is refused by name

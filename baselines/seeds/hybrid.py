@@ -38,7 +38,8 @@ Structure (the tools of H.264/HEVC-era codecs, written for numpy):
   loop filter: 7x7 diamond Wiener filters the encoder designs per picture (least squares
   against the source), one for each activity class (``alf_classes``: the 4x4 blocks ranked by
   their local activity and cut into that many equal shares, which the decoder finds again in
-  the same picture), switched on or off per coding-tree unit.
+  the same picture) unless neighbouring classes share one where that costs less
+  (``alf_groups``), switched on or off per coding-tree unit.
 - **Entropy coding.** One range coder (``constriction``) for the whole clip. Every syntax
   element is a symbol with an adaptive categorical model chosen by its context (block size,
   plane, frame layer, already coded neighbours such as lower-frequency coefficient
@@ -88,7 +89,7 @@ PARAMS = {
     "inter_shortlist": 1,
     "deblock": 1,
     "alf": 1,
-    "alf_classes": 4,
+    "alf_classes": 8,
     "deblock_beta": 0,
     "deblock_tc": 0,
     "context_memory": 0.9,
@@ -124,7 +125,7 @@ PARAM_RANGES = {
     "inter_shortlist": (1, 3),
     "deblock": [0, 1],
     "alf": [0, 1],
-    "alf_classes": (1, 8),
+    "alf_classes": (1, 16),
     "deblock_beta": (-6, 6),
     "deblock_tc": (-6, 6),
     "context_memory": (0.5, 1.0),
@@ -167,7 +168,7 @@ HEADER = struct.Struct("<4s" + "".join(fmt for _, fmt, _ in HEADER_FIELDS))
 CTU = 32
 MARGIN = 80  # luma samples of edge extension around reference pictures
 MAX_LEVEL = 1 << 15
-MAX_ALF_CLASSES = 8  # filters a picture's adaptive loop filter may have (one per class)
+MAX_ALF_CLASSES = 16  # filters a picture's adaptive loop filter may have (one per class)
 MAX_QP_DROP = 12  # the most a picture's QP is lowered by propagation (its coded alphabet)
 
 # =============================================================================================
@@ -1370,6 +1371,7 @@ class SyntaxModels:
             limit,
         )
         self.alf_unit = Model(LAYER_CLASSES, 2, None, limit)
+        self.alf_merge = Model(1, 2, None, limit)  # a class shares the filter of the one before
         self.alf_previous = np.zeros(
             (LAYER_CLASSES, header["alf_classes"], len(ALF_TAPS)), dtype=np.int64
         )
@@ -1384,6 +1386,7 @@ class SyntaxModels:
             self.split32, self.split16, self.mode, self.merge, self.mvd, self.intra_split,
             self.luma_mode, self.chroma_mode, self.rootcbf, self.cbf, self.tu_split, self.sub_cbf,
             self.intra_cbf, self.intra_chroma_cbf, self.alf, self.alf_coef, self.alf_unit,
+            self.alf_merge,
         ]  # fmt: skip
         return own + self.coefficients.models()
 
@@ -2005,12 +2008,15 @@ def alf_class_map(plane, count):
 
 
 def alf_filter_classes(plane, coefs, classes):
-    """The plane filtered with each sample's class's coefficients (``coefs`` [K, taps])."""
-    if len(coefs) == 1:
-        return alf_filter(plane, coefs[0])
+    """The plane filtered with each sample's class's coefficients (``coefs`` [K, taps]; classes
+    that share a filter are filtered once)."""
+    filters, which = np.unique(coefs, axis=0, return_inverse=True)
+    if len(filters) == 1:
+        return alf_filter(plane, filters[0])
     out = np.empty(plane.shape, dtype=np.uint8)
-    for k, row in enumerate(coefs):
-        pick = classes == k
+    sample_filter = which.reshape(-1)[classes]
+    for f, row in enumerate(filters):
+        pick = sample_filter == f
         out[pick] = alf_filter(plane, row)[pick]
     return out
 
@@ -2022,9 +2028,32 @@ def alf_apply(plane, coefs, enabled, classes):
     plane[mask] = filtered[mask]
 
 
+def alf_groups(normals, rights, lam):
+    """Runs of neighbouring classes that share a filter: a start flag [K] per class (the first
+    is always a start), chosen for the least predicted squared error + lam * bits. A run's
+    least-squares filter lowers the error by ``solution . right`` of its summed equations."""
+    count, taps = rights.shape
+    best = np.zeros(count + 1)  # best[j]: the cost of classes 0..j-1 cut into runs
+    cut = np.zeros(count + 1, dtype=np.int64)
+    for j in range(1, count + 1):
+        options = []
+        for i in range(j):
+            normal, right = normals[i:j].sum(axis=0), rights[i:j].sum(axis=0)
+            solution = np.linalg.solve(normal + np.eye(taps) * 1e-3, right)
+            options.append(best[i] - float(solution @ right) + lam * taps * 4)
+        cut[j] = int(np.argmin(options))
+        best[j] = options[cut[j]] + lam
+    starts = np.zeros(count, dtype=bool)
+    j = count
+    while j > 0:
+        starts[cut[j]] = True
+        j = cut[j]
+    return starts
+
+
 def alf_design(source, plane, valid, lam, classes, count):
-    """Coefficients [count, taps] and per-unit switches that lower squared error + lam * bits,
-    or None."""
+    """Coefficients [count, taps] (one row per class), per-unit switches and the classes that
+    start a new filter, lowering squared error + lam * bits; or None."""
     height, width = plane.shape
     rec = plane.astype(np.float32)
     padded = np.pad(rec, 3, mode="edge")
@@ -2042,6 +2071,7 @@ def alf_design(source, plane, valid, lam, classes, count):
     rows, cols = height // CTU, width // CTU
     enabled = np.ones((rows, cols), dtype=bool)
     flat_classes = classes.reshape(-1)
+    taps = len(ALF_TAPS)
 
     def unit_errors(filtered):
         """Squared error per coding-tree unit (float64; sums of whole numbers, exact)."""
@@ -2049,33 +2079,46 @@ def alf_design(source, plane, valid, lam, classes, count):
         squared = diff * diff if valid is None else diff * diff * valid
         return squared.reshape(rows, CTU, cols, CTU).sum(axis=(1, 3)).astype(np.float64)
 
+    order, ends = None, np.array([0, target.size])
+    if count > 1:  # the samples class by class
+        order = np.argsort(flat_classes, kind="stable")
+        features, target, weight = features[:, order], target[order], weight[order]
+        ends = np.searchsorted(flat_classes[order], np.arange(count + 1))
     before = unit_errors(plane)
-    coefs = np.zeros((count, len(ALF_TAPS)), dtype=np.int64)
     for _ in range(2):
-        use = weight * np.repeat(np.repeat(enabled, CTU, axis=0), CTU, axis=1).reshape(-1)
+        use = np.repeat(np.repeat(enabled, CTU, axis=0), CTU, axis=1).reshape(-1)
+        use = weight * (use if order is None else use[order])
+        normals = np.zeros((count, taps, taps))
+        rights = np.zeros((count, taps))
         for k in range(count):
-            mine = use * (flat_classes == k) if count > 1 else use
+            part = features[:, ends[k] : ends[k + 1]]
             weighted = (
-                features if valid is None and count == 1 and enabled.all() else features * mine
+                part if valid is None and enabled.all() else part * use[ends[k] : ends[k + 1]]
             )
-            normal = (weighted @ features.T).astype(np.float64)
-            right = (weighted @ target).astype(np.float64)
-            if not np.isfinite(normal).all() or np.abs(normal).sum() == 0:
-                coefs[k] = 0
-                continue
-            solution = np.linalg.solve(normal + np.eye(len(ALF_TAPS)) * 1e-3, right)
-            coefs[k] = np.clip(np.rint(solution * (1 << ALF_SHIFT)), -ALF_LIMIT, ALF_LIMIT)
+            normals[k] = weighted @ part.T
+            rights[k] = weighted @ target[ends[k] : ends[k + 1]]
+        if not np.isfinite(normals).all() or np.abs(normals).sum() == 0:
+            return None
+        starts = alf_groups(normals, rights, lam) if count > 1 else np.ones(1, dtype=bool)
+        group = np.cumsum(starts) - 1
+        coefs = np.zeros((count, taps), dtype=np.int64)
+        for g in range(int(group[-1]) + 1):
+            mine = group == g
+            normal, right = normals[mine].sum(axis=0), rights[mine].sum(axis=0)
+            solution = np.linalg.solve(normal + np.eye(taps) * 1e-3, right)
+            coefs[mine] = np.clip(np.rint(solution * (1 << ALF_SHIFT)), -ALF_LIMIT, ALF_LIMIT)
         after = unit_errors(alf_filter_classes(plane, coefs, classes))
         enabled = before - after > lam * 1.0
         if not enabled.any():
             return None
     gain = float((before - after)[enabled].sum())
-    cost = lam * (count * len(ALF_TAPS) * 4 + enabled.size * 0.5)
-    return (coefs, enabled) if gain > cost else None
+    cost = lam * (int(starts.sum()) * taps * 4 + count - 1 + enabled.size * 0.5)
+    return (coefs, enabled, starts) if gain > cost else None
 
 
 def code_alf(coder, models, layer_class, shape, design=None):
-    """Code (or decode) a picture's loop-filter switch, coefficients and unit switches."""
+    """Code (or decode) a picture's loop-filter switch, which classes share a filter, the
+    filters' coefficients and the unit switches."""
     coder.label = "alf"
     rows, cols = shape[0] // CTU, shape[1] // CTU
     on = coder.symbols(
@@ -2085,11 +2128,16 @@ def code_alf(coder, models, layer_class, shape, design=None):
         return None
     previous = models.alf_previous[layer_class]  # coefficients are coded as changes [K, taps]
     count, taps = previous.shape
-    delta = None if coder.decoding else (design[0] - previous).reshape(-1)
-    contexts = np.tile(np.arange(taps), count)
-    coefs = previous + coder.signed(models.alf_coef, contexts, delta, MVD_EXACT).reshape(
-        count, taps
+    starts = np.ones(count, dtype=bool)
+    merged = None if coder.decoding else (~design[2][1:]).astype(np.int64)
+    starts[1:] = coder.symbols(models.alf_merge, np.zeros(count - 1), merged) == 0
+    firsts = np.flatnonzero(starts)  # each filter predicted from its first class's last one
+    delta = None if coder.decoding else (design[0][firsts] - previous[firsts]).reshape(-1)
+    contexts = np.tile(np.arange(taps), firsts.size)
+    filters = previous[firsts] + coder.signed(models.alf_coef, contexts, delta, MVD_EXACT).reshape(
+        firsts.size, taps
     )
+    coefs = filters[np.cumsum(starts) - 1]
     models.alf_previous[layer_class] = coefs
     enabled = None if coder.decoding else design[1].reshape(-1).astype(np.int64)
     enabled = coder.symbols(models.alf_unit, np.full(rows * cols, layer_class), enabled)
@@ -3779,7 +3827,7 @@ def _encode(frames, quality, stats=None):
             else None
         )
         if design is not None:
-            alf_apply(recon[0], *design, classes)
+            alf_apply(recon[0], *design[:2], classes)
         code_units(coder, models, frame)
         if header["alf"]:
             code_alf(coder, models, frame.layer_class, shapes[0], design)
