@@ -12,9 +12,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from aicodec.clips import Frames, load_clip
+from aicodec.clips import load_clip
 from aicodec.settings import Settings
-from tests.test_seeds import load_seed
+from tests.test_seeds import crop, load_seed
 
 
 def load_hybrid() -> ModuleType:
@@ -89,20 +89,9 @@ def test_neighbouring_classes_share_a_filter_where_a_filter_of_their_own_does_no
     assert seed.alf_groups(normals, rights, 1e9).tolist() == [True, False, False, False]
 
 
-def tiny_clip() -> Frames:
-    """Three 96x64 frames of the built-in clip (an I picture, then inter pictures)."""
-    frames = load_clip(None, Settings(), count=3).frames
-    x, y, w, h = 128, 112, 96, 64
-    return Frames(
-        np.ascontiguousarray(frames.y[:, y : y + h, x : x + w]),
-        np.ascontiguousarray(frames.u[:, y // 2 : (y + h) // 2, x // 2 : (x + w) // 2]),
-        np.ascontiguousarray(frames.v[:, y // 2 : (y + h) // 2, x // 2 : (x + w) // 2]),
-        frames.fps,
-    )
-
-
 def test_the_decoder_follows_the_number_of_classes_in_the_header() -> None:
-    clip = tiny_clip()
+    # three 96x64 frames of the built-in clip: an I picture, then inter pictures
+    clip = crop(load_clip(None, Settings(), count=3).frames, 96, 64, 128, 112)
     encoder = load_hybrid()
     encoder.PARAMS["alf_classes"] = encoder.PARAM_RANGES["alf_classes"][1]
     assert encoder.PARAMS["alf_classes"] != load_hybrid().PARAMS["alf_classes"]

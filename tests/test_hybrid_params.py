@@ -14,7 +14,7 @@ import pytest
 from aicodec.clips import Frames, load_clip
 from aicodec.settings import Settings
 from aicodec.validation import validate_source
-from tests.test_seeds import SEEDS, load_seed
+from tests.test_seeds import SEEDS, crop, load_seed
 
 # the fields of the header that describe the clip rather than carry a parameter
 CLIP_FIELDS = {"width", "height", "count", "fps_num", "fps_den", "base_qp", "tools"}
@@ -36,14 +36,7 @@ SCALES = {name: scale for name, _, scale in SEED_MODULE.HEADER_FIELDS}
 @pytest.fixture(scope="module")
 def tiny() -> Frames:
     """Three 64x48 frames from the middle of the built-in clip (I, then inter pictures)."""
-    frames = load_clip(None, Settings(), count=3).frames
-    x, y, w, h = 144, 120, 64, 48
-    return Frames(
-        np.ascontiguousarray(frames.y[:, y : y + h, x : x + w]),
-        np.ascontiguousarray(frames.u[:, y // 2 : (y + h) // 2, x // 2 : (x + w) // 2]),
-        np.ascontiguousarray(frames.v[:, y // 2 : (y + h) // 2, x // 2 : (x + w) // 2]),
-        frames.fps,
-    )
+    return crop(load_clip(None, Settings(), count=3).frames, 64, 48, 144, 120)
 
 
 @pytest.fixture(scope="module")
