@@ -2028,6 +2028,12 @@ def alf_apply(plane, coefs, enabled, classes):
     plane[mask] = filtered[mask]
 
 
+def alf_solution(normal, right):
+    """The least-squares filter (float, in units of 1) of summed normal equations, slightly
+    regularised so that classes without samples give a zero filter."""
+    return np.linalg.solve(normal + np.eye(len(right)) * 1e-3, right)
+
+
 def alf_groups(normals, rights, lam):
     """Runs of neighbouring classes that share a filter: a start flag [K] per class (the first
     is always a start), chosen for the least predicted squared error + lam * bits. A run's
@@ -2038,8 +2044,8 @@ def alf_groups(normals, rights, lam):
     for j in range(1, count + 1):
         options = []
         for i in range(j):
-            normal, right = normals[i:j].sum(axis=0), rights[i:j].sum(axis=0)
-            solution = np.linalg.solve(normal + np.eye(taps) * 1e-3, right)
+            right = rights[i:j].sum(axis=0)
+            solution = alf_solution(normals[i:j].sum(axis=0), right)
             options.append(best[i] - float(solution @ right) + lam * taps * 4)
         cut[j] = int(np.argmin(options))
         best[j] = options[cut[j]] + lam
@@ -2104,8 +2110,7 @@ def alf_design(source, plane, valid, lam, classes, count):
         coefs = np.zeros((count, taps), dtype=np.int64)
         for g in range(int(group[-1]) + 1):
             mine = group == g
-            normal, right = normals[mine].sum(axis=0), rights[mine].sum(axis=0)
-            solution = np.linalg.solve(normal + np.eye(taps) * 1e-3, right)
+            solution = alf_solution(normals[mine].sum(axis=0), rights[mine].sum(axis=0))
             coefs[mine] = np.clip(np.rint(solution * (1 << ALF_SHIFT)), -ALF_LIMIT, ALF_LIMIT)
         after = unit_errors(alf_filter_classes(plane, coefs, classes))
         enabled = before - after > lam * 1.0
