@@ -21,7 +21,7 @@ import pytest
 
 from aicodec.clips import load_clip
 from aicodec.settings import Settings
-from tests.test_seeds import load_seed
+from tests.test_seeds import load_hybrid
 
 QUALITY = 50
 FRAMES = 4  # builtin:default, 352x288: an I picture, a P picture and two B pictures
@@ -55,11 +55,6 @@ PINS = {
         "89f033d89efc2336c1f728908e780936a044b8d969a59e2c2e4f738947022e16",
     ),
 }
-
-
-def load_hybrid() -> ModuleType:
-    """The seed as a fresh module (its own PARAMS)."""
-    return load_seed("hybrid")
 
 
 def without_header_fields(seed: ModuleType, bitstream: bytes, names: set[str]) -> bytes:

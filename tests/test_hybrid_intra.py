@@ -4,20 +4,12 @@ the 35 modes and a rehearsal of the first picture each make an intra picture sma
 
 from __future__ import annotations
 
-from types import ModuleType
-
 import numpy as np
 import pytest
 
 from aicodec.clips import load_clip
 from aicodec.settings import Settings
-from tests.test_seeds import load_seed
-
-
-def load_hybrid() -> ModuleType:
-    """The seed as a fresh module (its own PARAMS)."""
-    return load_seed("hybrid")
-
+from tests.test_seeds import load_hybrid
 
 SEED_MODULE = load_hybrid()
 

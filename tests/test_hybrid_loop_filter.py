@@ -7,20 +7,13 @@ the encoder's pictures."""
 from __future__ import annotations
 
 import struct
-from types import ModuleType
 
 import numpy as np
 import pytest
 
 from aicodec.clips import load_clip
 from aicodec.settings import Settings
-from tests.test_seeds import crop, load_seed
-
-
-def load_hybrid() -> ModuleType:
-    """The seed as a fresh module (its own PARAMS)."""
-    return load_seed("hybrid")
-
+from tests.test_seeds import crop, load_hybrid
 
 SEED_MODULE = load_hybrid()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import struct
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -14,16 +13,11 @@ import pytest
 from aicodec.clips import Frames, load_clip
 from aicodec.settings import Settings
 from aicodec.validation import validate_source
-from tests.test_seeds import SEEDS, crop, load_seed
+from tests.test_seeds import SEEDS, crop, load_hybrid
 
 # the fields of the header that describe the clip rather than carry a parameter
 CLIP_FIELDS = {"width", "height", "count", "fps_num", "fps_den", "base_qp", "tools"}
 QUALITY = 50
-
-
-def load_hybrid() -> ModuleType:
-    """The seed as a fresh module (its own PARAMS)."""
-    return load_seed("hybrid")
 
 
 SEED_MODULE = load_hybrid()

@@ -31,6 +31,11 @@ def load_seed(name: str) -> ModuleType:
     return module
 
 
+def load_hybrid() -> ModuleType:
+    """The hybrid seed as a fresh module (its own PARAMS)."""
+    return load_seed("hybrid")
+
+
 def crop(frames: Frames, width: int, height: int, x: int, y: int) -> Frames:
     """A window of a clip (x, y, width, height even), as contiguous planes."""
     cx, cy, cw, ch = x // 2, y // 2, width // 2, height // 2
