@@ -51,14 +51,20 @@ def test_a_filter_per_class_lowers_the_error_more_than_one(picture: np.ndarray) 
     errors = {}
     for count in (1, 4):
         classes = seed.alf_class_map(coded, count)
-        coefs, enabled, starts = seed.alf_design(picture, coded, None, 10.0, classes, count)
+        coefs, enabled, starts, designed = seed.alf_design(
+            picture, coded, None, 10.0, classes, count
+        )
         assert coefs.shape == (count, len(seed.ALF_TAPS)) and enabled.any()
+        # the plane the design hands back is the one the decoder's filtering makes
+        assert np.array_equal(designed, seed.alf_filter_classes(coded, coefs, classes))
         # a class that does not start a filter shares the one of the class before it
         assert starts[0] and all(
             (coefs[k] == coefs[k - 1]).all() for k in range(1, count) if not starts[k]
         )
-        filtered = coded.copy()
+        filtered, reused = coded.copy(), coded.copy()
         seed.alf_apply(filtered, coefs, enabled, classes)
+        seed.alf_apply(reused, coefs, enabled, classes, designed)
+        assert np.array_equal(filtered, reused)
         errors[count] = float(((filtered.astype(np.int64) - picture) ** 2).sum())
     assert errors[1] < 0.99 * before
     assert errors[4] < 0.998 * errors[1], errors

@@ -2021,9 +2021,11 @@ def alf_filter_classes(plane, coefs, classes):
     return out
 
 
-def alf_apply(plane, coefs, enabled, classes):
-    """Replace the enabled 32x32 units of a plane (in place) by their filtered samples."""
-    filtered = alf_filter_classes(plane, coefs, classes)
+def alf_apply(plane, coefs, enabled, classes, filtered=None):
+    """Replace the enabled 32x32 units of a plane (in place) by their filtered samples
+    (``filtered``: the plane already filtered with ``coefs``, when the encoder has it)."""
+    if filtered is None:
+        filtered = alf_filter_classes(plane, coefs, classes)
     mask = np.repeat(np.repeat(enabled.astype(bool), CTU, axis=0), CTU, axis=1)
     plane[mask] = filtered[mask]
 
@@ -2058,8 +2060,9 @@ def alf_groups(normals, rights, lam):
 
 
 def alf_design(source, plane, valid, lam, classes, count):
-    """Coefficients [count, taps] (one row per class), per-unit switches and the classes that
-    start a new filter, lowering squared error + lam * bits; or None."""
+    """Coefficients [count, taps] (one row per class), per-unit switches, the classes that
+    start a new filter and the plane filtered with them, lowering squared error + lam * bits;
+    or None."""
     height, width = plane.shape
     rec = plane.astype(np.float32)
     padded = np.pad(rec, 3, mode="edge")
@@ -2112,13 +2115,14 @@ def alf_design(source, plane, valid, lam, classes, count):
             mine = group == g
             solution = alf_solution(normals[mine].sum(axis=0), rights[mine].sum(axis=0))
             coefs[mine] = np.clip(np.rint(solution * (1 << ALF_SHIFT)), -ALF_LIMIT, ALF_LIMIT)
-        after = unit_errors(alf_filter_classes(plane, coefs, classes))
+        filtered = alf_filter_classes(plane, coefs, classes)
+        after = unit_errors(filtered)
         enabled = before - after > lam * 1.0
         if not enabled.any():
             return None
     gain = float((before - after)[enabled].sum())
     cost = lam * (int(starts.sum()) * taps * 4 + count - 1 + enabled.size * 0.5)
-    return (coefs, enabled, starts) if gain > cost else None
+    return (coefs, enabled, starts, filtered) if gain > cost else None
 
 
 def code_alf(coder, models, layer_class, shape, design=None):
@@ -3832,7 +3836,7 @@ def _encode(frames, quality, stats=None):
             else None
         )
         if design is not None:
-            alf_apply(recon[0], *design[:2], classes)
+            alf_apply(recon[0], design[0], design[1], classes, design[3])
         code_units(coder, models, frame)
         if header["alf"]:
             code_alf(coder, models, frame.layer_class, shapes[0], design)
