@@ -5,10 +5,10 @@ records new digests.
 
 Two pins: with the tools added since (picture QPs from temporal propagation, more intra
 angles, most probable intra modes, models that learn within a batch, a rehearsal of the
-first picture, loop-filter classes) set as before, the output is the one recorded from the
-code before the encoder was sped up (issue 22), byte for byte but for the header fields
-added since: the tools cost nothing where they are off. With the seed's defaults, the output
-recorded when the last tools came in."""
+first picture, loop-filter classes, RDOQ's choice of the last diagonal) set as before, the
+output is the one recorded from the code before the encoder was sped up (issue 22), byte
+for byte but for the header fields added since: the tools cost nothing where they are off.
+With the seed's defaults, the output recorded when the last tools came in."""
 
 from __future__ import annotations
 
@@ -40,19 +40,20 @@ PINS = {
             "adapt_chunk": 0,
             "intra_rehearsal": 0,
             "alf_classes": 1,
+            "rdoq": 1,
         },
         {"intra_modes", "adapt_chunk", "alf_classes"},
         13390,
         "2aebe3c8f569bd2b62603a3d831e912baa4b6636df249216fb91c20b3d685e42",
         "5b7a3c0bbd2bedd1dcd1f7070bd823109f37740030e0c75bbaf97f84edc2b003",
     ),
-    # recorded when the loop filter's classes came in, with the defaults
+    # recorded when RDOQ came to choose each block's last diagonal (rdoq 2), with the defaults
     "defaults": (
         {},
         set(),
-        15374,
-        "a2191ce8b32856b1cf2377349c5bcaf4a4be5c2e3f0468ebb8eab3a7d3889468",
-        "89f033d89efc2336c1f728908e780936a044b8d969a59e2c2e4f738947022e16",
+        14810,
+        "c7ebac9ad3390e3ebc24298391e3c193e23d42e92051cf23f331aeaa694072d9",
+        "4549b199bfc1c671581f973f57c6bf668c31917d8a929ab47f7f3e7dbe6a3135",
     ),
 }
 

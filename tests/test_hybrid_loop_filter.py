@@ -41,15 +41,16 @@ def test_blocks_are_ranked_by_activity_into_equal_shares(picture: np.ndarray) ->
 
 def test_a_filter_per_class_lowers_the_error_more_than_one(picture: np.ndarray) -> None:
     """The built-in clip's first picture coded without the loop filter: a filter designed
-    for it lowers its squared error, and four filters (one per activity class) lower it
-    more than one."""
+    for it lowers its squared error, and the default eight classes (each with its filter or
+    its neighbour's) lower it more than one filter. (Not every class count does on every
+    picture: coefficients in 1/128 can undo a busy class's least-squares gain.)"""
     seed = load_hybrid()
     seed.PARAMS["alf"] = 0
     first = load_clip(None, Settings(), count=1).frames
     coded = seed.decode(seed.encode(first, 50))[0][0]
     before = float(((coded.astype(np.int64) - picture) ** 2).sum())
     errors = {}
-    for count in (1, 4):
+    for count in (1, 8):
         classes = seed.alf_class_map(coded, count)
         coefs, enabled, starts, designed = seed.alf_design(
             picture, coded, None, 10.0, classes, count
@@ -67,7 +68,7 @@ def test_a_filter_per_class_lowers_the_error_more_than_one(picture: np.ndarray) 
         assert np.array_equal(filtered, reused)
         errors[count] = float(((filtered.astype(np.int64) - picture) ** 2).sum())
     assert errors[1] < 0.99 * before
-    assert errors[4] < 0.998 * errors[1], errors
+    assert errors[8] < 0.997 * errors[1], errors
 
 
 def test_neighbouring_classes_share_a_filter_where_a_filter_of_their_own_does_not_pay() -> None:

@@ -28,7 +28,9 @@ Structure (the tools of H.264/HEVC-era codecs, written for numpy):
   of the left and above blocks (``intra_mpm``; ``mode_ranks``).
 - **Residual.** Integer-exact 2-D DCT of the unit's size (4 to 32) or, for an inter luma
   residual, of its four quarters where that costs less (a one-level residual quadtree);
-  uniform quantiser ``2 ** ((QP - 4) / 6)`` with rate-distortion optimised levels (RDOQ).
+  uniform quantiser ``2 ** ((QP - 4) / 6)`` with rate-distortion optimised levels (RDOQ,
+  ``rdoq``: 1 chooses each level among the rounded one, one less and zero; 2 then also
+  chooses each block's last coded diagonal, since every coefficient up to it is coded).
   Every choice (split, mode, merge candidate, vectors, levels) minimises distortion +
   lambda * bits, with bits estimated from the live probability tables of the entropy coder
   (``intra_rehearsal``: the first picture is decided again with the tables its first
@@ -77,7 +79,7 @@ PARAMS = {
     "merge_candidates": 5,
     "merge_tolerance": 1,
     "min_cu": 8,
-    "rdoq": 1,
+    "rdoq": 2,
     "rdoq_decisions": 0,
     "intra_inter": 1,
     "intra_ratio": 1.5,
@@ -113,7 +115,7 @@ PARAM_RANGES = {
     "merge_candidates": (1, 5),
     "merge_tolerance": (0, 8),
     "min_cu": [8, 16],
-    "rdoq": [0, 1],
+    "rdoq": [0, 1, 2],
     "rdoq_decisions": [0, 1],
     "intra_inter": [0, 1],
     "intra_ratio": (0.5, 4.0),
@@ -746,6 +748,12 @@ NEIGHBOUR_ROWS = (
     * (4 * (ESCAPE + 1))
 ).astype(np.int32)
 DIAG_AFTER = {n: (DIAG_INDEX[n] + 1).astype(np.int16) for n in SIZES}
+# an n x n block's coefficients in the order of their anti-diagonals, and where each starts
+DIAG_ORDER = {n: np.argsort(DIAG_INDEX[n].reshape(-1), kind="stable") for n in SIZES}
+DIAG_STARTS = {
+    n: np.searchsorted(DIAG_INDEX[n].reshape(-1)[DIAG_ORDER[n]], np.arange(2 * n - 1))
+    for n in SIZES
+}
 
 
 def last_diagonal(levels):
@@ -836,7 +844,8 @@ def quantise(coefs, step, lam, models, n, group, rdoq):
     """Levels [B, n, n] for DCT coefficients: rounding, then per-coefficient RDO (RDOQ).
 
     Each coefficient keeps the level among round(|c|/step), one less, and zero that
-    minimises squared error + lam * estimated bits, with contexts from the rounded levels.
+    minimises squared error + lam * estimated bits, with contexts from the rounded levels;
+    with ``rdoq`` 2, each block's last coded diagonal is chosen the same way after that.
     """
     magnitude = np.abs(coefs) * np.float32(1.0 / step)
     if not rdoq:
@@ -847,21 +856,25 @@ def quantise(coefs, step, lam, models, n, group, rdoq):
         # blocks rounding to all zeros stay so (a level only ever gets smaller)
         coded = np.flatnonzero(levels.reshape(levels.shape[0], -1).any(axis=1))
         if coded.size:
-            chosen = rdoq_levels(magnitude[coded], levels[coded], step, lam, models, n, group)
+            chosen = rdoq_levels(
+                magnitude[coded], levels[coded], step, lam, models, n, group, rdoq >= 2
+            )
             levels[coded] = chosen
     return levels * (1 - 2 * (coefs < 0).view(np.int8))  # the coefficients' signs
 
 
-def rdoq_levels(magnitude, nearest, step, lam, models, n, group):
+def rdoq_levels(magnitude, nearest, step, lam, models, n, group, last_rdo):
     """RDOQ of blocks: the magnitude of each coefficient's level (int32) among ``nearest``
-    (rounded |c| / step), one less and zero. Coefficients rounding to zero stay zero."""
-    row = magnitude_rows(np.minimum(nearest, ESCAPE), n, group, last_diagonal(nearest))
+    (rounded |c| / step), one less and zero. Coefficients rounding to zero stay zero. With
+    ``last_rdo``, each block's last coded diagonal is then chosen too (``last_choice``)."""
+    rows = magnitude_rows(np.minimum(nearest, ESCAPE), n, group, last_diagonal(nearest))
     costs = models.magnitude.flat_costs()
     scaled_lam = np.float32(lam / (step * step))  # errors below are in units of the step
     out = np.zeros(nearest.shape, dtype=np.int32)
     where = np.flatnonzero(nearest)
-    row = row.reshape(-1)[where]
-    near, magnitude = nearest.reshape(-1)[where], magnitude.reshape(-1)[where]
+    row = rows.reshape(-1)[where]
+    near, magnitude_all = nearest.reshape(-1)[where], magnitude
+    magnitude = magnitude.reshape(-1)[where]
     best_cost = (magnitude - near) ** 2 + scaled_lam * (
         costs.take(row + np.minimum(near, ESCAPE)) + (near > 0)
     )
@@ -874,7 +887,29 @@ def rdoq_levels(magnitude, nearest, step, lam, models, n, group):
     best_cost = np.where(take, lower_cost, best_cost)
     zero_cost = magnitude**2 + scaled_lam * costs.take(row)
     out.reshape(-1)[where] = np.where(zero_cost < best_cost, 0, best)
-    return out
+    if not last_rdo:
+        return out
+    # each coefficient coded as chosen, or cut off behind the last diagonal (its error alone)
+    dropped = magnitude_all * magnitude_all
+    kept = dropped + scaled_lam * costs.take(rows)  # a zero: its error and its symbol
+    kept.reshape(-1)[where] = np.minimum(best_cost, zero_cost)
+    last_costs = models.last[n].costs()[group].astype(np.float32)
+    last = last_choice(kept - dropped, out, scaled_lam * last_costs, n)
+    return out * (DIAG_INDEX[n] <= last[:, None, None])
+
+
+def last_choice(extra, levels, last_costs, n):
+    """The last coded diagonal of each block [B] that minimises the cost (squared error in
+    steps + scaled lambda * bits) of coding every diagonal up to it: ``extra`` [B, n, n] is
+    what coding each coefficient costs more than cutting it off, ``last_costs`` [2n - 1] the
+    scaled cost of each last diagonal. Only diagonals with a non-zero level can be last; a
+    block without any keeps 0."""
+    count, order, starts = levels.shape[0], DIAG_ORDER[n], DIAG_STARTS[n]
+    per_diagonal = np.add.reduceat(extra.reshape(count, -1)[:, order], starts, axis=1)
+    total = np.cumsum(per_diagonal, axis=1) + last_costs[None, :]
+    nonzero = (levels != 0).reshape(count, -1)[:, order]
+    candidates = np.logical_or.reduceat(nonzero, starts, axis=1)
+    return np.argmin(np.where(candidates, total, np.inf), axis=1)
 
 
 # =============================================================================================
@@ -3139,7 +3174,7 @@ class InterEncoder(PictureEncoder):
             preds = [luma, *predict_inter(self.refs, ys, xs, n, motions, planes=(1, 2))]
         size_class = SIZE_CLASS[n]
         coded_d, skip_d, bits, coded, all_levels = [], [], [], [], []
-        rdoq = self.rdoq and (final or self.params["rdoq_decisions"])
+        rdoq = self.rdoq if final or self.params["rdoq_decisions"] else 0
         for plane in range(3):
             size = n if plane == 0 else n // 2
             py, px = (ys, xs) if plane == 0 else (ys // 2, xs // 2)
