@@ -873,8 +873,7 @@ def rdoq_levels(magnitude, nearest, step, lam, models, n, group, last_rdo):
     out = np.zeros(nearest.shape, dtype=np.int32)
     where = np.flatnonzero(nearest)
     row = rows.reshape(-1)[where]
-    near, magnitude_all = nearest.reshape(-1)[where], magnitude
-    magnitude = magnitude.reshape(-1)[where]
+    near, magnitude = nearest.reshape(-1)[where], magnitude.reshape(-1)[where]
     best_cost = (magnitude - near) ** 2 + scaled_lam * (
         costs.take(row + np.minimum(near, ESCAPE)) + (near > 0)
     )
@@ -889,12 +888,12 @@ def rdoq_levels(magnitude, nearest, step, lam, models, n, group, last_rdo):
     out.reshape(-1)[where] = np.where(zero_cost < best_cost, 0, best)
     if not last_rdo:
         return out
-    # each coefficient coded as chosen, or cut off behind the last diagonal (its error alone)
-    dropped = magnitude_all * magnitude_all
-    kept = dropped + scaled_lam * costs.take(rows)  # a zero: its error and its symbol
-    kept.reshape(-1)[where] = np.minimum(best_cost, zero_cost)
+    # what coding each coefficient as chosen costs more than cutting it off behind the last
+    # diagonal (its error alone): a zero's symbol, or the chosen cost less the error of zero
+    extra = scaled_lam * costs.take(rows)
+    extra.reshape(-1)[where] = np.minimum(best_cost, zero_cost) - magnitude**2
     last_costs = models.last[n].costs()[group].astype(np.float32)
-    last = last_choice(kept - dropped, out, scaled_lam * last_costs, n)
+    last = last_choice(extra, out, scaled_lam * last_costs, n)
     return out * (DIAG_INDEX[n] <= last[:, None, None])
 
 
